@@ -1,0 +1,125 @@
+//! The only assembly in fiber: a context switch that keeps just the
+//! callee-saved state, and the trampoline a new fiber starts in.
+//!
+//! This crate is the thin `unsafe` face of `x86_64.S`. It knows nothing about
+//! fibers, schedulers or stacks beyond a stack pointer; `fiber-rt` builds all
+//! of that on top.
+//!
+//! ```text
+//!   side A                                   side B (suspended)
+//!   switch(&mut a_sp, b_sp, 7) ──────────▶   its own switch(..) returns 7
+//!   switch(..) returns 9       ◀──────────   switch(&mut b_sp, a_sp, 9)
+//! ```
+//!
+//! See `x86_64.S` for the stack diagrams and the register contracts.
+#![no_std]
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+compile_error!(
+    "fiber supports x86_64 Linux only: its context switch is x86_64 System V assembly \
+     and its stacks and preemption use Linux system calls"
+);
+
+use core::ptr::NonNull;
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+core::arch::global_asm!(include_str!("x86_64.S"));
+
+/// The stored stack pointer of a suspended context: it points at a switch
+/// frame (see the module docs of `x86_64.S`).
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackPointer(pub NonNull<u8>);
+
+impl StackPointer {
+    /// The address, for diagnostics and frame walking.
+    pub fn addr(self) -> usize {
+        self.0.as_ptr() as usize
+    }
+}
+
+/// What a fiber's entry function returns: the context to switch to for good,
+/// and the value it receives. Returned in `rax:rdx`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Exit {
+    /// Context to resume; the fiber's own stack is never touched again.
+    pub to: StackPointer,
+    /// Value that context's switch returns.
+    pub value: usize,
+}
+
+/// A fiber's entry function: called once, on the fiber's own stack, with the
+/// value of the first switch and the data pointer given to [`init_stack`].
+pub type EntryFn = unsafe extern "sysv64" fn(value: usize, data: *mut u8) -> Exit;
+
+extern "sysv64" {
+    fn fiber_asm_switch(save: *mut StackPointer, load: StackPointer, value: usize) -> usize;
+    fn fiber_asm_trampoline();
+}
+
+/// Size in bytes of the frame [`init_stack`] writes below `top`.
+pub const INIT_FRAME_SIZE: usize = 80;
+
+/// Initial MXCSR: all exceptions masked, round to nearest (the ABI's default).
+const MXCSR_DEFAULT: u32 = 0x1F80;
+/// Initial x87 control word: all exceptions masked, 64-bit precision, nearest.
+const X87_CW_DEFAULT: u32 = 0x037F;
+
+/// Lays out a new stack so that the first [`switch`] to the returned pointer
+/// runs `entry(value, data)` on it.
+///
+/// Should `entry` return, the context named by its [`Exit`] is resumed and
+/// this stack is never used again.
+///
+/// # Safety
+///
+/// - `top` is 16-byte aligned and the [`INIT_FRAME_SIZE`] bytes below it are
+///   writable memory that stays valid, and is used by nothing else, for as
+///   long as the context may run; the memory below that is the fiber's stack
+///   and must be large enough for what `entry` does.
+/// - `entry` must not unwind: a panic must be caught before it returns.
+pub unsafe fn init_stack(top: NonNull<u8>, entry: EntryFn, data: *mut u8) -> StackPointer {
+    let top = top.as_ptr() as *mut usize;
+    debug_assert!((top as usize) % 16 == 0, "stack top must be 16-byte aligned");
+    let words: [usize; 10] = [
+        MXCSR_DEFAULT as usize | ((X87_CW_DEFAULT as usize) << 32), // top - 80
+        0,                                                          // r15
+        0,                                                          // r14
+        data as usize,                                              // r13
+        entry as *const () as usize,                                // r12
+        0,                                                          // rbx
+        0,                                                          // rbp
+        fiber_asm_trampoline as *const () as usize,                 // return address
+        0,                                                          // alignment pad
+        0,                                                          // alignment pad
+    ];
+    // SAFETY: the caller guarantees the 80 bytes below `top` are writable and
+    // ours; `top` is aligned, so `top - 10` words is aligned too.
+    unsafe {
+        let sp = top.sub(words.len());
+        core::ptr::copy_nonoverlapping(words.as_ptr(), sp, words.len());
+        StackPointer(NonNull::new_unchecked(sp as *mut u8))
+    }
+}
+
+/// Suspends the current context, storing its stack pointer in `*save`, and
+/// resumes the context at `load`, whose own switch returns `value`.
+///
+/// Returns when something switches back to `*save`, with the value it passed.
+///
+/// # Safety
+///
+/// - `load` is a context made by [`init_stack`] or stored by an earlier
+///   `switch`, that has not been resumed since, whose stack is still valid.
+/// - `save` is valid for a write, and stays valid and untouched by others
+///   until the stored context is resumed (or deliberately abandoned).
+/// - Whatever runs on the resumed side must keep the contracts of this
+///   module: no unwinding across a switch, and a context is resumed at most
+///   once per suspension.
+#[inline(always)]
+pub unsafe fn switch(save: *mut StackPointer, load: StackPointer, value: usize) -> usize {
+    // SAFETY: forwarded from the caller's contract; the assembly keeps every
+    // callee-saved register, as an ordinary `sysv64` call must.
+    unsafe { fiber_asm_switch(save, load, value) }
+}

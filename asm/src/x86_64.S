@@ -1,0 +1,133 @@
+// fiber-asm: context switch and entry trampoline, x86_64 System V (Linux).
+// Intel syntax, assembled by rustc through `global_asm!` (no C preprocessor).
+//
+// A suspended context is a "switch frame" on its own stack. The stored stack
+// pointer points at its lowest word:
+//
+//          high addresses
+//    +------------------------+
+//    | return address         |  sp + 56   pushed by the `call` into the switch
+//    | rbp                    |  sp + 48
+//    | rbx                    |  sp + 40
+//    | r12                    |  sp + 32
+//    | r13                    |  sp + 24
+//    | r14                    |  sp + 16
+//    | r15                    |  sp + 8
+//    | pad | x87 CW | MXCSR   |  sp + 0    MXCSR at +0 (4 bytes), x87 CW at +4 (2 bytes)
+//    +------------------------+  <- stored stack pointer
+//          low addresses
+//
+// Only the state that the System V ABI makes callee-saved is kept: the six
+// integer registers above, the MXCSR control bits and the x87 control word.
+// Everything else is caller-saved, so the compiler has already spilled what
+// it needs before it called us.
+//
+// A new stack, as `init_stack` lays it out (top is 16-byte aligned):
+//
+//    +------------------------+  <- top
+//    | 0                      |  top - 8    never read: keeps the trampoline aligned
+//    | 0                      |  top - 16
+//    | fiber_asm_trampoline   |  top - 24   "return address" of the first switch
+//    | rbp = 0                |  top - 32   ends the frame-pointer chain
+//    | rbx = 0                |  top - 40
+//    | r12 = entry function   |  top - 48
+//    | r13 = entry data       |  top - 56
+//    | r14 = 0                |  top - 64
+//    | r15 = 0                |  top - 72
+//    | MXCSR 0x1F80, CW 0x37F |  top - 80   the ABI's initial control state
+//    +------------------------+  <- initial stack pointer
+
+    .text
+
+// ---------------------------------------------------------------------------
+// usize fiber_asm_switch(void **save_sp  /* rdi */,
+//                        void  *load_sp  /* rsi */,
+//                        usize  value    /* rdx */)
+//
+// Register contract:
+//   in:   rdi = where to store this context's stack pointer
+//         rsi = stack pointer of the context to resume (a switch frame)
+//         rdx = value handed to the resumed side
+//   out:  rax = the value handed to *this* side when something switches back
+//   kept: rbx, rbp, r12-r15, rsp, MXCSR control bits, x87 control word
+//   clobbered: all other registers, as for any call
+//
+// The resumed side returns from its own earlier call to fiber_asm_switch (or,
+// for a new stack, "returns" into fiber_asm_trampoline) with rax = value.
+// ---------------------------------------------------------------------------
+    .globl  fiber_asm_switch
+    .type   fiber_asm_switch, @function
+    .p2align 4
+fiber_asm_switch:
+    .cfi_startproc
+    push    rbp                     // save callee-saved registers on our stack
+    .cfi_adjust_cfa_offset 8
+    .cfi_offset rbp, -16
+    push    rbx
+    .cfi_adjust_cfa_offset 8
+    .cfi_offset rbx, -24
+    push    r12
+    .cfi_adjust_cfa_offset 8
+    .cfi_offset r12, -32
+    push    r13
+    .cfi_adjust_cfa_offset 8
+    .cfi_offset r13, -40
+    push    r14
+    .cfi_adjust_cfa_offset 8
+    .cfi_offset r14, -48
+    push    r15
+    .cfi_adjust_cfa_offset 8
+    .cfi_offset r15, -56
+    sub     rsp, 8                  // room for the two control words
+    .cfi_adjust_cfa_offset 8
+    stmxcsr [rsp]                   // MXCSR (rounding, exception masks, FTZ/DAZ)
+    fnstcw  [rsp + 4]               // x87 control word (precision, rounding)
+    mov     [rdi], rsp              // publish where this context can be resumed
+    mov     rsp, rsi                // now on the other stack; same frame shape,
+                                    // so the CFI above stays true
+.Lfiber_asm_restore:
+    // Entered by fallthrough, or by a jump from the trampoline's exit path
+    // with rsp = a switch frame and rdx = the value to hand over.
+    ldmxcsr [rsp]                   // restore the resumed side's MXCSR
+    fldcw   [rsp + 4]               // and its x87 control word
+    add     rsp, 8                  // drop the control-word slot
+    pop     r15                     // restore callee-saved registers
+    pop     r14
+    pop     r13
+    pop     r12
+    pop     rbx
+    pop     rbp
+    mov     rax, rdx                // the handed-over value is the return value
+    ret                             // into the resumed side (or the trampoline)
+    .cfi_endproc
+    .size   fiber_asm_switch, . - fiber_asm_switch
+
+// ---------------------------------------------------------------------------
+// fiber_asm_trampoline: first code to run on a new stack. Never called; the
+// first switch to a new stack "returns" into it.
+//
+// Register contract:
+//   in:   rax = value of the first switch, r12 = entry function,
+//         r13 = entry data, rbp = 0, rsp = top - 16 (16-byte aligned)
+//   calls entry(value /* rdi */, data /* rsi */), which returns a pair
+//         (rax = stack pointer to switch to, rdx = value to hand over)
+//   out:  never returns; switches to rax for good. The stack it ran on is
+//         dead afterwards and may be freed by whoever is resumed.
+//
+// `.cfi_undefined rip` marks this as the outermost frame: gdb's `bt` and
+// unwinders stop here cleanly instead of walking into whatever lies above
+// the fiber's stack.
+// ---------------------------------------------------------------------------
+    .globl  fiber_asm_trampoline
+    .type   fiber_asm_trampoline, @function
+    .p2align 4
+fiber_asm_trampoline:
+    .cfi_startproc
+    .cfi_undefined rip              // no caller: this is the fiber's base
+    mov     rdi, rax                // arg 1: value of the first switch
+    mov     rsi, r13                // arg 2: entry data
+    call    r12                     // entry(value, data); rsp is 16-aligned here
+    mov     rsp, rax                // entry is done: jump onto the target stack
+    jmp     .Lfiber_asm_restore     // and resume it with rdx as its value
+    .cfi_endproc
+    .size   fiber_asm_trampoline, . - fiber_asm_trampoline

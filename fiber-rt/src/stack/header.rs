@@ -1,0 +1,58 @@
+//! The header kept at the top of every stack, found from any address on the
+//! stack by [`arena::top_of`](super::arena::top_of).
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicPtr, AtomicU32};
+
+use super::arena;
+
+/// Bytes reserved for the header at the top of each stack.
+pub(crate) const HEADER_SIZE: usize = std::mem::size_of::<StackHeader>();
+
+/// Per-stack data that code running on the stack finds without a
+/// thread-local.
+#[repr(C, align(64))]
+pub(crate) struct StackHeader {
+    /// Non-zero asks the fiber on this stack to yield at its next probe.
+    /// Alone on its cache line: probes read it on every loop back-edge and
+    /// the preemption monitor writes it.
+    pub(crate) preempt: AtomicU32,
+    pub(crate) _preempt_line: [u8; 60],
+    /// Size of the whole mapping, guard page included.
+    pub(crate) size: usize,
+    /// Whether the lowest page is a guard page.
+    pub(crate) guarded: bool,
+    /// Name of the fiber running on this stack, for messages. Points into
+    /// the owner's data and is valid while the owner uses the stack.
+    pub(crate) name: Cell<*const str>,
+    /// Owner-defined pointer: the fiber's control block.
+    pub(crate) owner: AtomicPtr<()>,
+}
+
+const _: () = assert!(HEADER_SIZE == 128, "the header is two cache lines");
+
+impl StackHeader {
+    /// The header of the stack holding `addr`, if `addr` is in a stack arena.
+    ///
+    /// The pointer is only meaningful when `addr` lies inside a live stack.
+    #[inline(always)]
+    pub(crate) fn of_addr(addr: usize) -> Option<*const StackHeader> {
+        arena::top_of(addr).map(|top| (top - HEADER_SIZE) as *const StackHeader)
+    }
+
+    /// The header of the stack the caller runs on, if it runs on a fiber
+    /// stack (not a thread's own stack).
+    #[inline(always)]
+    pub(crate) fn current() -> Option<*const StackHeader> {
+        Self::of_addr(current_sp())
+    }
+}
+
+/// The caller's stack pointer (any address in its frame will do).
+#[inline(always)]
+pub(crate) fn current_sp() -> usize {
+    let sp: usize;
+    // SAFETY: reads rsp; no memory access, no side effects.
+    unsafe { std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    sp
+}

@@ -1,0 +1,177 @@
+//! Fiber stacks: mmap'd, a `PROT_NONE` guard page at the low end, sizes a
+//! power of two aligned to their size, a header at the top, and pooled so
+//! that a reused stack costs no system call.
+//!
+//! ```text
+//!   top ─▶ +--------------------+
+//!          | StackHeader (128B) |  found from any rsp on the stack by masking
+//!          +--------------------+ ◀─ usable top (16-byte aligned)
+//!          |   grows downwards  |
+//!          |         ...        |
+//!          +--------------------+
+//!          | guard page (none)  |  a fault here is reported as an overflow
+//!   base ─▶+--------------------+  aligned to the size
+//! ```
+
+pub(crate) mod arena;
+pub(crate) mod header;
+pub(crate) mod overflow;
+mod pool;
+
+use std::fmt;
+use std::io;
+use std::ptr::NonNull;
+
+pub(crate) use header::StackHeader;
+use header::HEADER_SIZE;
+pub use pool::{pool_stats, PoolStats};
+
+/// Default stack size: 256 KiB (of address space; only touched pages cost memory).
+pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+/// Smallest stack size.
+pub const MIN_STACK_SIZE: usize = 1 << arena::MIN_SHIFT;
+/// Largest stack size.
+pub const MAX_STACK_SIZE: usize = 1 << arena::MAX_SHIFT;
+
+/// An owned fiber stack. Dropping it returns it to the pool.
+pub struct Stack {
+    base: usize,
+    shift: u32,
+    guarded: bool,
+}
+
+impl Stack {
+    /// A stack of at least `size` bytes (rounded up to a power of two, at
+    /// least [`MIN_STACK_SIZE`]) with a guard page, from the pool when one is
+    /// free.
+    pub fn new(size: usize) -> io::Result<Stack> {
+        Self::with_guard(size, true)
+    }
+
+    /// Like [`Stack::new`]; `guard: false` gives a stack without a guard page,
+    /// which takes one memory mapping instead of two (so millions fit under
+    /// `vm.max_map_count`) but turns an overflow into silent corruption.
+    pub fn with_guard(size: usize, guard: bool) -> io::Result<Stack> {
+        let shift = size_shift(size)?;
+        let stack = match pool::take(shift, guard) {
+            Some(base) => Stack { base, shift, guarded: guard },
+            None => Self::map(shift, guard)?,
+        };
+        stack.reset_header();
+        Ok(stack)
+    }
+
+    fn map(shift: u32, guard: bool) -> io::Result<Stack> {
+        let base = arena::map(shift)?;
+        // Own it at once so that an error below unmaps it.
+        let stack = Stack { base, shift, guarded: guard };
+        if guard {
+            arena::protect_guard(base, stack.size())?;
+        }
+        let header = stack.header_ptr().cast_mut();
+        // SAFETY: the header lies in the fresh read-write mapping we own;
+        // nothing else refers to it yet.
+        unsafe {
+            header.write(StackHeader {
+                preempt: Default::default(),
+                _preempt_line: [0; 60],
+                size: stack.size(),
+                guarded: guard,
+                name: std::cell::Cell::new("" as *const str),
+                owner: Default::default(),
+            })
+        };
+        Ok(stack)
+    }
+
+    fn reset_header(&self) {
+        let h = self.header();
+        // Relaxed: the stack is not shared yet; publishing it to another
+        // thread (through a queue) orders these stores.
+        h.preempt.store(0, std::sync::atomic::Ordering::Relaxed);
+        h.owner.store(std::ptr::null_mut(), std::sync::atomic::Ordering::Relaxed);
+        h.name.set("" as *const str);
+    }
+
+    /// Size of the mapping, guard page and header included.
+    pub fn size(&self) -> usize {
+        1 << self.shift
+    }
+
+    /// Bytes a fiber can use: the size less the guard page and the header.
+    pub fn usable_size(&self) -> usize {
+        self.size() - HEADER_SIZE - if self.guarded { arena::page_size() } else { 0 }
+    }
+
+    /// Whether the lowest page is a guard page.
+    pub fn is_guarded(&self) -> bool {
+        self.guarded
+    }
+
+    /// Highest usable address (exclusive), 64-byte aligned: the header sits
+    /// just above it.
+    pub(crate) fn top(&self) -> NonNull<u8> {
+        let top = self.base + self.size() - HEADER_SIZE;
+        // SAFETY: inside a live mapping, so never null.
+        unsafe { NonNull::new_unchecked(top as *mut u8) }
+    }
+
+    fn header_ptr(&self) -> *const StackHeader {
+        (self.base + self.size() - HEADER_SIZE) as *const StackHeader
+    }
+
+    /// The header at the top of this stack.
+    pub(crate) fn header(&self) -> &StackHeader {
+        // SAFETY: written when the stack was mapped and never unmapped while
+        // `self` lives.
+        unsafe { &*self.header_ptr() }
+    }
+
+    /// Sets the name printed if a fiber overflows this stack.
+    ///
+    /// # Safety
+    ///
+    /// `name` stays valid until the stack is dropped or named again.
+    pub(crate) unsafe fn set_name(&self, name: *const str) {
+        self.header().name.set(name);
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if !pool::give(self.base, self.shift, self.guarded) {
+            // SAFETY: the pool declined it and we own the mapping.
+            unsafe { arena::unmap(self.base, self.shift) };
+        }
+    }
+}
+
+impl fmt::Debug for Stack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stack")
+            .field("base", &format_args!("{:#x}", self.base))
+            .field("size", &format_args!("{}", arena::human(self.size())))
+            .field("guarded", &self.guarded)
+            .finish()
+    }
+}
+
+// SAFETY: a `Stack` is plain owned memory; the header's `Cell` is only
+// touched by whoever owns the stack (or the fiber running on it).
+unsafe impl Send for Stack {}
+
+/// log2 of the size actually used for a request of `size` bytes.
+fn size_shift(size: usize) -> io::Result<u32> {
+    if size > MAX_STACK_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "a fiber stack of {} is larger than the largest supported, {}",
+                arena::human(size),
+                arena::human(MAX_STACK_SIZE)
+            ),
+        ));
+    }
+    let size = size.max(MIN_STACK_SIZE).next_power_of_two();
+    Ok(size.trailing_zeros())
+}

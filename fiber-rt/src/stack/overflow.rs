@@ -1,0 +1,184 @@
+//! Turning a fault in a fiber stack's guard page into the message std gives
+//! for threads, instead of a bare SIGSEGV:
+//!
+//! ```text
+//! fiber 'parser' has overflowed its stack (256 KiB)
+//! fatal runtime error: stack overflow, aborting
+//! ```
+//!
+//! The handler runs on an alternate signal stack (the faulting stack has no
+//! room left). Faults that are not in one of our guard pages go to whatever
+//! handler was installed before ours (std's own overflow handler, a
+//! sanitizer's, or the default action).
+
+use std::cell::Cell;
+use std::mem::MaybeUninit;
+use std::ptr;
+use std::sync::Once;
+
+use super::arena;
+use super::header::StackHeader;
+
+/// Handlers that were installed before ours, indexed by [`slot`].
+static mut PREVIOUS: [MaybeUninit<libc::sigaction>; 2] = [MaybeUninit::zeroed(); 2];
+static INSTALL: Once = Once::new();
+
+/// Size of the alternate signal stacks we create for threads that lack one.
+const ALT_STACK_SIZE: usize = 64 * 1024;
+
+fn slot(sig: libc::c_int) -> usize {
+    usize::from(sig == libc::SIGBUS)
+}
+
+/// Installs the SIGSEGV/SIGBUS handler once per process and makes sure the
+/// calling thread has an alternate signal stack. Cheap after the first call
+/// on a thread.
+pub(crate) fn ensure_handler() {
+    INSTALL.call_once(install);
+    thread_local!(static HAS_ALT: Cell<bool> = const { Cell::new(false) });
+    if !HAS_ALT.get() {
+        ensure_alt_stack();
+        HAS_ALT.set(true);
+    }
+}
+
+fn install() {
+    for sig in [libc::SIGSEGV, libc::SIGBUS] {
+        // SAFETY: sigaction is given valid, zero-initialised structs; PREVIOUS
+        // is written once, here, before our handler can run (it is installed
+        // by this very call), and only read afterwards.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = handler as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut action.sa_mask);
+            let previous = ptr::addr_of_mut!(PREVIOUS[slot(sig)]).cast::<libc::sigaction>();
+            libc::sigaction(sig, &action, previous);
+        }
+    }
+}
+
+/// std gives its own threads an alternate signal stack; threads made some
+/// other way may have none, and a handler for a stack overflow cannot run on
+/// the overflowed stack.
+fn ensure_alt_stack() {
+    // SAFETY: queries the current alternate stack into a zeroed struct.
+    let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new stack only queries.
+    unsafe { libc::sigaltstack(ptr::null(), &mut current) };
+    if current.ss_flags & libc::SS_DISABLE == 0 {
+        return;
+    }
+    // SAFETY: a fresh anonymous mapping; kept for the life of the thread
+    // (a few tens of KiB, once per thread that runs fibers and lacked one).
+    let mem = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            ALT_STACK_SIZE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if mem == libc::MAP_FAILED {
+        return; // without it, an overflow ends in a plain SIGSEGV
+    }
+    let stack = libc::stack_t { ss_sp: mem, ss_flags: 0, ss_size: ALT_STACK_SIZE };
+    // SAFETY: `stack` describes the mapping above, which is never freed.
+    unsafe { libc::sigaltstack(&stack, ptr::null_mut()) };
+}
+
+/// If `addr` is in the guard page of one of our stacks, that stack's header.
+fn guard_hit(addr: usize) -> Option<*const StackHeader> {
+    let k = arena::class_of(addr)?;
+    let base = addr & !((1usize << k) - 1);
+    if addr >= base + arena::page_size() {
+        return None;
+    }
+    StackHeader::of_addr(addr)
+}
+
+extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    if let Some(header) = guard_hit(addr) {
+        // SAFETY: the fault is in one of our guard pages, so the stack above
+        // it is mapped and its header initialised; the name points into the
+        // owner's data, alive while its fiber runs.
+        let (name, size, guarded) =
+            unsafe { (&*(*header).name.get(), (*header).size, (*header).guarded) };
+        if guarded {
+            report_overflow(name, size);
+        }
+    }
+    // Not ours: hand the fault on.
+    // SAFETY: PREVIOUS[slot] was filled before this handler was installed.
+    let previous = unsafe { *ptr::addr_of!(PREVIOUS[slot(sig)]).cast::<libc::sigaction>() };
+    let action = previous.sa_sigaction;
+    if action == libc::SIG_DFL || action == libc::SIG_IGN {
+        // Restore the default action and return: the faulting instruction
+        // runs again and the process dies of the signal, as it would have.
+        // SAFETY: resetting a signal to its default is always allowed.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    } else if previous.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the previous handler asked for the three-argument form.
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            unsafe { std::mem::transmute(action) };
+        f(sig, info, ctx);
+    } else {
+        // SAFETY: the previous handler is a one-argument `sa_handler`.
+        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(action) };
+        f(sig);
+    }
+}
+
+/// Prints the overflow message with async-signal-safe calls only, then aborts.
+fn report_overflow(name: &str, size: usize) -> ! {
+    let mut buf = [0u8; 512];
+    let mut w = Writer { buf: &mut buf, len: 0 };
+    w.put(b"\nfiber '");
+    w.put(if name.is_empty() { b"<unnamed>" } else { name.as_bytes() });
+    w.put(b"' has overflowed its stack (");
+    let (n, unit): (usize, &[u8]) = match size {
+        s if s >= 1 << 30 => (s >> 30, b" GiB"),
+        s if s >= 1 << 20 => (s >> 20, b" MiB"),
+        s => (s >> 10, b" KiB"),
+    };
+    w.num(n);
+    w.put(unit);
+    w.put(b")\nfatal runtime error: stack overflow, aborting\n");
+    // SAFETY: write(2) and abort(3) are async-signal-safe; `buf` is ours.
+    unsafe {
+        libc::write(2, w.buf.as_ptr().cast(), w.len);
+        libc::abort()
+    }
+}
+
+/// A tiny formatter into a fixed buffer: no allocation in a signal handler.
+struct Writer<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        let n = bytes.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+        self.len += n;
+    }
+
+    fn num(&mut self, mut n: usize) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.put(&digits[i..]);
+    }
+}
