@@ -1,0 +1,100 @@
+//! What happens at the edges of stack memory, each run in a child process
+//! because the outcome is an abort or an exhausted address space.
+
+use std::process::{Command, Output};
+
+use fiber_rt::fiber::Fiber;
+use fiber_rt::stack::Stack;
+
+/// Runs the test `name` of this binary in a child process with `FIBER_CHILD`
+/// set, and returns what it did.
+fn run_child(name: &str) -> Output {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env("FIBER_CHILD", name)
+        .output()
+        .unwrap()
+}
+
+fn is_child(name: &str) -> bool {
+    std::env::var("FIBER_CHILD").as_deref() == Ok(name)
+}
+
+#[inline(never)]
+fn bottomless(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 64]);
+    bottomless(depth + 1) + std::hint::black_box(frame)[0]
+}
+
+#[test]
+fn overflow_names_the_fiber_and_aborts() {
+    if is_child("overflow_names_the_fiber_and_aborts") {
+        let stack = Stack::new(64 * 1024).unwrap();
+        let mut fib = Fiber::<(), (), u64>::with_stack(stack, "parser", |_, ()| bottomless(0)).unwrap();
+        let _ = fib.resume(());
+        unreachable!("the overflow aborts the process");
+    }
+    let out = run_child("overflow_names_the_fiber_and_aborts");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("fiber 'parser' has overflowed its stack (64 KiB)"),
+        "stderr was: {stderr}"
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "status {:?}", out.status);
+}
+
+#[test]
+fn faults_that_are_not_overflows_still_kill_with_sigsegv() {
+    if is_child("faults_that_are_not_overflows_still_kill_with_sigsegv") {
+        // Install our handler first, then fault somewhere else entirely.
+        let mut fib = Fiber::<(), (), ()>::new(|_, ()| ()).unwrap();
+        fib.resume(()).unwrap();
+        // SAFETY: deliberately not safe: the point is the fault.
+        unsafe { std::ptr::write_volatile(16 as *mut u64, 1) };
+        unreachable!();
+    }
+    let out = run_child("faults_that_are_not_overflows_still_kill_with_sigsegv");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "status {:?}", out.status);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("overflowed"));
+}
+
+fn max_map_count() -> usize {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn running_out_of_mappings_names_the_sysctl() {
+    let limit = max_map_count();
+    if limit > 200_000 {
+        eprintln!("vm.max_map_count is {limit}: too high to exhaust in a test, skipped");
+        return;
+    }
+    if is_child("running_out_of_mappings_names_the_sysctl") {
+        let mut stacks = Vec::new();
+        let err = loop {
+            match Stack::new(16 * 1024) {
+                Ok(s) => stacks.push(s),
+                Err(e) => break e,
+            }
+        };
+        println!("STACKS={} ERROR={err}", stacks.len());
+        // Without guard pages, neighbouring stacks share one mapping: far
+        // more of them fit than the limit allows guarded ones.
+        drop(stacks);
+        let unguarded: Vec<Stack> =
+            (0..100_000).map(|_| Stack::with_guard(16 * 1024, false).unwrap()).collect();
+        println!("UNGUARDED={}", unguarded.len());
+        return;
+    }
+    let out = run_child("running_out_of_mappings_names_the_sysctl");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child failed: {stdout} {}", String::from_utf8_lossy(&out.stderr));
+    let line = stdout.split_once("STACKS=").expect("child reports").1;
+    let count: usize = line.split(' ').next().unwrap().parse().unwrap();
+    assert!(count > limit / 3, "only {count} guarded stacks before the limit {limit}");
+    assert!(line.contains("vm.max_map_count"), "{line}");
+    assert!(line.contains("without guard"), "{line}");
+    assert!(stdout.contains("UNGUARDED=100000"), "{stdout}");
+}
