@@ -82,14 +82,27 @@ fiber_asm_switch:
     .cfi_adjust_cfa_offset 8
     stmxcsr [rsp]                   // MXCSR (rounding, exception masks, FTZ/DAZ)
     fnstcw  [rsp + 4]               // x87 control word (precision, rounding)
+    mov     eax, [rsp]              // our MXCSR, and our x87 control word,
+    movzx   ecx, word ptr [rsp + 4] // each read at its own width so the loads
+                                    // are forwarded from the stores above
     mov     [rdi], rsp              // publish where this context can be resumed
     mov     rsp, rsi                // now on the other stack; same frame shape,
                                     // so the CFI above stays true
+    // Loading MXCSR and the x87 control word stalls the pipeline, and two
+    // contexts nearly always hold the same control bits: reload only when
+    // they differ. The six MXCSR status bits (0-5) are caller-saved, so they
+    // are left out of the comparison.
+    xor     eax, [rsp]              // MXCSR bits that differ from the resumed side's
+    test    eax, 0xFFC0             // any control bit?
+    jnz     .Lfiber_asm_restore     // yes: load both words
+    cmp     cx, [rsp + 4]           // the same x87 control word?
+    je      .Lfiber_asm_pop         // yes: nothing to load
 .Lfiber_asm_restore:
-    // Entered by fallthrough, or by a jump from the trampoline's exit path
-    // with rsp = a switch frame and rdx = the value to hand over.
+    // Entered from above, or by a jump from the trampoline's exit path with
+    // rsp = a switch frame and rdx = the value to hand over.
     ldmxcsr [rsp]                   // restore the resumed side's MXCSR
     fldcw   [rsp + 4]               // and its x87 control word
+.Lfiber_asm_pop:
     add     rsp, 8                  // drop the control-word slot
     pop     r15                     // restore callee-saved registers
     pop     r14
@@ -98,7 +111,11 @@ fiber_asm_switch:
     pop     rbx
     pop     rbp
     mov     rax, rdx                // the handed-over value is the return value
-    ret                             // into the resumed side (or the trampoline)
+    pop     rcx                     // the resumed side's return address
+    jmp     rcx                     // an indirect jump, not `ret`: the return
+                                    // predictor holds *our* caller, and a
+                                    // mispredicted `ret` costs more than the
+                                    // whole rest of the switch
     .cfi_endproc
     .size   fiber_asm_switch, . - fiber_asm_switch
 

@@ -1,1 +1,39 @@
-fn main() {}
+//! Runs each workload on fiber and its peers side by side and prints tables
+//! of figures and ratios.
+//!
+//! ```text
+//! cargo run --release -p fiber-bench            # every workload
+//! cargo run --release -p fiber-bench -- switch  # workloads whose name contains "switch"
+//! ```
+
+mod core;
+mod harness;
+
+use harness::Report;
+
+type Workload = (&'static str, fn() -> Report);
+
+const WORKLOADS: &[Workload] = &[
+    ("switch", core::switch_round_trip),
+    ("create", core::create_complete),
+    ("memory", core::resident_memory),
+];
+
+fn main() {
+    let filter: Vec<String> = std::env::args().skip(1).collect();
+    let mut reports = Vec::new();
+    for (name, run) in WORKLOADS {
+        if filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str())) {
+            println!("== {name}");
+            reports.push(run());
+        }
+    }
+    if reports.is_empty() {
+        let names: Vec<_> = WORKLOADS.iter().map(|w| w.0).collect();
+        eprintln!("no workload matches {filter:?}; workloads: {}", names.join(", "));
+        std::process::exit(2);
+    }
+    for r in &reports {
+        r.print();
+    }
+}
