@@ -1,0 +1,183 @@
+//! Settings for a runtime (`Builder`) and for one fiber (`FiberBuilder`).
+
+use std::io;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use super::{spawn_in, JoinHandle, Runtime};
+use crate::sched::registry::{Config, Registry};
+use crate::sched::worker::Worker;
+use crate::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
+
+/// Settings for a [`Runtime`].
+///
+/// ```
+/// use std::time::Duration;
+/// let rt = fiber_rt::Builder::new()
+///     .workers(2)
+///     .stack_size(64 * 1024)
+///     .thread_name("pipeline")
+///     .time_slice(Duration::from_millis(5))
+///     .build()
+///     .unwrap();
+/// assert_eq!(rt.workers(), 2);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder {
+    config: Config,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Builder {
+    /// Defaults: one worker per available core, 256 KiB stacks with guard
+    /// pages, threads named `fiber-worker-N`, a 10 ms time slice.
+    pub fn new() -> Self {
+        Builder {
+            config: Config {
+                workers: thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+                stack_size: DEFAULT_STACK_SIZE,
+                guard_pages: true,
+                thread_name: "fiber-worker".to_owned(),
+                time_slice: Duration::from_millis(10),
+            },
+        }
+    }
+
+    /// Number of worker threads (at least 1).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.config.workers = n;
+        self
+    }
+
+    /// Default stack size of fibers, rounded up to a power of two.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.config.stack_size = bytes;
+        self
+    }
+
+    /// Whether fiber stacks get a guard page (default `true`). Without,
+    /// a stack takes one memory mapping instead of two, so far more fibers
+    /// fit under `vm.max_map_count`, but an overflow corrupts memory
+    /// silently instead of aborting with a message.
+    pub fn guard_pages(mut self, on: bool) -> Self {
+        self.config.guard_pages = on;
+        self
+    }
+
+    /// Prefix of worker thread names (`<prefix>-0`, `<prefix>-1`, ...).
+    pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
+        self.config.thread_name = prefix.into();
+        self
+    }
+
+    /// How long a fiber may run before it is asked to yield (1 ms to 1 s).
+    pub fn time_slice(mut self, slice: Duration) -> Self {
+        self.config.time_slice = slice;
+        self
+    }
+
+    /// Starts the worker threads.
+    pub fn build(self) -> io::Result<Runtime> {
+        let c = &self.config;
+        let invalid = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
+        if c.workers == 0 {
+            return invalid("a runtime needs at least one worker".into());
+        }
+        if c.stack_size > MAX_STACK_SIZE {
+            return invalid(format!(
+                "stack size {} is larger than the largest supported, {MAX_STACK_SIZE} (sizes below {MIN_STACK_SIZE} are rounded up)",
+                c.stack_size
+            ));
+        }
+        if c.time_slice < Duration::from_millis(1) || c.time_slice > Duration::from_secs(1) {
+            return invalid(format!("time slice {:?} is out of range (1 ms to 1 s)", c.time_slice));
+        }
+        let (registry, locals) = Registry::new(self.config.clone());
+        let mut threads = Vec::with_capacity(c.workers + 1);
+        for (index, local) in locals.into_iter().enumerate() {
+            let for_worker = registry.clone();
+            let spawned = thread::Builder::new().name(format!("{}-{index}", c.thread_name)).spawn(move || {
+                crate::stack::overflow::ensure_handler();
+                Worker::new(index, for_worker, local).run();
+            });
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    super::shutdown::shutdown(&registry, threads);
+                    return Err(e);
+                }
+            }
+        }
+        let timer = registry.clone();
+        match thread::Builder::new().name(format!("{}-timer", c.thread_name)).spawn(move || timer.timer.run()) {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                super::shutdown::shutdown(&registry, threads);
+                return Err(e);
+            }
+        }
+        Ok(Runtime::start(registry, threads))
+    }
+}
+
+/// Settings for one fiber: a name (shown in panics, overflow messages and
+/// dumps) and a stack size.
+///
+/// ```
+/// let rt = fiber_rt::Runtime::new().unwrap();
+/// let handle = fiber_rt::FiberBuilder::new()
+///     .name("parser")
+///     .stack_size(1 << 20)
+///     .spawn_on(&rt, || fiber_rt::current().unwrap().name.unwrap().to_string())
+///     .unwrap();
+/// assert_eq!(handle.join().unwrap(), "parser");
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct FiberBuilder {
+    name: Option<Arc<str>>,
+    stack_size: Option<usize>,
+}
+
+impl FiberBuilder {
+    /// No name, the runtime's default stack size.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The fiber's name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into().into());
+        self
+    }
+
+    /// The fiber's stack size, rounded up to a power of two.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Spawns on the caller's runtime (the caller must be a fiber).
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let registry = super::current_registry("FiberBuilder::spawn");
+        spawn_in(&registry, self.name, self.stack_size, f)
+    }
+
+    /// Spawns on `rt`.
+    pub fn spawn_on<F, T>(self, rt: &Runtime, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        spawn_in(rt.registry(), self.name, self.stack_size, f)
+    }
+}

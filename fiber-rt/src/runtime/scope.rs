@@ -1,0 +1,157 @@
+//! Scoped fibers: spawned fibers that may borrow from the caller, all of
+//! which have finished when the scope returns.
+
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use super::{join, JoinError, JoinHandle};
+use crate::sched::registry::Registry;
+use crate::sync::{oneshot, WaitGroup};
+
+/// A scope to spawn fibers that borrow from outside it; see [`scope`].
+pub struct Scope<'scope, 'env: 'scope> {
+    registry: Arc<Registry>,
+    pending: WaitGroup,
+    /// Scoped fibers that panicked and whose handle has not reported it.
+    unjoined_panics: Arc<AtomicUsize>,
+    _scope: PhantomData<&'scope mut &'scope ()>,
+    _env: PhantomData<&'env mut &'env ()>,
+}
+
+/// A handle to join one scoped fiber.
+#[derive(Debug)]
+pub struct ScopedJoinHandle<'scope, T> {
+    inner: JoinHandle<T>,
+    unjoined_panics: Arc<AtomicUsize>,
+    _scope: PhantomData<&'scope ()>,
+}
+
+impl<T> ScopedJoinHandle<'_, T> {
+    /// Waits for the fiber's result.
+    pub fn join(self) -> Result<T, JoinError> {
+        let result = self.inner.join();
+        if result.as_ref().is_err_and(JoinError::is_panic) {
+            // Relaxed: a counter read after `pending.wait()` synchronised.
+            self.unjoined_panics.fetch_sub(1, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+/// Runs `f` with a [`Scope`] on which it can spawn fibers that borrow from
+/// the caller's stack; returns once every one of them has finished.
+///
+/// If a scoped fiber panics and its handle was not joined, `scope` panics
+/// after all have finished.
+///
+/// ```
+/// let rt = fiber_rt::Runtime::new().unwrap();
+/// rt.block_on(|| {
+///     let mut words = vec!["a".to_string(), "b".to_string()];
+///     let total: usize = fiber_rt::scope(|s| {
+///         let handles: Vec<_> = words.iter().map(|w| s.spawn(move || w.len())).collect();
+///         handles.into_iter().map(|h| h.join().unwrap()).sum()
+///     });
+///     words.push("c".into()); // borrows have ended
+///     assert_eq!(total, 2);
+/// });
+/// ```
+///
+/// # Panics
+///
+/// If called outside a fiber: use [`Runtime::scope`](super::Runtime::scope) there.
+pub fn scope<'env, F, T>(f: F) -> T
+where
+    F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
+{
+    scope_on(super::current_registry("scope"), f)
+}
+
+pub(crate) fn scope_on<'env, F, T>(registry: Arc<Registry>, f: F) -> T
+where
+    F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
+{
+    let scope = Scope {
+        registry,
+        pending: WaitGroup::new(),
+        unjoined_panics: Arc::new(AtomicUsize::new(0)),
+        _scope: PhantomData,
+        _env: PhantomData,
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&scope)));
+    // Every fiber must be done before the borrows they hold end, panic or not.
+    scope.pending.wait();
+    match result {
+        Err(payload) => std::panic::resume_unwind(payload),
+        // Relaxed: `pending.wait()` above synchronised with every fiber's end.
+        Ok(_) if scope.unjoined_panics.load(Ordering::Relaxed) > 0 => panic!("a scoped fiber panicked"),
+        Ok(value) => value,
+    }
+}
+
+impl<'scope> Scope<'scope, '_> {
+    /// Spawns a fiber that may borrow anything that outlives the scope.
+    ///
+    /// # Panics
+    ///
+    /// If no stack can be had for the fiber.
+    pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, JoinError>>();
+        let done = Done(self.pending.clone());
+        self.pending.add(1);
+        let panics = self.unjoined_panics.clone();
+        let body = join::wrap(tx, move || {
+            // Count a panic until a join reports it: `scope` panics if none does.
+            struct CountIfUnwinding(Arc<AtomicUsize>);
+            impl Drop for CountIfUnwinding {
+                fn drop(&mut self) {
+                    if std::thread::panicking() {
+                        // Relaxed: read after `pending.wait()` synchronised.
+                        self.0.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            let _count = CountIfUnwinding(panics);
+            f()
+        });
+        let run: Box<dyn FnOnce() + Send + 'scope> = Box::new(move || {
+            let _done = done;
+            body();
+        });
+        // SAFETY: `scope_on` waits for `pending` to reach zero before the
+        // borrows in 'scope end, and `Done` counts down only once the fiber
+        // has dropped everything it captured, so the closure never outlives
+        // what it borrows. Only the lifetime is changed.
+        let run: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(run) };
+        let task = self
+            .registry
+            .spawn(None, None, run)
+            .unwrap_or_else(|e| panic!("spawning a scoped fiber: {e}"));
+        ScopedJoinHandle {
+            inner: join::handle(rx, task.id, task.name.clone()),
+            unjoined_panics: self.unjoined_panics.clone(),
+            _scope: PhantomData,
+        }
+    }
+}
+
+/// Counts a scoped fiber down when dropped: after it ran, or unrun if the
+/// runtime shut down first.
+struct Done(WaitGroup);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.0.done();
+    }
+}
+
+impl std::fmt::Debug for Scope<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scope").field("pending", &self.pending.count()).finish()
+    }
+}

@@ -1,0 +1,26 @@
+//! The scheduler: worker threads, run queues with work stealing, parking
+//! and waking of fibers, idle sleep and timers.
+//!
+//! One concept per file:
+//! - [`task`]: a fiber's control block and the park/unpark protocol;
+//! - [`worker`]: a worker thread's scheduler loop and its switches;
+//! - [`registry`]: what the workers share: queues, live fibers, config;
+//! - [`sleep`]: how idle workers sleep and are woken (see its README);
+//! - [`timer`]: deadlines for `sleep`;
+//! - [`park`]: parking the caller, fiber or thread, and waking it.
+
+pub(crate) mod park;
+pub(crate) mod registry;
+pub(crate) mod sleep;
+pub(crate) mod task;
+pub(crate) mod timer;
+pub(crate) mod worker;
+
+/// The panic payload that unwinds a fiber cancelled at shutdown.
+pub(crate) struct Cancelled;
+
+/// Prints `msg` and aborts: for states the runtime cannot recover from.
+pub(crate) fn abort_with(msg: &str) -> ! {
+    eprintln!("fatal fiber runtime error: {msg}");
+    std::process::abort()
+}

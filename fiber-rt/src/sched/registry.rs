@@ -1,0 +1,246 @@
+//! What all workers of a runtime share: the global queue, the stealers of
+//! each local queue, the sleep state, the list of live fibers, the timer.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_deque::{Injector, Steal, Stealer, Worker as LocalQueue};
+
+use super::sleep::Sleep;
+use super::task::Task;
+use super::timer::Timer;
+use super::worker::Worker;
+use crate::stack::Stack;
+
+/// Settings fixed when the runtime is built.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) workers: usize,
+    pub(crate) stack_size: usize,
+    pub(crate) guard_pages: bool,
+    pub(crate) thread_name: String,
+    pub(crate) time_slice: Duration,
+}
+
+/// Fibers that have been spawned and have not finished, sharded to keep
+/// spawns on different threads off each other's lock.
+struct LiveList {
+    slots: Vec<Option<Arc<Task>>>,
+    free: Vec<usize>,
+}
+
+const LIVE_SHARDS: usize = 16;
+
+pub(crate) struct Registry {
+    pub(crate) config: Config,
+    pub(crate) injector: Injector<Arc<Task>>,
+    stealers: Vec<Stealer<Arc<Task>>>,
+    pub(crate) sleep: Sleep,
+    pub(crate) timer: Timer,
+    shutdown: AtomicBool,
+    /// Workers looking for work to steal; bounded so idle workers do not
+    /// all hammer the queues at once.
+    searching: AtomicUsize,
+    live: [Mutex<LiveList>; LIVE_SHARDS],
+    next_id: AtomicU64,
+    pub(crate) stats: Stats,
+}
+
+/// Counters, read by `Runtime::metrics`. Relaxed throughout: statistics
+/// need no ordering with anything else.
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub(crate) spawned: AtomicU64,
+    pub(crate) finished: AtomicU64,
+    pub(crate) steals: AtomicU64,
+}
+
+impl Registry {
+    pub(crate) fn new(config: Config) -> (Arc<Registry>, Vec<LocalQueue<Arc<Task>>>) {
+        let locals: Vec<_> = (0..config.workers).map(|_| LocalQueue::new_fifo()).collect();
+        let stealers = locals.iter().map(LocalQueue::stealer).collect();
+        let registry = Arc::new(Registry {
+            config,
+            injector: Injector::new(),
+            stealers,
+            sleep: Sleep::new(),
+            timer: Timer::new(),
+            shutdown: AtomicBool::new(false),
+            searching: AtomicUsize::new(0),
+            live: std::array::from_fn(|_| Mutex::new(LiveList { slots: Vec::new(), free: Vec::new() })),
+            next_id: AtomicU64::new(1),
+            stats: Stats::default(),
+        });
+        (registry, locals)
+    }
+
+    pub(crate) fn next_fiber_id(&self) -> u64 {
+        // Relaxed: ids only need to be distinct.
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_shutdown(&self) -> bool {
+        // Acquire: pairs with the Release in `begin_shutdown`.
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn begin_shutdown(&self) {
+        // Release: everything before the shutdown is visible to workers that see it.
+        self.shutdown.store(true, Ordering::Release);
+        self.sleep.wake_all();
+    }
+
+    /// Creates a fiber running `f` and queues it: on the calling worker if
+    /// the caller is one of ours, else on the global queue.
+    pub(crate) fn spawn<F>(
+        self: &Arc<Self>,
+        name: Option<Arc<str>>,
+        stack_size: Option<usize>,
+        f: F,
+    ) -> io::Result<Arc<Task>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let size = stack_size.unwrap_or(self.config.stack_size);
+        let stack = Stack::with_guard(size, self.config.guard_pages)?;
+        let task = Task::new(self.clone(), stack, name, f);
+        self.add_live(&task);
+        // Relaxed: a statistic.
+        self.stats.spawned.fetch_add(1, Ordering::Relaxed);
+        match self.local_worker() {
+            Some(worker) => worker.push_new(task.clone()),
+            None => {
+                self.injector.push(task.clone());
+                self.notify_work();
+            }
+        }
+        Ok(task)
+    }
+
+    /// Queues a woken fiber.
+    pub(crate) fn schedule(&self, task: Arc<Task>) {
+        if self.is_shutdown() {
+            return; // the runtime's drop cancels it from the live list
+        }
+        match self.local_worker() {
+            Some(worker) => worker.push_woken(task),
+            None => {
+                self.injector.push(task);
+                self.notify_work();
+            }
+        }
+    }
+
+    /// The worker of this registry that the caller runs on, if the caller
+    /// is one of our fibers.
+    fn local_worker(&self) -> Option<&Worker> {
+        let task = Task::current()?;
+        // SAFETY: `task` is the running task, so its worker is set and alive.
+        let worker = unsafe { task.worker() };
+        std::ptr::eq(&*worker.registry, self).then_some(worker)
+    }
+
+    /// Wakes a sleeping worker if there is one and none is already looking
+    /// for work.
+    pub(crate) fn notify_work(&self) {
+        // SeqCst: part of the sleep protocol (see sleep/README.md): the
+        // queue push before this must be ordered before reading `searching`
+        // and the sleeper count.
+        if self.searching.load(Ordering::SeqCst) == 0 {
+            self.sleep.wake_one();
+        }
+    }
+
+    /// Whether `worker` would find something to run.
+    pub(crate) fn has_work_for(&self, worker: &Worker) -> bool {
+        worker.has_local_work()
+            || !self.injector.is_empty()
+            || self.stealers.iter().any(|s| !s.is_empty())
+            || self.is_shutdown()
+    }
+
+    /// Steals a batch from another worker's queue into `worker`'s.
+    pub(crate) fn steal_for(&self, worker: &Worker) -> Option<Arc<Task>> {
+        let max_searching = self.config.workers.div_ceil(2).max(1);
+        // SeqCst: see `notify_work`.
+        if self.searching.fetch_add(1, Ordering::SeqCst) >= max_searching {
+            self.searching.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        let found = self.try_steal(worker);
+        self.searching.fetch_sub(1, Ordering::SeqCst);
+        if found.is_some() {
+            // Relaxed: a statistic.
+            self.stats.steals.fetch_add(1, Ordering::Relaxed);
+        }
+        found
+    }
+
+    fn try_steal(&self, worker: &Worker) -> Option<Arc<Task>> {
+        let stealers = &self.stealers;
+        let n = stealers.len();
+        for i in 1..n {
+            let victim = &stealers[(worker.index + i) % n];
+            loop {
+                match victim.steal() {
+                    Steal::Success(task) => return Some(task),
+                    Steal::Empty => break,
+                    Steal::Retry => continue,
+                }
+            }
+        }
+        None
+    }
+
+    fn add_live(&self, task: &Arc<Task>) {
+        let shard = (task.id as usize) % LIVE_SHARDS;
+        let mut list = self.live[shard].lock().unwrap_or_else(|e| e.into_inner());
+        let slot = match list.free.pop() {
+            Some(slot) => {
+                list.slots[slot] = Some(task.clone());
+                slot
+            }
+            None => {
+                list.slots.push(Some(task.clone()));
+                list.slots.len() - 1
+            }
+        };
+        task.live_slot.set(slot);
+    }
+
+    pub(crate) fn remove_live(&self, task: &Task) {
+        let shard = (task.id as usize) % LIVE_SHARDS;
+        let mut list = self.live[shard].lock().unwrap_or_else(|e| e.into_inner());
+        let slot = task.live_slot.get();
+        if list.slots.get(slot).and_then(|t| t.as_ref()).is_some_and(|t| std::ptr::eq(&**t, task)) {
+            list.slots[slot] = None;
+            list.free.push(slot);
+            // Relaxed: a statistic.
+            self.stats.finished.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Every live fiber, newest first.
+    pub(crate) fn live_tasks(&self) -> Vec<Arc<Task>> {
+        let mut all: Vec<Arc<Task>> = self
+            .live
+            .iter()
+            .flat_map(|l| {
+                let l = l.lock().unwrap_or_else(|e| e.into_inner());
+                l.slots.iter().flatten().cloned().collect::<Vec<_>>()
+            })
+            .collect();
+        all.sort_by(|a, b| b.id.cmp(&a.id));
+        all
+    }
+
+    /// Number of live fibers.
+    pub(crate) fn live_count(&self) -> usize {
+        self.live
+            .iter()
+            .map(|l| l.lock().unwrap_or_else(|e| e.into_inner()).slots.iter().flatten().count())
+            .sum()
+    }
+}

@@ -1,0 +1,258 @@
+//! A scheduled fiber: its control block, the park/unpark protocol, and the
+//! function it starts in.
+
+use std::cell::Cell;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use fiber_asm::{Exit, StackPointer};
+
+use super::registry::Registry;
+use super::worker::Worker;
+use crate::stack::{Stack, StackHeader};
+
+/// The fiber runs, or is queued to run, with no wake-up pending.
+const RUNNING: u8 = 0;
+/// The fiber runs, or is queued, and a wake-up arrived that its next park
+/// will consume instead of sleeping.
+const NOTIFIED: u8 = 1;
+/// The fiber is off its worker and waits for a wake-up.
+const PARKED: u8 = 2;
+
+/// A fiber's control block. Shared (`Arc`) between the queues, the wait
+/// lists that can wake it, and its `JoinHandle`'s bookkeeping.
+pub(crate) struct Task {
+    pub(crate) id: u64,
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) created: Instant,
+    /// RUNNING, NOTIFIED or PARKED: see [`Task::unpark`].
+    state: AtomicU8,
+    /// Set at shutdown: the fiber unwinds at its next switch point.
+    pub(crate) cancelled: AtomicBool,
+    /// What the fiber is parked on, for dumps ("" while running).
+    pub(crate) parked_on: Cell<&'static str>,
+    /// Where the fiber's context is saved while it is not running.
+    sp: Cell<Option<StackPointer>>,
+    /// The stack, until the fiber finishes.
+    stack: Cell<Option<Stack>>,
+    /// The worker running the fiber; set each time a worker resumes it.
+    pub(crate) worker: Cell<*const Worker>,
+    /// Index in the registry's list of live fibers.
+    pub(crate) live_slot: Cell<usize>,
+}
+
+// SAFETY: the `Cell` fields are touched only by the thread that currently
+// owns the fiber's execution: the worker that resumes it (before the switch)
+// or the fiber itself (while it runs). Ownership passes between threads
+// through the run queues and the `state` protocol, whose atomics order the
+// accesses.
+unsafe impl Send for Task {}
+// SAFETY: as above; shared access from other threads only uses the atomics
+// (`state`, `cancelled`) and immutable fields.
+unsafe impl Sync for Task {}
+
+/// What the stack holds for a fiber that has not started yet.
+struct Block<F> {
+    func: Option<F>,
+}
+
+impl Task {
+    /// A task that will run `f` on `stack`.
+    pub(crate) fn new<F>(
+        registry: Arc<Registry>,
+        stack: Stack,
+        name: Option<Arc<str>>,
+        f: F,
+    ) -> Arc<Task>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let top = stack.top().as_ptr() as usize;
+        let size = std::mem::size_of::<Block<F>>();
+        let align = std::mem::align_of::<Block<F>>().max(16);
+        assert!(
+            size + 8192 < stack.usable_size(),
+            "a fiber's closure of {size} bytes does not fit its stack of {} bytes",
+            stack.usable_size()
+        );
+        let at = (top - size) & !(align - 1);
+        let block = at as *mut Block<F>;
+        // SAFETY: `[at, top)` is inside the stack's usable range (checked),
+        // aligned, and unused.
+        unsafe { block.write(Block { func: Some(f) }) };
+        // SAFETY: `at` is 16-aligned with stack memory below it; `start::<F>`
+        // matches the block type and never unwinds.
+        let sp = unsafe {
+            fiber_asm::init_stack(NonNull::new_unchecked(at as *mut u8), start::<F>, block.cast())
+        };
+        let id = registry.next_fiber_id();
+        let task = Arc::new(Task {
+            id,
+            name,
+            registry,
+            created: Instant::now(),
+            state: AtomicU8::new(RUNNING),
+            cancelled: AtomicBool::new(false),
+            parked_on: Cell::new(""),
+            sp: Cell::new(Some(sp)),
+            stack: Cell::new(None),
+            worker: Cell::new(std::ptr::null()),
+            live_slot: Cell::new(usize::MAX),
+        });
+        stack.header().owner.store(Arc::as_ptr(&task) as *mut (), Ordering::Relaxed);
+        if let Some(name) = &task.name {
+            // SAFETY: the name lives in the task, which outlives the stack's
+            // use by this fiber (the stack is released before the task).
+            unsafe { stack.set_name(&**name) };
+        }
+        task.stack.set(Some(stack));
+        task
+    }
+
+    /// The task whose fiber is running the caller, if any.
+    ///
+    /// Found from the stack pointer, never from a thread-local: a fiber may
+    /// move between threads, its stack does not.
+    #[inline]
+    pub(crate) fn current() -> Option<&'static Task> {
+        let header = StackHeader::current()?;
+        // SAFETY: we run on this stack, so it is live; the owner pointer is
+        // a live task for as long as its fiber runs, or null.
+        let owner = unsafe { (*header).owner.load(Ordering::Relaxed) } as *const Task;
+        // SAFETY: non-null owners are tasks kept alive by the worker that
+        // runs them (its `current` reference) while the fiber runs.
+        unsafe { owner.as_ref() }
+    }
+
+    /// A new reference to this task.
+    pub(crate) fn arc(&self) -> Arc<Task> {
+        // SAFETY: every Task is made by `Task::new`, inside an Arc, and
+        // `self` is a live reference to it.
+        unsafe {
+            Arc::increment_strong_count(self);
+            Arc::from_raw(self)
+        }
+    }
+
+    /// The worker the caller (a fiber) is running on.
+    ///
+    /// # Safety
+    ///
+    /// `self` is the running task, called from its own fiber.
+    pub(crate) unsafe fn worker(&self) -> &Worker {
+        // SAFETY: set by the worker before it resumed us; the worker outlives
+        // every fiber it runs.
+        unsafe { &*self.worker.get() }
+    }
+
+    /// The saved context, taken to resume it.
+    pub(crate) fn take_sp(&self) -> StackPointer {
+        self.sp.take().expect("a runnable fiber has a saved context")
+    }
+
+    /// Where to save the context when this fiber switches away.
+    pub(crate) fn sp_slot(&self) -> *mut StackPointer {
+        self.sp.as_ptr().cast()
+    }
+
+    /// The saved stack pointer, for dumps of a parked fiber.
+    pub(crate) fn saved_sp(&self) -> Option<usize> {
+        // SAFETY: read-only peek at a Copy value; callers accept a stale value.
+        unsafe { (*self.sp.as_ptr()).map(|sp| sp.addr()) }
+    }
+
+    /// Gives the stack back. Called after the fiber has switched off it for
+    /// the last time.
+    pub(crate) fn release_stack(&self) {
+        if let Some(stack) = self.stack.take() {
+            stack.header().owner.store(std::ptr::null_mut(), Ordering::Relaxed);
+            drop(stack);
+        }
+    }
+
+    /// Fiber side of a park: `true` if a wake-up was already pending (it is
+    /// consumed, and the caller must not switch away).
+    pub(crate) fn consume_notification(&self) -> bool {
+        // Acquire: pairs with the Release in `unpark`, so what the waker
+        // wrote before waking us is visible.
+        self.state.compare_exchange(NOTIFIED, RUNNING, Ordering::Acquire, Ordering::Relaxed).is_ok()
+    }
+
+    /// Scheduler side of a park, run once the fiber is off its stack:
+    /// `true` if the fiber is now parked, `false` if a wake-up came in
+    /// meanwhile and the fiber must be queued again.
+    pub(crate) fn complete_park(&self) -> bool {
+        // AcqRel: publishes the fiber's saved context to whoever unparks it
+        // (Release), and sees a concurrent waker's writes (Acquire).
+        match self.state.compare_exchange(RUNNING, PARKED, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => true,
+            Err(_) => {
+                // NOTIFIED: the wake-up is consumed by running again.
+                self.state.store(RUNNING, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Wakes the fiber: queues it if it is parked, or leaves a wake-up for
+    /// its next park. Never resumes a fiber that is still on its stack: a
+    /// fiber is PARKED only once the scheduler has completed the park after
+    /// the switch.
+    pub(crate) fn unpark(self: &Arc<Self>) {
+        let mut state = self.state.load(Ordering::Relaxed);
+        loop {
+            let next = match state {
+                PARKED => RUNNING,
+                RUNNING => NOTIFIED,
+                _ => return, // already NOTIFIED
+            };
+            // AcqRel: Release publishes the waker's writes to the fiber;
+            // Acquire sees the saved context of a fiber that parked.
+            match self.state.compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) if state == PARKED => return self.registry.schedule(self.clone()),
+                Ok(_) => return,
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// The fiber's name, or `fiber-<id>`.
+    pub(crate) fn display_name(&self) -> String {
+        match &self.name {
+            Some(n) => n.to_string(),
+            None => format!("fiber-{}", self.id),
+        }
+    }
+}
+
+impl std::fmt::Debug for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Task").field("id", &self.id).field("name", &self.name).finish()
+    }
+}
+
+/// The first Rust code on a task's stack.
+unsafe extern "sysv64" fn start<F: FnOnce() + Send + 'static>(_: usize, data: *mut u8) -> Exit {
+    // SAFETY: written by `Task::new`; taken once, here.
+    let func = unsafe { (*(data as *mut Block<F>)).func.take() };
+    let task = Task::current().expect("a task starts on its own stack");
+    // SAFETY: we are the running task.
+    unsafe { task.worker() }.run_post();
+    if !task.cancelled.load(Ordering::Relaxed) {
+        let func = func.expect("a fiber starts once");
+        // The spawn wrapper catches the user's panics; this catch only keeps
+        // an unwind from ever reaching the assembly below us.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(func)).is_err() {
+            crate::sched::abort_with("a fiber's completion handler panicked");
+        }
+    } else {
+        drop(func);
+    }
+    // SAFETY: still the running task (possibly on another worker by now).
+    let worker = unsafe { task.worker() };
+    let to = worker.finish_current();
+    Exit { to, value: 0 }
+}

@@ -1,0 +1,252 @@
+//! A worker thread: its scheduler loop, its queues, and the switches in and
+//! out of fibers.
+//!
+//! The protocol that makes parking safe: whoever switches away leaves a
+//! [`Post`] action in the worker, and whoever is resumed on that worker runs
+//! it first ([`Worker::run_post`]). So a fiber is requeued, marked parked or
+//! freed only once it is off its stack, and a concurrent wake-up can never
+//! resume a fiber that is still running.
+
+use std::cell::Cell;
+use std::sync::Arc;
+
+use crossbeam_deque::{Steal, Worker as LocalQueue};
+use fiber_asm::StackPointer;
+
+use super::registry::Registry;
+use super::task::Task;
+
+/// Every this many scheduling decisions, the global queue goes first, so
+/// fibers that keep waking each other cannot starve it.
+const GLOBAL_QUEUE_INTERVAL: u32 = 61;
+
+/// What a fiber asks for when it switches away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Switch {
+    /// Go to the back of the queue.
+    Yield,
+    /// Sleep until woken.
+    Park,
+}
+
+/// Work left for whoever runs next on this worker.
+#[derive(Default)]
+pub(crate) enum Post {
+    #[default]
+    Nothing,
+    Requeue(Arc<Task>),
+    Park(Arc<Task>),
+    Done(Arc<Task>),
+}
+
+/// A worker thread's scheduler state. Lives on the worker thread for the
+/// life of the runtime; fibers reach it through their task's `worker`.
+pub(crate) struct Worker {
+    pub(crate) index: usize,
+    pub(crate) registry: Arc<Registry>,
+    local: LocalQueue<Arc<Task>>,
+    /// The fiber most recently woken by a fiber on this worker: it runs
+    /// next, while its data is hot in cache.
+    lifo: Cell<Option<Arc<Task>>>,
+    /// The scheduler loop's context while a fiber runs.
+    sched_sp: Cell<Option<StackPointer>>,
+    post: Cell<Post>,
+    /// The fiber running on this worker (keeps its task alive).
+    current: Cell<Option<Arc<Task>>>,
+    ticks: Cell<u32>,
+}
+
+impl Worker {
+    pub(crate) fn new(index: usize, registry: Arc<Registry>, local: LocalQueue<Arc<Task>>) -> Self {
+        Worker {
+            index,
+            registry,
+            local,
+            lifo: Cell::new(None),
+            sched_sp: Cell::new(None),
+            post: Cell::new(Post::Nothing),
+            current: Cell::new(None),
+            ticks: Cell::new(0),
+        }
+    }
+
+    /// The scheduler loop: runs fibers until the runtime shuts down.
+    pub(crate) fn run(&self) {
+        loop {
+            self.run_post();
+            if self.registry.is_shutdown() {
+                break;
+            }
+            match self.find_task() {
+                Some(task) => self.resume(task),
+                None => self.registry.sleep.sleep(|| self.registry.has_work_for(self)),
+            }
+        }
+        // Whatever is still queued is cancelled by the runtime's drop,
+        // which finds it in the registry's list of live fibers.
+        while self.local.pop().is_some() {}
+        self.lifo.take();
+    }
+
+    /// Switches from the scheduler loop into `task`; returns when some fiber
+    /// on this worker switches back to the loop.
+    fn resume(&self, task: Arc<Task>) {
+        let target = self.adopt(task);
+        // SAFETY: `target` is the saved context of a fiber that is queued, so
+        // not running anywhere; our own context goes to `sched_sp`, which
+        // only fibers on this worker switch back to.
+        unsafe { fiber_asm::switch(self.sched_sp.as_ptr().cast(), target, 0) };
+    }
+
+    /// Runs `task` until it switches away, and completes what it left.
+    /// Used by the shutdown to unwind fibers on the dropping thread.
+    pub(crate) fn run_until_switch(&self, task: Arc<Task>) {
+        self.resume(task);
+        self.run_post();
+    }
+
+    /// Makes `task` this worker's current fiber and takes its context.
+    fn adopt(&self, task: Arc<Task>) -> StackPointer {
+        task.worker.set(self);
+        let sp = task.take_sp();
+        self.current.set(Some(task));
+        sp
+    }
+
+    /// Runs the action the previous context left. Called first thing by
+    /// every context that is resumed on this worker.
+    pub(crate) fn run_post(&self) {
+        match self.post.take() {
+            Post::Nothing => {}
+            Post::Requeue(task) => {
+                self.local.push(task);
+                self.registry.notify_work();
+            }
+            Post::Park(task) => {
+                if !task.complete_park() {
+                    // Woken while it was switching away: run it again.
+                    self.local.push(task);
+                    self.registry.notify_work();
+                }
+            }
+            Post::Done(task) => {
+                task.release_stack();
+                self.registry.remove_live(&task);
+            }
+        }
+    }
+
+    /// Called on the running fiber `task`: leaves it as `how` asks and
+    /// switches to the next ready fiber on this worker, or to the scheduler
+    /// loop. Returns when the fiber is resumed, on whatever worker.
+    pub(crate) fn switch_away(&self, task: &Task, how: Switch) {
+        if task.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+            return self.refuse_switch();
+        }
+        let me = self.current.take().expect("a running fiber is its worker's current");
+        self.post.set(match how {
+            Switch::Yield => Post::Requeue(me),
+            Switch::Park => Post::Park(me),
+        });
+        let target = self.next_target();
+        // SAFETY: `target` is a queued fiber's context or this worker's
+        // scheduler loop, neither running; ours goes to the task's slot,
+        // which nobody reads until the post action above has run.
+        unsafe { fiber_asm::switch(task.sp_slot(), target, 0) };
+        // Resumed, maybe on another worker: finish what was left for us.
+        // SAFETY: the worker that resumed us set `task.worker`.
+        let worker = unsafe { task.worker() };
+        worker.run_post();
+        if task.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+            worker.refuse_switch();
+        }
+    }
+
+    /// A cancelled fiber unwinds instead of switching away (once; during
+    /// that unwinding, switches just return and waits spin through).
+    fn refuse_switch(&self) {
+        if !std::thread::panicking() {
+            std::panic::resume_unwind(Box::new(super::Cancelled));
+        }
+    }
+
+    /// Called as the running fiber finishes: returns the context to switch
+    /// to for good.
+    pub(crate) fn finish_current(&self) -> StackPointer {
+        let me = self.current.take().expect("a running fiber is its worker's current");
+        self.post.set(Post::Done(me));
+        self.next_target()
+    }
+
+    /// The next ready fiber on this worker (made current), or the loop.
+    fn next_target(&self) -> StackPointer {
+        match self.pop_local() {
+            Some(next) => self.adopt(next),
+            None => self.sched_sp.get().expect("the scheduler loop is suspended while a fiber runs"),
+        }
+    }
+
+    /// A fiber to switch to directly: the LIFO slot, then the local queue.
+    /// Now and then none, so the loop gets to look at the global queue.
+    fn pop_local(&self) -> Option<Arc<Task>> {
+        let ticks = self.ticks.get().wrapping_add(1);
+        self.ticks.set(ticks);
+        if ticks % GLOBAL_QUEUE_INTERVAL == 0 || self.registry.is_shutdown() {
+            return None;
+        }
+        self.lifo.take().or_else(|| self.local.pop())
+    }
+
+    /// The scheduler loop's choice of the next fiber.
+    fn find_task(&self) -> Option<Arc<Task>> {
+        let ticks = self.ticks.get().wrapping_add(1);
+        self.ticks.set(ticks);
+        if ticks % GLOBAL_QUEUE_INTERVAL == 0 {
+            if let Some(task) = self.steal_global() {
+                return Some(task);
+            }
+        }
+        self.lifo
+            .take()
+            .or_else(|| self.local.pop())
+            .or_else(|| self.steal_global())
+            .or_else(|| self.registry.steal_for(self))
+    }
+
+    fn steal_global(&self) -> Option<Arc<Task>> {
+        loop {
+            match self.registry.injector.steal_batch_and_pop(&self.local) {
+                Steal::Success(task) => return Some(task),
+                Steal::Empty => return None,
+                Steal::Retry => continue,
+            }
+        }
+    }
+
+    /// Queues a fiber woken by a fiber of this worker: it goes to the LIFO
+    /// slot, and the fiber that was there to the local queue.
+    pub(crate) fn push_woken(&self, task: Arc<Task>) {
+        if let Some(previous) = self.lifo.replace(Some(task)) {
+            self.local.push(previous);
+        }
+        self.registry.notify_work();
+    }
+
+    /// Queues a new fiber spawned on this worker.
+    pub(crate) fn push_new(&self, task: Arc<Task>) {
+        self.local.push(task);
+        self.registry.notify_work();
+    }
+
+    /// Whether this worker has fibers queued locally.
+    pub(crate) fn has_local_work(&self) -> bool {
+        !self.local.is_empty() || self.lifo_occupied()
+    }
+
+    fn lifo_occupied(&self) -> bool {
+        let t = self.lifo.take();
+        let occupied = t.is_some();
+        self.lifo.set(t);
+        occupied
+    }
+}

@@ -1,0 +1,70 @@
+//! A condition variable for [`Mutex`]: waiting parks the fiber.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use super::mutex::{Mutex, MutexGuard};
+use super::waiter::{self, Waiter};
+
+/// Waits for a condition protected by a [`Mutex`], parking the fiber (or
+/// blocking the thread) meanwhile. Wake-ups may be spurious: wait in a loop,
+/// or use [`Condvar::wait_while`].
+#[derive(Debug, Default)]
+pub struct Condvar {
+    waiters: std::sync::Mutex<VecDeque<Arc<Waiter>>>,
+}
+
+impl Condvar {
+    /// A condition variable with no waiters.
+    pub const fn new() -> Self {
+        Condvar { waiters: std::sync::Mutex::new(VecDeque::new()) }
+    }
+
+    /// Releases `guard`'s lock, waits for a notification, locks again.
+    pub fn wait<'a, T: ?Sized>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        let waiter = Waiter::new();
+        // Registered before the unlock: a notifier must take the lock to
+        // change the condition, so it cannot notify before we are listed.
+        self.list().push_back(waiter.clone());
+        let mutex: &'a Mutex<T> = guard.unlock_for_wait();
+        waiter::wait_or_cancel(&waiter, "Condvar::wait", || self.cancel_wait(&waiter));
+        MutexGuard::relock(mutex)
+    }
+
+    /// Waits while `condition` holds.
+    pub fn wait_while<'a, T: ?Sized>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        mut condition: impl FnMut(&mut T) -> bool,
+    ) -> MutexGuard<'a, T> {
+        while condition(&mut guard) {
+            guard = self.wait(guard);
+        }
+        guard
+    }
+
+    /// Wakes one waiter, if any.
+    pub fn notify_one(&self) {
+        let next = self.list().pop_front();
+        if let Some(waiter) = next {
+            waiter.notify();
+        }
+    }
+
+    /// Wakes every waiter.
+    pub fn notify_all(&self) {
+        let all = std::mem::take(&mut *self.list());
+        all.iter().for_each(|w| w.notify());
+    }
+
+    fn list(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Waiter>>> {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn cancel_wait(&self, waiter: &Arc<Waiter>) {
+        let removed = waiter::remove(&mut self.list(), waiter);
+        if !removed && waiter.is_notified() {
+            self.notify_one();
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Synchronisation that parks the waiting fiber, never the worker thread
+//! under it. Everything here also works from plain threads, which block.
+
+mod condvar;
+pub mod mpsc;
+mod mutex;
+pub mod oneshot;
+mod rwlock;
+mod wait_group;
+pub(crate) mod waiter;
+
+pub use condvar::Condvar;
+pub use mutex::{Mutex, MutexGuard};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use wait_group::{Barrier, BarrierWaitResult, WaitGroup};

@@ -1,0 +1,253 @@
+//! Multi-producer, single-consumer channels, bounded or unbounded; a full
+//! or empty channel parks the fiber (or blocks the thread).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+
+use super::waiter::{self, Waiter};
+
+/// A channel with no bound: `send` never waits.
+pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
+    make(None)
+}
+
+/// A channel holding at most `capacity` messages (at least 1): `send` waits
+/// while it is full.
+pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    make(Some(capacity.max(1)))
+}
+
+fn make<T>(capacity: Option<usize>) -> (Sender<T>, Receiver<T>) {
+    let chan = Arc::new(Chan {
+        capacity,
+        state: std::sync::Mutex::new(State {
+            buf: VecDeque::new(),
+            senders: 1,
+            receiver: true,
+            recv_waiter: None,
+            send_waiters: VecDeque::new(),
+        }),
+    });
+    (Sender { chan: chan.clone() }, Receiver { chan })
+}
+
+struct Chan<T> {
+    capacity: Option<usize>,
+    state: std::sync::Mutex<State<T>>,
+}
+
+struct State<T> {
+    buf: VecDeque<T>,
+    senders: usize,
+    receiver: bool,
+    recv_waiter: Option<Arc<Waiter>>,
+    send_waiters: VecDeque<Arc<Waiter>>,
+}
+
+impl<T> Chan<T> {
+    fn state(&self) -> std::sync::MutexGuard<'_, State<T>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The sending half; clone it for more producers.
+pub struct Sender<T> {
+    chan: Arc<Chan<T>>,
+}
+
+/// The receiving half.
+pub struct Receiver<T> {
+    chan: Arc<Chan<T>>,
+}
+
+/// The receiver is gone; the message comes back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub struct SendError<T>(pub T);
+
+/// Every sender is gone and the channel is empty.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub struct RecvError;
+
+/// Why [`Receiver::try_recv`] returned nothing.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum TryRecvError {
+    /// No message now; senders remain.
+    Empty,
+    /// No message, and every sender is gone.
+    Disconnected,
+}
+
+impl<T> Sender<T> {
+    /// Sends `value`, waiting while a bounded channel is full. Fails only
+    /// if the receiver is gone.
+    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        let mut value = Some(value);
+        loop {
+            let waiter = {
+                let mut s = self.chan.state();
+                if !s.receiver {
+                    return Err(SendError(value.take().unwrap()));
+                }
+                if self.chan.capacity.is_none_or(|cap| s.buf.len() < cap) {
+                    s.buf.push_back(value.take().unwrap());
+                    let receiver = s.recv_waiter.take();
+                    drop(s);
+                    if let Some(w) = receiver {
+                        w.notify();
+                    }
+                    return Ok(());
+                }
+                let waiter = Waiter::new();
+                s.send_waiters.push_back(waiter.clone());
+                waiter
+            };
+            waiter::wait_or_cancel(&waiter, "mpsc::Sender::send", || {
+                let mut s = self.chan.state();
+                if !waiter::remove(&mut s.send_waiters, &waiter) && waiter.is_notified() {
+                    // Pass the free slot on to the next sender.
+                    if let Some(next) = s.send_waiters.pop_front() {
+                        drop(s);
+                        next.notify();
+                    }
+                }
+            });
+        }
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Receives the next message, waiting while the channel is empty.
+    /// Fails once every sender is gone and nothing is left.
+    pub fn recv(&self) -> Result<T, RecvError> {
+        loop {
+            let waiter = {
+                let mut s = self.chan.state();
+                if let Some(value) = s.buf.pop_front() {
+                    let sender = s.send_waiters.pop_front();
+                    drop(s);
+                    if let Some(w) = sender {
+                        w.notify();
+                    }
+                    return Ok(value);
+                }
+                if s.senders == 0 {
+                    return Err(RecvError);
+                }
+                let waiter = Waiter::new();
+                s.recv_waiter = Some(waiter.clone());
+                waiter
+            };
+            waiter::wait_or_cancel(&waiter, "mpsc::Receiver::recv", || {
+                self.chan.state().recv_waiter = None;
+            });
+        }
+    }
+
+    /// Receives a message if one is there.
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        let mut s = self.chan.state();
+        match s.buf.pop_front() {
+            Some(value) => {
+                let sender = s.send_waiters.pop_front();
+                drop(s);
+                if let Some(w) = sender {
+                    w.notify();
+                }
+                Ok(value)
+            }
+            None if s.senders == 0 => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Messages until every sender is gone.
+    pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
+        std::iter::from_fn(|| self.recv().ok())
+    }
+}
+
+/// Owned iterator over a [`Receiver`]'s messages.
+#[derive(Debug)]
+pub struct IntoIter<T> {
+    rx: Receiver<T>,
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+impl<T> IntoIterator for Receiver<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { rx: self }
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.chan.state().senders += 1;
+        Sender { chan: self.chan.clone() }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let mut s = self.chan.state();
+        s.senders -= 1;
+        let receiver = if s.senders == 0 { s.recv_waiter.take() } else { None };
+        drop(s);
+        if let Some(w) = receiver {
+            w.notify();
+        }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let mut s = self.chan.state();
+        s.receiver = false;
+        let senders = std::mem::take(&mut s.send_waiters);
+        let dropped = std::mem::take(&mut s.buf);
+        drop(s);
+        senders.iter().for_each(|w| w.notify());
+        drop(dropped);
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sender { .. }")
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Receiver { .. }")
+    }
+}
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SendError(..)")
+    }
+}
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("sending on a channel whose receiver is gone")
+    }
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("receiving on an empty channel whose senders are all gone")
+    }
+}
+
+impl<T> std::error::Error for SendError<T> {}
+impl std::error::Error for RecvError {}

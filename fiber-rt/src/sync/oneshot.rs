@@ -1,0 +1,133 @@
+//! A channel for exactly one value.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::waiter::{self, Waiter};
+
+/// A one-value channel.
+pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
+    let inner = Arc::new(std::sync::Mutex::new(State { value: None, sender: true, receiver: true, waiter: None }));
+    (Sender { inner: inner.clone() }, Receiver { inner })
+}
+
+struct State<T> {
+    value: Option<T>,
+    sender: bool,
+    receiver: bool,
+    waiter: Option<Arc<Waiter>>,
+}
+
+type Shared<T> = Arc<std::sync::Mutex<State<T>>>;
+
+fn lock<T>(s: &Shared<T>) -> std::sync::MutexGuard<'_, State<T>> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sends the one value.
+pub struct Sender<T> {
+    inner: Shared<T>,
+}
+
+/// Receives the one value.
+pub struct Receiver<T> {
+    inner: Shared<T>,
+}
+
+/// The sender was dropped without sending.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub struct RecvError;
+
+impl<T> Sender<T> {
+    /// Sends `value`; gives it back if the receiver is gone.
+    pub fn send(self, value: T) -> Result<(), T> {
+        let mut s = lock(&self.inner);
+        if !s.receiver {
+            return Err(value);
+        }
+        s.value = Some(value);
+        let waiter = s.waiter.take();
+        drop(s);
+        if let Some(w) = waiter {
+            w.notify();
+        }
+        Ok(())
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Waits for the value.
+    pub fn recv(self) -> Result<T, RecvError> {
+        self.recv_ref()
+    }
+
+    /// Waits for the value without consuming the receiver (for handles
+    /// that wrap one).
+    pub(crate) fn recv_ref(&self) -> Result<T, RecvError> {
+        loop {
+            let waiter = {
+                let mut s = lock(&self.inner);
+                if let Some(v) = s.value.take() {
+                    return Ok(v);
+                }
+                if !s.sender {
+                    return Err(RecvError);
+                }
+                let w = Waiter::new();
+                s.waiter = Some(w.clone());
+                w
+            };
+            waiter::wait_or_cancel(&waiter, "oneshot::Receiver::recv", || lock(&self.inner).waiter = None);
+        }
+    }
+
+    /// Whether the value has arrived or the sender is gone (so `recv`
+    /// would not wait).
+    pub fn is_ready(&self) -> bool {
+        let s = lock(&self.inner);
+        s.value.is_some() || !s.sender
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let mut s = lock(&self.inner);
+        s.sender = false;
+        let waiter = s.waiter.take();
+        drop(s);
+        if let Some(w) = waiter {
+            w.notify();
+        }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let value = {
+            let mut s = lock(&self.inner);
+            s.receiver = false;
+            s.value.take()
+        };
+        drop(value);
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("oneshot::Sender { .. }")
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("oneshot::Receiver { .. }")
+    }
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the sender was dropped without sending")
+    }
+}
+
+impl std::error::Error for RecvError {}

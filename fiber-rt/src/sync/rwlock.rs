@@ -1,0 +1,196 @@
+//! A reader-writer lock that parks waiting fibers, with FIFO hand-off so
+//! neither readers nor writers starve.
+
+use std::cell::UnsafeCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use super::waiter::{self, Waiter};
+
+/// Many readers or one writer. Waiters are served in arrival order: a
+/// writer waits for the readers before it, and readers queued behind a
+/// writer wait for it, so neither side starves.
+pub struct RwLock<T: ?Sized> {
+    state: std::sync::Mutex<State>,
+    data: UnsafeCell<T>,
+}
+
+#[derive(Default)]
+struct State {
+    readers: usize,
+    writer: bool,
+    /// Waiters and whether each wants to write.
+    queue: VecDeque<(Arc<Waiter>, bool)>,
+}
+
+// SAFETY: the lock hands out `&T` to many threads or `&mut T` to one,
+// like std's RwLock.
+unsafe impl<T: ?Sized + Send> Send for RwLock<T> {}
+// SAFETY: as above; readers share `&T`, which needs `T: Sync`.
+unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
+
+/// Shared access to an [`RwLock`]'s value.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct RwLockReadGuard<'a, T: ?Sized> {
+    lock: &'a RwLock<T>,
+}
+
+/// Exclusive access to an [`RwLock`]'s value.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct RwLockWriteGuard<'a, T: ?Sized> {
+    lock: &'a RwLock<T>,
+}
+
+impl<T> RwLock<T> {
+    /// An unlocked lock holding `value`.
+    pub fn new(value: T) -> Self {
+        RwLock { state: std::sync::Mutex::new(State::default()), data: UnsafeCell::new(value) }
+    }
+
+    /// The value, consuming the lock.
+    pub fn into_inner(self) -> T {
+        self.data.into_inner()
+    }
+}
+
+impl<T: ?Sized> RwLock<T> {
+    /// Shared access, parking while a writer holds or waits for the lock.
+    pub fn read(&self) -> RwLockReadGuard<'_, T> {
+        self.acquire(false);
+        RwLockReadGuard { lock: self }
+    }
+
+    /// Exclusive access, parking while anyone else holds the lock.
+    pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+        self.acquire(true);
+        RwLockWriteGuard { lock: self }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn acquire(&self, write: bool) {
+        let waiter = {
+            let mut s = self.state();
+            let free = if write { !s.writer && s.readers == 0 } else { !s.writer };
+            if free && s.queue.is_empty() {
+                if write {
+                    s.writer = true;
+                } else {
+                    s.readers += 1;
+                }
+                return;
+            }
+            let waiter = Waiter::new();
+            s.queue.push_back((waiter.clone(), write));
+            waiter
+        };
+        // Once notified, the lock has been handed to us by `release`.
+        let reason = if write { "RwLock::write" } else { "RwLock::read" };
+        waiter::wait_or_cancel(&waiter, reason, || self.cancel_wait(&waiter, write));
+    }
+
+    fn cancel_wait(&self, waiter: &Arc<Waiter>, write: bool) {
+        let mut s = self.state();
+        if let Some(i) = s.queue.iter().position(|(w, _)| Arc::ptr_eq(w, waiter)) {
+            s.queue.remove(i);
+            let woken = Self::grant(&mut s);
+            drop(s);
+            woken.iter().for_each(|w| w.notify());
+        } else if waiter.is_notified() {
+            drop(s);
+            self.release(write); // we were handed the lock: give it back
+        }
+    }
+
+    fn release(&self, write: bool) {
+        let mut s = self.state();
+        if write {
+            s.writer = false;
+        } else {
+            s.readers -= 1;
+        }
+        let woken = Self::grant(&mut s);
+        drop(s);
+        woken.iter().for_each(|w| w.notify());
+    }
+
+    /// Hands the lock to the waiters at the front of the queue that can
+    /// have it now, and returns them to be woken.
+    fn grant(s: &mut State) -> Vec<Arc<Waiter>> {
+        let mut woken = Vec::new();
+        while let Some((_, write)) = s.queue.front() {
+            if *write {
+                if s.writer || s.readers > 0 {
+                    break;
+                }
+                s.writer = true;
+                woken.push(s.queue.pop_front().unwrap().0);
+                break;
+            }
+            if s.writer {
+                break;
+            }
+            s.readers += 1;
+            woken.push(s.queue.pop_front().unwrap().0);
+        }
+        woken
+    }
+}
+
+impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: a read guard proves no writer holds the lock.
+        unsafe { &*self.lock.data.get() }
+    }
+}
+
+impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
+    fn drop(&mut self) {
+        self.lock.release(false);
+    }
+}
+
+impl<T: ?Sized> Deref for RwLockWriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: a write guard proves exclusive access.
+        unsafe { &*self.lock.data.get() }
+    }
+}
+
+impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: a write guard proves exclusive access.
+        unsafe { &mut *self.lock.data.get() }
+    }
+}
+
+impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
+    fn drop(&mut self) {
+        self.lock.release(true);
+    }
+}
+
+impl<T: ?Sized> fmt::Debug for RwLock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.state();
+        f.debug_struct("RwLock").field("readers", &s.readers).field("writer", &s.writer).finish()
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}

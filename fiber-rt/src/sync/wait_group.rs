@@ -1,0 +1,134 @@
+//! Waiting for a set of tasks to finish (`WaitGroup`), and for a set of
+//! parties to meet (`Barrier`).
+
+use std::sync::Arc;
+
+use super::waiter::{self, Waiter};
+
+/// Counts outstanding work; `wait` parks until the count is zero.
+///
+/// Cloning shares the same count.
+#[derive(Clone, Debug, Default)]
+pub struct WaitGroup {
+    inner: Arc<std::sync::Mutex<Group>>,
+}
+
+#[derive(Debug, Default)]
+struct Group {
+    count: usize,
+    waiters: Vec<Arc<Waiter>>,
+}
+
+impl WaitGroup {
+    /// A group with a count of zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn group(&self) -> std::sync::MutexGuard<'_, Group> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds `n` to the count.
+    pub fn add(&self, n: usize) {
+        self.group().count += n;
+    }
+
+    /// Subtracts one from the count, waking the waiters when it reaches
+    /// zero.
+    ///
+    /// # Panics
+    ///
+    /// If the count is already zero.
+    pub fn done(&self) {
+        let mut g = self.group();
+        g.count = g.count.checked_sub(1).expect("WaitGroup::done called more times than add");
+        if g.count == 0 {
+            let waiters = std::mem::take(&mut g.waiters);
+            drop(g);
+            waiters.iter().for_each(|w| w.notify());
+        }
+    }
+
+    /// The current count.
+    pub fn count(&self) -> usize {
+        self.group().count
+    }
+
+    /// Waits until the count is zero.
+    pub fn wait(&self) {
+        let waiter = {
+            let mut g = self.group();
+            if g.count == 0 {
+                return;
+            }
+            let w = Waiter::new();
+            g.waiters.push(w.clone());
+            w
+        };
+        waiter::wait_or_cancel(&waiter, "WaitGroup::wait", || {
+            self.group().waiters.retain(|w| !Arc::ptr_eq(w, &waiter));
+        });
+    }
+}
+
+/// Lets `n` parties wait until all of them have arrived, then releases
+/// them together; reusable.
+#[derive(Debug)]
+pub struct Barrier {
+    n: usize,
+    state: std::sync::Mutex<BarrierState>,
+}
+
+#[derive(Debug)]
+struct BarrierState {
+    arrived: usize,
+    generation: u64,
+    waiters: Vec<Arc<Waiter>>,
+}
+
+/// Returned by [`Barrier::wait`]: one party of each round is the leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BarrierWaitResult(bool);
+
+impl BarrierWaitResult {
+    /// Whether this party arrived last.
+    pub fn is_leader(&self) -> bool {
+        self.0
+    }
+}
+
+impl Barrier {
+    /// A barrier for `n` parties (a barrier for 0 or 1 never waits).
+    pub fn new(n: usize) -> Self {
+        Barrier { n, state: std::sync::Mutex::new(BarrierState { arrived: 0, generation: 0, waiters: Vec::new() }) }
+    }
+
+    /// Waits until `n` parties have called `wait` in this round.
+    pub fn wait(&self) -> BarrierWaitResult {
+        let waiter = {
+            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            s.arrived += 1;
+            if s.arrived >= self.n {
+                s.arrived = 0;
+                s.generation += 1;
+                let waiters = std::mem::take(&mut s.waiters);
+                drop(s);
+                waiters.iter().for_each(|w| w.notify());
+                return BarrierWaitResult(true);
+            }
+            let w = Waiter::new();
+            s.waiters.push(w.clone());
+            w
+        };
+        waiter::wait_or_cancel(&waiter, "Barrier::wait", || {
+            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let before = s.waiters.len();
+            s.waiters.retain(|w| !Arc::ptr_eq(w, &waiter));
+            if s.waiters.len() < before {
+                s.arrived -= 1;
+            }
+        });
+        BarrierWaitResult(false)
+    }
+}
