@@ -1,0 +1,423 @@
+//! Graphs whose shape is only known at run time: nodes are closures, edges
+//! are added one by one, and [`GraphBuilder::build`] checks for cycles. The
+//! result runs on the same executor as a `depends!` graph.
+
+use std::borrow::Cow;
+use std::error::Error;
+use std::fmt;
+
+use super::dot;
+use super::error::Failure;
+use super::graph::{Graph, Plan};
+use super::slot::Slot;
+
+/// A node's body: the closure, with its error already turned into text.
+type Job = Box<dyn FnOnce() -> Result<(), String> + Send>;
+
+/// A node of a [`GraphBuilder`], returned when it is added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(u32);
+
+impl NodeId {
+    /// The node's index: nodes are numbered from 0 in the order added.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Builds a graph at run time.
+///
+/// ```
+/// use fiber_rt::dag::{run_with, GraphBuilder};
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::sync::Arc;
+///
+/// let total = Arc::new(AtomicU32::new(0));
+/// let mut builder = GraphBuilder::new();
+/// let parts: Vec<_> = (1..=3)
+///     .map(|i| {
+///         let total = Arc::clone(&total);
+///         builder.node(format!("part {i}"), move || {
+///             total.fetch_add(i, Ordering::Relaxed);
+///         })
+///     })
+///     .collect();
+/// let check = {
+///     let total = Arc::clone(&total);
+///     builder.try_node("check", move || match total.load(Ordering::Relaxed) {
+///         6 => Ok(()),
+///         other => Err(format!("total is {other}")),
+///     })
+/// };
+/// for part in parts {
+///     builder.edge(part, check);
+/// }
+/// run_with(builder.build().unwrap(), |task| task.run()).unwrap();
+/// ```
+#[derive(Default)]
+pub struct GraphBuilder {
+    names: Vec<Cow<'static, str>>,
+    costs: Vec<u32>,
+    jobs: Vec<Job>,
+    edges: Vec<(u32, u32)>,
+}
+
+impl fmt::Debug for GraphBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GraphBuilder").field("nodes", &self.names).field("edges", &self.edges).finish()
+    }
+}
+
+impl GraphBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        GraphBuilder::default()
+    }
+
+    /// Adds a node that runs `body`; its name shows in errors and `dot()`.
+    pub fn node(&mut self, name: impl Into<Cow<'static, str>>, body: impl FnOnce() + Send + 'static) -> NodeId {
+        self.push(
+            name.into(),
+            Box::new(move || {
+                body();
+                Ok(())
+            }),
+        )
+    }
+
+    /// Adds a node whose `Err` fails the run: the nodes after it are
+    /// skipped and the error's text ends up in the [`GraphError`](super::GraphError).
+    pub fn try_node<E: fmt::Display>(
+        &mut self,
+        name: impl Into<Cow<'static, str>>,
+        body: impl FnOnce() -> Result<(), E> + Send + 'static,
+    ) -> NodeId {
+        self.push(name.into(), Box::new(move || body().map_err(|err| err.to_string())))
+    }
+
+    fn push(&mut self, name: Cow<'static, str>, job: Job) -> NodeId {
+        let id = u32::try_from(self.jobs.len()).ok().filter(|&id| id < u32::MAX).expect("fewer than 2^32 - 1 nodes");
+        self.names.push(name);
+        self.costs.push(1);
+        self.jobs.push(job);
+        NodeId(id)
+    }
+
+    /// Sets a node's cost hint (default 1): among ready nodes, those on the
+    /// costliest path to the end start first.
+    pub fn cost(&mut self, node: NodeId, cost: u32) -> &mut Self {
+        let index = self.check(node);
+        self.costs[index] = cost;
+        self
+    }
+
+    /// Makes `after` wait for `before`. Adding the same edge twice is
+    /// harmless; an edge from a node to itself is a cycle.
+    ///
+    /// # Panics
+    /// When either id does not belong to this builder.
+    pub fn edge(&mut self, before: NodeId, after: NodeId) -> &mut Self {
+        self.check(before);
+        self.check(after);
+        self.edges.push((before.0, after.0));
+        self
+    }
+
+    fn check(&self, node: NodeId) -> usize {
+        assert!(node.index() < self.jobs.len(), "{node:?} is not a node of this builder");
+        node.index()
+    }
+
+    /// Checks the graph and lays it out for running: `Err` names a cycle.
+    pub fn build(self) -> Result<DynGraph, CycleError> {
+        let len = self.jobs.len();
+        let (starts, mut successors) = compress(len, self.edges.iter().map(|&(from, to)| (from, to)));
+        let mut in_degree = vec![0u32; len];
+        for &(_, to) in &self.edges {
+            in_degree[to as usize] += 1;
+        }
+        let order = topological_order(&starts, &successors, &in_degree)
+            .map_err(|cycle| CycleError { path: cycle.iter().map(|&n| self.names[n as usize].to_string()).collect() })?;
+        let mut rank = vec![0u64; len];
+        for &node in order.iter().rev() {
+            let node = node as usize;
+            let row = &successors[starts[node] as usize..starts[node + 1] as usize];
+            let longest = row.iter().map(|&s| rank[s as usize]).max().unwrap_or(0);
+            rank[node] = u64::from(self.costs[node]).saturating_add(longest);
+        }
+        for node in 0..len {
+            let row = &mut successors[starts[node] as usize..starts[node + 1] as usize];
+            // Stable, so equal ranks keep the order the edges were added in.
+            row.sort_by_key(|&s| std::cmp::Reverse(rank[s as usize]));
+        }
+        let mut sources: Vec<u32> = (0..len as u32).filter(|&n| in_degree[n as usize] == 0).collect();
+        sources.sort_by_key(|&s| std::cmp::Reverse(rank[s as usize]));
+        Ok(DynGraph {
+            names: self.names,
+            costs: self.costs,
+            jobs: self.jobs.into_iter().map(Slot::full).collect(),
+            in_degree,
+            starts,
+            successors,
+            sources,
+            rank,
+        })
+    }
+}
+
+/// Compressed rows: `successors[starts[n]..starts[n + 1]]` are the heads of
+/// the edges leaving `n`, in the order they were given.
+fn compress(len: usize, edges: impl Iterator<Item = (u32, u32)> + Clone) -> (Vec<u32>, Vec<u32>) {
+    let mut starts = vec![0u32; len + 1];
+    for (from, _) in edges.clone() {
+        starts[from as usize + 1] += 1;
+    }
+    for i in 0..len {
+        starts[i + 1] += starts[i];
+    }
+    let mut fill = starts.clone();
+    let mut successors = vec![0u32; starts[len] as usize];
+    for (from, to) in edges {
+        successors[fill[from as usize] as usize] = to;
+        fill[from as usize] += 1;
+    }
+    (starts, successors)
+}
+
+/// Kahn's algorithm; on a cycle, returns one cycle as a closed path.
+fn topological_order(starts: &[u32], successors: &[u32], in_degree: &[u32]) -> Result<Vec<u32>, Vec<u32>> {
+    let len = in_degree.len();
+    let mut waiting = in_degree.to_vec();
+    let mut order: Vec<u32> = (0..len as u32).filter(|&n| waiting[n as usize] == 0).collect();
+    let mut next = 0;
+    while next < order.len() {
+        let node = order[next] as usize;
+        next += 1;
+        for &succ in &successors[starts[node] as usize..starts[node + 1] as usize] {
+            waiting[succ as usize] -= 1;
+            if waiting[succ as usize] == 0 {
+                order.push(succ);
+            }
+        }
+    }
+    if order.len() == len {
+        return Ok(order);
+    }
+    Err(find_cycle(starts, successors, &waiting))
+}
+
+/// A cycle among the nodes Kahn's algorithm could not order. Each of them
+/// waits for another of them, so walking backwards along such edges must
+/// come back to a node already seen.
+fn find_cycle(starts: &[u32], successors: &[u32], waiting: &[u32]) -> Vec<u32> {
+    let len = waiting.len();
+    let stuck = |n: usize| waiting[n] > 0;
+    // Predecessor rows, restricted to stuck nodes.
+    let edges = (0..len).filter(|&n| stuck(n)).flat_map(|from| {
+        successors[starts[from] as usize..starts[from + 1] as usize]
+            .iter()
+            .filter(move |&&to| stuck(to as usize))
+            .map(move |&to| (to, from as u32))
+    });
+    let (pred_starts, preds) = compress(len, edges.collect::<Vec<_>>().into_iter());
+    let mut seen_at = vec![usize::MAX; len];
+    let mut walk = Vec::new();
+    let mut node = (0..len).find(|&n| stuck(n)).expect("a failed topological sort leaves a node");
+    while seen_at[node] == usize::MAX {
+        seen_at[node] = walk.len();
+        walk.push(node as u32);
+        node = preds[pred_starts[node] as usize] as usize;
+    }
+    // The walk went against the edges: reverse the loop, start it at the
+    // node added first (so the report does not depend on the walk), close it.
+    let mut cycle: Vec<u32> = walk[seen_at[node]..].iter().rev().copied().collect();
+    let first = (0..cycle.len()).min_by_key(|&i| cycle[i]).unwrap_or(0);
+    cycle.rotate_left(first);
+    cycle.push(cycle[0]);
+    cycle
+}
+
+/// A cycle found by [`GraphBuilder::build`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CycleError {
+    path: Vec<String>,
+}
+
+impl CycleError {
+    /// The cycle's node names, the first repeated at the end.
+    pub fn path(&self) -> &[String] {
+        &self.path
+    }
+}
+
+impl fmt::Display for CycleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cycle: {}", self.path.join(" -> "))
+    }
+}
+
+impl Error for CycleError {}
+
+/// A graph from [`GraphBuilder::build`], ready to run once.
+pub struct DynGraph {
+    names: Vec<Cow<'static, str>>,
+    costs: Vec<u32>,
+    jobs: Vec<Slot<Job>>,
+    in_degree: Vec<u32>,
+    starts: Vec<u32>,
+    successors: Vec<u32>,
+    sources: Vec<u32>,
+    rank: Vec<u64>,
+}
+
+impl fmt::Debug for DynGraph {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DynGraph").field("nodes", &self.names.len()).field("edges", &self.successors.len()).finish()
+    }
+}
+
+impl DynGraph {
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether there are no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// A node's name.
+    pub fn name(&self, node: NodeId) -> &str {
+        &self.names[node.index()]
+    }
+
+    /// A node's critical-path rank: its cost plus the largest rank after it.
+    pub fn rank(&self, node: NodeId) -> u64 {
+        self.rank[node.index()]
+    }
+
+    /// The nodes that wait for `node`, highest rank first.
+    pub fn successors(&self, node: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        self.row(node.0).iter().map(|&n| NodeId(n))
+    }
+
+    fn row(&self, node: u32) -> &[u32] {
+        let node = node as usize;
+        &self.successors[self.starts[node] as usize..self.starts[node + 1] as usize]
+    }
+
+    /// The graph in Graphviz `dot` syntax, under the name `graph`.
+    pub fn dot(&self, graph: &str) -> String {
+        let nodes = (0..self.len()).map(|n| dot::Node {
+            name: &self.names[n],
+            cost: self.costs[n],
+            rank: self.rank[n],
+            successors: self.row(n as u32),
+        });
+        dot::render(graph, nodes, std::iter::empty())
+    }
+}
+
+impl Graph for DynGraph {
+    type Outputs = ();
+    type Plan = DynGraph;
+
+    fn into_plan(self) -> DynGraph {
+        self
+    }
+}
+
+impl Plan for DynGraph {
+    type Outputs = ();
+
+    fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    fn in_degree(&self, node: u32) -> u32 {
+        self.in_degree[node as usize]
+    }
+
+    fn successors(&self, node: u32) -> &[u32] {
+        self.row(node)
+    }
+
+    fn sources(&self) -> &[u32] {
+        &self.sources
+    }
+
+    fn name(&self, node: u32) -> &str {
+        &self.names[node as usize]
+    }
+
+    fn stack_size(&self, _node: u32) -> usize {
+        0
+    }
+
+    fn run_node(&self, node: u32) -> Result<(), Failure> {
+        let job = self.jobs[node as usize].take().expect("the executor runs each node once");
+        job().map_err(Failure::error)
+    }
+
+    fn finish(&mut self) -> Option<()> {
+        Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(names: &[&'static str], close: bool) -> GraphBuilder {
+        let mut builder = GraphBuilder::new();
+        let ids: Vec<_> = names.iter().map(|&n| builder.node(n, || {})).collect();
+        for pair in ids.windows(2) {
+            builder.edge(pair[0], pair[1]);
+        }
+        if close {
+            builder.edge(ids[ids.len() - 1], ids[0]);
+        }
+        builder
+    }
+
+    #[test]
+    fn a_cycle_is_named_in_order() {
+        let mut builder = chain(&["a", "b", "c"], true);
+        let tail = builder.node("tail", || {});
+        builder.edge(NodeId(2), tail);
+        let err = builder.build().unwrap_err();
+        assert_eq!(err.to_string(), "cycle: a -> b -> c -> a");
+    }
+
+    #[test]
+    fn a_self_edge_is_a_cycle() {
+        let mut builder = GraphBuilder::new();
+        let a = builder.node("a", || {});
+        builder.edge(a, a);
+        assert_eq!(builder.build().unwrap_err().path(), ["a", "a"]);
+    }
+
+    #[test]
+    fn a_cycle_behind_a_valid_prefix_is_found() {
+        let mut builder = chain(&["x", "y"], false);
+        let p = builder.node("p", || {});
+        let q = builder.node("q", || {});
+        builder.edge(NodeId(1), p).edge(p, q).edge(q, p);
+        assert_eq!(builder.build().unwrap_err().to_string(), "cycle: p -> q -> p");
+    }
+
+    #[test]
+    fn ranks_and_successor_order_follow_costs() {
+        let mut builder = GraphBuilder::new();
+        let root = builder.node("root", || {});
+        let cheap = builder.node("cheap", || {});
+        let dear = builder.node("dear", || {});
+        builder.cost(dear, 50).edge(root, cheap).edge(root, dear);
+        let graph = builder.build().unwrap();
+        assert_eq!(graph.rank(root), 51);
+        assert_eq!(graph.successors(root).collect::<Vec<_>>(), [dear, cheap]);
+        assert_eq!(Plan::sources(&graph), [0]);
+        assert!(graph.dot("g").contains("n0 -> n2;\n    n0 -> n1;"));
+    }
+}

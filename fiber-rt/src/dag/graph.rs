@@ -1,0 +1,131 @@
+//! The traits a graph implements so the executor can run it: [`Graph`] for
+//! what users pass to a runner, and the hidden [`Plan`] the executor walks.
+
+use super::error::Failure;
+use super::table::Table;
+
+/// A dependency graph that can be run: a `depends!` graph, or a
+/// [`DynGraph`](super::DynGraph) from the [`GraphBuilder`](super::GraphBuilder).
+///
+/// Running consumes the value, so a graph with run-time inputs is built
+/// once per run (`Stats { input }`), while its type serves every run.
+pub trait Graph: Sized + Send + 'static {
+    /// What a successful run gives back: for `depends!` graphs a struct with
+    /// a field per fiber, for run-time graphs `()`.
+    type Outputs: Send + 'static;
+
+    /// The per-run state the executor walks.
+    #[doc(hidden)]
+    type Plan: Plan<Outputs = Self::Outputs>;
+
+    /// Sets up the run: output slots, with the inputs already in theirs.
+    #[doc(hidden)]
+    fn into_plan(self) -> Self::Plan;
+}
+
+/// One run of a graph, as the executor sees it. Node indices are `u32`
+/// below `len()`.
+#[doc(hidden)]
+pub trait Plan: Send + Sync + 'static {
+    /// What [`finish`](Plan::finish) produces.
+    type Outputs: Send + 'static;
+    /// Number of nodes.
+    fn len(&self) -> usize;
+    /// Whether the graph has no nodes.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// How many nodes `node` waits for.
+    fn in_degree(&self, node: u32) -> u32;
+    /// The nodes waiting for `node`, highest critical-path rank first.
+    fn successors(&self, node: u32) -> &[u32];
+    /// The nodes that wait for nothing, highest rank first.
+    fn sources(&self) -> &[u32];
+    /// The node's display name.
+    fn name(&self, node: u32) -> &str;
+    /// The node's stack size in bytes, 0 for the runtime's default.
+    fn stack_size(&self, node: u32) -> usize;
+    /// Runs one node's body. Called once per node, after every node it
+    /// depends on has returned `Ok`. May panic.
+    fn run_node(&self, node: u32) -> Result<(), Failure>;
+    /// Collects the outputs, once every node has returned `Ok`. `None` only
+    /// when a slot is unexpectedly empty, which a correct plan never causes.
+    fn finish(&mut self) -> Option<Self::Outputs>;
+}
+
+/// What `depends!` implements for a graph; [`StaticPlan`] turns it into a
+/// [`Plan`].
+#[doc(hidden)]
+pub trait StaticGraph: Sized + Send + 'static {
+    /// One output slot per node and one per run-time input.
+    type Slots: 'static;
+    /// The outputs struct.
+    type Outputs: Send + 'static;
+    /// The constant node table.
+    const TABLE: &'static Table;
+    /// Makes the slots for one run, with the inputs moved into theirs.
+    fn into_slots(self) -> Self::Slots;
+    /// Runs node `node`: reads its inputs from the slots, calls the fiber,
+    /// stores its output.
+    fn run_node(slots: &Self::Slots, node: u32) -> Result<(), Failure>;
+    /// Moves the outputs out of the slots.
+    fn finish(slots: &mut Self::Slots) -> Option<Self::Outputs>;
+}
+
+/// The [`Plan`] of a `depends!` graph: its slots, walked along its table.
+#[doc(hidden)]
+pub struct StaticPlan<G: StaticGraph> {
+    slots: G::Slots,
+}
+
+impl<G: StaticGraph> StaticPlan<G> {
+    /// A run of `graph`.
+    pub fn new(graph: G) -> Self {
+        StaticPlan { slots: graph.into_slots() }
+    }
+}
+
+impl<G: StaticGraph> std::fmt::Debug for StaticPlan<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticPlan").field("graph", &G::TABLE.graph).finish_non_exhaustive()
+    }
+}
+
+impl<G: StaticGraph> Plan for StaticPlan<G>
+where
+    G::Slots: Send + Sync,
+{
+    type Outputs = G::Outputs;
+
+    fn len(&self) -> usize {
+        G::TABLE.nodes.len()
+    }
+
+    fn in_degree(&self, node: u32) -> u32 {
+        G::TABLE.nodes[node as usize].in_degree
+    }
+
+    fn successors(&self, node: u32) -> &[u32] {
+        G::TABLE.nodes[node as usize].successors
+    }
+
+    fn sources(&self) -> &[u32] {
+        G::TABLE.sources
+    }
+
+    fn name(&self, node: u32) -> &str {
+        G::TABLE.nodes[node as usize].name
+    }
+
+    fn stack_size(&self, node: u32) -> usize {
+        G::TABLE.nodes[node as usize].stack_size
+    }
+
+    fn run_node(&self, node: u32) -> Result<(), Failure> {
+        G::run_node(&self.slots, node)
+    }
+
+    fn finish(&mut self) -> Option<G::Outputs> {
+        G::finish(&mut self.slots)
+    }
+}
