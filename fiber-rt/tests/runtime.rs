@@ -1,0 +1,256 @@
+//! The multi-threaded runtime: spawning, joining, yielding, sleeping,
+//! scopes, panics and shutdown.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fiber_rt::{Builder, FiberBuilder, Runtime};
+
+fn rt(workers: usize) -> Runtime {
+    Builder::new().workers(workers).build().unwrap()
+}
+
+#[test]
+fn spawn_and_join_a_million_fibers_across_workers() {
+    let rt = rt(2);
+    let n: u64 = if cfg!(debug_assertions) { 200_000 } else { 1_000_000 };
+    let sum = rt.block_on(move || {
+        // Batches of spawns, then joins: fibers are stolen by the other worker.
+        let mut sum = 0;
+        for batch in 0..(n / 1000) {
+            let handles: Vec<_> = (0..1000).map(|i| fiber_rt::spawn(move || batch * 1000 + i)).collect();
+            sum += handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>();
+        }
+        sum
+    });
+    assert_eq!(sum, n * (n - 1) / 2);
+    let m = rt.metrics();
+    assert_eq!(m.spawned, n + 1);
+    assert_eq!(m.live, 0, "every fiber finished");
+    assert!(m.steals <= m.spawned);
+}
+
+#[test]
+fn join_from_a_plain_thread_blocks_until_done() {
+    let rt = rt(2);
+    let h = rt.spawn(|| {
+        fiber_rt::sleep(Duration::from_millis(20));
+        7
+    });
+    assert!(!h.is_finished());
+    assert_eq!(h.join().unwrap(), 7);
+}
+
+#[test]
+fn a_panicking_fiber_is_reported_and_its_worker_lives_on() {
+    let rt = rt(1);
+    let h = FiberBuilder::new().name("doomed").spawn_on(&rt, || -> u32 { panic!("no luck: {}", 42) }).unwrap();
+    let err = h.join().unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(err.panic_message(), Some("no luck: 42"));
+    assert_eq!(err.to_string(), "fiber 'doomed' panicked: no luck: 42");
+    // The only worker still runs fibers.
+    assert_eq!(rt.block_on(|| 5), 5);
+}
+
+#[test]
+fn yield_now_interleaves_fibers_on_one_worker() {
+    let rt = rt(1);
+    let log = Arc::new(fiber_rt::sync::Mutex::new(Vec::new()));
+    let shared = log.clone();
+    // Spawned from a fiber, all three are queued before any of them runs.
+    rt.block_on(move || {
+        let handles: Vec<_> = (0..3)
+            .map(|id| {
+                let log = shared.clone();
+                fiber_rt::spawn(move || {
+                    for step in 0..3 {
+                        log.lock().push((id, step));
+                        fiber_rt::yield_now();
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().for_each(|h| h.join().unwrap());
+    });
+    let log = log.lock().clone();
+    // Round robin: every fiber takes step k before any takes step k + 1.
+    for k in 0..2 {
+        let last_k = log.iter().rposition(|&(_, s)| s == k).unwrap();
+        let first_next = log.iter().position(|&(_, s)| s == k + 1).unwrap();
+        assert!(last_k < first_next, "{log:?}");
+    }
+}
+
+#[test]
+fn sleepers_wake_in_deadline_order() {
+    let rt = rt(2);
+    let order = Arc::new(fiber_rt::sync::Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let handles: Vec<_> = [50u64, 10, 30, 20, 40]
+        .into_iter()
+        .map(|ms| {
+            let order = order.clone();
+            rt.spawn(move || {
+                fiber_rt::sleep(Duration::from_millis(ms));
+                order.lock().push(ms);
+            })
+        })
+        .collect();
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    assert_eq!(*order.lock(), [10, 20, 30, 40, 50]);
+    assert!(start.elapsed() >= Duration::from_millis(50));
+}
+
+#[test]
+fn scoped_fibers_borrow_from_the_caller() {
+    let rt = rt(2);
+    let data: Vec<u64> = (1..=1000).collect();
+    let counter = AtomicUsize::new(0);
+    let sum: u64 = rt.scope(|s| {
+        let handles: Vec<_> = data
+            .chunks(100)
+            .map(|chunk| {
+                let counter = &counter;
+                s.spawn(move || {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    chunk.iter().sum::<u64>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(sum, 500_500);
+    assert_eq!(counter.load(Ordering::Relaxed), 10);
+}
+
+#[test]
+fn a_scope_waits_for_unjoined_fibers_and_reports_their_panic() {
+    let rt = rt(2);
+    let finished = AtomicUsize::new(0);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.scope(|s| {
+            s.spawn(|| {
+                fiber_rt::sleep(Duration::from_millis(20));
+                finished.fetch_add(1, Ordering::Relaxed);
+            });
+            s.spawn(|| panic!("scoped failure"));
+        })
+    }));
+    assert!(result.is_err(), "the unjoined panic surfaces");
+    assert_eq!(finished.load(Ordering::Relaxed), 1, "the sleeper finished before scope returned");
+}
+
+#[test]
+fn fiber_names_ids_and_current() {
+    let rt = rt(1);
+    assert!(fiber_rt::current().is_none());
+    let h = FiberBuilder::new().name("named").spawn_on(&rt, || fiber_rt::current().unwrap()).unwrap();
+    let id = h.id();
+    let me = h.join().unwrap();
+    assert_eq!(me.id, id);
+    assert_eq!(me.name.as_deref(), Some("named"));
+}
+
+#[test]
+fn fibers_may_spawn_fibers_and_block_on_runs_nested() {
+    let rt = rt(2);
+    let depth = rt.block_on(|| {
+        fn nest(n: u32) -> u32 {
+            if n == 0 {
+                return 0;
+            }
+            fiber_rt::spawn(move || nest(n - 1)).join().unwrap() + 1
+        }
+        nest(100)
+    });
+    assert_eq!(depth, 100);
+}
+
+#[test]
+fn spawn_blocking_keeps_workers_free() {
+    let rt = rt(1);
+    let ticks = rt.block_on(|| {
+        let slow = fiber_rt::spawn_blocking(|| {
+            std::thread::sleep(Duration::from_millis(100));
+            "done"
+        });
+        // The only worker still runs fibers while the blocking job sleeps.
+        let ticker = fiber_rt::spawn(|| {
+            let mut n = 0;
+            while n < 5 {
+                fiber_rt::sleep(Duration::from_millis(5));
+                n += 1;
+            }
+            n
+        });
+        assert_eq!(slow.join().unwrap(), "done");
+        ticker.join().unwrap()
+    });
+    assert_eq!(ticks, 5);
+}
+
+#[test]
+fn builder_rejects_bad_settings() {
+    let err = Builder::new().workers(0).build().unwrap_err();
+    assert!(err.to_string().contains("at least one worker"), "{err}");
+    let err = Builder::new().time_slice(Duration::from_micros(10)).build().unwrap_err();
+    assert!(err.to_string().contains("time slice"), "{err}");
+    let err = Builder::new().stack_size(4 << 30).build().unwrap_err();
+    assert!(err.to_string().contains("stack size"), "{err}");
+}
+
+struct CountDrop(Arc<AtomicUsize>);
+impl Drop for CountDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn shutdown_cancels_parked_and_queued_fibers_and_runs_their_destructors() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let rt = rt(2);
+    let (tx, rx) = fiber_rt::sync::mpsc::unbounded::<()>();
+    let mut handles = Vec::new();
+    for _ in 0..50 {
+        let rx_hold = tx.clone();
+        let guard = CountDrop(drops.clone());
+        let wait = fiber_rt::sync::WaitGroup::new();
+        wait.add(1);
+        handles.push(rt.spawn(move || {
+            let _guard = guard;
+            let _keep = rx_hold;
+            wait.wait(); // never done: parked for good
+        }));
+    }
+    let guard = CountDrop(drops.clone());
+    handles.push(rt.spawn(move || {
+        let _guard = guard;
+        let _ = rx.recv(); // parked: a sender stays alive in `tx`
+    }));
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(rt.metrics().live, 51);
+    drop(rt);
+    assert_eq!(drops.load(Ordering::SeqCst), 51, "every parked fiber was unwound");
+    for h in handles {
+        assert!(h.join().unwrap_err().is_cancelled());
+    }
+    drop(tx);
+}
+
+#[test]
+fn dropping_the_runtime_from_one_of_its_fibers_does_not_hang() {
+    let rt = Arc::new(std::sync::Mutex::new(Some(rt(2))));
+    let handle = {
+        let guard = rt.lock().unwrap();
+        let rt2 = rt.clone();
+        guard.as_ref().unwrap().spawn(move || {
+            let taken = rt2.lock().unwrap().take();
+            drop(taken);
+            "dropped"
+        })
+    };
+    assert_eq!(handle.join().unwrap(), "dropped");
+}
