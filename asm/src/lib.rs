@@ -81,7 +81,10 @@ const X87_CW_DEFAULT: u32 = 0x037F;
 /// - `entry` must not unwind: a panic must be caught before it returns.
 pub unsafe fn init_stack(top: NonNull<u8>, entry: EntryFn, data: *mut u8) -> StackPointer {
     let top = top.as_ptr() as *mut usize;
-    debug_assert!((top as usize) % 16 == 0, "stack top must be 16-byte aligned");
+    debug_assert!(
+        (top as usize) % 16 == 0,
+        "stack top must be 16-byte aligned"
+    );
     let words: [usize; 10] = [
         MXCSR_DEFAULT as usize | ((X87_CW_DEFAULT as usize) << 32), // top - 80
         0,                                                          // r15

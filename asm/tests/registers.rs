@@ -81,13 +81,21 @@ unsafe fn switch_with(
 }
 
 /// The symbol itself, so the asm block can `call` it directly.
-unsafe extern "sysv64" fn raw_switch(save: *mut StackPointer, load: StackPointer, value: usize) -> usize {
+unsafe extern "sysv64" fn raw_switch(
+    save: *mut StackPointer,
+    load: StackPointer,
+    value: usize,
+) -> usize {
     // SAFETY: forwarded from switch_with's caller.
     unsafe { switch(save, load, value) }
 }
 
-const MAIN_REGS: Regs = [0x1111, 0x2222, 0x3333, 0x4444, 0x5555, 0x6666, 0x7F80, 0x0C7F];
-const FIBER_REGS: Regs = [0xAAAA, 0xBBBB, 0xCCCC, 0xDDDD, 0xEEEE, 0xFFFF, 0x3F80, 0x077F];
+const MAIN_REGS: Regs = [
+    0x1111, 0x2222, 0x3333, 0x4444, 0x5555, 0x6666, 0x7F80, 0x0C7F,
+];
+const FIBER_REGS: Regs = [
+    0xAAAA, 0xBBBB, 0xCCCC, 0xDDDD, 0xEEEE, 0xFFFF, 0x3F80, 0x077F,
+];
 
 struct Shared {
     main_sp: Option<StackPointer>,
@@ -103,17 +111,31 @@ unsafe extern "sysv64" fn fiber_entry(value: usize, data: *mut u8) -> Exit {
     let mut got = [0; 8];
     // SAFETY: main's context was saved by the switch that started us.
     let back = unsafe {
-        switch_with(&mut shared.fiber_sp as *mut _ as *mut StackPointer, shared.main_sp.unwrap(), 20, &FIBER_REGS, &mut got)
+        switch_with(
+            &mut shared.fiber_sp as *mut _ as *mut StackPointer,
+            shared.main_sp.unwrap(),
+            20,
+            &FIBER_REGS,
+            &mut got,
+        )
     };
     shared.fiber_saw = got;
-    Exit { to: shared.main_sp.unwrap(), value: back + 1 }
+    Exit {
+        to: shared.main_sp.unwrap(),
+        value: back + 1,
+    }
 }
 
 #[test]
 fn callee_saved_state_survives_switches_both_ways() {
     let mut memory = vec![0u128; 64 * 1024 / 16];
     let top = memory.as_mut_ptr_range().end as *mut u8;
-    let mut shared = Shared { main_sp: None, fiber_sp: None, fiber_saw: [0; 8], fiber_got_value: 0 };
+    let mut shared = Shared {
+        main_sp: None,
+        fiber_sp: None,
+        fiber_saw: [0; 8],
+        fiber_got_value: 0,
+    };
     let data = &mut shared as *mut Shared as *mut u8;
     // SAFETY: `memory` outlives the fiber and `top` is 16-aligned.
     let sp = unsafe { init_stack(NonNull::new(top).unwrap(), fiber_entry, data) };
@@ -126,17 +148,32 @@ fn callee_saved_state_survives_switches_both_ways() {
         switch_with(main_sp, sp, 10, &MAIN_REGS, &mut got)
     };
     assert_eq!(first, 20, "the fiber's value reaches main");
-    assert_eq!(got, MAIN_REGS, "main's registers after the fiber ran with others");
+    assert_eq!(
+        got, MAIN_REGS,
+        "main's registers after the fiber ran with others"
+    );
 
     let mut got = [0; 8];
     // SAFETY: the fiber suspended itself into `fiber_sp`.
     let last = unsafe {
         let s = &mut *(data as *mut Shared);
         let fiber_sp = s.fiber_sp.unwrap();
-        switch_with(&mut s.main_sp as *mut _ as *mut StackPointer, fiber_sp, 30, &MAIN_REGS, &mut got)
+        switch_with(
+            &mut s.main_sp as *mut _ as *mut StackPointer,
+            fiber_sp,
+            30,
+            &MAIN_REGS,
+            &mut got,
+        )
     };
     assert_eq!(last, 31, "the entry's Exit value reaches main");
     assert_eq!(got, MAIN_REGS);
-    assert_eq!(shared.fiber_got_value, 10, "the first switch's value is the entry's argument");
-    assert_eq!(shared.fiber_saw, FIBER_REGS, "the fiber's registers after main ran with others");
+    assert_eq!(
+        shared.fiber_got_value, 10,
+        "the first switch's value is the entry's argument"
+    );
+    assert_eq!(
+        shared.fiber_saw, FIBER_REGS,
+        "the fiber's registers after main ran with others"
+    );
 }

@@ -18,57 +18,69 @@ pub fn switch_round_trip() -> Report {
         x = s.suspend(x + 1);
     })
     .unwrap();
-    r.add("fiber", ns_per_iter(iters, 5, |n| {
-        for i in 0..n {
-            match fib.resume(i) {
-                Ok(Step::Yielded(v)) => assert_eq!(black_box(v), i + 1),
-                _ => unreachable!(),
+    r.add(
+        "fiber",
+        ns_per_iter(iters, 5, |n| {
+            for i in 0..n {
+                match fib.resume(i) {
+                    Ok(Step::Yielded(v)) => assert_eq!(black_box(v), i + 1),
+                    _ => unreachable!(),
+                }
             }
-        }
-    }));
+        }),
+    );
 
     let mut co = Coroutine::<u64, u64, ()>::new(|y, mut x| loop {
         x = y.suspend(x + 1);
     });
-    r.add("corosensei", ns_per_iter(iters, 5, |n| {
-        for i in 0..n {
-            match co.resume(i) {
-                CoroutineResult::Yield(v) => assert_eq!(black_box(v), i + 1),
-                CoroutineResult::Return(()) => unreachable!(),
+    r.add(
+        "corosensei",
+        ns_per_iter(iters, 5, |n| {
+            for i in 0..n {
+                match co.resume(i) {
+                    CoroutineResult::Yield(v) => assert_eq!(black_box(v), i + 1),
+                    CoroutineResult::Return(()) => unreachable!(),
+                }
             }
-        }
-    }));
+        }),
+    );
     r
 }
 
 pub fn create_complete() -> Report {
-    let mut r = Report::new("create + run + complete, pooled stack", "ns")
-        .target("fiber at most 25 ns");
+    let mut r =
+        Report::new("create + run + complete, pooled stack", "ns").target("fiber at most 25 ns");
     let iters = 2_000_000;
 
-    r.add("fiber", ns_per_iter(iters, 5, |n| {
-        for i in 0..n {
-            let mut fib = Fiber::<u64, (), u64>::new(|_, x| x * 2).unwrap();
-            match fib.resume(i) {
-                Ok(Step::Complete(v)) => assert_eq!(black_box(v), i * 2),
-                _ => unreachable!(),
+    r.add(
+        "fiber",
+        ns_per_iter(iters, 5, |n| {
+            for i in 0..n {
+                let mut fib = Fiber::<u64, (), u64>::new(|_, x| x * 2).unwrap();
+                match fib.resume(i) {
+                    Ok(Step::Complete(v)) => assert_eq!(black_box(v), i * 2),
+                    _ => unreachable!(),
+                }
             }
-        }
-    }));
+        }),
+    );
 
     // corosensei has no pool: hand the same stack from one coroutine to the next.
     let mut spare = Some(DefaultStack::new(256 * 1024).unwrap());
-    r.add("corosensei", ns_per_iter(iters, 5, |n| {
-        for i in 0..n {
-            let stack = spare.take().unwrap();
-            let mut co = Coroutine::<u64, (), u64, _>::with_stack(stack, |_, x| x * 2);
-            match co.resume(i) {
-                CoroutineResult::Return(v) => assert_eq!(black_box(v), i * 2),
-                CoroutineResult::Yield(()) => unreachable!(),
+    r.add(
+        "corosensei",
+        ns_per_iter(iters, 5, |n| {
+            for i in 0..n {
+                let stack = spare.take().unwrap();
+                let mut co = Coroutine::<u64, (), u64, _>::with_stack(stack, |_, x| x * 2);
+                match co.resume(i) {
+                    CoroutineResult::Return(v) => assert_eq!(black_box(v), i * 2),
+                    CoroutineResult::Yield(()) => unreachable!(),
+                }
+                spare = Some(co.into_stack());
             }
-            spare = Some(co.into_stack());
-        }
-    }));
+        }),
+    );
     r
 }
 
@@ -83,8 +95,11 @@ fn touch_4k() -> u8 {
 }
 
 pub fn resident_memory() -> Report {
-    let mut r = Report::new("resident memory of a suspended fiber that touched 4 KiB", "KiB")
-        .target("fiber at most 8 KiB");
+    let mut r = Report::new(
+        "resident memory of a suspended fiber that touched 4 KiB",
+        "KiB",
+    )
+    .target("fiber at most 8 KiB");
     let n = 10_000;
 
     let before = resident_bytes();
@@ -98,7 +113,10 @@ pub fn resident_memory() -> Report {
             f
         })
         .collect();
-    r.add("fiber", (resident_bytes() - before) as f64 / n as f64 / 1024.0);
+    r.add(
+        "fiber",
+        (resident_bytes() - before) as f64 / n as f64 / 1024.0,
+    );
     drop(fibers);
 
     let before = resident_bytes();
@@ -111,7 +129,10 @@ pub fn resident_memory() -> Report {
             c
         })
         .collect();
-    r.add("corosensei", (resident_bytes() - before) as f64 / n as f64 / 1024.0);
+    r.add(
+        "corosensei",
+        (resident_bytes() - before) as f64 / n as f64 / 1024.0,
+    );
     drop(coroutines);
     r
 }

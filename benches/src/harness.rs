@@ -20,7 +20,12 @@ pub struct Report {
 
 impl Report {
     pub fn new(workload: &'static str, unit: &'static str) -> Self {
-        Report { workload, unit, target: None, figures: Vec::new() }
+        Report {
+            workload,
+            unit,
+            target: None,
+            figures: Vec::new(),
+        }
     }
 
     pub fn target(mut self, target: impl Into<String>) -> Self {

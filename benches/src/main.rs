@@ -30,7 +30,10 @@ fn main() {
     }
     if reports.is_empty() {
         let names: Vec<_> = WORKLOADS.iter().map(|w| w.0).collect();
-        eprintln!("no workload matches {filter:?}; workloads: {}", names.join(", "));
+        eprintln!(
+            "no workload matches {filter:?}; workloads: {}",
+            names.join(", ")
+        );
         std::process::exit(2);
     }
     for r in &reports {

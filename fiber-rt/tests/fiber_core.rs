@@ -129,11 +129,12 @@ fn completed_fibers_reuse_pooled_stacks() {
 
 #[test]
 fn a_panic_comes_out_of_resume_with_its_payload() {
-    let mut fib = Fiber::<(), (), ()>::with_stack(Stack::new(64 * 1024).unwrap(), "boom", |s, ()| {
-        s.suspend(());
-        panic!("exploded at step {}", 2);
-    })
-    .unwrap();
+    let mut fib =
+        Fiber::<(), (), ()>::with_stack(Stack::new(64 * 1024).unwrap(), "boom", |s, ()| {
+            s.suspend(());
+            panic!("exploded at step {}", 2);
+        })
+        .unwrap();
     assert_eq!(fib.resume(()).unwrap(), Step::Yielded(()));
     let err = fib.resume(()).unwrap_err();
     assert_eq!(err.panic_message(), Some("exploded at step 2"));
@@ -143,7 +144,9 @@ fn a_panic_comes_out_of_resume_with_its_payload() {
     // A non-string payload comes back as it was.
     let mut fib = Fiber::<(), (), ()>::new(|_, ()| std::panic::panic_any(42u32)).unwrap();
     match fib.resume(()) {
-        Err(ResumeError::Panicked { payload, .. }) => assert_eq!(payload.downcast_ref::<u32>(), Some(&42)),
+        Err(ResumeError::Panicked { payload, .. }) => {
+            assert_eq!(payload.downcast_ref::<u32>(), Some(&42))
+        }
         other => panic!("expected a panic, got {other:?}"),
     }
 }
@@ -170,7 +173,11 @@ fn dropping_a_suspended_fiber_runs_its_destructors() {
     assert_eq!(fib.resume(()).unwrap(), Step::Yielded(()));
     assert_eq!(drops.get(), 0);
     drop(fib);
-    assert_eq!(drops.get(), 2, "both the captured and the local value were dropped");
+    assert_eq!(
+        drops.get(),
+        2,
+        "both the captured and the local value were dropped"
+    );
 }
 
 #[test]
@@ -203,9 +210,13 @@ fn a_fiber_that_catches_its_unwind_is_unwound_again() {
 fn nested_fibers_resume_each_other() {
     let mut outer = Fiber::<u32, u32, u32>::new(|s, x| {
         let mut inner = Fiber::<u32, u32, u32>::new(|s2, y| s2.suspend(y * 10) + 1).unwrap();
-        let Step::Yielded(a) = inner.resume(x).unwrap() else { unreachable!() };
+        let Step::Yielded(a) = inner.resume(x).unwrap() else {
+            unreachable!()
+        };
         let b = s.suspend(a);
-        let Step::Complete(c) = inner.resume(b).unwrap() else { unreachable!() };
+        let Step::Complete(c) = inner.resume(b).unwrap() else {
+            unreachable!()
+        };
         c
     })
     .unwrap();

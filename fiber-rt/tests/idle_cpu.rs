@@ -25,6 +25,9 @@ fn an_idle_runtime_uses_under_one_percent_of_a_core() {
     let before = process_cpu_time();
     std::thread::sleep(Duration::from_millis(500));
     let used = process_cpu_time() - before;
-    assert!(used < Duration::from_millis(5), "an idle runtime used {used:?} of CPU in 500 ms");
+    assert!(
+        used < Duration::from_millis(5),
+        "an idle runtime used {used:?} of CPU in 500 ms"
+    );
     drop(rt);
 }

@@ -14,12 +14,18 @@ fn rt(workers: usize) -> Runtime {
 #[test]
 fn spawn_and_join_a_million_fibers_across_workers() {
     let rt = rt(2);
-    let n: u64 = if cfg!(debug_assertions) { 200_000 } else { 1_000_000 };
+    let n: u64 = if cfg!(debug_assertions) {
+        200_000
+    } else {
+        1_000_000
+    };
     let sum = rt.block_on(move || {
         // Batches of spawns, then joins: fibers are stolen by the other worker.
         let mut sum = 0;
         for batch in 0..(n / 1000) {
-            let handles: Vec<_> = (0..1000).map(|i| fiber_rt::spawn(move || batch * 1000 + i)).collect();
+            let handles: Vec<_> = (0..1000)
+                .map(|i| fiber_rt::spawn(move || batch * 1000 + i))
+                .collect();
             sum += handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>();
         }
         sum
@@ -45,7 +51,10 @@ fn join_from_a_plain_thread_blocks_until_done() {
 #[test]
 fn a_panicking_fiber_is_reported_and_its_worker_lives_on() {
     let rt = rt(1);
-    let h = FiberBuilder::new().name("doomed").spawn_on(&rt, || -> u32 { panic!("no luck: {}", 42) }).unwrap();
+    let h = FiberBuilder::new()
+        .name("doomed")
+        .spawn_on(&rt, || -> u32 { panic!("no luck: {}", 42) })
+        .unwrap();
     let err = h.join().unwrap_err();
     assert!(err.is_panic());
     assert_eq!(err.panic_message(), Some("no luck: 42"));
@@ -139,14 +148,21 @@ fn a_scope_waits_for_unjoined_fibers_and_reports_their_panic() {
         })
     }));
     assert!(result.is_err(), "the unjoined panic surfaces");
-    assert_eq!(finished.load(Ordering::Relaxed), 1, "the sleeper finished before scope returned");
+    assert_eq!(
+        finished.load(Ordering::Relaxed),
+        1,
+        "the sleeper finished before scope returned"
+    );
 }
 
 #[test]
 fn fiber_names_ids_and_current() {
     let rt = rt(1);
     assert!(fiber_rt::current().is_none());
-    let h = FiberBuilder::new().name("named").spawn_on(&rt, || fiber_rt::current().unwrap()).unwrap();
+    let h = FiberBuilder::new()
+        .name("named")
+        .spawn_on(&rt, || fiber_rt::current().unwrap())
+        .unwrap();
     let id = h.id();
     let me = h.join().unwrap();
     assert_eq!(me.id, id);
@@ -195,7 +211,10 @@ fn spawn_blocking_keeps_workers_free() {
 fn builder_rejects_bad_settings() {
     let err = Builder::new().workers(0).build().unwrap_err();
     assert!(err.to_string().contains("at least one worker"), "{err}");
-    let err = Builder::new().time_slice(Duration::from_micros(10)).build().unwrap_err();
+    let err = Builder::new()
+        .time_slice(Duration::from_micros(10))
+        .build()
+        .unwrap_err();
     assert!(err.to_string().contains("time slice"), "{err}");
     let err = Builder::new().stack_size(4 << 30).build().unwrap_err();
     assert!(err.to_string().contains("stack size"), "{err}");
@@ -233,7 +252,11 @@ fn shutdown_cancels_parked_and_queued_fibers_and_runs_their_destructors() {
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(rt.metrics().live, 51);
     drop(rt);
-    assert_eq!(drops.load(Ordering::SeqCst), 51, "every parked fiber was unwound");
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        51,
+        "every parked fiber was unwound"
+    );
     for h in handles {
         assert!(h.join().unwrap_err().is_cancelled());
     }

@@ -30,7 +30,8 @@ fn bottomless(depth: u64) -> u64 {
 fn overflow_names_the_fiber_and_aborts() {
     if is_child("overflow_names_the_fiber_and_aborts") {
         let stack = Stack::new(64 * 1024).unwrap();
-        let mut fib = Fiber::<(), (), u64>::with_stack(stack, "parser", |_, ()| bottomless(0)).unwrap();
+        let mut fib =
+            Fiber::<(), (), u64>::with_stack(stack, "parser", |_, ()| bottomless(0)).unwrap();
         let _ = fib.resume(());
         unreachable!("the overflow aborts the process");
     }
@@ -41,7 +42,12 @@ fn overflow_names_the_fiber_and_aborts() {
         "stderr was: {stderr}"
     );
     use std::os::unix::process::ExitStatusExt;
-    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "status {:?}", out.status);
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "status {:?}",
+        out.status
+    );
 }
 
 #[test]
@@ -56,12 +62,21 @@ fn faults_that_are_not_overflows_still_kill_with_sigsegv() {
     }
     let out = run_child("faults_that_are_not_overflows_still_kill_with_sigsegv");
     use std::os::unix::process::ExitStatusExt;
-    assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "status {:?}", out.status);
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGSEGV),
+        "status {:?}",
+        out.status
+    );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("overflowed"));
 }
 
 fn max_map_count() -> usize {
-    std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap().trim().parse().unwrap()
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -83,17 +98,25 @@ fn running_out_of_mappings_names_the_sysctl() {
         // Without guard pages, neighbouring stacks share one mapping: far
         // more of them fit than the limit allows guarded ones.
         drop(stacks);
-        let unguarded: Vec<Stack> =
-            (0..100_000).map(|_| Stack::with_guard(16 * 1024, false).unwrap()).collect();
+        let unguarded: Vec<Stack> = (0..100_000)
+            .map(|_| Stack::with_guard(16 * 1024, false).unwrap())
+            .collect();
         println!("UNGUARDED={}", unguarded.len());
         return;
     }
     let out = run_child("running_out_of_mappings_names_the_sysctl");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "child failed: {stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "child failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = stdout.split_once("STACKS=").expect("child reports").1;
     let count: usize = line.split(' ').next().unwrap().parse().unwrap();
-    assert!(count > limit / 3, "only {count} guarded stacks before the limit {limit}");
+    assert!(
+        count > limit / 3,
+        "only {count} guarded stacks before the limit {limit}"
+    );
     assert!(line.contains("vm.max_map_count"), "{line}");
     assert!(line.contains("without guard"), "{line}");
     assert!(stdout.contains("UNGUARDED=100000"), "{stdout}");

@@ -91,7 +91,8 @@ fn rwlock_admits_many_readers_or_one_writer() {
     let max_readers = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::new();
     for i in 0..200 {
-        let (lock, readers_in, max_readers) = (lock.clone(), readers_in.clone(), max_readers.clone());
+        let (lock, readers_in, max_readers) =
+            (lock.clone(), readers_in.clone(), max_readers.clone());
         handles.push(rt.spawn(move || {
             if i % 10 == 0 {
                 let mut w = lock.write();
@@ -110,7 +111,10 @@ fn rwlock_admits_many_readers_or_one_writer() {
     }
     handles.into_iter().for_each(|h| h.join().unwrap());
     assert_eq!(*lock.read(), 20);
-    assert!(max_readers.load(Ordering::SeqCst) > 1, "readers never overlapped");
+    assert!(
+        max_readers.load(Ordering::SeqCst) > 1,
+        "readers never overlapped"
+    );
 }
 
 #[test]
@@ -176,12 +180,21 @@ fn oneshot_wait_group_and_barrier() {
             rt.spawn(move || {
                 before.fetch_add(1, Ordering::SeqCst);
                 let leader = barrier.wait().is_leader();
-                assert_eq!(before.load(Ordering::SeqCst), 8, "released before all arrived");
+                assert_eq!(
+                    before.load(Ordering::SeqCst),
+                    8,
+                    "released before all arrived"
+                );
                 leader
             })
         })
         .collect();
-    let leaders = handles.into_iter().filter(|_| true).map(|h| h.join().unwrap()).filter(|&l| l).count();
+    let leaders = handles
+        .into_iter()
+        .filter(|_| true)
+        .map(|h| h.join().unwrap())
+        .filter(|&l| l)
+        .count();
     assert_eq!(leaders, 1);
 }
 
@@ -269,7 +282,9 @@ fn randomized_park_unpark_races_lose_no_wake_up() {
             }
             drop(tx);
             // The consumer is a plain thread: its wake-ups cross runtimes' edges.
-            let received = std::thread::spawn(move || rx.iter().count()).join().unwrap();
+            let received = std::thread::spawn(move || rx.iter().count())
+                .join()
+                .unwrap();
             handles.into_iter().for_each(|h| h.join().unwrap());
             assert_eq!(received, 16 * 50, "seed {seed}");
             assert_eq!(*m.lock(), 16 * 50, "seed {seed}");
@@ -277,5 +292,7 @@ fn randomized_park_unpark_races_lose_no_wake_up() {
         }
         done_tx.send(()).unwrap();
     });
-    done_rx.recv_timeout(Duration::from_secs(120)).expect("a wake-up was lost: the stress hung");
+    done_rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("a wake-up was lost: the stress hung");
 }

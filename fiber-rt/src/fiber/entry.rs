@@ -41,7 +41,10 @@ pub(super) struct Transfer<I, Y, R> {
 
 impl<I, Y, R> Transfer<I, Y, R> {
     pub(super) fn new(input: Message<I>) -> Self {
-        Transfer { input: Some(input), output: None }
+        Transfer {
+            input: Some(input),
+            output: None,
+        }
     }
 }
 
@@ -125,7 +128,10 @@ impl<I, Y, R> Control<I, Y, R> {
     /// The fiber is live and suspended (or not started), and this is called
     /// from outside it.
     pub(super) unsafe fn switch_in(&self, transfer: &mut Transfer<I, Y, R>) -> Outcome<Y, R> {
-        let target = self.fiber_sp.take().expect("a suspended fiber has a saved context");
+        let target = self
+            .fiber_sp
+            .take()
+            .expect("a suspended fiber has a saved context");
         // SAFETY: `target` is the fiber's saved context, resumed once; the
         // resumer's context is saved in `parent_sp`, which the fiber uses to
         // come back. `Option<StackPointer>` has the layout of a pointer.
@@ -136,7 +142,10 @@ impl<I, Y, R> Control<I, Y, R> {
                 transfer as *mut Transfer<I, Y, R> as usize,
             )
         };
-        transfer.output.take().expect("a fiber always leaves an outcome before switching back")
+        transfer
+            .output
+            .take()
+            .expect("a fiber always leaves an outcome before switching back")
     }
 
     /// Fiber side: hands `value` out and waits for the next input.
@@ -198,7 +207,10 @@ where
     let func = func.expect("a fiber starts once");
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         let input = control.receive(first as *mut Transfer<I, Y, R>);
-        let suspender = Suspender { control: NonNull::from(control), _not_send: PhantomData };
+        let suspender = Suspender {
+            control: NonNull::from(control),
+            _not_send: PhantomData,
+        };
         func(&suspender, input)
     }));
     let outcome = match outcome {
@@ -208,6 +220,9 @@ where
     };
     // SAFETY: the transfer of the resume that is waiting for us.
     unsafe { (*control.transfer.get()).output = Some(outcome) };
-    let to = control.parent_sp.get().expect("a running fiber has a resumer");
+    let to = control
+        .parent_sp
+        .get()
+        .expect("a running fiber has a resumer");
     Exit { to, value: 0 }
 }

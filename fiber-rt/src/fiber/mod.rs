@@ -155,7 +155,12 @@ impl<I: 'static, Y: 'static, R: 'static> Fiber<I, Y, R> {
         // SAFETY: `name` is kept in the Fiber, which outlives its use of the stack.
         unsafe { stack.set_name(&*name) };
         let control = entry::Control::install(&stack, f)?;
-        Ok(Fiber { control, stack: Some(stack), name, _not_send: PhantomData })
+        Ok(Fiber {
+            control,
+            stack: Some(stack),
+            name,
+            _not_send: PhantomData,
+        })
     }
 }
 
@@ -166,7 +171,9 @@ impl<I, Y, R> Fiber<I, Y, R> {
     /// pending [`Suspender::suspend`] return `input`.
     pub fn resume(&mut self, input: I) -> Result<Step<Y, R>, ResumeError> {
         if self.stack.is_none() {
-            return Err(ResumeError::Finished { name: self.name.to_string() });
+            return Err(ResumeError::Finished {
+                name: self.name.to_string(),
+            });
         }
         let mut transfer = entry::Transfer::new(entry::Message::Resume(input));
         // SAFETY: the fiber is live (it has its stack) and suspended, since
@@ -180,7 +187,10 @@ impl<I, Y, R> Fiber<I, Y, R> {
             }
             entry::Outcome::Panicked(payload) => {
                 self.release();
-                Err(ResumeError::Panicked { name: self.name.to_string(), payload })
+                Err(ResumeError::Panicked {
+                    name: self.name.to_string(),
+                    payload,
+                })
             }
             entry::Outcome::Unwound => unreachable!("only a drop unwinds a fiber"),
         }

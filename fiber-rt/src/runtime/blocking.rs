@@ -29,7 +29,11 @@ struct PoolState {
 fn pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
     POOL.get_or_init(|| Pool {
-        state: Mutex::new(PoolState { queue: VecDeque::new(), idle: 0, threads: 0 }),
+        state: Mutex::new(PoolState {
+            queue: VecDeque::new(),
+            idle: 0,
+            threads: 0,
+        }),
         cv: Condvar::new(),
     })
 }
@@ -62,7 +66,9 @@ where
         pool.cv.notify_one();
     } else if state.threads < MAX_THREADS {
         state.threads += 1;
-        let spawned = thread::Builder::new().name("fiber-blocking".into()).spawn(run_pool_thread);
+        let spawned = thread::Builder::new()
+            .name("fiber-blocking".into())
+            .spawn(run_pool_thread);
         if spawned.is_err() {
             state.threads -= 1; // the queued job waits for a busy thread
         }
@@ -81,7 +87,10 @@ fn run_pool_thread() {
             continue;
         }
         state.idle += 1;
-        let (next, timeout) = pool.cv.wait_timeout(state, KEEP_ALIVE).unwrap_or_else(|e| e.into_inner());
+        let (next, timeout) = pool
+            .cv
+            .wait_timeout(state, KEEP_ALIVE)
+            .unwrap_or_else(|e| e.into_inner());
         state = next;
         state.idle -= 1;
         if timeout.timed_out() && state.queue.is_empty() {
@@ -106,4 +115,3 @@ impl<T> BlockingHandle<T> {
         }
     }
 }
-

@@ -40,7 +40,9 @@ impl Builder {
     pub fn new() -> Self {
         Builder {
             config: Config {
-                workers: thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+                workers: thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1),
                 stack_size: DEFAULT_STACK_SIZE,
                 guard_pages: true,
                 thread_name: "fiber-worker".to_owned(),
@@ -96,16 +98,21 @@ impl Builder {
             ));
         }
         if c.time_slice < Duration::from_millis(1) || c.time_slice > Duration::from_secs(1) {
-            return invalid(format!("time slice {:?} is out of range (1 ms to 1 s)", c.time_slice));
+            return invalid(format!(
+                "time slice {:?} is out of range (1 ms to 1 s)",
+                c.time_slice
+            ));
         }
         let (registry, locals) = Registry::new(self.config.clone());
         let mut threads = Vec::with_capacity(c.workers + 1);
         for (index, local) in locals.into_iter().enumerate() {
             let for_worker = registry.clone();
-            let spawned = thread::Builder::new().name(format!("{}-{index}", c.thread_name)).spawn(move || {
-                crate::stack::overflow::ensure_handler();
-                Worker::new(index, for_worker, local).run();
-            });
+            let spawned = thread::Builder::new()
+                .name(format!("{}-{index}", c.thread_name))
+                .spawn(move || {
+                    crate::stack::overflow::ensure_handler();
+                    Worker::new(index, for_worker, local).run();
+                });
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(e) => {
@@ -115,7 +122,10 @@ impl Builder {
             }
         }
         let timer = registry.clone();
-        match thread::Builder::new().name(format!("{}-timer", c.thread_name)).spawn(move || timer.timer.run()) {
+        match thread::Builder::new()
+            .name(format!("{}-timer", c.thread_name))
+            .spawn(move || timer.timer.run())
+        {
             Ok(t) => threads.push(t),
             Err(e) => {
                 super::shutdown::shutdown(&registry, threads);

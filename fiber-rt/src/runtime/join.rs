@@ -38,7 +38,11 @@ impl<T> JoinHandle<T> {
         match self.rx.recv_ref() {
             Ok(result) => result,
             // The fiber was dropped without running to completion.
-            Err(oneshot::RecvError) => Err(JoinError { id: self.id, name: self.name.clone(), kind: Kind::Cancelled }),
+            Err(oneshot::RecvError) => Err(JoinError {
+                id: self.id,
+                name: self.name.clone(),
+                kind: Kind::Cancelled,
+            }),
         }
     }
 
@@ -108,7 +112,10 @@ impl fmt::Display for JoinError {
                 Some(msg) => write!(f, "fiber '{name}' panicked: {msg}"),
                 None => write!(f, "fiber '{name}' panicked"),
             },
-            Kind::Cancelled => write!(f, "fiber '{name}' was cancelled: its runtime shut down first"),
+            Kind::Cancelled => write!(
+                f,
+                "fiber '{name}' was cancelled: its runtime shut down first"
+            ),
         }
     }
 }
@@ -123,7 +130,10 @@ impl std::error::Error for JoinError {}
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinHandle").field("id", &self.id).field("name", &self.name).finish()
+        f.debug_struct("JoinHandle")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -139,7 +149,11 @@ where
         let task = Task::current().expect("a spawned closure runs on its fiber");
         let (id, name) = (task.id, task.name.clone());
         let result = result.map_err(|payload| {
-            let kind = if payload.is::<Cancelled>() { Kind::Cancelled } else { Kind::Panicked(payload) };
+            let kind = if payload.is::<Cancelled>() {
+                Kind::Cancelled
+            } else {
+                Kind::Panicked(payload)
+            };
             JoinError { id, name, kind }
         });
         let _ = tx.send(result);
@@ -147,6 +161,10 @@ where
 }
 
 /// The handle for `task`, whose wrapped closure sends on `rx`'s channel.
-pub(crate) fn handle<T>(rx: oneshot::Receiver<Result<T, JoinError>>, id: u64, name: Option<Arc<str>>) -> JoinHandle<T> {
+pub(crate) fn handle<T>(
+    rx: oneshot::Receiver<Result<T, JoinError>>,
+    id: u64,
+    name: Option<Arc<str>>,
+) -> JoinHandle<T> {
     JoinHandle { rx, id, name }
 }

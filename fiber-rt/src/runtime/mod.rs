@@ -120,7 +120,9 @@ impl Drop for Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").field("workers", &self.registry.config.workers).finish()
+        f.debug_struct("Runtime")
+            .field("workers", &self.registry.config.workers)
+            .finish()
     }
 }
 
@@ -207,5 +209,8 @@ pub struct CurrentFiber {
 
 /// Id and name of the calling fiber; `None` on a plain thread.
 pub fn current() -> Option<CurrentFiber> {
-    Task::current().map(|t| CurrentFiber { id: t.id, name: t.name.clone() })
+    Task::current().map(|t| CurrentFiber {
+        id: t.id,
+        name: t.name.clone(),
+    })
 }

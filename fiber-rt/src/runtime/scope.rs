@@ -85,7 +85,9 @@ where
     match result {
         Err(payload) => std::panic::resume_unwind(payload),
         // Relaxed: `pending.wait()` above synchronised with every fiber's end.
-        Ok(_) if scope.unjoined_panics.load(Ordering::Relaxed) > 0 => panic!("a scoped fiber panicked"),
+        Ok(_) if scope.unjoined_panics.load(Ordering::Relaxed) > 0 => {
+            panic!("a scoped fiber panicked")
+        }
         Ok(value) => value,
     }
 }
@@ -152,6 +154,8 @@ impl Drop for Done {
 
 impl std::fmt::Debug for Scope<'_, '_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scope").field("pending", &self.pending.count()).finish()
+        f.debug_struct("Scope")
+            .field("pending", &self.pending.count())
+            .finish()
     }
 }

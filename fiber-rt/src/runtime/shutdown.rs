@@ -46,7 +46,8 @@ fn cancel_all(registry: &Arc<Registry>) {
         }
         for task in live {
             // Relaxed: this thread is the only one running fibers now.
-            task.cancelled.store(true, std::sync::atomic::Ordering::Relaxed);
+            task.cancelled
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             worker.run_until_switch(task);
         }
     }

@@ -59,7 +59,9 @@ pub(crate) struct Stats {
 
 impl Registry {
     pub(crate) fn new(config: Config) -> (Arc<Registry>, Vec<LocalQueue<Arc<Task>>>) {
-        let locals: Vec<_> = (0..config.workers).map(|_| LocalQueue::new_fifo()).collect();
+        let locals: Vec<_> = (0..config.workers)
+            .map(|_| LocalQueue::new_fifo())
+            .collect();
         let stealers = locals.iter().map(LocalQueue::stealer).collect();
         let registry = Arc::new(Registry {
             config,
@@ -69,7 +71,12 @@ impl Registry {
             timer: Timer::new(),
             shutdown: AtomicBool::new(false),
             searching: AtomicUsize::new(0),
-            live: std::array::from_fn(|_| Mutex::new(LiveList { slots: Vec::new(), free: Vec::new() })),
+            live: std::array::from_fn(|_| {
+                Mutex::new(LiveList {
+                    slots: Vec::new(),
+                    free: Vec::new(),
+                })
+            }),
             next_id: AtomicU64::new(1),
             stats: Stats::default(),
         });
@@ -214,7 +221,12 @@ impl Registry {
         let shard = (task.id as usize) % LIVE_SHARDS;
         let mut list = self.live[shard].lock().unwrap_or_else(|e| e.into_inner());
         let slot = task.live_slot.get();
-        if list.slots.get(slot).and_then(|t| t.as_ref()).is_some_and(|t| std::ptr::eq(&**t, task)) {
+        if list
+            .slots
+            .get(slot)
+            .and_then(|t| t.as_ref())
+            .is_some_and(|t| std::ptr::eq(&**t, task))
+        {
             list.slots[slot] = None;
             list.free.push(slot);
             // Relaxed: a statistic.
@@ -240,7 +252,14 @@ impl Registry {
     pub(crate) fn live_count(&self) -> usize {
         self.live
             .iter()
-            .map(|l| l.lock().unwrap_or_else(|e| e.into_inner()).slots.iter().flatten().count())
+            .map(|l| {
+                l.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .slots
+                    .iter()
+                    .flatten()
+                    .count()
+            })
             .sum()
     }
 }

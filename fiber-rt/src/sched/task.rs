@@ -86,7 +86,11 @@ impl Task {
         // SAFETY: `at` is 16-aligned with stack memory below it; `start::<F>`
         // matches the block type and never unwinds.
         let sp = unsafe {
-            fiber_asm::init_stack(NonNull::new_unchecked(at as *mut u8), start::<F>, block.cast())
+            fiber_asm::init_stack(
+                NonNull::new_unchecked(at as *mut u8),
+                start::<F>,
+                block.cast(),
+            )
         };
         let id = registry.next_fiber_id();
         let task = Arc::new(Task {
@@ -102,7 +106,10 @@ impl Task {
             worker: Cell::new(std::ptr::null()),
             live_slot: Cell::new(usize::MAX),
         });
-        stack.header().owner.store(Arc::as_ptr(&task) as *mut (), Ordering::Relaxed);
+        stack
+            .header()
+            .owner
+            .store(Arc::as_ptr(&task) as *mut (), Ordering::Relaxed);
         if let Some(name) = &task.name {
             // SAFETY: the name lives in the task, which outlives the stack's
             // use by this fiber (the stack is released before the task).
@@ -150,7 +157,9 @@ impl Task {
 
     /// The saved context, taken to resume it.
     pub(crate) fn take_sp(&self) -> StackPointer {
-        self.sp.take().expect("a runnable fiber has a saved context")
+        self.sp
+            .take()
+            .expect("a runnable fiber has a saved context")
     }
 
     /// Where to save the context when this fiber switches away.
@@ -168,7 +177,10 @@ impl Task {
     /// the last time.
     pub(crate) fn release_stack(&self) {
         if let Some(stack) = self.stack.take() {
-            stack.header().owner.store(std::ptr::null_mut(), Ordering::Relaxed);
+            stack
+                .header()
+                .owner
+                .store(std::ptr::null_mut(), Ordering::Relaxed);
             drop(stack);
         }
     }
@@ -178,7 +190,9 @@ impl Task {
     pub(crate) fn consume_notification(&self) -> bool {
         // Acquire: pairs with the Release in `unpark`, so what the waker
         // wrote before waking us is visible.
-        self.state.compare_exchange(NOTIFIED, RUNNING, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        self.state
+            .compare_exchange(NOTIFIED, RUNNING, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// Scheduler side of a park, run once the fiber is off its stack:
@@ -187,7 +201,10 @@ impl Task {
     pub(crate) fn complete_park(&self) -> bool {
         // AcqRel: publishes the fiber's saved context to whoever unparks it
         // (Release), and sees a concurrent waker's writes (Acquire).
-        match self.state.compare_exchange(RUNNING, PARKED, Ordering::AcqRel, Ordering::Acquire) {
+        match self
+            .state
+            .compare_exchange(RUNNING, PARKED, Ordering::AcqRel, Ordering::Acquire)
+        {
             Ok(_) => true,
             Err(_) => {
                 // NOTIFIED: the wake-up is consumed by running again.
@@ -211,7 +228,10 @@ impl Task {
             };
             // AcqRel: Release publishes the waker's writes to the fiber;
             // Acquire sees the saved context of a fiber that parked.
-            match self.state.compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Relaxed) {
+            match self
+                .state
+                .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
                 Ok(_) if state == PARKED => return self.registry.schedule(self.clone()),
                 Ok(_) => return,
                 Err(actual) => state = actual,
@@ -230,7 +250,10 @@ impl Task {
 
 impl std::fmt::Debug for Task {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Task").field("id", &self.id).field("name", &self.name).finish()
+        f.debug_struct("Task")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish()
     }
 }
 

@@ -44,7 +44,14 @@ pub(crate) struct Timer {
 
 impl Timer {
     pub(crate) fn new() -> Self {
-        Timer { state: Mutex::new(State { heap: BinaryHeap::new(), seq: 0, stop: false }), cv: Condvar::new() }
+        Timer {
+            state: Mutex::new(State {
+                heap: BinaryHeap::new(),
+                seq: 0,
+                stop: false,
+            }),
+            cv: Condvar::new(),
+        }
     }
 
     /// Wakes `waker` at `deadline` (or just after).
@@ -52,8 +59,15 @@ impl Timer {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.seq += 1;
         let seq = state.seq;
-        let earliest = state.heap.peek().is_none_or(|Reverse(e)| deadline < e.deadline);
-        state.heap.push(Reverse(Entry { deadline, seq, waker }));
+        let earliest = state
+            .heap
+            .peek()
+            .is_none_or(|Reverse(e)| deadline < e.deadline);
+        state.heap.push(Reverse(Entry {
+            deadline,
+            seq,
+            waker,
+        }));
         if earliest {
             self.cv.notify_one();
         }
@@ -68,7 +82,11 @@ impl Timer {
             }
             let now = Instant::now();
             let mut due = Vec::new();
-            while state.heap.peek().is_some_and(|Reverse(e)| e.deadline <= now) {
+            while state
+                .heap
+                .peek()
+                .is_some_and(|Reverse(e)| e.deadline <= now)
+            {
                 due.push(state.heap.pop().unwrap().0.waker);
             }
             if !due.is_empty() {
@@ -80,7 +98,10 @@ impl Timer {
             state = match state.heap.peek() {
                 Some(Reverse(e)) => {
                     let wait = e.deadline.saturating_duration_since(now);
-                    self.cv.wait_timeout(state, wait).unwrap_or_else(|e| e.into_inner()).0
+                    self.cv
+                        .wait_timeout(state, wait)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
                 }
                 None => self.cv.wait(state).unwrap_or_else(|e| e.into_inner()),
             };

@@ -79,7 +79,10 @@ impl Worker {
             }
             match self.find_task() {
                 Some(task) => self.resume(task),
-                None => self.registry.sleep.sleep(|| self.registry.has_work_for(self)),
+                None => self
+                    .registry
+                    .sleep
+                    .sleep(|| self.registry.has_work_for(self)),
             }
         }
         // Whatever is still queued is cancelled by the runtime's drop,
@@ -143,7 +146,10 @@ impl Worker {
         if task.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
             return self.refuse_switch();
         }
-        let me = self.current.take().expect("a running fiber is its worker's current");
+        let me = self
+            .current
+            .take()
+            .expect("a running fiber is its worker's current");
         self.post.set(match how {
             Switch::Yield => Post::Requeue(me),
             Switch::Park => Post::Park(me),
@@ -173,7 +179,10 @@ impl Worker {
     /// Called as the running fiber finishes: returns the context to switch
     /// to for good.
     pub(crate) fn finish_current(&self) -> StackPointer {
-        let me = self.current.take().expect("a running fiber is its worker's current");
+        let me = self
+            .current
+            .take()
+            .expect("a running fiber is its worker's current");
         self.post.set(Post::Done(me));
         self.next_target()
     }
@@ -182,7 +191,10 @@ impl Worker {
     fn next_target(&self) -> StackPointer {
         match self.pop_local() {
             Some(next) => self.adopt(next),
-            None => self.sched_sp.get().expect("the scheduler loop is suspended while a fiber runs"),
+            None => self
+                .sched_sp
+                .get()
+                .expect("the scheduler loop is suspended while a fiber runs"),
         }
     }
 

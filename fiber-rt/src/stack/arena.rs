@@ -54,7 +54,10 @@ pub(crate) fn map(shift: u32) -> io::Result<usize> {
     let class = (shift - MIN_SHIFT) as usize;
     let size = 1usize << shift;
     let slots = 1usize << (ARENA_SHIFT - shift);
-    let reuse = FREE_SLOTS[class].lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let reuse = FREE_SLOTS[class]
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pop();
     let mut slot = match reuse {
         Some(slot) => slot,
         // Relaxed: the counter only hands out distinct numbers.
@@ -64,7 +67,10 @@ pub(crate) fn map(shift: u32) -> io::Result<usize> {
         if slot >= slots {
             return Err(io::Error::new(
                 io::ErrorKind::OutOfMemory,
-                format!("the arena for {} stacks is full ({slots} stacks)", human(size)),
+                format!(
+                    "the arena for {} stacks is full ({slots} stacks)",
+                    human(size)
+                ),
             ));
         }
         let want = slot_addr(shift, slot);
@@ -118,7 +124,10 @@ pub(crate) unsafe fn unmap(base: usize, shift: u32) {
     if rc == 0 {
         let slot = (base - slot_addr(shift, 0)) >> shift;
         let class = (shift - MIN_SHIFT) as usize;
-        FREE_SLOTS[class].lock().unwrap_or_else(|e| e.into_inner()).push(slot);
+        FREE_SLOTS[class]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(slot);
     }
 }
 
@@ -136,7 +145,10 @@ pub(crate) fn protect_guard(base: usize, size: usize) -> io::Result<()> {
 /// the per-process limit on memory mappings.
 fn map_error(err: io::Error, size: usize) -> io::Error {
     if err.raw_os_error() != Some(libc::ENOMEM) {
-        return io::Error::new(err.kind(), format!("mapping a {} fiber stack: {err}", human(size)));
+        return io::Error::new(
+            err.kind(),
+            format!("mapping a {} fiber stack: {err}", human(size)),
+        );
     }
     let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count")
         .map(|s| s.trim().to_owned())

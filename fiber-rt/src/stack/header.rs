@@ -53,6 +53,8 @@ impl StackHeader {
 pub(crate) fn current_sp() -> usize {
     let sp: usize;
     // SAFETY: reads rsp; no memory access, no side effects.
-    unsafe { std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags))
+    };
     sp
 }

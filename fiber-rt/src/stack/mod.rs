@@ -54,7 +54,11 @@ impl Stack {
     pub fn with_guard(size: usize, guard: bool) -> io::Result<Stack> {
         let shift = size_shift(size)?;
         let stack = match pool::take(shift, guard) {
-            Some(base) => Stack { base, shift, guarded: guard },
+            Some(base) => Stack {
+                base,
+                shift,
+                guarded: guard,
+            },
             None => Self::map(shift, guard)?,
         };
         stack.reset_header();
@@ -64,7 +68,11 @@ impl Stack {
     fn map(shift: u32, guard: bool) -> io::Result<Stack> {
         let base = arena::map(shift)?;
         // Own it at once so that an error below unmaps it.
-        let stack = Stack { base, shift, guarded: guard };
+        let stack = Stack {
+            base,
+            shift,
+            guarded: guard,
+        };
         if guard {
             arena::protect_guard(base, stack.size())?;
         }
@@ -89,7 +97,8 @@ impl Stack {
         // Relaxed: the stack is not shared yet; publishing it to another
         // thread (through a queue) orders these stores.
         h.preempt.store(0, std::sync::atomic::Ordering::Relaxed);
-        h.owner.store(std::ptr::null_mut(), std::sync::atomic::Ordering::Relaxed);
+        h.owner
+            .store(std::ptr::null_mut(), std::sync::atomic::Ordering::Relaxed);
         h.name.set("" as *const str);
     }
 

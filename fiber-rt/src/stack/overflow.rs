@@ -84,7 +84,11 @@ fn ensure_alt_stack() {
     if mem == libc::MAP_FAILED {
         return; // without it, an overflow ends in a plain SIGSEGV
     }
-    let stack = libc::stack_t { ss_sp: mem, ss_flags: 0, ss_size: ALT_STACK_SIZE };
+    let stack = libc::stack_t {
+        ss_sp: mem,
+        ss_flags: 0,
+        ss_size: ALT_STACK_SIZE,
+    };
     // SAFETY: `stack` describes the mapping above, which is never freed.
     unsafe { libc::sigaltstack(&stack, ptr::null_mut()) };
 }
@@ -136,9 +140,16 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
 /// Prints the overflow message with async-signal-safe calls only, then aborts.
 fn report_overflow(name: &str, size: usize) -> ! {
     let mut buf = [0u8; 512];
-    let mut w = Writer { buf: &mut buf, len: 0 };
+    let mut w = Writer {
+        buf: &mut buf,
+        len: 0,
+    };
     w.put(b"\nfiber '");
-    w.put(if name.is_empty() { b"<unnamed>" } else { name.as_bytes() });
+    w.put(if name.is_empty() {
+        b"<unnamed>"
+    } else {
+        name.as_bytes()
+    });
     w.put(b"' has overflowed its stack (");
     let (n, unit): (usize, &[u8]) = match size {
         s if s >= 1 << 30 => (s >> 30, b" GiB"),

@@ -18,8 +18,12 @@ struct Global {
     classes: [Mutex<Vec<usize>>; CLASSES],
 }
 
-static GUARDED: Global = Global { classes: [const { Mutex::new(Vec::new()) }; CLASSES] };
-static UNGUARDED: Global = Global { classes: [const { Mutex::new(Vec::new()) }; CLASSES] };
+static GUARDED: Global = Global {
+    classes: [const { Mutex::new(Vec::new()) }; CLASSES],
+};
+static UNGUARDED: Global = Global {
+    classes: [const { Mutex::new(Vec::new()) }; CLASSES],
+};
 // Relaxed counters: statistics only, read without ordering needs.
 static HITS: AtomicU64 = AtomicU64::new(0);
 static MISSES: AtomicU64 = AtomicU64::new(0);
@@ -79,12 +83,19 @@ thread_local! {
 #[inline(never)]
 pub(super) fn take(shift: u32, guard: bool) -> Option<usize> {
     let local = LOCAL
-        .try_with(|l| l.try_borrow_mut().ok().and_then(|mut l| l.list(shift, guard).pop()))
+        .try_with(|l| {
+            l.try_borrow_mut()
+                .ok()
+                .and_then(|mut l| l.list(shift, guard).pop())
+        })
         .ok()
         .flatten();
     let found = local.or_else(|| {
         let class = (shift - MIN_SHIFT) as usize;
-        global(guard).classes[class].lock().unwrap_or_else(|e| e.into_inner()).pop()
+        global(guard).classes[class]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
     });
     let counter = if found.is_some() { &HITS } else { &MISSES };
     counter.fetch_add(1, Ordering::Relaxed);
@@ -114,7 +125,9 @@ pub(super) fn give(base: usize, shift: u32, guard: bool) -> bool {
 
 fn give_global(base: usize, shift: u32, guard: bool) -> bool {
     let class = (shift - MIN_SHIFT) as usize;
-    let mut list = global(guard).classes[class].lock().unwrap_or_else(|e| e.into_inner());
+    let mut list = global(guard).classes[class]
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     if list.len() < GLOBAL_CAP {
         list.push(base);
         true
@@ -134,5 +147,8 @@ pub struct PoolStats {
 
 /// Process-wide stack pool counters.
 pub fn pool_stats() -> PoolStats {
-    PoolStats { hits: HITS.load(Ordering::Relaxed), misses: MISSES.load(Ordering::Relaxed) }
+    PoolStats {
+        hits: HITS.load(Ordering::Relaxed),
+        misses: MISSES.load(Ordering::Relaxed),
+    }
 }

@@ -17,7 +17,9 @@ pub struct Condvar {
 impl Condvar {
     /// A condition variable with no waiters.
     pub const fn new() -> Self {
-        Condvar { waiters: std::sync::Mutex::new(VecDeque::new()) }
+        Condvar {
+            waiters: std::sync::Mutex::new(VecDeque::new()),
+        }
     }
 
     /// Releases `guard`'s lock, waits for a notification, locks again.

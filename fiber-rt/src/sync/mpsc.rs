@@ -191,7 +191,9 @@ impl<T> IntoIterator for Receiver<T> {
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
         self.chan.state().senders += 1;
-        Sender { chan: self.chan.clone() }
+        Sender {
+            chan: self.chan.clone(),
+        }
     }
 }
 
@@ -199,7 +201,11 @@ impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         let mut s = self.chan.state();
         s.senders -= 1;
-        let receiver = if s.senders == 0 { s.recv_waiter.take() } else { None };
+        let receiver = if s.senders == 0 {
+            s.recv_waiter.take()
+        } else {
+            None
+        };
         drop(s);
         if let Some(w) = receiver {
             w.notify();

@@ -93,7 +93,9 @@ impl<T: ?Sized> Mutex<T> {
         // SeqCst: with `waiting`, a Dekker pair against `unlock` (a waiter
         // registers, then tries; an unlocker releases, then looks for
         // waiters): one of the two always sees the other.
-        self.locked.compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed).is_ok()
+        self.locked
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
     }
 
     #[cold]

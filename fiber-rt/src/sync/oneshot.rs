@@ -7,8 +7,18 @@ use super::waiter::{self, Waiter};
 
 /// A one-value channel.
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
-    let inner = Arc::new(std::sync::Mutex::new(State { value: None, sender: true, receiver: true, waiter: None }));
-    (Sender { inner: inner.clone() }, Receiver { inner })
+    let inner = Arc::new(std::sync::Mutex::new(State {
+        value: None,
+        sender: true,
+        receiver: true,
+        waiter: None,
+    }));
+    (
+        Sender {
+            inner: inner.clone(),
+        },
+        Receiver { inner },
+    )
 }
 
 struct State<T> {
@@ -77,7 +87,9 @@ impl<T> Receiver<T> {
                 s.waiter = Some(w.clone());
                 w
             };
-            waiter::wait_or_cancel(&waiter, "oneshot::Receiver::recv", || lock(&self.inner).waiter = None);
+            waiter::wait_or_cancel(&waiter, "oneshot::Receiver::recv", || {
+                lock(&self.inner).waiter = None
+            });
         }
     }
 

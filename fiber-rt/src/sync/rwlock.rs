@@ -46,7 +46,10 @@ pub struct RwLockWriteGuard<'a, T: ?Sized> {
 impl<T> RwLock<T> {
     /// An unlocked lock holding `value`.
     pub fn new(value: T) -> Self {
-        RwLock { state: std::sync::Mutex::new(State::default()), data: UnsafeCell::new(value) }
+        RwLock {
+            state: std::sync::Mutex::new(State::default()),
+            data: UnsafeCell::new(value),
+        }
     }
 
     /// The value, consuming the lock.
@@ -75,7 +78,11 @@ impl<T: ?Sized> RwLock<T> {
     fn acquire(&self, write: bool) {
         let waiter = {
             let mut s = self.state();
-            let free = if write { !s.writer && s.readers == 0 } else { !s.writer };
+            let free = if write {
+                !s.writer && s.readers == 0
+            } else {
+                !s.writer
+            };
             if free && s.queue.is_empty() {
                 if write {
                     s.writer = true;
@@ -89,7 +96,11 @@ impl<T: ?Sized> RwLock<T> {
             waiter
         };
         // Once notified, the lock has been handed to us by `release`.
-        let reason = if write { "RwLock::write" } else { "RwLock::read" };
+        let reason = if write {
+            "RwLock::write"
+        } else {
+            "RwLock::read"
+        };
         waiter::wait_or_cancel(&waiter, reason, || self.cancel_wait(&waiter, write));
     }
 
@@ -179,7 +190,10 @@ impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
 impl<T: ?Sized> fmt::Debug for RwLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.state();
-        f.debug_struct("RwLock").field("readers", &s.readers).field("writer", &s.writer).finish()
+        f.debug_struct("RwLock")
+            .field("readers", &s.readers)
+            .field("writer", &s.writer)
+            .finish()
     }
 }
 

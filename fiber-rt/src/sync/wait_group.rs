@@ -42,7 +42,10 @@ impl WaitGroup {
     /// If the count is already zero.
     pub fn done(&self) {
         let mut g = self.group();
-        g.count = g.count.checked_sub(1).expect("WaitGroup::done called more times than add");
+        g.count = g
+            .count
+            .checked_sub(1)
+            .expect("WaitGroup::done called more times than add");
         if g.count == 0 {
             let waiters = std::mem::take(&mut g.waiters);
             drop(g);
@@ -101,7 +104,14 @@ impl BarrierWaitResult {
 impl Barrier {
     /// A barrier for `n` parties (a barrier for 0 or 1 never waits).
     pub fn new(n: usize) -> Self {
-        Barrier { n, state: std::sync::Mutex::new(BarrierState { arrived: 0, generation: 0, waiters: Vec::new() }) }
+        Barrier {
+            n,
+            state: std::sync::Mutex::new(BarrierState {
+                arrived: 0,
+                generation: 0,
+                waiters: Vec::new(),
+            }),
+        }
     }
 
     /// Waits until `n` parties have called `wait` in this round.

@@ -21,7 +21,10 @@ pub(crate) struct Waiter {
 impl Waiter {
     /// A waiter for the calling fiber or thread.
     pub(crate) fn new() -> Arc<Waiter> {
-        Arc::new(Waiter { waker: Waker::current(), notified: AtomicBool::new(false) })
+        Arc::new(Waiter {
+            waker: Waker::current(),
+            notified: AtomicBool::new(false),
+        })
     }
 
     /// Sets the flag and wakes the waiter.
@@ -46,7 +49,10 @@ impl Waiter {
 }
 
 /// Removes `waiter` from `list` if it is still there; returns whether it was.
-pub(crate) fn remove(list: &mut std::collections::VecDeque<Arc<Waiter>>, waiter: &Arc<Waiter>) -> bool {
+pub(crate) fn remove(
+    list: &mut std::collections::VecDeque<Arc<Waiter>>,
+    waiter: &Arc<Waiter>,
+) -> bool {
     match list.iter().position(|w| Arc::ptr_eq(w, waiter)) {
         Some(i) => {
             list.remove(i);

@@ -13,7 +13,12 @@ pub(crate) struct Sleep {
 
 impl Sleep {
     pub(crate) fn new() -> Self {
-        Sleep { sleepers: AtomicUsize::new(0), epoch: Mutex::new(0), cv: Condvar::new(), all_awake: AtomicBool::new(false) }
+        Sleep {
+            sleepers: AtomicUsize::new(0),
+            epoch: Mutex::new(0),
+            cv: Condvar::new(),
+            all_awake: AtomicBool::new(false),
+        }
     }
 
     /// Puts the calling worker to sleep unless `has_work` says otherwise
