@@ -11,11 +11,11 @@ pub use std::option::Option;
 pub use std::result::Result;
 pub use std::string::String;
 
+pub use crate::dag::error::Failure;
 pub use crate::dag::graph::{Plan, StaticGraph, StaticPlan};
 pub use crate::dag::slot::Slot;
 pub use crate::dag::table::{ranks, row, sort_rows};
 pub use crate::dag::{Graph, InputInfo, Moved, NodeInfo, Table};
-pub use crate::dag::error::Failure;
 
 /// What `#[fiber]` implements for the struct it emits beside a function.
 #[diagnostic::on_unimplemented(

@@ -64,7 +64,10 @@ pub struct GraphBuilder {
 
 impl fmt::Debug for GraphBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GraphBuilder").field("nodes", &self.names).field("edges", &self.edges).finish()
+        f.debug_struct("GraphBuilder")
+            .field("nodes", &self.names)
+            .field("edges", &self.edges)
+            .finish()
     }
 }
 
@@ -75,7 +78,11 @@ impl GraphBuilder {
     }
 
     /// Adds a node that runs `body`; its name shows in errors and `dot()`.
-    pub fn node(&mut self, name: impl Into<Cow<'static, str>>, body: impl FnOnce() + Send + 'static) -> NodeId {
+    pub fn node(
+        &mut self,
+        name: impl Into<Cow<'static, str>>,
+        body: impl FnOnce() + Send + 'static,
+    ) -> NodeId {
         self.push(
             name.into(),
             Box::new(move || {
@@ -92,11 +99,17 @@ impl GraphBuilder {
         name: impl Into<Cow<'static, str>>,
         body: impl FnOnce() -> Result<(), E> + Send + 'static,
     ) -> NodeId {
-        self.push(name.into(), Box::new(move || body().map_err(|err| err.to_string())))
+        self.push(
+            name.into(),
+            Box::new(move || body().map_err(|err| err.to_string())),
+        )
     }
 
     fn push(&mut self, name: Cow<'static, str>, job: Job) -> NodeId {
-        let id = u32::try_from(self.jobs.len()).ok().filter(|&id| id < u32::MAX).expect("fewer than 2^32 - 1 nodes");
+        let id = u32::try_from(self.jobs.len())
+            .ok()
+            .filter(|&id| id < u32::MAX)
+            .expect("fewer than 2^32 - 1 nodes");
         self.names.push(name);
         self.costs.push(1);
         self.jobs.push(job);
@@ -124,20 +137,29 @@ impl GraphBuilder {
     }
 
     fn check(&self, node: NodeId) -> usize {
-        assert!(node.index() < self.jobs.len(), "{node:?} is not a node of this builder");
+        assert!(
+            node.index() < self.jobs.len(),
+            "{node:?} is not a node of this builder"
+        );
         node.index()
     }
 
     /// Checks the graph and lays it out for running: `Err` names a cycle.
     pub fn build(self) -> Result<DynGraph, CycleError> {
         let len = self.jobs.len();
-        let (starts, mut successors) = compress(len, self.edges.iter().map(|&(from, to)| (from, to)));
+        let (starts, mut successors) =
+            compress(len, self.edges.iter().map(|&(from, to)| (from, to)));
         let mut in_degree = vec![0u32; len];
         for &(_, to) in &self.edges {
             in_degree[to as usize] += 1;
         }
-        let order = topological_order(&starts, &successors, &in_degree)
-            .map_err(|cycle| CycleError { path: cycle.iter().map(|&n| self.names[n as usize].to_string()).collect() })?;
+        let order =
+            topological_order(&starts, &successors, &in_degree).map_err(|cycle| CycleError {
+                path: cycle
+                    .iter()
+                    .map(|&n| self.names[n as usize].to_string())
+                    .collect(),
+            })?;
         let mut rank = vec![0u64; len];
         for &node in order.iter().rev() {
             let node = node as usize;
@@ -150,7 +172,9 @@ impl GraphBuilder {
             // Stable, so equal ranks keep the order the edges were added in.
             row.sort_by_key(|&s| std::cmp::Reverse(rank[s as usize]));
         }
-        let mut sources: Vec<u32> = (0..len as u32).filter(|&n| in_degree[n as usize] == 0).collect();
+        let mut sources: Vec<u32> = (0..len as u32)
+            .filter(|&n| in_degree[n as usize] == 0)
+            .collect();
         sources.sort_by_key(|&s| std::cmp::Reverse(rank[s as usize]));
         Ok(DynGraph {
             names: self.names,
@@ -185,10 +209,16 @@ fn compress(len: usize, edges: impl Iterator<Item = (u32, u32)> + Clone) -> (Vec
 }
 
 /// Kahn's algorithm; on a cycle, returns one cycle as a closed path.
-fn topological_order(starts: &[u32], successors: &[u32], in_degree: &[u32]) -> Result<Vec<u32>, Vec<u32>> {
+fn topological_order(
+    starts: &[u32],
+    successors: &[u32],
+    in_degree: &[u32],
+) -> Result<Vec<u32>, Vec<u32>> {
     let len = in_degree.len();
     let mut waiting = in_degree.to_vec();
-    let mut order: Vec<u32> = (0..len as u32).filter(|&n| waiting[n as usize] == 0).collect();
+    let mut order: Vec<u32> = (0..len as u32)
+        .filter(|&n| waiting[n as usize] == 0)
+        .collect();
     let mut next = 0;
     while next < order.len() {
         let node = order[next] as usize;
@@ -222,7 +252,9 @@ fn find_cycle(starts: &[u32], successors: &[u32], waiting: &[u32]) -> Vec<u32> {
     let (pred_starts, preds) = compress(len, edges.collect::<Vec<_>>().into_iter());
     let mut seen_at = vec![usize::MAX; len];
     let mut walk = Vec::new();
-    let mut node = (0..len).find(|&n| stuck(n)).expect("a failed topological sort leaves a node");
+    let mut node = (0..len)
+        .find(|&n| stuck(n))
+        .expect("a failed topological sort leaves a node");
     while seen_at[node] == usize::MAX {
         seen_at[node] = walk.len();
         walk.push(node as u32);
@@ -272,7 +304,10 @@ pub struct DynGraph {
 
 impl fmt::Debug for DynGraph {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DynGraph").field("nodes", &self.names.len()).field("edges", &self.successors.len()).finish()
+        f.debug_struct("DynGraph")
+            .field("nodes", &self.names.len())
+            .field("edges", &self.successors.len())
+            .finish()
     }
 }
 
@@ -356,7 +391,9 @@ impl Plan for DynGraph {
     }
 
     fn run_node(&self, node: u32) -> Result<(), Failure> {
-        let job = self.jobs[node as usize].take().expect("the executor runs each node once");
+        let job = self.jobs[node as usize]
+            .take()
+            .expect("the executor runs each node once");
         job().map_err(Failure::error)
     }
 
@@ -404,7 +441,10 @@ mod tests {
         let p = builder.node("p", || {});
         let q = builder.node("q", || {});
         builder.edge(NodeId(1), p).edge(p, q).edge(q, p);
-        assert_eq!(builder.build().unwrap_err().to_string(), "cycle: p -> q -> p");
+        assert_eq!(
+            builder.build().unwrap_err().to_string(),
+            "cycle: p -> q -> p"
+        );
     }
 
     #[test]

@@ -22,7 +22,11 @@ pub(crate) fn render<'a>(
     let _ = writeln!(out, "digraph \"{}\" {{", escape(graph));
     out.push_str("    rankdir=LR;\n    node [shape=box, style=rounded];\n");
     for (i, (name, consumers)) in inputs.enumerate() {
-        let _ = writeln!(out, "    in{i} [label=\"{}\", shape=ellipse];", escape(name));
+        let _ = writeln!(
+            out,
+            "    in{i} [label=\"{}\", shape=ellipse];",
+            escape(name)
+        );
         for consumer in consumers {
             let _ = writeln!(out, "    in{i} -> n{consumer};");
         }
@@ -55,12 +59,25 @@ mod tests {
     #[test]
     fn renders_nodes_edges_and_inputs() {
         let nodes = [
-            Node { name: "load", cost: 1, rank: 2, successors: &[1] },
-            Node { name: "say \"hi\"", cost: 1, rank: 1, successors: &[] },
+            Node {
+                name: "load",
+                cost: 1,
+                rank: 2,
+                successors: &[1],
+            },
+            Node {
+                name: "say \"hi\"",
+                cost: 1,
+                rank: 1,
+                successors: &[],
+            },
         ];
         let dot = render("G", nodes.into_iter(), [("path", &[0u32][..])].into_iter());
         assert!(dot.starts_with("digraph \"G\" {\n"), "{dot}");
-        assert!(dot.contains("in0 [label=\"path\", shape=ellipse];\n    in0 -> n0;"), "{dot}");
+        assert!(
+            dot.contains("in0 [label=\"path\", shape=ellipse];\n    in0 -> n0;"),
+            "{dot}"
+        );
         assert!(dot.contains("n0 -> n1;"), "{dot}");
         assert!(dot.contains("label=\"say \\\"hi\\\"\""), "{dot}");
         assert!(dot.ends_with("}\n"));

@@ -33,7 +33,9 @@ impl fmt::Display for NodeFailure {
         let node = &self.node;
         match self.kind {
             FailureKind::Panicked => write!(f, "fiber `{node}` panicked: {}", self.message),
-            FailureKind::Returned => write!(f, "fiber `{node}` returned an error: {}", self.message),
+            FailureKind::Returned => {
+                write!(f, "fiber `{node}` returned an error: {}", self.message)
+            }
             FailureKind::Dropped => write!(f, "fiber `{node}` never ran: {}", self.message),
         }
     }
@@ -125,23 +127,39 @@ mod tests {
     use super::*;
 
     fn failure(node: &str, kind: FailureKind, message: &str) -> NodeFailure {
-        NodeFailure { node: node.into(), kind, message: message.into() }
+        NodeFailure {
+            node: node.into(),
+            kind,
+            message: message.into(),
+        }
     }
 
     #[test]
     fn one_failure_reads_as_a_sentence() {
-        let err = GraphError::new(vec![failure("load", FailureKind::Returned, "no such file")], 2);
-        assert_eq!(err.to_string(), "fiber `load` returned an error: no such file (2 dependent fibers skipped)");
+        let err = GraphError::new(
+            vec![failure("load", FailureKind::Returned, "no such file")],
+            2,
+        );
+        assert_eq!(
+            err.to_string(),
+            "fiber `load` returned an error: no such file (2 dependent fibers skipped)"
+        );
         assert_eq!(err.node(), Some("load"));
     }
 
     #[test]
     fn several_failures_are_all_named() {
         let err = GraphError::new(
-            vec![failure("a", FailureKind::Panicked, "boom"), failure("b", FailureKind::Dropped, "shut down")],
+            vec![
+                failure("a", FailureKind::Panicked, "boom"),
+                failure("b", FailureKind::Dropped, "shut down"),
+            ],
             0,
         );
-        assert_eq!(err.to_string(), "2 fibers failed: fiber `a` panicked: boom; fiber `b` never ran: shut down");
+        assert_eq!(
+            err.to_string(),
+            "2 fibers failed: fiber `a` panicked: boom; fiber `b` never ran: shut down"
+        );
     }
 
     #[test]

@@ -78,7 +78,9 @@ pub fn run_with<G: Graph>(
             let _ = sender.send(result);
         }),
     );
-    receiver.recv().expect("a graph run calls `done` before its state is freed")
+    receiver
+        .recv()
+        .expect("a graph run calls `done` before its state is freed")
 }
 
 /// A ready node of a running graph. [`run`](Task::run) it once, on any
@@ -94,7 +96,10 @@ pub struct Task {
 
 impl Task {
     fn new(run: Arc<dyn Resume>, node: u32) -> Self {
-        Task { run: Some(run), node }
+        Task {
+            run: Some(run),
+            node,
+        }
     }
 
     /// Runs the node, then any successor it makes ready first, and so on.
@@ -158,7 +163,10 @@ impl<P: Plan> Run<P> {
         let counters = (0..len)
             .map(|node| {
                 let in_degree = plan.in_degree(node);
-                assert!(in_degree <= WAITING, "a node waits for fewer than 2^31 others");
+                assert!(
+                    in_degree <= WAITING,
+                    "a node waits for fewer than 2^31 others"
+                );
                 AtomicU32::new(in_degree)
             })
             .collect();
@@ -246,13 +254,22 @@ impl<P: Plan> Resume for Run<P> {
     }
 
     fn dropped(&self, node: u32) {
-        self.record_failure(node, FailureKind::Dropped, "its task was dropped before it ran".into());
+        self.record_failure(
+            node,
+            FailureKind::Dropped,
+            "its task was dropped before it ran".into(),
+        );
     }
 }
 
 impl<P: Plan> Drop for Run<P> {
     fn drop(&mut self) {
-        let Some(done) = self.done.get_mut().unwrap_or_else(PoisonError::into_inner).take() else {
+        let Some(done) = self
+            .done
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
             return;
         };
         let result = self.outcome();
@@ -263,7 +280,11 @@ impl<P: Plan> Drop for Run<P> {
 impl<P: Plan> Run<P> {
     /// The run's result, computed once no task holds the state any more.
     fn outcome(&mut self) -> Result<P::Outputs, GraphError> {
-        let mut failed = std::mem::take(self.failures.get_mut().unwrap_or_else(PoisonError::into_inner));
+        let mut failed = std::mem::take(
+            self.failures
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
         let succeeded = *self.succeeded.get_mut();
         if failed.is_empty() && succeeded == self.plan.len() {
             return match catch_unwind(AssertUnwindSafe(|| self.plan.finish())) {
@@ -276,12 +297,19 @@ impl<P: Plan> Run<P> {
         failed.sort_by_key(|(node, _, _)| *node);
         let failures = failed
             .into_iter()
-            .map(|(node, kind, message)| NodeFailure { node: self.plan.name(node).to_owned(), kind, message })
+            .map(|(node, kind, message)| NodeFailure {
+                node: self.plan.name(node).to_owned(),
+                kind,
+                message,
+            })
             .collect();
         Err(GraphError::new(failures, skipped))
     }
 
     fn record_failure(&self, node: u32, kind: FailureKind, message: String) {
-        self.failures.lock().unwrap_or_else(PoisonError::into_inner).push((node, kind, message));
+        self.failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((node, kind, message));
     }
 }

@@ -87,7 +87,12 @@ struct Log {
 impl Log {
     fn new(nodes: usize) -> Arc<Self> {
         let zeros = || (0..nodes).map(|_| AtomicUsize::new(0)).collect();
-        Arc::new(Log { clock: AtomicUsize::new(1), runs: zeros(), started: zeros(), ended: zeros() })
+        Arc::new(Log {
+            clock: AtomicUsize::new(1),
+            runs: zeros(),
+            started: zeros(),
+            ended: zeros(),
+        })
     }
 
     fn record(&self, node: usize) {
@@ -100,7 +105,12 @@ impl Log {
 
 /// A random DAG: an edge only ever goes from a lower to a higher index, in
 /// a shuffled insertion order so nodes are not added topologically.
-fn random_dag(seed: u64, nodes: usize, edges_per_node: usize, log: &Arc<Log>) -> (GraphBuilder, Vec<(usize, usize)>) {
+fn random_dag(
+    seed: u64,
+    nodes: usize,
+    edges_per_node: usize,
+    log: &Arc<Log>,
+) -> (GraphBuilder, Vec<(usize, usize)>) {
     let mut rng = XorShift(seed);
     let mut builder = GraphBuilder::new();
     // Node `label[i]` is the i-th added; labels define the hidden order.
@@ -137,10 +147,17 @@ fn random_dags_run_every_node_once_after_its_dependencies() {
         let (builder, edges) = random_dag(seed, nodes, 4, &log);
         run_with(builder.build().unwrap(), pool.spawner()).unwrap();
         for node in 0..nodes {
-            assert_eq!(log.runs[node].load(Ordering::SeqCst), 1, "seed {seed}: node {node} ran once");
+            assert_eq!(
+                log.runs[node].load(Ordering::SeqCst),
+                1,
+                "seed {seed}: node {node} ran once"
+            );
         }
         for &(from, to) in &edges {
-            let (done, start) = (log.ended[from].load(Ordering::SeqCst), log.started[to].load(Ordering::SeqCst));
+            let (done, start) = (
+                log.ended[from].load(Ordering::SeqCst),
+                log.started[to].load(Ordering::SeqCst),
+            );
             assert!(done < start, "seed {seed}: n{to} started at {start}, before its dependency n{from} ended at {done}");
         }
     }
@@ -169,7 +186,11 @@ fn a_chain_continues_inline_without_spawning() {
     })
     .unwrap();
     assert_eq!(ran.load(Ordering::Relaxed), 1000);
-    assert_eq!(spawns.load(Ordering::Relaxed), 1, "only the source is spawned");
+    assert_eq!(
+        spawns.load(Ordering::Relaxed),
+        1,
+        "only the source is spawned"
+    );
 }
 
 #[test]
@@ -177,7 +198,12 @@ fn ready_successors_are_spawned_by_rank() {
     let order = Arc::new(Mutex::new(Vec::new()));
     let mut builder = GraphBuilder::new();
     let root = builder.node("root", || {});
-    for (name, cost) in [("light", 1), ("heavy", 30), ("middle", 10), ("heaviest", 50)] {
+    for (name, cost) in [
+        ("light", 1),
+        ("heavy", 30),
+        ("middle", 10),
+        ("heaviest", 50),
+    ] {
         let order = Arc::clone(&order);
         let node = builder.node(name, move || order.lock().unwrap().push(name));
         builder.cost(node, cost).edge(root, node);
@@ -187,7 +213,11 @@ fn ready_successors_are_spawned_by_rank() {
     let pending = Arc::clone(&queue);
     let graph = builder.build().unwrap();
     let (sender, receiver) = std::sync::mpsc::channel();
-    super::start(graph, Arc::new(move |task| pending.lock().unwrap().push_back(task)), Box::new(move |r| sender.send(r).unwrap()));
+    super::start(
+        graph,
+        Arc::new(move |task| pending.lock().unwrap().push_back(task)),
+        Box::new(move |r| sender.send(r).unwrap()),
+    );
     loop {
         let task = queue.lock().unwrap().pop_front();
         match task {
@@ -198,7 +228,10 @@ fn ready_successors_are_spawned_by_rank() {
     receiver.recv().unwrap().unwrap();
     // The highest rank continues inline right after the root; the others
     // were queued highest first.
-    assert_eq!(*order.lock().unwrap(), ["heaviest", "heavy", "middle", "light"]);
+    assert_eq!(
+        *order.lock().unwrap(),
+        ["heaviest", "heavy", "middle", "light"]
+    );
 }
 
 #[test]
@@ -213,9 +246,19 @@ fn a_panic_skips_its_dependents_and_spares_the_rest() {
             ran.lock().unwrap().push(name);
         })
     };
-    let (source, bad, after_bad, after_after) = (add("source", false), add("bad", true), add("after bad", false), add("after after", false));
+    let (source, bad, after_bad, after_after) = (
+        add("source", false),
+        add("bad", true),
+        add("after bad", false),
+        add("after after", false),
+    );
     let (side, side_end) = (add("side", false), add("side end", false));
-    builder.edge(source, bad).edge(bad, after_bad).edge(after_bad, after_after).edge(source, side).edge(side, side_end);
+    builder
+        .edge(source, bad)
+        .edge(bad, after_bad)
+        .edge(after_bad, after_after)
+        .edge(source, side)
+        .edge(side, side_end);
     builder.edge(side, after_after);
     let err = run_with(builder.build().unwrap(), pool.spawner()).unwrap_err();
     assert_eq!(err.failures().len(), 1);
@@ -223,7 +266,10 @@ fn a_panic_skips_its_dependents_and_spares_the_rest() {
     assert_eq!(err.failures()[0].kind, FailureKind::Panicked);
     assert_eq!(err.failures()[0].message, "bad broke");
     assert_eq!(err.skipped(), 2);
-    assert_eq!(err.to_string(), "fiber `bad` panicked: bad broke (2 dependent fibers skipped)");
+    assert_eq!(
+        err.to_string(),
+        "fiber `bad` panicked: bad broke (2 dependent fibers skipped)"
+    );
     let mut ran = ran.lock().unwrap().clone();
     ran.sort_unstable();
     assert_eq!(ran, ["side", "side end", "source"]);
@@ -237,12 +283,20 @@ fn errors_from_several_branches_are_all_reported() {
     let join = builder.node("join", || unreachable!("its dependencies failed"));
     builder.edge(left, join).edge(right, join);
     let err = run_with(builder.build().unwrap(), |task| task.run()).unwrap_err();
-    let failed: Vec<_> = err.failures().iter().map(|f| (f.node.as_str(), f.kind, f.message.as_str())).collect();
+    let failed: Vec<_> = err
+        .failures()
+        .iter()
+        .map(|f| (f.node.as_str(), f.kind, f.message.as_str()))
+        .collect();
     assert_eq!(
         failed,
         [
             ("left", FailureKind::Returned, "left failed"),
-            ("right", FailureKind::Returned, "an error occurred when formatting an argument")
+            (
+                "right",
+                FailureKind::Returned,
+                "an error occurred when formatting an argument"
+            )
         ]
     );
     assert_eq!(err.skipped(), 1);
@@ -271,7 +325,10 @@ fn dropped_tasks_fail_the_run_instead_of_hanging_it() {
     builder.edge(first, second);
     let err = run_with(builder.build().unwrap(), drop).unwrap_err();
     assert_eq!(err.failures()[0].kind, FailureKind::Dropped);
-    assert_eq!(err.to_string(), "fiber `first` never ran: its task was dropped before it ran (1 dependent fiber skipped)");
+    assert_eq!(
+        err.to_string(),
+        "fiber `first` never ran: its task was dropped before it ran (1 dependent fiber skipped)"
+    );
 }
 
 #[test]

@@ -81,13 +81,17 @@ pub struct StaticPlan<G: StaticGraph> {
 impl<G: StaticGraph> StaticPlan<G> {
     /// A run of `graph`.
     pub fn new(graph: G) -> Self {
-        StaticPlan { slots: graph.into_slots() }
+        StaticPlan {
+            slots: graph.into_slots(),
+        }
     }
 }
 
 impl<G: StaticGraph> std::fmt::Debug for StaticPlan<G> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StaticPlan").field("graph", &G::TABLE.graph).finish_non_exhaustive()
+        f.debug_struct("StaticPlan")
+            .field("graph", &G::TABLE.graph)
+            .finish_non_exhaustive()
     }
 }
 

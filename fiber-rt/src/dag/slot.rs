@@ -48,7 +48,10 @@ impl<T> Slot<T> {
     /// Any `T` may have one, so that a graph's slot struct is `Send + Sync`
     /// whatever its nodes output; only a `Send` value can be put in.
     pub const fn empty() -> Self {
-        Slot { state: AtomicU8::new(EMPTY), value: UnsafeCell::new(MaybeUninit::uninit()) }
+        Slot {
+            state: AtomicU8::new(EMPTY),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }
     }
 
     /// Whether a value is present.
@@ -61,14 +64,21 @@ impl<T> Slot<T> {
 impl<T: Send> Slot<T> {
     /// A slot that already holds `value`.
     pub const fn full(value: T) -> Self {
-        Slot { state: AtomicU8::new(FULL), value: UnsafeCell::new(MaybeUninit::new(value)) }
+        Slot {
+            state: AtomicU8::new(FULL),
+            value: UnsafeCell::new(MaybeUninit::new(value)),
+        }
     }
 
     /// Stores `value`; gives it back if the slot was written before.
     pub fn put(&self, value: T) -> Result<(), T> {
         // Relaxed: winning the race only needs the CAS to be atomic; the
         // value is published by the Release store below.
-        if self.state.compare_exchange(EMPTY, WRITING, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+        if self
+            .state
+            .compare_exchange(EMPTY, WRITING, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
             return Err(value);
         }
         // SAFETY: the successful EMPTY -> WRITING transition makes this thread
@@ -78,7 +88,6 @@ impl<T: Send> Slot<T> {
         self.state.store(FULL, Ordering::Release);
         Ok(())
     }
-
 }
 
 /// Reading needs no `T: Send`: a slot of a type that is not `Send` is
@@ -93,7 +102,12 @@ impl<T> Slot<T> {
         let mut state = self.state.load(Ordering::Acquire);
         if state == FULL {
             // Acquire on both outcomes for the same reason as the load.
-            state = match self.state.compare_exchange(FULL, SHARED, Ordering::Acquire, Ordering::Acquire) {
+            state = match self.state.compare_exchange(
+                FULL,
+                SHARED,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => SHARED,
                 Err(now) => now,
             };
@@ -110,7 +124,9 @@ impl<T> Slot<T> {
     /// Moves the value out, or `None` when there is none or it has been lent.
     pub fn take(&self) -> Option<T> {
         // Acquire: pairs with `put`'s Release so the value is visible.
-        self.state.compare_exchange(FULL, TAKEN, Ordering::Acquire, Ordering::Relaxed).ok()?;
+        self.state
+            .compare_exchange(FULL, TAKEN, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
         // SAFETY: the FULL -> TAKEN transition happens once, so this is the
         // only read of an initialised value that nobody has borrowed.
         Some(unsafe { (*self.value.get()).assume_init_read() })
@@ -173,7 +189,11 @@ mod tests {
         assert_eq!(slot.put(7u32), Ok(()));
         assert_eq!(slot.put(8), Err(8));
         assert_eq!(slot.get(), Some(&7));
-        assert_eq!(slot.take(), None, "a lent value cannot be moved through &self");
+        assert_eq!(
+            slot.take(),
+            None,
+            "a lent value cannot be moved through &self"
+        );
     }
 
     #[test]

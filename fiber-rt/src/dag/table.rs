@@ -52,13 +52,20 @@ pub struct Table {
 impl Table {
     /// The node called `name` (display name or field name) and its index.
     pub fn node(&self, name: &str) -> Option<(usize, &'static NodeInfo)> {
-        self.nodes.iter().enumerate().find(|(_, node)| node.name == name || node.field == name)
+        self.nodes
+            .iter()
+            .enumerate()
+            .find(|(_, node)| node.name == name || node.field == name)
     }
 
     /// The nodes that `node` waits for, as indices.
     pub fn dependencies(&self, node: usize) -> impl Iterator<Item = usize> + '_ {
         let node = node as u32;
-        self.nodes.iter().enumerate().filter(move |(_, n)| n.successors.contains(&node)).map(|(i, _)| i)
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(move |(_, n)| n.successors.contains(&node))
+            .map(|(i, _)| i)
     }
 
     /// The longest chain of nodes by cost, from a source to a sink: the
@@ -77,7 +84,12 @@ impl Table {
 
     /// The graph in Graphviz `dot` syntax.
     pub fn dot(&self) -> String {
-        let nodes = self.nodes.iter().map(|n| dot::Node { name: n.name, cost: n.cost, rank: n.rank, successors: n.successors });
+        let nodes = self.nodes.iter().map(|n| dot::Node {
+            name: n.name,
+            cost: n.cost,
+            rank: n.rank,
+            successors: n.successors,
+        });
         let inputs = self.inputs.iter().map(|i| (i.name, i.consumers));
         dot::render(self.graph, nodes, inputs)
     }
@@ -85,7 +97,11 @@ impl Table {
 
 /// Critical-path ranks of nodes given in topological order, with their
 /// successors in compressed rows (`successors[starts[i]..starts[i + 1]]`).
-pub const fn ranks<const N: usize>(costs: [u64; N], starts: &[u32], successors: &[u32]) -> [u64; N] {
+pub const fn ranks<const N: usize>(
+    costs: [u64; N],
+    starts: &[u32],
+    successors: &[u32],
+) -> [u64; N] {
     let mut rank = [0u64; N];
     let mut i = N;
     // Successors come later in a topological order, so a backward walk sees
@@ -108,7 +124,11 @@ pub const fn ranks<const N: usize>(costs: [u64; N], starts: &[u32], successors: 
 
 /// Sorts each row of `successors` (rows as in [`ranks`]) by rank, highest
 /// first; equal ranks keep their order.
-pub const fn sort_rows<const E: usize>(mut successors: [u32; E], starts: &[u32], rank: &[u64]) -> [u32; E] {
+pub const fn sort_rows<const E: usize>(
+    mut successors: [u32; E],
+    starts: &[u32],
+    rank: &[u64],
+) -> [u32; E] {
     let mut row = 0;
     while row + 1 < starts.len() {
         let (start, end) = (starts[row] as usize, starts[row + 1] as usize);
@@ -161,14 +181,54 @@ mod tests {
     #[test]
     fn table_queries() {
         const NODES: &[NodeInfo] = &[
-            NodeInfo { name: "a", field: "a", cost: 1, stack_size: 0, in_degree: 0, successors: &[2, 1], rank: 12 },
-            NodeInfo { name: "b", field: "b", cost: 1, stack_size: 0, in_degree: 1, successors: &[3], rank: 2 },
-            NodeInfo { name: "heavy", field: "c", cost: 10, stack_size: 0, in_degree: 1, successors: &[3], rank: 11 },
-            NodeInfo { name: "d", field: "d", cost: 1, stack_size: 0, in_degree: 2, successors: &[], rank: 1 },
+            NodeInfo {
+                name: "a",
+                field: "a",
+                cost: 1,
+                stack_size: 0,
+                in_degree: 0,
+                successors: &[2, 1],
+                rank: 12,
+            },
+            NodeInfo {
+                name: "b",
+                field: "b",
+                cost: 1,
+                stack_size: 0,
+                in_degree: 1,
+                successors: &[3],
+                rank: 2,
+            },
+            NodeInfo {
+                name: "heavy",
+                field: "c",
+                cost: 10,
+                stack_size: 0,
+                in_degree: 1,
+                successors: &[3],
+                rank: 11,
+            },
+            NodeInfo {
+                name: "d",
+                field: "d",
+                cost: 1,
+                stack_size: 0,
+                in_degree: 2,
+                successors: &[],
+                rank: 1,
+            },
         ];
-        let table = Table { graph: "G", nodes: NODES, sources: &[0], inputs: &[] };
+        let table = Table {
+            graph: "G",
+            nodes: NODES,
+            sources: &[0],
+            inputs: &[],
+        };
         assert_eq!(table.critical_path(), ["a", "heavy", "d"]);
-        assert_eq!(table.node("c").map(|(i, n)| (i, n.name)), Some((2, "heavy")));
+        assert_eq!(
+            table.node("c").map(|(i, n)| (i, n.name)),
+            Some((2, "heavy"))
+        );
         assert_eq!(table.dependencies(3).collect::<Vec<_>>(), [1, 2]);
     }
 }

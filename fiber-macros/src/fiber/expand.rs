@@ -1,0 +1,97 @@
+//! The node struct and its trait impls, emitted beside the function.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::ast::{Fiber, Pass};
+
+/// Everything emitted after the (unchanged) function.
+pub(crate) fn node(fiber: &Fiber<'_>) -> TokenStream {
+    let func = &fiber.func;
+    let ident = &func.sig.ident;
+    let vis = &func.vis;
+    let name = fiber.display_name();
+    let cost = fiber.options.cost.map_or(1, |(cost, _)| cost) as u32;
+    let stack = fiber.options.stack.map_or(0, |(bytes, _)| bytes) as usize;
+    let output = output_type(fiber);
+    let args: Vec<_> = (0..fiber.params.len()).map(|i| format_ident!("__arg{}", i)).collect();
+    let arg_types: Vec<_> = fiber.params.iter().flatten().map(argument_type).collect();
+    let call = call_body(fiber, &args);
+    let params = fiber.params.iter().flatten().enumerate().map(|(i, param)| {
+        let mode = match param.pass {
+            Pass::Borrow => quote!(Borrow),
+            Pass::Move => quote!(Move),
+        };
+        quote_spanned! {param.ty.span()=>
+            impl ::fiber_rt::__private::Param<#i> for #ident {
+                type Mode = ::fiber_rt::__private::#mode;
+            }
+        }
+    });
+    let doc = format!("The graph node of the `#[fiber]` function [`{ident}()`], named in `depends!`.");
+    quote! {
+        #[doc = #doc]
+        #[doc(hidden)]
+        #[allow(non_camel_case_types, dead_code)]
+        #[derive(Clone, Copy, Debug)]
+        #vis struct #ident {}
+
+        const _: () = {
+            impl ::fiber_rt::__private::Node for #ident {
+                const NAME: &'static str = #name;
+                const COST: u32 = #cost;
+                const STACK: usize = #stack;
+                type Output = #output;
+                type Call = fn(#(#arg_types),*) -> ::fiber_rt::__private::Result<#output, ::fiber_rt::__private::Failure>;
+                const CALL: Self::Call = {
+                    fn __fiber_call(#(#args: #arg_types),*) -> ::fiber_rt::__private::Result<#output, ::fiber_rt::__private::Failure> {
+                        #call
+                    }
+                    __fiber_call
+                };
+            }
+            #(#params)*
+        };
+    }
+}
+
+/// What dependents receive: the return type, or its `Ok` type when fallible.
+fn output_type(fiber: &Fiber<'_>) -> TokenStream {
+    match fiber.output {
+        None => quote!(()),
+        Some(ty) if fiber.fallible => quote_spanned! {ty.span()=> <#ty as ::fiber_rt::__private::Fallible>::Ok },
+        Some(ty) => quote!(#ty),
+    }
+}
+
+/// `ByRef<'_, T>` for `&T`, `ByValue<T>` for `T`, spanned on the user's type.
+fn argument_type(param: &super::ast::Param<'_>) -> TokenStream {
+    let target = param.target;
+    match param.pass {
+        Pass::Borrow => quote_spanned! {param.ty.span()=> ::fiber_rt::__private::ByRef<'_, #target> },
+        Pass::Move => quote_spanned! {param.ty.span()=> ::fiber_rt::__private::ByValue<#target> },
+    }
+}
+
+/// Calls the function and turns a fallible result into the node's result.
+fn call_body(fiber: &Fiber<'_>, args: &[syn::Ident]) -> TokenStream {
+    let ident = &fiber.func.sig.ident;
+    let call = quote!(#ident(#(#args.0),*));
+    if !fiber.fallible {
+        return quote!(::fiber_rt::__private::Result::Ok(#call));
+    }
+    let ty = fiber.output;
+    let split = quote_spanned! {ty.span()=> <#ty as ::fiber_rt::__private::Fallible>::into_result };
+    quote! {
+        match #split(#call) {
+            ::fiber_rt::__private::Result::Ok(value) => ::fiber_rt::__private::Result::Ok(value),
+            ::fiber_rt::__private::Result::Err(error) => {
+                #[allow(unused_imports)]
+                use ::fiber_rt::__private::{DescribeDebug as _, DescribeDisplay as _};
+                let text = (&&::fiber_rt::__private::ErrorText(&error)).describe();
+                ::fiber_rt::__private::Result::Err(::fiber_rt::__private::failure(text))
+            }
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! `#[fiber]`: keeps the function and emits a node struct beside it.
+
+mod ast;
+mod expand;
+mod valid;
+
+use proc_macro2::TokenStream;
+
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let func = match syn::parse2::<syn::ItemFn>(item.clone()) {
+        Ok(func) => func,
+        Err(err) => {
+            let err = syn::Error::new(err.span(), "`#[fiber]` goes on a function: `#[fiber] fn name(input: &T) -> U { .. }`");
+            // Keep whatever the item was, so it still resolves.
+            return with_errors(item, err);
+        }
+    };
+    let checked = ast::Options::parse(args).and_then(|options| {
+        let fiber = ast::Fiber::new(&func, options);
+        valid::check(&fiber)?;
+        Ok(expand::node(&fiber))
+    });
+    match checked {
+        Ok(node) => quote::quote!(#func #node),
+        Err(err) => with_errors(quote::quote!(#func), err),
+    }
+}
+
+fn with_errors(item: TokenStream, err: syn::Error) -> TokenStream {
+    let errors = err.to_compile_error();
+    quote::quote!(#item #errors)
+}

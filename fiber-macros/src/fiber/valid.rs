@@ -1,0 +1,149 @@
+//! The rules a `#[fiber]` function must follow, one function each.
+
+use syn::visit::Visit;
+use syn::{FnArg, Type};
+
+use super::ast::{Fiber, Param};
+use crate::errors::Errors;
+
+/// Smallest and largest stack the option accepts.
+const MIN_STACK: u64 = 4 << 10;
+const MAX_STACK: u64 = 1 << 30;
+
+/// Runs every rule and reports all the errors together.
+pub(crate) fn check(fiber: &Fiber<'_>) -> syn::Result<()> {
+    let mut errors = Errors::default();
+    let rules: [fn(&Fiber<'_>, &mut Errors); 7] =
+        [not_async, not_unsafe, not_generic, not_variadic, no_receiver, parameters_are_concrete, output_is_concrete];
+    for rule in rules {
+        rule(fiber, &mut errors);
+    }
+    stack_in_range(fiber, &mut errors);
+    fallible_returns_something(fiber, &mut errors);
+    errors.finish(())
+}
+
+/// A fiber is stackful: it blocks where an `async fn` would await, so
+/// `async` has nothing to do.
+fn not_async(fiber: &Fiber<'_>, errors: &mut Errors) {
+    if let Some(token) = &fiber.func.sig.asyncness {
+        errors.push(syn::Error::new_spanned(
+            token,
+            "a fiber cannot be `async`: fibers have their own stacks and may block, so remove `async` and call blocking code directly",
+        ));
+    }
+}
+
+/// A graph calls the function from safe code, so it cannot be `unsafe`.
+fn not_unsafe(fiber: &Fiber<'_>, errors: &mut Errors) {
+    if let Some(token) = &fiber.func.sig.unsafety {
+        errors.push(syn::Error::new_spanned(
+            token,
+            "a fiber cannot be an `unsafe fn`: a graph calls it from safe code; make it safe and use an `unsafe` block inside",
+        ));
+    }
+}
+
+/// The graph must know every parameter and output type, so no generics
+/// (lifetimes included: borrowed inputs live as long as the run).
+fn not_generic(fiber: &Fiber<'_>, errors: &mut Errors) {
+    let generics = &fiber.func.sig.generics;
+    if !generics.params.is_empty() {
+        errors.push(syn::Error::new_spanned(
+            &generics.params,
+            "a fiber cannot be generic: a graph needs concrete types; write them out, or call a generic function from a concrete `#[fiber]` one",
+        ));
+    }
+    if let Some(clause) = &generics.where_clause {
+        errors.push(syn::Error::new_spanned(clause, "a fiber cannot have a `where` clause: write concrete types instead"));
+    }
+}
+
+/// A graph passes exactly one value per dependency: no `...`.
+fn not_variadic(fiber: &Fiber<'_>, errors: &mut Errors) {
+    if let Some(dots) = &fiber.func.sig.variadic {
+        errors.push(syn::Error::new_spanned(dots, "a fiber cannot be variadic: give it one parameter per dependency"));
+    }
+}
+
+/// A fiber is a free function; its inputs come from dependencies.
+fn no_receiver(fiber: &Fiber<'_>, errors: &mut Errors) {
+    for arg in &fiber.func.sig.inputs {
+        if let FnArg::Receiver(receiver) = arg {
+            errors.push(syn::Error::new_spanned(
+                receiver,
+                "a fiber cannot take `self`: make it a free function, and pass the value in from a dependency or a graph input",
+            ));
+        }
+    }
+}
+
+/// Parameters are `&T` or `T` for a concrete `T` that is not borrowed for
+/// a named lifetime: no `impl Trait`, no `&mut`.
+fn parameters_are_concrete(fiber: &Fiber<'_>, errors: &mut Errors) {
+    for param in fiber.params.iter().flatten() {
+        check_param(param, errors);
+    }
+}
+
+fn check_param(param: &Param<'_>, errors: &mut Errors) {
+    if let Type::Reference(reference) = param.ty {
+        if reference.mutability.is_some() {
+            errors.push(syn::Error::new_spanned(
+                param.ty,
+                "a fiber cannot take `&mut T`: outputs are shared between fibers; take `&T` to borrow the value, or `T` to own it",
+            ));
+            return;
+        }
+        if let Some(lifetime) = &reference.lifetime {
+            errors.push(syn::Error::new_spanned(
+                lifetime,
+                "write `&T` without a lifetime: a fiber borrows its inputs for as long as it runs",
+            ));
+        }
+    }
+    if let Some(impl_trait) = find_impl_trait(param.target) {
+        errors.push(syn::Error::new_spanned(
+            impl_trait,
+            "a fiber cannot take `impl Trait`: that makes it generic; name a concrete type (for example `Box<dyn Trait>`)",
+        ));
+    }
+}
+
+/// The output is stored and handed on, so it must be a named type.
+fn output_is_concrete(fiber: &Fiber<'_>, errors: &mut Errors) {
+    if let Some(impl_trait) = fiber.output.and_then(find_impl_trait) {
+        errors.push(syn::Error::new_spanned(
+            impl_trait,
+            "a fiber cannot return `impl Trait`: its output is stored for its dependents; name a concrete type (for example `Box<dyn Trait>`)",
+        ));
+    }
+}
+
+/// The runtime maps stacks in whole pages and caps their size.
+fn stack_in_range(fiber: &Fiber<'_>, errors: &mut Errors) {
+    if let Some((bytes, span)) = fiber.options.stack {
+        if !(MIN_STACK..=MAX_STACK).contains(&bytes) {
+            errors.push(syn::Error::new(span, format!("a fiber's stack is from 4 KiB to 1 GiB; this is {bytes} bytes")));
+        }
+    }
+}
+
+fn find_impl_trait(ty: &Type) -> Option<&syn::TypeImplTrait> {
+    struct Find<'a>(Option<&'a syn::TypeImplTrait>);
+    impl<'a> Visit<'a> for Find<'a> {
+        fn visit_type_impl_trait(&mut self, found: &'a syn::TypeImplTrait) {
+            self.0.get_or_insert(found);
+        }
+    }
+    let mut find = Find(None);
+    find.visit_type(ty);
+    find.0
+}
+
+/// `fallible` unwraps a returned `Result`, so there must be a return type.
+fn fallible_returns_something(fiber: &Fiber<'_>, errors: &mut Errors) {
+    if let (Some(true), None, Some(span)) = (fiber.options.fallible, fiber.output, fiber.options.fallible_span) {
+        errors.push(syn::Error::new(span, "a fallible fiber returns a `Result`: add `-> Result<T, E>`, or remove `fallible`"));
+    }
+}

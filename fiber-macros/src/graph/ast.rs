@@ -1,0 +1,106 @@
+//! The syntax of `depends!`:
+//!
+//! ```text
+//! /// docs and other attributes
+//! pub graph Name(input: Type, ..) {
+//!     node(dependency, dependency);
+//!     source();
+//! }
+//! ```
+
+use proc_macro2::Span;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{braced, parenthesized, Attribute, Ident, Token, Type, Visibility};
+
+syn::custom_keyword!(graph);
+
+/// A whole `depends!` invocation.
+pub(crate) struct GraphDef {
+    pub attrs: Vec<Attribute>,
+    pub vis: Visibility,
+    pub name: Ident,
+    pub inputs: Vec<InputDef>,
+    /// The braces, for errors about the graph as a whole.
+    pub body_span: Span,
+    pub stmts: Vec<NodeStmt>,
+}
+
+/// `input: Type` in the graph's header.
+pub(crate) struct InputDef {
+    pub name: Ident,
+    pub ty: Type,
+}
+
+/// `node(dep, dep);`
+pub(crate) struct NodeStmt {
+    pub node: Ident,
+    /// The parentheses, so an arity error covers `node(..)`.
+    pub parens: Span,
+    pub deps: Vec<Ident>,
+}
+
+impl Parse for GraphDef {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis = input.parse()?;
+        if !input.peek(graph) {
+            return Err(input.error("expected `graph Name { .. }`, as in `pub graph Stats { sum(load); }`"));
+        }
+        input.parse::<graph>()?;
+        let name = input.parse()?;
+        let mut inputs = Vec::new();
+        if input.peek(syn::token::Paren) {
+            let content;
+            parenthesized!(content in input);
+            inputs = Punctuated::<InputDef, Token![,]>::parse_terminated(&content)?.into_iter().collect();
+        }
+        if !input.peek(syn::token::Brace) {
+            return Err(input.error("expected the graph's body: `{ node(dependency, ..); .. }`"));
+        }
+        let content;
+        let brace = braced!(content in input);
+        let mut stmts = Vec::new();
+        while !content.is_empty() {
+            stmts.push(content.parse()?);
+        }
+        if !input.is_empty() {
+            return Err(input.error("one `depends!` declares one graph; write another `depends!` for the next"));
+        }
+        Ok(GraphDef { attrs, vis, name, inputs, body_span: brace.span.join(), stmts })
+    }
+}
+
+impl Parse for InputDef {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let name = input.parse()?;
+        input.parse::<Token![:]>()?;
+        Ok(InputDef { name, ty: input.parse()? })
+    }
+}
+
+impl Parse for NodeStmt {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let node: Ident = input.parse()?;
+        if input.peek(Token![::]) {
+            return Err(syn::Error::new_spanned(
+                &node,
+                "name fibers by their bare name: bring one into scope with `use path::to::fiber;`",
+            ));
+        }
+        if !input.peek(syn::token::Paren) {
+            return Err(syn::Error::new_spanned(
+                &node,
+                format!("expected `{node}(dependencies);`, or `{node}();` for a fiber without dependencies"),
+            ));
+        }
+        let content;
+        let parens = parenthesized!(content in input);
+        let deps = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?.into_iter().collect();
+        if !input.peek(Token![;]) {
+            return Err(input.error(format!("expected `;` after `{node}(..)`")));
+        }
+        input.parse::<Token![;]>()?;
+        Ok(NodeStmt { node, parens: parens.span.join(), deps })
+    }
+}

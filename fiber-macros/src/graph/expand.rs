@@ -1,0 +1,314 @@
+//! The code a graph expands to: its struct, its outputs struct, the node
+//! table as constants, and the trait impls the executor runs it through.
+//! Tokens that rustc may complain about carry the span of the user's token
+//! they concern, so type errors point into the graph.
+
+use proc_macro2::{Delimiter, Group, Literal, Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::Ident;
+
+use super::ast::GraphDef;
+use super::model::{Dep, Model, Source};
+
+/// The graph's own struct: unit, or one public field per input.
+pub(crate) fn graph_struct(graph: &GraphDef) -> TokenStream {
+    let GraphDef { attrs, vis, name, .. } = graph;
+    if graph.inputs.is_empty() {
+        return quote!(#(#attrs)* #vis struct #name;);
+    }
+    let fields = graph.inputs.iter().map(|input| {
+        let (field, ty) = (&input.name, &input.ty);
+        let doc = format!("Run-time input `{field}`.");
+        quote!(#[doc = #doc] #vis #field: #ty,)
+    });
+    quote!(#(#attrs)* #vis struct #name { #(#fields)* })
+}
+
+/// Everything `depends!` emits for a valid graph.
+pub(crate) fn graph(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
+    let item = graph_struct(graph);
+    let name = &graph.name;
+    let vis = &graph.vis;
+    let outputs = format_ident!("{}Outputs", name);
+    let outputs_struct = outputs_struct(graph, model, &outputs);
+    let table = table(graph, model);
+    let constructor = constructor(graph);
+    let slots = slots_struct(graph, model);
+    let run_node = run_node(model);
+    let finish = finish(model, &outputs);
+    let into_slots = into_slots(graph, model);
+    quote! {
+        #item
+        #outputs_struct
+
+        const _: () = {
+            #slots
+            #table
+
+            impl #name {
+                /// The graph's node table, computed at compile time: names,
+                /// in-degrees, successors and critical-path ranks, in a
+                /// topological order.
+                #vis const TABLE: &'static ::fiber_rt::__private::Table = &__TABLE;
+                /// The graph's nodes in a topological order (`TABLE.nodes`).
+                #vis const NODES: &'static [::fiber_rt::__private::NodeInfo] = __TABLE.nodes;
+
+                /// The graph in Graphviz `dot` syntax.
+                #vis fn dot() -> ::fiber_rt::__private::String {
+                    __TABLE.dot()
+                }
+
+                #constructor
+            }
+
+            impl ::fiber_rt::__private::StaticGraph for #name {
+                type Slots = __Slots;
+                type Outputs = #outputs;
+                const TABLE: &'static ::fiber_rt::__private::Table = &__TABLE;
+                #into_slots
+                #run_node
+                #finish
+            }
+
+            impl ::fiber_rt::__private::Graph for #name {
+                type Outputs = #outputs;
+                type Plan = ::fiber_rt::__private::StaticPlan<#name>;
+                fn into_plan(self) -> ::fiber_rt::__private::StaticPlan<#name> {
+                    ::fiber_rt::__private::StaticPlan::new(self)
+                }
+            }
+        };
+    }
+}
+
+/// `<node as Node>`, spanned on the node's name so "not a fiber" points there.
+fn node_trait(ident: &Ident) -> TokenStream {
+    quote_spanned!(ident.span()=> <#ident as ::fiber_rt::__private::Node>)
+}
+
+fn unsuffixed(n: usize) -> Literal {
+    Literal::usize_unsuffixed(n)
+}
+
+/// The outputs struct: a field per node, named after its function.
+fn outputs_struct(graph: &GraphDef, model: &Model<'_>, outputs: &Ident) -> TokenStream {
+    let vis = &graph.vis;
+    let fields = model.nodes.iter().map(|node| {
+        let ident = node.ident;
+        let ty = field_type(model, node.ident, &node.consumers);
+        let doc = match node.consumers.as_slice() {
+            [(consumer, _)] => format!(
+                "Output of `{ident}`, or [`Moved`](::fiber_rt::dag::Moved) when `{}` takes it by value.",
+                model.nodes[*consumer].ident
+            ),
+            _ => format!("Output of `{ident}`."),
+        };
+        quote!(#[doc = #doc] #vis #ident: #ty,)
+    });
+    let doc = format!("Outputs of a successful run of [`{}`]: a field per fiber.", graph.name);
+    quote! {
+        #[doc = #doc]
+        #vis struct #outputs { #(#fields)* }
+    }
+}
+
+/// A node's output type, or, with a single consumer, whatever that
+/// consumer's parameter leaves of it (the output, or `Moved`).
+fn field_type(model: &Model<'_>, ident: &Ident, consumers: &[(usize, usize)]) -> TokenStream {
+    let node = node_trait(ident);
+    match consumers {
+        [(consumer, param)] => {
+            let mode = param_mode(model, *consumer, *param);
+            quote!(<#mode as ::fiber_rt::__private::Kept<#node::Output>>::Field)
+        }
+        _ => quote!(#node::Output),
+    }
+}
+
+/// `<consumer as Param<I>>::Mode`, spanned on the edge.
+fn param_mode(model: &Model<'_>, consumer: usize, param: usize) -> TokenStream {
+    let consumer_node = &model.nodes[consumer];
+    let edge = consumer_node.deps[param].ident;
+    let ident = consumer_node.ident;
+    let param = unsuffixed(param);
+    quote_spanned!(edge.span()=> <#ident as ::fiber_rt::__private::Param<#param>>::Mode)
+}
+
+/// The node table as constants; ranks and successor order are computed by
+/// `const fn`s from the cost hints, which only rustc knows.
+fn table(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
+    let count = model.nodes.len();
+    let mut starts = vec![0usize];
+    let mut successors = Vec::new();
+    for node in &model.nodes {
+        successors.extend(node.consumers.iter().map(|&(consumer, _)| unsuffixed(consumer)));
+        starts.push(successors.len());
+    }
+    let edges = successors.len();
+    let starts = starts.into_iter().map(unsuffixed);
+    let costs = model.nodes.iter().map(|node| {
+        let node = node_trait(node.ident);
+        quote!(#node::COST as u64)
+    });
+    let sources: Vec<_> = model.sources().map(unsuffixed).collect();
+    let source_count = sources.len();
+    let nodes = model.nodes.iter().enumerate().map(|(i, node)| {
+        let info = node_trait(node.ident);
+        let field = node.ident.to_string();
+        let in_degree = unsuffixed(model.in_degree(i));
+        let i = unsuffixed(i);
+        quote! {
+            ::fiber_rt::__private::NodeInfo {
+                name: #info::NAME,
+                field: #field,
+                cost: #info::COST,
+                stack_size: #info::STACK,
+                in_degree: #in_degree,
+                successors: ::fiber_rt::__private::row(&__SORTED, &__STARTS, #i),
+                rank: __RANKS[#i],
+            }
+        }
+    });
+    let inputs = model.inputs.iter().map(|input| {
+        let name = input.def.name.to_string();
+        let consumers = input.consumers.iter().map(|&(consumer, _)| unsuffixed(consumer));
+        quote!(::fiber_rt::__private::InputInfo { name: #name, consumers: &[#(#consumers),*] })
+    });
+    let graph_name = graph.name.to_string();
+    quote! {
+        const __STARTS: [u32; #count + 1] = [#(#starts),*];
+        const __SUCCESSORS: [u32; #edges] = [#(#successors),*];
+        const __RANKS: [u64; #count] = ::fiber_rt::__private::ranks([#(#costs),*], &__STARTS, &__SUCCESSORS);
+        const __SORTED: [u32; #edges] = ::fiber_rt::__private::sort_rows(__SUCCESSORS, &__STARTS, &__RANKS);
+        const __SOURCES: [u32; #source_count] =
+            ::fiber_rt::__private::sort_rows([#(#sources),*], &[0, #source_count as u32], &__RANKS);
+        const __TABLE: ::fiber_rt::__private::Table = ::fiber_rt::__private::Table {
+            graph: #graph_name,
+            nodes: &[#(#nodes),*],
+            sources: &__SOURCES,
+            inputs: &[#(#inputs),*],
+        };
+    }
+}
+
+/// `Name::new(inputs..)` for graphs with inputs.
+fn constructor(graph: &GraphDef) -> TokenStream {
+    if graph.inputs.is_empty() {
+        return TokenStream::new();
+    }
+    let vis = &graph.vis;
+    let names: Vec<_> = graph.inputs.iter().map(|input| &input.name).collect();
+    let types = graph.inputs.iter().map(|input| &input.ty);
+    quote! {
+        /// The graph with its run-time inputs, ready for one run.
+        #vis fn new(#(#names: #types),*) -> Self {
+            Self { #(#names),* }
+        }
+    }
+}
+
+/// One slot per node output and per input.
+fn slots_struct(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
+    let nodes = model.nodes.iter().map(|node| {
+        let (ident, info) = (node.ident, node_trait(node.ident));
+        quote!(#ident: ::fiber_rt::__private::Slot<#info::Output>,)
+    });
+    let inputs = graph.inputs.iter().map(|input| {
+        let (ident, ty) = (&input.name, &input.ty);
+        quote!(#ident: ::fiber_rt::__private::Slot<#ty>,)
+    });
+    quote! {
+        #[doc(hidden)]
+        pub struct __Slots { #(#nodes)* #(#inputs)* }
+    }
+}
+
+fn into_slots(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
+    let nodes = model.nodes.iter().map(|node| node.ident);
+    let inputs = graph.inputs.iter().map(|input| {
+        let ident = &input.name;
+        // Spanned on the input: an input that is not `Send` is reported there.
+        let fill = quote_spanned!(input.ty_span()=> ::fiber_rt::__private::input_slot(self.#ident));
+        quote!(#ident: #fill,)
+    });
+    quote! {
+        fn into_slots(self) -> __Slots {
+            __Slots {
+                #(#nodes: ::fiber_rt::__private::Slot::empty(),)*
+                #(#inputs)*
+            }
+        }
+    }
+}
+
+/// Runs node `n`: fetch each dependency's output as the parameter at its
+/// position takes it, call the fiber, store the output.
+fn run_node(model: &Model<'_>) -> TokenStream {
+    let arms = model.nodes.iter().enumerate().map(|(i, node)| {
+        let ident = node.ident;
+        let args = node.deps.iter().map(|dep| argument(model, dep));
+        let callee = quote_spanned!(ident.span()=> (<#ident as ::fiber_rt::__private::Node>::CALL));
+        let mut args = Group::new(Delimiter::Parenthesis, quote!(#(#args),*));
+        args.set_span(node.stmt.map_or(ident.span(), |stmt| stmt.parens));
+        // Spanned on the node: an output that is not `Send` is reported there.
+        let store = quote_spanned!(ident.span()=> ::fiber_rt::__private::store(&slots.#ident, value));
+        let i = Literal::u32_unsuffixed(i as u32);
+        quote! {
+            #i => {
+                let value = #callee #args?;
+                #store;
+            }
+        }
+    });
+    quote! {
+        fn run_node(
+            slots: &__Slots,
+            node: u32,
+        ) -> ::fiber_rt::__private::Result<(), ::fiber_rt::__private::Failure> {
+            match node {
+                #(#arms)*
+                _ => {}
+            }
+            ::fiber_rt::__private::Result::Ok(())
+        }
+    }
+}
+
+/// One argument: borrowed or taken from the dependency's slot, spanned on
+/// the dependency as written, so a type mismatch points at that edge.
+fn argument(model: &Model<'_>, dep: &Dep<'_>) -> TokenStream {
+    let (field, consumers) = match dep.source {
+        Source::Node(node) => (model.nodes[node].ident, model.nodes[node].consumers.len()),
+        Source::Input(input) => (&model.inputs[input].def.name, model.inputs[input].consumers.len()),
+    };
+    let fetch = if consumers > 1 { quote!(shared_input) } else { quote!(input) };
+    let span = dep.ident.span();
+    quote_spanned!(span=> ::fiber_rt::__private::#fetch(&slots.#field))
+}
+
+/// Moves the outputs out of the slots.
+fn finish(model: &Model<'_>, outputs: &Ident) -> TokenStream {
+    let fields = model.nodes.iter().map(|node| {
+        let ident = node.ident;
+        let value = match node.consumers.as_slice() {
+            [(consumer, param)] => {
+                let mode = param_mode(model, *consumer, *param);
+                quote!(<#mode as ::fiber_rt::__private::Kept<_>>::field(&mut slots.#ident)?)
+            }
+            _ => quote!(::fiber_rt::__private::keep(&mut slots.#ident)?),
+        };
+        quote!(#ident: #value,)
+    });
+    quote! {
+        fn finish(slots: &mut __Slots) -> ::fiber_rt::__private::Option<#outputs> {
+            ::fiber_rt::__private::Option::Some(#outputs { #(#fields)* })
+        }
+    }
+}
+
+impl super::ast::InputDef {
+    /// The span of the input's type, for errors about the type.
+    fn ty_span(&self) -> Span {
+        syn::spanned::Spanned::span(&self.ty)
+    }
+}
