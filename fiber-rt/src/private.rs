@@ -56,6 +56,12 @@ pub enum Borrow {}
 #[derive(Debug)]
 pub enum Move {}
 
+/// There is no parameter at this position: `#[fiber]` says so for a few
+/// positions past the last, so that a graph giving a fiber too many inputs
+/// gets rustc's one "takes N arguments" error rather than one per position.
+#[derive(Debug)]
+pub enum Missing {}
+
 /// The outputs-struct field of a node with a single consumer, which depends
 /// on how that consumer takes it.
 pub trait Kept<T> {
@@ -66,6 +72,13 @@ pub trait Kept<T> {
 }
 
 impl<T> Kept<T> for Borrow {
+    type Field = T;
+    fn field(slot: &mut Slot<T>) -> Option<T> {
+        slot.take_mut()
+    }
+}
+
+impl<T> Kept<T> for Missing {
     type Field = T;
     fn field(slot: &mut Slot<T>) -> Option<T> {
         slot.take_mut()
@@ -132,6 +145,24 @@ pub trait Fits<T: ?Sized>: Sized {
         T: Sized;
 }
 
+/// A second impl whose self type matches anything: with only the identity
+/// impl, rustc would unify the output and parameter types through it and
+/// report a bare type mismatch instead of the message on [`Fits`]. (No type
+/// is its own `Unproduced<..>`, so the two impls cannot overlap.)
+impl<T> Fits<Unproduced<T>> for T {
+    fn lend(_: &Slot<Self>) -> Option<&Unproduced<T>> {
+        None
+    }
+
+    fn take(_: &Slot<Self>) -> Option<Unproduced<T>> {
+        None
+    }
+}
+
+/// Never made: see the second impl of [`Fits`].
+#[derive(Debug)]
+pub struct Unproduced<T>(std::marker::PhantomData<T>, std::convert::Infallible);
+
 impl<T> Fits<T> for T {
     fn lend(slot: &Slot<T>) -> Option<&T>
     where
@@ -195,18 +226,18 @@ pub fn input_slot<T: Send>(value: T) -> Slot<T> {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a `Result`, but this fiber is marked fallible",
     label = "not a `Result`",
-    note = "`#[fiber]` treats a return type named `Result` as fallible; write `#[fiber(fallible = false)]` to pass it on as a plain value"
+    note = "remove `fallible` from `#[fiber(..)]` to pass the value on as it is"
 )]
 pub trait Fallible {
     /// The value dependents receive.
     type Ok;
     /// The error, reported as the node's failure.
-    type Err: fmt::Debug;
+    type Err;
     /// Splits the value.
     fn into_result(self) -> Result<Self::Ok, Self::Err>;
 }
 
-impl<T, E: fmt::Debug> Fallible for Result<T, E> {
+impl<T, E> Fallible for Result<T, E> {
     type Ok = T;
     type Err = E;
     fn into_result(self) -> Result<T, E> {
@@ -214,31 +245,45 @@ impl<T, E: fmt::Debug> Fallible for Result<T, E> {
     }
 }
 
-/// An error to describe; method resolution picks `Display` over `Debug`.
+/// An error to describe. Method resolution on `(&&&ErrorText(&e))` tries
+/// `Display`, then `Debug`, then neither, so the best text wins without
+/// asking anything of the error type.
 #[derive(Debug)]
 pub struct ErrorText<'a, E>(pub &'a E);
 
-/// Describes with `Display`: found first, through one more reference.
+/// Describes with `Display`: found first.
 pub trait DescribeDisplay {
     /// The error's text.
     fn describe(&self) -> String;
 }
 
-impl<E: fmt::Display> DescribeDisplay for &ErrorText<'_, E> {
+impl<E: fmt::Display> DescribeDisplay for &&ErrorText<'_, E> {
     fn describe(&self) -> String {
         self.0.to_string()
     }
 }
 
-/// Describes with `Debug`: the fallback.
+/// Describes with `Debug`: found when there is no `Display`.
 pub trait DescribeDebug {
     /// The error's text.
     fn describe(&self) -> String;
 }
 
-impl<E: fmt::Debug> DescribeDebug for ErrorText<'_, E> {
+impl<E: fmt::Debug> DescribeDebug for &ErrorText<'_, E> {
     fn describe(&self) -> String {
         format!("{:?}", self.0)
+    }
+}
+
+/// Names the type: found when the error has neither.
+pub trait DescribeType {
+    /// The error's type, as text.
+    fn describe(&self) -> String;
+}
+
+impl<E> DescribeType for ErrorText<'_, E> {
+    fn describe(&self) -> String {
+        format!("an error of type `{}` (it implements neither `Display` nor `Debug`)", std::any::type_name::<E>())
     }
 }
 

@@ -6,6 +6,9 @@ use syn::spanned::Spanned;
 
 use super::ast::{Fiber, Pass};
 
+/// Parameter positions past the last that still get a `Param` impl.
+const EXTRA_POSITIONS: usize = 8;
+
 /// Everything emitted after the (unchanged) function.
 pub(crate) fn node(fiber: &Fiber<'_>) -> TokenStream {
     let func = &fiber.func;
@@ -26,6 +29,16 @@ pub(crate) fn node(fiber: &Fiber<'_>) -> TokenStream {
         quote_spanned! {param.ty.span()=>
             impl ::fiber_rt::__private::Param<#i> for #ident {
                 type Mode = ::fiber_rt::__private::#mode;
+            }
+        }
+    });
+    // A few positions past the last, so a graph passing too many inputs
+    // gets one arity error instead of one per extra position.
+    let arity = fiber.params.len();
+    let missing = (arity..arity + EXTRA_POSITIONS).map(|i| {
+        quote! {
+            impl ::fiber_rt::__private::Param<#i> for #ident {
+                type Mode = ::fiber_rt::__private::Missing;
             }
         }
     });
@@ -52,6 +65,7 @@ pub(crate) fn node(fiber: &Fiber<'_>) -> TokenStream {
                 };
             }
             #(#params)*
+            #(#missing)*
         };
     }
 }
@@ -88,8 +102,8 @@ fn call_body(fiber: &Fiber<'_>, args: &[syn::Ident]) -> TokenStream {
             ::fiber_rt::__private::Result::Ok(value) => ::fiber_rt::__private::Result::Ok(value),
             ::fiber_rt::__private::Result::Err(error) => {
                 #[allow(unused_imports)]
-                use ::fiber_rt::__private::{DescribeDebug as _, DescribeDisplay as _};
-                let text = (&&::fiber_rt::__private::ErrorText(&error)).describe();
+                use ::fiber_rt::__private::{DescribeDebug as _, DescribeDisplay as _, DescribeType as _};
+                let text = (&&&::fiber_rt::__private::ErrorText(&error)).describe();
                 ::fiber_rt::__private::Result::Err(::fiber_rt::__private::failure(text))
             }
         }

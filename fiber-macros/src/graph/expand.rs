@@ -34,6 +34,17 @@ pub(crate) fn graph(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
     let table = table(graph, model);
     let constructor = constructor(graph);
     let slots = slots_struct(graph, model);
+    // On the graph's name: a name in the graph that is not a fiber makes the
+    // plan's type invalid, and rustc reports it here.
+    let graph_impl = quote_spanned! {name.span()=>
+        impl ::fiber_rt::__private::Graph for #name {
+            type Outputs = #outputs;
+            type Plan = ::fiber_rt::__private::StaticPlan<#name>;
+            fn into_plan(self) -> ::fiber_rt::__private::StaticPlan<#name> {
+                ::fiber_rt::__private::StaticPlan::new(self)
+            }
+        }
+    };
     let run_node = run_node(model);
     let finish = finish(model, &outputs);
     let into_slots = into_slots(graph, model);
@@ -70,20 +81,15 @@ pub(crate) fn graph(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
                 #finish
             }
 
-            impl ::fiber_rt::__private::Graph for #name {
-                type Outputs = #outputs;
-                type Plan = ::fiber_rt::__private::StaticPlan<#name>;
-                fn into_plan(self) -> ::fiber_rt::__private::StaticPlan<#name> {
-                    ::fiber_rt::__private::StaticPlan::new(self)
-                }
-            }
+            #graph_impl
         };
     }
 }
 
-/// `<node as Node>`, spanned on the node's name so "not a fiber" points there.
-fn node_trait(ident: &Ident) -> TokenStream {
-    quote_spanned!(ident.span()=> <#ident as ::fiber_rt::__private::Node>)
+/// `<node as Node>::ITEM`, every token on the node's name.
+fn node_item(ident: &Ident, item: &str) -> TokenStream {
+    let item = Ident::new(item, ident.span());
+    quote_spanned!(ident.span()=> <#ident as ::fiber_rt::__private::Node>::#item)
 }
 
 fn unsuffixed(n: usize) -> Literal {
@@ -115,13 +121,14 @@ fn outputs_struct(graph: &GraphDef, model: &Model<'_>, outputs: &Ident) -> Token
 /// A node's output type, or, with a single consumer, whatever that
 /// consumer's parameter leaves of it (the output, or `Moved`).
 fn field_type(model: &Model<'_>, ident: &Ident, consumers: &[(usize, usize)]) -> TokenStream {
-    let node = node_trait(ident);
+    let output = node_item(ident, "Output");
     match consumers {
         [(consumer, param)] => {
             let mode = param_mode(model, *consumer, *param);
-            quote!(<#mode as ::fiber_rt::__private::Kept<#node::Output>>::Field)
+            let span = model.nodes[*consumer].deps[*param].ident.span();
+            quote_spanned!(span=> <#mode as ::fiber_rt::__private::Kept<#output>>::Field)
         }
-        _ => quote!(#node::Output),
+        _ => output,
     }
 }
 
@@ -147,22 +154,23 @@ fn table(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
     let edges = successors.len();
     let starts = starts.into_iter().map(unsuffixed);
     let costs = model.nodes.iter().map(|node| {
-        let node = node_trait(node.ident);
-        quote!(#node::COST as u64)
+        let cost = node_item(node.ident, "COST");
+        quote_spanned!(node.ident.span()=> #cost as u64)
     });
     let sources: Vec<_> = model.sources().map(unsuffixed).collect();
     let source_count = sources.len();
     let nodes = model.nodes.iter().enumerate().map(|(i, node)| {
-        let info = node_trait(node.ident);
+        let (name, cost, stack) =
+            (node_item(node.ident, "NAME"), node_item(node.ident, "COST"), node_item(node.ident, "STACK"));
         let field = node.ident.to_string();
         let in_degree = unsuffixed(model.in_degree(i));
         let i = unsuffixed(i);
         quote! {
             ::fiber_rt::__private::NodeInfo {
-                name: #info::NAME,
+                name: #name,
                 field: #field,
-                cost: #info::COST,
-                stack_size: #info::STACK,
+                cost: #cost,
+                stack_size: #stack,
                 in_degree: #in_degree,
                 successors: ::fiber_rt::__private::row(&__SORTED, &__STARTS, #i),
                 rank: __RANKS[#i],
@@ -210,8 +218,9 @@ fn constructor(graph: &GraphDef) -> TokenStream {
 /// One slot per node output and per input.
 fn slots_struct(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
     let nodes = model.nodes.iter().map(|node| {
-        let (ident, info) = (node.ident, node_trait(node.ident));
-        quote!(#ident: ::fiber_rt::__private::Slot<#info::Output>,)
+        let (ident, output) = (node.ident, node_item(node.ident, "Output"));
+        let ty = quote_spanned!(ident.span()=> ::fiber_rt::__private::Slot<#output>);
+        quote!(#ident: #ty,)
     });
     let inputs = graph.inputs.iter().map(|input| {
         let (ident, ty) = (&input.name, &input.ty);
@@ -224,7 +233,11 @@ fn slots_struct(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
 }
 
 fn into_slots(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
-    let nodes = model.nodes.iter().map(|node| node.ident);
+    let nodes = model.nodes.iter().map(|node| {
+        let ident = node.ident;
+        let empty = quote_spanned!(ident.span()=> ::fiber_rt::__private::Slot::empty());
+        quote!(#ident: #empty,)
+    });
     let inputs = graph.inputs.iter().map(|input| {
         let ident = &input.name;
         // Spanned on the input: an input that is not `Send` is reported there.
@@ -234,7 +247,7 @@ fn into_slots(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
     quote! {
         fn into_slots(self) -> __Slots {
             __Slots {
-                #(#nodes: ::fiber_rt::__private::Slot::empty(),)*
+                #(#nodes)*
                 #(#inputs)*
             }
         }
@@ -247,15 +260,19 @@ fn run_node(model: &Model<'_>) -> TokenStream {
     let arms = model.nodes.iter().enumerate().map(|(i, node)| {
         let ident = node.ident;
         let args = node.deps.iter().map(|dep| argument(model, dep));
-        let callee = quote_spanned!(ident.span()=> (<#ident as ::fiber_rt::__private::Node>::CALL));
+        let call = node_item(ident, "CALL");
+        let callee = quote_spanned!(ident.span()=> (#call));
         let mut args = Group::new(Delimiter::Parenthesis, quote!(#(#args),*));
         args.set_span(node.stmt.map_or(ident.span(), |stmt| stmt.parens));
         // Spanned on the node: an output that is not `Send` is reported there.
         let store = quote_spanned!(ident.span()=> ::fiber_rt::__private::store(&slots.#ident, value));
         let i = Literal::u32_unsuffixed(i as u32);
-        quote! {
+        // The whole arm on the node's name: rustc reports problems with the
+        // node's output type (not `Send`, not a fiber) there.
+        let value = Ident::new("value", ident.span());
+        quote_spanned! {ident.span()=>
             #i => {
-                let value = #callee #args?;
+                let #value = #callee #args?;
                 #store;
             }
         }
@@ -281,8 +298,10 @@ fn argument(model: &Model<'_>, dep: &Dep<'_>) -> TokenStream {
         Source::Node(node) => (model.nodes[node].ident, model.nodes[node].consumers.len()),
         Source::Input(input) => (&model.inputs[input].def.name, model.inputs[input].consumers.len()),
     };
-    let fetch = if consumers > 1 { quote!(shared_input) } else { quote!(input) };
     let span = dep.ident.span();
+    let fetch = Ident::new(if consumers > 1 { "shared_input" } else { "input" }, span);
+    // Every token on the edge's span, so rustc points at the edge itself.
+    let field = Ident::new(&field.to_string(), span);
     quote_spanned!(span=> ::fiber_rt::__private::#fetch(&slots.#field))
 }
 
@@ -293,9 +312,11 @@ fn finish(model: &Model<'_>, outputs: &Ident) -> TokenStream {
         let value = match node.consumers.as_slice() {
             [(consumer, param)] => {
                 let mode = param_mode(model, *consumer, *param);
-                quote!(<#mode as ::fiber_rt::__private::Kept<_>>::field(&mut slots.#ident)?)
+                let span = model.nodes[*consumer].deps[*param].ident.span();
+                let field = Ident::new(&ident.to_string(), span);
+                quote_spanned!(span=> <#mode as ::fiber_rt::__private::Kept<_>>::field(&mut slots.#field)?)
             }
-            _ => quote!(::fiber_rt::__private::keep(&mut slots.#ident)?),
+            _ => quote_spanned!(ident.span()=> ::fiber_rt::__private::keep(&mut slots.#ident)?),
         };
         quote!(#ident: #value,)
     });

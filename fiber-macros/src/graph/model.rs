@@ -108,7 +108,14 @@ impl<'a> Model<'a> {
                 deps
             })
             .collect();
-        let order = topological_order(&deps).map_err(|stuck| find_cycle(&deps, &stuck, &mentions.idents))?;
+        // Where each node's statement is, to start a reported cycle at the
+        // first one written.
+        let stmt_at: Vec<usize> = stmts
+            .iter()
+            .map(|stmt| stmt.and_then(|s| graph.stmts.iter().position(|t| std::ptr::eq(s, t))).unwrap_or(usize::MAX))
+            .collect();
+        let order =
+            topological_order(&deps).map_err(|stuck| find_cycle(&deps, &stuck, &mentions.idents, &stmt_at))?;
         let mut position = vec![0; count];
         for (at, &node) in order.iter().enumerate() {
             position[node] = at;
@@ -187,7 +194,7 @@ fn topological_order(deps: &[Vec<Dep<'_>>]) -> Result<Vec<usize>, Vec<bool>> {
 
 /// Every node left waiting waits for another such node, so walking from
 /// one to a waiting dependency must come back to a node already seen.
-fn find_cycle<'a>(deps: &[Vec<Dep<'a>>], stuck: &[bool], idents: &[&'a Ident]) -> Cycle<'a> {
+fn find_cycle<'a>(deps: &[Vec<Dep<'a>>], stuck: &[bool], idents: &[&'a Ident], stmt_at: &[usize]) -> Cycle<'a> {
     let waiting_dep = |node: usize| {
         deps[node].iter().find_map(|dep| match dep.source {
             Source::Node(from) if stuck[from] => Some(from),
@@ -203,9 +210,9 @@ fn find_cycle<'a>(deps: &[Vec<Dep<'a>>], stuck: &[bool], idents: &[&'a Ident]) -
         node = waiting_dep(node).unwrap_or(node);
     }
     // The walk went from consumers to dependencies: reverse it into edge
-    // order, starting at the earliest-mentioned node.
+    // order, starting at the node whose statement comes first.
     let mut cycle: Vec<usize> = walk[seen_at[node]..].iter().rev().copied().collect();
-    let first = (0..cycle.len()).min_by_key(|&i| cycle[i]).unwrap_or(0);
+    let first = (0..cycle.len()).min_by_key(|&i| stmt_at[cycle[i]]).unwrap_or(0);
     cycle.rotate_left(first);
     let (head, last) = (cycle[0], cycle[cycle.len() - 1]);
     let closing = deps[head]

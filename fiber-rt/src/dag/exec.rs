@@ -65,10 +65,10 @@ pub fn start<G: Graph>(graph: G, spawn: Spawn, done: Done<G::Outputs>) {
 /// })
 /// .unwrap();
 /// ```
-pub fn run_with<G: Graph>(
-    graph: G,
-    spawn: impl Fn(Task) + Send + Sync + 'static,
-) -> Result<G::Outputs, GraphError> {
+pub fn run_with<G: Graph>(graph: G, spawn: impl Fn(Task) + Send + Sync + 'static) -> Result<G::Outputs, GraphError>
+where
+    G::Outputs: Send,
+{
     let (sender, receiver) = mpsc::sync_channel(1);
     start(
         graph,

@@ -11,8 +11,10 @@ use super::table::Table;
 /// once per run (`Stats { input }`), while its type serves every run.
 pub trait Graph: Sized + Send + 'static {
     /// What a successful run gives back: for `depends!` graphs a struct with
-    /// a field per fiber, for run-time graphs `()`.
-    type Outputs: Send + 'static;
+    /// a field per fiber, for run-time graphs `()`. It is made on the thread
+    /// that finishes the run and handed to `done` there; whoever moves it
+    /// on to another thread needs it to be `Send`.
+    type Outputs: 'static;
 
     /// The per-run state the executor walks.
     #[doc(hidden)]
@@ -28,7 +30,7 @@ pub trait Graph: Sized + Send + 'static {
 #[doc(hidden)]
 pub trait Plan: Send + Sync + 'static {
     /// What [`finish`](Plan::finish) produces.
-    type Outputs: Send + 'static;
+    type Outputs: 'static;
     /// Number of nodes.
     fn len(&self) -> usize;
     /// Whether the graph has no nodes.
@@ -60,7 +62,7 @@ pub trait StaticGraph: Sized + Send + 'static {
     /// One output slot per node and one per run-time input.
     type Slots: 'static;
     /// The outputs struct.
-    type Outputs: Send + 'static;
+    type Outputs: 'static;
     /// The constant node table.
     const TABLE: &'static Table;
     /// Makes the slots for one run, with the inputs moved into theirs.

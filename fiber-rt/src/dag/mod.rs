@@ -62,8 +62,8 @@
 //! `Result` (`Result<T, E>`, `io::Result<T>`, `anyhow::Result<T>`), the
 //! fiber is fallible: dependents receive the `T`, and an `Err` fails the
 //! node; the run's [`GraphError`] names the fiber and shows the error's
-//! `Display` text (or its `Debug`, when it has no `Display`; `E` must be
-//! `Debug`). Write `#[fiber(fallible = false)]` to hand the `Result` itself
+//! `Display` text (its `Debug` when it has no `Display`, its type name when
+//! it has neither). Write `#[fiber(fallible = false)]` to hand the `Result` itself
 //! on as a value, or `#[fiber(fallible)]` for a `Result` behind another
 //! alias name.
 //!

@@ -1,0 +1,11 @@
+//! Compile-time behaviour of `#[fiber]` and `depends!`: programs that must
+//! build and run (`ui/pass`), and programs that must fail with the error
+//! recorded beside them (`ui/fail/*.stderr`). Regenerate the expected
+//! errors with `TRYBUILD=overwrite cargo test -p ui-tests`, then read them.
+
+#[test]
+fn ui() {
+    let cases = trybuild::TestCases::new();
+    cases.pass("tests/ui/pass/*.rs");
+    cases.compile_fail("tests/ui/fail/*.rs");
+}
