@@ -283,7 +283,10 @@ pub trait DescribeType {
 
 impl<E> DescribeType for ErrorText<'_, E> {
     fn describe(&self) -> String {
-        format!("an error of type `{}` (it implements neither `Display` nor `Debug`)", std::any::type_name::<E>())
+        format!(
+            "an error of type `{}` (it implements neither `Display` nor `Debug`)",
+            std::any::type_name::<E>()
+        )
     }
 }
 

@@ -1,11 +1,11 @@
 //! The parsed `#[fiber]` function and its options, keeping the user's
 //! tokens for error spans.
 
+use crate::errors::Errors;
 use proc_macro2::{Span, TokenStream};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use crate::errors::Errors;
 use syn::{Expr, ExprLit, FnArg, ItemFn, Lit, LitStr, Meta, ReturnType, Token, Type};
 
 /// Options written inside `#[fiber(..)]`.
@@ -31,7 +31,11 @@ impl Options {
         let mut errors = Errors::default();
         let mut seen: Vec<String> = Vec::new();
         for meta in metas {
-            let key = meta.path().get_ident().map(ToString::to_string).unwrap_or_default();
+            let key = meta
+                .path()
+                .get_ident()
+                .map(ToString::to_string)
+                .unwrap_or_default();
             if seen.contains(&key) {
                 errors.push(syn::Error::new_spanned(
                     meta.path(),
@@ -58,25 +62,55 @@ impl Options {
                     self.fallible = Some(value.value);
                     self.fallible_span = Some(nv.span());
                 }
-                _ => return Err(syn::Error::new_spanned(&nv.value, "write `fallible = true` or `fallible = false`")),
+                _ => {
+                    return Err(syn::Error::new_spanned(
+                        &nv.value,
+                        "write `fallible = true` or `fallible = false`",
+                    ))
+                }
             },
             ("name", Meta::NameValue(nv)) => match literal(&nv.value) {
-                Some(Lit::Str(name)) if !name.value().trim().is_empty() => self.name = Some(name.clone()),
-                _ => return Err(syn::Error::new_spanned(&nv.value, "write the name as a non-empty string: `name = \"load data\"`")),
+                Some(Lit::Str(name)) if !name.value().trim().is_empty() => {
+                    self.name = Some(name.clone())
+                }
+                _ => {
+                    return Err(syn::Error::new_spanned(
+                        &nv.value,
+                        "write the name as a non-empty string: `name = \"load data\"`",
+                    ))
+                }
             },
-            ("stack", Meta::NameValue(nv)) => self.stack = Some((stack_size(&nv.value)?, nv.value.span())),
+            ("stack", Meta::NameValue(nv)) => {
+                self.stack = Some((stack_size(&nv.value)?, nv.value.span()))
+            }
             ("cost", Meta::NameValue(nv)) => match literal(&nv.value) {
                 Some(Lit::Int(cost)) => match cost.base10_parse::<u32>() {
                     Ok(value) => self.cost = Some((u64::from(value), cost.span())),
-                    Err(_) => return Err(syn::Error::new_spanned(cost, "the cost hint is a whole number from 0 to 4294967295")),
+                    Err(_) => {
+                        return Err(syn::Error::new_spanned(
+                            cost,
+                            "the cost hint is a whole number from 0 to 4294967295",
+                        ))
+                    }
                 },
-                _ => return Err(syn::Error::new_spanned(&nv.value, "write the cost hint as a whole number: `cost = 10`")),
+                _ => {
+                    return Err(syn::Error::new_spanned(
+                        &nv.value,
+                        "write the cost hint as a whole number: `cost = 10`",
+                    ))
+                }
             },
             ("name" | "stack" | "cost", _) => {
-                return Err(syn::Error::new_spanned(meta, format!("write the option as `{key} = value`")));
+                return Err(syn::Error::new_spanned(
+                    meta,
+                    format!("write the option as `{key} = value`"),
+                ));
             }
             _ => {
-                return Err(syn::Error::new_spanned(meta.path(), format!("unknown option for `#[fiber]`; the options are {KNOWN}")));
+                return Err(syn::Error::new_spanned(
+                    meta.path(),
+                    format!("unknown option for `#[fiber]`; the options are {KNOWN}"),
+                ));
             }
         }
         Ok(())
@@ -92,22 +126,33 @@ fn literal(expr: &Expr) -> Option<&Lit> {
 
 /// `65536`, `"65536"`, `"64 KiB"`, `"64K"`, `"1 MiB"`, `"1M"`.
 fn stack_size(value: &Expr) -> syn::Result<u64> {
-    let bad = |what: &str| syn::Error::new_spanned(value, format!("{what}: write `stack = 65536` or `stack = \"64 KiB\"` (units `KiB`, `MiB`, `K`, `M`)"));
+    let bad = |what: &str| {
+        syn::Error::new_spanned(value, format!("{what}: write `stack = 65536` or `stack = \"64 KiB\"` (units `KiB`, `MiB`, `K`, `M`)"))
+    };
     let bytes = match literal(value) {
-        Some(Lit::Int(int)) => int.base10_parse::<u64>().map_err(|_| bad("the stack size is too large"))?,
+        Some(Lit::Int(int)) => int
+            .base10_parse::<u64>()
+            .map_err(|_| bad("the stack size is too large"))?,
         Some(Lit::Str(text)) => {
             let text = text.value();
             let text = text.trim();
-            let split = text.find(|c: char| !c.is_ascii_digit() && c != '_').unwrap_or(text.len());
+            let split = text
+                .find(|c: char| !c.is_ascii_digit() && c != '_')
+                .unwrap_or(text.len());
             let (digits, unit) = text.split_at(split);
-            let number: u64 = digits.replace('_', "").parse().map_err(|_| bad("the stack size needs a number"))?;
+            let number: u64 = digits
+                .replace('_', "")
+                .parse()
+                .map_err(|_| bad("the stack size needs a number"))?;
             let scale = match unit.trim() {
                 "" | "B" => 1,
                 "K" | "KiB" | "KB" | "k" => 1 << 10,
                 "M" | "MiB" | "MB" => 1 << 20,
                 _ => return Err(bad("unknown unit")),
             };
-            number.checked_mul(scale).ok_or_else(|| bad("the stack size is too large"))?
+            number
+                .checked_mul(scale)
+                .ok_or_else(|| bad("the stack size is too large"))?
         }
         _ => return Err(bad("the stack size is a number or a string")),
     };
@@ -152,8 +197,16 @@ impl<'a> Fiber<'a> {
             .map(|arg| match arg {
                 FnArg::Receiver(_) => None,
                 FnArg::Typed(typed) => Some(match &*typed.ty {
-                    Type::Reference(reference) => Param { pass: Pass::Borrow, target: &reference.elem, ty: &typed.ty },
-                    other => Param { pass: Pass::Move, target: other, ty: &typed.ty },
+                    Type::Reference(reference) => Param {
+                        pass: Pass::Borrow,
+                        target: &reference.elem,
+                        ty: &typed.ty,
+                    },
+                    other => Param {
+                        pass: Pass::Move,
+                        target: other,
+                        ty: &typed.ty,
+                    },
                 }),
             })
             .collect();
@@ -161,13 +214,25 @@ impl<'a> Fiber<'a> {
             ReturnType::Default => None,
             ReturnType::Type(_, ty) => Some(&**ty),
         };
-        let fallible = output.is_some() && options.fallible.unwrap_or_else(|| output.is_some_and(named_result));
-        Fiber { func, options, params, output, fallible }
+        let fallible = output.is_some()
+            && options
+                .fallible
+                .unwrap_or_else(|| output.is_some_and(named_result));
+        Fiber {
+            func,
+            options,
+            params,
+            output,
+            fallible,
+        }
     }
 
     /// The name in the node table.
     pub fn display_name(&self) -> String {
-        self.options.name.as_ref().map_or_else(|| self.func.sig.ident.to_string(), LitStr::value)
+        self.options
+            .name
+            .as_ref()
+            .map_or_else(|| self.func.sig.ident.to_string(), LitStr::value)
     }
 }
 
@@ -175,7 +240,11 @@ impl<'a> Fiber<'a> {
 /// `io::Result<T>`, `anyhow::Result<T>`.
 fn named_result(ty: &Type) -> bool {
     match ty {
-        Type::Path(path) if path.qself.is_none() => path.path.segments.last().is_some_and(|s| s.ident == "Result"),
+        Type::Path(path) if path.qself.is_none() => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "Result"),
         Type::Group(group) => named_result(&group.elem),
         Type::Paren(paren) => named_result(&paren.elem),
         _ => false,

@@ -18,7 +18,9 @@ pub(crate) fn node(fiber: &Fiber<'_>) -> TokenStream {
     let cost = fiber.options.cost.map_or(1, |(cost, _)| cost) as u32;
     let stack = fiber.options.stack.map_or(0, |(bytes, _)| bytes) as usize;
     let output = output_type(fiber);
-    let args: Vec<_> = (0..fiber.params.len()).map(|i| format_ident!("__arg{}", i)).collect();
+    let args: Vec<_> = (0..fiber.params.len())
+        .map(|i| format_ident!("__arg{}", i))
+        .collect();
     let arg_types: Vec<_> = fiber.params.iter().flatten().map(argument_type).collect();
     let call = call_body(fiber, &args);
     let params = fiber.params.iter().flatten().enumerate().map(|(i, param)| {
@@ -42,7 +44,8 @@ pub(crate) fn node(fiber: &Fiber<'_>) -> TokenStream {
             }
         }
     });
-    let doc = format!("The graph node of the `#[fiber]` function [`{ident}()`], named in `depends!`.");
+    let doc =
+        format!("The graph node of the `#[fiber]` function [`{ident}()`], named in `depends!`.");
     quote! {
         #[doc = #doc]
         #[doc(hidden)]
@@ -74,7 +77,9 @@ pub(crate) fn node(fiber: &Fiber<'_>) -> TokenStream {
 fn output_type(fiber: &Fiber<'_>) -> TokenStream {
     match fiber.output {
         None => quote!(()),
-        Some(ty) if fiber.fallible => quote_spanned! {ty.span()=> <#ty as ::fiber_rt::__private::Fallible>::Ok },
+        Some(ty) if fiber.fallible => {
+            quote_spanned! {ty.span()=> <#ty as ::fiber_rt::__private::Fallible>::Ok }
+        }
         Some(ty) => quote!(#ty),
     }
 }
@@ -83,7 +88,9 @@ fn output_type(fiber: &Fiber<'_>) -> TokenStream {
 fn argument_type(param: &super::ast::Param<'_>) -> TokenStream {
     let target = param.target;
     match param.pass {
-        Pass::Borrow => quote_spanned! {param.ty.span()=> ::fiber_rt::__private::ByRef<'_, #target> },
+        Pass::Borrow => {
+            quote_spanned! {param.ty.span()=> ::fiber_rt::__private::ByRef<'_, #target> }
+        }
         Pass::Move => quote_spanned! {param.ty.span()=> ::fiber_rt::__private::ByValue<#target> },
     }
 }

@@ -10,7 +10,10 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let func = match syn::parse2::<syn::ItemFn>(item.clone()) {
         Ok(func) => func,
         Err(err) => {
-            let err = syn::Error::new(err.span(), "`#[fiber]` goes on a function: `#[fiber] fn name(input: &T) -> U { .. }`");
+            let err = syn::Error::new(
+                err.span(),
+                "`#[fiber]` goes on a function: `#[fiber] fn name(input: &T) -> U { .. }`",
+            );
             // Keep whatever the item was, so it still resolves.
             return with_errors(item, err);
         }

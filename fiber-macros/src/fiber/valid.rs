@@ -13,8 +13,15 @@ const MAX_STACK: u64 = 1 << 30;
 /// Runs every rule and reports all the errors together.
 pub(crate) fn check(fiber: &Fiber<'_>) -> syn::Result<()> {
     let mut errors = Errors::default();
-    let rules: [fn(&Fiber<'_>, &mut Errors); 7] =
-        [not_async, not_unsafe, not_generic, not_variadic, no_receiver, parameters_are_concrete, output_is_concrete];
+    let rules: [fn(&Fiber<'_>, &mut Errors); 7] = [
+        not_async,
+        not_unsafe,
+        not_generic,
+        not_variadic,
+        no_receiver,
+        parameters_are_concrete,
+        output_is_concrete,
+    ];
     for rule in rules {
         rule(fiber, &mut errors);
     }
@@ -55,14 +62,20 @@ fn not_generic(fiber: &Fiber<'_>, errors: &mut Errors) {
         ));
     }
     if let Some(clause) = &generics.where_clause {
-        errors.push(syn::Error::new_spanned(clause, "a fiber cannot have a `where` clause: write concrete types instead"));
+        errors.push(syn::Error::new_spanned(
+            clause,
+            "a fiber cannot have a `where` clause: write concrete types instead",
+        ));
     }
 }
 
 /// A graph passes exactly one value per dependency: no `...`.
 fn not_variadic(fiber: &Fiber<'_>, errors: &mut Errors) {
     if let Some(dots) = &fiber.func.sig.variadic {
-        errors.push(syn::Error::new_spanned(dots, "a fiber cannot be variadic: give it one parameter per dependency"));
+        errors.push(syn::Error::new_spanned(
+            dots,
+            "a fiber cannot be variadic: give it one parameter per dependency",
+        ));
     }
 }
 
@@ -124,7 +137,10 @@ fn output_is_concrete(fiber: &Fiber<'_>, errors: &mut Errors) {
 fn stack_in_range(fiber: &Fiber<'_>, errors: &mut Errors) {
     if let Some((bytes, span)) = fiber.options.stack {
         if !(MIN_STACK..=MAX_STACK).contains(&bytes) {
-            errors.push(syn::Error::new(span, format!("a fiber's stack is from 4 KiB to 1 GiB; this is {bytes} bytes")));
+            errors.push(syn::Error::new(
+                span,
+                format!("a fiber's stack is from 4 KiB to 1 GiB; this is {bytes} bytes"),
+            ));
         }
     }
 }
@@ -143,7 +159,14 @@ fn find_impl_trait(ty: &Type) -> Option<&syn::TypeImplTrait> {
 
 /// `fallible` unwraps a returned `Result`, so there must be a return type.
 fn fallible_returns_something(fiber: &Fiber<'_>, errors: &mut Errors) {
-    if let (Some(true), None, Some(span)) = (fiber.options.fallible, fiber.output, fiber.options.fallible_span) {
-        errors.push(syn::Error::new(span, "a fallible fiber returns a `Result`: add `-> Result<T, E>`, or remove `fallible`"));
+    if let (Some(true), None, Some(span)) = (
+        fiber.options.fallible,
+        fiber.output,
+        fiber.options.fallible_span,
+    ) {
+        errors.push(syn::Error::new(
+            span,
+            "a fallible fiber returns a `Result`: add `-> Result<T, E>`, or remove `fallible`",
+        ));
     }
 }

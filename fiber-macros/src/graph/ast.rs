@@ -45,7 +45,9 @@ impl Parse for GraphDef {
         let attrs = input.call(Attribute::parse_outer)?;
         let vis = input.parse()?;
         if !input.peek(graph) {
-            return Err(input.error("expected `graph Name { .. }`, as in `pub graph Stats { sum(load); }`"));
+            return Err(
+                input.error("expected `graph Name { .. }`, as in `pub graph Stats { sum(load); }`")
+            );
         }
         input.parse::<graph>()?;
         let name = input.parse()?;
@@ -53,7 +55,9 @@ impl Parse for GraphDef {
         if input.peek(syn::token::Paren) {
             let content;
             parenthesized!(content in input);
-            inputs = Punctuated::<InputDef, Token![,]>::parse_terminated(&content)?.into_iter().collect();
+            inputs = Punctuated::<InputDef, Token![,]>::parse_terminated(&content)?
+                .into_iter()
+                .collect();
         }
         if !input.peek(syn::token::Brace) {
             return Err(input.error("expected the graph's body: `{ node(dependency, ..); .. }`"));
@@ -65,9 +69,18 @@ impl Parse for GraphDef {
             stmts.push(content.parse()?);
         }
         if !input.is_empty() {
-            return Err(input.error("one `depends!` declares one graph; write another `depends!` for the next"));
+            return Err(input.error(
+                "one `depends!` declares one graph; write another `depends!` for the next",
+            ));
         }
-        Ok(GraphDef { attrs, vis, name, inputs, body_span: brace.span.join(), stmts })
+        Ok(GraphDef {
+            attrs,
+            vis,
+            name,
+            inputs,
+            body_span: brace.span.join(),
+            stmts,
+        })
     }
 }
 
@@ -75,7 +88,10 @@ impl Parse for InputDef {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let name = input.parse()?;
         input.parse::<Token![:]>()?;
-        Ok(InputDef { name, ty: input.parse()? })
+        Ok(InputDef {
+            name,
+            ty: input.parse()?,
+        })
     }
 }
 
@@ -96,11 +112,17 @@ impl Parse for NodeStmt {
         }
         let content;
         let parens = parenthesized!(content in input);
-        let deps = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?.into_iter().collect();
+        let deps = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?
+            .into_iter()
+            .collect();
         if !input.peek(Token![;]) {
             return Err(input.error(format!("expected `;` after `{node}(..)`")));
         }
         input.parse::<Token![;]>()?;
-        Ok(NodeStmt { node, parens: parens.span.join(), deps })
+        Ok(NodeStmt {
+            node,
+            parens: parens.span.join(),
+            deps,
+        })
     }
 }

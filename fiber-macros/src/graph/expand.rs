@@ -12,7 +12,9 @@ use super::model::{Dep, Model, Source};
 
 /// The graph's own struct: unit, or one public field per input.
 pub(crate) fn graph_struct(graph: &GraphDef) -> TokenStream {
-    let GraphDef { attrs, vis, name, .. } = graph;
+    let GraphDef {
+        attrs, vis, name, ..
+    } = graph;
     if graph.inputs.is_empty() {
         return quote!(#(#attrs)* #vis struct #name;);
     }
@@ -111,7 +113,10 @@ fn outputs_struct(graph: &GraphDef, model: &Model<'_>, outputs: &Ident) -> Token
         };
         quote!(#[doc = #doc] #vis #ident: #ty,)
     });
-    let doc = format!("Outputs of a successful run of [`{}`]: a field per fiber.", graph.name);
+    let doc = format!(
+        "Outputs of a successful run of [`{}`]: a field per fiber.",
+        graph.name
+    );
     quote! {
         #[doc = #doc]
         #vis struct #outputs { #(#fields)* }
@@ -148,7 +153,11 @@ fn table(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
     let mut starts = vec![0usize];
     let mut successors = Vec::new();
     for node in &model.nodes {
-        successors.extend(node.consumers.iter().map(|&(consumer, _)| unsuffixed(consumer)));
+        successors.extend(
+            node.consumers
+                .iter()
+                .map(|&(consumer, _)| unsuffixed(consumer)),
+        );
         starts.push(successors.len());
     }
     let edges = successors.len();
@@ -160,8 +169,11 @@ fn table(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
     let sources: Vec<_> = model.sources().map(unsuffixed).collect();
     let source_count = sources.len();
     let nodes = model.nodes.iter().enumerate().map(|(i, node)| {
-        let (name, cost, stack) =
-            (node_item(node.ident, "NAME"), node_item(node.ident, "COST"), node_item(node.ident, "STACK"));
+        let (name, cost, stack) = (
+            node_item(node.ident, "NAME"),
+            node_item(node.ident, "COST"),
+            node_item(node.ident, "STACK"),
+        );
         let field = node.ident.to_string();
         let in_degree = unsuffixed(model.in_degree(i));
         let i = unsuffixed(i);
@@ -179,7 +191,10 @@ fn table(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
     });
     let inputs = model.inputs.iter().map(|input| {
         let name = input.def.name.to_string();
-        let consumers = input.consumers.iter().map(|&(consumer, _)| unsuffixed(consumer));
+        let consumers = input
+            .consumers
+            .iter()
+            .map(|&(consumer, _)| unsuffixed(consumer));
         quote!(::fiber_rt::__private::InputInfo { name: #name, consumers: &[#(#consumers),*] })
     });
     let graph_name = graph.name.to_string();
@@ -265,7 +280,8 @@ fn run_node(model: &Model<'_>) -> TokenStream {
         let mut args = Group::new(Delimiter::Parenthesis, quote!(#(#args),*));
         args.set_span(node.stmt.map_or(ident.span(), |stmt| stmt.parens));
         // Spanned on the node: an output that is not `Send` is reported there.
-        let store = quote_spanned!(ident.span()=> ::fiber_rt::__private::store(&slots.#ident, value));
+        let store =
+            quote_spanned!(ident.span()=> ::fiber_rt::__private::store(&slots.#ident, value));
         let i = Literal::u32_unsuffixed(i as u32);
         // The whole arm on the node's name: rustc reports problems with the
         // node's output type (not `Send`, not a fiber) there.
@@ -296,10 +312,20 @@ fn run_node(model: &Model<'_>) -> TokenStream {
 fn argument(model: &Model<'_>, dep: &Dep<'_>) -> TokenStream {
     let (field, consumers) = match dep.source {
         Source::Node(node) => (model.nodes[node].ident, model.nodes[node].consumers.len()),
-        Source::Input(input) => (&model.inputs[input].def.name, model.inputs[input].consumers.len()),
+        Source::Input(input) => (
+            &model.inputs[input].def.name,
+            model.inputs[input].consumers.len(),
+        ),
     };
     let span = dep.ident.span();
-    let fetch = Ident::new(if consumers > 1 { "shared_input" } else { "input" }, span);
+    let fetch = Ident::new(
+        if consumers > 1 {
+            "shared_input"
+        } else {
+            "input"
+        },
+        span,
+    );
     // Every token on the edge's span, so rustc points at the edge itself.
     let field = Ident::new(&field.to_string(), span);
     quote_spanned!(span=> ::fiber_rt::__private::#fetch(&slots.#field))

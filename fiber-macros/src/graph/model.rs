@@ -57,7 +57,10 @@ struct Mentions<'a> {
 
 impl<'a> Mentions<'a> {
     fn collect(graph: &'a GraphDef) -> Self {
-        let mut mentions = Mentions { idents: Vec::new(), index: HashMap::new() };
+        let mut mentions = Mentions {
+            idents: Vec::new(),
+            index: HashMap::new(),
+        };
         for stmt in &graph.stmts {
             for dep in &stmt.deps {
                 if !graph.inputs.iter().any(|input| input.name == *dep) {
@@ -89,7 +92,8 @@ impl<'a> Model<'a> {
         for stmt in &graph.stmts {
             stmts[mentions.index[&stmt.node.to_string()]].get_or_insert(stmt);
         }
-        let input_index = |ident: &Ident| graph.inputs.iter().position(|input| input.name == *ident);
+        let input_index =
+            |ident: &Ident| graph.inputs.iter().position(|input| input.name == *ident);
         // Dependencies in mention indices.
         let deps: Vec<Vec<Dep<'a>>> = stmts
             .iter()
@@ -101,7 +105,8 @@ impl<'a> Model<'a> {
                         Some(input) => Source::Input(input),
                         None => Source::Node(mentions.index[&ident.to_string()]),
                     };
-                    if source != Source::Node(node) && !deps.iter().any(|dep| dep.source == source) {
+                    if source != Source::Node(node) && !deps.iter().any(|dep| dep.source == source)
+                    {
                         deps.push(Dep { ident, source });
                     }
                 }
@@ -112,10 +117,13 @@ impl<'a> Model<'a> {
         // first one written.
         let stmt_at: Vec<usize> = stmts
             .iter()
-            .map(|stmt| stmt.and_then(|s| graph.stmts.iter().position(|t| std::ptr::eq(s, t))).unwrap_or(usize::MAX))
+            .map(|stmt| {
+                stmt.and_then(|s| graph.stmts.iter().position(|t| std::ptr::eq(s, t)))
+                    .unwrap_or(usize::MAX)
+            })
             .collect();
-        let order =
-            topological_order(&deps).map_err(|stuck| find_cycle(&deps, &stuck, &mentions.idents, &stmt_at))?;
+        let order = topological_order(&deps)
+            .map_err(|stuck| find_cycle(&deps, &stuck, &mentions.idents, &stmt_at))?;
         let mut position = vec![0; count];
         for (at, &node) in order.iter().enumerate() {
             position[node] = at;
@@ -132,12 +140,22 @@ impl<'a> Model<'a> {
                 stmt: stmts[node],
                 deps: std::mem::take(&mut deps[node])
                     .into_iter()
-                    .map(|dep| Dep { ident: dep.ident, source: renumber(dep.source) })
+                    .map(|dep| Dep {
+                        ident: dep.ident,
+                        source: renumber(dep.source),
+                    })
                     .collect(),
                 consumers: Vec::new(),
             })
             .collect();
-        let mut inputs: Vec<Input<'a>> = graph.inputs.iter().map(|def| Input { def, consumers: Vec::new() }).collect();
+        let mut inputs: Vec<Input<'a>> = graph
+            .inputs
+            .iter()
+            .map(|def| Input {
+                def,
+                consumers: Vec::new(),
+            })
+            .collect();
         for consumer in 0..nodes.len() {
             for param in 0..nodes[consumer].deps.len() {
                 match nodes[consumer].deps[param].source {
@@ -156,7 +174,11 @@ impl<'a> Model<'a> {
 
     /// How many nodes `node` waits for (inputs are ready from the start).
     pub fn in_degree(&self, node: usize) -> usize {
-        self.nodes[node].deps.iter().filter(|dep| matches!(dep.source, Source::Node(_))).count()
+        self.nodes[node]
+            .deps
+            .iter()
+            .filter(|dep| matches!(dep.source, Source::Node(_)))
+            .count()
     }
 }
 
@@ -165,7 +187,14 @@ impl<'a> Model<'a> {
 /// left waiting, which contain a cycle.
 fn topological_order(deps: &[Vec<Dep<'_>>]) -> Result<Vec<usize>, Vec<bool>> {
     let count = deps.len();
-    let mut waiting: Vec<usize> = deps.iter().map(|d| d.iter().filter(|d| matches!(d.source, Source::Node(_))).count()).collect();
+    let mut waiting: Vec<usize> = deps
+        .iter()
+        .map(|d| {
+            d.iter()
+                .filter(|d| matches!(d.source, Source::Node(_)))
+                .count()
+        })
+        .collect();
     let mut successors = vec![Vec::new(); count];
     for (node, deps) in deps.iter().enumerate() {
         for dep in deps {
@@ -174,7 +203,10 @@ fn topological_order(deps: &[Vec<Dep<'_>>]) -> Result<Vec<usize>, Vec<bool>> {
             }
         }
     }
-    let mut ready: BinaryHeap<Reverse<usize>> = (0..count).filter(|&n| waiting[n] == 0).map(Reverse).collect();
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..count)
+        .filter(|&n| waiting[n] == 0)
+        .map(Reverse)
+        .collect();
     let mut order = Vec::with_capacity(count);
     while let Some(Reverse(node)) = ready.pop() {
         order.push(node);
@@ -194,7 +226,12 @@ fn topological_order(deps: &[Vec<Dep<'_>>]) -> Result<Vec<usize>, Vec<bool>> {
 
 /// Every node left waiting waits for another such node, so walking from
 /// one to a waiting dependency must come back to a node already seen.
-fn find_cycle<'a>(deps: &[Vec<Dep<'a>>], stuck: &[bool], idents: &[&'a Ident], stmt_at: &[usize]) -> Cycle<'a> {
+fn find_cycle<'a>(
+    deps: &[Vec<Dep<'a>>],
+    stuck: &[bool],
+    idents: &[&'a Ident],
+    stmt_at: &[usize],
+) -> Cycle<'a> {
     let waiting_dep = |node: usize| {
         deps[node].iter().find_map(|dep| match dep.source {
             Source::Node(from) if stuck[from] => Some(from),
@@ -212,7 +249,9 @@ fn find_cycle<'a>(deps: &[Vec<Dep<'a>>], stuck: &[bool], idents: &[&'a Ident], s
     // The walk went from consumers to dependencies: reverse it into edge
     // order, starting at the node whose statement comes first.
     let mut cycle: Vec<usize> = walk[seen_at[node]..].iter().rev().copied().collect();
-    let first = (0..cycle.len()).min_by_key(|&i| stmt_at[cycle[i]]).unwrap_or(0);
+    let first = (0..cycle.len())
+        .min_by_key(|&i| stmt_at[cycle[i]])
+        .unwrap_or(0);
     cycle.rotate_left(first);
     let (head, last) = (cycle[0], cycle[cycle.len() - 1]);
     let closing = deps[head]
@@ -220,5 +259,8 @@ fn find_cycle<'a>(deps: &[Vec<Dep<'a>>], stuck: &[bool], idents: &[&'a Ident], s
         .find(|dep| dep.source == Source::Node(last))
         .map_or(idents[head], |dep| dep.ident);
     cycle.push(head);
-    Cycle { path: cycle.iter().map(|&n| idents[n].to_string()).collect(), closing }
+    Cycle {
+        path: cycle.iter().map(|&n| idents[n].to_string()).collect(),
+        closing,
+    }
 }

@@ -30,7 +30,10 @@ pub(crate) fn check(graph: &GraphDef) -> syn::Result<Model<'_>> {
         Ok(model) => errors.finish(model),
         Err(cycle) => Err(errors.with(syn::Error::new_spanned(
             cycle.closing,
-            format!("cycle: {}; a graph's dependencies cannot loop back", cycle.path.join(" -> ")),
+            format!(
+                "cycle: {}; a graph's dependencies cannot loop back",
+                cycle.path.join(" -> ")
+            ),
         ))),
     }
 }
@@ -50,7 +53,10 @@ fn inputs_named_once(graph: &GraphDef, errors: &mut Errors) {
     let mut seen = HashSet::new();
     for input in &graph.inputs {
         if !seen.insert(input.name.to_string()) {
-            errors.push(syn::Error::new_spanned(&input.name, format!("the graph has two inputs named `{}`", input.name)));
+            errors.push(syn::Error::new_spanned(
+                &input.name,
+                format!("the graph has two inputs named `{}`", input.name),
+            ));
         }
     }
 }
@@ -61,7 +67,10 @@ fn inputs_are_not_fibers(graph: &GraphDef, errors: &mut Errors) {
         if graph.inputs.iter().any(|input| input.name == stmt.node) {
             errors.push(syn::Error::new_spanned(
                 &stmt.node,
-                format!("`{}` is an input of the graph, not a fiber: rename the input or the fiber", stmt.node),
+                format!(
+                    "`{}` is an input of the graph, not a fiber: rename the input or the fiber",
+                    stmt.node
+                ),
             ));
         }
     }
@@ -89,7 +98,10 @@ fn no_self_dependency(graph: &GraphDef, errors: &mut Errors) {
         for dep in stmt.deps.iter().filter(|dep| **dep == stmt.node) {
             errors.push(syn::Error::new_spanned(
                 dep,
-                format!("`{}` depends on itself: a fiber cannot wait for its own output", stmt.node),
+                format!(
+                    "`{}` depends on itself: a fiber cannot wait for its own output",
+                    stmt.node
+                ),
             ));
         }
     }
@@ -104,7 +116,10 @@ fn dependencies_listed_once(graph: &GraphDef, errors: &mut Errors) {
             if !seen.insert(dep.to_string()) {
                 errors.push(syn::Error::new_spanned(
                     dep,
-                    format!("`{}` already depends on `{dep}`: list each dependency once", stmt.node),
+                    format!(
+                        "`{}` already depends on `{dep}`: list each dependency once",
+                        stmt.node
+                    ),
                 ));
             }
         }
@@ -114,10 +129,17 @@ fn dependencies_listed_once(graph: &GraphDef, errors: &mut Errors) {
 /// An input that no fiber reads is a mistake (a typo, or a leftover).
 fn inputs_are_used(graph: &GraphDef, errors: &mut Errors) {
     for input in &graph.inputs {
-        if !graph.stmts.iter().any(|stmt| stmt.deps.contains(&input.name)) {
+        if !graph
+            .stmts
+            .iter()
+            .any(|stmt| stmt.deps.contains(&input.name))
+        {
             errors.push(syn::Error::new_spanned(
                 &input.name,
-                format!("input `{}` is not used: pass it to a fiber, as in `node({});`, or remove it", input.name, input.name),
+                format!(
+                    "input `{}` is not used: pass it to a fiber, as in `node({});`, or remove it",
+                    input.name, input.name
+                ),
             ));
         }
     }

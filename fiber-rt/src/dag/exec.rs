@@ -65,7 +65,10 @@ pub fn start<G: Graph>(graph: G, spawn: Spawn, done: Done<G::Outputs>) {
 /// })
 /// .unwrap();
 /// ```
-pub fn run_with<G: Graph>(graph: G, spawn: impl Fn(Task) + Send + Sync + 'static) -> Result<G::Outputs, GraphError>
+pub fn run_with<G: Graph>(
+    graph: G,
+    spawn: impl Fn(Task) + Send + Sync + 'static,
+) -> Result<G::Outputs, GraphError>
 where
     G::Outputs: Send,
 {

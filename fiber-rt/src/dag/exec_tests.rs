@@ -8,9 +8,12 @@ use std::thread::JoinHandle;
 
 use super::{run_with, FailureKind, GraphBuilder, NodeId, Task};
 
+/// The pool's queue and whether it is shutting down, with its wake-up.
+type Queue = (Mutex<(VecDeque<Task>, bool)>, Condvar);
+
 /// A fixed set of threads taking tasks from one queue.
 struct Pool {
-    shared: Arc<(Mutex<(VecDeque<Task>, bool)>, Condvar)>,
+    shared: Arc<Queue>,
     threads: Vec<JoinHandle<()>>,
 }
 

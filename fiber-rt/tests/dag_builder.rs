@@ -1,0 +1,122 @@
+//! Graphs built at run time through the public API: random shapes from
+//! fixed seeds, cycles, and long chains.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use fiber_rt::dag::{run_with, GraphBuilder, NodeId, Task};
+
+fn on_threads(task: Task) {
+    std::thread::spawn(move || task.run());
+}
+
+/// xorshift64, so every seed gives the same graph on every run.
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, bound: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % bound as u64) as usize
+    }
+}
+
+/// Checks, inside each node, that all its dependencies have finished.
+#[test]
+fn random_dags_respect_every_edge() {
+    for seed in [3u64, 17, 2024] {
+        let mut rng = XorShift(seed);
+        let nodes = 2000;
+        let done: Arc<Vec<AtomicUsize>> =
+            Arc::new((0..nodes).map(|_| AtomicUsize::new(0)).collect());
+        let mut deps: Vec<Vec<usize>> = vec![Vec::new(); nodes];
+        for to in 1..nodes {
+            for _ in 0..rng.below(4) {
+                let from = rng.below(to);
+                if !deps[to].contains(&from) {
+                    deps[to].push(from);
+                }
+            }
+        }
+        let mut builder = GraphBuilder::new();
+        let ids: Vec<NodeId> = (0..nodes)
+            .map(|node| {
+                let (done, deps) = (Arc::clone(&done), deps[node].clone());
+                builder.node(format!("n{node}"), move || {
+                    for dep in deps {
+                        assert_eq!(
+                            done[dep].load(Ordering::SeqCst),
+                            1,
+                            "n{dep} finished before n{node}"
+                        );
+                    }
+                    done[node].fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for (to, froms) in deps.iter().enumerate() {
+            for &from in froms {
+                builder.edge(ids[from], ids[to]);
+            }
+        }
+        run_with(builder.build().unwrap(), on_threads).unwrap();
+        assert!(
+            done.iter().all(|count| count.load(Ordering::SeqCst) == 1),
+            "seed {seed}: every node ran once"
+        );
+    }
+}
+
+#[test]
+fn build_names_the_cycle() {
+    let mut builder = GraphBuilder::new();
+    let fetch = builder.node("fetch", || {});
+    let parse = builder.node("parse", || {});
+    let check = builder.node("check", || {});
+    builder
+        .edge(fetch, parse)
+        .edge(parse, check)
+        .edge(check, fetch);
+    let err = builder.build().unwrap_err();
+    assert_eq!(err.to_string(), "cycle: fetch -> parse -> check -> fetch");
+    assert_eq!(err.path().len(), 4);
+}
+
+#[test]
+fn a_million_node_chain_runs_without_deep_stacks() {
+    let count = Arc::new(AtomicUsize::new(0));
+    let mut builder = GraphBuilder::new();
+    let mut previous: Option<NodeId> = None;
+    for _ in 0..1_000_000 {
+        let count = Arc::clone(&count);
+        let node = builder.node("link", move || {
+            count.fetch_add(1, Ordering::Relaxed);
+        });
+        if let Some(previous) = previous {
+            builder.edge(previous, node);
+        }
+        previous = Some(node);
+    }
+    let graph = builder.build().unwrap();
+    // Inline on a thread with a small stack: continuation is a loop.
+    let runner = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || run_with(graph, |task| task.run()));
+    runner.unwrap().join().unwrap().unwrap();
+    assert_eq!(count.load(Ordering::Relaxed), 1_000_000);
+}
+
+#[test]
+fn dot_shows_the_built_graph() {
+    let mut builder = GraphBuilder::new();
+    let a = builder.node("a", || {});
+    let b = builder.node("b", || {});
+    builder.edge(a, b);
+    let graph = builder.build().unwrap();
+    assert_eq!(graph.len(), 2);
+    assert_eq!(graph.name(b), "b");
+    let dot = graph.dot("built");
+    assert!(dot.starts_with("digraph \"built\""));
+    assert!(dot.contains("n0 -> n1;"));
+}
