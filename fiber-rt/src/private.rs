@@ -139,10 +139,31 @@ pub trait Fits<T: ?Sized>: Sized {
     fn lend(slot: &Slot<Self>) -> Option<&T>
     where
         T: Sync;
-    /// Takes the value as a `T`.
-    fn take(slot: &Slot<Self>) -> Option<T>
+    /// Takes the value as a `T`: only the same type can be taken.
+    fn take(_slot: &Slot<Self>) -> Option<T>
     where
-        T: Sized;
+        T: Sized,
+    {
+        None
+    }
+}
+
+/// A `Vec<T>` output can be read as `&[T]`. (`T: Sync` is asked here
+/// because rustc cannot derive it from the method's `[T]: Sync`.)
+impl<T: Sync> Fits<[T]> for Vec<T> {
+    fn lend(slot: &Slot<Self>) -> Option<&[T]>
+    where
+        [T]: Sync,
+    {
+        slot.get().map(Vec::as_slice)
+    }
+}
+
+/// A `String` output can be read as `&str`.
+impl Fits<str> for String {
+    fn lend(slot: &Slot<Self>) -> Option<&str> {
+        slot.get().map(String::as_str)
+    }
 }
 
 /// A second impl whose self type matches anything: with only the identity

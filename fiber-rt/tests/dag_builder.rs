@@ -31,11 +31,11 @@ fn random_dags_respect_every_edge() {
         let done: Arc<Vec<AtomicUsize>> =
             Arc::new((0..nodes).map(|_| AtomicUsize::new(0)).collect());
         let mut deps: Vec<Vec<usize>> = vec![Vec::new(); nodes];
-        for to in 1..nodes {
+        for (to, froms) in deps.iter_mut().enumerate().skip(1) {
             for _ in 0..rng.below(4) {
                 let from = rng.below(to);
-                if !deps[to].contains(&from) {
-                    deps[to].push(from);
+                if !froms.contains(&from) {
+                    froms.push(from);
                 }
             }
         }

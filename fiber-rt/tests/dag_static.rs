@@ -18,12 +18,12 @@ fn load() -> Vec<u64> {
 }
 
 #[fiber]
-fn sum(xs: &Vec<u64>) -> u64 {
+fn sum(xs: &[u64]) -> u64 {
     xs.iter().sum()
 }
 
 #[fiber]
-fn max(xs: &Vec<u64>) -> u64 {
+fn max(xs: &[u64]) -> u64 {
     xs.iter().copied().max().unwrap_or(0)
 }
 
@@ -80,7 +80,7 @@ fn scale(xs: Vec<u64>, factor: &u64) -> Vec<u64> {
 }
 
 #[fiber]
-fn total(xs: &Vec<u64>) -> u64 {
+fn total(xs: &[u64]) -> u64 {
     xs.iter().sum()
 }
 
@@ -186,7 +186,7 @@ fn a_panic_skips_dependents_and_lets_other_branches_finish() {
 }
 
 #[fiber]
-fn parse(text: &String) -> Result<u64, std::num::ParseIntError> {
+fn parse(text: &str) -> Result<u64, std::num::ParseIntError> {
     text.parse()
 }
 

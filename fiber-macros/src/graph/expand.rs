@@ -58,6 +58,7 @@ pub(crate) fn graph(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
             #slots
             #table
 
+            #[allow(dead_code)]
             impl #name {
                 /// The graph's node table, computed at compile time: names,
                 /// in-degrees, successors and critical-path ranks, in a
@@ -119,6 +120,8 @@ fn outputs_struct(graph: &GraphDef, model: &Model<'_>, outputs: &Ident) -> Token
     );
     quote! {
         #[doc = #doc]
+        // A run fills every field; a program reads the ones it needs.
+        #[allow(dead_code)]
         #vis struct #outputs { #(#fields)* }
     }
 }

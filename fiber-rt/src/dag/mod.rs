@@ -9,9 +9,9 @@
 //! #[fiber]
 //! fn load() -> Vec<u64> { (1..=1000).collect() }
 //! #[fiber]
-//! fn sum(xs: &Vec<u64>) -> u64 { xs.iter().sum() }
+//! fn sum(xs: &[u64]) -> u64 { xs.iter().sum() }
 //! #[fiber]
-//! fn max(xs: &Vec<u64>) -> u64 { xs.iter().copied().max().unwrap_or(0) }
+//! fn max(xs: &[u64]) -> u64 { xs.iter().copied().max().unwrap_or(0) }
 //! #[fiber]
 //! fn report(total: &u64, top: &u64) -> String { format!("sum={total} max={top}") }
 //!
@@ -54,6 +54,8 @@
 //! **Parameters** are `&T` (borrow the dependency's output; any number of
 //! fibers may borrow the same output) or `T` (take it by value: allowed only
 //! when that dependency has exactly one consumer, checked at compile time).
+//! A `Vec<T>` output can also be borrowed as `&[T]`, and a `String` as
+//! `&str`.
 //! Any irrefutable pattern works, since the function is called as written.
 //! A fiber cannot be `async`, `unsafe`, generic, take `impl Trait` or `self`,
 //! or take `&mut T`.
@@ -74,7 +76,7 @@
 //! ```
 //! # use fiber_rt::{depends, fiber};
 //! #[fiber]
-//! fn total(xs: &Vec<u64>) -> u64 { xs.iter().sum() }
+//! fn total(xs: &[u64]) -> u64 { xs.iter().sum() }
 //! #[fiber]
 //! fn scaled(total: &u64, factor: &u64) -> u64 { total * factor }
 //!
