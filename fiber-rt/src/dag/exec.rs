@@ -6,7 +6,8 @@
 //! A finished node decrements each successor's counter (successors are
 //! sorted by critical-path rank). The first successor that becomes ready
 //! runs next in the same task, in a loop, so a chain of a million nodes
-//! needs no stack depth and no queue traffic; the others are spawned. A node
+//! needs no stack depth and no queue traffic; the others are spawned (as is
+//! a successor that asks for a bigger stack than the task's fiber has). A node
 //! that panics or returns `Err` poisons its successors' counters: each one,
 //! once ready, is skipped and poisons its own successors, so every node is
 //! accounted for and the run always ends. The run ends when the last task
@@ -203,7 +204,16 @@ impl<P: Plan> Run<P> {
     /// Tells `node`'s successors it finished (`ok`) or will never produce an
     /// output. Returns the first successor that became ready, with whether
     /// it is poisoned, and spawns any others.
-    fn release_successors(self: &Arc<Self>, node: u32, ok: bool) -> Option<(u32, bool)> {
+    ///
+    /// Only a successor that fits on this task's stack (`stack`, the size
+    /// its first node asked for; 0 is the runtime's default) continues
+    /// inline: one that asks for a stack of its own is always spawned.
+    fn release_successors(
+        self: &Arc<Self>,
+        node: u32,
+        ok: bool,
+        stack: usize,
+    ) -> Option<(u32, bool)> {
         let mut next = None;
         for &succ in self.plan.successors(node) {
             let counter = &self.counters[succ as usize];
@@ -221,7 +231,9 @@ impl<P: Plan> Run<P> {
                 continue;
             }
             let poisoned = before & POISONED != 0;
-            if next.is_none() {
+            let wants = self.plan.stack_size(succ);
+            let fits = wants == 0 || wants <= stack;
+            if next.is_none() && fits {
                 next = Some((succ, poisoned));
             } else {
                 (self.spawn)(Task::new(self.clone(), succ));
@@ -238,10 +250,11 @@ impl<P: Plan> Resume for Run<P> {
         // even if the spawner did not synchronise on its own.
         let mut poisoned = self.counters[first as usize].load(Ordering::Acquire) & POISONED != 0;
         let mut node = first;
+        let stack = self.plan.stack_size(first);
         loop {
             // A poisoned node is skipped: it counts as not having succeeded.
             let ok = !poisoned && self.execute(node);
-            match self.release_successors(node, ok) {
+            match self.release_successors(node, ok, stack) {
                 Some((succ, succ_poisoned)) => (node, poisoned) = (succ, succ_poisoned),
                 None => return,
             }

@@ -394,3 +394,69 @@ fn a_wavefront_runs_to_completion() {
 fn a_1024_by_1024_wavefront_runs_to_completion() {
     wavefront(1024, &Pool::new(2));
 }
+
+#[test]
+fn a_successor_asking_for_its_own_stack_is_spawned() {
+    use crate::dag::graph::Plan;
+
+    let mut builder = GraphBuilder::new();
+    let a = builder.node("a", || {});
+    let b = builder.node("b", || {});
+    builder.edge(a, b);
+    let inner = builder.build().unwrap();
+
+    /// The chain `a -> b`, with `b` asking for a 1 MiB stack.
+    struct Big(super::DynGraph);
+    impl super::Graph for Big {
+        type Outputs = ();
+        type Plan = Big;
+        fn into_plan(self) -> Big {
+            self
+        }
+    }
+    impl Plan for Big {
+        type Outputs = ();
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn in_degree(&self, node: u32) -> u32 {
+            self.0.in_degree(node)
+        }
+        fn successors(&self, node: u32) -> &[u32] {
+            Plan::successors(&self.0, node)
+        }
+        fn sources(&self) -> &[u32] {
+            self.0.sources()
+        }
+        fn name(&self, node: u32) -> &str {
+            Plan::name(&self.0, node)
+        }
+        fn stack_size(&self, node: u32) -> usize {
+            if node == 1 {
+                1 << 20
+            } else {
+                0
+            }
+        }
+        fn run_node(&self, node: u32) -> Result<(), super::error::Failure> {
+            self.0.run_node(node)
+        }
+        fn finish(&mut self) -> Option<()> {
+            Some(())
+        }
+    }
+
+    let spawned = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&spawned);
+    run_with(Big(inner), move |task: Task| {
+        log.lock()
+            .unwrap()
+            .push((task.name().to_owned(), task.stack_size()));
+        task.run();
+    })
+    .unwrap();
+    assert_eq!(
+        *spawned.lock().unwrap(),
+        [("a".to_owned(), 0), ("b".to_owned(), 1 << 20)]
+    );
+}
