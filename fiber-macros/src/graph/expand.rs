@@ -120,8 +120,11 @@ fn outputs_struct(graph: &GraphDef, model: &Model<'_>, outputs: &Ident) -> Token
     );
     quote! {
         #[doc = #doc]
-        // A run fills every field; a program reads the ones it needs.
-        #[allow(dead_code)]
+        // A run fills every field; a program reads the ones it needs. The
+        // field types name each fiber's node type, which may be private to
+        // the crate while the graph is public: the types they stand for are
+        // what users see, so that is not a leak.
+        #[allow(dead_code, private_interfaces)]
         #vis struct #outputs { #(#fields)* }
     }
 }
