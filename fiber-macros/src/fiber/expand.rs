@@ -1,6 +1,6 @@
 //! The node struct and its trait impls, emitted beside the function.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
@@ -44,6 +44,18 @@ pub(crate) fn node(fiber: &Fiber<'_>) -> TokenStream {
             }
         }
     });
+    // On the return type: a fallible return type that is not a `Result`
+    // makes these invalid, and rustc reports it there.
+    let span = fiber.output.map_or_else(Span::call_site, Spanned::span);
+    let call_items = quote_spanned! {span=>
+        type Call = fn(#(#arg_types),*) -> ::fiber_rt::__private::Result<Self::Output, ::fiber_rt::__private::Failure>;
+        const CALL: Self::Call = {
+            fn __fiber_call(#(#args: #arg_types),*) -> ::fiber_rt::__private::Result<<#ident as ::fiber_rt::__private::Node>::Output, ::fiber_rt::__private::Failure> {
+                #call
+            }
+            __fiber_call
+        };
+    };
     let doc =
         format!("The graph node of the `#[fiber]` function [`{ident}()`], named in `depends!`.");
     quote! {
@@ -59,13 +71,7 @@ pub(crate) fn node(fiber: &Fiber<'_>) -> TokenStream {
                 const COST: u32 = #cost;
                 const STACK: usize = #stack;
                 type Output = #output;
-                type Call = fn(#(#arg_types),*) -> ::fiber_rt::__private::Result<#output, ::fiber_rt::__private::Failure>;
-                const CALL: Self::Call = {
-                    fn __fiber_call(#(#args: #arg_types),*) -> ::fiber_rt::__private::Result<#output, ::fiber_rt::__private::Failure> {
-                        #call
-                    }
-                    __fiber_call
-                };
+                #call_items
             }
             #(#params)*
             #(#missing)*
@@ -103,9 +109,9 @@ fn call_body(fiber: &Fiber<'_>, args: &[syn::Ident]) -> TokenStream {
         return quote!(::fiber_rt::__private::Result::Ok(#call));
     }
     let ty = fiber.output;
-    let split = quote_spanned! {ty.span()=> <#ty as ::fiber_rt::__private::Fallible>::into_result };
-    quote! {
-        match #split(#call) {
+    // All on the return type, where a type that is not a `Result` is reported.
+    quote_spanned! {ty.span()=>
+        match <#ty as ::fiber_rt::__private::Fallible>::into_result(#call) {
             ::fiber_rt::__private::Result::Ok(value) => ::fiber_rt::__private::Result::Ok(value),
             ::fiber_rt::__private::Result::Err(error) => {
                 #[allow(unused_imports)]
