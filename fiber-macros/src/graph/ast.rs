@@ -99,9 +99,15 @@ impl Parse for NodeStmt {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let node: Ident = input.parse()?;
         if input.peek(Token![::]) {
+            let mut path = node.to_string();
+            while input.peek(Token![::]) {
+                input.parse::<Token![::]>()?;
+                path = format!("{path}::{}", input.parse::<Ident>()?);
+            }
+            let last = path.rsplit("::").next().unwrap_or_default().to_owned();
             return Err(syn::Error::new_spanned(
                 &node,
-                "name fibers by their bare name: bring one into scope with `use path::to::fiber;`",
+                format!("name fibers by their bare name: add `use {path};` and write `{last}(..)`"),
             ));
         }
         if !input.peek(syn::token::Paren) {
