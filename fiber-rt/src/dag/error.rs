@@ -66,7 +66,9 @@ impl GraphError {
         self.failures.first().map(|failure| failure.node.as_str())
     }
 
-    /// How many fibers were skipped because something they depend on failed.
+    /// How many fibers were skipped because something they depend on
+    /// panicked or returned `Err`. (Fibers after a dropped task never become
+    /// ready, so they are not counted.)
     pub fn skipped(&self) -> usize {
         self.skipped
     }

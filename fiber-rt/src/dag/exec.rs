@@ -153,8 +153,8 @@ struct Run<P: Plan> {
     /// Per node: dependencies still running, plus the `POISONED` bit.
     counters: Box<[AtomicU32]>,
     spawn: Spawn,
-    /// Nodes whose body returned `Ok`.
-    succeeded: AtomicUsize,
+    /// Nodes skipped because a dependency failed; only touched on failure.
+    skipped: AtomicUsize,
     /// Nodes that panicked or returned `Err`; only touched on failure.
     failures: Mutex<Vec<(u32, FailureKind, String)>>,
     /// Taken by `Drop`; the mutex only makes the box `Sync`.
@@ -178,7 +178,7 @@ impl<P: Plan> Run<P> {
             plan,
             counters,
             spawn,
-            succeeded: AtomicUsize::new(0),
+            skipped: AtomicUsize::new(0),
             failures: Mutex::new(Vec::new()),
             done: Mutex::new(Some(done)),
         }
@@ -188,12 +188,7 @@ impl<P: Plan> Run<P> {
     fn execute(&self, node: u32) -> bool {
         let outcome = catch_unwind(AssertUnwindSafe(|| self.plan.run_node(node)));
         let (kind, message) = match outcome {
-            Ok(Ok(())) => {
-                // Relaxed: only read in `Drop`, after every task has let go of
-                // the `Arc`, which orders all these increments before it.
-                self.succeeded.fetch_add(1, Ordering::Relaxed);
-                return true;
-            }
+            Ok(Ok(())) => return true,
             Ok(Err(failure)) => (FailureKind::Returned, failure.message),
             Err(payload) => (FailureKind::Panicked, panic_message(payload.as_ref())),
         };
@@ -217,16 +212,24 @@ impl<P: Plan> Run<P> {
         let mut next = None;
         for &succ in self.plan.successors(node) {
             let counter = &self.counters[succ as usize];
-            if !ok {
-                // Relaxed: the decrement below modifies the same atomic after
-                // this in program order, so whoever reads the count that
-                // made the node ready reads this bit too.
-                counter.fetch_or(POISONED, Ordering::Relaxed);
-            }
-            // AcqRel: Release publishes this node's output slot to the task
-            // that runs the successor; Acquire makes the last decrementer see
-            // the outputs of every other dependency.
-            let before = counter.fetch_sub(1, Ordering::AcqRel);
+            // A node waiting for this one alone is ready now: no need for an
+            // atomic operation (the common case in chains and trees). Its
+            // counter keeps its in-degree, which nothing reads any more.
+            let only_this = ok && self.plan.in_degree(succ) == 1;
+            let before = if only_this {
+                1
+            } else {
+                if !ok {
+                    // Relaxed: the decrement below modifies the same atomic after
+                    // this in program order, so whoever reads the count that
+                    // made the node ready reads this bit too.
+                    counter.fetch_or(POISONED, Ordering::Relaxed);
+                }
+                // AcqRel: Release publishes this node's output slot to the
+                // task that runs the successor; Acquire makes the last
+                // decrementer see the outputs of every other dependency.
+                counter.fetch_sub(1, Ordering::AcqRel)
+            };
             if before & WAITING != 1 {
                 continue;
             }
@@ -245,15 +248,21 @@ impl<P: Plan> Run<P> {
 
 impl<P: Plan> Resume for Run<P> {
     fn resume(self: Arc<Self>, first: u32) {
-        // Acquire: a spawned node's counter reached zero with AcqRel; this
-        // load makes its dependencies' outputs (and the poison bit) visible
-        // even if the spawner did not synchronise on its own.
-        let mut poisoned = self.counters[first as usize].load(Ordering::Acquire) & POISONED != 0;
+        // Relaxed: the poison bit was set before the task was spawned, and
+        // handing a task to another thread (as any safe spawner does)
+        // orders everything before the hand-off before this load.
+        let mut poisoned = self.counters[first as usize].load(Ordering::Relaxed) & POISONED != 0;
         let mut node = first;
         let stack = self.plan.stack_size(first);
         loop {
-            // A poisoned node is skipped: it counts as not having succeeded.
-            let ok = !poisoned && self.execute(node);
+            let ok = if poisoned {
+                // Relaxed: read only in `Drop`, after every task has let go
+                // of the `Arc`, which orders this before it.
+                self.skipped.fetch_add(1, Ordering::Relaxed);
+                false
+            } else {
+                self.execute(node)
+            };
             match self.release_successors(node, ok, stack) {
                 Some((succ, succ_poisoned)) => (node, poisoned) = (succ, succ_poisoned),
                 None => return,
@@ -295,21 +304,20 @@ impl<P: Plan> Drop for Run<P> {
 
 impl<P: Plan> Run<P> {
     /// The run's result, computed once no task holds the state any more.
+    /// Every node that did not succeed traces back to a recorded failure (a
+    /// panic, an `Err`, or a dropped task), so no failures means success.
     fn outcome(&mut self) -> Result<P::Outputs, GraphError> {
         let mut failed = std::mem::take(
             self.failures
                 .get_mut()
                 .unwrap_or_else(PoisonError::into_inner),
         );
-        let succeeded = *self.succeeded.get_mut();
-        if failed.is_empty() && succeeded == self.plan.len() {
+        if failed.is_empty() {
             return match catch_unwind(AssertUnwindSafe(|| self.plan.finish())) {
                 Ok(Some(outputs)) => Ok(outputs),
                 _ => Err(GraphError::new(Vec::new(), 0)),
             };
         }
-        // Whatever neither succeeded nor failed sits downstream of a failure.
-        let skipped = self.plan.len() - succeeded - failed.len();
         failed.sort_by_key(|(node, _, _)| *node);
         let failures = failed
             .into_iter()
@@ -319,7 +327,7 @@ impl<P: Plan> Run<P> {
                 message,
             })
             .collect();
-        Err(GraphError::new(failures, skipped))
+        Err(GraphError::new(failures, *self.skipped.get_mut()))
     }
 
     fn record_failure(&self, node: u32, kind: FailureKind, message: String) {
