@@ -44,8 +44,11 @@ pub trait Node: 'static {
     label = "this dependency has no parameter to go to"
 )]
 pub trait Param<const I: usize> {
-    /// [`Borrow`] or [`Move`].
+    /// [`Borrow`], [`Move`], or [`Missing`] past the last parameter.
     type Mode;
+    /// The type the parameter reads: `T` for both `&T` and `T` (`()` past
+    /// the last parameter).
+    type Target: ?Sized;
 }
 
 /// The parameter is `&T`.

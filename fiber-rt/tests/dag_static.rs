@@ -269,3 +269,38 @@ fn a_lattice_computes_through_every_path() {
     assert!(first == "a1" || first == "a2", "{first}");
     assert_eq!(Lattice::NODES[seed.successors[2] as usize].name, "a3");
 }
+
+#[test]
+fn fiber_nodes_describe_their_parameters() {
+    use fiber_rt::__private::{Borrow, Move, Node, Param};
+    use std::any::TypeId;
+
+    fn mode<N: Param<I>, const I: usize>() -> TypeId
+    where
+        N::Mode: 'static,
+    {
+        TypeId::of::<N::Mode>()
+    }
+
+    assert_eq!(<scale as Node>::NAME, "scale");
+    assert_eq!(<scale as Node>::COST, 1);
+    assert_eq!(mode::<scale, 0>(), TypeId::of::<Move>());
+    assert_eq!(mode::<scale, 1>(), TypeId::of::<Borrow>());
+    assert_eq!(
+        TypeId::of::<<scale as Param<0>>::Target>(),
+        TypeId::of::<Vec<u64>>()
+    );
+    assert_eq!(
+        TypeId::of::<<scale as Param<1>>::Target>(),
+        TypeId::of::<u64>()
+    );
+    assert_eq!(
+        TypeId::of::<<scale as Node>::Output>(),
+        TypeId::of::<Vec<u64>>()
+    );
+    assert_eq!(
+        TypeId::of::<<parse as Node>::Output>(),
+        TypeId::of::<u64>(),
+        "a fallible fiber outputs its `Ok` type"
+    );
+}

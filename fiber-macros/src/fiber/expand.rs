@@ -28,9 +28,11 @@ pub(crate) fn node(fiber: &Fiber<'_>) -> TokenStream {
             Pass::Borrow => quote!(Borrow),
             Pass::Move => quote!(Move),
         };
+        let target = param.target;
         quote_spanned! {param.ty.span()=>
             impl ::fiber_rt::__private::Param<#i> for #ident {
                 type Mode = ::fiber_rt::__private::#mode;
+                type Target = #target;
             }
         }
     });
@@ -41,6 +43,7 @@ pub(crate) fn node(fiber: &Fiber<'_>) -> TokenStream {
         quote! {
             impl ::fiber_rt::__private::Param<#i> for #ident {
                 type Mode = ::fiber_rt::__private::Missing;
+                type Target = ();
             }
         }
     });
