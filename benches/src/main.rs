@@ -8,6 +8,7 @@
 
 mod core;
 mod harness;
+mod runtime;
 
 use harness::Report;
 
@@ -17,6 +18,10 @@ const WORKLOADS: &[Workload] = &[
     ("switch", core::switch_round_trip),
     ("create", core::create_complete),
     ("memory", core::resident_memory),
+    ("spawn", runtime::spawn_join),
+    ("yield", runtime::yield_round_trip),
+    ("pingpong", runtime::channel_ping_pong),
+    ("mutex", runtime::contended_mutex),
 ];
 
 fn main() {

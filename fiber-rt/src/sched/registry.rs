@@ -168,16 +168,21 @@ impl Registry {
             || self.is_shutdown()
     }
 
-    /// Steals a batch from another worker's queue into `worker`'s.
-    pub(crate) fn steal_for(&self, worker: &Worker) -> Option<Arc<Task>> {
+    /// Registers the caller as searching for work, unless enough workers
+    /// already are; searching ends when the returned guard drops.
+    pub(crate) fn start_searching(&self) -> Option<Searching<'_>> {
         let max_searching = self.config.workers.div_ceil(2).max(1);
-        // SeqCst: see `notify_work`.
+        // SeqCst: read by producers in `notify_work` (sleep/README.md).
         if self.searching.fetch_add(1, Ordering::SeqCst) >= max_searching {
             self.searching.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
+        Some(Searching(self))
+    }
+
+    /// Takes a fiber from another worker's queue.
+    pub(crate) fn steal_for(&self, worker: &Worker) -> Option<Arc<Task>> {
         let found = self.try_steal(worker);
-        self.searching.fetch_sub(1, Ordering::SeqCst);
         if found.is_some() {
             // Relaxed: a statistic.
             self.stats.steals.fetch_add(1, Ordering::Relaxed);
@@ -261,5 +266,17 @@ impl Registry {
                     .count()
             })
             .sum()
+    }
+}
+
+/// A worker searching for work; see [`Registry::start_searching`].
+pub(crate) struct Searching<'a>(&'a Registry);
+
+impl Drop for Searching<'_> {
+    fn drop(&mut self) {
+        // SeqCst: see `start_searching`. A worker that stops searching goes
+        // on to run a fiber or to the sleep protocol, which looks at the
+        // queues again after registering as a sleeper.
+        self.0.searching.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -5,7 +5,6 @@ use std::cell::Cell;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use fiber_asm::{Exit, StackPointer};
 
@@ -27,7 +26,6 @@ pub(crate) struct Task {
     pub(crate) id: u64,
     pub(crate) name: Option<Arc<str>>,
     pub(crate) registry: Arc<Registry>,
-    pub(crate) created: Instant,
     /// RUNNING, NOTIFIED or PARKED: see [`Task::unpark`].
     state: AtomicU8,
     /// Set at shutdown: the fiber unwinds at its next switch point.
@@ -97,7 +95,6 @@ impl Task {
             id,
             name,
             registry,
-            created: Instant::now(),
             state: AtomicU8::new(RUNNING),
             cancelled: AtomicBool::new(false),
             parked_on: Cell::new(""),

@@ -20,6 +20,10 @@ use super::task::Task;
 /// fibers that keep waking each other cannot starve it.
 const GLOBAL_QUEUE_INTERVAL: u32 = 61;
 
+/// Rounds of looking for work (a few microseconds in all) before an idle
+/// worker goes to sleep.
+const SEARCH_ROUNDS: u32 = 64;
+
 /// What a fiber asks for when it switches away.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Switch {
@@ -121,10 +125,9 @@ impl Worker {
     pub(crate) fn run_post(&self) {
         match self.post.take() {
             Post::Nothing => {}
-            Post::Requeue(task) => {
-                self.local.push(task);
-                self.registry.notify_work();
-            }
+            // No wake-up of idle workers: a yield adds no work, and one that
+            // is stealing will see the queue anyway.
+            Post::Requeue(task) => self.local.push(task),
             Post::Park(task) => {
                 if !task.complete_park() {
                     // Woken while it was switching away: run it again.
@@ -225,6 +228,29 @@ impl Worker {
             .or_else(|| self.registry.steal_for(self))
     }
 
+    /// Before sleeping, keeps looking for work for a short while, counted
+    /// as searching: producers do not wake sleepers while someone searches,
+    /// which saves a futex wake-up per spawn or wake-up in bursts of work.
+    fn search(&self) -> Option<Arc<Task>> {
+        let _searching = self.registry.start_searching()?;
+        for round in 0..SEARCH_ROUNDS {
+            if let Some(task) = self.find_task() {
+                return Some(task);
+            }
+            if self.registry.is_shutdown() {
+                return None;
+            }
+            if round % 8 == 7 {
+                std::thread::yield_now();
+            } else {
+                for _ in 0..64 {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        None
+    }
+
     fn steal_global(&self) -> Option<Arc<Task>> {
         loop {
             match self.registry.injector.steal_batch_and_pop(&self.local) {
@@ -238,10 +264,12 @@ impl Worker {
     /// Queues a fiber woken by a fiber of this worker: it goes to the LIFO
     /// slot, and the fiber that was there to the local queue.
     pub(crate) fn push_woken(&self, task: Arc<Task>) {
+        // Only a displaced fiber is work another worker could take: the
+        // LIFO slot runs here, next.
         if let Some(previous) = self.lifo.replace(Some(task)) {
             self.local.push(previous);
+            self.registry.notify_work();
         }
-        self.registry.notify_work();
     }
 
     /// Queues a new fiber spawned on this worker.

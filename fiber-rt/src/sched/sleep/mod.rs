@@ -2,63 +2,92 @@
 //! file for the protocol and why it loses no wake-up.
 
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 pub(crate) struct Sleep {
+    /// Workers registered as about to sleep or asleep.
     sleepers: AtomicUsize,
-    epoch: Mutex<u64>,
+    /// Mirror of `State::waking`, read without the lock as a fast path.
+    waking: AtomicBool,
+    state: Mutex<State>,
     cv: Condvar,
-    all_awake: AtomicBool,
+}
+
+struct State {
+    /// Bumped by every wake-up.
+    epoch: u64,
+    /// Workers blocked in `cv.wait`.
+    waiting: usize,
+    /// A signal was sent to a waiting worker that has not woken yet.
+    waking: bool,
+    /// Shutdown: nobody sleeps any more.
+    all_awake: bool,
 }
 
 impl Sleep {
     pub(crate) fn new() -> Self {
         Sleep {
             sleepers: AtomicUsize::new(0),
-            epoch: Mutex::new(0),
+            waking: AtomicBool::new(false),
+            state: Mutex::new(State { epoch: 0, waiting: 0, waking: false, all_awake: false }),
             cv: Condvar::new(),
-            all_awake: AtomicBool::new(false),
         }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Puts the calling worker to sleep unless `has_work` says otherwise
     /// once it is registered as a sleeper.
     pub(crate) fn sleep(&self, has_work: impl Fn() -> bool) {
-        let epoch = *self.epoch.lock().unwrap_or_else(|e| e.into_inner());
+        let epoch = self.lock().epoch;
         // SeqCst: the worker half of the Dekker pair (README, step 2).
         self.sleepers.fetch_add(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         if !has_work() {
-            let mut guard = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
-            // Relaxed: `all_awake` only ever goes from false to true, and is
-            // written under the same lock.
-            while *guard == epoch && !self.all_awake.load(Ordering::Relaxed) {
-                guard = self.cv.wait(guard).unwrap_or_else(|e| e.into_inner());
+            let mut state = self.lock();
+            if state.epoch == epoch && !state.all_awake {
+                state.waiting += 1;
+                while state.epoch == epoch && !state.all_awake {
+                    state = self.cv.wait(state).unwrap_or_else(|e| e.into_inner());
+                }
+                state.waiting -= 1;
+                // Whoever wakes clears the flag, so it never outlives the
+                // signal it stands for. SeqCst: read by `wake_one`.
+                state.waking = false;
+                self.waking.store(false, Ordering::SeqCst);
             }
         }
         // SeqCst: keeps the count exact for producers' SeqCst reads.
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Wakes one sleeping worker, if any (README, producer side).
+    /// Wakes one sleeping worker, if any and none is already being woken
+    /// (README, producer side).
     pub(crate) fn wake_one(&self) {
         // SeqCst: the producer half of the Dekker pair: orders the caller's
-        // queue push before reading `sleepers`.
+        // queue push before reading `sleepers` and `waking`.
         fence(Ordering::SeqCst);
-        if self.sleepers.load(Ordering::SeqCst) == 0 {
+        if self.sleepers.load(Ordering::SeqCst) == 0 || self.waking.load(Ordering::SeqCst) {
             return;
         }
-        let mut epoch = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
-        *epoch += 1;
-        self.cv.notify_one();
+        let mut state = self.lock();
+        // Stops workers that registered but do not wait yet from waiting.
+        state.epoch += 1;
+        if state.waiting > 0 && !state.waking {
+            state.waking = true;
+            // SeqCst: see `sleep`.
+            self.waking.store(true, Ordering::SeqCst);
+            self.cv.notify_one();
+        }
     }
 
     /// Wakes every worker for good (shutdown).
     pub(crate) fn wake_all(&self) {
-        let mut epoch = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
-        // Relaxed: written under the lock the sleepers read it under.
-        self.all_awake.store(true, Ordering::Relaxed);
-        *epoch += 1;
+        let mut state = self.lock();
+        state.all_awake = true;
+        state.epoch += 1;
         self.cv.notify_all();
     }
 }
