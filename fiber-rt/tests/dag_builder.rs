@@ -23,6 +23,7 @@ impl XorShift {
 }
 
 /// Checks, inside each node, that all its dependencies have finished.
+/// (SeqCst: the check reads other threads' marks and must see them in order.)
 #[test]
 fn random_dags_respect_every_edge() {
     for seed in [3u64, 17, 2024] {
@@ -91,6 +92,7 @@ fn a_million_node_chain_runs_without_deep_stacks() {
     for _ in 0..1_000_000 {
         let count = Arc::clone(&count);
         let node = builder.node("link", move || {
+            // Relaxed: a count read once the run has ended.
             count.fetch_add(1, Ordering::Relaxed);
         });
         if let Some(previous) = previous {
@@ -104,6 +106,7 @@ fn a_million_node_chain_runs_without_deep_stacks() {
         .stack_size(256 * 1024)
         .spawn(move || run_with(graph, |task| task.run()));
     runner.unwrap().join().unwrap().unwrap();
+    // Relaxed: the run has ended, after every increment.
     assert_eq!(count.load(Ordering::Relaxed), 1_000_000);
 }
 

@@ -123,6 +123,7 @@ fn a_moved_output_leaves_a_moved_marker() {
     assert_eq!(out.consume, 7);
 }
 
+// Counters read after the run (SeqCst throughout: simplest to reason about).
 static SIDE_RAN: AtomicUsize = AtomicUsize::new(0);
 static AFTER_RAN: AtomicUsize = AtomicUsize::new(0);
 static LOG: Mutex<Vec<&str>> = Mutex::new(Vec::new());

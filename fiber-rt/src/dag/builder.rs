@@ -38,6 +38,7 @@ impl NodeId {
 ///     .map(|i| {
 ///         let total = Arc::clone(&total);
 ///         builder.node(format!("part {i}"), move || {
+///             // Relaxed: `check` runs after every part, which orders it.
 ///             total.fetch_add(i, Ordering::Relaxed);
 ///         })
 ///     })

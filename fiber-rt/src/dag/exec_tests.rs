@@ -144,6 +144,7 @@ fn random_dag(
 #[test]
 fn random_dags_run_every_node_once_after_its_dependencies() {
     let pool = Pool::new(4);
+    // The log uses SeqCst throughout: one clock ordering events on all threads.
     for seed in [1, 7, 42, 1234, 99991] {
         let nodes = 3000;
         let log = Log::new(nodes);
@@ -175,6 +176,7 @@ fn a_chain_continues_inline_without_spawning() {
     for i in 0..1000 {
         let ran = Arc::clone(&ran);
         let node = builder.node(format!("c{i}"), move || {
+            // Relaxed: a count read once the run has ended.
             ran.fetch_add(1, Ordering::Relaxed);
         });
         if let Some(previous) = previous {
@@ -184,10 +186,12 @@ fn a_chain_continues_inline_without_spawning() {
     }
     let counted = Arc::clone(&spawns);
     run_with(builder.build().unwrap(), move |task: Task| {
+        // Relaxed: a count read once the run has ended.
         counted.fetch_add(1, Ordering::Relaxed);
         std::thread::spawn(move || task.run());
     })
     .unwrap();
+    // Relaxed: `run_with` returned, so every node's increment happened before.
     assert_eq!(ran.load(Ordering::Relaxed), 1000);
     assert_eq!(
         spawns.load(Ordering::Relaxed),
@@ -348,6 +352,7 @@ fn a_million_node_chain_runs_to_completion() {
     for _ in 0..1_000_000 {
         let count = Arc::clone(&count);
         let node = builder.node("link", move || {
+            // Relaxed: a count read once the run has ended.
             count.fetch_add(1, Ordering::Relaxed);
         });
         if let Some(previous) = previous {
@@ -357,6 +362,7 @@ fn a_million_node_chain_runs_to_completion() {
     }
     let pool = Pool::new(2);
     run_with(builder.build().unwrap(), pool.spawner()).unwrap();
+    // Relaxed: `run_with` returned, so every node's increment happened before.
     assert_eq!(count.load(Ordering::Relaxed), 1_000_000);
 }
 
@@ -369,6 +375,7 @@ fn wavefront(side: usize, pool: &Pool) {
         for j in 0..side {
             let count = Arc::clone(&count);
             let node = builder.node("cell", move || {
+                // Relaxed: a count read once the run has ended.
                 count.fetch_add(1, Ordering::Relaxed);
             });
             if i > 0 {
@@ -381,6 +388,7 @@ fn wavefront(side: usize, pool: &Pool) {
         }
     }
     run_with(builder.build().unwrap(), pool.spawner()).unwrap();
+    // Relaxed: `run_with` returned, so every node's increment happened before.
     assert_eq!(count.load(Ordering::Relaxed), side * side);
 }
 
