@@ -32,7 +32,7 @@ pub trait Node: 'static {
     const STACK: usize;
     /// What dependents receive (the `T` of a fallible `Result<T, E>`).
     type Output;
-    /// A function pointer type taking one `ByRef` or `ByValue` per parameter.
+    /// A function pointer type taking `&T` or `ByValue<T>` per parameter.
     type Call: Copy;
     /// Calls the function, turning an `Err` into a [`Failure`].
     const CALL: Self::Call;
@@ -100,11 +100,8 @@ pub fn keep<T>(slot: &mut Slot<T>) -> Option<T> {
     slot.take_mut()
 }
 
-/// A `&T` parameter's argument.
-#[derive(Debug)]
-pub struct ByRef<'a, T: ?Sized>(pub &'a T);
-
-/// A `T` parameter's argument.
+/// A `T` parameter's argument. (A `&T` parameter's argument is just
+/// `&T`; the wrapper tells the two apart when rustc infers which to make.)
 #[derive(Debug)]
 pub struct ByValue<T>(pub T);
 
@@ -116,10 +113,10 @@ pub trait Mode<'a>: Sized {
     fn fetch<O: Fits<Self::Target>>(slot: &'a Slot<O>) -> Option<Self>;
 }
 
-impl<'a, T: ?Sized + Sync + 'a> Mode<'a> for ByRef<'a, T> {
+impl<'a, T: ?Sized + Sync + 'a> Mode<'a> for &'a T {
     type Target = T;
     fn fetch<O: Fits<T>>(slot: &'a Slot<O>) -> Option<Self> {
-        O::lend(slot).map(ByRef)
+        O::lend(slot)
     }
 }
 
@@ -208,7 +205,7 @@ impl<T> Fits<T> for T {
 )]
 pub trait Shareable<T: ?Sized> {}
 
-impl<T: ?Sized> Shareable<T> for ByRef<'_, T> {}
+impl<T: ?Sized> Shareable<T> for &T {}
 
 /// The argument for a parameter fed by an output with a single consumer.
 pub fn input<'a, O, M>(slot: &'a Slot<O>) -> M

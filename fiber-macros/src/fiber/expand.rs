@@ -93,12 +93,12 @@ fn output_type(fiber: &Fiber<'_>) -> TokenStream {
     }
 }
 
-/// `ByRef<'_, T>` for `&T`, `ByValue<T>` for `T`, spanned on the user's type.
+/// `&T` for `&T`, `ByValue<T>` for `T`, spanned on the user's type.
 fn argument_type(param: &super::ast::Param<'_>) -> TokenStream {
     let target = param.target;
     match param.pass {
         Pass::Borrow => {
-            quote_spanned! {param.ty.span()=> ::fiber_rt::__private::ByRef<'_, #target> }
+            quote_spanned! {param.ty.span()=> &#target }
         }
         Pass::Move => quote_spanned! {param.ty.span()=> ::fiber_rt::__private::ByValue<#target> },
     }
@@ -107,7 +107,16 @@ fn argument_type(param: &super::ast::Param<'_>) -> TokenStream {
 /// Calls the function and turns a fallible result into the node's result.
 fn call_body(fiber: &Fiber<'_>, args: &[syn::Ident]) -> TokenStream {
     let ident = &fiber.func.sig.ident;
-    let call = quote!(#ident(#(#args.0),*));
+    let args = fiber
+        .params
+        .iter()
+        .flatten()
+        .zip(args)
+        .map(|(param, arg)| match param.pass {
+            Pass::Borrow => quote!(#arg),
+            Pass::Move => quote!(#arg.0),
+        });
+    let call = quote!(#ident(#(#args),*));
     if !fiber.fallible {
         return quote!(::fiber_rt::__private::Result::Ok(#call));
     }
