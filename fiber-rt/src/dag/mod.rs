@@ -94,7 +94,9 @@
 //!
 //! The graph is then a struct with a public field per input (`Scale { xs,
 //! factor }`, or `Scale::new(xs, factor)`); without inputs it is a unit
-//! struct. Running consumes the value, so one graph type serves many runs.
+//! struct. Attributes written on the graph (doc comments, `#[derive(..)]`)
+//! go on that struct, with the graph's visibility. Running consumes the
+//! value, so one graph type serves many runs.
 //! Inputs follow the same rules as outputs (`&T` to borrow, `T` to take
 //! when a single fiber reads it) and are not part of the outputs.
 //!
@@ -104,6 +106,9 @@
 //! with a public field per fiber, named after the function. The one
 //! exception is an output that its only consumer took by value: it no
 //! longer exists, and its field has the type [`Moved`], which says so.
+//! The struct is also `<Name as Graph>::Outputs`. (Its field types are
+//! written in terms of each fiber's node, so rustdoc shows them as
+//! projections; the docs on each field name the fiber.)
 //!
 //! # The node table
 //!
@@ -123,7 +128,8 @@
 //! listed twice, a dependency listed twice, a name that is not a `#[fiber]`,
 //! the wrong number of dependencies, an output whose type does not fit the
 //! parameter, a `T` parameter fed by an output with several consumers, an
-//! empty graph, an unused input, and outputs that cannot cross threads
+//! empty graph, an unused input, an input named like a fiber, a path where
+//! a bare name belongs, and outputs that cannot cross threads
 //! (nodes run on any worker: every output must be `Send`, and a borrowed
 //! one also `Sync`).
 //!
