@@ -305,3 +305,25 @@ fn fiber_nodes_describe_their_parameters() {
         "a fallible fiber outputs its `Ok` type"
     );
 }
+
+#[fiber]
+fn inner_total() -> u64 {
+    // A node may run a whole graph of its own.
+    run_with(Stats, on_threads).unwrap().sum
+}
+
+#[fiber]
+fn outer(total: &u64) -> u64 {
+    total + 1
+}
+
+depends! {
+    graph Nested {
+        outer(inner_total);
+    }
+}
+
+#[test]
+fn a_node_can_run_another_graph() {
+    assert_eq!(run_with(Nested, on_threads).unwrap().outer, 5051);
+}
