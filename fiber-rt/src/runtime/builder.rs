@@ -121,6 +121,17 @@ impl Builder {
                 }
             }
         }
+        let monitor = registry.clone();
+        match thread::Builder::new()
+            .name(format!("{}-monitor", c.thread_name))
+            .spawn(move || crate::preempt::Monitor::run(monitor))
+        {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                super::shutdown::shutdown(&registry, threads);
+                return Err(e);
+            }
+        }
         let timer = registry.clone();
         match thread::Builder::new()
             .name(format!("{}-timer", c.thread_name))

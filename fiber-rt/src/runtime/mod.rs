@@ -104,6 +104,8 @@ impl Runtime {
             finished: stats.finished.load(Relaxed),
             steals: stats.steals.load(Relaxed),
             live: self.registry.live_count(),
+            preempt_requests: stats.preempt_requests.load(Relaxed),
+            preempt_yields: stats.preempt_yields.load(Relaxed),
         }
     }
 
@@ -140,6 +142,10 @@ pub struct Metrics {
     pub steals: u64,
     /// Fibers spawned and not finished.
     pub live: usize,
+    /// Times the monitor asked a fiber that overran its slice to yield.
+    pub preempt_requests: u64,
+    /// Times a fiber yielded at a probe because it was asked to.
+    pub preempt_yields: u64,
 }
 
 pub(crate) fn spawn_in<F, T>(

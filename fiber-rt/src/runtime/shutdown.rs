@@ -26,6 +26,7 @@ pub(crate) fn shutdown(registry: &Arc<Registry>, threads: Vec<thread::JoinHandle
 
 fn finish(registry: &Arc<Registry>, threads: Vec<thread::JoinHandle<()>>) {
     registry.timer.stop();
+    registry.monitor.stop();
     for t in threads {
         // A worker thread never panics out of its loop; if it did, the
         // panic was already reported and there is nothing left to do.

@@ -2,7 +2,7 @@
 //! each local queue, the sleep state, the list of live fibers, the timer.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use super::sleep::Sleep;
 use super::task::Task;
 use super::timer::Timer;
 use super::worker::Worker;
+use crate::preempt::{Monitor, WorkerClock};
 use crate::stack::Stack;
 
 /// Settings fixed when the runtime is built.
@@ -46,6 +47,9 @@ pub(crate) struct Registry {
     live: [Mutex<LiveList>; LIVE_SHARDS],
     next_id: AtomicU64,
     pub(crate) stats: Stats,
+    /// One per worker, read by the preemption monitor.
+    pub(crate) clocks: Vec<WorkerClock>,
+    pub(crate) monitor: Monitor,
 }
 
 /// Counters, read by `Runtime::metrics`. Relaxed throughout: statistics
@@ -55,10 +59,15 @@ pub(crate) struct Stats {
     pub(crate) spawned: AtomicU64,
     pub(crate) finished: AtomicU64,
     pub(crate) steals: AtomicU64,
+    /// Flags set by the monitor.
+    pub(crate) preempt_requests: AtomicU64,
+    /// Yields at a probe because of a flag.
+    pub(crate) preempt_yields: AtomicU64,
 }
 
 impl Registry {
     pub(crate) fn new(config: Config) -> (Arc<Registry>, Vec<LocalQueue<Arc<Task>>>) {
+        let config_workers = config.workers;
         let locals: Vec<_> = (0..config.workers)
             .map(|_| LocalQueue::new_fifo())
             .collect();
@@ -79,6 +88,8 @@ impl Registry {
             }),
             next_id: AtomicU64::new(1),
             stats: Stats::default(),
+            clocks: (0..config_workers).map(|_| WorkerClock::default()).collect(),
+            monitor: Monitor::default(),
         });
         (registry, locals)
     }
@@ -91,6 +102,14 @@ impl Registry {
     pub(crate) fn is_shutdown(&self) -> bool {
         // Acquire: pairs with the Release in `begin_shutdown`.
         self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// The preemption clock of worker `index`; the shutdown's temporary
+    /// worker (index past the end) shares a clock nobody samples.
+    pub(crate) fn clock(&self, index: usize) -> &WorkerClock {
+        static UNSAMPLED: WorkerClock =
+            WorkerClock { flag: AtomicU32::new(0), running: AtomicBool::new(false), switches: AtomicU64::new(0) };
+        self.clocks.get(index).unwrap_or(&UNSAMPLED)
     }
 
     pub(crate) fn begin_shutdown(&self) {

@@ -152,6 +152,14 @@ impl Task {
         unsafe { &*self.worker.get() }
     }
 
+    /// The header of the task's stack.
+    pub(crate) fn header(&self) -> &StackHeader {
+        // SAFETY: peeks at the stack without taking it; only the thread
+        // that owns the task's execution calls this, before resuming it.
+        let stack = unsafe { &*self.stack.as_ptr() };
+        stack.as_ref().expect("a runnable fiber has its stack").header()
+    }
+
     /// The saved context, taken to resume it.
     pub(crate) fn take_sp(&self) -> StackPointer {
         self.sp

@@ -31,6 +31,10 @@ pub(crate) enum Switch {
     Yield,
     /// Sleep until woken.
     Park,
+    /// Asked to yield by the preemption monitor: go to the back of the
+    /// queue, and let the scheduler loop look at the global queue first,
+    /// where fibers woken by timers and other threads wait.
+    Preempt,
 }
 
 /// Work left for whoever runs next on this worker.
@@ -58,6 +62,8 @@ pub(crate) struct Worker {
     /// The fiber running on this worker (keeps its task alive).
     current: Cell<Option<Arc<Task>>>,
     ticks: Cell<u32>,
+    /// The next scheduling decision looks at the global queue first.
+    prefer_global: Cell<bool>,
 }
 
 impl Worker {
@@ -71,6 +77,7 @@ impl Worker {
             post: Cell::new(Post::Nothing),
             current: Cell::new(None),
             ticks: Cell::new(0),
+            prefer_global: Cell::new(false),
         }
     }
 
@@ -81,12 +88,9 @@ impl Worker {
             if self.registry.is_shutdown() {
                 break;
             }
-            match self.find_task() {
+            match self.find_task().or_else(|| self.search()) {
                 Some(task) => self.resume(task),
-                None => self
-                    .registry
-                    .sleep
-                    .sleep(|| self.registry.has_work_for(self)),
+                None => self.registry.sleep.sleep(|| self.registry.has_work_for(self)),
             }
         }
         // Whatever is still queued is cancelled by the runtime's drop,
@@ -99,6 +103,7 @@ impl Worker {
     /// on this worker switches back to the loop.
     fn resume(&self, task: Arc<Task>) {
         let target = self.adopt(task);
+        self.registry.monitor.wake();
         // SAFETY: `target` is the saved context of a fiber that is queued, so
         // not running anywhere; our own context goes to `sched_sp`, which
         // only fibers on this worker switch back to.
@@ -115,6 +120,7 @@ impl Worker {
     /// Makes `task` this worker's current fiber and takes its context.
     fn adopt(&self, task: Arc<Task>) -> StackPointer {
         task.worker.set(self);
+        self.registry.clock(self.index).start_slice(task.header());
         let sp = task.take_sp();
         self.current.set(Some(task));
         sp
@@ -154,10 +160,15 @@ impl Worker {
             .take()
             .expect("a running fiber is its worker's current");
         self.post.set(match how {
-            Switch::Yield => Post::Requeue(me),
+            Switch::Yield | Switch::Preempt => Post::Requeue(me),
             Switch::Park => Post::Park(me),
         });
-        let target = self.next_target();
+        let target = if how == Switch::Preempt {
+            self.prefer_global.set(true);
+            self.to_loop()
+        } else {
+            self.next_target()
+        };
         // SAFETY: `target` is a queued fiber's context or this worker's
         // scheduler loop, neither running; ours goes to the task's slot,
         // which nobody reads until the post action above has run.
@@ -194,11 +205,14 @@ impl Worker {
     fn next_target(&self) -> StackPointer {
         match self.pop_local() {
             Some(next) => self.adopt(next),
-            None => self
-                .sched_sp
-                .get()
-                .expect("the scheduler loop is suspended while a fiber runs"),
+            None => self.to_loop(),
         }
+    }
+
+    /// The scheduler loop's context, to switch to it.
+    fn to_loop(&self) -> StackPointer {
+        self.registry.clock(self.index).idle();
+        self.sched_sp.get().expect("the scheduler loop is suspended while a fiber runs")
     }
 
     /// A fiber to switch to directly: the LIFO slot, then the local queue.
@@ -216,7 +230,7 @@ impl Worker {
     fn find_task(&self) -> Option<Arc<Task>> {
         let ticks = self.ticks.get().wrapping_add(1);
         self.ticks.set(ticks);
-        if ticks % GLOBAL_QUEUE_INTERVAL == 0 {
+        if self.prefer_global.take() || ticks % GLOBAL_QUEUE_INTERVAL == 0 {
             if let Some(task) = self.steal_global() {
                 return Some(task);
             }

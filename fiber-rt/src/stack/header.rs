@@ -13,11 +13,15 @@ pub(crate) const HEADER_SIZE: usize = std::mem::size_of::<StackHeader>();
 /// thread-local.
 #[repr(C, align(64))]
 pub(crate) struct StackHeader {
-    /// Non-zero asks the fiber on this stack to yield at its next probe.
-    /// Alone on its cache line: probes read it on every loop back-edge and
-    /// the preemption monitor writes it.
-    pub(crate) preempt: AtomicU32,
-    pub(crate) _preempt_line: [u8; 60],
+    /// The preemption flag of the worker running the fiber on this stack
+    /// (non-zero: yield at the next probe), or [`NEVER`] when no worker
+    /// runs it. The flag itself lives in the worker, so the monitor only
+    /// ever writes to memory that lives as long as the runtime; a probe
+    /// reads this pointer, then the flag: two loads, both hot in cache.
+    pub(crate) preempt_flag: AtomicPtr<AtomicU32>,
+    /// Depth of `no_preempt` regions the fiber is in.
+    pub(crate) no_preempt: Cell<u32>,
+    pub(crate) _probe_line: [u8; 52],
     /// Size of the whole mapping, guard page included.
     pub(crate) size: usize,
     /// Whether the lowest page is a guard page.
@@ -30,6 +34,14 @@ pub(crate) struct StackHeader {
 }
 
 const _: () = assert!(HEADER_SIZE == 128, "the header is two cache lines");
+
+/// The flag of a stack no worker runs: never set.
+pub(crate) static NEVER: AtomicU32 = AtomicU32::new(0);
+
+/// [`NEVER`] as the header stores it.
+pub(crate) fn never() -> *mut AtomicU32 {
+    std::ptr::addr_of!(NEVER).cast_mut()
+}
 
 impl StackHeader {
     /// The header of the stack holding `addr`, if `addr` is in a stack arena.

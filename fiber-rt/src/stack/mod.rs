@@ -81,8 +81,9 @@ impl Stack {
         // nothing else refers to it yet.
         unsafe {
             header.write(StackHeader {
-                preempt: Default::default(),
-                _preempt_line: [0; 60],
+                preempt_flag: std::sync::atomic::AtomicPtr::new(header::never()),
+                no_preempt: std::cell::Cell::new(0),
+                _probe_line: [0; 52],
                 size: stack.size(),
                 guarded: guard,
                 name: std::cell::Cell::new("" as *const str),
@@ -96,7 +97,8 @@ impl Stack {
         let h = self.header();
         // Relaxed: the stack is not shared yet; publishing it to another
         // thread (through a queue) orders these stores.
-        h.preempt.store(0, std::sync::atomic::Ordering::Relaxed);
+        h.preempt_flag.store(header::never(), std::sync::atomic::Ordering::Relaxed);
+        h.no_preempt.set(0);
         h.owner
             .store(std::ptr::null_mut(), std::sync::atomic::Ordering::Relaxed);
         h.name.set("" as *const str);

@@ -1,0 +1,134 @@
+//! Preemption: a fiber that runs past its time slice is asked to yield.
+//!
+//! Two tiers are in place:
+//!
+//! - **Probes**: `#[fiber]` puts a call to [`point`] at the entry of the
+//!   function and at the back-edge of every `loop` and `while` in its body;
+//!   call it yourself in long loops of code that is not a `#[fiber]`. A
+//!   probe costs two loads from cache and a branch that is never taken
+//!   until the monitor asks for a yield.
+//! - **Monitor**: one thread per runtime looks at every worker each half
+//!   slice; a worker that has run the same fiber for a whole slice gets its
+//!   preemption flag set, and that fiber yields at its next probe.
+//!
+//! `for` loops get no probe inside their body: a load and a branch in a
+//! loop the compiler would vectorise can cost several times the loop
+//! itself. A `for` loop is bounded by its iterator; the fiber yields at the
+//! next probe after it.
+//!
+//! [`no_preempt`] marks a region that must not be preempted: a probe inside
+//! it does not yield, and a request that arrived meanwhile is honoured when
+//! the region ends.
+
+mod monitor;
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+pub(crate) use monitor::Monitor;
+
+use crate::stack::arena::{MAX_SHIFT, MIN_SHIFT};
+use crate::stack::header::{current_sp, HEADER_SIZE};
+use crate::stack::StackHeader;
+
+/// A safe point: yields if the monitor asked the running fiber to. A no-op
+/// on a plain thread, on a low-level [`Fiber`](crate::fiber::Fiber), and
+/// inside [`no_preempt`].
+#[inline(always)]
+pub fn point() {
+    let sp = current_sp();
+    let class = (sp >> crate::stack::arena::ARENA_SHIFT) as u32;
+    // One comparison: is `sp` inside a stack arena at all?
+    if class.wrapping_sub(MIN_SHIFT) <= MAX_SHIFT - MIN_SHIFT {
+        let top = (sp | ((1usize << class) - 1)) + 1;
+        let header = (top - HEADER_SIZE) as *const StackHeader;
+        // SAFETY: `sp` is on a live fiber stack (we run on it), whose header
+        // is initialised; its flag pointer is a worker's flag, which lives
+        // as long as the runtime, or the static NEVER.
+        // Relaxed: a stale value only delays the yield to the next probe.
+        let requested = unsafe { (*(*header).preempt_flag.load(Ordering::Relaxed)).load(Ordering::Relaxed) };
+        if requested != 0 {
+            yield_for_preemption();
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn yield_for_preemption() {
+    let Some(task) = crate::sched::task::Task::current() else { return };
+    let Some(header) = StackHeader::current() else { return };
+    // SAFETY: the header of the stack we run on.
+    if unsafe { (*header).no_preempt.get() } > 0 {
+        return; // honoured when the region ends
+    }
+    // Relaxed: a statistic.
+    task.registry.stats.preempt_yields.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: `task` is the running task, on its own fiber.
+    unsafe { task.worker() }.switch_away(task, crate::sched::worker::Switch::Preempt);
+}
+
+/// Runs `f` with preemption held off: probes inside it do not yield. Keep
+/// such regions short; a request that arrives meanwhile is honoured as soon
+/// as the region ends.
+///
+/// ```
+/// let rt = fiber_rt::Runtime::new().unwrap();
+/// let sum = rt.block_on(|| fiber_rt::preempt::no_preempt(|| (0..1000u64).sum::<u64>()));
+/// assert_eq!(sum, 499_500);
+/// ```
+pub fn no_preempt<R>(f: impl FnOnce() -> R) -> R {
+    let Some(header) = StackHeader::current() else { return f() };
+    struct Region(*const StackHeader);
+    impl Drop for Region {
+        fn drop(&mut self) {
+            // SAFETY: the header of the stack this region runs on.
+            let h = unsafe { &*self.0 };
+            h.no_preempt.set(h.no_preempt.get() - 1);
+        }
+    }
+    // SAFETY: the header of the stack we run on; only this fiber touches
+    // its `no_preempt` count.
+    unsafe { (*header).no_preempt.set((*header).no_preempt.get() + 1) };
+    let result = {
+        let _region = Region(header);
+        f()
+    };
+    point();
+    result
+}
+
+/// What the monitor knows of one worker, shared between the worker and the
+/// monitor thread. Aligned so each worker's flag has its own cache line.
+#[repr(align(64))]
+#[derive(Default)]
+pub(crate) struct WorkerClock {
+    /// Set by the monitor: the running fiber should yield.
+    pub(crate) flag: AtomicU32,
+    /// Whether a fiber (rather than the scheduler loop) runs.
+    pub(crate) running: AtomicBool,
+    /// Bumped each time the worker resumes a fiber.
+    pub(crate) switches: AtomicU64,
+}
+
+impl WorkerClock {
+    /// The worker is about to resume the fiber whose stack header is
+    /// `header`: a new slice begins.
+    #[inline]
+    pub(crate) fn start_slice(&self, header: &StackHeader) {
+        // Relaxed: the monitor only samples these; a stale view delays a
+        // preemption request by one tick at most.
+        self.flag.store(0, Ordering::Relaxed);
+        self.switches.store(self.switches.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        // SeqCst: with the monitor's `parked` flag, a Dekker pair that
+        // keeps a parked monitor from missing a busy worker (monitor.rs).
+        self.running.store(true, Ordering::SeqCst);
+        header.preempt_flag.store(std::ptr::addr_of!(self.flag).cast_mut(), Ordering::Relaxed);
+    }
+
+    /// The worker went back to its scheduler loop.
+    #[inline]
+    pub(crate) fn idle(&self) {
+        // Relaxed: see `start_slice`.
+        self.running.store(false, Ordering::Relaxed);
+    }
+}

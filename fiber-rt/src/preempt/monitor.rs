@@ -1,0 +1,111 @@
+//! The monitor thread: samples every worker each half slice and sets the
+//! preemption flag of one that has run the same fiber for a whole slice.
+//! When every worker is idle it sleeps until a worker starts a fiber, so an
+//! idle runtime costs no CPU.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::sched::registry::Registry;
+
+#[derive(Default)]
+pub(crate) struct Monitor {
+    state: Mutex<State>,
+    cv: Condvar,
+    /// Mirror of `State::parked`, read by workers without the lock.
+    parked: AtomicBool,
+}
+
+#[derive(Default)]
+struct State {
+    stop: bool,
+    /// The monitor waits for a worker to start a fiber.
+    parked: bool,
+}
+
+/// What the monitor saw of a worker at its last look.
+#[derive(Clone, Copy)]
+struct Seen {
+    switches: u64,
+    since: Instant,
+}
+
+/// Idle ticks in a row after which the monitor parks.
+const IDLE_TICKS_BEFORE_PARKING: u32 = 4;
+
+impl Monitor {
+    /// The monitor thread's loop; returns after [`Monitor::stop`].
+    pub(crate) fn run(registry: Arc<Registry>) {
+        let monitor = &registry.monitor;
+        let slice = registry.config.time_slice;
+        let tick = (slice / 2).max(Duration::from_micros(500));
+        let clocks = &registry.clocks;
+        let now = Instant::now();
+        let mut seen: Vec<Seen> = clocks.iter().map(|_| Seen { switches: u64::MAX, since: now }).collect();
+        let mut idle_ticks = 0;
+        let mut state = monitor.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if idle_ticks >= IDLE_TICKS_BEFORE_PARKING {
+                state.parked = true;
+                // SeqCst: pairs with `wake`: a worker that starts a fiber
+                // after this store sees it and wakes us; one that started
+                // before is seen by the check below.
+                monitor.parked.store(true, Ordering::SeqCst);
+                // SeqCst: the monitor half of the Dekker pair with `wake`.
+                if clocks.iter().any(|c| c.running.load(Ordering::SeqCst)) {
+                    state.parked = false;
+                    monitor.parked.store(false, Ordering::SeqCst);
+                } else {
+                    while state.parked && !state.stop {
+                        state = monitor.cv.wait(state).unwrap_or_else(|e| e.into_inner());
+                    }
+                }
+                idle_ticks = 0;
+            } else {
+                state = monitor.cv.wait_timeout(state, tick).unwrap_or_else(|e| e.into_inner()).0;
+            }
+            if state.stop {
+                return;
+            }
+            let now = Instant::now();
+            let mut any_running = false;
+            for (clock, seen) in clocks.iter().zip(seen.iter_mut()) {
+                // Relaxed: samples; see `WorkerClock`.
+                let switches = clock.switches.load(Ordering::Relaxed);
+                let running = clock.running.load(Ordering::Relaxed);
+                any_running |= running;
+                if switches != seen.switches || !running {
+                    *seen = Seen { switches, since: now };
+                    continue;
+                }
+                if now.duration_since(seen.since) >= slice && clock.flag.load(Ordering::Relaxed) == 0 {
+                    clock.flag.store(1, Ordering::Relaxed);
+                    // Relaxed: a statistic.
+                    registry.stats.preempt_requests.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            idle_ticks = if any_running { 0 } else { idle_ticks + 1 };
+        }
+    }
+
+    /// Called by a worker about to run a fiber from its scheduler loop:
+    /// wakes the monitor if it is parked.
+    #[inline]
+    pub(crate) fn wake(&self) {
+        // SeqCst: see `run`; the caller's `running` store comes first.
+        if self.parked.load(Ordering::SeqCst) {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if state.parked {
+                state.parked = false;
+                self.parked.store(false, Ordering::SeqCst);
+                self.cv.notify_all();
+            }
+        }
+    }
+
+    pub(crate) fn stop(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+        self.cv.notify_all();
+    }
+}

@@ -1,0 +1,102 @@
+//! Preemption at probes: spinning fibers that call `preempt::point()` in
+//! their loops (as `#[fiber]` code does at every `loop`/`while`) cannot
+//! starve a sleeper, and `no_preempt` holds preemption off.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fiber_rt::{preempt, Builder};
+
+const SLICE: Duration = Duration::from_millis(2);
+
+#[test]
+fn spinners_with_probes_do_not_starve_a_sleeper() {
+    let workers = 2;
+    let rt = Builder::new().workers(workers).time_slice(SLICE).build().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let spins = Arc::new(AtomicU64::new(0));
+    let spinners: Vec<_> = (0..4 * workers)
+        .map(|_| {
+            let (stop, spins) = (stop.clone(), spins.clone());
+            rt.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    spins.fetch_add(1, Ordering::Relaxed);
+                    preempt::point();
+                }
+            })
+        })
+        .collect();
+    let sleeper = rt.spawn(|| {
+        let mut lateness = Vec::new();
+        for _ in 0..40 {
+            let start = Instant::now();
+            fiber_rt::sleep(Duration::from_millis(1));
+            lateness.push(start.elapsed().saturating_sub(Duration::from_millis(1)));
+        }
+        lateness.sort();
+        lateness
+    });
+    let lateness = sleeper.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    spinners.into_iter().for_each(|h| h.join().unwrap());
+
+    let p50 = lateness[lateness.len() / 2];
+    let p90 = lateness[lateness.len() * 9 / 10];
+    eprintln!("sleeper lateness under {} spinners: p50 {p50:?}, p90 {p90:?}", 4 * workers);
+    // Waiting for a worker takes at most one slice plus a monitor tick;
+    // allow slack for a loaded machine.
+    assert!(p90 < SLICE * 5, "p90 lateness {p90:?} with a {SLICE:?} slice");
+    let m = rt.metrics();
+    assert!(m.preempt_requests > 0 && m.preempt_yields > 0, "{m:?}");
+    assert!(spins.load(Ordering::Relaxed) > 0);
+}
+
+#[test]
+fn no_preempt_holds_preemption_off_until_the_region_ends() {
+    let rt = Builder::new().workers(1).time_slice(SLICE).build().unwrap();
+    let ticks = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let ticker = {
+        let (ticks, stop) = (ticks.clone(), stop.clone());
+        rt.spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                ticks.fetch_add(1, Ordering::Relaxed);
+                preempt::point();
+            }
+        })
+    };
+    let region = {
+        let ticks = ticks.clone();
+        rt.spawn(move || {
+            // Let the ticker run first, so it has ticked before the region.
+            fiber_rt::yield_now();
+            let before = ticks.load(Ordering::Relaxed);
+            let during = preempt::no_preempt(|| {
+                let start = Instant::now();
+                while start.elapsed() < SLICE * 10 {
+                    preempt::point(); // would yield outside the region
+                }
+                ticks.load(Ordering::Relaxed)
+            });
+            (before, during)
+        })
+    };
+    let (before, during) = region.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    ticker.join().unwrap();
+    assert_eq!(before, during, "the only worker ran the ticker inside the region");
+    assert!(rt.metrics().preempt_requests > 0);
+}
+
+#[test]
+fn probes_are_harmless_outside_a_runtime() {
+    preempt::point(); // a plain thread
+    let mut f = fiber_rt::fiber::Fiber::<(), (), u32>::new(|_, ()| {
+        preempt::point(); // a low-level fiber with no worker
+        7
+    })
+    .unwrap();
+    assert!(matches!(f.resume(()), Ok(fiber_rt::fiber::Step::Complete(7))));
+    std::thread::spawn(preempt::point).join().unwrap();
+}
