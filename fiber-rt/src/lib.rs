@@ -23,6 +23,7 @@
 
 pub mod dag;
 pub mod fiber;
+pub mod preempt;
 mod runtime;
 pub(crate) mod sched;
 pub mod stack;
@@ -34,6 +35,6 @@ pub mod __private;
 
 pub use fiber_macros::{depends, fiber};
 pub use runtime::{
-    current, scope, sleep, spawn, spawn_blocking, yield_now, BlockingHandle, Builder, CurrentFiber, FiberBuilder,
-    JoinError, JoinHandle, Metrics, Runtime, Scope, ScopedJoinHandle,
+    current, scope, sleep, spawn, spawn_blocking, yield_now, BlockingHandle, Builder, CurrentFiber,
+    FiberBuilder, JoinError, JoinHandle, Metrics, Runtime, Scope, ScopedJoinHandle,
 };
