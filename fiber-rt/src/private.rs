@@ -12,6 +12,9 @@ pub use std::result::Result;
 pub use std::string::String;
 
 pub use crate::dag::error::Failure;
+
+/// The safe point `#[fiber]` puts at a function's entry and loop tops.
+pub use crate::preempt::point as probe;
 pub use crate::dag::graph::{Plan, StaticGraph, StaticPlan};
 pub use crate::dag::slot::Slot;
 pub use crate::dag::table::{ranks, row, sort_rows};

@@ -2,6 +2,7 @@
 
 mod ast;
 mod expand;
+mod probes;
 mod valid;
 
 use proc_macro2::TokenStream;
@@ -24,7 +25,10 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(expand::node(&fiber))
     });
     match checked {
-        Ok(node) => quote::quote!(#func #node),
+        Ok(node) => {
+            let func = probes::insert(&func);
+            quote::quote!(#func #node)
+        }
         Err(err) => with_errors(quote::quote!(#func), err),
     }
 }
