@@ -40,8 +40,10 @@
 //!
 //! # `#[fiber]`
 //!
-//! The function stays an ordinary function, callable as before. Beside it
-//! the attribute emits a braced struct of the same name (it lives in the
+//! The function stays an ordinary function, callable as before (with a
+//! preemption probe, [`preempt::point`](crate::preempt::point), at its entry
+//! and at the top of each `loop` and `while` body; a no-op outside a
+//! runtime). Beside it the attribute emits a braced struct of the same name (it lives in the
 //! type namespace, so the two do not clash) that a graph refers to. Options:
 //!
 //! | option | meaning | default |
