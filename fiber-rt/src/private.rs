@@ -12,13 +12,13 @@ pub use std::result::Result;
 pub use std::string::String;
 
 pub use crate::dag::error::Failure;
-
-/// The safe point `#[fiber]` puts at a function's entry and loop tops.
-pub use crate::preempt::point as probe;
 pub use crate::dag::graph::{Plan, StaticGraph, StaticPlan};
 pub use crate::dag::slot::Slot;
 pub use crate::dag::table::{ranks, row, sort_rows};
 pub use crate::dag::{Graph, InputInfo, Moved, NodeInfo, Table};
+
+/// The safe point `#[fiber]` puts at a function's entry and loop tops.
+pub use crate::preempt::point as probe;
 
 /// What `#[fiber]` implements for the struct it emits beside a function.
 #[diagnostic::on_unimplemented(
