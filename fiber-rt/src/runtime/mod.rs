@@ -3,6 +3,7 @@
 
 mod blocking;
 mod builder;
+mod graph;
 mod join;
 mod scope;
 mod shutdown;
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 pub use blocking::{spawn_blocking, BlockingHandle};
 pub use builder::{Builder, FiberBuilder};
+pub use graph::run;
 pub use join::{JoinError, JoinHandle};
 pub use scope::{scope, Scope, ScopedJoinHandle};
 

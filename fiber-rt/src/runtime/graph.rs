@@ -1,0 +1,68 @@
+//! Running a dependency graph on the runtime: every ready node runs as a
+//! fiber, so a node may block, sleep, spawn, use channels, or run a graph
+//! of its own.
+
+use std::sync::Arc;
+
+use super::Runtime;
+use crate::dag::{self, Graph, GraphError};
+use crate::sched::registry::Registry;
+use crate::sync::oneshot;
+
+impl Runtime {
+    /// Runs `graph` to the end and returns the output of every node, or
+    /// the error naming the nodes that failed. From a fiber, the fiber
+    /// parks meanwhile; from a plain thread, the thread blocks.
+    ///
+    /// ```
+    /// use fiber_rt::dag::GraphBuilder;
+    ///
+    /// let rt = fiber_rt::Runtime::new().unwrap();
+    /// let mut b = GraphBuilder::new();
+    /// let first = b.node("first", || ());
+    /// let second = b.node("second", || ());
+    /// b.edge(first, second);
+    /// rt.run(b.build().unwrap()).unwrap();
+    /// ```
+    pub fn run<G: Graph>(&self, graph: G) -> Result<G::Outputs, GraphError>
+    where
+        G::Outputs: Send,
+    {
+        run_on(self.registry(), graph)
+    }
+}
+
+/// Runs `graph` on the caller's runtime: the caller must be a fiber.
+///
+/// # Panics
+///
+/// If called outside a fiber; use [`Runtime::run`] there.
+pub fn run<G: Graph>(graph: G) -> Result<G::Outputs, GraphError>
+where
+    G::Outputs: Send,
+{
+    run_on(&super::current_registry("run"), graph)
+}
+
+fn run_on<G: Graph>(registry: &Arc<Registry>, graph: G) -> Result<G::Outputs, GraphError>
+where
+    G::Outputs: Send,
+{
+    let (tx, rx) = oneshot::channel();
+    let registry = registry.clone();
+    let spawn: dag::Spawn = Arc::new(move |task: dag::Task| {
+        let stack = Some(task.stack_size()).filter(|&s| s > 0);
+        // If no stack can be had, the task is dropped unrun, which fails
+        // its node (and skips its dependents) instead of losing it.
+        let _ = registry.spawn(None, stack, move || task.run());
+    });
+    dag::start(
+        graph,
+        spawn,
+        Box::new(move |result| {
+            // The caller waits on `rx` below, so it is still there.
+            let _ = tx.send(result);
+        }),
+    );
+    rx.recv().expect("a graph run always reports its result")
+}

@@ -1,0 +1,147 @@
+//! Graphs on the fiber runtime: nodes are fibers that may block, sleep,
+//! spawn and run graphs of their own; failures name their node.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fiber_rt::dag::GraphBuilder;
+use fiber_rt::{depends, fiber, Builder, Runtime};
+
+#[fiber]
+fn load() -> Vec<u64> {
+    (1..=1000).collect()
+}
+
+#[fiber]
+fn sum(xs: &[u64]) -> u64 {
+    fiber_rt::sleep(Duration::from_millis(2)); // parks the fiber, not the worker
+    xs.iter().sum()
+}
+
+#[fiber]
+fn max(xs: &[u64]) -> u64 {
+    // A node may spawn fibers and wait for them.
+    let halves: Vec<_> = xs.chunks(xs.len() / 2).map(|c| c.to_vec()).collect();
+    let handles: Vec<_> = halves
+        .into_iter()
+        .map(|h| fiber_rt::spawn(move || h.into_iter().max().unwrap_or(0)))
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).max().unwrap_or(0)
+}
+
+#[fiber]
+fn report(total: &u64, top: &u64) -> String {
+    format!("sum={total} max={top}")
+}
+
+depends! {
+    /// Summary statistics.
+    graph Stats {
+        sum(load);
+        max(load);
+        report(sum, max);
+    }
+}
+
+fn rt() -> Runtime {
+    Builder::new().workers(2).build().unwrap()
+}
+
+#[test]
+fn a_static_graph_runs_on_fibers() {
+    let rt = rt();
+    for _ in 0..20 {
+        let out = rt.run(Stats).unwrap();
+        assert_eq!(out.report, "sum=500500 max=1000");
+    }
+    assert_eq!(rt.metrics().live, 0);
+}
+
+#[fiber]
+fn nested() -> String {
+    // A node runs another graph on the same runtime without deadlock.
+    fiber_rt::run(Stats).unwrap().report
+}
+
+depends! {
+    graph Outer {
+        nested();
+    }
+}
+
+#[test]
+fn a_node_runs_a_graph_of_its_own() {
+    let rt = Builder::new().workers(1).build().unwrap();
+    assert_eq!(rt.run(Outer).unwrap().nested, "sum=500500 max=1000");
+}
+
+#[test]
+fn a_graph_runs_from_inside_a_fiber() {
+    let rt = rt();
+    let report = rt.block_on(|| fiber_rt::run(Stats).unwrap().report);
+    assert_eq!(report, "sum=500500 max=1000");
+}
+
+#[test]
+fn a_failing_node_stops_its_dependents_and_is_named() {
+    let rt = rt();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let mut b = GraphBuilder::new();
+    let ok = {
+        let ran = ran.clone();
+        b.node("ok", move || {
+            ran.fetch_add(1, Ordering::SeqCst);
+        })
+    };
+    let bad = b.node("bad", || panic!("disk on fire"));
+    let after_bad = {
+        let ran = ran.clone();
+        b.node("after_bad", move || {
+            ran.fetch_add(100, Ordering::SeqCst);
+        })
+    };
+    b.edge(bad, after_bad);
+    let _ = ok;
+    let err = rt.run(b.build().unwrap()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("bad") && text.contains("disk on fire"), "{text}");
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "the independent node ran, the dependent did not");
+}
+
+#[test]
+fn a_wide_random_graph_runs_every_node_once_after_its_dependencies() {
+    let rt = rt();
+    let n = 3000;
+    let order = Arc::new(fiber_rt::sync::Mutex::new(Vec::with_capacity(n)));
+    let mut b = GraphBuilder::new();
+    let ids: Vec<_> = (0..n)
+        .map(|i| {
+            let order = order.clone();
+            b.node(format!("n{i}"), move || order.lock().push(i))
+        })
+        .collect();
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut edges = Vec::new();
+    for j in 1..n {
+        for _ in 0..3 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let i = (seed % j as u64) as usize;
+            b.edge(ids[i], ids[j]);
+            edges.push((i, j));
+        }
+    }
+    rt.run(b.build().unwrap()).unwrap();
+    let order = order.lock().clone();
+    assert_eq!(order.len(), n, "every node ran exactly once");
+    let mut position = vec![usize::MAX; n];
+    for (p, &node) in order.iter().enumerate() {
+        assert_eq!(position[node], usize::MAX, "node {node} ran twice");
+        position[node] = p;
+    }
+    for (i, j) in edges {
+        assert!(position[i] < position[j], "n{j} ran before its dependency n{i}");
+    }
+}
