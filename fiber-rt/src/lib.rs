@@ -35,6 +35,6 @@ pub mod __private;
 
 pub use fiber_macros::{depends, fiber};
 pub use runtime::{
-    current, run, scope, sleep, spawn, spawn_blocking, yield_now, BlockingHandle, Builder, CurrentFiber,
-    FiberBuilder, JoinError, JoinHandle, Metrics, Runtime, Scope, ScopedJoinHandle,
+    current, run, scope, sleep, spawn, spawn_blocking, yield_now, BlockingHandle, Builder,
+    CurrentFiber, FiberBuilder, JoinError, JoinHandle, Metrics, Runtime, Scope, ScopedJoinHandle,
 };

@@ -27,7 +27,11 @@ fn max(xs: &[u64]) -> u64 {
         .into_iter()
         .map(|h| fiber_rt::spawn(move || h.into_iter().max().unwrap_or(0)))
         .collect();
-    handles.into_iter().map(|h| h.join().unwrap()).max().unwrap_or(0)
+    handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .max()
+        .unwrap_or(0)
 }
 
 #[fiber]
@@ -105,8 +109,15 @@ fn a_failing_node_stops_its_dependents_and_is_named() {
     let _ = ok;
     let err = rt.run(b.build().unwrap()).unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("bad") && text.contains("disk on fire"), "{text}");
-    assert_eq!(ran.load(Ordering::SeqCst), 1, "the independent node ran, the dependent did not");
+    assert!(
+        text.contains("bad") && text.contains("disk on fire"),
+        "{text}"
+    );
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        1,
+        "the independent node ran, the dependent did not"
+    );
 }
 
 #[test]
@@ -142,6 +153,9 @@ fn a_wide_random_graph_runs_every_node_once_after_its_dependencies() {
         position[node] = p;
     }
     for (i, j) in edges {
-        assert!(position[i] < position[j], "n{j} ran before its dependency n{i}");
+        assert!(
+            position[i] < position[j],
+            "n{j} ran before its dependency n{i}"
+        );
     }
 }

@@ -13,7 +13,11 @@ const SLICE: Duration = Duration::from_millis(2);
 #[test]
 fn spinners_with_probes_do_not_starve_a_sleeper() {
     let workers = 2;
-    let rt = Builder::new().workers(workers).time_slice(SLICE).build().unwrap();
+    let rt = Builder::new()
+        .workers(workers)
+        .time_slice(SLICE)
+        .build()
+        .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let spins = Arc::new(AtomicU64::new(0));
     let spinners: Vec<_> = (0..4 * workers)
@@ -43,10 +47,16 @@ fn spinners_with_probes_do_not_starve_a_sleeper() {
 
     let p50 = lateness[lateness.len() / 2];
     let p90 = lateness[lateness.len() * 9 / 10];
-    eprintln!("sleeper lateness under {} spinners: p50 {p50:?}, p90 {p90:?}", 4 * workers);
+    eprintln!(
+        "sleeper lateness under {} spinners: p50 {p50:?}, p90 {p90:?}",
+        4 * workers
+    );
     // Waiting for a worker takes at most one slice plus a monitor tick;
     // allow slack for a loaded machine.
-    assert!(p90 < SLICE * 5, "p90 lateness {p90:?} with a {SLICE:?} slice");
+    assert!(
+        p90 < SLICE * 5,
+        "p90 lateness {p90:?} with a {SLICE:?} slice"
+    );
     let m = rt.metrics();
     assert!(m.preempt_requests > 0 && m.preempt_yields > 0, "{m:?}");
     assert!(spins.load(Ordering::Relaxed) > 0);
@@ -85,7 +95,10 @@ fn no_preempt_holds_preemption_off_until_the_region_ends() {
     let (before, during) = region.join().unwrap();
     stop.store(true, Ordering::Relaxed);
     ticker.join().unwrap();
-    assert_eq!(before, during, "the only worker ran the ticker inside the region");
+    assert_eq!(
+        before, during,
+        "the only worker ran the ticker inside the region"
+    );
     assert!(rt.metrics().preempt_requests > 0);
 }
 
@@ -97,6 +110,9 @@ fn probes_are_harmless_outside_a_runtime() {
         7
     })
     .unwrap();
-    assert!(matches!(f.resume(()), Ok(fiber_rt::fiber::Step::Complete(7))));
+    assert!(matches!(
+        f.resume(()),
+        Ok(fiber_rt::fiber::Step::Complete(7))
+    ));
     std::thread::spawn(preempt::point).join().unwrap();
 }

@@ -23,6 +23,10 @@ fn is_child(name: &str) -> bool {
 #[inline(never)]
 fn bottomless(depth: u64) -> u64 {
     let frame = std::hint::black_box([depth; 64]);
+    // The test never lets this end: the stack overflows first.
+    if std::hint::black_box(depth) == u64::MAX {
+        return 0;
+    }
     bottomless(depth + 1) + std::hint::black_box(frame)[0]
 }
 

@@ -45,7 +45,8 @@ pub fn point() {
         // is initialised; its flag pointer is a worker's flag, which lives
         // as long as the runtime, or the static NEVER.
         // Relaxed: a stale value only delays the yield to the next probe.
-        let requested = unsafe { (*(*header).preempt_flag.load(Ordering::Relaxed)).load(Ordering::Relaxed) };
+        let requested =
+            unsafe { (*(*header).preempt_flag.load(Ordering::Relaxed)).load(Ordering::Relaxed) };
         if requested != 0 {
             yield_for_preemption();
         }
@@ -55,14 +56,21 @@ pub fn point() {
 #[cold]
 #[inline(never)]
 fn yield_for_preemption() {
-    let Some(task) = crate::sched::task::Task::current() else { return };
-    let Some(header) = StackHeader::current() else { return };
+    let Some(task) = crate::sched::task::Task::current() else {
+        return;
+    };
+    let Some(header) = StackHeader::current() else {
+        return;
+    };
     // SAFETY: the header of the stack we run on.
     if unsafe { (*header).no_preempt.get() } > 0 {
         return; // honoured when the region ends
     }
     // Relaxed: a statistic.
-    task.registry.stats.preempt_yields.fetch_add(1, Ordering::Relaxed);
+    task.registry
+        .stats
+        .preempt_yields
+        .fetch_add(1, Ordering::Relaxed);
     // SAFETY: `task` is the running task, on its own fiber.
     unsafe { task.worker() }.switch_away(task, crate::sched::worker::Switch::Preempt);
 }
@@ -77,7 +85,9 @@ fn yield_for_preemption() {
 /// assert_eq!(sum, 499_500);
 /// ```
 pub fn no_preempt<R>(f: impl FnOnce() -> R) -> R {
-    let Some(header) = StackHeader::current() else { return f() };
+    let Some(header) = StackHeader::current() else {
+        return f();
+    };
     struct Region(*const StackHeader);
     impl Drop for Region {
         fn drop(&mut self) {
@@ -118,11 +128,16 @@ impl WorkerClock {
         // Relaxed: the monitor only samples these; a stale view delays a
         // preemption request by one tick at most.
         self.flag.store(0, Ordering::Relaxed);
-        self.switches.store(self.switches.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        self.switches.store(
+            self.switches.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
         // SeqCst: with the monitor's `parked` flag, a Dekker pair that
         // keeps a parked monitor from missing a busy worker (monitor.rs).
         self.running.store(true, Ordering::SeqCst);
-        header.preempt_flag.store(std::ptr::addr_of!(self.flag).cast_mut(), Ordering::Relaxed);
+        header
+            .preempt_flag
+            .store(std::ptr::addr_of!(self.flag).cast_mut(), Ordering::Relaxed);
     }
 
     /// The worker went back to its scheduler loop.

@@ -42,7 +42,13 @@ impl Monitor {
         let tick = (slice / 2).max(Duration::from_micros(500));
         let clocks = &registry.clocks;
         let now = Instant::now();
-        let mut seen: Vec<Seen> = clocks.iter().map(|_| Seen { switches: u64::MAX, since: now }).collect();
+        let mut seen: Vec<Seen> = clocks
+            .iter()
+            .map(|_| Seen {
+                switches: u64::MAX,
+                since: now,
+            })
+            .collect();
         let mut idle_ticks = 0;
         let mut state = monitor.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
@@ -63,7 +69,11 @@ impl Monitor {
                 }
                 idle_ticks = 0;
             } else {
-                state = monitor.cv.wait_timeout(state, tick).unwrap_or_else(|e| e.into_inner()).0;
+                state = monitor
+                    .cv
+                    .wait_timeout(state, tick)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
             }
             if state.stop {
                 return;
@@ -76,13 +86,21 @@ impl Monitor {
                 let running = clock.running.load(Ordering::Relaxed);
                 any_running |= running;
                 if switches != seen.switches || !running {
-                    *seen = Seen { switches, since: now };
+                    *seen = Seen {
+                        switches,
+                        since: now,
+                    };
                     continue;
                 }
-                if now.duration_since(seen.since) >= slice && clock.flag.load(Ordering::Relaxed) == 0 {
+                if now.duration_since(seen.since) >= slice
+                    && clock.flag.load(Ordering::Relaxed) == 0
+                {
                     clock.flag.store(1, Ordering::Relaxed);
                     // Relaxed: a statistic.
-                    registry.stats.preempt_requests.fetch_add(1, Ordering::Relaxed);
+                    registry
+                        .stats
+                        .preempt_requests
+                        .fetch_add(1, Ordering::Relaxed);
                 }
             }
             idle_ticks = if any_running { 0 } else { idle_ticks + 1 };

@@ -88,7 +88,9 @@ impl Registry {
             }),
             next_id: AtomicU64::new(1),
             stats: Stats::default(),
-            clocks: (0..config_workers).map(|_| WorkerClock::default()).collect(),
+            clocks: (0..config_workers)
+                .map(|_| WorkerClock::default())
+                .collect(),
             monitor: Monitor::default(),
         });
         (registry, locals)
@@ -107,8 +109,11 @@ impl Registry {
     /// The preemption clock of worker `index`; the shutdown's temporary
     /// worker (index past the end) shares a clock nobody samples.
     pub(crate) fn clock(&self, index: usize) -> &WorkerClock {
-        static UNSAMPLED: WorkerClock =
-            WorkerClock { flag: AtomicU32::new(0), running: AtomicBool::new(false), switches: AtomicU64::new(0) };
+        static UNSAMPLED: WorkerClock = WorkerClock {
+            flag: AtomicU32::new(0),
+            running: AtomicBool::new(false),
+            switches: AtomicU64::new(0),
+        };
         self.clocks.get(index).unwrap_or(&UNSAMPLED)
     }
 
@@ -268,7 +273,7 @@ impl Registry {
                 l.slots.iter().flatten().cloned().collect::<Vec<_>>()
             })
             .collect();
-        all.sort_by(|a, b| b.id.cmp(&a.id));
+        all.sort_by_key(|t| std::cmp::Reverse(t.id));
         all
     }
 

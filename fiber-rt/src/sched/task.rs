@@ -157,7 +157,10 @@ impl Task {
         // SAFETY: peeks at the stack without taking it; only the thread
         // that owns the task's execution calls this, before resuming it.
         let stack = unsafe { &*self.stack.as_ptr() };
-        stack.as_ref().expect("a runnable fiber has its stack").header()
+        stack
+            .as_ref()
+            .expect("a runnable fiber has its stack")
+            .header()
     }
 
     /// The saved context, taken to resume it.
@@ -170,12 +173,6 @@ impl Task {
     /// Where to save the context when this fiber switches away.
     pub(crate) fn sp_slot(&self) -> *mut StackPointer {
         self.sp.as_ptr().cast()
-    }
-
-    /// The saved stack pointer, for dumps of a parked fiber.
-    pub(crate) fn saved_sp(&self) -> Option<usize> {
-        // SAFETY: read-only peek at a Copy value; callers accept a stale value.
-        unsafe { (*self.sp.as_ptr()).map(|sp| sp.addr()) }
     }
 
     /// Gives the stack back. Called after the fiber has switched off it for
@@ -241,14 +238,6 @@ impl Task {
                 Ok(_) => return,
                 Err(actual) => state = actual,
             }
-        }
-    }
-
-    /// The fiber's name, or `fiber-<id>`.
-    pub(crate) fn display_name(&self) -> String {
-        match &self.name {
-            Some(n) => n.to_string(),
-            None => format!("fiber-{}", self.id),
         }
     }
 }

@@ -90,7 +90,10 @@ impl Worker {
             }
             match self.find_task().or_else(|| self.search()) {
                 Some(task) => self.resume(task),
-                None => self.registry.sleep.sleep(|| self.registry.has_work_for(self)),
+                None => self
+                    .registry
+                    .sleep
+                    .sleep(|| self.registry.has_work_for(self)),
             }
         }
         // Whatever is still queued is cancelled by the runtime's drop,
@@ -212,7 +215,9 @@ impl Worker {
     /// The scheduler loop's context, to switch to it.
     fn to_loop(&self) -> StackPointer {
         self.registry.clock(self.index).idle();
-        self.sched_sp.get().expect("the scheduler loop is suspended while a fiber runs")
+        self.sched_sp
+            .get()
+            .expect("the scheduler loop is suspended while a fiber runs")
     }
 
     /// A fiber to switch to directly: the LIFO slot, then the local queue.

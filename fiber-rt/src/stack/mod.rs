@@ -97,7 +97,8 @@ impl Stack {
         let h = self.header();
         // Relaxed: the stack is not shared yet; publishing it to another
         // thread (through a queue) orders these stores.
-        h.preempt_flag.store(header::never(), std::sync::atomic::Ordering::Relaxed);
+        h.preempt_flag
+            .store(header::never(), std::sync::atomic::Ordering::Relaxed);
         h.no_preempt.set(0);
         h.owner
             .store(std::ptr::null_mut(), std::sync::atomic::Ordering::Relaxed);

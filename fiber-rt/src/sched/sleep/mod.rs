@@ -29,7 +29,12 @@ impl Sleep {
         Sleep {
             sleepers: AtomicUsize::new(0),
             waking: AtomicBool::new(false),
-            state: Mutex::new(State { epoch: 0, waiting: 0, waking: false, all_awake: false }),
+            state: Mutex::new(State {
+                epoch: 0,
+                waiting: 0,
+                waking: false,
+                all_awake: false,
+            }),
             cv: Condvar::new(),
         }
     }
