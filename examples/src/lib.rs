@@ -11,6 +11,10 @@ macro_rules! chapters {
     };
 }
 
+/// The README's example, compiled and run like the book's.
+#[doc = include_str!("../../README.md")]
+pub mod readme {}
+
 chapters! {
     introduction => "introduction.md",
     getting_started => "getting-started.md",

@@ -4,14 +4,28 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The example binary that `cargo test` built beside this test.
+/// The example binary that `cargo test` built beside this test: cargo
+/// names it `<name>-<hash>` (plain `<name>` after a `cargo build`); the
+/// newest one wins.
 fn example(name: &str) -> PathBuf {
     let mut dir = std::env::current_exe().unwrap();
     dir.pop(); // the test binary
     if dir.ends_with("deps") {
         dir.pop();
     }
-    dir.join("examples").join(name)
+    let dir = dir.join("examples");
+    let prefix = format!("{name}-");
+    std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let file = e.file_name().to_string_lossy().into_owned();
+            (file == name || file.strip_prefix(&prefix).is_some_and(|h| h.chars().all(|c| c.is_ascii_hexdigit())))
+                && e.metadata().is_ok_and(|m| m.is_file())
+        })
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .map(|e| e.path())
+        .unwrap_or_else(|| panic!("example {name} was not built in {}", dir.display()))
 }
 
 fn run(name: &str, args: &[&str]) -> String {
@@ -33,4 +47,40 @@ fn quickstart_prints_the_statistics() {
     let out = run("quickstart", &[]);
     assert!(out.contains("sum=500000500000 max=1000000"), "{out}");
     assert!(out.contains("critical path: load -> "), "{out}");
+}
+
+#[test]
+fn pipeline_runs_one_graph_on_several_inputs() {
+    let out = run("pipeline", &[]);
+    assert!(out.contains("fox: 16 words, 10 distinct, most frequent long word: 'jumps' x2"), "{out}");
+    assert!(out.contains("fibers: 11 words, 7 distinct, most frequent long word: 'fibers' x4"), "{out}");
+    assert!(out.contains("empty: 0 words, 0 distinct, most frequent long word: none"), "{out}");
+}
+
+#[test]
+fn crawler_visits_every_page_once_with_overlapping_fetches() {
+    let out = run("crawler", &["200", "32"]);
+    assert!(out.contains("crawled 200 pages (200 fetches) with 32 fetcher fibers"), "{out}");
+    let overlap: f64 = out
+        .split('(')
+        .next_back()
+        .and_then(|s| s.split('x').next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no overlap figure in {out}"));
+    assert!(overlap > 4.0, "fetches barely overlapped: {out}");
+}
+
+/// The number before " ticks" on the line starting with `label`.
+fn ticks(out: &str, label: &str) -> usize {
+    let line = out.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no '{label}' in {out}"));
+    line.split(": ").nth(1).and_then(|s| s.split(' ').next()).and_then(|n| n.parse().ok()).unwrap()
+}
+
+#[test]
+fn preemption_keeps_the_ticker_ticking_and_its_absence_starves_it() {
+    let out = run("preemption", &["150"]);
+    let with = ticks(&out, "with preemption");
+    let without = ticks(&out, "without preemption");
+    // Without preemption the ticker only runs once the spinners are done.
+    assert!(with > without + 20, "{out}");
 }
