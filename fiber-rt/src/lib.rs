@@ -22,6 +22,7 @@
 //! ```
 
 pub mod dag;
+pub mod debug;
 pub mod fiber;
 pub mod preempt;
 mod runtime;
@@ -37,4 +38,5 @@ pub use fiber_macros::{depends, fiber};
 pub use runtime::{
     current, run, scope, sleep, spawn, spawn_blocking, yield_now, BlockingHandle, Builder,
     CurrentFiber, FiberBuilder, JoinError, JoinHandle, Metrics, Runtime, Scope, ScopedJoinHandle,
+    WorkerMetrics,
 };

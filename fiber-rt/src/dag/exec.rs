@@ -20,6 +20,7 @@ use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
 use super::error::{panic_message, FailureKind, GraphError, NodeFailure};
 use super::graph::{Graph, Plan};
+use crate::debug::recorder::Recorder;
 
 /// Runs a [`Task`] somewhere: on a fiber, a thread, a pool, or inline.
 pub type Spawn = Arc<dyn Fn(Task) + Send + Sync>;
@@ -43,7 +44,26 @@ const WAITING: u32 = POISONED - 1;
 /// never leaves `done` uncalled.
 pub fn start<G: Graph>(graph: G, spawn: Spawn, done: Done<G::Outputs>) {
     let plan = graph.into_plan();
-    let run = Arc::new(Run::new(plan, spawn, done));
+    launch(Run::new(plan, spawn, done, None));
+}
+
+/// Like [`start`], and records when and where each node runs; the
+/// recording is complete once `done` has been called.
+pub(crate) fn start_traced<G: Graph>(
+    graph: G,
+    spawn: Spawn,
+    done: Done<G::Outputs>,
+) -> Arc<Recorder> {
+    let plan = graph.into_plan();
+    let name = std::any::type_name::<G>();
+    let name = name.rsplit("::").next().unwrap_or(name);
+    let recorder = Arc::new(Recorder::new(name, &plan));
+    launch(Run::new(plan, spawn, done, Some(recorder.clone())));
+    recorder
+}
+
+fn launch<P: Plan>(run: Run<P>) {
+    let run = Arc::new(run);
     for &source in run.plan.sources() {
         (run.spawn)(Task::new(run.clone(), source));
     }
@@ -159,10 +179,12 @@ struct Run<P: Plan> {
     failures: Mutex<Vec<(u32, FailureKind, String)>>,
     /// Taken by `Drop`; the mutex only makes the box `Sync`.
     done: Mutex<Option<Done<P::Outputs>>>,
+    /// Set for a traced run: times and workers of each node.
+    trace: Option<Arc<Recorder>>,
 }
 
 impl<P: Plan> Run<P> {
-    fn new(plan: P, spawn: Spawn, done: Done<P::Outputs>) -> Self {
+    fn new(plan: P, spawn: Spawn, done: Done<P::Outputs>, trace: Option<Arc<Recorder>>) -> Self {
         let len = u32::try_from(plan.len()).expect("a graph has fewer than 2^32 nodes");
         let counters = (0..len)
             .map(|node| {
@@ -181,6 +203,7 @@ impl<P: Plan> Run<P> {
             skipped: AtomicUsize::new(0),
             failures: Mutex::new(Vec::new()),
             done: Mutex::new(Some(done)),
+            trace,
         }
     }
 
@@ -260,6 +283,12 @@ impl<P: Plan> Resume for Run<P> {
                 // of the `Arc`, which orders this before it.
                 self.skipped.fetch_add(1, Ordering::Relaxed);
                 false
+            } else if let Some(trace) = &self.trace {
+                // The untraced path pays this one predictable branch.
+                trace.started(node);
+                let ok = self.execute(node);
+                trace.finished(node);
+                ok
             } else {
                 self.execute(node)
             };

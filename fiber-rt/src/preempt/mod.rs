@@ -66,11 +66,12 @@ fn yield_for_preemption() {
     if unsafe { (*header).no_preempt.get() } > 0 {
         return; // honoured when the region ends
     }
-    // Relaxed: a statistic.
+    // Relaxed: statistics.
     task.registry
         .stats
         .preempt_yields
         .fetch_add(1, Ordering::Relaxed);
+    task.preemptions.fetch_add(1, Ordering::Relaxed);
     // SAFETY: `task` is the running task, on its own fiber.
     unsafe { task.worker() }.switch_away(task, crate::sched::worker::Switch::Preempt);
 }
@@ -118,13 +119,23 @@ pub(crate) struct WorkerClock {
     pub(crate) running: AtomicBool,
     /// Bumped each time the worker resumes a fiber.
     pub(crate) switches: AtomicU64,
+    /// Id of the fiber the worker last resumed (for dumps: with `running`,
+    /// the fiber running on this worker).
+    pub(crate) task: AtomicU64,
+    /// Time the worker spent looking for work or asleep, in ns (metrics).
+    pub(crate) idle_ns: AtomicU64,
+    /// When the current idle stretch began (`clock::instant_to_ns`), 0
+    /// while the worker is busy.
+    pub(crate) idle_since: AtomicU64,
+    /// Fibers that parked on this worker.
+    pub(crate) parks: AtomicU64,
 }
 
 impl WorkerClock {
     /// The worker is about to resume the fiber whose stack header is
     /// `header`: a new slice begins.
     #[inline]
-    pub(crate) fn start_slice(&self, header: &StackHeader) {
+    pub(crate) fn start_slice(&self, header: &StackHeader, task: u64) {
         // Relaxed: the monitor only samples these; a stale view delays a
         // preemption request by one tick at most.
         self.flag.store(0, Ordering::Relaxed);
@@ -132,12 +143,45 @@ impl WorkerClock {
             self.switches.load(Ordering::Relaxed).wrapping_add(1),
             Ordering::Relaxed,
         );
+        self.task.store(task, Ordering::Relaxed);
         // SeqCst: with the monitor's `parked` flag, a Dekker pair that
         // keeps a parked monitor from missing a busy worker (monitor.rs).
         self.running.store(true, Ordering::SeqCst);
         header
             .preempt_flag
             .store(std::ptr::addr_of!(self.flag).cast_mut(), Ordering::Relaxed);
+    }
+
+    /// The worker found nothing to run and starts looking or sleeping;
+    /// pass the result to [`idle_end`](Self::idle_end).
+    pub(crate) fn idle_begin(&self) -> std::time::Instant {
+        let now = std::time::Instant::now();
+        // Relaxed, here and in `idle_end`: statistics, written by this
+        // worker only and sampled by `Runtime::metrics`.
+        self.idle_since
+            .store(crate::debug::clock::instant_to_ns(now), Ordering::Relaxed);
+        now
+    }
+
+    /// The idle stretch begun at `since` ends.
+    pub(crate) fn idle_end(&self, since: std::time::Instant) {
+        let ns = since.elapsed().as_nanos() as u64;
+        self.idle_since.store(0, Ordering::Relaxed);
+        self.idle_ns.store(
+            self.idle_ns.load(Ordering::Relaxed).wrapping_add(ns),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Counts a park on this worker.
+    #[inline]
+    pub(crate) fn count_park(&self) {
+        // Relaxed: a statistic with a single writer, this worker (or the
+        // shutdown's temporary worker, whose clock nobody reads).
+        self.parks.store(
+            self.parks.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
     }
 
     /// The worker went back to its scheduler loop.

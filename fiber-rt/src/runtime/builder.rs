@@ -47,6 +47,7 @@ impl Builder {
                 guard_pages: true,
                 thread_name: "fiber-worker".to_owned(),
                 time_slice: Duration::from_millis(10),
+                dump_on_sigquit: false,
             },
         }
     }
@@ -81,6 +82,15 @@ impl Builder {
     /// How long a fiber may run before it is asked to yield (1 ms to 1 s).
     pub fn time_slice(mut self, slice: Duration) -> Self {
         self.config.time_slice = slice;
+        self
+    }
+
+    /// Whether `SIGQUIT` (`kill -QUIT <pid>`, Ctrl-\\ in a terminal)
+    /// prints a [fiber dump](crate::debug) of this runtime to stderr
+    /// (default `false`). The process keeps running. This replaces the
+    /// signal's default action (a core dump) for the whole process.
+    pub fn dump_on_sigquit(mut self, on: bool) -> Self {
+        self.config.dump_on_sigquit = on;
         self
     }
 
@@ -139,6 +149,12 @@ impl Builder {
         {
             Ok(t) => threads.push(t),
             Err(e) => {
+                super::shutdown::shutdown(&registry, threads);
+                return Err(e);
+            }
+        }
+        if c.dump_on_sigquit {
+            if let Err(e) = crate::debug::sigquit::register(Arc::downgrade(&registry)) {
                 super::shutdown::shutdown(&registry, threads);
                 return Err(e);
             }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::Runtime;
 use crate::dag::{self, Graph, GraphError};
+use crate::debug::Trace;
 use crate::sched::registry::Registry;
 use crate::sync::oneshot;
 
@@ -44,25 +45,61 @@ where
     run_on(&super::current_registry("run"), graph)
 }
 
+impl Runtime {
+    /// Like [`run`](Runtime::run), and also returns a [`Trace`] of the run:
+    /// when each node started and ended, on which worker, and how often it
+    /// was preempted. Draw it with [`Trace::write_svg`] or load
+    /// [`Trace::write_chrome_json`]'s file in Perfetto.
+    ///
+    /// ```
+    /// use fiber_rt::dag::GraphBuilder;
+    ///
+    /// let rt = fiber_rt::Runtime::new().unwrap();
+    /// let mut b = GraphBuilder::new();
+    /// let load = b.node("load", || ());
+    /// let parse = b.node("parse", || ());
+    /// b.edge(load, parse);
+    /// let (result, trace) = rt.run_traced(b.build().unwrap());
+    /// result.unwrap();
+    /// assert_eq!(trace.nodes().len(), 2);
+    /// let (load, parse) = (trace.nodes()[0].span.unwrap(), trace.nodes()[1].span.unwrap());
+    /// assert!(load.end <= parse.start);
+    /// ```
+    pub fn run_traced<G: Graph>(&self, graph: G) -> (Result<G::Outputs, GraphError>, Trace)
+    where
+        G::Outputs: Send,
+    {
+        let (tx, rx) = oneshot::channel();
+        let recorder = dag::exec::start_traced(graph, spawner(self.registry()), sender(tx));
+        let result = rx.recv().expect("a graph run always reports its result");
+        (result, recorder.finish())
+    }
+}
+
+/// Runs each ready node as a fiber of `registry`.
+fn spawner(registry: &Arc<Registry>) -> dag::Spawn {
+    let registry = registry.clone();
+    Arc::new(move |task: dag::Task| {
+        let stack = Some(task.stack_size()).filter(|&s| s > 0);
+        // If no stack can be had, the task is dropped unrun, which fails
+        // its node (and skips its dependents) instead of losing it.
+        let _ = registry.spawn(None, stack, move || task.run());
+    })
+}
+
+/// Hands a run's result to the caller waiting on the other end.
+fn sender<O: Send + 'static>(tx: oneshot::Sender<Result<O, GraphError>>) -> dag::Done<O> {
+    Box::new(move |result| {
+        // The caller waits on the receiver, so it is still there.
+        let _ = tx.send(result);
+    })
+}
+
 fn run_on<G: Graph>(registry: &Arc<Registry>, graph: G) -> Result<G::Outputs, GraphError>
 where
     G::Outputs: Send,
 {
     let (tx, rx) = oneshot::channel();
-    let registry = registry.clone();
-    let spawn: dag::Spawn = Arc::new(move |task: dag::Task| {
-        let stack = Some(task.stack_size()).filter(|&s| s > 0);
-        // If no stack can be had, the task is dropped unrun, which fails
-        // its node (and skips its dependents) instead of losing it.
-        let _ = registry.spawn(None, stack, move || task.run());
-    });
-    dag::start(
-        graph,
-        spawn,
-        Box::new(move |result| {
-            // The caller waits on `rx` below, so it is still there.
-            let _ = tx.send(result);
-        }),
-    );
+    dag::start(graph, spawner(registry), sender(tx));
     rx.recv().expect("a graph run always reports its result")
 }

@@ -11,6 +11,7 @@ mod shutdown;
 use std::io;
 use std::sync::Arc;
 use std::thread;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 pub use blocking::{spawn_blocking, BlockingHandle};
@@ -96,19 +97,60 @@ impl Runtime {
     }
 
     /// Counters of this runtime so far.
+    ///
+    /// ```
+    /// let rt = fiber_rt::Builder::new().workers(2).build().unwrap();
+    /// rt.block_on(|| fiber_rt::sleep(std::time::Duration::from_millis(5)));
+    /// let m = rt.metrics();
+    /// assert_eq!(m.per_worker.len(), 2);
+    /// assert!(m.parks >= 1);
+    /// println!("{m:#?}");
+    /// ```
     pub fn metrics(&self) -> Metrics {
-        use std::sync::atomic::Ordering::Relaxed;
-        let stats = &self.registry.stats;
+        let registry = &self.registry;
+        let stats = &registry.stats;
+        let uptime = registry.started.elapsed();
+        let now_ns = crate::debug::clock::instant_to_ns(Instant::now());
         // Relaxed: independent statistics, each exact on its own.
+        let per_worker: Vec<WorkerMetrics> = registry
+            .clocks
+            .iter()
+            .map(|clock| {
+                let since = clock.idle_since.load(Relaxed);
+                let ongoing = if since == 0 {
+                    0
+                } else {
+                    now_ns.saturating_sub(since)
+                };
+                let idle = Duration::from_nanos(clock.idle_ns.load(Relaxed) + ongoing).min(uptime);
+                WorkerMetrics {
+                    busy: uptime - idle,
+                    idle,
+                    parks: clock.parks.load(Relaxed),
+                }
+            })
+            .collect();
         Metrics {
-            workers: self.registry.config.workers,
+            workers: registry.config.workers,
             spawned: stats.spawned.load(Relaxed),
             finished: stats.finished.load(Relaxed),
             steals: stats.steals.load(Relaxed),
-            live: self.registry.live_count(),
+            live: registry.live_count(),
             preempt_requests: stats.preempt_requests.load(Relaxed),
             preempt_yields: stats.preempt_yields.load(Relaxed),
+            parks: per_worker.iter().map(|w| w.parks).sum(),
+            uptime,
+            per_worker,
+            stack_pool: crate::stack::pool_stats(),
         }
+    }
+
+    /// A snapshot of every live fiber: id, name, state, age, and for a
+    /// fiber off its stack a symbolized backtrace. `Display` prints a
+    /// report like Go's SIGQUIT dump; see [`debug`](crate::debug) for what
+    /// a build needs for readable backtraces.
+    pub fn dump(&self) -> crate::debug::Dump {
+        crate::debug::take_dump(&self.registry)
     }
 
     pub(crate) fn registry(&self) -> &Arc<Registry> {
@@ -131,7 +173,7 @@ impl std::fmt::Debug for Runtime {
 }
 
 /// Counters of a runtime, from [`Runtime::metrics`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Metrics {
     /// Worker threads.
@@ -148,6 +190,27 @@ pub struct Metrics {
     pub preempt_requests: u64,
     /// Times a fiber yielded at a probe because it was asked to.
     pub preempt_yields: u64,
+    /// Times a fiber parked (waited on a lock, channel, join, sleep..).
+    pub parks: u64,
+    /// Time since the runtime was built.
+    pub uptime: Duration,
+    /// Per worker, by index.
+    pub per_worker: Vec<WorkerMetrics>,
+    /// The process-wide stack pool (shared by every runtime).
+    pub stack_pool: crate::stack::PoolStats,
+}
+
+/// Counters of one worker thread, in [`Metrics::per_worker`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerMetrics {
+    /// Time not idle: running fibers, or the scheduler between them.
+    /// `busy + idle` is the runtime's uptime.
+    pub busy: Duration,
+    /// Time looking for work with none queued, or asleep.
+    pub idle: Duration,
+    /// Fibers that parked on this worker.
+    pub parks: u64,
 }
 
 pub(crate) fn spawn_in<F, T>(
@@ -199,9 +262,13 @@ pub fn sleep(duration: Duration) {
     };
     let deadline = Instant::now() + duration;
     task.registry.timer.add(deadline, Waker::Fiber(task.arc()));
+    // Relaxed: read only by dumps, which show it as a hint.
+    task.sleep_until
+        .store(crate::debug::clock::instant_to_ns(deadline), Relaxed);
     while Instant::now() < deadline {
         park("sleep");
     }
+    task.sleep_until.store(0, Relaxed);
 }
 
 pub use crate::sched::park::yield_now;

@@ -23,6 +23,7 @@ pub(crate) struct Config {
     pub(crate) guard_pages: bool,
     pub(crate) thread_name: String,
     pub(crate) time_slice: Duration,
+    pub(crate) dump_on_sigquit: bool,
 }
 
 /// Fibers that have been spawned and have not finished, sharded to keep
@@ -50,6 +51,8 @@ pub(crate) struct Registry {
     /// One per worker, read by the preemption monitor.
     pub(crate) clocks: Vec<WorkerClock>,
     pub(crate) monitor: Monitor,
+    /// When the runtime was built: workers' busy time counts from here.
+    pub(crate) started: std::time::Instant,
 }
 
 /// Counters, read by `Runtime::metrics`. Relaxed throughout: statistics
@@ -92,6 +95,7 @@ impl Registry {
                 .map(|_| WorkerClock::default())
                 .collect(),
             monitor: Monitor::default(),
+            started: std::time::Instant::now(),
         });
         (registry, locals)
     }
@@ -113,6 +117,10 @@ impl Registry {
             flag: AtomicU32::new(0),
             running: AtomicBool::new(false),
             switches: AtomicU64::new(0),
+            task: AtomicU64::new(0),
+            idle_ns: AtomicU64::new(0),
+            idle_since: AtomicU64::new(0),
+            parks: AtomicU64::new(0),
         };
         self.clocks.get(index).unwrap_or(&UNSAMPLED)
     }

@@ -3,7 +3,7 @@
 
 use std::cell::Cell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use fiber_asm::{Exit, StackPointer};
@@ -40,6 +40,17 @@ pub(crate) struct Task {
     pub(crate) worker: Cell<*const Worker>,
     /// Index in the registry's list of live fibers.
     pub(crate) live_slot: Cell<usize>,
+    /// When the fiber was spawned, on the coarse clock
+    /// ([`coarse_now_ns`](crate::debug::clock::coarse_now_ns)): a few ns
+    /// per spawn where `Instant::now()` costs ~20.
+    pub(crate) created: u64,
+    /// While the fiber is in `sleep`: its deadline
+    /// ([`instant_to_ns`](crate::debug::clock::instant_to_ns)), else 0.
+    pub(crate) sleep_until: AtomicU64,
+    /// Set once the fiber has finished and given its stack back.
+    finished: AtomicBool,
+    /// Times the fiber yielded at a probe because it was asked to.
+    pub(crate) preemptions: AtomicU32,
 }
 
 // SAFETY: the `Cell` fields are touched only by the thread that currently
@@ -102,6 +113,10 @@ impl Task {
             stack: Cell::new(None),
             worker: Cell::new(std::ptr::null()),
             live_slot: Cell::new(usize::MAX),
+            created: crate::debug::clock::coarse_now_ns(),
+            sleep_until: AtomicU64::new(0),
+            finished: AtomicBool::new(false),
+            preemptions: AtomicU32::new(0),
         });
         stack
             .header()
@@ -185,6 +200,22 @@ impl Task {
                 .store(std::ptr::null_mut(), Ordering::Relaxed);
             drop(stack);
         }
+        // Release: a dump that sees the flag sees the fiber off its stack.
+        self.finished.store(true, Ordering::Release);
+    }
+
+    /// Whether the fiber has finished (for dumps).
+    pub(crate) fn is_finished(&self) -> bool {
+        // Acquire: pairs with the Release in `release_stack`.
+        self.finished.load(Ordering::Acquire)
+    }
+
+    /// Whether the fiber is parked, off its stack with its context saved
+    /// (for dumps; it may be woken right after).
+    pub(crate) fn is_parked(&self) -> bool {
+        // Acquire: pairs with the AcqRel in `complete_park`, which
+        // published the saved context.
+        self.state.load(Ordering::Acquire) == PARKED
     }
 
     /// Fiber side of a park: `true` if a wake-up was already pending (it is

@@ -88,12 +88,25 @@ impl Worker {
             if self.registry.is_shutdown() {
                 break;
             }
-            match self.find_task().or_else(|| self.search()) {
-                Some(task) => self.resume(task),
-                None => self
-                    .registry
-                    .sleep
-                    .sleep(|| self.registry.has_work_for(self)),
+            if let Some(task) = self.find_task() {
+                self.resume(task);
+                continue;
+            }
+            // Idle time is measured here, where the worker has nothing to
+            // run, so switches between fibers pay nothing for it.
+            let clock = self.registry.clock(self.index);
+            let idle = clock.idle_begin();
+            match self.search() {
+                Some(task) => {
+                    clock.idle_end(idle);
+                    self.resume(task);
+                }
+                None => {
+                    self.registry
+                        .sleep
+                        .sleep(|| self.registry.has_work_for(self));
+                    clock.idle_end(idle);
+                }
             }
         }
         // Whatever is still queued is cancelled by the runtime's drop,
@@ -123,7 +136,7 @@ impl Worker {
     /// Makes `task` this worker's current fiber and takes its context.
     fn adopt(&self, task: Arc<Task>) -> StackPointer {
         task.worker.set(self);
-        self.registry.clock(self.index).start_slice(task.header());
+        self.registry.clock(self.index).start_slice(task.header(), task.id);
         let sp = task.take_sp();
         self.current.set(Some(task));
         sp
@@ -138,6 +151,7 @@ impl Worker {
             // is stealing will see the queue anyway.
             Post::Requeue(task) => self.local.push(task),
             Post::Park(task) => {
+                self.registry.clock(self.index).count_park();
                 if !task.complete_park() {
                     // Woken while it was switching away: run it again.
                     self.local.push(task);

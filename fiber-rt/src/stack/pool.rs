@@ -27,6 +27,10 @@ static UNGUARDED: Global = Global {
 // Relaxed counters: statistics only, read without ordering needs.
 static HITS: AtomicU64 = AtomicU64::new(0);
 static MISSES: AtomicU64 = AtomicU64::new(0);
+/// Stacks given to the pool and kept.
+static KEPT: AtomicU64 = AtomicU64::new(0);
+/// Pooled stacks unmapped when a thread's cache could not go to the global pool.
+static DISCARDED: AtomicU64 = AtomicU64::new(0);
 
 fn global(guard: bool) -> &'static Global {
     if guard {
@@ -60,6 +64,7 @@ impl Drop for Local {
                 let shift = class as u32 + MIN_SHIFT;
                 for base in list.drain(..) {
                     if !give_global(base, shift, guard) {
+                        DISCARDED.fetch_add(1, Ordering::Relaxed);
                         // SAFETY: a pooled stack is owned by the pool alone.
                         unsafe { super::arena::unmap(base, shift) };
                     }
@@ -120,7 +125,11 @@ pub(super) fn give(base: usize, shift: u32, guard: bool) -> bool {
             Err(_) => false,
         })
         .unwrap_or(false);
-    kept || give_global(base, shift, guard)
+    let kept = kept || give_global(base, shift, guard);
+    if kept {
+        KEPT.fetch_add(1, Ordering::Relaxed);
+    }
+    kept
 }
 
 fn give_global(base: usize, shift: u32, guard: bool) -> bool {
@@ -143,12 +152,20 @@ pub struct PoolStats {
     pub hits: u64,
     /// Requests that mapped a new stack.
     pub misses: u64,
+    /// Stacks in the pool now, ready for reuse.
+    pub pooled: u64,
 }
 
 /// Process-wide stack pool counters.
 pub fn pool_stats() -> PoolStats {
+    let hits = HITS.load(Ordering::Relaxed);
     PoolStats {
-        hits: HITS.load(Ordering::Relaxed),
+        hits,
         misses: MISSES.load(Ordering::Relaxed),
+        // The counters are read one by one while other threads move
+        // stacks: a momentary skew must not underflow.
+        pooled: KEPT
+            .load(Ordering::Relaxed)
+            .saturating_sub(hits + DISCARDED.load(Ordering::Relaxed)),
     }
 }
