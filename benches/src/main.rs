@@ -8,6 +8,7 @@
 
 mod core;
 mod harness;
+mod preempt;
 mod runtime;
 
 use harness::Report;
@@ -22,6 +23,8 @@ const WORKLOADS: &[Workload] = &[
     ("yield", runtime::yield_round_trip),
     ("pingpong", runtime::channel_ping_pong),
     ("mutex", runtime::contended_mutex),
+    ("preempt-probes", preempt::probe_overhead),
+    ("preempt-starve", preempt::starvation),
 ];
 
 fn main() {

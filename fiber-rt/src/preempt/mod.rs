@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 pub(crate) use monitor::Monitor;
 
 use crate::stack::arena::{MAX_SHIFT, MIN_SHIFT};
-use crate::stack::header::{current_sp, HEADER_SIZE};
+use crate::stack::header::HEADER_SIZE;
 use crate::stack::StackHeader;
 
 /// A safe point: yields if the monitor asked the running fiber to. A no-op
@@ -35,7 +35,7 @@ use crate::stack::StackHeader;
 /// inside [`no_preempt`].
 #[inline(always)]
 pub fn point() {
-    let sp = current_sp();
+    let sp = frame_sp();
     let class = (sp >> crate::stack::arena::ARENA_SHIFT) as u32;
     // One comparison: is `sp` inside a stack arena at all?
     if class.wrapping_sub(MIN_SHIFT) <= MAX_SHIFT - MIN_SHIFT {
@@ -48,9 +48,42 @@ pub fn point() {
         let requested =
             unsafe { (*(*header).preempt_flag.load(Ordering::Relaxed)).load(Ordering::Relaxed) };
         if requested != 0 {
-            yield_for_preemption();
+            preempted::<()>();
         }
     }
+}
+
+/// The stack pointer, as the probe reads it. Unlike
+/// [`current_sp`](crate::stack::header::current_sp) this read is `pure`:
+/// the compiler may take one reading for a whole function and hoist the
+/// header's address out of its loops, leaving two loads and a branch per
+/// probe in a loop. That is sound because a frame stays on one stack all
+/// its life (a fiber that migrates takes its stack along), and any address
+/// in the frame finds the same header.
+#[inline(always)]
+fn frame_sp() -> usize {
+    let sp: usize;
+    // SAFETY: reads rsp; no memory access, no side effects.
+    unsafe {
+        std::arch::asm!(
+            "mov {}, rsp",
+            out(reg) sp,
+            options(pure, nomem, nostack, preserves_flags)
+        )
+    };
+    sp
+}
+
+/// The probe's cold path. Generic so that each crate that inlines
+/// [`point`] gets a copy of its own, reached by a direct call: a call into
+/// another crate goes through the GOT, and the compiler keeps that address
+/// in a callee-saved register across a probed loop, which costs a push and
+/// a pop per call of a small probed function.
+#[cold]
+#[inline(never)]
+#[allow(clippy::extra_unused_type_parameters)] // the generic is the point
+fn preempted<T>() {
+    yield_for_preemption();
 }
 
 #[cold]

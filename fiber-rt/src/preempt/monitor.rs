@@ -1,5 +1,7 @@
 //! The monitor thread: samples every worker each half slice and sets the
-//! preemption flag of one that has run the same fiber for a whole slice.
+//! preemption flag of one that has run the same fiber for a slice, counted
+//! from the last sample before that fiber started (so a slice lasts
+//! between half a slice and a slice, plus this thread's wake-up delay).
 //! When every worker is idle it sleeps until a worker starts a fiber, so an
 //! idle runtime costs no CPU.
 
@@ -50,6 +52,8 @@ impl Monitor {
             })
             .collect();
         let mut idle_ticks = 0;
+        // When the monitor last looked at the workers.
+        let mut last_look = now;
         let mut state = monitor.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if idle_ticks >= IDLE_TICKS_BEFORE_PARKING {
@@ -66,6 +70,8 @@ impl Monitor {
                     while state.parked && !state.stop {
                         state = monitor.cv.wait(state).unwrap_or_else(|e| e.into_inner());
                     }
+                    // Woken by a worker that has just started a fiber.
+                    last_look = Instant::now();
                 }
                 idle_ticks = 0;
             } else {
@@ -86,9 +92,15 @@ impl Monitor {
                 let running = clock.running.load(Ordering::Relaxed);
                 any_running |= running;
                 if switches != seen.switches || !running {
+                    // The slice began after the last look: count it from
+                    // then, so that it lasts at most `slice` (plus this
+                    // thread's wake-up delay). Counting from `now` let it
+                    // run up to a tick longer, and since preemptions happen
+                    // on ticks, every slice then took three ticks of half
+                    // a slice: 1.5 slices.
                     *seen = Seen {
                         switches,
-                        since: now,
+                        since: last_look,
                     };
                     continue;
                 }
@@ -103,6 +115,7 @@ impl Monitor {
                         .fetch_add(1, Ordering::Relaxed);
                 }
             }
+            last_look = now;
             idle_ticks = if any_running { 0 } else { idle_ticks + 1 };
         }
     }
