@@ -3,16 +3,49 @@
 //! result runs on the same executor as a `depends!` graph.
 
 use std::borrow::Cow;
+use std::cell::UnsafeCell;
 use std::error::Error;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::dot;
 use super::error::Failure;
 use super::graph::{Graph, Plan};
-use super::slot::Slot;
 
 /// A node's body: the closure, with its error already turned into text.
-type Job = Box<dyn FnOnce() -> Result<(), String> + Send>;
+/// Called once; it is an `FnMut` holding its `FnOnce` in an `Option` so
+/// that calling it frees nothing: the boxes are freed with the graph,
+/// after the run has reported, not one by one on the run's critical path.
+type Job = Box<dyn FnMut() -> Result<(), String> + Send>;
+
+/// A node's body and whether it has been called.
+struct JobCell {
+    called: AtomicBool,
+    job: UnsafeCell<Job>,
+}
+
+// SAFETY: the job is `Send`, and only the one caller that flips `called`
+// ever touches it through `&self` (see `call`), as with a `Mutex<Job>`.
+unsafe impl Sync for JobCell {}
+
+impl JobCell {
+    /// Calls the job; `None` if it was called before.
+    fn call(&self) -> Option<Result<(), String>> {
+        // Relaxed: winning the flag only needs the swap to be atomic; the
+        // job itself was written before the graph was shared.
+        if self.called.swap(true, Ordering::Relaxed) {
+            return None;
+        }
+        // SAFETY: the swap above made this the only access to the job.
+        Some(unsafe { (*self.job.get())() })
+    }
+}
+
+/// Wraps a one-shot body as a [`Job`].
+fn job<F: FnOnce() -> Result<(), String> + Send + 'static>(body: F) -> Job {
+    let mut body = Some(body);
+    Box::new(move || body.take().map_or(Ok(()), |body| body()))
+}
 
 /// A node of a [`GraphBuilder`], returned when it is added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -86,7 +119,7 @@ impl GraphBuilder {
     ) -> NodeId {
         self.push(
             name.into(),
-            Box::new(move || {
+            job(move || {
                 body();
                 Ok(())
             }),
@@ -102,7 +135,7 @@ impl GraphBuilder {
     ) -> NodeId {
         self.push(
             name.into(),
-            Box::new(move || body().map_err(|err| err.to_string())),
+            job(move || body().map_err(|err| err.to_string())),
         )
     }
 
@@ -180,7 +213,14 @@ impl GraphBuilder {
         Ok(DynGraph {
             names: self.names,
             costs: self.costs,
-            jobs: self.jobs.into_iter().map(Slot::full).collect(),
+            jobs: self
+                .jobs
+                .into_iter()
+                .map(|job| JobCell {
+                    called: AtomicBool::new(false),
+                    job: UnsafeCell::new(job),
+                })
+                .collect(),
             in_degree,
             starts,
             successors,
@@ -295,7 +335,7 @@ impl Error for CycleError {}
 pub struct DynGraph {
     names: Vec<Cow<'static, str>>,
     costs: Vec<u32>,
-    jobs: Vec<Slot<Job>>,
+    jobs: Vec<JobCell>,
     in_degree: Vec<u32>,
     starts: Vec<u32>,
     successors: Vec<u32>,
@@ -392,10 +432,10 @@ impl Plan for DynGraph {
     }
 
     fn run_node(&self, node: u32) -> Result<(), Failure> {
-        let job = self.jobs[node as usize]
-            .take()
-            .expect("the executor runs each node once");
-        job().map_err(Failure::error)
+        self.jobs[node as usize]
+            .call()
+            .expect("the executor runs each node once")
+            .map_err(Failure::error)
     }
 
     fn finish(&mut self) -> Option<()> {

@@ -6,8 +6,16 @@
 //! A finished node decrements each successor's counter (successors are
 //! sorted by critical-path rank). The first successor that becomes ready
 //! runs next in the same task, in a loop, so a chain of a million nodes
-//! needs no stack depth and no queue traffic; the others are spawned (as is
-//! a successor that asks for a bigger stack than the task's fiber has). A node
+//! needs no stack depth and no queue traffic. The others go to the run's
+//! queue of ready nodes, as plain node numbers. A task is a *runner*: once
+//! its chain of inline successors ends it takes the next node from that
+//! queue, and only leaves when the queue is empty. New runners are spawned
+//! only while fewer than `width` (the number of workers) are running, so a
+//! graph with a million ready nodes costs a handful of fibers, not a million.
+//! A runner whose node parks (a lock, a channel, a sleep, a nested graph)
+//! gives its place up while it waits, so the queue keeps moving and a node
+//! may wait for any other node without deadlock. A successor that asks for a
+//! bigger stack than its runner's fiber has gets a task of its own. A node
 //! that panics or returns `Err` poisons its successors' counters: each one,
 //! once ready, is skipped and poisons its own successors, so every node is
 //! accounted for and the run always ends. The run ends when the last task
@@ -15,12 +23,15 @@
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
+
+use crossbeam_deque::{Injector, Steal};
 
 use super::error::{panic_message, FailureKind, GraphError, NodeFailure};
 use super::graph::{Graph, Plan};
 use crate::debug::recorder::Recorder;
+use crate::sched::park::{self, ParkHook};
 
 /// Runs a [`Task`] somewhere: on a fiber, a thread, a pool, or inline.
 pub type Spawn = Arc<dyn Fn(Task) + Send + Sync>;
@@ -43,8 +54,20 @@ const WAITING: u32 = POISONED - 1;
 /// ([`FailureKind::Dropped`]), so even a runtime shutting down mid-run
 /// never leaves `done` uncalled.
 pub fn start<G: Graph>(graph: G, spawn: Spawn, done: Done<G::Outputs>) {
+    let width = std::thread::available_parallelism().map_or(1, |n| n.get());
+    start_with_width(graph, spawn, width, done);
+}
+
+/// Like [`start`], with at most `width` tasks taking ready nodes at once
+/// (besides those a blocked node or a stack size calls for).
+pub(crate) fn start_with_width<G: Graph>(
+    graph: G,
+    spawn: Spawn,
+    width: usize,
+    done: Done<G::Outputs>,
+) {
     let plan = graph.into_plan();
-    launch(Run::new(plan, spawn, done, None));
+    launch(Run::new(plan, spawn, width, done, None));
 }
 
 /// Like [`start`], and records when and where each node runs; the
@@ -52,20 +75,21 @@ pub fn start<G: Graph>(graph: G, spawn: Spawn, done: Done<G::Outputs>) {
 pub(crate) fn start_traced<G: Graph>(
     graph: G,
     spawn: Spawn,
+    width: usize,
     done: Done<G::Outputs>,
 ) -> Arc<Recorder> {
     let plan = graph.into_plan();
     let name = std::any::type_name::<G>();
     let name = name.rsplit("::").next().unwrap_or(name);
     let recorder = Arc::new(Recorder::new(name, &plan));
-    launch(Run::new(plan, spawn, done, Some(recorder.clone())));
+    launch(Run::new(plan, spawn, width, done, Some(recorder.clone())));
     recorder
 }
 
 fn launch<P: Plan>(run: Run<P>) {
     let run = Arc::new(run);
     for &source in run.plan.sources() {
-        (run.spawn)(Task::new(run.clone(), source));
+        run.ready_node(source);
     }
 }
 
@@ -107,39 +131,45 @@ where
         .expect("a graph run calls `done` before its state is freed")
 }
 
-/// A ready node of a running graph. [`run`](Task::run) it once, on any
-/// thread; it may go on to run nodes that become ready after it.
+/// A runner of a running graph: it starts with a ready node (or with the
+/// run's queue of ready nodes). [`run`](Task::run) it once, on any thread;
+/// it goes on to run nodes that become ready after it, and queued ones.
 ///
 /// Dropping a task without running it fails its node with
 /// [`FailureKind::Dropped`] and skips the nodes that depend on it.
 pub struct Task {
     /// `None` once `run` has taken it, so `Drop` knows the task ran.
     run: Option<Arc<dyn Resume>>,
+    /// The first node.
     node: u32,
+    /// Whether the task holds one of the run's `width` runner places.
+    counted: bool,
 }
 
 impl Task {
-    fn new(run: Arc<dyn Resume>, node: u32) -> Self {
+    fn new(run: Arc<dyn Resume>, node: u32, counted: bool) -> Self {
         Task {
             run: Some(run),
             node,
+            counted,
         }
     }
 
-    /// Runs the node, then any successor it makes ready first, and so on.
+    /// Runs the node, then any successor it makes ready first, and so on,
+    /// then ready nodes from the run's queue until it is empty.
     pub fn run(mut self) {
         if let Some(run) = self.run.take() {
-            run.resume(self.node);
+            run.resume(self.node, self.counted);
         }
     }
 
-    /// The node's display name.
+    /// The first node's display name.
     pub fn name(&self) -> &str {
         self.run.as_ref().map_or("", |run| run.name(self.node))
     }
 
-    /// The stack size the node asked for in bytes (`#[fiber(stack = ..)]`),
-    /// 0 for the runtime's default.
+    /// The stack size the first node asked for in bytes
+    /// (`#[fiber(stack = ..)]`), 0 for the runtime's default.
     pub fn stack_size(&self) -> usize {
         self.run.as_ref().map_or(0, |run| run.stack_size(self.node))
     }
@@ -148,7 +178,7 @@ impl Task {
 impl Drop for Task {
     fn drop(&mut self) {
         if let Some(run) = self.run.take() {
-            run.dropped(self.node);
+            run.dropped(self.node, self.counted);
         }
     }
 }
@@ -161,10 +191,10 @@ impl fmt::Debug for Task {
 
 /// The type-erased face of a run that a [`Task`] holds.
 trait Resume: Send + Sync {
-    fn resume(self: Arc<Self>, node: u32);
+    fn resume(self: Arc<Self>, node: u32, counted: bool);
     fn name(&self, node: u32) -> &str;
     fn stack_size(&self, node: u32) -> usize;
-    fn dropped(&self, node: u32);
+    fn dropped(&self, node: u32, counted: bool);
 }
 
 /// The state one run shares between its tasks.
@@ -173,6 +203,11 @@ struct Run<P: Plan> {
     /// Per node: dependencies still running, plus the `POISONED` bit.
     counters: Box<[AtomicU32]>,
     spawn: Spawn,
+    /// Ready nodes that no runner has taken yet.
+    ready: Injector<u32>,
+    /// Runners running and not parked: at most `width` are started.
+    runners: AtomicUsize,
+    width: usize,
     /// Nodes skipped because a dependency failed; only touched on failure.
     skipped: AtomicUsize,
     /// Nodes that panicked or returned `Err`; only touched on failure.
@@ -184,7 +219,13 @@ struct Run<P: Plan> {
 }
 
 impl<P: Plan> Run<P> {
-    fn new(plan: P, spawn: Spawn, done: Done<P::Outputs>, trace: Option<Arc<Recorder>>) -> Self {
+    fn new(
+        plan: P,
+        spawn: Spawn,
+        width: usize,
+        done: Done<P::Outputs>,
+        trace: Option<Arc<Recorder>>,
+    ) -> Self {
         let len = u32::try_from(plan.len()).expect("a graph has fewer than 2^32 nodes");
         let counters = (0..len)
             .map(|node| {
@@ -200,6 +241,9 @@ impl<P: Plan> Run<P> {
             plan,
             counters,
             spawn,
+            ready: Injector::new(),
+            runners: AtomicUsize::new(0),
+            width: width.max(1),
             skipped: AtomicUsize::new(0),
             failures: Mutex::new(Vec::new()),
             done: Mutex::new(Some(done)),
@@ -221,7 +265,7 @@ impl<P: Plan> Run<P> {
 
     /// Tells `node`'s successors it finished (`ok`) or will never produce an
     /// output. Returns the first successor that became ready, with whether
-    /// it is poisoned, and spawns any others.
+    /// it is poisoned, and queues any others.
     ///
     /// Only a successor that fits on this task's stack (`stack`, the size
     /// its first node asked for; 0 is the runtime's default) continues
@@ -236,11 +280,14 @@ impl<P: Plan> Run<P> {
         for &succ in self.plan.successors(node) {
             let counter = &self.counters[succ as usize];
             // A node waiting for this one alone is ready now: no need for an
-            // atomic operation (the common case in chains and trees). Its
-            // counter keeps its in-degree, which nothing reads any more.
-            let only_this = ok && self.plan.in_degree(succ) == 1;
-            let before = if only_this {
-                1
+            // atomic operation (the common case in chains and trees, and
+            // the last dependency of any node). Nothing else writes the
+            // counter any more, and it stays at 1, which nothing reads.
+            // Acquire: pairs with the other dependencies' AcqRel
+            // decrements, so their outputs are visible to the successor.
+            let seen = counter.load(Ordering::Acquire);
+            let before = if ok && seen & WAITING == 1 {
+                seen
             } else {
                 if !ok {
                     // Relaxed: the decrement below modifies the same atomic after
@@ -256,45 +303,144 @@ impl<P: Plan> Run<P> {
             if before & WAITING != 1 {
                 continue;
             }
-            let poisoned = before & POISONED != 0;
-            let wants = self.plan.stack_size(succ);
-            let fits = wants == 0 || wants <= stack;
+            let fits = self.fits(succ, stack);
             if next.is_none() && fits {
-                next = Some((succ, poisoned));
+                next = Some((succ, before & POISONED != 0));
+            } else if fits {
+                self.ready_node(succ);
             } else {
-                (self.spawn)(Task::new(self.clone(), succ));
+                (self.spawn)(Task::new(self.clone(), succ, false));
             }
         }
         next
     }
+
+    /// Whether `node` may run on a task whose first node asked for `stack`.
+    fn fits(&self, node: u32, stack: usize) -> bool {
+        let wants = self.plan.stack_size(node);
+        wants == 0 || wants <= stack
+    }
+
+    /// Whether a dependency of `node`, which is ready, failed.
+    fn poisoned(&self, node: u32) -> bool {
+        // Relaxed: the poison bit was set before the node became ready, and
+        // whatever handed the node over (the queue, a spawn, this thread)
+        // orders that before this load.
+        self.counters[node as usize].load(Ordering::Relaxed) & POISONED != 0
+    }
+
+    /// Queues a ready node, and starts a runner for the queue if fewer
+    /// than `width` run. (Queued first, so ready nodes start in the order
+    /// they were queued: by rank.)
+    fn ready_node(self: &Arc<Self>, node: u32) {
+        self.ready.push(node);
+        // SeqCst: pairs with the fence in `retire` (and `parking`): either
+        // that runner sees this push, or this sees its place free and
+        // starts a runner for the queue.
+        fence(Ordering::SeqCst);
+        if self.claim_runner() {
+            self.start_runner();
+        }
+    }
+
+    /// Spawns a runner for the place the caller claimed, starting with
+    /// the queue's first node (so the task is named after it and gets the
+    /// stack it asks for).
+    fn start_runner(self: &Arc<Self>) {
+        let first = loop {
+            match self.ready.steal() {
+                Steal::Success(node) => break node,
+                Steal::Retry => {}
+                // Another runner took it: give the place back, unless
+                // more was queued meanwhile.
+                Steal::Empty if self.retire() => return,
+                Steal::Empty => {}
+            }
+        };
+        (self.spawn)(Task::new(self.clone(), first, true));
+    }
+
+    /// Takes a runner place if fewer than `width` are taken.
+    fn claim_runner(&self) -> bool {
+        // Relaxed: the count only bounds how many runners start; the
+        // fences around the queue order it against pushes.
+        let mut taken = self.runners.load(Ordering::Relaxed);
+        while taken < self.width {
+            // Relaxed: as above.
+            match self.runners.compare_exchange_weak(
+                taken,
+                taken + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => taken = now,
+            }
+        }
+        false
+    }
+
+    /// Gives up the caller's runner place; `true` if it may leave, `false`
+    /// if a node was queued meanwhile and it took a place again to run it.
+    fn retire(&self) -> bool {
+        // Relaxed: ordered against the queue by the fence below.
+        self.runners.fetch_sub(1, Ordering::Relaxed);
+        // SeqCst: pairs with the fence in `ready_node`, so a node queued by
+        // a pusher that saw no free place is seen here.
+        fence(Ordering::SeqCst);
+        self.ready.is_empty() || !self.claim_runner()
+    }
+
+    /// The next queued node; one that needs a bigger stack than `stack`
+    /// gets a task of its own instead.
+    fn pop_ready(self: &Arc<Self>, stack: usize) -> Option<u32> {
+        loop {
+            match self.ready.steal() {
+                Steal::Success(node) if self.fits(node, stack) => return Some(node),
+                Steal::Success(node) => (self.spawn)(Task::new(self.clone(), node, false)),
+                Steal::Empty => return None,
+                Steal::Retry => {}
+            }
+        }
+    }
+}
+
+/// A counted runner's run: while one of its nodes is parked, the runner
+/// gives its place up, and a new runner takes the queue if it has nodes.
+impl<P: Plan> ParkHook for Arc<Run<P>> {
+    fn parking(&self) {
+        if !self.retire() {
+            // `retire` took the place again because nodes are queued: give
+            // it to a new runner for them.
+            self.start_runner();
+        }
+    }
+
+    fn resumed(&self) {
+        // Relaxed: only bounds how many runners start. Back from a park the
+        // runner holds a place again, even if that briefly makes more than
+        // `width`.
+        self.runners.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl<P: Plan> Resume for Run<P> {
-    fn resume(self: Arc<Self>, first: u32) {
-        // Relaxed: the poison bit was set before the task was spawned, and
-        // handing a task to another thread (as any safe spawner does)
-        // orders everything before the hand-off before this load.
-        let mut poisoned = self.counters[first as usize].load(Ordering::Relaxed) & POISONED != 0;
-        let mut node = first;
+    fn resume(self: Arc<Self>, first: u32, counted: bool) {
         let stack = self.plan.stack_size(first);
+        // A counted runner gives its place up while a node parks.
+        let _hook = counted.then(|| park::HookGuard::install(&self));
+        // A spawner hands the task over to another thread in a way that
+        // orders the poison bit's write before this read.
+        let mut next = Some((first, self.poisoned(first)));
         loop {
-            let ok = if poisoned {
-                // Relaxed: read only in `Drop`, after every task has let go
-                // of the `Arc`, which orders this before it.
-                self.skipped.fetch_add(1, Ordering::Relaxed);
-                false
-            } else if let Some(trace) = &self.trace {
-                // The untraced path pays this one predictable branch.
-                trace.started(node);
-                let ok = self.execute(node);
-                trace.finished(node);
-                ok
-            } else {
-                self.execute(node)
-            };
-            match self.release_successors(node, ok, stack) {
-                Some((succ, succ_poisoned)) => (node, poisoned) = (succ, succ_poisoned),
-                None => return,
+            while let Some((node, poisoned)) = next {
+                next = self.step(node, poisoned, stack);
+            }
+            next = self
+                .pop_ready(stack)
+                .map(|node| (node, self.poisoned(node)));
+            if next.is_none() && (!counted || self.retire()) {
+                return;
             }
         }
     }
@@ -307,12 +453,39 @@ impl<P: Plan> Resume for Run<P> {
         self.plan.stack_size(node)
     }
 
-    fn dropped(&self, node: u32) {
+    fn dropped(&self, node: u32, counted: bool) {
+        if counted {
+            // Relaxed: the place is free; a queued node is not lost either
+            // way, since `outcome` fails every node left in the queue.
+            self.runners.fetch_sub(1, Ordering::Relaxed);
+        }
         self.record_failure(
             node,
             FailureKind::Dropped,
             "its task was dropped before it ran".into(),
         );
+    }
+}
+
+impl<P: Plan> Run<P> {
+    /// Runs (or skips) one ready node and releases its successors; returns
+    /// the successor to run next on this task.
+    fn step(self: &Arc<Self>, node: u32, poisoned: bool, stack: usize) -> Option<(u32, bool)> {
+        let ok = if poisoned {
+            // Relaxed: read only in `Drop`, after every task has let go
+            // of the `Arc`, which orders this before it.
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            false
+        } else if let Some(trace) = &self.trace {
+            // The untraced path pays this one predictable branch.
+            trace.started(node);
+            let ok = self.execute(node);
+            trace.finished(node);
+            ok
+        } else {
+            self.execute(node)
+        };
+        self.release_successors(node, ok, stack)
     }
 }
 
@@ -336,6 +509,10 @@ impl<P: Plan> Run<P> {
     /// Every node that did not succeed traces back to a recorded failure (a
     /// panic, an `Err`, or a dropped task), so no failures means success.
     fn outcome(&mut self) -> Result<P::Outputs, GraphError> {
+        // Nodes still queued lost their runners (dropped by a spawner).
+        while let Steal::Success(node) = self.ready.steal() {
+            self.dropped(node, false);
+        }
         let mut failed = std::mem::take(
             self.failures
                 .get_mut()

@@ -216,13 +216,16 @@ fn ready_successors_are_spawned_by_rank() {
         builder.cost(node, cost).edge(root, node);
     }
     // Spawned tasks wait in a queue and run after the root's task returns.
+    // One runner at a time, so the order is the order nodes leave the
+    // run's queue of ready nodes.
     let queue = Arc::new(Mutex::new(VecDeque::new()));
     let pending = Arc::clone(&queue);
     let graph = builder.build().unwrap();
     let (sender, receiver) = std::sync::mpsc::channel();
-    super::start(
+    super::exec::start_with_width(
         graph,
         Arc::new(move |task| pending.lock().unwrap().push_back(task)),
+        1,
         Box::new(move |r| sender.send(r).unwrap()),
     );
     loop {

@@ -59,7 +59,10 @@ fn decode_segment(segment: &str) -> String {
             out.push_str("::");
             s = after;
         } else if s.starts_with('$') {
-            match s[1..].find('$').and_then(|end| Some((escape(&s[1..=end])?, end))) {
+            match s[1..]
+                .find('$')
+                .and_then(|end| Some((escape(&s[1..=end])?, end)))
+            {
                 Some((c, end)) => {
                     out.push(c);
                     s = &s[end + 2..];

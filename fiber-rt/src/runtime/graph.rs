@@ -70,7 +70,12 @@ impl Runtime {
         G::Outputs: Send,
     {
         let (tx, rx) = oneshot::channel();
-        let recorder = dag::exec::start_traced(graph, spawner(self.registry()), sender(tx));
+        let recorder = dag::exec::start_traced(
+            graph,
+            spawner(self.registry()),
+            self.registry().config.workers,
+            sender(tx),
+        );
         let result = rx.recv().expect("a graph run always reports its result");
         (result, recorder.finish())
     }
@@ -100,6 +105,11 @@ where
     G::Outputs: Send,
 {
     let (tx, rx) = oneshot::channel();
-    dag::start(graph, spawner(registry), sender(tx));
+    dag::exec::start_with_width(
+        graph,
+        spawner(registry),
+        registry.config.workers,
+        sender(tx),
+    );
     rx.recv().expect("a graph run always reports its result")
 }

@@ -9,9 +9,9 @@ mod scope;
 mod shutdown;
 
 use std::io;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 pub use blocking::{spawn_blocking, BlockingHandle};

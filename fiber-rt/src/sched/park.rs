@@ -42,11 +42,72 @@ pub(crate) fn park(reason: &'static str) {
                 return;
             }
             task.parked_on.set(reason);
+            let _hook = task.park_hook.get().map(|hook| {
+                // SAFETY: an installed hook is live until its guard, on this
+                // fiber's stack below us, takes it out again.
+                let hook = unsafe { &*hook };
+                hook.parking();
+                Resumed(hook)
+            });
             // SAFETY: `task` is the running task, on its own fiber.
             unsafe { task.worker() }.switch_away(task, Switch::Park);
             task.parked_on.set("");
         }
         None => std::thread::park(),
+    }
+}
+
+/// Told when the fiber that installed it parks and when it runs again: a
+/// graph runner gives its place up while one of its nodes waits.
+pub(crate) trait ParkHook {
+    /// The fiber is about to park.
+    fn parking(&self);
+    /// The fiber runs again after a park (also when a cancelled fiber
+    /// unwinds out of it).
+    fn resumed(&self);
+}
+
+/// Calls [`ParkHook::resumed`] on drop, so an unwinding park calls it too.
+struct Resumed<'a>(&'a dyn ParkHook);
+
+impl Drop for Resumed<'_> {
+    fn drop(&mut self) {
+        self.0.resumed();
+    }
+}
+
+/// Keeps a [`ParkHook`] installed on the calling fiber; dropping it puts
+/// back the hook it replaced. On a plain thread it does nothing.
+pub(crate) struct HookGuard<'a> {
+    /// The fiber and the hook to restore; `None` off a fiber.
+    installed: Option<(&'static Task, Option<*const dyn ParkHook>)>,
+    _hook: std::marker::PhantomData<&'a dyn ParkHook>,
+}
+
+impl<'a> HookGuard<'a> {
+    /// Installs `hook` on the calling fiber until the guard drops. The
+    /// guard must drop on the fiber that made it (keep it a local).
+    pub(crate) fn install(hook: &'a (dyn ParkHook + 'a)) -> Self {
+        let installed = Task::current().map(|task| {
+            let ptr: *const (dyn ParkHook + 'a) = hook;
+            // SAFETY: only the lifetime changes. The pointer is read only
+            // while it is installed, and the guard, which borrows `hook`
+            // for 'a, takes it out before 'a ends.
+            let ptr: *const dyn ParkHook = unsafe { std::mem::transmute(ptr) };
+            (task, task.park_hook.replace(Some(ptr)))
+        });
+        HookGuard {
+            installed,
+            _hook: std::marker::PhantomData,
+        }
+    }
+}
+
+impl Drop for HookGuard<'_> {
+    fn drop(&mut self) {
+        if let Some((task, previous)) = self.installed.take() {
+            task.park_hook.set(previous);
+        }
     }
 }
 

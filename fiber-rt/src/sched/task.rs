@@ -51,6 +51,10 @@ pub(crate) struct Task {
     finished: AtomicBool,
     /// Times the fiber yielded at a probe because it was asked to.
     pub(crate) preemptions: AtomicU32,
+    /// Told when the fiber parks and resumes (see [`park::HookGuard`]).
+    ///
+    /// [`park::HookGuard`]: super::park::HookGuard
+    pub(crate) park_hook: Cell<Option<*const dyn super::park::ParkHook>>,
 }
 
 // SAFETY: the `Cell` fields are touched only by the thread that currently
@@ -117,6 +121,7 @@ impl Task {
             sleep_until: AtomicU64::new(0),
             finished: AtomicBool::new(false),
             preemptions: AtomicU32::new(0),
+            park_hook: Cell::new(None),
         });
         stack
             .header()

@@ -136,7 +136,9 @@ impl Worker {
     /// Makes `task` this worker's current fiber and takes its context.
     fn adopt(&self, task: Arc<Task>) -> StackPointer {
         task.worker.set(self);
-        self.registry.clock(self.index).start_slice(task.header(), task.id);
+        self.registry
+            .clock(self.index)
+            .start_slice(task.header(), task.id);
         let sp = task.take_sp();
         self.current.set(Some(task));
         sp

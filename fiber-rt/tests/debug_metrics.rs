@@ -1,0 +1,99 @@
+//! `Runtime::metrics`: the counters add up. Alone in its own test binary,
+//! so the process-wide stack pool counters see only this file's fibers.
+
+use std::time::{Duration, Instant};
+
+use fiber_rt::sync::mpsc;
+use fiber_rt::Builder;
+
+#[test]
+fn counters_add_up() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let pool_before = fiber_rt::stack::pool_stats();
+    // Spawns from inside a fiber land on its worker's queue, where the
+    // other worker steals from.
+    let total: u64 = rt.block_on(|| {
+        let handles: Vec<_> = (0..2000u64).map(|i| fiber_rt::spawn(move || i)).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(total, 1999 * 2000 / 2);
+    // 100 round trips over bounded channels: every receive that finds the
+    // channel empty parks its fiber.
+    let (ping_tx, ping_rx) = mpsc::bounded::<u32>(1);
+    let (pong_tx, pong_rx) = mpsc::bounded::<u32>(1);
+    let echo = rt.spawn(move || {
+        while let Ok(n) = ping_rx.recv() {
+            pong_tx.send(n).unwrap();
+        }
+    });
+    let pinger = rt.spawn(move || {
+        for n in 0..100 {
+            ping_tx.send(n).unwrap();
+            assert_eq!(pong_rx.recv().unwrap(), n);
+        }
+    });
+    pinger.join().unwrap();
+    echo.join().unwrap();
+
+    let m = rt.metrics();
+    assert_eq!(m.spawned, 2003);
+    assert_eq!(m.finished, 2003);
+    assert_eq!(m.live, 0);
+    assert!(m.steals <= m.spawned, "{m:?}");
+    assert!(m.parks >= 100, "{m:?}");
+    assert_eq!(m.parks, m.per_worker.iter().map(|w| w.parks).sum::<u64>());
+    assert_eq!(m.per_worker.len(), 2);
+    for w in &m.per_worker {
+        let sum = w.busy + w.idle;
+        assert!(
+            sum <= m.uptime && m.uptime - sum < Duration::from_millis(1),
+            "{m:?}"
+        );
+    }
+    let pool = m.stack_pool;
+    assert!(pool.hits + pool.misses >= pool_before.hits + pool_before.misses + 2003);
+    assert!(
+        pool.pooled >= 1,
+        "finished fibers' stacks wait in the pool: {pool:?}"
+    );
+}
+
+#[test]
+fn busy_and_idle_time_follow_the_work() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    // Let both workers go idle, then measure a quiet stretch.
+    std::thread::sleep(Duration::from_millis(50));
+    let quiet = rt.metrics();
+    std::thread::sleep(Duration::from_millis(100));
+    let after_quiet = rt.metrics();
+    for (before, after) in quiet.per_worker.iter().zip(&after_quiet.per_worker) {
+        let idle = after.idle - before.idle;
+        assert!(
+            idle >= Duration::from_millis(80),
+            "idle for {idle:?} of 100 ms"
+        );
+    }
+
+    // One fiber keeps one worker busy for 200 ms.
+    let spin = Duration::from_millis(200);
+    rt.block_on(move || {
+        let until = Instant::now() + spin;
+        while Instant::now() < until {
+            std::hint::spin_loop();
+        }
+    });
+    let m = rt.metrics();
+    let busy: Vec<Duration> = m
+        .per_worker
+        .iter()
+        .zip(&after_quiet.per_worker)
+        .map(|(now, then)| now.busy - then.busy)
+        .collect();
+    let most = busy.iter().max().unwrap();
+    assert!(*most >= spin, "busy {busy:?} while one fiber spun {spin:?}");
+    let least = busy.iter().min().unwrap();
+    assert!(
+        *least < spin / 2,
+        "the other worker was idle: busy {busy:?}"
+    );
+}
