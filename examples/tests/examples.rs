@@ -84,3 +84,23 @@ fn preemption_keeps_the_ticker_ticking_and_its_absence_starves_it() {
     // Without preemption the ticker only runs once the spinners are done.
     assert!(with > without + 20, "{out}");
 }
+
+#[test]
+fn trace_writes_a_chrome_trace_and_a_gantt_chart() {
+    let dir = std::env::temp_dir().join(format!("fiber-trace-example-{}", std::process::id()));
+    let out = run("trace", &[dir.to_str().unwrap()]);
+    for file in ["trace.json", "gantt.svg"] {
+        let path = dir.join(file);
+        assert!(out.contains(&format!("wrote {}", path.display())), "{out}");
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 0, "{} is missing or empty", path.display());
+    }
+    let json = std::fs::read_to_string(dir.join("trace.json")).unwrap();
+    assert_eq!(json.matches("\"ph\":\"X\"").count(), 5, "{json}");
+    let svg = std::fs::read_to_string(dir.join("gantt.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+        "{svg}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

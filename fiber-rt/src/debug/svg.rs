@@ -1,5 +1,6 @@
 //! The Gantt chart of a traced run: one row per worker, time across, one
-//! bar per node that ran, the nodes of the measured critical path in red.
+//! bar per node that ran (from the worker it started on), the nodes of
+//! the measured critical path in red.
 //! Plain SVG 1.1 that browsers and image viewers open; each bar has a
 //! `<title>` tooltip with the node's name, time and preemptions.
 
@@ -16,6 +17,52 @@ const BAR: f64 = 20.0;
 /// Average width of a label character at the font size used.
 const CHAR_WIDTH: f64 = 6.5;
 
+/// Where each node's bar goes: its worker's row, and a lane within the
+/// row. A node that parks (sleeps, waits on a channel) leaves its worker
+/// to other nodes while its span goes on, so spans on one worker can
+/// overlap: each overlapping one gets a lane of its own.
+struct Layout {
+    /// Per node that ran: (row top, lane).
+    place: Vec<Option<(f64, usize)>>,
+    /// Per worker: its row's top and height.
+    rows: Vec<(f64, f64)>,
+}
+
+fn layout(trace: &Trace, workers: usize) -> Layout {
+    let nodes = trace.nodes();
+    let mut lanes_of: Vec<Vec<std::time::Duration>> = vec![Vec::new(); workers];
+    let mut lane = vec![None; nodes.len()];
+    let mut order: Vec<usize> = (0..nodes.len())
+        .filter(|&i| nodes[i].span.is_some())
+        .collect();
+    order.sort_by_key(|&i| nodes[i].span.map(|s| s.start));
+    for i in order {
+        let span = nodes[i].span.expect("filtered above");
+        let lanes = &mut lanes_of[span.worker.unwrap_or(0)];
+        let free = lanes.iter().position(|&end| end <= span.start);
+        let l = free.unwrap_or(lanes.len());
+        if l == lanes.len() {
+            lanes.push(span.end);
+        } else {
+            lanes[l] = span.end;
+        }
+        lane[i] = Some(l);
+    }
+    let mut rows = Vec::with_capacity(workers);
+    let mut y = TOP;
+    for lanes in &lanes_of {
+        let height = ROW + (lanes.len().max(1) - 1) as f64 * (BAR + 2.0);
+        rows.push((y, height));
+        y += height;
+    }
+    let place = nodes
+        .iter()
+        .zip(lane)
+        .map(|(n, l)| Some((rows[n.span?.worker.unwrap_or(0)].0, l?)))
+        .collect();
+    Layout { place, rows }
+}
+
 impl Trace {
     /// The run as an SVG Gantt chart of workers over time.
     pub fn to_svg(&self) -> String {
@@ -23,7 +70,9 @@ impl Trace {
         let critical = self.critical_path();
         let wall = self.wall_time().as_secs_f64().max(1e-9);
         let plot = WIDTH - LEFT - RIGHT;
-        let height = TOP + ROW * workers as f64 + 30.0;
+        let layout = layout(self, workers);
+        let axis = layout.rows.last().map_or(TOP, |&(y, h)| y + h);
+        let height = axis + 30.0;
         let x = |t: f64| LEFT + t / wall * plot;
         let mut out = String::new();
         // Writing to a String cannot fail.
@@ -37,16 +86,14 @@ impl Trace {
             xml(self.graph()),
             human(self.wall_time())
         );
-        for w in 0..workers {
-            let y = TOP + ROW * w as f64;
+        for (w, &(y, h)) in layout.rows.iter().enumerate() {
             let _ = writeln!(
                 out,
-                r##"<rect x="{LEFT}" y="{y}" width="{plot}" height="{ROW}" fill="{}"/><text x="8" y="{:.1}">worker {w}</text>"##,
+                r##"<rect x="{LEFT}" y="{y:.1}" width="{plot}" height="{h:.1}" fill="{}"/><text x="8" y="{:.1}">worker {w}</text>"##,
                 if w % 2 == 0 { "#f4f4f4" } else { "#ffffff" },
                 y + ROW / 2.0 + 4.0
             );
         }
-        let axis = TOP + ROW * workers as f64;
         for tick in 0..=10 {
             let t = wall * tick as f64 / 10.0;
             let _ = writeln!(
@@ -59,11 +106,12 @@ impl Trace {
             );
         }
         for (i, node) in self.nodes().iter().enumerate() {
-            let Some(span) = node.span else { continue };
-            let row = span.worker.unwrap_or(0) as f64;
+            let (Some(span), Some((row, lane))) = (node.span, layout.place[i]) else {
+                continue;
+            };
             let x0 = x(span.start.as_secs_f64());
             let w = (x(span.end.as_secs_f64()) - x0).max(1.0);
-            let y = TOP + ROW * row + (ROW - BAR) / 2.0;
+            let y = row + (ROW - BAR) / 2.0 + lane as f64 * (BAR + 2.0);
             let fill = if critical.contains(&i) {
                 "#d62728"
             } else {

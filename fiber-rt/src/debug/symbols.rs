@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn resolves_a_function_of_this_executable() {
-        let addr = a_function_with_a_name_to_find as usize;
+        let addr = a_function_with_a_name_to_find as *const () as usize;
         let symbol = resolve(addr + 1).expect("the test binary has a symbol table");
         assert!(
             symbol.name.ends_with("a_function_with_a_name_to_find"),
