@@ -77,6 +77,7 @@ impl Recorder {
     pub(crate) fn finished(&self, node: u32) {
         let slot = &self.slots[node as usize];
         let end = self.now();
+        // Relaxed: see `started`.
         let now_preempted = Task::current().map_or(0, |t| t.preemptions.load(Ordering::Relaxed));
         let before = slot.preemptions.load(Ordering::Relaxed);
         slot.preemptions

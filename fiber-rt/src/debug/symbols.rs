@@ -64,7 +64,7 @@ impl SymbolTable {
             .map(section)
             .find(|s| u32_at(s, 4) == SHT_SYMTAB)
             .ok_or_else(|| io::Error::other("the executable has no symbol table (stripped?)"))?;
-        let strtab_index = u32_at(symtab, 40) as usize;
+        let strtab_index = u32_at(symtab, 40);
         if strtab_index >= shnum {
             return Err(io::Error::other("bad string table index"));
         }
@@ -127,6 +127,12 @@ fn u64_at(b: &[u8], at: usize) -> usize {
 /// Where the executable was loaded, relative to the addresses in its file:
 /// the first object `dl_iterate_phdr` reports is the executable itself.
 fn load_bias() -> usize {
+    /// Records the first object's load address and stops the iteration.
+    ///
+    /// # Safety
+    ///
+    /// Called by `dl_iterate_phdr` with a valid `info`, and with `data`
+    /// pointing to a writable `usize`.
     unsafe extern "C" fn first(
         info: *mut libc::dl_phdr_info,
         _size: usize,

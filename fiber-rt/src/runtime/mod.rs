@@ -274,6 +274,7 @@ pub fn sleep(duration: Duration) {
 pub use crate::sched::park::yield_now;
 
 /// The calling fiber, if the caller is one.
+    // Relaxed: as above.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CurrentFiber {
     /// Unique within its runtime.

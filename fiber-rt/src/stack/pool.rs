@@ -3,8 +3,8 @@
 //! lock and no system call.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::arena::{MAX_SHIFT, MIN_SHIFT};
 
@@ -27,10 +27,10 @@ static UNGUARDED: Global = Global {
 // Relaxed counters: statistics only, read without ordering needs.
 static HITS: AtomicU64 = AtomicU64::new(0);
 static MISSES: AtomicU64 = AtomicU64::new(0);
-/// Stacks given to the pool and kept.
-static KEPT: AtomicU64 = AtomicU64::new(0);
-/// Pooled stacks unmapped when a thread's cache could not go to the global pool.
-static DISCARDED: AtomicU64 = AtomicU64::new(0);
+/// Each thread's count of stacks in its cache, for [`pool_stats`]: one
+/// writer per counter (its thread), so keeping it costs a plain store to a
+/// line no other thread writes, not a shared atomic on every spawn.
+static LOCAL_COUNTS: Mutex<Vec<Arc<AtomicUsize>>> = Mutex::new(Vec::new());
 
 fn global(guard: bool) -> &'static Global {
     if guard {
@@ -44,9 +44,27 @@ fn global(guard: bool) -> &'static Global {
 struct Local {
     guarded: [Vec<usize>; CLASSES],
     unguarded: [Vec<usize>; CLASSES],
+    /// Stacks in this cache, published for [`pool_stats`]; registered in
+    /// [`LOCAL_COUNTS`] on the thread's first give.
+    count: Option<Arc<AtomicUsize>>,
 }
 
 impl Local {
+    /// Adds `delta` (+1 or -1) to the published count.
+    fn count(&mut self, delta: isize) {
+        let count = self.count.get_or_insert_with(|| {
+            let count = Arc::new(AtomicUsize::new(0));
+            LOCAL_COUNTS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(count.clone());
+            count
+        });
+        // Relaxed: a statistic with this thread as its only writer.
+        let now = count.load(Ordering::Relaxed).wrapping_add_signed(delta);
+        count.store(now, Ordering::Relaxed);
+    }
+
     fn list(&mut self, shift: u32, guard: bool) -> &mut Vec<usize> {
         let class = (shift - MIN_SHIFT) as usize;
         if guard {
@@ -64,12 +82,19 @@ impl Drop for Local {
                 let shift = class as u32 + MIN_SHIFT;
                 for base in list.drain(..) {
                     if !give_global(base, shift, guard) {
-                        DISCARDED.fetch_add(1, Ordering::Relaxed);
                         // SAFETY: a pooled stack is owned by the pool alone.
                         unsafe { super::arena::unmap(base, shift) };
                     }
                 }
             }
+        }
+        if let Some(count) = self.count.take() {
+            // Relaxed: a statistic; the stacks moved to the global pool.
+            count.store(0, Ordering::Relaxed);
+            LOCAL_COUNTS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|c| !Arc::ptr_eq(c, &count));
         }
     }
 }
@@ -79,6 +104,7 @@ thread_local! {
         RefCell::new(Local {
             guarded: [const { Vec::new() }; CLASSES],
             unguarded: [const { Vec::new() }; CLASSES],
+            count: None,
         })
     };
 }
@@ -89,9 +115,13 @@ thread_local! {
 pub(super) fn take(shift: u32, guard: bool) -> Option<usize> {
     let local = LOCAL
         .try_with(|l| {
-            l.try_borrow_mut()
-                .ok()
-                .and_then(|mut l| l.list(shift, guard).pop())
+            l.try_borrow_mut().ok().and_then(|mut l| {
+                let found = l.list(shift, guard).pop();
+                if found.is_some() {
+                    l.count(-1);
+                }
+                found
+            })
         })
         .ok()
         .flatten();
@@ -117,6 +147,7 @@ pub(super) fn give(base: usize, shift: u32, guard: bool) -> bool {
                 let list = l.list(shift, guard);
                 if list.len() < LOCAL_CAP {
                     list.push(base);
+                    l.count(1);
                     true
                 } else {
                     false
@@ -125,11 +156,7 @@ pub(super) fn give(base: usize, shift: u32, guard: bool) -> bool {
             Err(_) => false,
         })
         .unwrap_or(false);
-    let kept = kept || give_global(base, shift, guard);
-    if kept {
-        KEPT.fetch_add(1, Ordering::Relaxed);
-    }
-    kept
+    kept || give_global(base, shift, guard)
 }
 
 fn give_global(base: usize, shift: u32, guard: bool) -> bool {
@@ -152,20 +179,28 @@ pub struct PoolStats {
     pub hits: u64,
     /// Requests that mapped a new stack.
     pub misses: u64,
-    /// Stacks in the pool now, ready for reuse.
+    /// Stacks in the pool now (thread caches and global pool), ready for
+    /// reuse.
     pub pooled: u64,
 }
 
 /// Process-wide stack pool counters.
 pub fn pool_stats() -> PoolStats {
-    let hits = HITS.load(Ordering::Relaxed);
+    let cached: usize = LOCAL_COUNTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        // Relaxed: statistics.
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum();
+    let global: usize = [&GUARDED, &UNGUARDED]
+        .iter()
+        .flat_map(|g| g.classes.iter())
+        .map(|c| c.lock().unwrap_or_else(|e| e.into_inner()).len())
+        .sum();
     PoolStats {
-        hits,
+        hits: HITS.load(Ordering::Relaxed),
         misses: MISSES.load(Ordering::Relaxed),
-        // The counters are read one by one while other threads move
-        // stacks: a momentary skew must not underflow.
-        pooled: KEPT
-            .load(Ordering::Relaxed)
-            .saturating_sub(hits + DISCARDED.load(Ordering::Relaxed)),
+        pooled: (cached + global) as u64,
     }
 }
