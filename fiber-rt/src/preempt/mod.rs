@@ -20,10 +20,12 @@
 //! it does not yield, and a request that arrived meanwhile is honoured when
 //! the region ends.
 
+mod backstop;
 mod monitor;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+pub(crate) use backstop::{current_thread, install as install_backstop};
 pub(crate) use monitor::Monitor;
 
 use crate::stack::arena::{MAX_SHIFT, MIN_SHIFT};
@@ -105,8 +107,7 @@ fn yield_for_preemption() {
         .preempt_yields
         .fetch_add(1, Ordering::Relaxed);
     task.preemptions.fetch_add(1, Ordering::Relaxed);
-    // SAFETY: `task` is the running task, on its own fiber.
-    unsafe { task.worker() }.switch_away(task, crate::sched::worker::Switch::Preempt);
+    crate::sched::worker::switch_current(task, crate::sched::worker::Switch::Preempt);
 }
 
 /// Runs `f` with preemption held off: probes inside it do not yield. Keep
@@ -162,9 +163,31 @@ pub(crate) struct WorkerClock {
     pub(crate) idle_since: AtomicU64,
     /// Fibers that parked on this worker.
     pub(crate) parks: AtomicU64,
+    /// `pthread_t` of the thread running this worker, for the backstop.
+    pub(crate) thread: AtomicU64,
+    /// Set by the monitor just before it signals the worker's thread.
+    pub(crate) backstop: AtomicBool,
+    /// Set by the signal handler: the running fiber keeps the old thread,
+    /// and the worker needs a new one.
+    pub(crate) handoff: AtomicBool,
 }
 
 impl WorkerClock {
+    pub(crate) const fn new() -> Self {
+        WorkerClock {
+            flag: AtomicU32::new(0),
+            running: AtomicBool::new(false),
+            switches: AtomicU64::new(0),
+            task: AtomicU64::new(0),
+            idle_ns: AtomicU64::new(0),
+            idle_since: AtomicU64::new(0),
+            parks: AtomicU64::new(0),
+            thread: AtomicU64::new(0),
+            backstop: AtomicBool::new(false),
+            handoff: AtomicBool::new(false),
+        }
+    }
+
     /// The worker is about to resume the fiber whose stack header is
     /// `header`: a new slice begins.
     #[inline]

@@ -31,6 +31,8 @@ struct State {
 struct Seen {
     switches: u64,
     since: Instant,
+    /// When the monitor set this worker's flag for the fiber it saw.
+    flagged: Option<Instant>,
 }
 
 /// Idle ticks in a row after which the monitor parks.
@@ -49,6 +51,7 @@ impl Monitor {
             .map(|_| Seen {
                 switches: u64::MAX,
                 since: now,
+                flagged: None,
             })
             .collect();
         let mut idle_ticks = 0;
@@ -86,7 +89,17 @@ impl Monitor {
             }
             let now = Instant::now();
             let mut any_running = false;
-            for (clock, seen) in clocks.iter().zip(seen.iter_mut()) {
+            for (index, (clock, seen)) in clocks.iter().zip(seen.iter_mut()).enumerate() {
+                // Acquire: pairs with the handler's Release.
+                if clock.handoff.swap(false, Ordering::Acquire) {
+                    registry.hand_off(index);
+                    *seen = Seen {
+                        switches: u64::MAX,
+                        since: now,
+                        flagged: None,
+                    };
+                    continue;
+                }
                 // Relaxed: samples; see `WorkerClock`.
                 let switches = clock.switches.load(Ordering::Relaxed);
                 let running = clock.running.load(Ordering::Relaxed);
@@ -101,13 +114,32 @@ impl Monitor {
                     *seen = Seen {
                         switches,
                         since: last_look,
+                        flagged: None,
                     };
+                    continue;
+                }
+                if let Some(flagged) = seen.flagged {
+                    // Flagged a slice ago and still running: no probe ran.
+                    if registry.config.backstop && now.duration_since(flagged) >= slice {
+                        let thread = clock.thread.load(Ordering::Relaxed);
+                        // Release: pairs with the handler's Acquire.
+                        clock.backstop.store(true, Ordering::Release);
+                        if thread != 0 && super::backstop::signal(thread) {
+                            // Relaxed: a statistic.
+                            registry
+                                .stats
+                                .backstop_signals
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                        seen.flagged = Some(now); // ask again a slice later
+                    }
                     continue;
                 }
                 if now.duration_since(seen.since) >= slice
                     && clock.flag.load(Ordering::Relaxed) == 0
                 {
                     clock.flag.store(1, Ordering::Relaxed);
+                    seen.flagged = Some(now);
                     // Relaxed: a statistic.
                     registry
                         .stats

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use super::{spawn_in, JoinHandle, Runtime};
 use crate::sched::registry::{Config, Registry};
-use crate::sched::worker::Worker;
 use crate::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 
 /// Settings for a [`Runtime`].
@@ -48,6 +47,7 @@ impl Builder {
                 thread_name: "fiber-worker".to_owned(),
                 time_slice: Duration::from_millis(10),
                 dump_on_sigquit: false,
+                backstop: true,
             },
         }
     }
@@ -85,6 +85,16 @@ impl Builder {
         self
     }
 
+    /// Whether the preemption backstop is on (default `true`): a fiber that
+    /// ignores its preemption request for another whole slice (code with
+    /// no probes) is detached from its worker by a SIGURG, keeping its
+    /// thread, while the worker goes on with its other fibers on a fresh
+    /// thread. See [`preempt`](crate::preempt).
+    pub fn preempt_signals(mut self, on: bool) -> Self {
+        self.config.backstop = on;
+        self
+    }
+
     /// Whether `SIGQUIT` (`kill -QUIT <pid>`, Ctrl-\\ in a terminal)
     /// prints a [fiber dump](crate::debug) of this runtime to stderr
     /// (default `false`). The process keeps running. This replaces the
@@ -114,16 +124,13 @@ impl Builder {
             ));
         }
         let (registry, locals) = Registry::new(self.config.clone());
-        let mut threads = Vec::with_capacity(c.workers + 1);
-        for (index, local) in locals.into_iter().enumerate() {
-            let for_worker = registry.clone();
-            let spawned = thread::Builder::new()
-                .name(format!("{}-{index}", c.thread_name))
-                .spawn(move || {
-                    crate::stack::overflow::ensure_handler();
-                    Worker::new(index, for_worker, local).run();
-                });
-            match spawned {
+        registry.add_workers(locals);
+        if c.backstop {
+            crate::preempt::install_backstop();
+        }
+        let mut threads = Vec::with_capacity(c.workers + 2);
+        for index in 0..c.workers {
+            match registry.start_worker_thread(index) {
                 Ok(t) => threads.push(t),
                 Err(e) => {
                     super::shutdown::shutdown(&registry, threads);

@@ -138,6 +138,8 @@ impl Runtime {
             live: registry.live_count(),
             preempt_requests: stats.preempt_requests.load(Relaxed),
             preempt_yields: stats.preempt_yields.load(Relaxed),
+            backstop_signals: stats.backstop_signals.load(Relaxed),
+            backstop_handoffs: stats.backstop_handoffs.load(Relaxed),
             parks: per_worker.iter().map(|w| w.parks).sum(),
             uptime,
             per_worker,
@@ -190,6 +192,10 @@ pub struct Metrics {
     pub preempt_requests: u64,
     /// Times a fiber yielded at a probe because it was asked to.
     pub preempt_yields: u64,
+    /// Signals sent to fibers that ignored a request for a further slice.
+    pub backstop_signals: u64,
+    /// Times such a fiber was detached and its worker given a new thread.
+    pub backstop_handoffs: u64,
     /// Times a fiber parked (waited on a lock, channel, join, sleep..).
     pub parks: u64,
     /// Time since the runtime was built.
@@ -268,13 +274,13 @@ pub fn sleep(duration: Duration) {
     while Instant::now() < deadline {
         park("sleep");
     }
+    // Relaxed: as above.
     task.sleep_until.store(0, Relaxed);
 }
 
 pub use crate::sched::park::yield_now;
 
 /// The calling fiber, if the caller is one.
-    // Relaxed: as above.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CurrentFiber {
     /// Unique within its runtime.

@@ -32,6 +32,7 @@ fn finish(registry: &Arc<Registry>, threads: Vec<thread::JoinHandle<()>>) {
         // panic was already reported and there is nothing left to do.
         let _ = t.join();
     }
+    registry.join_extra_threads();
     while !matches!(registry.injector.steal(), Steal::Empty) {}
     cancel_all(registry);
 }

@@ -13,6 +13,7 @@ pub(crate) mod park;
 pub(crate) mod registry;
 pub(crate) mod sleep;
 pub(crate) mod task;
+pub(crate) mod thread;
 pub(crate) mod timer;
 pub(crate) mod worker;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::thread::Thread;
 
 use super::task::Task;
-use super::worker::Switch;
+use super::worker::{switch_current, Switch};
 
 /// Something that can be woken: a fiber or a plain thread.
 #[derive(Clone, Debug)]
@@ -49,8 +49,7 @@ pub(crate) fn park(reason: &'static str) {
                 hook.parking();
                 Resumed(hook)
             });
-            // SAFETY: `task` is the running task, on its own fiber.
-            unsafe { task.worker() }.switch_away(task, Switch::Park);
+            switch_current(task, Switch::Park);
             task.parked_on.set("");
         }
         None => std::thread::park(),
@@ -115,8 +114,7 @@ impl Drop for HookGuard<'_> {
 /// the thread to the OS.
 pub fn yield_now() {
     match Task::current() {
-        // SAFETY: `task` is the running task, on its own fiber.
-        Some(task) => unsafe { task.worker() }.switch_away(task, Switch::Yield),
+        Some(task) => switch_current(task, Switch::Yield),
         None => std::thread::yield_now(),
     }
 }

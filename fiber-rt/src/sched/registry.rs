@@ -2,7 +2,7 @@
 //! each local queue, the sleep state, the list of live fibers, the timer.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker as LocalQueue};
 
 use super::sleep::Sleep;
 use super::task::Task;
+use super::thread;
 use super::timer::Timer;
 use super::worker::Worker;
 use crate::preempt::{Monitor, WorkerClock};
@@ -24,6 +25,8 @@ pub(crate) struct Config {
     pub(crate) thread_name: String,
     pub(crate) time_slice: Duration,
     pub(crate) dump_on_sigquit: bool,
+    /// Whether the preemption backstop (SIGURG) is on.
+    pub(crate) backstop: bool,
 }
 
 /// Fibers that have been spawned and have not finished, sharded to keep
@@ -51,6 +54,10 @@ pub(crate) struct Registry {
     /// One per worker, read by the preemption monitor.
     pub(crate) clocks: Vec<WorkerClock>,
     pub(crate) monitor: Monitor,
+    /// The workers, by index; emptied at shutdown (they refer back to us).
+    workers: Mutex<Vec<Arc<Worker>>>,
+    /// Threads started for workers by the backstop, joined at shutdown.
+    extra_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// When the runtime was built: workers' busy time counts from here.
     pub(crate) started: std::time::Instant,
 }
@@ -66,6 +73,10 @@ pub(crate) struct Stats {
     pub(crate) preempt_requests: AtomicU64,
     /// Yields at a probe because of a flag.
     pub(crate) preempt_yields: AtomicU64,
+    /// SIGURGs sent to fibers that ignored their flag.
+    pub(crate) backstop_signals: AtomicU64,
+    /// Workers handed to a fresh thread, their fiber detached.
+    pub(crate) backstop_handoffs: AtomicU64,
 }
 
 impl Registry {
@@ -95,6 +106,8 @@ impl Registry {
                 .map(|_| WorkerClock::default())
                 .collect(),
             monitor: Monitor::default(),
+            workers: Mutex::new(Vec::new()),
+            extra_threads: Mutex::new(Vec::new()),
             started: std::time::Instant::now(),
         });
         (registry, locals)
@@ -113,16 +126,78 @@ impl Registry {
     /// The preemption clock of worker `index`; the shutdown's temporary
     /// worker (index past the end) shares a clock nobody samples.
     pub(crate) fn clock(&self, index: usize) -> &WorkerClock {
-        static UNSAMPLED: WorkerClock = WorkerClock {
-            flag: AtomicU32::new(0),
-            running: AtomicBool::new(false),
-            switches: AtomicU64::new(0),
-            task: AtomicU64::new(0),
-            idle_ns: AtomicU64::new(0),
-            idle_since: AtomicU64::new(0),
-            parks: AtomicU64::new(0),
-        };
+        static UNSAMPLED: WorkerClock = WorkerClock::new();
         self.clocks.get(index).unwrap_or(&UNSAMPLED)
+    }
+
+    /// Makes the workers, once, right after the registry.
+    pub(crate) fn add_workers(self: &Arc<Self>, locals: Vec<LocalQueue<Arc<Task>>>) {
+        let workers = locals
+            .into_iter()
+            .enumerate()
+            .map(|(index, local)| Arc::new(Worker::new(index, self.clone(), local)))
+            .collect();
+        *self.workers.lock().unwrap_or_else(|e| e.into_inner()) = workers;
+    }
+
+    /// Starts a thread running worker `index`'s scheduler loop.
+    pub(crate) fn start_worker_thread(
+        self: &Arc<Self>,
+        index: usize,
+    ) -> io::Result<std::thread::JoinHandle<()>> {
+        let worker = self.workers.lock().unwrap_or_else(|e| e.into_inner())[index].clone();
+        std::thread::Builder::new()
+            .name(format!("{}-{index}", self.config.thread_name))
+            .spawn(move || {
+                crate::stack::overflow::ensure_handler();
+                // Relaxed: read by the monitor only to signal this thread,
+                // after it has seen this worker run a fiber (which orders it).
+                worker
+                    .registry
+                    .clock(index)
+                    .thread
+                    .store(crate::preempt::current_thread(), Ordering::Relaxed);
+                worker.run();
+            })
+    }
+
+    /// The backstop detached worker `index`'s fiber on its thread: give the
+    /// worker a thread of its own again.
+    pub(crate) fn hand_off(self: &Arc<Self>, index: usize) {
+        if self.is_shutdown() {
+            return;
+        }
+        match self.start_worker_thread(index) {
+            Ok(handle) => {
+                self.extra_threads
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(handle);
+                // Relaxed: a statistic.
+                self.stats.backstop_handoffs.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => eprintln!(
+                "fiber runtime: no thread for worker {index} ({e}); it waits for its fiber"
+            ),
+        }
+    }
+
+    /// Joins the threads the backstop started and lets go of the workers.
+    pub(crate) fn join_extra_threads(&self) {
+        loop {
+            let threads =
+                std::mem::take(&mut *self.extra_threads.lock().unwrap_or_else(|e| e.into_inner()));
+            if threads.is_empty() {
+                break;
+            }
+            for t in threads {
+                let _ = t.join();
+            }
+        }
+        self.workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     pub(crate) fn begin_shutdown(&self) {
@@ -148,13 +223,15 @@ impl Registry {
         self.add_live(&task);
         // Relaxed: a statistic.
         self.stats.spawned.fetch_add(1, Ordering::Relaxed);
-        match self.local_worker() {
+        let entered = thread::enter();
+        match self.local_worker(&entered) {
             Some(worker) => worker.push_new(task.clone()),
             None => {
                 self.injector.push(task.clone());
                 self.notify_work();
             }
         }
+        drop(entered);
         Ok(task)
     }
 
@@ -163,18 +240,24 @@ impl Registry {
         if self.is_shutdown() {
             return; // the runtime's drop cancels it from the live list
         }
-        match self.local_worker() {
+        let entered = thread::enter();
+        match self.local_worker(&entered) {
             Some(worker) => worker.push_woken(task),
             None => {
                 self.injector.push(task);
                 self.notify_work();
             }
         }
+        drop(entered);
     }
 
     /// The worker of this registry that the caller runs on, if the caller
-    /// is one of our fibers.
-    fn local_worker(&self) -> Option<&Worker> {
+    /// is one of our fibers and still has its worker (`entered` keeps the
+    /// backstop from taking it meanwhile).
+    fn local_worker(&self, entered: &thread::Entered) -> Option<&Worker> {
+        if entered.detached() {
+            return None;
+        }
         let task = Task::current()?;
         // SAFETY: `task` is the running task, so its worker is set and alive.
         let worker = unsafe { task.worker() };

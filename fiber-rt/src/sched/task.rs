@@ -294,6 +294,8 @@ unsafe extern "sysv64" fn start<F: FnOnce() + Send + 'static>(_: usize, data: *m
     let task = Task::current().expect("a task starts on its own stack");
     // SAFETY: we are the running task.
     unsafe { task.worker() }.run_post();
+    // The closure is user code: the backstop may take our worker meanwhile.
+    super::thread::leave_runtime();
     if !task.cancelled.load(Ordering::Relaxed) {
         let func = func.expect("a fiber starts once");
         // The spawn wrapper catches the user's panics; this catch only keeps
@@ -304,7 +306,20 @@ unsafe extern "sysv64" fn start<F: FnOnce() + Send + 'static>(_: usize, data: *m
     } else {
         drop(func);
     }
-    // SAFETY: still the running task (possibly on another worker by now).
+    let entered = super::thread::enter();
+    if entered.detached() {
+        // Finished on a thread the backstop gave us: back to its old loop
+        // frame, which frees the stack. `entered` is forgotten: that
+        // thread's loop is runtime code.
+        std::mem::forget(entered);
+        let to = super::thread::orphan_target(None);
+        return Exit {
+            to,
+            value: super::thread::ORPHANED,
+        };
+    }
+    std::mem::forget(entered); // the next context is runtime code too
+                               // SAFETY: still the running task (possibly on another worker by now).
     let worker = unsafe { task.worker() };
     let to = worker.finish_current();
     Exit { to, value: 0 }

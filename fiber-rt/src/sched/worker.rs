@@ -15,6 +15,7 @@ use fiber_asm::StackPointer;
 
 use super::registry::Registry;
 use super::task::Task;
+use super::thread;
 
 /// Every this many scheduling decisions, the global queue goes first, so
 /// fibers that keep waking each other cannot starve it.
@@ -47,8 +48,11 @@ pub(crate) enum Post {
     Done(Arc<Task>),
 }
 
-/// A worker thread's scheduler state. Lives on the worker thread for the
-/// life of the runtime; fibers reach it through their task's `worker`.
+/// A worker's scheduler state: its queues and its loop. Owned by the
+/// registry for the life of the runtime and run by one thread at a time
+/// (normally the same one; the preemption backstop can hand it to a fresh
+/// thread while the old one stays with a fiber that ignores preemption).
+/// Fibers reach it through their task's `worker`.
 pub(crate) struct Worker {
     pub(crate) index: usize,
     pub(crate) registry: Arc<Registry>,
@@ -66,6 +70,18 @@ pub(crate) struct Worker {
     prefer_global: Cell<bool>,
 }
 
+// SAFETY: a worker's `Cell`s and local queue are used by the one thread
+// that runs it at a time. A worker changes threads only (a) when a thread
+// is spawned to run it, which orders everything before, and (b) in the
+// backstop, whose handler takes the running fiber out of the worker on the
+// old thread while that thread is outside runtime code (so not using the
+// worker), before the monitor spawns the new thread (Release/Acquire on
+// the clock's `handoff` flag, then the spawn).
+unsafe impl Send for Worker {}
+// SAFETY: as above; shared references on other threads only read
+// immutable fields (`index`, `registry`).
+unsafe impl Sync for Worker {}
+
 impl Worker {
     pub(crate) fn new(index: usize, registry: Arc<Registry>, local: LocalQueue<Arc<Task>>) -> Self {
         Worker {
@@ -81,15 +97,19 @@ impl Worker {
         }
     }
 
-    /// The scheduler loop: runs fibers until the runtime shuts down.
+    /// The scheduler loop: runs fibers until the runtime shuts down, or
+    /// until the backstop gives this worker to another thread.
     pub(crate) fn run(&self) {
+        thread::bind(self);
         loop {
             self.run_post();
             if self.registry.is_shutdown() {
                 break;
             }
             if let Some(task) = self.find_task() {
-                self.resume(task);
+                if self.resume(task) {
+                    return orphaned(&self.registry);
+                }
                 continue;
             }
             // Idle time is measured here, where the worker has nothing to
@@ -99,7 +119,9 @@ impl Worker {
             match self.search() {
                 Some(task) => {
                     clock.idle_end(idle);
-                    self.resume(task);
+                    if self.resume(task) {
+                        return orphaned(&self.registry);
+                    }
                 }
                 None => {
                     self.registry
@@ -113,23 +135,56 @@ impl Worker {
         // which finds it in the registry's list of live fibers.
         while self.local.pop().is_some() {}
         self.lifo.take();
+        thread::unbind();
     }
 
     /// Switches from the scheduler loop into `task`; returns when some fiber
-    /// on this worker switches back to the loop.
-    fn resume(&self, task: Arc<Task>) {
+    /// on this worker switches back to the loop: `true` if that fiber was
+    /// detached by the backstop, and the worker now belongs to another
+    /// thread (so this thread must not touch it again).
+    fn resume(&self, task: Arc<Task>) -> bool {
         let target = self.adopt(task);
         self.registry.monitor.wake();
         // SAFETY: `target` is the saved context of a fiber that is queued, so
         // not running anywhere; our own context goes to `sched_sp`, which
         // only fibers on this worker switch back to.
-        unsafe { fiber_asm::switch(self.sched_sp.as_ptr().cast(), target, 0) };
+        let value = unsafe { fiber_asm::switch(self.sched_sp.as_ptr().cast(), target, 0) };
+        value == thread::ORPHANED
+    }
+
+    /// For the backstop's handler: takes the running fiber and this
+    /// worker's loop context out of the worker, which may then be run by
+    /// another thread.
+    ///
+    /// # Safety
+    ///
+    /// Called on the thread running this worker, while it runs fiber code
+    /// outside the runtime (so nothing else touches the worker), and only
+    /// then.
+    pub(crate) unsafe fn detach_running(&self) -> Option<(Arc<Task>, StackPointer)> {
+        let task = self.current.take()?;
+        match self.sched_sp.get() {
+            Some(sp) => Some((task, sp)),
+            None => {
+                self.current.set(Some(task));
+                None
+            }
+        }
+    }
+
+    /// The fiber running on this worker, without taking it.
+    pub(crate) fn peek_current(&self) -> Option<*const Task> {
+        let task = self.current.take();
+        let ptr = task.as_ref().map(Arc::as_ptr);
+        self.current.set(task);
+        ptr
     }
 
     /// Runs `task` until it switches away, and completes what it left.
     /// Used by the shutdown to unwind fibers on the dropping thread.
     pub(crate) fn run_until_switch(&self, task: Arc<Task>) {
-        self.resume(task);
+        let orphaned = self.resume(task);
+        debug_assert!(!orphaned, "the shutdown's worker has no backstop");
         self.run_post();
     }
 
@@ -192,21 +247,13 @@ impl Worker {
         // scheduler loop, neither running; ours goes to the task's slot,
         // which nobody reads until the post action above has run.
         unsafe { fiber_asm::switch(task.sp_slot(), target, 0) };
-        // Resumed, maybe on another worker: finish what was left for us.
-        // SAFETY: the worker that resumed us set `task.worker`.
-        let worker = unsafe { task.worker() };
-        worker.run_post();
-        if task.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
-            worker.refuse_switch();
-        }
+        after_resume(task);
     }
 
     /// A cancelled fiber unwinds instead of switching away (once; during
     /// that unwinding, switches just return and waits spin through).
     fn refuse_switch(&self) {
-        if !std::thread::panicking() {
-            std::panic::resume_unwind(Box::new(super::Cancelled));
-        }
+        refuse();
     }
 
     /// Called as the running fiber finishes: returns the context to switch
@@ -323,5 +370,63 @@ impl Worker {
         let occupied = t.is_some();
         self.lifo.set(t);
         occupied
+    }
+}
+
+/// The running fiber `task` switches away as `how` asks: through its
+/// worker, or, if the backstop detached it, through its thread's old loop
+/// frame. Returns when the fiber is resumed, on whatever worker.
+pub(crate) fn switch_current(task: &Task, how: Switch) {
+    let entered = thread::enter();
+    if entered.detached() {
+        if task.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+            drop(entered);
+            return refuse();
+        }
+        // SAFETY: `task` is the running fiber, detached on this thread.
+        unsafe { thread::switch_detached(task, how) };
+        after_resume(task);
+    } else {
+        // SAFETY: `task` is the running task, on its own fiber, and this
+        // thread owns its worker (it is not detached).
+        unsafe { task.worker() }.switch_away(task, how);
+    }
+    drop(entered);
+}
+
+/// First thing a fiber does when resumed: finish what was left for us.
+fn after_resume(task: &Task) {
+    // SAFETY: the worker that resumed us set `task.worker`.
+    let worker = unsafe { task.worker() };
+    worker.run_post();
+    if task.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+        refuse();
+    }
+}
+
+/// A cancelled fiber unwinds instead of switching away.
+fn refuse() {
+    if !std::thread::panicking() {
+        std::panic::resume_unwind(Box::new(super::Cancelled));
+    }
+}
+
+/// The loop frame of a thread whose worker the backstop gave away, resumed
+/// by the fiber it had detached: queue that fiber through the registry and
+/// stop running the loop.
+fn orphaned(registry: &Arc<Registry>) {
+    let (task, how) = thread::take_orphan();
+    thread::unbind();
+    match how {
+        Some(Switch::Yield | Switch::Preempt) => registry.schedule(task),
+        Some(Switch::Park) => {
+            if !task.complete_park() {
+                registry.schedule(task);
+            }
+        }
+        None => {
+            task.release_stack();
+            registry.remove_live(&task);
+        }
     }
 }

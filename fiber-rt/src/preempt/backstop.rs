@@ -1,0 +1,131 @@
+//! The third tier: for a fiber that ignores its preemption flag for a
+//! whole further slice (code with no probes, such as a long call into a
+//! library), the monitor sends SIGURG to the thread running it.
+//!
+//! The handler never switches fibers: switching inside a handler was
+//! measured on these machines to break glibc malloc's per-thread cache,
+//! to re-enter std's stdout lock and to deadlock on held mutexes. Nor does
+//! it park the thread: a parked thread would keep whatever locks its fiber
+//! holds (malloc's, stdout's, the user's), and the fibers waiting for them
+//! could fill every worker. Instead it *detaches* the fiber: the fiber
+//! keeps the interrupted thread and runs on, and its worker, with its
+//! queues, goes to a fresh thread that the monitor starts. The fiber rejoins
+//! the runtime at its next switch (a park, a yield, its end): the old
+//! thread then queues it through the global queue and ends. This is how Go
+//! hands a processor off from a thread stuck in a system call.
+//!
+//! The handler only acts when the thread runs fiber code: while the thread
+//! is in runtime code (`sched::thread::ThreadState::in_runtime`) or the
+//! fiber is in a `no_preempt` region, it does nothing and the monitor tries
+//! again a tick later. It saves and restores `errno`, is installed with
+//! `SA_RESTART`, and passes signals that are not ours to a SIGURG handler
+//! installed before it.
+
+use std::mem::MaybeUninit;
+use std::ptr;
+use std::sync::atomic::Ordering;
+use std::sync::Once;
+
+use crate::sched::thread;
+
+static INSTALL: Once = Once::new();
+static mut PREVIOUS: MaybeUninit<libc::sigaction> = MaybeUninit::zeroed();
+
+/// Installs the SIGURG handler, once per process.
+pub(crate) fn install() {
+    INSTALL.call_once(|| {
+        // SAFETY: valid, zero-initialised structs; PREVIOUS is written once,
+        // here, before our handler can run, and only read afterwards.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_sigurg as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(libc::SIGURG, &action, ptr::addr_of_mut!(PREVIOUS).cast());
+        }
+    });
+}
+
+/// The calling thread's id, as the monitor signals it.
+pub(crate) fn current_thread() -> u64 {
+    // SAFETY: pthread_self has no preconditions.
+    unsafe { libc::pthread_self() as u64 }
+}
+
+/// Signals `thread` (a worker's thread) that its fiber overran.
+pub(crate) fn signal(thread: u64) -> bool {
+    // SAFETY: `thread` is a worker thread of this runtime, joinable (its
+    // handle is kept until shutdown), so the id is valid.
+    unsafe { libc::pthread_kill(thread as libc::pthread_t, libc::SIGURG) == 0 }
+}
+
+extern "C" fn on_sigurg(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: errno is a thread-local int; reading and writing it is
+    // async-signal-safe.
+    let errno = unsafe { *libc::__errno_location() };
+    if !detach_if_asked() {
+        chain(sig, info, ctx);
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// Detaches the running fiber if the monitor asked for it; `false` if the
+/// signal was not ours.
+fn detach_if_asked() -> bool {
+    let state = thread::state();
+    let worker = state.worker.get();
+    if worker.is_null() {
+        return false;
+    }
+    // SAFETY: a bound worker lives as long as the runtime, which outlives
+    // its threads.
+    let worker = unsafe { &*worker };
+    let clock = worker.registry.clock(worker.index);
+    // Acquire: pairs with the monitor's Release before it signals.
+    if !clock.backstop.swap(false, Ordering::Acquire) {
+        return false;
+    }
+    // Relaxed: written by this very thread (see `sched::thread`).
+    if state.in_runtime.load(Ordering::Relaxed) || state.detached.get() {
+        return true; // runtime code: the monitor asks again next tick
+    }
+    if let Some(task) = worker.peek_current() {
+        // SAFETY: the running fiber's task; its stack header is live.
+        if unsafe { (*task).header().no_preempt.get() } > 0 {
+            return true;
+        }
+    }
+    // SAFETY: this thread runs the worker and is in fiber code, so nothing
+    // else uses the worker now.
+    if let Some((task, loop_sp)) = unsafe { worker.detach_running() } {
+        state.orphan.set(std::sync::Arc::into_raw(task));
+        state.orphan_loop.set(Some(loop_sp));
+        state.detached.set(true);
+        state.worker.set(ptr::null());
+        // Release: the worker's state, as this thread left it, is visible
+        // to the thread the monitor starts for it.
+        clock.handoff.store(true, Ordering::Release);
+    }
+    true
+}
+
+/// Passes a SIGURG that is not ours to the handler installed before ours.
+fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: PREVIOUS was filled before our handler was installed.
+    let previous = unsafe { *ptr::addr_of!(PREVIOUS).cast::<libc::sigaction>() };
+    let action = previous.sa_sigaction;
+    if action == libc::SIG_DFL || action == libc::SIG_IGN {
+        return; // SIGURG's default action is to ignore it
+    }
+    if previous.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the previous handler asked for the three-argument form.
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            unsafe { std::mem::transmute(action) };
+        f(sig, info, ctx);
+    } else {
+        // SAFETY: the previous handler is a one-argument `sa_handler`.
+        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(action) };
+        f(sig);
+    }
+}

@@ -1,0 +1,161 @@
+//! What each OS thread that runs fibers knows about itself, for the
+//! preemption backstop: whether it is inside runtime code (then its worker
+//! may not be taken from it), and whether its running fiber was detached
+//! from its worker.
+//!
+//! Read by the SIGURG handler on the same thread, so every field is an
+//! atomic or a `Cell` written only with the signal unable to observe a torn
+//! state (compiler fences order the flag before what it guards). Reached
+//! through non-inlined accessors only: a fiber may move between threads,
+//! and the compiler may keep a thread-local's address across a switch.
+
+use std::cell::Cell;
+use std::sync::atomic::{compiler_fence, AtomicBool, Ordering};
+use std::sync::Arc;
+
+use fiber_asm::StackPointer;
+
+use super::task::Task;
+use super::worker::{Switch, Worker};
+
+pub(crate) struct ThreadState {
+    /// The worker this thread runs, or null.
+    pub(crate) worker: Cell<*const Worker>,
+    /// The thread runs runtime code (scheduler, queues, posts): its worker
+    /// must not be handed to another thread now.
+    pub(crate) in_runtime: AtomicBool,
+    /// The fiber running on this thread lost its worker to the backstop: it
+    /// keeps this thread until its next switch.
+    pub(crate) detached: Cell<bool>,
+    /// The detached fiber (a reference counted in its `Arc`).
+    pub(crate) orphan: Cell<*const Task>,
+    /// Where this thread's scheduler loop waits for the detached fiber.
+    pub(crate) orphan_loop: Cell<Option<StackPointer>>,
+    /// What the detached fiber asked for when it switched away (`None`:
+    /// it finished).
+    pub(crate) orphan_switch: Cell<Option<Switch>>,
+}
+
+thread_local! {
+    static STATE: ThreadState = const {
+        ThreadState {
+            worker: Cell::new(std::ptr::null()),
+            in_runtime: AtomicBool::new(true),
+            detached: Cell::new(false),
+            orphan: Cell::new(std::ptr::null()),
+            orphan_loop: Cell::new(None),
+            orphan_switch: Cell::new(None),
+        }
+    };
+}
+
+/// The calling thread's state. Never inlined (see the module docs); the
+/// reference must not be kept across a switch.
+#[inline(never)]
+pub(crate) fn state() -> &'static ThreadState {
+    // SAFETY: the thread-local lives as long as the thread; callers use the
+    // reference only until their next switch, on this same thread.
+    STATE.with(|s| unsafe { &*(s as *const ThreadState) })
+}
+
+/// Marks the calling thread as inside runtime code until the guard drops.
+/// Returns `None` if the calling fiber has been detached from its worker.
+#[inline(never)]
+pub(crate) fn enter() -> Entered {
+    let s = state();
+    // Relaxed + fence: only this thread's signal handler reads it, and the
+    // compiler fence keeps the store before anything that follows.
+    let previous = s.in_runtime.swap(true, Ordering::Relaxed);
+    compiler_fence(Ordering::SeqCst);
+    Entered {
+        previous,
+        detached: s.detached.get(),
+    }
+}
+
+/// See [`enter`].
+pub(crate) struct Entered {
+    previous: bool,
+    detached: bool,
+}
+
+impl Entered {
+    /// Whether the running fiber has lost its worker.
+    pub(crate) fn detached(&self) -> bool {
+        self.detached
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        // On whatever thread the fiber runs now (it may have moved).
+        leave(self.previous);
+    }
+}
+
+/// Marks the calling thread as running fiber code (outside the runtime).
+#[inline(never)]
+pub(crate) fn leave_runtime() {
+    leave(false);
+}
+
+#[inline(never)]
+fn leave(previous: bool) {
+    compiler_fence(Ordering::SeqCst);
+    // Relaxed: see `enter`.
+    state().in_runtime.store(previous, Ordering::Relaxed);
+}
+
+/// Called by a thread that starts running `worker`'s scheduler loop.
+#[inline(never)]
+pub(crate) fn bind(worker: &Worker) {
+    let s = state();
+    s.in_runtime.store(true, Ordering::Relaxed);
+    s.worker.set(worker);
+}
+
+/// Called when the thread stops running a scheduler loop.
+#[inline(never)]
+pub(crate) fn unbind() {
+    state().worker.set(std::ptr::null());
+}
+
+/// The detached fiber's switch away from this thread: back to the thread's
+/// old scheduler loop frame, which queues the fiber through the registry
+/// (its worker now belongs to another thread) and ends. The fiber resumes
+/// later wherever a worker picks it up.
+///
+/// # Safety
+///
+/// `task` is the running, detached fiber on this thread.
+pub(crate) unsafe fn switch_detached(task: &Task, how: Switch) {
+    let target = orphan_target(Some(how));
+    // SAFETY: `target` is this thread's scheduler loop, suspended since it
+    // resumed (a fiber that switched to) this one; ORPHANED tells it that
+    // it no longer owns its worker.
+    unsafe { fiber_asm::switch(task.sp_slot(), target, ORPHANED) };
+}
+
+/// Records what the detached fiber asks for (`None`: it finished) and
+/// returns its thread's old loop frame to switch to.
+pub(crate) fn orphan_target(how: Option<Switch>) -> StackPointer {
+    let s = state();
+    s.orphan_switch.set(how);
+    s.orphan_loop
+        .take()
+        .expect("a detached fiber's thread kept its loop frame")
+}
+
+/// The value a detached fiber hands its thread's old loop frame.
+pub(crate) const ORPHANED: usize = 1;
+
+/// Loop side of [`switch_detached`]: takes the detached fiber and what it
+/// asked for (`None`: it finished).
+pub(crate) fn take_orphan() -> (Arc<Task>, Option<Switch>) {
+    let s = state();
+    s.detached.set(false);
+    let task = s.orphan.replace(std::ptr::null());
+    // SAFETY: the handler stored a pointer from `Arc::into_raw`, once.
+    let task = unsafe { Arc::from_raw(task) };
+    (task, s.orphan_switch.take())
+}
