@@ -35,6 +35,11 @@ fn counters_add_up() {
     pinger.join().unwrap();
     echo.join().unwrap();
 
+    // A fiber's result reaches its joiner just before the fiber ends.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rt.metrics().live > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let m = rt.metrics();
     assert_eq!(m.spawned, 2003);
     assert_eq!(m.finished, 2003);
@@ -60,7 +65,9 @@ fn counters_add_up() {
 
 #[test]
 fn busy_and_idle_time_follow_the_work() {
-    let rt = Builder::new().workers(2).build().unwrap();
+    // Without the backstop: it would move the spinner below, which has no
+    // probes, off its worker after two slices.
+    let rt = Builder::new().workers(2).preempt_signals(false).build().unwrap();
     // Let both workers go idle, then measure a quiet stretch.
     std::thread::sleep(Duration::from_millis(50));
     let quiet = rt.metrics();
