@@ -7,6 +7,7 @@
 //! ```
 
 mod core;
+mod dag;
 mod harness;
 mod preempt;
 mod runtime;
@@ -25,6 +26,11 @@ const WORKLOADS: &[Workload] = &[
     ("mutex", runtime::contended_mutex),
     ("preempt-probes", preempt::probe_overhead),
     ("preempt-starve", preempt::starvation),
+    ("dag-chain", dag::chain),
+    ("dag-tree", dag::tree),
+    ("dag-wavefront", dag::wavefront),
+    ("dag-random", dag::random),
+    ("dag-static", dag::static_graph),
 ];
 
 fn main() {
