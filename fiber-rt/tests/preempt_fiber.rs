@@ -47,9 +47,21 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use fiber_rt::{fiber, preempt, Builder};
+use fiber_rt::{fiber, preempt, Builder, Runtime};
 
 const SLICE: Duration = Duration::from_millis(2);
+
+/// A runtime with `workers` workers and probes as its only preemption: the
+/// signal backstop is off, so a probe lost to the optimiser fails a test
+/// instead of being covered for.
+fn runtime(workers: usize) -> Runtime {
+    Builder::new()
+        .workers(workers)
+        .time_slice(SLICE)
+        .preempt_signals(false)
+        .build()
+        .unwrap()
+}
 
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
@@ -122,7 +134,7 @@ fn a_spinning_loop_is_preempted_on_a_single_worker() {
     // A few seconds of spinning: far more than a slice, and the bound that
     // ends the test if the spinner is never preempted.
     let limit = calibrate(Duration::from_secs(3), |n| spin_until(&never, n));
-    let rt = Builder::new().workers(1).time_slice(SLICE).build().unwrap();
+    let rt = runtime(1);
     let spun = within(Duration::from_secs(60), move || {
         let n = rt.block_on(move || {
             let stop = Arc::new(AtomicBool::new(false));
@@ -158,7 +170,7 @@ fn a_spinning_loop_is_preempted_on_a_single_worker() {
 fn a_pure_arithmetic_loop_is_preempted_on_a_single_worker() {
     let _serial = serial();
     let rounds = calibrate(Duration::from_millis(300), lcg_spin);
-    let rt = Builder::new().workers(1).time_slice(SLICE).build().unwrap();
+    let rt = runtime(1);
     let (ran_during, metrics) = within(Duration::from_secs(60), move || {
         let ran_during = rt.block_on(move || {
             let started = Arc::new(AtomicBool::new(false));
@@ -222,11 +234,7 @@ fn sleeper(rounds: u32) -> Vec<Duration> {
 fn fiber_spinners_do_not_starve_a_sleeper() {
     let _serial = serial();
     let workers = 2;
-    let rt = Builder::new()
-        .workers(workers)
-        .time_slice(SLICE)
-        .build()
-        .unwrap();
+    let rt = runtime(workers);
     let (lateness, spins, metrics) = within(Duration::from_secs(60), move || {
         let stop = Arc::new(AtomicBool::new(false));
         let spinners: Vec<_> = (0..4 * workers)
@@ -285,11 +293,7 @@ fn hold_without_probes(lock: &std::sync::Mutex<u64>, rounds: u64) {
 fn a_std_mutex_held_past_the_slice_does_not_deadlock_blocking_lockers() {
     let _serial = serial();
     let (workers, fibers, rounds) = (2, 8, 4u64);
-    let rt = Builder::new()
-        .workers(workers)
-        .time_slice(SLICE)
-        .build()
-        .unwrap();
+    let rt = runtime(workers);
     let (count, metrics) = within(Duration::from_secs(60), move || {
         let lock = Arc::new(std::sync::Mutex::new(0u64));
         let hs: Vec<_> = (0..fibers)
@@ -345,7 +349,7 @@ fn a_fiber_preempted_holding_a_std_mutex_does_not_deadlock_the_others() {
     let _serial = serial();
     // One worker: the waiters run only when the holder, lock held, has been
     // preempted, and the holder finishes only when they are in turn.
-    let rt = Builder::new().workers(1).time_slice(SLICE).build().unwrap();
+    let rt = runtime(1);
     let waiters = 4;
     let (count, failed, metrics) = within(Duration::from_secs(60), move || {
         let (count, failed) = rt.block_on(move || {
@@ -403,11 +407,7 @@ fn hold_in_no_preempt(lock: &std::sync::Mutex<u64>, inside: &AtomicUsize) {
 fn no_preempt_around_a_std_mutex_keeps_blocking_lockers_safe() {
     let _serial = serial();
     let (workers, fibers) = (2, 8u64);
-    let rt = Builder::new()
-        .workers(workers)
-        .time_slice(SLICE)
-        .build()
-        .unwrap();
+    let rt = runtime(workers);
     let (count, inside, metrics) = within(Duration::from_secs(60), move || {
         let lock = Arc::new(std::sync::Mutex::new(0u64));
         let inside = Arc::new(AtomicUsize::new(0));
@@ -428,10 +428,10 @@ fn no_preempt_around_a_std_mutex_keeps_blocking_lockers_safe() {
 }
 
 #[test]
-fn probed_counter_loop_counts_every_iteration() {
+fn probes_do_not_change_what_a_fiber_computes() {
     // The probes change nothing a fiber computes.
     let _serial = serial();
-    let rt = Builder::new().workers(1).time_slice(SLICE).build().unwrap();
+    let rt = runtime(1);
     let never = Arc::new(AtomicBool::new(false));
     let n = 1_000_000;
     let got = rt.block_on(move || spin_until(&never, n));

@@ -41,7 +41,7 @@ const LIVE_SHARDS: usize = 16;
 pub(crate) struct Registry {
     pub(crate) config: Config,
     pub(crate) injector: Injector<Arc<Task>>,
-    stealers: Vec<Stealer<Arc<Task>>>,
+    pub(crate) stealers: Vec<Stealer<Arc<Task>>>,
     pub(crate) sleep: Sleep,
     pub(crate) timer: Timer,
     shutdown: AtomicBool,
