@@ -67,7 +67,11 @@ fn counters_add_up() {
 fn busy_and_idle_time_follow_the_work() {
     // Without the backstop: it would move the spinner below, which has no
     // probes, off its worker after two slices.
-    let rt = Builder::new().workers(2).preempt_signals(false).build().unwrap();
+    let rt = Builder::new()
+        .workers(2)
+        .preempt_signals(false)
+        .build()
+        .unwrap();
     // Let both workers go idle, then measure a quiet stretch.
     std::thread::sleep(Duration::from_millis(50));
     let quiet = rt.metrics();
