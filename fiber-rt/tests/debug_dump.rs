@@ -73,7 +73,13 @@ fn frame_of(fiber: &FiberInfo, name: &str) -> usize {
 
 #[test]
 fn a_dump_lists_parked_sleeping_and_running_fibers_with_backtraces() {
-    let rt = Builder::new().workers(2).build().unwrap();
+    // Without the preemption backstop, which would detach the spinner
+    // below (it has no probes) from its worker after two slices.
+    let rt = Builder::new()
+        .workers(2)
+        .preempt_signals(false)
+        .build()
+        .unwrap();
     let (tx, rx) = mpsc::bounded::<u32>(1);
     let mutex = Arc::new(Mutex::new(7));
     let held = mutex.lock();
@@ -190,7 +196,12 @@ fn a_dump_lists_parked_sleeping_and_running_fibers_with_backtraces() {
 
 #[test]
 fn a_queued_fiber_shows_as_ready() {
-    let rt = Builder::new().workers(1).build().unwrap();
+    // Without the backstop, so the spinner keeps the only worker.
+    let rt = Builder::new()
+        .workers(1)
+        .preempt_signals(false)
+        .build()
+        .unwrap();
     let spin = Arc::new(AtomicBool::new(true));
     let started = Arc::new(AtomicBool::new(false));
     let spinner = {
@@ -221,6 +232,43 @@ fn a_queued_fiber_shows_as_ready() {
     drop(stop_spinner);
     spinner.join().unwrap();
     assert_eq!(queued.join().unwrap(), 1);
+}
+
+#[test]
+fn a_fiber_the_backstop_moved_off_its_worker_shows_as_detached() {
+    let rt = Builder::new()
+        .workers(1)
+        .time_slice(Duration::from_millis(2))
+        .build()
+        .unwrap();
+    let spin = Arc::new(AtomicBool::new(true));
+    let stop_spinner = StopOnDrop(spin.clone());
+    let spinner = {
+        let spin = spin.clone();
+        FiberBuilder::new()
+            .name("hog")
+            .spawn_on(&rt, move || {
+                // Acquire: pairs with the Release store of `StopOnDrop`.
+                while spin.load(Ordering::Acquire) {
+                    std::hint::spin_loop();
+                }
+            })
+            .unwrap()
+    };
+    // The worker goes on with other fibers on a fresh thread.
+    let after = rt.spawn(|| 2);
+    let dump = dump_when(&rt, |d| {
+        d.fibers
+            .iter()
+            .any(|f| f.name.as_deref() == Some("hog") && f.state == FiberState::Detached)
+    });
+    assert!(named(&dump, "hog").backtrace.is_empty());
+    assert!(dump
+        .to_string()
+        .contains("\"hog\" [running, detached from its worker, "));
+    assert_eq!(after.join().unwrap(), 2);
+    drop(stop_spinner);
+    spinner.join().unwrap();
 }
 
 #[test]

@@ -69,8 +69,13 @@ pub enum FiberState {
         /// The worker's index (threads are named `<prefix>-<index>`).
         worker: usize,
     },
-    /// In a run queue, waiting for a worker (or switching right now).
+    /// In a run queue, waiting for a worker.
     Ready,
+    /// Running on a thread of its own: it ran on without reaching a probe,
+    /// so the preemption backstop gave its worker a fresh thread (see
+    /// [`preempt`](crate::preempt)); it rejoins a worker at its next
+    /// switch. Also, briefly, a fiber caught between two switches.
+    Detached,
     /// Waiting to be woken.
     Parked {
         /// What it waits on: `"Mutex::lock"`, `"mpsc::Receiver::recv"`,
@@ -128,7 +133,7 @@ pub(crate) fn take(registry: &Registry) -> Dump {
 fn describe(registry: &Registry, task: &Arc<Task>, now: u64) -> FiberInfo {
     let state = state_of(registry, task);
     let backtrace = match state {
-        FiberState::Running { .. } | FiberState::Finished => Vec::new(),
+        FiberState::Running { .. } | FiberState::Detached | FiberState::Finished => Vec::new(),
         _ => saved_sp(task).map_or_else(Vec::new, |sp| {
             walk(sp)
                 .into_iter()
@@ -174,7 +179,9 @@ fn state_of(registry: &Registry, task: &Task) -> FiberState {
     });
     match worker {
         Some(worker) => FiberState::Running { worker },
-        None => FiberState::Ready,
+        // A queued fiber has its context saved; one without is on a CPU.
+        None if saved_sp(task).is_some() => FiberState::Ready,
+        None => FiberState::Detached,
     }
 }
 
@@ -242,6 +249,7 @@ impl fmt::Display for FiberState {
         match self {
             FiberState::Running { worker } => write!(f, "running on worker {worker}"),
             FiberState::Ready => f.write_str("ready"),
+            FiberState::Detached => f.write_str("running, detached from its worker"),
             FiberState::Parked { on } if on.is_empty() => f.write_str("parked"),
             FiberState::Parked { on } => write!(f, "parked on {on}"),
             FiberState::Sleeping { until } => {
