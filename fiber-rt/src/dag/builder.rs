@@ -6,45 +6,109 @@ use std::borrow::Cow;
 use std::cell::UnsafeCell;
 use std::error::Error;
 use std::fmt;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::dot;
 use super::error::Failure;
 use super::graph::{Graph, Plan};
 
-/// A node's body: the closure, with its error already turned into text.
-/// Called once; it is an `FnMut` holding its `FnOnce` in an `Option` so
-/// that calling it frees nothing: the boxes are freed with the graph,
-/// after the run has reported, not one by one on the run's critical path.
-type Job = Box<dyn FnMut() -> Result<(), String> + Send>;
+/// Bytes a node's closure may take to be stored in its [`Job`] itself.
+type Inline = MaybeUninit<[usize; 2]>;
 
-/// A node's body and whether it has been called.
-struct JobCell {
+/// A node's body: a closure whose error is already turned into text,
+/// called once. A closure of up to two words (most capture an index or an
+/// `Arc`) is stored in the cell itself, a bigger one in a `Box`, so a
+/// graph of small nodes makes no allocation per node, and freeing it is
+/// freeing one `Vec`.
+struct Job {
     called: AtomicBool,
-    job: UnsafeCell<Job>,
+    /// The closure when it fits, else a `Box` of it.
+    data: UnsafeCell<Inline>,
+    /// Moves the closure out of `data` and calls it.
+    call: unsafe fn(*mut Inline) -> Result<(), String>,
+    /// Drops a closure that was never called.
+    drop: unsafe fn(*mut Inline),
 }
 
-// SAFETY: the job is `Send`, and only the one caller that flips `called`
-// ever touches it through `&self` (see `call`), as with a `Mutex<Job>`.
-unsafe impl Sync for JobCell {}
+// SAFETY: `Job::new` only takes a `Send` closure, which is all `data` holds.
+unsafe impl Send for Job {}
 
-impl JobCell {
-    /// Calls the job; `None` if it was called before.
+// SAFETY: through `&self` the closure is only reached by the one caller
+// that flips `called` (see `call`), which moves it out: as with a
+// `Mutex<F>`, `F: Send` is enough.
+unsafe impl Sync for Job {}
+
+impl Job {
+    fn new<F: FnOnce() -> Result<(), String> + Send + 'static>(body: F) -> Job {
+        let mut data = Inline::uninit();
+        let fits = std::mem::size_of::<F>() <= std::mem::size_of::<Inline>()
+            && std::mem::align_of::<F>() <= std::mem::align_of::<Inline>();
+        if fits {
+            // SAFETY: `F` fits `data`'s size and alignment (checked above).
+            unsafe { data.as_mut_ptr().cast::<F>().write(body) };
+            Job {
+                called: AtomicBool::new(false),
+                data: UnsafeCell::new(data),
+                call: call_in_place::<F>,
+                drop: drop_in_place::<F>,
+            }
+        } else {
+            // SAFETY: a `Box<F>` is one word, aligned like `data`.
+            unsafe { data.as_mut_ptr().cast::<Box<F>>().write(Box::new(body)) };
+            Job {
+                called: AtomicBool::new(false),
+                data: UnsafeCell::new(data),
+                call: call_in_place::<Box<F>>,
+                drop: drop_in_place::<Box<F>>,
+            }
+        }
+    }
+
+    /// Calls the closure; `None` if it was called before.
     fn call(&self) -> Option<Result<(), String>> {
         // Relaxed: winning the flag only needs the swap to be atomic; the
-        // job itself was written before the graph was shared.
+        // closure itself was written before the graph was shared.
         if self.called.swap(true, Ordering::Relaxed) {
             return None;
         }
-        // SAFETY: the swap above made this the only access to the job.
-        Some(unsafe { (*self.job.get())() })
+        // SAFETY: `data` holds the closure `call` was made for (`new`), and
+        // the swap above made this its only use: it is moved out once.
+        Some(unsafe { (self.call)(self.data.get()) })
     }
 }
 
-/// Wraps a one-shot body as a [`Job`].
-fn job<F: FnOnce() -> Result<(), String> + Send + 'static>(body: F) -> Job {
-    let mut body = Some(body);
-    Box::new(move || body.take().map_or(Ok(()), |body| body()))
+impl Drop for Job {
+    fn drop(&mut self) {
+        if !*self.called.get_mut() {
+            // SAFETY: never called, so `data` still holds the closure `drop`
+            // was made for, and `&mut self` makes this its last use.
+            unsafe { (self.drop)(self.data.get()) };
+        }
+    }
+}
+
+/// Moves an `F` out of `data` and calls it.
+///
+/// # Safety
+///
+/// `data` holds an initialised `F`, which nothing uses afterwards.
+unsafe fn call_in_place<F: FnOnce() -> Result<(), String>>(
+    data: *mut Inline,
+) -> Result<(), String> {
+    // SAFETY: per the contract, the `F` is there and is read only here.
+    let body = unsafe { data.cast::<F>().read() };
+    body()
+}
+
+/// Drops the `F` in `data`.
+///
+/// # Safety
+///
+/// `data` holds an initialised `F`, which nothing uses afterwards.
+unsafe fn drop_in_place<F>(data: *mut Inline) {
+    // SAFETY: per the contract.
+    unsafe { data.cast::<F>().drop_in_place() };
 }
 
 /// A node of a [`GraphBuilder`], returned when it is added.
@@ -119,7 +183,7 @@ impl GraphBuilder {
     ) -> NodeId {
         self.push(
             name.into(),
-            job(move || {
+            Job::new(move || {
                 body();
                 Ok(())
             }),
@@ -135,7 +199,7 @@ impl GraphBuilder {
     ) -> NodeId {
         self.push(
             name.into(),
-            job(move || body().map_err(|err| err.to_string())),
+            Job::new(move || body().map_err(|err| err.to_string())),
         )
     }
 
@@ -213,14 +277,7 @@ impl GraphBuilder {
         Ok(DynGraph {
             names: self.names,
             costs: self.costs,
-            jobs: self
-                .jobs
-                .into_iter()
-                .map(|job| JobCell {
-                    called: AtomicBool::new(false),
-                    job: UnsafeCell::new(job),
-                })
-                .collect(),
+            jobs: self.jobs,
             in_degree,
             starts,
             successors,
@@ -335,7 +392,7 @@ impl Error for CycleError {}
 pub struct DynGraph {
     names: Vec<Cow<'static, str>>,
     costs: Vec<u32>,
-    jobs: Vec<JobCell>,
+    jobs: Vec<Job>,
     in_degree: Vec<u32>,
     starts: Vec<u32>,
     successors: Vec<u32>,
@@ -457,6 +514,33 @@ mod tests {
             builder.edge(ids[ids.len() - 1], ids[0]);
         }
         builder
+    }
+
+    #[test]
+    fn node_closures_small_and_big_run_once_and_drop_once() {
+        let token = std::sync::Arc::new(());
+        let mut builder = GraphBuilder::new();
+        let small = std::sync::Arc::clone(&token);
+        let big = (std::sync::Arc::clone(&token), [7u64; 8]);
+        let a = builder.node("small", move || drop(small));
+        let b = builder.node("big", move || {
+            let (token, words) = big;
+            assert_eq!(words[7], 7);
+            drop(token);
+        });
+        let unrun = std::sync::Arc::clone(&token);
+        builder.node("unrun", move || drop(unrun));
+        builder.node("big unrun", {
+            let big = (std::sync::Arc::clone(&token), [0u8; 64]);
+            move || drop(big)
+        });
+        let graph = builder.build().unwrap();
+        assert_eq!(std::sync::Arc::strong_count(&token), 5);
+        graph.run_node(a.0).unwrap();
+        graph.run_node(b.0).unwrap();
+        assert_eq!(std::sync::Arc::strong_count(&token), 3);
+        drop(graph);
+        assert_eq!(std::sync::Arc::strong_count(&token), 1);
     }
 
     #[test]
