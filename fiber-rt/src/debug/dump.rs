@@ -17,7 +17,8 @@ use crate::sched::registry::Registry;
 use crate::sched::task::Task;
 
 /// Every live fiber of a runtime at one moment, from
-/// [`Runtime::dump`](crate::Runtime::dump). `Display` prints a report.
+/// [`Runtime::dump`](crate::Runtime::dump). `Display` prints a report
+/// (the runtime's own frames left out; `{:#}` prints every frame).
 ///
 /// ```
 /// use fiber_rt::{debug::FiberState, sync::mpsc, Runtime};
@@ -217,7 +218,11 @@ impl fmt::Display for Dump {
         )?;
         for fiber in &self.fibers {
             writeln!(f)?;
-            write!(f, "{fiber}")?;
+            if f.alternate() {
+                write!(f, "{fiber:#}")?;
+            } else {
+                write!(f, "{fiber}")?;
+            }
         }
         Ok(())
     }
@@ -234,13 +239,46 @@ impl fmt::Display for FiberInfo {
             return writeln!(f);
         }
         writeln!(f, ":")?;
-        for frame in &self.backtrace {
+        let frames = if f.alternate() {
+            &self.backtrace[..]
+        } else {
+            user_frames(&self.backtrace)
+        };
+        for frame in frames {
             match &frame.symbol {
                 Some(s) => writeln!(f, "    {:#018x} {}+{:#x}", frame.addr, s.name, s.offset)?,
                 None => writeln!(f, "    {:#018x} ??", frame.addr)?,
             }
         }
         Ok(())
+    }
+}
+
+/// Prefixes of the functions between a fiber's own code and the switch
+/// (parking, waiting) or its start (spawn wrapper, panic catching): the
+/// same in every backtrace, so the report leaves them out unless asked
+/// with `{:#}`, as Go leaves out its runtime's frames.
+const RUNTIME_FRAMES: &[&str] = &[
+    "fiber_rt::sched::",
+    "fiber_rt::sync::waiter::",
+    "fiber_rt::runtime::join::",
+    "fiber_asm_trampoline",
+    "std::panicking::",
+    "std::panic::catch_unwind",
+    "__rust_try",
+    "<core::panic::unwind_safe::AssertUnwindSafe<F> as core::ops::function::FnOnce<()>>::call_once",
+    "core::ops::function::FnOnce::call_once",
+];
+
+/// `frames` without the runtime's frames at either end; all of them if
+/// nothing else is left.
+fn user_frames(frames: &[Frame]) -> &[Frame] {
+    let runtime = |f: &Frame| RUNTIME_FRAMES.iter().any(|p| f.function().starts_with(p));
+    let first = frames.iter().position(|f| !runtime(f));
+    let last = frames.iter().rposition(|f| !runtime(f));
+    match (first, last) {
+        (Some(first), Some(last)) => &frames[first..=last],
+        _ => frames,
     }
 }
 
@@ -282,6 +320,45 @@ impl fmt::Display for Age {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn frame(name: &str) -> Frame {
+        Frame {
+            addr: 1,
+            symbol: Some(Symbol {
+                name: name.into(),
+                offset: 0,
+            }),
+        }
+    }
+
+    #[test]
+    fn the_report_leaves_out_the_runtime_frames_at_both_ends() {
+        let frames = [
+            frame("fiber_rt::sched::worker::Worker::switch_away"),
+            frame("fiber_rt::sync::waiter::Waiter::wait"),
+            frame("fiber_rt::sync::mpsc::Receiver<T>::recv"),
+            frame("app::wait_here"),
+            frame("std::panic::catch_unwind"),
+            frame("fiber_rt::sched::task::start"),
+            frame("fiber_asm_trampoline"),
+        ];
+        let kept: Vec<&str> = user_frames(&frames).iter().map(Frame::function).collect();
+        assert_eq!(
+            kept,
+            ["fiber_rt::sync::mpsc::Receiver<T>::recv", "app::wait_here"]
+        );
+        let only_runtime = &frames[5..];
+        assert_eq!(user_frames(only_runtime).len(), 2);
+        let info = FiberInfo {
+            id: 3,
+            name: None,
+            state: FiberState::Parked { on: "x".into() },
+            age: Duration::from_millis(5),
+            backtrace: frames.to_vec(),
+        };
+        assert_eq!(info.to_string().lines().count(), 3, "{info}");
+        assert_eq!(format!("{info:#}").lines().count(), 8, "{info:#}");
+    }
 
     #[test]
     fn ages_read_naturally() {

@@ -10,6 +10,9 @@
 //! symbolized backtrace. With
 //! [`Builder::dump_on_sigquit`](crate::Builder::dump_on_sigquit), `kill
 //! -QUIT <pid>` (or Ctrl-\ in a terminal) prints the same report to stderr.
+//! The report leaves out the runtime's own frames (parking, the spawn
+//! wrapper); format it with `{:#}` for every frame, or read
+//! [`FiberInfo::backtrace`], which has them all.
 //!
 //! Backtraces come from walking the frame-pointer chain of the context a
 //! fiber saved when it switched away, and names from the executable's
