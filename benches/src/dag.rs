@@ -348,7 +348,7 @@ pub fn chain() -> Report {
     const DAGRS_LEN: u32 = 20_000;
     let mut r = Report::new("graph: chain of 1M nodes, 2 workers", "ns/node").target(format!(
         "{}\nnote: rayon is a plain loop in one task; dagrs runs a chain of {DAGRS_LEN} \
-         (it takes seconds per 10^4 nodes)",
+         (a tokio task, a lock and channels per node: 1M nodes would take many seconds a run)",
         targets(20.0, 41.0)
     ));
     let shape = Arc::new(Shape::new(LEN as usize, &chain_edges(LEN)));
@@ -583,7 +583,11 @@ pub fn static_graph() -> Report {
         "graph: a depends! graph of 8 nodes (fork of 4, two joins, total) run from a fiber, 2 workers",
         "ns/run",
     )
-    .target("faster than tokio, within 1.5x of hand-written rayon (nested rayon::join)");
+    .target(
+        "faster than tokio, within 1.5x of hand-written rayon (nested rayon::join)\n\
+         note: fiber runs the graph from a fiber (fiber_rt::run); tokio spawns the parts and \
+         awaits their JoinHandles from block_on; rayon is nested rayon::join",
+    );
     let rt = Builder::new().workers(WORKERS).build().unwrap();
     let expected = (8 * 9) + (10 * 11);
     r.add(
