@@ -19,7 +19,10 @@ const LATENCY: Duration = Duration::from_millis(5);
 
 /// The links on page `n`.
 fn links(n: u32, pages: u32) -> Vec<u32> {
-    [2 * n + 1, 2 * n + 2, n / 2].into_iter().filter(|&m| m < pages).collect()
+    [2 * n + 1, 2 * n + 2, n / 2]
+        .into_iter()
+        .filter(|&m| m < pages)
+        .collect()
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

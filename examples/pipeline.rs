@@ -38,12 +38,20 @@ fn longest(counts: &HashMap<String, usize>, min_len: &usize) -> Option<(String, 
 }
 
 #[fiber]
-fn summary(words: &[String], counts: &HashMap<String, usize>, longest: &Option<(String, usize)>) -> String {
+fn summary(
+    words: &[String],
+    counts: &HashMap<String, usize>,
+    longest: &Option<(String, usize)>,
+) -> String {
     let top = match longest {
         Some((w, n)) => format!("'{w}' x{n}"),
         None => "none".to_owned(),
     };
-    format!("{} words, {} distinct, most frequent long word: {top}", words.len(), counts.len())
+    format!(
+        "{} words, {} distinct, most frequent long word: {top}",
+        words.len(),
+        counts.len()
+    )
 }
 
 depends! {
@@ -57,8 +65,14 @@ depends! {
 }
 
 const TEXTS: &[(&str, &str)] = &[
-    ("fox", "The quick brown fox jumps over the lazy dog. The dog sleeps; the fox jumps again."),
-    ("fibers", "Fibers park, fibers yield, fibers sleep. Workers steal fibers from workers."),
+    (
+        "fox",
+        "The quick brown fox jumps over the lazy dog. The dog sleeps; the fox jumps again.",
+    ),
+    (
+        "fibers",
+        "Fibers park, fibers yield, fibers sleep. Workers steal fibers from workers.",
+    ),
     ("empty", ""),
 ];
 

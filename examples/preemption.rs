@@ -28,7 +28,11 @@ fn spin(stop: &AtomicBool) -> u64 {
 /// Runs 4 spinners for `spin_for` beside a ticker on one worker; returns the
 /// ticks and the longest gap between two of them.
 fn trial(preemptive: bool, spin_for: Duration) -> (usize, Duration) {
-    let rt = Builder::new().workers(1).time_slice(Duration::from_millis(2)).build().unwrap();
+    let rt = Builder::new()
+        .workers(1)
+        .time_slice(Duration::from_millis(2))
+        .build()
+        .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let ticker = rt.spawn(|| {
         let mut ticks = Vec::new();
@@ -50,7 +54,11 @@ fn trial(preemptive: bool, spin_for: Duration) -> (usize, Duration) {
                         stop.store(true, Ordering::Relaxed);
                     })
                 };
-                let n = if preemptive { spin(&stop) } else { preempt::no_preempt(|| spin(&stop)) };
+                let n = if preemptive {
+                    spin(&stop)
+                } else {
+                    preempt::no_preempt(|| spin(&stop))
+                };
                 stopper.join().unwrap();
                 n
             })
@@ -58,12 +66,19 @@ fn trial(preemptive: bool, spin_for: Duration) -> (usize, Duration) {
         .collect();
     spinners.into_iter().for_each(|s| drop(s.join()));
     let ticks = ticker.join().unwrap();
-    let longest_gap = ticks.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+    let longest_gap = ticks
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
     (ticks.len(), longest_gap)
 }
 
 fn main() {
-    let spin_ms: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200);
+    let spin_ms: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200);
     let spin_for = Duration::from_millis(spin_ms);
     for (label, preemptive) in [("with preemption", true), ("without preemption", false)] {
         let (ticks, gap) = trial(preemptive, spin_for);

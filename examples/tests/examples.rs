@@ -20,7 +20,10 @@ fn example(name: &str) -> PathBuf {
         .filter_map(Result::ok)
         .filter(|e| {
             let file = e.file_name().to_string_lossy().into_owned();
-            (file == name || file.strip_prefix(&prefix).is_some_and(|h| h.chars().all(|c| c.is_ascii_hexdigit())))
+            (file == name
+                || file
+                    .strip_prefix(&prefix)
+                    .is_some_and(|h| h.chars().all(|c| c.is_ascii_hexdigit())))
                 && e.metadata().is_ok_and(|m| m.is_file())
         })
         .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
@@ -52,15 +55,27 @@ fn quickstart_prints_the_statistics() {
 #[test]
 fn pipeline_runs_one_graph_on_several_inputs() {
     let out = run("pipeline", &[]);
-    assert!(out.contains("fox: 16 words, 10 distinct, most frequent long word: 'jumps' x2"), "{out}");
-    assert!(out.contains("fibers: 11 words, 7 distinct, most frequent long word: 'fibers' x4"), "{out}");
-    assert!(out.contains("empty: 0 words, 0 distinct, most frequent long word: none"), "{out}");
+    assert!(
+        out.contains("fox: 16 words, 10 distinct, most frequent long word: 'jumps' x2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fibers: 11 words, 7 distinct, most frequent long word: 'fibers' x4"),
+        "{out}"
+    );
+    assert!(
+        out.contains("empty: 0 words, 0 distinct, most frequent long word: none"),
+        "{out}"
+    );
 }
 
 #[test]
 fn crawler_visits_every_page_once_with_overlapping_fetches() {
     let out = run("crawler", &["200", "32"]);
-    assert!(out.contains("crawled 200 pages (200 fetches) with 32 fetcher fibers"), "{out}");
+    assert!(
+        out.contains("crawled 200 pages (200 fetches) with 32 fetcher fibers"),
+        "{out}"
+    );
     let overlap: f64 = out
         .split('(')
         .next_back()
@@ -72,8 +87,15 @@ fn crawler_visits_every_page_once_with_overlapping_fetches() {
 
 /// The number before " ticks" on the line starting with `label`.
 fn ticks(out: &str, label: &str) -> usize {
-    let line = out.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("no '{label}' in {out}"));
-    line.split(": ").nth(1).and_then(|s| s.split(' ').next()).and_then(|n| n.parse().ok()).unwrap()
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no '{label}' in {out}"));
+    line.split(": ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap()
 }
 
 #[test]

@@ -31,6 +31,11 @@ fn spawn_and_join_a_million_fibers_across_workers() {
         sum
     });
     assert_eq!(sum, n * (n - 1) / 2);
+    // A fiber's result reaches its joiner just before the fiber ends.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rt.metrics().live > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let m = rt.metrics();
     assert_eq!(m.spawned, n + 1);
     assert_eq!(m.live, 0, "every fiber finished");
@@ -276,4 +281,52 @@ fn dropping_the_runtime_from_one_of_its_fibers_does_not_hang() {
         })
     };
     assert_eq!(handle.join().unwrap(), "dropped");
+}
+
+#[test]
+fn a_ping_pong_pair_cannot_starve_its_worker_s_other_fibers() {
+    // Two fibers waking each other switch straight to one another through
+    // the LIFO slot; they share one time slice, so when it runs out the
+    // rest of the local queue gets its turn.
+    let rt = Builder::new()
+        .workers(1)
+        .time_slice(Duration::from_millis(2))
+        .build()
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ran_tx, ran_rx) = std::sync::mpsc::channel();
+    let main = {
+        let stop = stop.clone();
+        rt.spawn(move || {
+            let (ping_tx, ping_rx) = fiber_rt::sync::mpsc::bounded::<u32>(1);
+            let (pong_tx, pong_rx) = fiber_rt::sync::mpsc::bounded::<u32>(1);
+            // All three go to this worker's local queue.
+            let echo = fiber_rt::spawn(move || {
+                while let Ok(n) = ping_rx.recv() {
+                    if pong_tx.send(n).is_err() {
+                        break;
+                    }
+                }
+            });
+            let pinger = fiber_rt::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    ping_tx.send(1).unwrap();
+                    pong_rx.recv().unwrap();
+                    n += 1;
+                }
+                n
+            });
+            fiber_rt::yield_now(); // let the pair start
+            let bystander = fiber_rt::spawn(move || ran_tx.send("ran").unwrap());
+            bystander.join().unwrap();
+            (pinger, echo)
+        })
+    };
+    let ran = ran_rx.recv_timeout(Duration::from_secs(10));
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(ran, Ok("ran"), "the bystander starved beside the pair");
+    let (pinger, echo) = main.join().unwrap();
+    assert!(pinger.join().unwrap() > 0);
+    echo.join().unwrap();
 }

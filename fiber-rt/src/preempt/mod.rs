@@ -214,6 +214,17 @@ impl WorkerClock {
             .store(std::ptr::addr_of!(self.flag).cast_mut(), Ordering::Relaxed);
     }
 
+    /// The worker switches to a fiber that goes on in the running slice
+    /// (one woken into the LIFO slot): the monitor sees no new slice.
+    #[inline]
+    pub(crate) fn continue_slice(&self, header: &StackHeader, task: u64) {
+        // Relaxed: see `start_slice`.
+        self.task.store(task, Ordering::Relaxed);
+        header
+            .preempt_flag
+            .store(std::ptr::addr_of!(self.flag).cast_mut(), Ordering::Relaxed);
+    }
+
     /// The worker found nothing to run and starts looking or sleeping;
     /// pass the result to [`idle_end`](Self::idle_end).
     pub(crate) fn idle_begin(&self) -> std::time::Instant {

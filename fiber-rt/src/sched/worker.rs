@@ -188,12 +188,24 @@ impl Worker {
         self.run_post();
     }
 
-    /// Makes `task` this worker's current fiber and takes its context.
+    /// Makes `task` this worker's current fiber and takes its context,
+    /// with a time slice of its own.
     fn adopt(&self, task: Arc<Task>) -> StackPointer {
+        self.adopt_with(task, false)
+    }
+
+    /// Like [`adopt`](Self::adopt); with `inherit`, the fiber runs on in
+    /// the slice of the fiber that woke it (the LIFO slot's rule, so that
+    /// two fibers waking each other cannot keep the rest of the queue
+    /// waiting: their shared slice runs out like anyone's).
+    fn adopt_with(&self, task: Arc<Task>, inherit: bool) -> StackPointer {
         task.worker.set(self);
-        self.registry
-            .clock(self.index)
-            .start_slice(task.header(), task.id);
+        let clock = self.registry.clock(self.index);
+        if inherit {
+            clock.continue_slice(task.header(), task.id);
+        } else {
+            clock.start_slice(task.header(), task.id);
+        }
         let sp = task.take_sp();
         self.current.set(Some(task));
         sp
@@ -238,8 +250,7 @@ impl Worker {
             Switch::Park => Post::Park(me),
         });
         let target = if how == Switch::Preempt {
-            self.prefer_global.set(true);
-            self.to_loop()
+            self.yield_slice()
         } else {
             self.next_target()
         };
@@ -269,10 +280,36 @@ impl Worker {
 
     /// The next ready fiber on this worker (made current), or the loop.
     fn next_target(&self) -> StackPointer {
+        // Relaxed: a request seen a switch late is honoured at the next.
+        if self
+            .registry
+            .clock(self.index)
+            .flag
+            .load(std::sync::atomic::Ordering::Relaxed)
+            != 0
+        {
+            return self.yield_slice(); // the slice is used up
+        }
+        if self.ticks.get().wrapping_add(1) % GLOBAL_QUEUE_INTERVAL != 0 {
+            if let Some(next) = self.lifo.take() {
+                self.ticks.set(self.ticks.get().wrapping_add(1));
+                return self.adopt_with(next, true);
+            }
+        }
         match self.pop_local() {
             Some(next) => self.adopt(next),
             None => self.to_loop(),
         }
+    }
+
+    /// The slice is over: the fiber in the LIFO slot goes to the back of
+    /// the queue, and the loop looks at the global queue first.
+    fn yield_slice(&self) -> StackPointer {
+        if let Some(woken) = self.lifo.take() {
+            self.local.push(woken);
+        }
+        self.prefer_global.set(true);
+        self.to_loop()
     }
 
     /// The scheduler loop's context, to switch to it.
