@@ -29,7 +29,10 @@ fn make<T>(capacity: Option<usize>) -> (Sender<T>, Receiver<T>) {
             send_waiters: VecDeque::new(),
         }),
     });
-    (Sender { chan: chan.clone() }, Receiver { chan })
+    (
+        Sender { chan: chan.clone() },
+        Receiver { chan, _not_sync: std::marker::PhantomData },
+    )
 }
 
 struct Chan<T> {
@@ -56,9 +59,12 @@ pub struct Sender<T> {
     chan: Arc<Chan<T>>,
 }
 
-/// The receiving half.
+/// The receiving half. One receiver: it can move to another fiber or
+/// thread (`Send`) but not be shared (`!Sync`), as the channel keeps a
+/// single waiting receiver.
 pub struct Receiver<T> {
     chan: Arc<Chan<T>>,
+    _not_sync: std::marker::PhantomData<std::cell::Cell<()>>,
 }
 
 /// The receiver is gone; the message comes back.
