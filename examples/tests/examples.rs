@@ -126,3 +126,23 @@ fn trace_writes_a_chrome_trace_and_a_gantt_chart() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn build_system_builds_every_step_and_draws_the_build() {
+    let dir = std::env::temp_dir().join(format!("fiber-build-{}", std::process::id()));
+    let out = run("build_system", &[dir.to_str().unwrap(), "1"]);
+    assert!(out.contains("built 12 of 12 steps"), "{out}");
+    // The longest chain of the project, whatever the timing.
+    assert!(out.contains("critical path: codegen -> "), "{out}");
+    assert!(out.contains(" -> compiler -> tests"), "{out}");
+    let svg = std::fs::read_to_string(dir.join("build.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") || svg.starts_with("<?xml"),
+        "not an SVG"
+    );
+    assert_eq!(svg.matches("class=\"node\"").count(), 12, "a bar per step");
+    assert!(std::fs::read_to_string(dir.join("build.json"))
+        .unwrap()
+        .contains("\"ph\":\"X\""));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -31,7 +31,10 @@ fn make<T>(capacity: Option<usize>) -> (Sender<T>, Receiver<T>) {
     });
     (
         Sender { chan: chan.clone() },
-        Receiver { chan, _not_sync: std::marker::PhantomData },
+        Receiver {
+            chan,
+            _not_sync: std::marker::PhantomData,
+        },
     )
 }
 
