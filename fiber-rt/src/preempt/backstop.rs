@@ -54,8 +54,10 @@ pub(crate) fn current_thread() -> u64 {
 
 /// Signals `thread` (a worker's thread) that its fiber overran.
 pub(crate) fn signal(thread: u64) -> bool {
-    // SAFETY: `thread` is a worker thread of this runtime, joinable (its
-    // handle is kept until shutdown), so the id is valid.
+    // SAFETY: `thread` is a worker thread of this runtime that has not been
+    // joined: the shutdown joins the monitor (the only caller) before any
+    // worker thread, and a thread the backstop started is joined only once
+    // no worker's clock names it.
     unsafe { libc::pthread_kill(thread as libc::pthread_t, libc::SIGURG) == 0 }
 }
 
@@ -83,8 +85,13 @@ fn detach_if_asked() -> bool {
     let worker = unsafe { &*worker };
     let clock = worker.registry.clock(worker.index);
     // Acquire: pairs with the monitor's Release before it signals.
-    if !clock.backstop.swap(false, Ordering::Acquire) {
+    let asked_for = clock.backstop.swap(0, Ordering::Acquire);
+    if asked_for == 0 {
         return false;
+    }
+    // Relaxed: written by this very thread when it started the fiber.
+    if asked_for != clock.switches.load(Ordering::Relaxed).wrapping_add(1) {
+        return true; // the fiber it was meant for has already switched
     }
     // Relaxed: written by this very thread (see `sched::thread`).
     if state.in_runtime.load(Ordering::Relaxed) || state.detached.get() {
@@ -103,6 +110,10 @@ fn detach_if_asked() -> bool {
         state.orphan_loop.set(Some(loop_sp));
         state.detached.set(true);
         state.worker.set(ptr::null());
+        // The worker runs nothing until its new thread starts.
+        clock.idle();
+        // Relaxed: the new thread resets it when it starts a slice.
+        clock.flag.store(0, Ordering::Relaxed);
         // Release: the worker's state, as this thread left it, is visible
         // to the thread the monitor starts for it.
         clock.handoff.store(true, Ordering::Release);

@@ -171,8 +171,10 @@ pub(crate) struct WorkerClock {
     pub(crate) parks: AtomicU64,
     /// `pthread_t` of the thread running this worker, for the backstop.
     pub(crate) thread: AtomicU64,
-    /// Set by the monitor just before it signals the worker's thread.
-    pub(crate) backstop: AtomicBool,
+    /// Set by the monitor just before it signals the worker's thread: the
+    /// switch count it saw, plus one (0: no request). The handler acts only
+    /// if the worker still runs that same fiber.
+    pub(crate) backstop: AtomicU64,
     /// Set by the signal handler: the running fiber keeps the old thread,
     /// and the worker needs a new one.
     pub(crate) handoff: AtomicBool,
@@ -189,7 +191,7 @@ impl WorkerClock {
             idle_since: AtomicU64::new(0),
             parks: AtomicU64::new(0),
             thread: AtomicU64::new(0),
-            backstop: AtomicBool::new(false),
+            backstop: AtomicU64::new(0),
             handoff: AtomicBool::new(false),
         }
     }

@@ -123,13 +123,19 @@ impl Monitor {
                     if registry.config.backstop && now.duration_since(flagged) >= slice {
                         let thread = clock.thread.load(Ordering::Relaxed);
                         // Release: pairs with the handler's Acquire.
-                        clock.backstop.store(true, Ordering::Release);
-                        if thread != 0 && super::backstop::signal(thread) {
+                        clock
+                            .backstop
+                            .store(switches.wrapping_add(1), Ordering::Release);
+                        if thread != 0 && !registry.is_shutdown() && super::backstop::signal(thread)
+                        {
                             // Relaxed: a statistic.
                             registry
                                 .stats
                                 .backstop_signals
                                 .fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            // Relaxed: nobody was signalled to read it.
+                            clock.backstop.store(0, Ordering::Relaxed);
                         }
                         seen.flagged = Some(now); // ask again a slice later
                     }

@@ -21,13 +21,23 @@ pub(crate) fn shutdown(registry: &Arc<Registry>, threads: Vec<thread::JoinHandle
             return;
         }
     }
+    if Task::current().is_some() || crate::sched::thread::bound() {
+        // Dropped by a fiber, or on a worker thread, of another runtime:
+        // cancelling our fibers here would mix their switches with that
+        // runtime's per-thread state. Finish on a thread of its own.
+        let registry = registry.clone();
+        let _ = thread::spawn(move || finish(&registry, threads)).join();
+        return;
+    }
     finish(registry, threads);
 }
 
 fn finish(registry: &Arc<Registry>, threads: Vec<thread::JoinHandle<()>>) {
     registry.timer.stop();
     registry.monitor.stop();
-    for t in threads {
+    // The monitor and timer (started last) first: the monitor signals
+    // worker threads, which must not be joined before it has stopped.
+    for t in threads.into_iter().rev() {
         // A worker thread never panics out of its loop; if it did, the
         // panic was already reported and there is nothing left to do.
         let _ = t.join();

@@ -169,16 +169,33 @@ impl Registry {
         }
         match self.start_worker_thread(index) {
             Ok(handle) => {
-                self.extra_threads
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(handle);
+                let mut threads = self.extra_threads.lock().unwrap_or_else(|e| e.into_inner());
+                self.reap_finished(&mut threads);
+                threads.push(handle);
                 // Relaxed: a statistic.
                 self.stats.backstop_handoffs.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => eprintln!(
                 "fiber runtime: no thread for worker {index} ({e}); it waits for its fiber"
             ),
+        }
+    }
+
+    /// Joins the threads the backstop started that have ended, and that no
+    /// worker's clock names any more (the monitor may still signal those).
+    fn reap_finished(&self, threads: &mut Vec<std::thread::JoinHandle<()>>) {
+        use std::os::unix::thread::JoinHandleExt;
+        let named: Vec<u64> = self
+            .clocks
+            .iter()
+            .map(|c| c.thread.load(Ordering::Relaxed))
+            .collect();
+        let (done, running): (Vec<_>, Vec<_>) = std::mem::take(threads)
+            .into_iter()
+            .partition(|t| t.is_finished() && !named.contains(&(t.as_pthread_t() as u64)));
+        *threads = running;
+        for t in done {
+            let _ = t.join();
         }
     }
 
@@ -270,6 +287,7 @@ impl Registry {
         // SeqCst: part of the sleep protocol (see sleep/README.md): the
         // queue push before this must be ordered before reading `searching`
         // and the sleeper count.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self.searching.load(Ordering::SeqCst) == 0 {
             self.sleep.wake_one();
         }

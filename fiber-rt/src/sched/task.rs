@@ -147,7 +147,8 @@ impl Task {
         // a live task for as long as its fiber runs, or null.
         let owner = unsafe { (*header).owner.load(Ordering::Relaxed) } as *const Task;
         // SAFETY: non-null owners are tasks kept alive by the worker that
-        // runs them (its `current` reference) while the fiber runs.
+        // runs them (its `current` reference) while the fiber runs, or, for
+        // a fiber the backstop detached, by its thread's `orphan` reference.
         unsafe { owner.as_ref() }
     }
 
@@ -165,17 +166,21 @@ impl Task {
     ///
     /// # Safety
     ///
-    /// `self` is the running task, called from its own fiber.
+    /// `self` is the running task, called from its own fiber. If the fiber
+    /// may have been detached by the backstop, only the worker's immutable
+    /// fields (`index`, `registry`) may be used: another thread owns the
+    /// rest (`sched::thread::enter` tells which).
     pub(crate) unsafe fn worker(&self) -> &Worker {
-        // SAFETY: set by the worker before it resumed us; the worker outlives
-        // every fiber it runs.
+        // SAFETY: set by the worker before it resumed us; workers live as
+        // long as the runtime.
         unsafe { &*self.worker.get() }
     }
 
     /// The header of the task's stack.
     pub(crate) fn header(&self) -> &StackHeader {
         // SAFETY: peeks at the stack without taking it; only the thread
-        // that owns the task's execution calls this, before resuming it.
+        // that owns the task's execution calls this: before resuming it, or
+        // (the backstop's handler) while it runs on that same thread.
         let stack = unsafe { &*self.stack.as_ptr() };
         stack
             .as_ref()

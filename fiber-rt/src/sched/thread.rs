@@ -114,6 +114,14 @@ pub(crate) fn bind(worker: &Worker) {
     s.worker.set(worker);
 }
 
+/// Whether the calling thread runs (or ran until its fiber was detached)
+/// a worker's loop.
+#[inline(never)]
+pub(crate) fn bound() -> bool {
+    let s = state();
+    !s.worker.get().is_null() || s.detached.get()
+}
+
 /// Called when the thread stops running a scheduler loop.
 #[inline(never)]
 pub(crate) fn unbind() {

@@ -281,22 +281,25 @@ impl Worker {
     /// The next ready fiber on this worker (made current), or the loop.
     fn next_target(&self) -> StackPointer {
         // Relaxed: a request seen a switch late is honoured at the next.
-        if self
+        let used_up = self
             .registry
             .clock(self.index)
             .flag
             .load(std::sync::atomic::Ordering::Relaxed)
-            != 0
-        {
-            return self.yield_slice(); // the slice is used up
+            != 0;
+        let ticks = self.ticks.get().wrapping_add(1);
+        self.ticks.set(ticks);
+        // Now and then the loop looks at the global queue first, so fibers
+        // that keep waking each other cannot starve it; the fiber in the
+        // LIFO slot waits at the back of the local queue meanwhile (left in
+        // its slot, the loop would take it first and start it a new slice).
+        if used_up || ticks % GLOBAL_QUEUE_INTERVAL == 0 || self.registry.is_shutdown() {
+            return self.yield_slice();
         }
-        if self.ticks.get().wrapping_add(1) % GLOBAL_QUEUE_INTERVAL != 0 {
-            if let Some(next) = self.lifo.take() {
-                self.ticks.set(self.ticks.get().wrapping_add(1));
-                return self.adopt_with(next, true);
-            }
+        if let Some(next) = self.lifo.take() {
+            return self.adopt_with(next, true);
         }
-        match self.pop_local() {
+        match self.local.pop() {
             Some(next) => self.adopt(next),
             None => self.to_loop(),
         }
@@ -318,17 +321,6 @@ impl Worker {
         self.sched_sp
             .get()
             .expect("the scheduler loop is suspended while a fiber runs")
-    }
-
-    /// A fiber to switch to directly: the LIFO slot, then the local queue.
-    /// Now and then none, so the loop gets to look at the global queue.
-    fn pop_local(&self) -> Option<Arc<Task>> {
-        let ticks = self.ticks.get().wrapping_add(1);
-        self.ticks.set(ticks);
-        if ticks % GLOBAL_QUEUE_INTERVAL == 0 || self.registry.is_shutdown() {
-            return None;
-        }
-        self.lifo.take().or_else(|| self.local.pop())
     }
 
     /// The scheduler loop's choice of the next fiber.
