@@ -192,7 +192,7 @@ impl Registry {
             .collect();
         let (done, running): (Vec<_>, Vec<_>) = std::mem::take(threads)
             .into_iter()
-            .partition(|t| t.is_finished() && !named.contains(&(t.as_pthread_t() as u64)));
+            .partition(|t| t.is_finished() && !named.contains(&t.as_pthread_t()));
         *threads = running;
         for t in done {
             let _ = t.join();
