@@ -63,9 +63,12 @@ pub(crate) fn state() -> &'static ThreadState {
 #[inline(never)]
 pub(crate) fn enter() -> Entered {
     let s = state();
-    // Relaxed + fence: only this thread's signal handler reads it, and the
-    // compiler fence keeps the store before anything that follows.
-    let previous = s.in_runtime.swap(true, Ordering::Relaxed);
+    // Relaxed load and store, no read-modify-write: only this thread
+    // writes the flag and only its own signal handler reads it, so a
+    // locked instruction would buy nothing. The compiler fence keeps the
+    // store before anything that follows.
+    let previous = s.in_runtime.load(Ordering::Relaxed);
+    s.in_runtime.store(true, Ordering::Relaxed);
     compiler_fence(Ordering::SeqCst);
     Entered {
         previous,

@@ -70,10 +70,10 @@ impl Sleep {
 
     /// Wakes one sleeping worker, if any and none is already being woken
     /// (README, producer side).
+    ///
+    /// The caller has issued a SeqCst fence since its queue push (the
+    /// producer half of the Dekker pair: `Registry::notify_work` does).
     pub(crate) fn wake_one(&self) {
-        // SeqCst: the producer half of the Dekker pair: orders the caller's
-        // queue push before reading `sleepers` and `waking`.
-        fence(Ordering::SeqCst);
         if self.sleepers.load(Ordering::SeqCst) == 0 || self.waking.load(Ordering::SeqCst) {
             return;
         }
