@@ -64,7 +64,15 @@ fn spinners_with_probes_do_not_starve_a_sleeper() {
 
 #[test]
 fn no_preempt_holds_preemption_off_until_the_region_ends() {
-    let rt = Builder::new().workers(1).time_slice(SLICE).build().unwrap();
+    // Probes only: if the OS kept the worker thread off the CPU for a
+    // slice, the backstop could detach the ticker onto a thread of its
+    // own, which would then tick beside the region until its next probe.
+    let rt = Builder::new()
+        .workers(1)
+        .time_slice(SLICE)
+        .preempt_signals(false)
+        .build()
+        .unwrap();
     let ticks = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let ticker = {

@@ -38,6 +38,15 @@ const _: () = assert!(HEADER_SIZE == 128, "the header is two cache lines");
 /// The flag of a stack no worker runs: never set.
 pub(crate) static NEVER: AtomicU32 = AtomicU32::new(0);
 
+/// The flag of a fiber the preemption backstop detached from its worker:
+/// always set, so the fiber rejoins the runtime at its next probe.
+pub(crate) static ALWAYS: AtomicU32 = AtomicU32::new(1);
+
+/// [`ALWAYS`] as the header stores it.
+pub(crate) fn always() -> *mut AtomicU32 {
+    std::ptr::addr_of!(ALWAYS).cast_mut()
+}
+
 /// [`NEVER`] as the header stores it.
 pub(crate) fn never() -> *mut AtomicU32 {
     std::ptr::addr_of!(NEVER).cast_mut()
