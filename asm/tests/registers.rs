@@ -25,10 +25,9 @@ unsafe fn switch_with(
     got: &mut Regs,
 ) -> usize {
     let ret: usize;
-    // SAFETY: the block saves rbx, rbp, rsp, MXCSR and the x87 control word
-    // itself and restores them before it ends, declares r12-r15 and every
-    // caller-saved register clobbered, and calls the switch on a 16-byte
-    // aligned stack as the ABI requires.
+    // SAFETY: the block saves and restores rbx, rbp, rsp, MXCSR and the x87
+    // control word itself, declares r12-r15 and all caller-saved registers
+    // clobbered, and calls the switch on a 16-byte aligned stack.
     unsafe {
         std::arch::asm!(
             "mov rax, rsp",

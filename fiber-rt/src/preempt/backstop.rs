@@ -54,10 +54,9 @@ pub(crate) fn current_thread() -> u64 {
 
 /// Signals `thread` (a worker's thread) that its fiber overran.
 pub(crate) fn signal(thread: u64) -> bool {
-    // SAFETY: `thread` is a worker thread of this runtime that has not been
-    // joined: the shutdown joins the monitor (the only caller) before any
-    // worker thread, and a thread the backstop started is joined only once
-    // no worker's clock names it.
+    // SAFETY: `thread` is a worker thread not yet joined: the shutdown joins
+    // the monitor (the only caller) first, and a backstop thread is joined
+    // only once no worker's clock names it.
     unsafe { libc::pthread_kill(thread as libc::pthread_t, libc::SIGURG) == 0 }
 }
 

@@ -49,12 +49,11 @@ pub fn point() {
     if class.wrapping_sub(MIN_SHIFT) <= MAX_SHIFT - MIN_SHIFT {
         let top = (sp | ((1usize << class) - 1)) + 1;
         let header = (top - HEADER_SIZE) as *const StackHeader;
-        // SAFETY: `sp` is on a live fiber stack (we run on it), whose header
-        // is initialised; its flag pointer is a worker's flag, which lives
-        // as long as the runtime, or the static NEVER.
         // Relaxed: a stale value only delays the yield to the next probe.
-        let requested =
-            unsafe { (*(*header).preempt_flag.load(Ordering::Relaxed)).load(Ordering::Relaxed) };
+        // SAFETY: we run on this live fiber stack, so its header is set; the
+        // flag it points to is a worker's (as long-lived as the runtime) or static.
+        let flag = unsafe { &*(*header).preempt_flag.load(Ordering::Relaxed) };
+        let requested = flag.load(Ordering::Relaxed);
         if requested != 0 {
             preempted::<()>();
         }

@@ -125,10 +125,9 @@ impl<'scope> Scope<'scope, '_> {
             let _done = done;
             body();
         });
-        // SAFETY: `scope_on` waits for `pending` to reach zero before the
-        // borrows in 'scope end, and `Done` counts down only once the fiber
-        // has dropped everything it captured, so the closure never outlives
-        // what it borrows. Only the lifetime is changed.
+        // SAFETY: only the lifetime changes: `scope_on` waits for `pending`
+        // to reach zero before 'scope ends, and `Done` counts down after the
+        // fiber dropped all it captured, so nothing outlives its borrows.
         let run: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(run) };
         let task = self
             .registry

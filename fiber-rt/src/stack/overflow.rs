@@ -107,9 +107,8 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
     if let Some(header) = guard_hit(addr) {
-        // SAFETY: the fault is in one of our guard pages, so the stack above
-        // it is mapped and its header initialised; the name points into the
-        // owner's data, alive while its fiber runs.
+        // SAFETY: a fault in our guard page: the stack above is mapped, its
+        // header set, its name in the owner's data, alive while it runs.
         let (name, size, guarded) =
             unsafe { (&*(*header).name.get(), (*header).size, (*header).guarded) };
         if guarded {
