@@ -115,13 +115,9 @@ impl Failure {
 
 /// The text of a panic payload: `panic!` gives a `&str` or a `String`.
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        String::from("(a panic payload that is not a string)")
-    }
+    crate::fiber::panic_message(payload)
+        .unwrap_or("(a panic payload that is not a string)")
+        .to_owned()
 }
 
 #[cfg(test)]

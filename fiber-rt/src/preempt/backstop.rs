@@ -129,18 +129,6 @@ fn detach_if_asked() -> bool {
 fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: PREVIOUS was filled before our handler was installed.
     let previous = unsafe { *ptr::addr_of!(PREVIOUS).cast::<libc::sigaction>() };
-    let action = previous.sa_sigaction;
-    if action == libc::SIG_DFL || action == libc::SIG_IGN {
-        return; // SIGURG's default action is to ignore it
-    }
-    if previous.sa_flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: the previous handler asked for the three-argument form.
-        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-            unsafe { std::mem::transmute(action) };
-        f(sig, info, ctx);
-    } else {
-        // SAFETY: the previous handler is a one-argument `sa_handler`.
-        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(action) };
-        f(sig);
-    }
+    // SIG_DFL and SIG_IGN both ignore SIGURG: nothing to do then.
+    crate::stack::chain::call_previous(&previous, sig, info, ctx);
 }

@@ -209,7 +209,11 @@ impl WorkerClock {
         self.task.store(task, Ordering::Relaxed);
         // SeqCst: with the monitor's `parked` flag, a Dekker pair that
         // keeps a parked monitor from missing a busy worker (monitor.rs).
-        self.running.store(true, Ordering::SeqCst);
+        // Only the idle-to-running step needs it (a fiber switching to the
+        // next keeps `running` set): skip the locked store on that path.
+        if !self.running.load(Ordering::Relaxed) {
+            self.running.store(true, Ordering::SeqCst);
+        }
         header
             .preempt_flag
             .store(std::ptr::addr_of!(self.flag).cast_mut(), Ordering::Relaxed);

@@ -14,6 +14,7 @@
 //! ```
 
 pub(crate) mod arena;
+pub(crate) mod chain;
 pub(crate) mod header;
 pub(crate) mod overflow;
 mod pool;

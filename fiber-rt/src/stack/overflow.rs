@@ -118,21 +118,11 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     // Not ours: hand the fault on.
     // SAFETY: PREVIOUS[slot] was filled before this handler was installed.
     let previous = unsafe { *ptr::addr_of!(PREVIOUS[slot(sig)]).cast::<libc::sigaction>() };
-    let action = previous.sa_sigaction;
-    if action == libc::SIG_DFL || action == libc::SIG_IGN {
+    if !super::chain::call_previous(&previous, sig, info, ctx) {
         // Restore the default action and return: the faulting instruction
         // runs again and the process dies of the signal, as it would have.
         // SAFETY: resetting a signal to its default is always allowed.
         unsafe { libc::signal(sig, libc::SIG_DFL) };
-    } else if previous.sa_flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: the previous handler asked for the three-argument form.
-        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-            unsafe { std::mem::transmute(action) };
-        f(sig, info, ctx);
-    } else {
-        // SAFETY: the previous handler is a one-argument `sa_handler`.
-        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(action) };
-        f(sig);
     }
 }
 
