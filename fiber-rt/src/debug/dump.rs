@@ -15,6 +15,7 @@ use super::memory::{read_str, read_word};
 use super::symbols::{resolve, Symbol};
 use crate::sched::registry::Registry;
 use crate::sched::task::Task;
+use crate::sched::task_ref::TaskRef;
 
 /// Every live fiber of a runtime at one moment, from
 /// [`Runtime::dump`](crate::Runtime::dump). `Display` prints a report
@@ -131,7 +132,7 @@ pub(crate) fn take(registry: &Registry) -> Dump {
     }
 }
 
-fn describe(registry: &Registry, task: &Arc<Task>, now: u64) -> FiberInfo {
+fn describe(registry: &Registry, task: &TaskRef, now: u64) -> FiberInfo {
     let state = state_of(registry, task);
     let backtrace = match state {
         FiberState::Running { .. } | FiberState::Detached | FiberState::Finished => Vec::new(),

@@ -110,7 +110,9 @@ fn detach_if_asked() -> bool {
         task.header()
             .preempt_flag
             .store(crate::stack::header::always(), Ordering::Relaxed);
-        state.orphan.set(std::sync::Arc::into_raw(task));
+        state
+            .orphan
+            .set(crate::sched::task_ref::TaskRef::into_raw(task));
         state.orphan_loop.set(Some(loop_sp));
         state.detached.set(true);
         state.worker.set(ptr::null());

@@ -3,20 +3,22 @@
 
 use std::any::Any;
 use std::fmt;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::fiber::panic_message;
 use crate::sched::task::Task;
+use crate::sched::task_ref::TaskRef;
 use crate::sched::Cancelled;
-use crate::sync::oneshot;
 
 /// Owns the right to wait for a fiber's result. Dropping it detaches the
 /// fiber, which runs on.
 pub struct JoinHandle<T> {
-    rx: oneshot::Receiver<Result<T, JoinError>>,
-    id: u64,
-    name: Option<Arc<str>>,
+    /// The fiber's task, whose join slot receives a `Result<T, JoinError>`.
+    task: TaskRef,
+    _result: PhantomData<T>,
 }
 
 /// Why a fiber has no result.
@@ -35,30 +37,35 @@ impl<T> JoinHandle<T> {
     /// Waits for the fiber to finish: parks the caller if it is a fiber,
     /// blocks it if it is a plain thread.
     pub fn join(self) -> Result<T, JoinError> {
-        match self.rx.recv_ref() {
-            Ok(result) => result,
-            // The fiber was dropped without running to completion.
-            Err(oneshot::RecvError) => Err(JoinError {
-                id: self.id,
-                name: self.name.clone(),
-                kind: Kind::Cancelled,
-            }),
-        }
+        let this = ManuallyDrop::new(self);
+        // SAFETY: moved out of a handle that is never dropped, so once.
+        let task = unsafe { std::ptr::read(&this.task) };
+        // SAFETY: the handle joins once (it is consumed) and never detaches
+        // after; its fiber completes with this type (see `wrap`).
+        unsafe { task.join.join::<Result<T, JoinError>>("JoinHandle::join") }
     }
 
     /// Whether the fiber has finished (so `join` would not wait).
     pub fn is_finished(&self) -> bool {
-        self.rx.is_ready()
+        self.task.join.is_complete()
     }
 
     /// The fiber's id, unique within its runtime.
     pub fn id(&self) -> u64 {
-        self.id
+        self.task.id
     }
 
     /// The fiber's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.task.name.as_deref()
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        // SAFETY: a handle that is dropped did not join; the type is the one
+        // its fiber completes with.
+        unsafe { self.task.join.detach::<Result<T, JoinError>>() };
     }
 }
 
@@ -131,40 +138,68 @@ impl std::error::Error for JoinError {}
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
-            .field("id", &self.id)
-            .field("name", &self.name)
+            .field("id", &self.id())
+            .field("name", &self.name())
             .finish()
     }
 }
 
-/// Wraps `f` so that its result, panic or cancellation reaches the handle
-/// through `tx`.
-pub(crate) fn wrap<F, T>(tx: oneshot::Sender<Result<T, JoinError>>, f: F) -> impl FnOnce() + Send
+/// Wraps `f` so that its result, panic or cancellation reaches the
+/// fiber's join slot, where [`handle`] takes it. Run by the fiber, or
+/// dropped unrun on it when the runtime shut down first.
+pub(crate) fn wrap<F, T>(f: F) -> impl FnOnce() + Send
 where
     F: FnOnce() -> T + Send,
     T: Send,
 {
+    let unrun = CancelUnrun::<T>(PhantomData);
     move || {
         let result = panic::catch_unwind(AssertUnwindSafe(f));
         let task = Task::current().expect("a spawned closure runs on its fiber");
-        let (id, name) = (task.id, task.name.clone());
         let result = result.map_err(|payload| {
             let kind = if payload.is::<Cancelled>() {
                 Kind::Cancelled
             } else {
                 Kind::Panicked(payload)
             };
-            JoinError { id, name, kind }
+            error(task, kind)
         });
-        let _ = tx.send(result);
+        std::mem::forget(unrun);
+        // SAFETY: called once, by the task's fiber, with the type its
+        // handle takes.
+        unsafe { task.join.complete(result) };
     }
 }
 
-/// The handle for `task`, whose wrapped closure sends on `rx`'s channel.
-pub(crate) fn handle<T>(
-    rx: oneshot::Receiver<Result<T, JoinError>>,
-    id: u64,
-    name: Option<Arc<str>>,
-) -> JoinHandle<T> {
-    JoinHandle { rx, id, name }
+fn error(task: &Task, kind: Kind) -> JoinError {
+    JoinError {
+        id: task.id,
+        name: task.name.clone(),
+        kind,
+    }
+}
+
+/// Inside a wrapped closure: if the closure is dropped without running
+/// (the fiber was cancelled before it started), reports the cancellation.
+struct CancelUnrun<T>(PhantomData<fn() -> T>);
+
+impl<T> Drop for CancelUnrun<T> {
+    fn drop(&mut self) {
+        // An unrun closure is dropped on its own fiber's stack.
+        if let Some(task) = Task::current() {
+            let cancelled: Result<T, JoinError> = Err(error(task, Kind::Cancelled));
+            // SAFETY: the closure did not run, so the slot was not completed;
+            // this is the type the handle takes.
+            unsafe { task.join.complete(cancelled) };
+        }
+    }
+}
+
+/// The handle of `task`, whose fiber runs a closure made by [`wrap`] with
+/// this `T`.
+pub(crate) fn handle<T>(task: TaskRef) -> JoinHandle<T> {
+    JoinHandle {
+        task,
+        _result: PhantomData,
+    }
 }

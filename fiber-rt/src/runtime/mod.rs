@@ -23,7 +23,6 @@ pub use scope::{scope, Scope, ScopedJoinHandle};
 use crate::sched::park::{park, Waker};
 use crate::sched::registry::Registry;
 use crate::sched::task::Task;
-use crate::sync::oneshot;
 
 /// A pool of worker threads running fibers.
 ///
@@ -229,9 +228,8 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let (tx, rx) = oneshot::channel();
-    let task = registry.spawn(name, stack_size, join::wrap(tx, f))?;
-    Ok(join::handle(rx, task.id, task.name.clone()))
+    let task = registry.spawn(name, stack_size, join::wrap(f))?;
+    Ok(join::handle(task))
 }
 
 /// The runtime of the calling fiber.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::{join, JoinError, JoinHandle};
 use crate::sched::registry::Registry;
-use crate::sync::{oneshot, WaitGroup};
+use crate::sync::WaitGroup;
 
 /// A scope to spawn fibers that borrow from outside it; see [`scope`].
 pub struct Scope<'scope, 'env: 'scope> {
@@ -103,11 +103,10 @@ impl<'scope> Scope<'scope, '_> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        let (tx, rx) = oneshot::channel::<Result<T, JoinError>>();
         let done = Done(self.pending.clone());
         self.pending.add(1);
         let panics = self.unjoined_panics.clone();
-        let body = join::wrap(tx, move || {
+        let body = join::wrap(move || {
             // Count a panic until a join reports it: `scope` panics if none does.
             struct CountIfUnwinding(Arc<AtomicUsize>);
             impl Drop for CountIfUnwinding {
@@ -134,7 +133,7 @@ impl<'scope> Scope<'scope, '_> {
             .spawn(None, None, run)
             .unwrap_or_else(|e| panic!("spawning a scoped fiber: {e}"));
         ScopedJoinHandle {
-            inner: join::handle(rx, task.id, task.name.clone()),
+            inner: join::handle(task),
             unjoined_panics: self.unjoined_panics.clone(),
             _scope: PhantomData,
         }

@@ -1,16 +1,16 @@
 //! Parking the caller, whether it is a fiber (its worker runs something
 //! else) or a plain thread (it blocks), and waking it again.
 
-use std::sync::Arc;
 use std::thread::Thread;
 
 use super::task::Task;
+use super::task_ref::TaskRef;
 use super::worker::{switch_current, Switch};
 
 /// Something that can be woken: a fiber or a plain thread.
 #[derive(Clone, Debug)]
 pub(crate) enum Waker {
-    Fiber(Arc<Task>),
+    Fiber(TaskRef),
     Thread(Thread),
 }
 

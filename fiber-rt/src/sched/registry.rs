@@ -10,6 +10,7 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker as LocalQueue};
 
 use super::sleep::Sleep;
 use super::task::Task;
+use super::task_ref::TaskRef;
 use super::thread;
 use super::timer::Timer;
 use super::worker::Worker;
@@ -32,7 +33,7 @@ pub(crate) struct Config {
 /// Fibers that have been spawned and have not finished, sharded to keep
 /// spawns on different threads off each other's lock.
 struct LiveList {
-    slots: Vec<Option<Arc<Task>>>,
+    slots: Vec<Option<TaskRef>>,
     free: Vec<usize>,
 }
 
@@ -40,8 +41,8 @@ const LIVE_SHARDS: usize = 16;
 
 pub(crate) struct Registry {
     pub(crate) config: Config,
-    pub(crate) injector: Injector<Arc<Task>>,
-    pub(crate) stealers: Vec<Stealer<Arc<Task>>>,
+    pub(crate) injector: Injector<TaskRef>,
+    pub(crate) stealers: Vec<Stealer<TaskRef>>,
     pub(crate) sleep: Sleep,
     pub(crate) timer: Timer,
     shutdown: AtomicBool,
@@ -80,7 +81,7 @@ pub(crate) struct Stats {
 }
 
 impl Registry {
-    pub(crate) fn new(config: Config) -> (Arc<Registry>, Vec<LocalQueue<Arc<Task>>>) {
+    pub(crate) fn new(config: Config) -> (Arc<Registry>, Vec<LocalQueue<TaskRef>>) {
         let config_workers = config.workers;
         let locals: Vec<_> = (0..config.workers)
             .map(|_| LocalQueue::new_fifo())
@@ -131,7 +132,7 @@ impl Registry {
     }
 
     /// Makes the workers, once, right after the registry.
-    pub(crate) fn add_workers(self: &Arc<Self>, locals: Vec<LocalQueue<Arc<Task>>>) {
+    pub(crate) fn add_workers(self: &Arc<Self>, locals: Vec<LocalQueue<TaskRef>>) {
         let workers = locals
             .into_iter()
             .enumerate()
@@ -230,13 +231,13 @@ impl Registry {
         name: Option<Arc<str>>,
         stack_size: Option<usize>,
         f: F,
-    ) -> io::Result<Arc<Task>>
+    ) -> io::Result<TaskRef>
     where
         F: FnOnce() + Send + 'static,
     {
         let size = stack_size.unwrap_or(self.config.stack_size);
         let stack = Stack::with_guard(size, self.config.guard_pages)?;
-        let task = Task::new(self.clone(), stack, name, f);
+        let task = Task::create(self.clone(), stack, name, f);
         self.add_live(&task);
         // Relaxed: a statistic.
         self.stats.spawned.fetch_add(1, Ordering::Relaxed);
@@ -253,7 +254,7 @@ impl Registry {
     }
 
     /// Queues a woken fiber.
-    pub(crate) fn schedule(&self, task: Arc<Task>) {
+    pub(crate) fn schedule(&self, task: TaskRef) {
         if self.is_shutdown() {
             return; // the runtime's drop cancels it from the live list
         }
@@ -314,7 +315,7 @@ impl Registry {
     }
 
     /// Takes a fiber from another worker's queue.
-    pub(crate) fn steal_for(&self, worker: &Worker) -> Option<Arc<Task>> {
+    pub(crate) fn steal_for(&self, worker: &Worker) -> Option<TaskRef> {
         let found = self.try_steal(worker);
         if found.is_some() {
             // Relaxed: a statistic.
@@ -323,7 +324,7 @@ impl Registry {
         found
     }
 
-    fn try_steal(&self, worker: &Worker) -> Option<Arc<Task>> {
+    fn try_steal(&self, worker: &Worker) -> Option<TaskRef> {
         let stealers = &self.stealers;
         let n = stealers.len();
         for i in 1..n {
@@ -339,7 +340,7 @@ impl Registry {
         None
     }
 
-    fn add_live(&self, task: &Arc<Task>) {
+    fn add_live(&self, task: &TaskRef) {
         let shard = (task.id as usize) % LIVE_SHARDS;
         let mut list = self.live[shard].lock().unwrap_or_else(|e| e.into_inner());
         let slot = match list.free.pop() {
@@ -373,8 +374,8 @@ impl Registry {
     }
 
     /// Every live fiber, newest first.
-    pub(crate) fn live_tasks(&self) -> Vec<Arc<Task>> {
-        let mut all: Vec<Arc<Task>> = self
+    pub(crate) fn live_tasks(&self) -> Vec<TaskRef> {
+        let mut all: Vec<TaskRef> = self
             .live
             .iter()
             .flat_map(|l| {

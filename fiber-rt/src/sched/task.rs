@@ -3,12 +3,14 @@
 
 use std::cell::Cell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use fiber_asm::{Exit, StackPointer};
 
+use super::join_slot::JoinSlot;
 use super::registry::Registry;
+use super::task_ref::{self, TaskRef};
 use super::worker::Worker;
 use crate::stack::{Stack, StackHeader};
 
@@ -20,9 +22,11 @@ const NOTIFIED: u8 = 1;
 /// The fiber is off its worker and waits for a wake-up.
 const PARKED: u8 = 2;
 
-/// A fiber's control block. Shared (`Arc`) between the queues, the wait
-/// lists that can wake it, and its `JoinHandle`'s bookkeeping.
+/// A fiber's control block. Shared ([`TaskRef`]) between the queues, the
+/// wait lists that can wake it, and its `JoinHandle`.
 pub(crate) struct Task {
+    /// References to the task: see [`TaskRef`].
+    pub(crate) refs: AtomicUsize,
     pub(crate) id: u64,
     pub(crate) name: Option<Arc<str>>,
     pub(crate) registry: Arc<Registry>,
@@ -55,6 +59,8 @@ pub(crate) struct Task {
     ///
     /// [`park::HookGuard`]: super::park::HookGuard
     pub(crate) park_hook: Cell<Option<*const dyn super::park::ParkHook>>,
+    /// The fiber's result, until its handle takes it.
+    pub(crate) join: JoinSlot,
 }
 
 // SAFETY: the `Cell` fields are touched only by the thread that currently
@@ -74,12 +80,12 @@ struct Block<F> {
 
 impl Task {
     /// A task that will run `f` on `stack`.
-    pub(crate) fn new<F>(
+    pub(crate) fn create<F>(
         registry: Arc<Registry>,
         stack: Stack,
         name: Option<Arc<str>>,
         f: F,
-    ) -> Arc<Task>
+    ) -> TaskRef
     where
         F: FnOnce() + Send + 'static,
     {
@@ -106,7 +112,8 @@ impl Task {
             )
         };
         let id = registry.next_fiber_id();
-        let task = Arc::new(Task {
+        let task = TaskRef::new(Task {
+            refs: task_ref::initial_refs(),
             id,
             name,
             registry,
@@ -122,11 +129,12 @@ impl Task {
             finished: AtomicBool::new(false),
             preemptions: AtomicU32::new(0),
             park_hook: Cell::new(None),
+            join: JoinSlot::new(),
         });
         stack
             .header()
             .owner
-            .store(Arc::as_ptr(&task) as *mut (), Ordering::Relaxed);
+            .store(task.as_ptr() as *mut (), Ordering::Relaxed);
         if let Some(name) = &task.name {
             // SAFETY: the name lives in the task, which outlives the stack's
             // use by this fiber (the stack is released before the task).
@@ -153,13 +161,10 @@ impl Task {
     }
 
     /// A new reference to this task.
-    pub(crate) fn arc(&self) -> Arc<Task> {
-        // SAFETY: every Task is made by `Task::new`, inside an Arc, and
+    pub(crate) fn arc(&self) -> TaskRef {
+        // SAFETY: every Task is made by `Task::new`, behind a TaskRef, and
         // `self` is a live reference to it.
-        unsafe {
-            Arc::increment_strong_count(self);
-            Arc::from_raw(self)
-        }
+        unsafe { TaskRef::from_task(self) }
     }
 
     /// The worker the caller (a fiber) is running on.
@@ -261,7 +266,7 @@ impl Task {
     /// its next park. Never resumes a fiber that is still on its stack: a
     /// fiber is PARKED only once the scheduler has completed the park after
     /// the switch.
-    pub(crate) fn unpark(self: &Arc<Self>) {
+    pub(crate) fn unpark(&self) {
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
             let next = match state {
@@ -275,7 +280,7 @@ impl Task {
                 .state
                 .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Relaxed)
             {
-                Ok(_) if state == PARKED => return self.registry.schedule(self.clone()),
+                Ok(_) if state == PARKED => return self.registry.schedule(self.arc()),
                 Ok(_) => return,
                 Err(actual) => state = actual,
             }

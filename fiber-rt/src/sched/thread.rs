@@ -11,11 +11,11 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{compiler_fence, AtomicBool, Ordering};
-use std::sync::Arc;
 
 use fiber_asm::StackPointer;
 
 use super::task::Task;
+use super::task_ref::TaskRef;
 use super::worker::{Switch, Worker};
 
 pub(crate) struct ThreadState {
@@ -162,11 +162,11 @@ pub(crate) const ORPHANED: usize = 1;
 
 /// Loop side of [`switch_detached`]: takes the detached fiber and what it
 /// asked for (`None`: it finished).
-pub(crate) fn take_orphan() -> (Arc<Task>, Option<Switch>) {
+pub(crate) fn take_orphan() -> (TaskRef, Option<Switch>) {
     let s = state();
     s.detached.set(false);
     let task = s.orphan.replace(std::ptr::null());
-    // SAFETY: the handler stored a pointer from `Arc::into_raw`, once.
-    let task = unsafe { Arc::from_raw(task) };
+    // SAFETY: the handler stored a pointer from `TaskRef::into_raw`, once.
+    let task = unsafe { TaskRef::from_raw(task) };
     (task, s.orphan_switch.take())
 }

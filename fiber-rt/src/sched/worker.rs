@@ -15,6 +15,7 @@ use fiber_asm::StackPointer;
 
 use super::registry::Registry;
 use super::task::Task;
+use super::task_ref::TaskRef;
 use super::thread;
 
 /// Every this many scheduling decisions, the global queue goes first, so
@@ -43,9 +44,9 @@ pub(crate) enum Switch {
 pub(crate) enum Post {
     #[default]
     Nothing,
-    Requeue(Arc<Task>),
-    Park(Arc<Task>),
-    Done(Arc<Task>),
+    Requeue(TaskRef),
+    Park(TaskRef),
+    Done(TaskRef),
 }
 
 /// A worker's scheduler state: its queues and its loop. Owned by the
@@ -56,15 +57,15 @@ pub(crate) enum Post {
 pub(crate) struct Worker {
     pub(crate) index: usize,
     pub(crate) registry: Arc<Registry>,
-    local: LocalQueue<Arc<Task>>,
+    local: LocalQueue<TaskRef>,
     /// The fiber most recently woken by a fiber on this worker: it runs
     /// next, while its data is hot in cache.
-    lifo: Cell<Option<Arc<Task>>>,
+    lifo: Cell<Option<TaskRef>>,
     /// The scheduler loop's context while a fiber runs.
     sched_sp: Cell<Option<StackPointer>>,
     post: Cell<Post>,
     /// The fiber running on this worker (keeps its task alive).
-    current: Cell<Option<Arc<Task>>>,
+    current: Cell<Option<TaskRef>>,
     ticks: Cell<u32>,
     /// The next scheduling decision looks at the global queue first.
     prefer_global: Cell<bool>,
@@ -83,7 +84,7 @@ unsafe impl Send for Worker {}
 unsafe impl Sync for Worker {}
 
 impl Worker {
-    pub(crate) fn new(index: usize, registry: Arc<Registry>, local: LocalQueue<Arc<Task>>) -> Self {
+    pub(crate) fn new(index: usize, registry: Arc<Registry>, local: LocalQueue<TaskRef>) -> Self {
         Worker {
             index,
             registry,
@@ -142,7 +143,7 @@ impl Worker {
     /// on this worker switches back to the loop: `true` if that fiber was
     /// detached by the backstop, and the worker now belongs to another
     /// thread (so this thread must not touch it again).
-    fn resume(&self, task: Arc<Task>) -> bool {
+    fn resume(&self, task: TaskRef) -> bool {
         let target = self.adopt(task);
         self.registry.monitor.wake();
         // SAFETY: `target` is the saved context of a fiber that is queued, so
@@ -161,7 +162,7 @@ impl Worker {
     /// Called on the thread running this worker, while it runs fiber code
     /// outside the runtime (so nothing else touches the worker), and only
     /// then.
-    pub(crate) unsafe fn detach_running(&self) -> Option<(Arc<Task>, StackPointer)> {
+    pub(crate) unsafe fn detach_running(&self) -> Option<(TaskRef, StackPointer)> {
         let task = self.current.take()?;
         match self.sched_sp.get() {
             Some(sp) => Some((task, sp)),
@@ -175,14 +176,14 @@ impl Worker {
     /// The fiber running on this worker, without taking it.
     pub(crate) fn peek_current(&self) -> Option<*const Task> {
         let task = self.current.take();
-        let ptr = task.as_ref().map(Arc::as_ptr);
+        let ptr = task.as_ref().map(TaskRef::as_ptr);
         self.current.set(task);
         ptr
     }
 
     /// Runs `task` until it switches away, and completes what it left.
     /// Used by the shutdown to unwind fibers on the dropping thread.
-    pub(crate) fn run_until_switch(&self, task: Arc<Task>) {
+    pub(crate) fn run_until_switch(&self, task: TaskRef) {
         let orphaned = self.resume(task);
         debug_assert!(!orphaned, "the shutdown's worker has no backstop");
         self.run_post();
@@ -190,7 +191,7 @@ impl Worker {
 
     /// Makes `task` this worker's current fiber and takes its context,
     /// with a time slice of its own.
-    fn adopt(&self, task: Arc<Task>) -> StackPointer {
+    fn adopt(&self, task: TaskRef) -> StackPointer {
         self.adopt_with(task, false)
     }
 
@@ -198,7 +199,7 @@ impl Worker {
     /// the slice of the fiber that woke it (the LIFO slot's rule, so that
     /// two fibers waking each other cannot keep the rest of the queue
     /// waiting: their shared slice runs out like anyone's).
-    fn adopt_with(&self, task: Arc<Task>, inherit: bool) -> StackPointer {
+    fn adopt_with(&self, task: TaskRef, inherit: bool) -> StackPointer {
         task.worker.set(self);
         let clock = self.registry.clock(self.index);
         if inherit {
@@ -324,7 +325,7 @@ impl Worker {
     }
 
     /// The scheduler loop's choice of the next fiber.
-    fn find_task(&self) -> Option<Arc<Task>> {
+    fn find_task(&self) -> Option<TaskRef> {
         let ticks = self.ticks.get().wrapping_add(1);
         self.ticks.set(ticks);
         if self.prefer_global.take() || ticks % GLOBAL_QUEUE_INTERVAL == 0 {
@@ -342,7 +343,7 @@ impl Worker {
     /// Before sleeping, keeps looking for work for a short while, counted
     /// as searching: producers do not wake sleepers while someone searches,
     /// which saves a futex wake-up per spawn or wake-up in bursts of work.
-    fn search(&self) -> Option<Arc<Task>> {
+    fn search(&self) -> Option<TaskRef> {
         let _searching = self.registry.start_searching()?;
         for round in 0..SEARCH_ROUNDS {
             if let Some(task) = self.find_task() {
@@ -362,7 +363,7 @@ impl Worker {
         None
     }
 
-    fn steal_global(&self) -> Option<Arc<Task>> {
+    fn steal_global(&self) -> Option<TaskRef> {
         loop {
             match self.registry.injector.steal_batch_and_pop(&self.local) {
                 Steal::Success(task) => return Some(task),
@@ -374,7 +375,7 @@ impl Worker {
 
     /// Queues a fiber woken by a fiber of this worker: it goes to the LIFO
     /// slot, and the fiber that was there to the local queue.
-    pub(crate) fn push_woken(&self, task: Arc<Task>) {
+    pub(crate) fn push_woken(&self, task: TaskRef) {
         // Only a displaced fiber is work another worker could take: the
         // LIFO slot runs here, next.
         if let Some(previous) = self.lifo.replace(Some(task)) {
@@ -384,7 +385,7 @@ impl Worker {
     }
 
     /// Queues a new fiber spawned on this worker.
-    pub(crate) fn push_new(&self, task: Arc<Task>) {
+    pub(crate) fn push_new(&self, task: TaskRef) {
         self.local.push(task);
         self.registry.notify_work();
     }

@@ -1,0 +1,166 @@
+//! Where a spawned fiber leaves its result for its `JoinHandle`: inside the
+//! task itself, so a spawn allocates no channel.
+//!
+//! The protocol is three bits in one atomic byte:
+//!
+//! - `COMPLETE`: the result is in the slot (set once, by the fiber);
+//! - `WAITING`: a joiner left its waker in the slot and sleeps;
+//! - `DETACHED`: the handle was dropped without taking the result.
+//!
+//! Whoever sets its bit second does the follow-up: a fiber that completes
+//! after `WAITING` wakes the joiner, after `DETACHED` drops its own result;
+//! a joiner that sets `WAITING` after `COMPLETE` takes the result at once,
+//! and a handle dropped after `COMPLETE` drops the result. So the value and
+//! the waker each have one owner at any time, and no wake-up is lost.
+
+use std::cell::UnsafeCell;
+use std::mem::{self, MaybeUninit};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use super::park::{park, Waker};
+
+const COMPLETE: u8 = 1;
+const WAITING: u8 = 2;
+const DETACHED: u8 = 4;
+
+/// Room for a result kept in place; larger ones are boxed.
+type Inline = MaybeUninit<[u128; 4]>;
+
+pub(crate) struct JoinSlot {
+    state: AtomicU8,
+    /// The joiner's waker; owned by the joiner until it sets `WAITING`,
+    /// then by the completing fiber.
+    waker: UnsafeCell<Option<Waker>>,
+    /// The result (or a box of it); owned by the fiber until `COMPLETE`,
+    /// then by the handle, or by the fiber again if `DETACHED` came first.
+    value: UnsafeCell<Inline>,
+}
+
+impl JoinSlot {
+    pub(crate) const fn new() -> JoinSlot {
+        JoinSlot {
+            state: AtomicU8::new(0),
+            waker: UnsafeCell::new(None),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }
+
+    /// Fiber side: leaves `value` for the handle, and wakes a waiting
+    /// joiner. Called at most once per task.
+    ///
+    /// # Safety
+    ///
+    /// Called once, by the task's fiber, with the type the handle takes.
+    pub(crate) unsafe fn complete<V>(&self, value: V) {
+        // SAFETY: the slot is ours until COMPLETE is published.
+        unsafe { self.write(value) };
+        // AcqRel: Release publishes the value to the joiner; Acquire sees
+        // the waker a joiner stored before setting WAITING.
+        let before = self.state.fetch_or(COMPLETE, Ordering::AcqRel);
+        if before & DETACHED != 0 {
+            // Nobody will take it: the slot is ours again.
+            // SAFETY: written just above, and read by nobody else.
+            drop(unsafe { self.read::<V>() });
+        } else if before & WAITING != 0 {
+            // SAFETY: the joiner gave the waker up when it set WAITING.
+            let waker = unsafe { (*self.waker.get()).take() };
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Handle side: waits for the result and takes it.
+    ///
+    /// # Safety
+    ///
+    /// Called at most once, by the task's handle, with the type the fiber
+    /// completes with; [`detach`](Self::detach) is not called afterwards.
+    pub(crate) unsafe fn join<V>(&self, reason: &'static str) -> V {
+        // Acquire: pairs with the Release in `complete`.
+        if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
+            // SAFETY: the waker is ours until WAITING is set.
+            unsafe { *self.waker.get() = Some(Waker::current()) };
+            // AcqRel: Release hands the waker over; Acquire sees the value.
+            let before = self.state.fetch_or(WAITING, Ordering::AcqRel);
+            if before & COMPLETE != 0 {
+                // The fiber completed without seeing our waker: take it back.
+                // SAFETY: the fiber did not touch it (it saw no WAITING).
+                drop(unsafe { (*self.waker.get()).take() });
+            } else {
+                // Acquire: as above. Parks may end spuriously: check again.
+                while self.state.load(Ordering::Acquire) & COMPLETE == 0 {
+                    park(reason);
+                }
+            }
+        }
+        // SAFETY: COMPLETE is set, so the value is there and ours.
+        unsafe { self.read::<V>() }
+    }
+
+    /// Handle side: the handle is dropped without joining; the result, now
+    /// or later, is dropped.
+    ///
+    /// # Safety
+    ///
+    /// As for [`join`](Self::join), instead of it.
+    pub(crate) unsafe fn detach<V>(&self) {
+        // AcqRel: Acquire sees a value already there; Release tells the fiber.
+        let before = self.state.fetch_or(DETACHED, Ordering::AcqRel);
+        if before & COMPLETE != 0 {
+            // SAFETY: complete, not taken by a join: ours to drop.
+            drop(unsafe { self.read::<V>() });
+        }
+    }
+
+    /// Whether the result is there.
+    pub(crate) fn is_complete(&self) -> bool {
+        // Acquire: a caller that sees it may go on to take the value.
+        self.state.load(Ordering::Acquire) & COMPLETE != 0
+    }
+
+    /// Whether a `V` is kept in place rather than boxed.
+    const fn fits<V>() -> bool {
+        mem::size_of::<V>() <= mem::size_of::<Inline>()
+            && mem::align_of::<V>() <= mem::align_of::<Inline>()
+    }
+
+    /// # Safety
+    ///
+    /// The caller owns the slot, which holds no value.
+    unsafe fn write<V>(&self, value: V) {
+        let at = self.value.get();
+        // SAFETY: the slot is ours; `fits` checked size and alignment, and
+        // a box always fits.
+        unsafe {
+            if Self::fits::<V>() {
+                at.cast::<V>().write(value);
+            } else {
+                at.cast::<Box<V>>().write(Box::new(value));
+            }
+        }
+    }
+
+    /// # Safety
+    ///
+    /// The caller owns the slot, which holds a `V` put there by `write`;
+    /// afterwards it holds none.
+    unsafe fn read<V>(&self) -> V {
+        let at = self.value.get();
+        // SAFETY: as `write` left it.
+        unsafe {
+            if Self::fits::<V>() {
+                at.cast::<V>().read()
+            } else {
+                *at.cast::<Box<V>>().read()
+            }
+        }
+    }
+}
+
+// SAFETY: the cells are handed between the fiber and the handle by the
+// protocol above, whose atomic bits order every access; values put in are
+// `Send` (checked where a handle is made).
+unsafe impl Sync for JoinSlot {}
+// SAFETY: as above.
+unsafe impl Send for JoinSlot {}
