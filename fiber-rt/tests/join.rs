@@ -1,0 +1,104 @@
+//! A fiber's result reaches its `JoinHandle`, and one that nobody takes is
+//! dropped exactly once, whichever side finishes first.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fiber_rt::sync::oneshot;
+use fiber_rt::Runtime;
+
+fn rt() -> Runtime {
+    Runtime::builder().workers(2).build().unwrap()
+}
+
+/// Counts its drops.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_result_left_unjoined_is_dropped_once_whichever_side_is_first() {
+    let rt = rt();
+    let drops = Arc::new(AtomicUsize::new(0));
+
+    // The handle goes first: the fiber drops its own result when it ends.
+    let (go, wait) = oneshot::channel::<()>();
+    let d = drops.clone();
+    let handle = rt.spawn(move || {
+        wait.recv().unwrap();
+        Counted(d)
+    });
+    drop(handle);
+    go.send(()).unwrap();
+    wait_for(|| drops.load(Ordering::SeqCst) == 1);
+
+    // The fiber goes first: the handle drops the result it never took.
+    let d = drops.clone();
+    let handle = rt.spawn(move || Counted(d));
+    wait_for(|| handle.is_finished());
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    drop(handle);
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+
+    // A result that is joined is dropped by its taker, once.
+    let d = drops.clone();
+    let counted = rt.spawn(move || Counted(d)).join().unwrap();
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+    drop(counted);
+    assert_eq!(drops.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn large_results_and_over_aligned_results_come_back_whole() {
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    #[repr(align(64))]
+    struct Aligned([u8; 64]);
+
+    let rt = rt();
+    let big = rt.block_on(|| {
+        let h = fiber_rt::spawn(|| (0..100u64).collect::<Vec<_>>().try_into().unwrap());
+        let big: [u64; 100] = h.join().unwrap();
+        big
+    });
+    assert_eq!(big.iter().sum::<u64>(), 4950);
+    let aligned = rt.spawn(|| Aligned([7; 64])).join().unwrap();
+    assert_eq!(aligned, Aligned([7; 64]));
+    assert_eq!(&aligned as *const Aligned as usize % 64, 0);
+}
+
+#[test]
+fn joins_that_wait_and_joins_that_find_the_result_ready_both_work() {
+    let rt = rt();
+    let sum: u64 = rt.block_on(|| {
+        let slow: Vec<_> = (0..50u64)
+            .map(|i| {
+                fiber_rt::spawn(move || {
+                    fiber_rt::sleep(Duration::from_millis(i % 5));
+                    i
+                })
+            })
+            .collect();
+        let fast: Vec<_> = (0..50u64).map(|i| fiber_rt::spawn(move || i)).collect();
+        fiber_rt::sleep(Duration::from_millis(2));
+        slow.into_iter()
+            .chain(fast)
+            .map(|h| h.join().unwrap())
+            .sum()
+    });
+    assert_eq!(sum, 2 * (0..50).sum::<u64>());
+}
+
+fn wait_for(cond: impl Fn() -> bool) {
+    for _ in 0..5000 {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("condition not met in 5 s");
+}
