@@ -35,6 +35,10 @@ use crate::sched::task::Task;
 pub struct Runtime {
     registry: Arc<Registry>,
     threads: Vec<thread::JoinHandle<()>>,
+    /// Each worker's busy and idle time as last reported, so that reports
+    /// never go backwards (a sample may catch a worker between the two
+    /// stores that end an idle stretch).
+    reported: std::sync::Mutex<Vec<(Duration, Duration)>>,
 }
 
 impl Runtime {
@@ -49,7 +53,11 @@ impl Runtime {
     }
 
     pub(crate) fn start(registry: Arc<Registry>, threads: Vec<thread::JoinHandle<()>>) -> Runtime {
-        Runtime { registry, threads }
+        Runtime {
+            registry,
+            threads,
+            reported: std::sync::Mutex::new(Vec::new()),
+        }
     }
 
     /// Runs `f` as a fiber on this runtime.
@@ -129,6 +137,19 @@ impl Runtime {
                 }
             })
             .collect();
+        let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+        reported.resize(per_worker.len(), (Duration::ZERO, Duration::ZERO));
+        let per_worker: Vec<WorkerMetrics> = per_worker
+            .into_iter()
+            .zip(reported.iter_mut())
+            .map(|(mut w, (busy, idle))| {
+                w.busy = w.busy.max(*busy);
+                w.idle = w.idle.max(*idle);
+                (*busy, *idle) = (w.busy, w.idle);
+                w
+            })
+            .collect();
+        drop(reported);
         Metrics {
             workers: registry.config.workers,
             spawned: stats.spawned.load(Relaxed),
@@ -210,7 +231,8 @@ pub struct Metrics {
 #[non_exhaustive]
 pub struct WorkerMetrics {
     /// Time not idle: running fibers, or the scheduler between them.
-    /// `busy + idle` is the runtime's uptime.
+    /// `busy + idle` is the runtime's uptime, give or take a few microseconds:
+    /// each of the two is kept from going backwards between reports.
     pub busy: Duration,
     /// Time looking for work with none queued, or asleep.
     pub idle: Duration,

@@ -1,6 +1,8 @@
 //! Reuse of stacks: a small cache per thread in front of a global pool per
 //! size class, so that a stack freed and taken again on one thread costs no
-//! lock and no system call.
+//! lock and no system call. Caches and the pool trade stacks in batches: a
+//! fiber spawned on one worker often ends on another, and one lock per
+//! [`BATCH`] stacks moved keeps that pattern off the pool's lock.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -9,8 +11,10 @@ use std::sync::{Arc, Mutex};
 use super::arena::{MAX_SHIFT, MIN_SHIFT};
 
 const CLASSES: usize = (MAX_SHIFT - MIN_SHIFT + 1) as usize;
-/// Stacks a thread keeps per class before handing them to the global pool.
-const LOCAL_CAP: usize = 64;
+/// Stacks moved between a thread's cache and the global pool at a time.
+const BATCH: usize = 32;
+/// Stacks a thread keeps per class before handing a batch to the global pool.
+const LOCAL_CAP: usize = 2 * BATCH;
 /// Stacks the global pool keeps per class before unmapping.
 const GLOBAL_CAP: usize = 4096;
 
@@ -113,26 +117,30 @@ thread_local! {
 /// a thread-local and may be called from a fiber that later moves threads.
 #[inline(never)]
 pub(super) fn take(shift: u32, guard: bool) -> Option<usize> {
-    let local = LOCAL
+    let found = LOCAL
         .try_with(|l| {
-            l.try_borrow_mut().ok().and_then(|mut l| {
-                let found = l.list(shift, guard).pop();
-                if found.is_some() {
-                    l.count(-1);
-                }
-                found
-            })
+            let mut l = l.try_borrow_mut().ok()?;
+            let list = l.list(shift, guard);
+            if list.is_empty() {
+                let class = (shift - MIN_SHIFT) as usize;
+                let mut global = global(guard).classes[class]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let from = global.len().saturating_sub(BATCH);
+                list.extend(global.drain(from..));
+                let fetched = list.len() as isize;
+                l.count(fetched);
+            }
+            let found = l.list(shift, guard).pop();
+            if found.is_some() {
+                l.count(-1);
+            }
+            found
         })
         .ok()
         .flatten();
-    let found = local.or_else(|| {
-        let class = (shift - MIN_SHIFT) as usize;
-        global(guard).classes[class]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop()
-    });
     let counter = if found.is_some() { &HITS } else { &MISSES };
+    // Relaxed: a statistic.
     counter.fetch_add(1, Ordering::Relaxed);
     found
 }
@@ -145,13 +153,20 @@ pub(super) fn give(base: usize, shift: u32, guard: bool) -> bool {
         .try_with(|l| match l.try_borrow_mut() {
             Ok(mut l) => {
                 let list = l.list(shift, guard);
-                if list.len() < LOCAL_CAP {
-                    list.push(base);
-                    l.count(1);
-                    true
-                } else {
-                    false
+                if list.len() >= LOCAL_CAP {
+                    let from = list.len() - BATCH;
+                    let batch: Vec<usize> = list.drain(from..).collect();
+                    l.count(-(BATCH as isize));
+                    for base in batch {
+                        if !give_global(base, shift, guard) {
+                            // SAFETY: a pooled stack is owned by the pool alone.
+                            unsafe { super::arena::unmap(base, shift) };
+                        }
+                    }
                 }
+                l.list(shift, guard).push(base);
+                l.count(1);
+                true
             }
             Err(_) => false,
         })
