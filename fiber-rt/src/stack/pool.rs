@@ -28,13 +28,24 @@ static GUARDED: Global = Global {
 static UNGUARDED: Global = Global {
     classes: [const { Mutex::new(Vec::new()) }; CLASSES],
 };
-// Relaxed counters: statistics only, read without ordering needs.
+// Relaxed counters: statistics only, read without ordering needs. Hits and
+// misses of threads that have exited (live threads count in their `Counts`).
 static HITS: AtomicU64 = AtomicU64::new(0);
 static MISSES: AtomicU64 = AtomicU64::new(0);
-/// Each thread's count of stacks in its cache, for [`pool_stats`]: one
-/// writer per counter (its thread), so keeping it costs a plain store to a
+
+/// One thread's pool statistics.
+#[derive(Default)]
+struct Counts {
+    /// Stacks in the thread's cache.
+    pooled: AtomicUsize,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// Each thread's counts, for [`pool_stats`]: one writer per counter (its
+/// thread), so keeping them costs a plain store to a
 /// line no other thread writes, not a shared atomic on every spawn.
-static LOCAL_COUNTS: Mutex<Vec<Arc<AtomicUsize>>> = Mutex::new(Vec::new());
+static LOCAL_COUNTS: Mutex<Vec<Arc<Counts>>> = Mutex::new(Vec::new());
 
 fn global(guard: bool) -> &'static Global {
     if guard {
@@ -50,23 +61,36 @@ struct Local {
     unguarded: [Vec<usize>; CLASSES],
     /// Stacks in this cache, published for [`pool_stats`]; registered in
     /// [`LOCAL_COUNTS`] on the thread's first give.
-    count: Option<Arc<AtomicUsize>>,
+    counts: Option<Arc<Counts>>,
 }
 
 impl Local {
-    /// Adds `delta` (+1 or -1) to the published count.
-    fn count(&mut self, delta: isize) {
-        let count = self.count.get_or_insert_with(|| {
-            let count = Arc::new(AtomicUsize::new(0));
+    /// This thread's published counts, registered on first use.
+    fn counts(&mut self) -> &Counts {
+        self.counts.get_or_insert_with(|| {
+            let counts = Arc::new(Counts::default());
             LOCAL_COUNTS
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push(count.clone());
-            count
-        });
+                .push(counts.clone());
+            counts
+        })
+    }
+
+    /// Adds `delta` to the published number of cached stacks.
+    fn count(&mut self, delta: isize) {
+        let pooled = &self.counts().pooled;
         // Relaxed: a statistic with this thread as its only writer.
-        let now = count.load(Ordering::Relaxed).wrapping_add_signed(delta);
-        count.store(now, Ordering::Relaxed);
+        let now = pooled.load(Ordering::Relaxed).wrapping_add_signed(delta);
+        pooled.store(now, Ordering::Relaxed);
+    }
+
+    /// Counts a take served from the pool (`hit`) or by a new mapping.
+    fn count_take(&mut self, hit: bool) {
+        let counts = self.counts();
+        let counter = if hit { &counts.hits } else { &counts.misses };
+        // Relaxed: as above; a plain store, no locked instruction.
+        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     fn list(&mut self, shift: u32, guard: bool) -> &mut Vec<usize> {
@@ -92,13 +116,14 @@ impl Drop for Local {
                 }
             }
         }
-        if let Some(count) = self.count.take() {
-            // Relaxed: a statistic; the stacks moved to the global pool.
-            count.store(0, Ordering::Relaxed);
-            LOCAL_COUNTS
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|c| !Arc::ptr_eq(c, &count));
+        if let Some(counts) = self.counts.take() {
+            // Under the list's lock, so that `pool_stats` counts this
+            // thread's hits and misses exactly once.
+            let mut list = LOCAL_COUNTS.lock().unwrap_or_else(|e| e.into_inner());
+            // Relaxed: statistics; the stacks moved to the global pool.
+            HITS.fetch_add(counts.hits.load(Ordering::Relaxed), Ordering::Relaxed);
+            MISSES.fetch_add(counts.misses.load(Ordering::Relaxed), Ordering::Relaxed);
+            list.retain(|c| !Arc::ptr_eq(c, &counts));
         }
     }
 }
@@ -108,7 +133,7 @@ thread_local! {
         RefCell::new(Local {
             guarded: [const { Vec::new() }; CLASSES],
             unguarded: [const { Vec::new() }; CLASSES],
-            count: None,
+            counts: None,
         })
     };
 }
@@ -117,12 +142,12 @@ thread_local! {
 /// a thread-local and may be called from a fiber that later moves threads.
 #[inline(never)]
 pub(super) fn take(shift: u32, guard: bool) -> Option<usize> {
-    let found = LOCAL
+    let class = (shift - MIN_SHIFT) as usize;
+    let cached = LOCAL
         .try_with(|l| {
             let mut l = l.try_borrow_mut().ok()?;
             let list = l.list(shift, guard);
             if list.is_empty() {
-                let class = (shift - MIN_SHIFT) as usize;
                 let mut global = global(guard).classes[class]
                     .lock()
                     .unwrap_or_else(|e| e.into_inner());
@@ -135,14 +160,22 @@ pub(super) fn take(shift: u32, guard: bool) -> Option<usize> {
             if found.is_some() {
                 l.count(-1);
             }
-            found
+            l.count_take(found.is_some());
+            Some(found)
         })
         .ok()
         .flatten();
-    let counter = if found.is_some() { &HITS } else { &MISSES };
-    // Relaxed: a statistic.
-    counter.fetch_add(1, Ordering::Relaxed);
-    found
+    cached.unwrap_or_else(|| {
+        // No thread cache (the thread is exiting): the global pool alone.
+        let found = global(guard).classes[class]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        let counter = if found.is_some() { &HITS } else { &MISSES };
+        // Relaxed: a statistic.
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    })
 }
 
 /// Offers a stack to the pool; `false` means it is full and the caller must
@@ -201,21 +234,27 @@ pub struct PoolStats {
 
 /// Process-wide stack pool counters.
 pub fn pool_stats() -> PoolStats {
-    let cached: usize = LOCAL_COUNTS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
+    let (mut hits, mut misses, mut cached) = (0, 0, 0);
+    let list = LOCAL_COUNTS.lock().unwrap_or_else(|e| e.into_inner());
+    for counts in list.iter() {
         // Relaxed: statistics.
-        .map(|c| c.load(Ordering::Relaxed))
-        .sum();
+        hits += counts.hits.load(Ordering::Relaxed);
+        misses += counts.misses.load(Ordering::Relaxed);
+        cached += counts.pooled.load(Ordering::Relaxed);
+    }
+    // Relaxed: as above; read under the list's lock, like an exiting
+    // thread's move of its counts to these.
+    hits += HITS.load(Ordering::Relaxed);
+    misses += MISSES.load(Ordering::Relaxed);
+    drop(list);
     let global: usize = [&GUARDED, &UNGUARDED]
         .iter()
         .flat_map(|g| g.classes.iter())
         .map(|c| c.lock().unwrap_or_else(|e| e.into_inner()).len())
         .sum();
     PoolStats {
-        hits: HITS.load(Ordering::Relaxed),
-        misses: MISSES.load(Ordering::Relaxed),
+        hits,
+        misses,
         pooled: (cached + global) as u64,
     }
 }
