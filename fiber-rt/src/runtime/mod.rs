@@ -137,6 +137,7 @@ impl Runtime {
                 }
             })
             .collect();
+        let (spawned, finished) = registry.spawned_and_finished();
         let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
         reported.resize(per_worker.len(), (Duration::ZERO, Duration::ZERO));
         let per_worker: Vec<WorkerMetrics> = per_worker
@@ -152,8 +153,8 @@ impl Runtime {
         drop(reported);
         Metrics {
             workers: registry.config.workers,
-            spawned: stats.spawned.load(Relaxed),
-            finished: stats.finished.load(Relaxed),
+            spawned,
+            finished,
             steals: stats.steals.load(Relaxed),
             live: registry.live_count(),
             preempt_requests: stats.preempt_requests.load(Relaxed),

@@ -30,14 +30,21 @@ pub(crate) struct Config {
     pub(crate) backstop: bool,
 }
 
-/// Fibers that have been spawned and have not finished, sharded to keep
-/// spawns on different threads off each other's lock.
+/// Fibers that have been spawned and have not finished, sharded by the
+/// worker that spawned them: a worker's spawns touch only its own shard's
+/// lock and memory, and a fiber that finishes elsewhere costs one visit.
 struct LiveList {
     slots: Vec<Option<TaskRef>>,
     free: Vec<usize>,
+    /// Fibers added and removed so far (counted under the lock, so no
+    /// shared atomic is written per spawn).
+    added: u64,
+    removed: u64,
 }
 
 const LIVE_SHARDS: usize = 16;
+/// Bits of a task's `live_slot` that name its shard.
+const SHARD_BITS: u32 = LIVE_SHARDS.trailing_zeros();
 
 pub(crate) struct Registry {
     pub(crate) config: Config,
@@ -67,8 +74,6 @@ pub(crate) struct Registry {
 /// need no ordering with anything else.
 #[derive(Default)]
 pub(crate) struct Stats {
-    pub(crate) spawned: AtomicU64,
-    pub(crate) finished: AtomicU64,
     pub(crate) steals: AtomicU64,
     /// Flags set by the monitor.
     pub(crate) preempt_requests: AtomicU64,
@@ -99,6 +104,8 @@ impl Registry {
                 Mutex::new(LiveList {
                     slots: Vec::new(),
                     free: Vec::new(),
+                    added: 0,
+                    removed: 0,
                 })
             }),
             next_id: AtomicU64::new(1),
@@ -238,13 +245,14 @@ impl Registry {
         let size = stack_size.unwrap_or(self.config.stack_size);
         let stack = Stack::with_guard(size, self.config.guard_pages)?;
         let task = Task::create(self.clone(), stack, name, f);
-        self.add_live(&task);
-        // Relaxed: a statistic.
-        self.stats.spawned.fetch_add(1, Ordering::Relaxed);
         let entered = thread::enter();
         match self.local_worker(&entered) {
-            Some(worker) => worker.push_new(task.clone()),
+            Some(worker) => {
+                self.add_live(&task, worker.index);
+                worker.push_new(task.clone());
+            }
             None => {
+                self.add_live(&task, task.id as usize);
                 self.injector.push(task.clone());
                 self.notify_work();
             }
@@ -340,8 +348,9 @@ impl Registry {
         None
     }
 
-    fn add_live(&self, task: &TaskRef) {
-        let shard = (task.id as usize) % LIVE_SHARDS;
+    /// Adds `task` to the live list, in the shard `hint` picks.
+    fn add_live(&self, task: &TaskRef, hint: usize) {
+        let shard = hint % LIVE_SHARDS;
         let mut list = self.live[shard].lock().unwrap_or_else(|e| e.into_inner());
         let slot = match list.free.pop() {
             Some(slot) => {
@@ -353,24 +362,35 @@ impl Registry {
                 list.slots.len() - 1
             }
         };
-        task.live_slot.set(slot);
+        list.added += 1;
+        task.live_slot.set(slot << SHARD_BITS | shard);
     }
 
     pub(crate) fn remove_live(&self, task: &Task) {
-        let shard = (task.id as usize) % LIVE_SHARDS;
+        let at = task.live_slot.get();
+        if at == usize::MAX {
+            return;
+        }
+        let (slot, shard) = (at >> SHARD_BITS, at & (LIVE_SHARDS - 1));
         let mut list = self.live[shard].lock().unwrap_or_else(|e| e.into_inner());
-        let slot = task.live_slot.get();
         if list
             .slots
             .get(slot)
             .and_then(|t| t.as_ref())
-            .is_some_and(|t| std::ptr::eq(&**t, task))
+            .is_some_and(|t| std::ptr::eq(t.as_ptr(), task))
         {
             list.slots[slot] = None;
             list.free.push(slot);
-            // Relaxed: a statistic.
-            self.stats.finished.fetch_add(1, Ordering::Relaxed);
+            list.removed += 1;
         }
+    }
+
+    /// Fibers spawned and fibers finished so far.
+    pub(crate) fn spawned_and_finished(&self) -> (u64, u64) {
+        self.live.iter().fold((0, 0), |(a, r), l| {
+            let l = l.lock().unwrap_or_else(|e| e.into_inner());
+            (a + l.added, r + l.removed)
+        })
     }
 
     /// Every live fiber, newest first.

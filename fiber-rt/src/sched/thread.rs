@@ -62,18 +62,22 @@ pub(crate) fn state() -> &'static ThreadState {
 /// Returns `None` if the calling fiber has been detached from its worker.
 #[inline(never)]
 pub(crate) fn enter() -> Entered {
-    let s = state();
-    // Relaxed load and store, no read-modify-write: only this thread
-    // writes the flag and only its own signal handler reads it, so a
-    // locked instruction would buy nothing. The compiler fence keeps the
-    // store before anything that follows.
-    let previous = s.in_runtime.load(Ordering::Relaxed);
-    s.in_runtime.store(true, Ordering::Relaxed);
-    compiler_fence(Ordering::SeqCst);
-    Entered {
-        previous,
-        detached: s.detached.get(),
-    }
+    // The thread-local is reached here, not through `state()`: this
+    // function is never inlined either, so the address is fresh, and the
+    // switch path saves a call.
+    STATE.with(|s| {
+        // Relaxed load and store, no read-modify-write: only this thread
+        // writes the flag and only its own signal handler reads it, so a
+        // locked instruction would buy nothing. The compiler fence keeps the
+        // store before anything that follows.
+        let previous = s.in_runtime.load(Ordering::Relaxed);
+        s.in_runtime.store(true, Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        Entered {
+            previous,
+            detached: s.detached.get(),
+        }
+    })
 }
 
 /// See [`enter`].
@@ -105,8 +109,8 @@ pub(crate) fn leave_runtime() {
 #[inline(never)]
 fn leave(previous: bool) {
     compiler_fence(Ordering::SeqCst);
-    // Relaxed: see `enter`.
-    state().in_runtime.store(previous, Ordering::Relaxed);
+    // Relaxed: see `enter`; reached directly for the same reason.
+    STATE.with(|s| s.in_runtime.store(previous, Ordering::Relaxed));
 }
 
 /// Called by a thread that starts running `worker`'s scheduler loop.
