@@ -30,9 +30,10 @@ pub(crate) struct Config {
     pub(crate) backstop: bool,
 }
 
-/// Fibers that have been spawned and have not finished, sharded by the
-/// worker that spawned them: a worker's spawns touch only its own shard's
-/// lock and memory, and a fiber that finishes elsewhere costs one visit.
+/// Fibers that have been spawned and have not finished, sharded by id so
+/// that spawns and finishes on different threads rarely meet on a lock
+/// (sharding by the spawning worker made every remote finish contend with
+/// that worker's spawns).
 struct LiveList {
     slots: Vec<Option<TaskRef>>,
     free: Vec<usize>,
@@ -248,11 +249,11 @@ impl Registry {
         let entered = thread::enter();
         match self.local_worker(&entered) {
             Some(worker) => {
-                self.add_live(&task, worker.index);
+                self.add_live(&task);
                 worker.push_new(task.clone());
             }
             None => {
-                self.add_live(&task, task.id as usize);
+                self.add_live(&task);
                 self.injector.push(task.clone());
                 self.notify_work();
             }
@@ -348,9 +349,9 @@ impl Registry {
         None
     }
 
-    /// Adds `task` to the live list, in the shard `hint` picks.
-    fn add_live(&self, task: &TaskRef, hint: usize) {
-        let shard = hint % LIVE_SHARDS;
+    /// Adds `task` to the live list.
+    fn add_live(&self, task: &TaskRef) {
+        let shard = task.id as usize % LIVE_SHARDS;
         let mut list = self.live[shard].lock().unwrap_or_else(|e| e.into_inner());
         let slot = match list.free.pop() {
             Some(slot) => {
