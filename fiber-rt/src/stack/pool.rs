@@ -66,15 +66,9 @@ struct Local {
 
 impl Local {
     /// This thread's published counts, registered on first use.
+    #[inline]
     fn counts(&mut self) -> &Counts {
-        self.counts.get_or_insert_with(|| {
-            let counts = Arc::new(Counts::default());
-            LOCAL_COUNTS
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(counts.clone());
-            counts
-        })
+        self.counts.get_or_insert_with(register_counts)
     }
 
     /// Adds `delta` to the published number of cached stacks.
@@ -101,6 +95,17 @@ impl Local {
             &mut self.unguarded[class]
         }
     }
+}
+
+/// A thread's first use of the pool: publishes its counts.
+#[cold]
+fn register_counts() -> Arc<Counts> {
+    let counts = Arc::new(Counts::default());
+    LOCAL_COUNTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(counts.clone());
+    counts
 }
 
 impl Drop for Local {
