@@ -92,7 +92,13 @@ impl Monitor {
             for (index, (clock, seen)) in clocks.iter().zip(seen.iter_mut()).enumerate() {
                 // Acquire: pairs with the handler's Release.
                 if clock.handoff.swap(false, Ordering::Acquire) {
-                    registry.hand_off(index);
+                    if !registry.hand_off(index) {
+                        // No thread now: try again at the next tick (and
+                        // keep ticking meanwhile).
+                        // Relaxed: this thread reads it back itself.
+                        clock.handoff.store(true, Ordering::Relaxed);
+                        any_running = true;
+                    }
                     *seen = Seen {
                         switches: u64::MAX,
                         since: now,

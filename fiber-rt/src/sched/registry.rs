@@ -65,6 +65,8 @@ pub(crate) struct Registry {
     pub(crate) monitor: Monitor,
     /// The workers, by index; emptied at shutdown (they refer back to us).
     workers: Mutex<Vec<Arc<Worker>>>,
+    /// Per worker: its last hand-off found no thread (said once).
+    handoff_failing: Vec<AtomicBool>,
     /// Threads started for workers by the backstop, joined at shutdown.
     extra_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// When the runtime was built: workers' busy time counts from here.
@@ -116,6 +118,9 @@ impl Registry {
                 .collect(),
             monitor: Monitor::default(),
             workers: Mutex::new(Vec::new()),
+            handoff_failing: (0..config_workers)
+                .map(|_| AtomicBool::new(false))
+                .collect(),
             extra_threads: Mutex::new(Vec::new()),
             started: std::time::Instant::now(),
         });
@@ -171,11 +176,14 @@ impl Registry {
     }
 
     /// The backstop detached worker `index`'s fiber on its thread: give the
-    /// worker a thread of its own again.
-    pub(crate) fn hand_off(self: &Arc<Self>, index: usize) {
+    /// worker a thread of its own again. `false` if no thread could be
+    /// started: the caller tries again later (the worker's queued fibers
+    /// wait, or are stolen by other workers, meanwhile).
+    pub(crate) fn hand_off(self: &Arc<Self>, index: usize) -> bool {
         if self.is_shutdown() {
-            return;
+            return true;
         }
+        let failing = &self.handoff_failing[index];
         match self.start_worker_thread(index) {
             Ok(handle) => {
                 let mut threads = self.extra_threads.lock().unwrap_or_else(|e| e.into_inner());
@@ -183,10 +191,21 @@ impl Registry {
                 threads.push(handle);
                 // Relaxed: a statistic.
                 self.stats.backstop_handoffs.fetch_add(1, Ordering::Relaxed);
+                // Relaxed: only the monitor thread reads and writes it.
+                if failing.swap(false, Ordering::Relaxed) {
+                    eprintln!("fiber runtime: worker {index} has a thread again");
+                }
+                true
             }
-            Err(e) => eprintln!(
-                "fiber runtime: no thread for worker {index} ({e}); it waits for its fiber"
-            ),
+            Err(e) => {
+                // Relaxed: as above. Said once, not at every retry.
+                if !failing.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "fiber runtime: no thread for worker {index} ({e}); retrying each tick"
+                    );
+                }
+                false
+            }
         }
     }
 
