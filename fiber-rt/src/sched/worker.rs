@@ -199,6 +199,7 @@ impl Worker {
     /// the slice of the fiber that woke it (the LIFO slot's rule, so that
     /// two fibers waking each other cannot keep the rest of the queue
     /// waiting: their shared slice runs out like anyone's).
+    #[inline]
     fn adopt_with(&self, task: TaskRef, inherit: bool) -> StackPointer {
         task.worker.set(self);
         let clock = self.registry.clock(self.index);
@@ -213,12 +214,23 @@ impl Worker {
     }
 
     /// Runs the action the previous context left. Called first thing by
-    /// every context that is resumed on this worker.
+    /// every context that is resumed on this worker. Inlined for the
+    /// yield's requeue; parks and finishes take the call.
+    #[inline]
     pub(crate) fn run_post(&self) {
         match self.post.take() {
             Post::Nothing => {}
             // No wake-up of idle workers: a yield adds no work, and one that
             // is stealing will see the queue anyway.
+            Post::Requeue(task) => self.local.push(task),
+            other => self.run_post_slow(other),
+        }
+    }
+
+    #[inline(never)]
+    fn run_post_slow(&self, post: Post) {
+        match post {
+            Post::Nothing => {}
             Post::Requeue(task) => self.local.push(task),
             Post::Park(task) => {
                 self.registry.clock(self.index).count_park();
@@ -280,6 +292,7 @@ impl Worker {
     }
 
     /// The next ready fiber on this worker (made current), or the loop.
+    #[inline]
     fn next_target(&self) -> StackPointer {
         // Relaxed: a request seen a switch late is honoured at the next.
         let used_up = self
@@ -425,6 +438,7 @@ pub(crate) fn switch_current(task: &Task, how: Switch) {
 }
 
 /// First thing a fiber does when resumed: finish what was left for us.
+#[inline]
 fn after_resume(task: &Task) {
     // SAFETY: the worker that resumed us set `task.worker`.
     let worker = unsafe { task.worker() };
