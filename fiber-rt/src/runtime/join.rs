@@ -40,9 +40,15 @@ impl<T> JoinHandle<T> {
         let this = ManuallyDrop::new(self);
         // SAFETY: moved out of a handle that is never dropped, so once.
         let task = unsafe { std::ptr::read(&this.task) };
-        // SAFETY: the handle joins once (it is consumed) and never detaches
-        // after; its fiber completes with this type (see `wrap`).
-        unsafe { task.join.join::<Result<T, JoinError>>("JoinHandle::join") }
+        // A joiner cancelled while it waits unwinds out of the join: the
+        // result, whenever it comes, is then dropped as for a dropped handle.
+        let unwinding = DetachOnUnwind::<T>(&task, PhantomData);
+        // SAFETY: the handle joins once (it is consumed) and detaches only
+        // if this join unwinds before taking the value; its fiber completes
+        // with this type (see `wrap`).
+        let result = unsafe { task.join.join::<Result<T, JoinError>>("JoinHandle::join") };
+        std::mem::forget(unwinding);
+        result
     }
 
     /// Whether the fiber has finished (so `join` would not wait).
@@ -58,6 +64,17 @@ impl<T> JoinHandle<T> {
     /// The fiber's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
         self.task.name.as_deref()
+    }
+}
+
+/// Detaches a join that unwinds (see [`JoinHandle::join`]).
+struct DetachOnUnwind<'a, T>(&'a Task, PhantomData<T>);
+
+impl<T> Drop for DetachOnUnwind<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: the join unwound before taking the value; the type is the
+        // one the fiber completes with.
+        unsafe { self.0.join.detach::<Result<T, JoinError>>() };
     }
 }
 

@@ -75,7 +75,8 @@ impl JoinSlot {
     /// # Safety
     ///
     /// Called at most once, by the task's handle, with the type the fiber
-    /// completes with; [`detach`](Self::detach) is not called afterwards.
+    /// completes with; [`detach`](Self::detach) follows only if this
+    /// unwinds (a cancelled joiner).
     pub(crate) unsafe fn join<V>(&self, reason: &'static str) -> V {
         // Acquire: pairs with the Release in `complete`.
         if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
@@ -103,7 +104,8 @@ impl JoinSlot {
     ///
     /// # Safety
     ///
-    /// As for [`join`](Self::join), instead of it.
+    /// As for [`join`](Self::join), instead of it, or after a `join` that
+    /// unwound (out of its park) before it took the value.
     pub(crate) unsafe fn detach<V>(&self) {
         // AcqRel: Acquire sees a value already there; Release tells the fiber.
         let before = self.state.fetch_or(DETACHED, Ordering::AcqRel);
