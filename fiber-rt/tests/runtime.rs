@@ -31,11 +31,7 @@ fn spawn_and_join_a_million_fibers_across_workers() {
         sum
     });
     assert_eq!(sum, n * (n - 1) / 2);
-    // A fiber's result reaches its joiner just before the fiber ends.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while rt.metrics().live > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    // A joined fiber is off the live list by the time its joiner returns.
     let m = rt.metrics();
     assert_eq!(m.spawned, n + 1);
     assert_eq!(m.live, 0, "every fiber finished");

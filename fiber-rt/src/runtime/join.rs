@@ -182,6 +182,9 @@ where
             error(task, kind)
         });
         std::mem::forget(unrun);
+        // Off the live list before the result is out, so that a joiner's
+        // next look at the metrics no longer counts this fiber.
+        task.registry.remove_live(task);
         // SAFETY: called once, by the task's fiber, with the type its
         // handle takes.
         unsafe { task.join.complete(result) };
@@ -205,6 +208,7 @@ impl<T> Drop for CancelUnrun<T> {
         // An unrun closure is dropped on its own fiber's stack.
         if let Some(task) = Task::current() {
             let cancelled: Result<T, JoinError> = Err(error(task, Kind::Cancelled));
+            task.registry.remove_live(task);
             // SAFETY: the closure did not run, so the slot was not completed;
             // this is the type the handle takes.
             unsafe { task.join.complete(cancelled) };

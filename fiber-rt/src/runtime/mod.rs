@@ -203,11 +203,13 @@ pub struct Metrics {
     pub workers: usize,
     /// Fibers spawned.
     pub spawned: u64,
-    /// Fibers that finished (returned, panicked or were cancelled).
+    /// Fibers that finished (returned, panicked or were cancelled). A
+    /// fiber with a `JoinHandle` counts as finished before its result
+    /// reaches the handle, so a joiner sees it counted.
     pub finished: u64,
     /// Fibers taken from another worker's queue.
     pub steals: u64,
-    /// Fibers spawned and not finished.
+    /// Fibers spawned and not finished (see `finished`).
     pub live: usize,
     /// Times the monitor asked a fiber that overran its slice to yield.
     pub preempt_requests: u64,

@@ -386,6 +386,9 @@ impl Registry {
         task.live_slot.set(slot << SHARD_BITS | shard);
     }
 
+    /// Takes `task` off the live list: when its closure has returned (a
+    /// joined fiber, just before its result is out), or when it is off its
+    /// stack for good. Called by the thread running or finishing the task.
     pub(crate) fn remove_live(&self, task: &Task) {
         let at = task.live_slot.get();
         if at == usize::MAX {
@@ -403,6 +406,7 @@ impl Registry {
             list.free.push(slot);
             list.removed += 1;
         }
+        task.live_slot.set(usize::MAX);
     }
 
     /// Fibers spawned and fibers finished so far.
