@@ -1,5 +1,6 @@
 //! The only assembly in fiber: a context switch that keeps just the
-//! callee-saved state, and the trampoline a new fiber starts in.
+//! callee-saved state, the trampoline a new fiber starts in, and a byte of
+//! thread-local storage per thread that fiber-rt uses as its preemption flag.
 //!
 //! This crate is the thin `unsafe` face of `x86_64.S`. It knows nothing about
 //! fibers, schedulers or stacks beyond a stack pointer; `fiber-rt` builds all
@@ -125,4 +126,49 @@ pub unsafe fn switch(save: *mut StackPointer, load: StackPointer, value: usize) 
     // SAFETY: forwarded from the caller's contract; the assembly keeps every
     // callee-saved register, as an ordinary `sysv64` call must.
     unsafe { fiber_asm_switch(save, load, value) }
+}
+
+/// The calling thread's preemption flag: non-zero when fiber-rt's monitor
+/// asked the fiber running on this thread to yield; 0 on threads it never
+/// looked at.
+///
+/// Two instructions with no call: the flag's offset from the thread
+/// pointer (an immediate, once the linker has relaxed the GOT load in an
+/// executable), then the byte at that offset in `fs`. Not `pure`: every
+/// call reads the flag afresh, so a loop cannot keep one reading, and code
+/// that moved to another thread (a fiber resumed elsewhere) reads its new
+/// thread's flag.
+#[inline(always)]
+pub fn preempt_flag() -> u8 {
+    let flag: u64;
+    // SAFETY: reads one byte of the calling thread's static TLS block,
+    // which exists as long as the thread; `fs` is its thread pointer.
+    unsafe {
+        core::arch::asm!(
+            "mov {f}, qword ptr [rip + fiber_asm_preempt_flag@gottpoff]",
+            "movzx {f:e}, byte ptr fs:[{f}]",
+            f = out(reg) flag,
+            options(nostack, readonly, preserves_flags)
+        )
+    };
+    flag as u8
+}
+
+/// The address of the calling thread's preemption flag, for another
+/// thread to set it. Valid while the thread's static TLS block is, that is
+/// until the thread has ended and been joined.
+#[inline]
+pub fn preempt_flag_addr() -> *mut u8 {
+    let addr: usize;
+    // SAFETY: `fs:[0]` holds the thread pointer itself (the x86_64 TLS
+    // ABI); adding the flag's offset gives its address. Reads only.
+    unsafe {
+        core::arch::asm!(
+            "mov {a}, qword ptr [rip + fiber_asm_preempt_flag@gottpoff]",
+            "add {a}, qword ptr fs:[0]",
+            a = out(reg) addr,
+            options(nostack, readonly)
+        )
+    };
+    addr as *mut u8
 }

@@ -148,3 +148,31 @@ fiber_asm_trampoline:
     jmp     .Lfiber_asm_restore     // and resume it with rdx as its value
     .cfi_endproc
     .size   fiber_asm_trampoline, . - fiber_asm_trampoline
+
+// ---------------------------------------------------------------------------
+// fiber_asm_preempt_flag: one byte of thread-local storage in every thread.
+// fiber-rt's preemption monitor sets it (non-zero) on the thread whose fiber
+// has run past its time slice; the probes compiled into fiber code read it
+// and yield when it is set. It lives here, and not in a Rust thread-local,
+// so that every reader can name it through the initial-exec model and read
+// the *current* thread's copy each time (LLVM may keep a Rust thread-local's
+// address across a call that switches fibers, rust-lang/rust#98479), and
+// because `links = "fiber_asm"` keeps one definition per program.
+//
+// How code reaches it (see `preempt_flag` in lib.rs):
+//   mov  rax, qword ptr [rip + fiber_asm_preempt_flag@gottpoff]
+//        // its offset from the thread pointer, from the GOT; in an
+//        // executable the linker rewrites this to `mov rax, imm32`
+//   movzx eax, byte ptr fs:[rax]    // this thread's copy
+//
+// Initial-exec puts the byte in the static TLS block that every thread gets
+// when it starts. A shared object loaded with dlopen can only use that model
+// while the C library's static TLS reserve has room (one byte here).
+// ---------------------------------------------------------------------------
+    .section .tbss,"awT",@nobits    // zero-filled thread-local data
+    .globl  fiber_asm_preempt_flag
+    .type   fiber_asm_preempt_flag, @object
+    .size   fiber_asm_preempt_flag, 1
+fiber_asm_preempt_flag:
+    .zero   1                       // 0: no request, until the monitor sets it
+    .text                           // back to code for whatever follows

@@ -105,11 +105,9 @@ fn detach_if_asked() -> bool {
     // SAFETY: this thread runs the worker and is in fiber code, so nothing
     // else uses the worker now.
     if let Some((task, loop_sp)) = unsafe { worker.detach_running() } {
-        // Its next probe, if it has any, brings it back into the runtime.
-        // Relaxed: read by this same thread.
-        task.header()
-            .preempt_flag
-            .store(crate::stack::header::always(), Ordering::Relaxed);
+        // Its next probe, if it has any, brings it back into the runtime;
+        // the monitor no longer sets this thread's flag.
+        super::detach_thread(clock);
         state
             .orphan
             .set(crate::sched::task_ref::TaskRef::into_raw(task));

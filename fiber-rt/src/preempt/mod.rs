@@ -5,17 +5,42 @@
 //! - **Probes**: `#[fiber]` puts a call to [`point`] at the entry of the
 //!   function and at the back-edge of every `loop` and `while` in its body;
 //!   call it yourself in long loops of code that is not a `#[fiber]`. A
-//!   probe in a loop costs two loads from cache and a branch that is never
-//!   taken until the monitor asks for a yield (the header's address is
-//!   found once per call, outside the loop); one at a function's entry
-//!   costs about ten instructions more, which shows on tiny recursive
-//!   functions (`fib` takes 1.4 to 2 times as long here).
+//!   probe reads the calling thread's preemption flag, a byte of
+//!   thread-local storage (initial-exec: an immediate and one load from
+//!   `fs`, no call), and branches on it; the branch is never taken until the
+//!   monitor asks for a yield. That is three instructions wherever the
+//!   probe sits: loops pay about 1% here, but a tiny recursive function
+//!   (`fib`, about 3 cycles a call) takes 1.4 times as long, which any load
+//!   and branch per call costs it (a plain global byte costs the same).
 //! - **Monitor**: one thread per runtime looks at every worker each half
 //!   slice; a worker that has run the same fiber for a slice gets its
-//!   preemption flag set, and that fiber yields at its next probe. The
-//!   monitor also moves a fiber from a long local queue to the global one
-//!   when busy workers' queues differ by two or more, so that spinners
-//!   share the workers evenly.
+//!   preemption flag set, together with the flag of the thread running it,
+//!   and that fiber yields at its next probe. The monitor also moves a
+//!   fiber from a long local queue to the global one when busy workers'
+//!   queues differ by two or more, so that spinners share the workers
+//!   evenly.
+//!
+//! The flag is the thread's, not the fiber's. Each thread that runs a
+//! worker gives the worker's clock its flag's address when it starts
+//! (`bind_thread`); a new slice clears the flag, a fiber that goes on in
+//! the running slice (the LIFO slot) finds it as it was. Because a probe
+//! reads the flag of the thread it runs on at that moment, and keeps no
+//! address across a switch, a fiber that moved to another worker reads its
+//! new worker's flag. A thread that runs no worker never has its flag set,
+//! so probes there (in a closure sent to a plain thread) cost the load and
+//! nothing else. Code that must not yield while its thread's flag is set (a
+//! low-level [`Fiber`](crate::fiber::Fiber), `no_preempt` regions) is told
+//! apart in the cold path, which looks at the stack it runs on. A fiber
+//! the backstop detached keeps its thread, whose flag the handler sets and
+//! the monitor no longer writes: the fiber rejoins the runtime at its next
+//! probe.
+//!
+//! The flag uses the initial-exec TLS model, which needs the byte in the
+//! static TLS block every thread gets when it starts. That holds for
+//! executables and for shared objects loaded at startup; a shared object
+//! holding fiber-rt that is loaded later with `dlopen` relies on the C
+//! library's reserve of static TLS (glibc keeps one for such objects), and
+//! `dlopen` fails if the reserve is used up.
 //!
 //! `for` loops get no probe inside their body: a load and a branch in a
 //! loop the compiler would vectorise cost 2.8 to 6 times the loop itself
@@ -29,56 +54,27 @@
 mod backstop;
 mod monitor;
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 pub(crate) use backstop::{current_thread, install as install_backstop};
 pub(crate) use monitor::Monitor;
 
-use crate::stack::arena::{MAX_SHIFT, MIN_SHIFT};
-use crate::stack::header::HEADER_SIZE;
 use crate::stack::StackHeader;
 
 /// A safe point: yields if the monitor asked the running fiber to. A no-op
 /// on a plain thread, on a low-level [`Fiber`](crate::fiber::Fiber), and
 /// inside [`no_preempt`].
+///
+/// It reads the calling thread's preemption flag (a byte of thread-local
+/// storage, reached through the initial-exec model: two instructions, no
+/// call) and branches to a cold call when it is set. Every probe reads the
+/// flag of the thread it runs on *now*: nothing is cached across a switch,
+/// so a fiber resumed on another worker reads that worker's flag.
 #[inline(always)]
 pub fn point() {
-    let sp = frame_sp();
-    let class = (sp >> crate::stack::arena::ARENA_SHIFT) as u32;
-    // One comparison: is `sp` inside a stack arena at all?
-    if class.wrapping_sub(MIN_SHIFT) <= MAX_SHIFT - MIN_SHIFT {
-        let top = (sp | ((1usize << class) - 1)) + 1;
-        let header = (top - HEADER_SIZE) as *const StackHeader;
-        // Relaxed: a stale value only delays the yield to the next probe.
-        // SAFETY: we run on this live fiber stack, so its header is set; the
-        // flag it points to is a worker's (as long-lived as the runtime) or static.
-        let flag = unsafe { &*(*header).preempt_flag.load(Ordering::Relaxed) };
-        let requested = flag.load(Ordering::Relaxed);
-        if requested != 0 {
-            preempted::<()>();
-        }
+    if fiber_asm::preempt_flag() != 0 {
+        preempted::<()>();
     }
-}
-
-/// The stack pointer, as the probe reads it. Unlike
-/// [`current_sp`](crate::stack::header::current_sp) this read is `pure`:
-/// the compiler may take one reading for a whole function and hoist the
-/// header's address out of its loops, leaving two loads and a branch per
-/// probe in a loop. That is sound because a frame stays on one stack all
-/// its life (a fiber that migrates takes its stack along), and any address
-/// in the frame finds the same header.
-#[inline(always)]
-fn frame_sp() -> usize {
-    let sp: usize;
-    // SAFETY: reads rsp; no memory access, no side effects.
-    unsafe {
-        std::arch::asm!(
-            "mov {}, rsp",
-            out(reg) sp,
-            options(pure, nomem, nostack, preserves_flags)
-        )
-    };
-    sp
 }
 
 /// The probe's cold path. Generic so that each crate that inlines
@@ -93,6 +89,12 @@ fn preempted<T>() {
     yield_for_preemption();
 }
 
+/// The flag is the thread's, not the fiber's, so this is where code that
+/// must not yield to the runtime is told apart: code on the thread's own
+/// stack (the scheduler loop, a plain thread), on the stack of a low-level
+/// [`Fiber`](crate::fiber::Fiber) (no task owns it), or inside
+/// [`no_preempt`]. Such code takes this call at each probe until the
+/// request is honoured or the next slice clears the flag.
 #[cold]
 #[inline(never)]
 fn yield_for_preemption() {
@@ -152,8 +154,14 @@ pub fn no_preempt<R>(f: impl FnOnce() -> R) -> R {
 #[repr(align(64))]
 #[derive(Default)]
 pub(crate) struct WorkerClock {
-    /// Set by the monitor: the running fiber should yield.
+    /// Set by the monitor: the running fiber should yield. The monitor
+    /// sets the running thread's flag (`thread_flag`) with it, which is
+    /// what probes read; this copy is what the scheduler and the monitor
+    /// consult.
     pub(crate) flag: AtomicU32,
+    /// The preemption flag of the thread running this worker (its static
+    /// TLS byte, see [`bind_thread`]), or null.
+    pub(crate) thread_flag: AtomicPtr<AtomicU8>,
     /// Whether a fiber (rather than the scheduler loop) runs.
     pub(crate) running: AtomicBool,
     /// Bumped each time the worker resumes a fiber.
@@ -183,6 +191,7 @@ impl WorkerClock {
     pub(crate) const fn new() -> Self {
         WorkerClock {
             flag: AtomicU32::new(0),
+            thread_flag: AtomicPtr::new(std::ptr::null_mut()),
             running: AtomicBool::new(false),
             switches: AtomicU64::new(0),
             task: AtomicU64::new(0),
@@ -195,13 +204,14 @@ impl WorkerClock {
         }
     }
 
-    /// The worker is about to resume the fiber whose stack header is
-    /// `header`: a new slice begins.
+    /// The worker is about to resume fiber `task`: a new slice begins.
+    /// Called on the thread running the worker.
     #[inline]
-    pub(crate) fn start_slice(&self, header: &StackHeader, task: u64) {
+    pub(crate) fn start_slice(&self, task: u64) {
         // Relaxed: the monitor only samples these; a stale view delays a
         // preemption request by one tick at most.
         self.flag.store(0, Ordering::Relaxed);
+        set_own_flag(0);
         self.switches.store(
             self.switches.load(Ordering::Relaxed).wrapping_add(1),
             Ordering::Relaxed,
@@ -214,20 +224,15 @@ impl WorkerClock {
         if !self.running.load(Ordering::Relaxed) {
             self.running.store(true, Ordering::SeqCst);
         }
-        header
-            .preempt_flag
-            .store(std::ptr::addr_of!(self.flag).cast_mut(), Ordering::Relaxed);
     }
 
     /// The worker switches to a fiber that goes on in the running slice
-    /// (one woken into the LIFO slot): the monitor sees no new slice.
+    /// (one woken into the LIFO slot): the monitor sees no new slice, and
+    /// a request for the slice stays set on the thread.
     #[inline]
-    pub(crate) fn continue_slice(&self, header: &StackHeader, task: u64) {
+    pub(crate) fn continue_slice(&self, task: u64) {
         // Relaxed: see `start_slice`.
         self.task.store(task, Ordering::Relaxed);
-        header
-            .preempt_flag
-            .store(std::ptr::addr_of!(self.flag).cast_mut(), Ordering::Relaxed);
     }
 
     /// The worker found nothing to run and starts looking or sleeping;
@@ -267,5 +272,151 @@ impl WorkerClock {
     pub(crate) fn idle(&self) {
         // Relaxed: see `start_slice`.
         self.running.store(false, Ordering::Relaxed);
+    }
+}
+
+/// The address of the calling thread's preemption flag, the byte [`point`]
+/// reads.
+#[inline]
+fn own_flag() -> *mut AtomicU8 {
+    fiber_asm::preempt_flag_addr().cast()
+}
+
+/// Sets the calling thread's preemption flag.
+#[inline]
+fn set_own_flag(value: u8) {
+    // SAFETY: this thread's flag, a byte of its static TLS block, which
+    // lives as long as the thread; `AtomicU8` has the layout of a byte.
+    // Relaxed: read by probes on this thread, and by nothing else.
+    unsafe { (*own_flag()).store(value, Ordering::Relaxed) };
+}
+
+/// Called by a thread as it starts running the worker whose clock is
+/// `clock`: from now on the monitor sets this thread's flag.
+///
+/// The monitor may write the flag of a thread that has stopped running the
+/// worker (it read the address just before another thread took over): that
+/// write only asks a fiber there to yield, and it lands in memory that is
+/// still the old thread's, because the monitor itself joins the threads
+/// the backstop started once no clock names them, and the shutdown joins
+/// worker threads only after the monitor; a thread's static TLS block
+/// stays mapped until it is joined.
+pub(crate) fn bind_thread(clock: &WorkerClock) {
+    // No fiber of this worker runs on this thread yet.
+    set_own_flag(0);
+    // Release: pairs with the monitor's Acquire in `request`, which then
+    // writes to a flag that exists.
+    clock.thread_flag.store(own_flag(), Ordering::Release);
+}
+
+/// Called by a thread as it stops running a worker (or the fiber the
+/// backstop detached on it has left): probes on it are no-ops again.
+pub(crate) fn unbind_thread() {
+    set_own_flag(0);
+}
+
+/// For the backstop's handler, on the thread whose fiber it detaches from
+/// `clock`: the monitor stops setting this thread's flag, and the flag is
+/// set, so that the fiber rejoins the runtime at its next probe.
+pub(crate) fn detach_thread(clock: &WorkerClock) {
+    set_own_flag(1);
+    // Relaxed, on success and failure: only this thread's own address is
+    // swapped for null, and nothing is published with it; the worker's
+    // next thread publishes its own flag with Release when it binds.
+    let _ = clock.thread_flag.compare_exchange(
+        own_flag(),
+        std::ptr::null_mut(),
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+}
+
+/// For the monitor: asks the fiber running on `clock`'s worker to yield.
+pub(crate) fn request(clock: &WorkerClock) {
+    // Relaxed: a request seen late is honoured at a later probe or switch.
+    clock.flag.store(1, Ordering::Relaxed);
+    // Acquire: pairs with `bind_thread`'s Release.
+    let flag = clock.thread_flag.load(Ordering::Acquire);
+    // SAFETY: null, or a thread's flag, still in its static TLS block (see
+    // `bind_thread`); `AtomicU8` has the layout of a byte.
+    if let Some(flag) = unsafe { flag.as_ref() } {
+        // Relaxed: as above.
+        flag.store(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A runtime whose monitor asks for nothing while a test runs: the
+    /// tests set the flag themselves.
+    fn runtime() -> crate::Runtime {
+        crate::Builder::new()
+            .workers(1)
+            .time_slice(std::time::Duration::from_secs(1))
+            .build()
+            .unwrap()
+    }
+
+    /// The flag belongs to the thread: code that must not yield to the
+    /// runtime passes a probe while the flag is set.
+    #[test]
+    fn a_set_flag_is_ignored_on_a_plain_thread() {
+        std::thread::spawn(|| {
+            set_own_flag(1);
+            for _ in 0..1000 {
+                point();
+            }
+            unbind_thread();
+            assert_eq!(fiber_asm::preempt_flag(), 0);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_low_level_fiber_inside_a_runtime_fiber_never_yields_to_the_runtime() {
+        let rt = runtime();
+        let (steps, preemptions) = rt.block_on(|| {
+            let task = crate::sched::task::Task::current().unwrap();
+            let before = task.preemptions.load(Ordering::Relaxed);
+            let mut inner = crate::fiber::Fiber::new(|_, n: u32| {
+                // As if the monitor had asked this thread's fiber to yield.
+                set_own_flag(1);
+                let mut steps = 0;
+                while steps < n {
+                    point();
+                    steps += 1;
+                }
+                steps
+            })
+            .unwrap();
+            let step = inner.resume(1000).unwrap();
+            let steps = match step {
+                crate::fiber::Step::Complete(steps) => steps,
+                crate::fiber::Step::Yielded(()) => unreachable!(),
+            };
+            // Back on the runtime fiber, the request is honoured.
+            point();
+            (steps, task.preemptions.load(Ordering::Relaxed) - before)
+        });
+        assert_eq!((steps, preemptions), (1000, 1));
+    }
+
+    #[test]
+    fn a_request_waits_for_the_end_of_no_preempt() {
+        let rt = runtime();
+        let (inside, after) = rt.block_on(|| {
+            let task = crate::sched::task::Task::current().unwrap();
+            let before = task.preemptions.load(Ordering::Relaxed);
+            let inside = no_preempt(|| {
+                set_own_flag(1);
+                point();
+                task.preemptions.load(Ordering::Relaxed) - before
+            });
+            (inside, task.preemptions.load(Ordering::Relaxed) - before)
+        });
+        assert_eq!((inside, after), (0, 1));
     }
 }

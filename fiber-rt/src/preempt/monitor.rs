@@ -150,7 +150,7 @@ impl Monitor {
                 if now.duration_since(seen.since) >= slice
                     && clock.flag.load(Ordering::Relaxed) == 0
                 {
-                    clock.flag.store(1, Ordering::Relaxed);
+                    super::request(clock);
                     seen.flagged = Some(now);
                     // Relaxed: a statistic.
                     registry

@@ -119,6 +119,7 @@ pub(crate) fn bind(worker: &Worker) {
     let s = state();
     s.in_runtime.store(true, Ordering::Relaxed);
     s.worker.set(worker);
+    crate::preempt::bind_thread(worker.registry.clock(worker.index));
 }
 
 /// Whether the calling thread runs (or ran until its fiber was detached)
@@ -133,6 +134,7 @@ pub(crate) fn bound() -> bool {
 #[inline(never)]
 pub(crate) fn unbind() {
     state().worker.set(std::ptr::null());
+    crate::preempt::unbind_thread();
 }
 
 /// The detached fiber's switch away from this thread: back to the thread's

@@ -204,9 +204,9 @@ impl Worker {
         task.worker.set(self);
         let clock = self.registry.clock(self.index);
         if inherit {
-            clock.continue_slice(task.header(), task.id);
+            clock.continue_slice(task.id);
         } else {
-            clock.start_slice(task.header(), task.id);
+            clock.start_slice(task.id);
         }
         let sp = task.take_sp();
         self.current.set(Some(task));

@@ -2,7 +2,7 @@
 //! stack by [`arena::top_of`](super::arena::top_of).
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicPtr, AtomicU32};
+use std::sync::atomic::AtomicPtr;
 
 use super::arena;
 
@@ -13,15 +13,11 @@ pub(crate) const HEADER_SIZE: usize = std::mem::size_of::<StackHeader>();
 /// thread-local.
 #[repr(C, align(64))]
 pub(crate) struct StackHeader {
-    /// The preemption flag of the worker running the fiber on this stack
-    /// (non-zero: yield at the next probe), or [`NEVER`] when no worker
-    /// runs it. The flag itself lives in the worker, so the monitor only
-    /// ever writes to memory that lives as long as the runtime; a probe
-    /// reads this pointer, then the flag: two loads, both hot in cache.
-    pub(crate) preempt_flag: AtomicPtr<AtomicU32>,
-    /// Depth of `no_preempt` regions the fiber is in.
+    /// Depth of `no_preempt` regions the fiber is in. (The preemption
+    /// flag itself is the thread's, see `preempt`: a probe reads no header.)
     pub(crate) no_preempt: Cell<u32>,
-    pub(crate) _probe_line: [u8; 52],
+    /// Keeps the layout (two cache lines) that the stack sizes assume.
+    pub(crate) _pad: [u8; 60],
     /// Size of the whole mapping, guard page included.
     pub(crate) size: usize,
     /// Whether the lowest page is a guard page.
@@ -34,23 +30,6 @@ pub(crate) struct StackHeader {
 }
 
 const _: () = assert!(HEADER_SIZE == 128, "the header is two cache lines");
-
-/// The flag of a stack no worker runs: never set.
-pub(crate) static NEVER: AtomicU32 = AtomicU32::new(0);
-
-/// The flag of a fiber the preemption backstop detached from its worker:
-/// always set, so the fiber rejoins the runtime at its next probe.
-pub(crate) static ALWAYS: AtomicU32 = AtomicU32::new(1);
-
-/// [`ALWAYS`] as the header stores it.
-pub(crate) fn always() -> *mut AtomicU32 {
-    std::ptr::addr_of!(ALWAYS).cast_mut()
-}
-
-/// [`NEVER`] as the header stores it.
-pub(crate) fn never() -> *mut AtomicU32 {
-    std::ptr::addr_of!(NEVER).cast_mut()
-}
 
 impl StackHeader {
     /// The header of the stack holding `addr`, if `addr` is in a stack arena.

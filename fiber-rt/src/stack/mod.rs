@@ -82,9 +82,8 @@ impl Stack {
         // nothing else refers to it yet.
         unsafe {
             header.write(StackHeader {
-                preempt_flag: std::sync::atomic::AtomicPtr::new(header::never()),
                 no_preempt: std::cell::Cell::new(0),
-                _probe_line: [0; 52],
+                _pad: [0; 60],
                 size: stack.size(),
                 guarded: guard,
                 name: std::cell::Cell::new("" as *const str),
@@ -98,8 +97,6 @@ impl Stack {
         let h = self.header();
         // Relaxed: the stack is not shared yet; publishing it to another
         // thread (through a queue) orders these stores.
-        h.preempt_flag
-            .store(header::never(), std::sync::atomic::Ordering::Relaxed);
         h.no_preempt.set(0);
         h.owner
             .store(std::ptr::null_mut(), std::sync::atomic::Ordering::Relaxed);

@@ -1,0 +1,55 @@
+//! The preemption flag is one byte per thread: a write through one thread's
+//! address shows in that thread's reads and in no other thread's. Each test
+//! runs on a thread of its own, whose flag starts clear.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Sets the calling thread's flag.
+fn set_own(value: u8) {
+    // SAFETY: the address of a byte of this thread's static TLS block,
+    // which lives as long as the thread; `AtomicU8` has a byte's layout.
+    // Relaxed: read back by this same thread.
+    unsafe { (*fiber_asm::preempt_flag_addr().cast::<AtomicU8>()).store(value, Ordering::Relaxed) };
+}
+
+/// Runs `f` on a new thread and returns what it returns.
+fn on_new_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(f).join().unwrap()
+}
+
+#[test]
+fn each_thread_reads_its_own_flag() {
+    on_new_thread(|| {
+        assert_eq!(fiber_asm::preempt_flag(), 0, "a new thread's flag is clear");
+        set_own(1);
+        assert_eq!(fiber_asm::preempt_flag(), 1);
+        let here = fiber_asm::preempt_flag_addr() as usize;
+        let (before, after, there) = on_new_thread(|| {
+            let before = fiber_asm::preempt_flag();
+            set_own(7);
+            let addr = fiber_asm::preempt_flag_addr() as usize;
+            (before, fiber_asm::preempt_flag(), addr)
+        });
+        assert_eq!((before, after), (0, 7));
+        assert_ne!(here, there);
+        assert_eq!(
+            fiber_asm::preempt_flag(),
+            1,
+            "untouched by the other thread"
+        );
+    });
+}
+
+#[test]
+fn another_thread_can_set_a_flag_by_its_address() {
+    on_new_thread(|| {
+        let addr = fiber_asm::preempt_flag_addr() as usize;
+        on_new_thread(move || {
+            // SAFETY: the flag of the thread that waits for this one to end.
+            let flag = unsafe { &*(addr as *const AtomicU8) };
+            // Relaxed: the join orders it before that thread's read.
+            flag.store(3, Ordering::Relaxed);
+        });
+        assert_eq!(fiber_asm::preempt_flag(), 3);
+    });
+}
