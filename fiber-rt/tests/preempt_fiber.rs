@@ -315,14 +315,16 @@ fn a_std_mutex_held_past_the_slice_does_not_deadlock_blocking_lockers() {
     );
 }
 
-/// Holds `lock` for `hold`, spinning in a probed `loop`: the fiber can be
-/// preempted with the lock held.
+/// Holds `lock`, spinning in a probed `loop`, until a waiter has found it
+/// held (so the fiber was preempted with the lock held; a fixed hold time
+/// could pass unpreempted while the OS runs other threads) or `give_up`.
 #[fiber]
-fn hold_across_probes(lock: &std::sync::Mutex<u64>, hold: Duration) {
+fn hold_across_probes(lock: &std::sync::Mutex<u64>, seen_held: &AtomicBool, give_up: Duration) {
     let mut count = lock.lock().unwrap();
     let start = Instant::now();
     loop {
-        if start.elapsed() >= hold {
+        // Relaxed: a flag set by a waiter on this same worker.
+        if seen_held.load(Ordering::Relaxed) || start.elapsed() >= give_up {
             break;
         }
     }
@@ -333,13 +335,15 @@ fn hold_across_probes(lock: &std::sync::Mutex<u64>, hold: Duration) {
 /// worker up while another fiber holds the lock; returns how many attempts
 /// failed.
 #[fiber]
-fn wait_with_try_lock(lock: &std::sync::Mutex<u64>) -> u64 {
+fn wait_with_try_lock(lock: &std::sync::Mutex<u64>, seen_held: &AtomicBool) -> u64 {
     let mut failed = 0;
     loop {
         if let Ok(mut count) = lock.try_lock() {
             *count += 1;
             break failed;
         }
+        // Relaxed: see `hold_across_probes`.
+        seen_held.store(true, Ordering::Relaxed);
         failed += 1;
     }
 }
@@ -355,12 +359,13 @@ fn a_fiber_preempted_holding_a_std_mutex_does_not_deadlock_the_others() {
         let (count, failed) = rt.block_on(move || {
             let lock = Arc::new(std::sync::Mutex::new(0u64));
             let locked = Arc::new(AtomicBool::new(false));
+            let seen_held = Arc::new(AtomicBool::new(false));
             let holder = {
-                let (lock, locked) = (lock.clone(), locked.clone());
+                let (lock, locked, seen) = (lock.clone(), locked.clone(), seen_held.clone());
                 fiber_rt::spawn(move || {
                     // Relaxed: a flag for the fiber below, on this worker.
                     locked.store(true, Ordering::Relaxed);
-                    hold_across_probes(&lock, SLICE * 10)
+                    hold_across_probes(&lock, &seen, Duration::from_secs(20))
                 })
             };
             // Relaxed: see above.
@@ -369,8 +374,8 @@ fn a_fiber_preempted_holding_a_std_mutex_does_not_deadlock_the_others() {
             }
             let hs: Vec<_> = (0..waiters)
                 .map(|_| {
-                    let lock = lock.clone();
-                    fiber_rt::spawn(move || wait_with_try_lock(&lock))
+                    let (lock, seen) = (lock.clone(), seen_held.clone());
+                    fiber_rt::spawn(move || wait_with_try_lock(&lock, &seen))
                 })
                 .collect();
             let failed: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
