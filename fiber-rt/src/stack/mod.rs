@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!   top ─▶ +--------------------+
-//!          | StackHeader (128B) |  found from any rsp on the stack by masking
+//!          | StackHeader (64B)  |  found from any rsp on the stack by masking
 //!          +--------------------+ ◀─ usable top (16-byte aligned)
 //!          |   grows downwards  |
 //!          |         ...        |
@@ -83,7 +83,6 @@ impl Stack {
         unsafe {
             header.write(StackHeader {
                 no_preempt: std::cell::Cell::new(0),
-                _pad: [0; 60],
                 size: stack.size(),
                 guarded: guard,
                 name: std::cell::Cell::new("" as *const str),
