@@ -76,6 +76,9 @@ unsafe impl Sync for Task {}
 /// What the stack holds for a fiber that has not started yet.
 struct Block<F> {
     func: Option<F>,
+    /// The task, whose fiber writes itself into the stack's header when it
+    /// starts (so the spawner leaves the header's cache line alone).
+    task: *const Task,
 }
 
 impl Task {
@@ -99,18 +102,6 @@ impl Task {
         );
         let at = (top - size) & !(align - 1);
         let block = at as *mut Block<F>;
-        // SAFETY: `[at, top)` is inside the stack's usable range (checked),
-        // aligned, and unused.
-        unsafe { block.write(Block { func: Some(f) }) };
-        // SAFETY: `at` is 16-aligned with stack memory below it; `start::<F>`
-        // matches the block type and never unwinds.
-        let sp = unsafe {
-            fiber_asm::init_stack(
-                NonNull::new_unchecked(at as *mut u8),
-                start::<F>,
-                block.cast(),
-            )
-        };
         let id = registry.next_fiber_id();
         let task = TaskRef::new(Task {
             refs: task_ref::initial_refs(),
@@ -120,7 +111,7 @@ impl Task {
             state: AtomicU8::new(RUNNING),
             cancelled: AtomicBool::new(false),
             parked_on: Cell::new(""),
-            sp: Cell::new(Some(sp)),
+            sp: Cell::new(None),
             stack: Cell::new(None),
             worker: Cell::new(std::ptr::null()),
             live_slot: Cell::new(usize::MAX),
@@ -131,15 +122,24 @@ impl Task {
             park_hook: Cell::new(None),
             join: JoinSlot::new(),
         });
-        stack
-            .header()
-            .owner
-            .store(task.as_ptr() as *mut (), Ordering::Relaxed);
-        if let Some(name) = &task.name {
-            // SAFETY: the name lives in the task, which outlives the stack's
-            // use by this fiber (the stack is released before the task).
-            unsafe { stack.set_name(&**name) };
-        }
+        // SAFETY: `[at, top)` is inside the stack's usable range (checked),
+        // aligned, and unused.
+        unsafe {
+            block.write(Block {
+                func: Some(f),
+                task: task.as_ptr(),
+            })
+        };
+        // SAFETY: `at` is 16-aligned with stack memory below it; `start::<F>`
+        // matches the block type and never unwinds.
+        let sp = unsafe {
+            fiber_asm::init_stack(
+                NonNull::new_unchecked(at as *mut u8),
+                start::<F>,
+                block.cast(),
+            )
+        };
+        task.sp.set(Some(sp));
         task.stack.set(Some(stack));
         task
     }
@@ -162,7 +162,7 @@ impl Task {
 
     /// A new reference to this task.
     pub(crate) fn arc(&self) -> TaskRef {
-        // SAFETY: every Task is made by `Task::new`, behind a TaskRef, and
+        // SAFETY: every Task is made by `Task::create`, behind a TaskRef, and
         // `self` is a live reference to it.
         unsafe { TaskRef::from_task(self) }
     }
@@ -299,9 +299,22 @@ impl std::fmt::Debug for Task {
 
 /// The first Rust code on a task's stack.
 unsafe extern "sysv64" fn start<F: FnOnce() + Send + 'static>(_: usize, data: *mut u8) -> Exit {
-    // SAFETY: written by `Task::new`; taken once, here.
-    let func = unsafe { (*(data as *mut Block<F>)).func.take() };
-    let task = Task::current().expect("a task starts on its own stack");
+    let block = data as *mut Block<F>;
+    // SAFETY: written by `Task::create`; taken once, here. The task is kept
+    // alive by the worker that resumed us.
+    let (func, task) = unsafe { ((*block).func.take(), &*(*block).task) };
+    // The spawner left the header alone: the fiber names itself there, so
+    // that `Task::current` and overflow messages find it.
+    // SAFETY: we run on this stack, so its header is live.
+    let header = unsafe { &*StackHeader::current().expect("a task runs on a fiber stack") };
+    header
+        .owner
+        .store(task as *const Task as *mut (), Ordering::Relaxed);
+    if let Some(name) = &task.name {
+        // The name lives in the task, which outlives the stack's use by
+        // this fiber (the stack is released before the task).
+        header.name.set(&**name as *const str);
+    }
     // SAFETY: we are the running task.
     unsafe { task.worker() }.run_post();
     // The closure is user code: the backstop may take our worker meanwhile.

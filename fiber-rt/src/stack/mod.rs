@@ -62,7 +62,9 @@ impl Stack {
             },
             None => Self::map(shift, guard)?,
         };
-        stack.reset_header();
+        // A pooled stack's header was reset when it was given back, on the
+        // thread that had just used it: a spawn writes nothing to a line
+        // that is likely in another core's cache.
         Ok(stack)
     }
 
@@ -94,8 +96,8 @@ impl Stack {
 
     fn reset_header(&self) {
         let h = self.header();
-        // Relaxed: the stack is not shared yet; publishing it to another
-        // thread (through a queue) orders these stores.
+        // Relaxed: the stack is owned by this thread alone; handing it to
+        // another (through the pool's locks or a queue) orders these stores.
         h.no_preempt.set(0);
         h.owner
             .store(std::ptr::null_mut(), std::sync::atomic::Ordering::Relaxed);
@@ -148,6 +150,7 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        self.reset_header();
         if !pool::give(self.base, self.shift, self.guarded) {
             // SAFETY: the pool declined it and we own the mapping.
             unsafe { arena::unmap(self.base, self.shift) };
