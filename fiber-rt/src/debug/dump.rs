@@ -181,8 +181,9 @@ fn state_of(registry: &Registry, task: &Task) -> FiberState {
     });
     match worker {
         Some(worker) => FiberState::Running { worker },
-        // A queued fiber has its context saved; one without is on a CPU.
-        None if saved_sp(task).is_some() => FiberState::Ready,
+        // A queued fiber has its context saved, or has not started; one
+        // without is on a CPU.
+        None if saved_sp(task).is_some() || task.is_unstarted() => FiberState::Ready,
         None => FiberState::Detached,
     }
 }

@@ -121,8 +121,30 @@ impl JoinSlot {
         self.state.load(Ordering::Acquire) & COMPLETE != 0
     }
 
+    /// Before the fiber starts: keeps its closure in the result's room.
+    ///
+    /// # Safety
+    ///
+    /// `fits::<F>()`; the room is unused, and [`unstash`](Self::unstash)
+    /// takes the closure out before anything else uses the room.
+    pub(crate) unsafe fn stash<F>(&self, f: F) {
+        debug_assert!(Self::fits::<F>());
+        // SAFETY: as promised by the caller.
+        unsafe { self.value.get().cast::<F>().write(f) };
+    }
+
+    /// Takes back the closure put there by [`stash`](Self::stash).
+    ///
+    /// # Safety
+    ///
+    /// The room holds an `F` from `stash`, taken once.
+    pub(crate) unsafe fn unstash<F>(&self) -> F {
+        // SAFETY: as promised by the caller.
+        unsafe { self.value.get().cast::<F>().read() }
+    }
+
     /// Whether a `V` is kept in place rather than boxed.
-    const fn fits<V>() -> bool {
+    pub(crate) const fn fits<V>() -> bool {
         mem::size_of::<V>() <= mem::size_of::<Inline>()
             && mem::align_of::<V>() <= mem::align_of::<Inline>()
     }

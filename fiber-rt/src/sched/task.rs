@@ -59,8 +59,16 @@ pub(crate) struct Task {
     ///
     /// [`park::HookGuard`]: super::park::HookGuard
     pub(crate) park_hook: Cell<Option<*const dyn super::park::ParkHook>>,
-    /// The fiber's result, until its handle takes it.
+    /// The fiber's result, until its handle takes it. Before the fiber
+    /// starts, the same room may hold its closure (see [`Task::create`]).
     pub(crate) join: JoinSlot,
+    /// For a fiber whose closure waits in `join`'s room: moves it onto a
+    /// stack and lays the stack out for the first switch. Taken at the
+    /// first run.
+    place: Cell<Option<PlaceFn>>,
+    /// Set until the fiber first runs, for dumps (it has no saved context
+    /// yet, like a running fiber).
+    unstarted: AtomicBool,
 }
 
 // SAFETY: the `Cell` fields are touched only by the thread that currently
@@ -73,6 +81,9 @@ unsafe impl Send for Task {}
 // (`state`, `cancelled`) and immutable fields.
 unsafe impl Sync for Task {}
 
+/// Moves a task's stashed closure onto a stack; see [`Task::create`].
+type PlaceFn = unsafe fn(&Task, &Stack) -> StackPointer;
+
 /// What the stack holds for a fiber that has not started yet.
 struct Block<F> {
     func: Option<F>,
@@ -83,6 +94,12 @@ struct Block<F> {
 
 impl Task {
     /// A task that will run `f` on `stack`.
+    ///
+    /// A small closure waits in the task itself, and the stack is only
+    /// written when the fiber first runs ([`Task::take_sp`]), by the worker
+    /// that runs it, which may trade the stack for one warm in its own
+    /// cache: a spawner on one core then never touches memory the fiber
+    /// will use on another. A large closure is written to the stack now.
     pub(crate) fn create<F>(
         registry: Arc<Registry>,
         stack: Stack,
@@ -92,16 +109,12 @@ impl Task {
     where
         F: FnOnce() + Send + 'static,
     {
-        let top = stack.top().as_ptr() as usize;
         let size = std::mem::size_of::<Block<F>>();
-        let align = std::mem::align_of::<Block<F>>().max(16);
         assert!(
             size + 8192 < stack.usable_size(),
             "a fiber's closure of {size} bytes does not fit its stack of {} bytes",
             stack.usable_size()
         );
-        let at = (top - size) & !(align - 1);
-        let block = at as *mut Block<F>;
         let id = registry.next_fiber_id();
         let task = TaskRef::new(Task {
             refs: task_ref::initial_refs(),
@@ -121,25 +134,17 @@ impl Task {
             preemptions: AtomicU32::new(0),
             park_hook: Cell::new(None),
             join: JoinSlot::new(),
+            place: Cell::new(None),
+            unstarted: AtomicBool::new(true),
         });
-        // SAFETY: `[at, top)` is inside the stack's usable range (checked),
-        // aligned, and unused.
-        unsafe {
-            block.write(Block {
-                func: Some(f),
-                task: task.as_ptr(),
-            })
-        };
-        // SAFETY: `at` is 16-aligned with stack memory below it; `start::<F>`
-        // matches the block type and never unwinds.
-        let sp = unsafe {
-            fiber_asm::init_stack(
-                NonNull::new_unchecked(at as *mut u8),
-                start::<F>,
-                block.cast(),
-            )
-        };
-        task.sp.set(Some(sp));
+        if JoinSlot::fits::<F>() {
+            // SAFETY: the room is unused until the fiber completes, long
+            // after `place_stashed` has taken the closure out.
+            unsafe { task.join.stash(f) };
+            task.place.set(Some(place_stashed::<F>));
+        } else {
+            task.sp.set(Some(place(&task, &stack, f)));
+        }
         task.stack.set(Some(stack));
         task
     }
@@ -193,11 +198,42 @@ impl Task {
             .header()
     }
 
-    /// The saved context, taken to resume it.
+    /// The saved context, taken to resume it. A fiber's first run lays its
+    /// stack out here, on the thread that is about to run it.
+    #[inline]
     pub(crate) fn take_sp(&self) -> StackPointer {
-        self.sp
+        match self.sp.take() {
+            Some(sp) => sp,
+            None => self.first_run(),
+        }
+    }
+
+    /// [`take_sp`](Self::take_sp) for a fiber that has not run yet.
+    #[cold]
+    #[inline(never)]
+    fn first_run(&self) -> StackPointer {
+        let place = self
+            .place
             .take()
-            .expect("a runnable fiber has a saved context")
+            .expect("a runnable fiber has a saved context or a closure to place");
+        let stack = self
+            .stack
+            .take()
+            .expect("a fiber that has not started has its stack")
+            .trade_for_local();
+        // SAFETY: `place` was made for this task's closure type, and the
+        // closure waits in the task (stashed once, by `create`).
+        let sp = unsafe { place(self, &stack) };
+        self.stack.set(Some(stack));
+        // Relaxed: a hint for dumps.
+        self.unstarted.store(false, Ordering::Relaxed);
+        sp
+    }
+
+    /// Whether the fiber has not run yet (for dumps).
+    pub(crate) fn is_unstarted(&self) -> bool {
+        // Relaxed: a hint.
+        self.unstarted.load(Ordering::Relaxed)
     }
 
     /// Where to save the context when this fiber switches away.
@@ -295,6 +331,45 @@ impl std::fmt::Debug for Task {
             .field("name", &self.name)
             .finish()
     }
+}
+
+/// Writes `f` and its task at the top of `stack` and lays the stack out so
+/// that the first switch to the returned context runs [`start`].
+fn place<F: FnOnce() + Send + 'static>(task: &Task, stack: &Stack, f: F) -> StackPointer {
+    let top = stack.top().as_ptr() as usize;
+    let size = std::mem::size_of::<Block<F>>();
+    let align = std::mem::align_of::<Block<F>>().max(16);
+    // Fits: checked by `create`.
+    let at = (top - size) & !(align - 1);
+    let block = at as *mut Block<F>;
+    // SAFETY: `[at, top)` is inside the stack's usable range (checked by
+    // `create`), aligned, and unused: the fiber has not run.
+    unsafe {
+        block.write(Block {
+            func: Some(f),
+            task,
+        })
+    };
+    // SAFETY: `at` is 16-aligned with stack memory below it; `start::<F>`
+    // matches the block type and never unwinds.
+    unsafe {
+        fiber_asm::init_stack(
+            NonNull::new_unchecked(at as *mut u8),
+            start::<F>,
+            block.cast(),
+        )
+    }
+}
+
+/// [`place`] for a closure stashed in the task's join slot.
+///
+/// # Safety
+///
+/// `task`'s join slot holds a stashed `F`, which this takes.
+unsafe fn place_stashed<F: FnOnce() + Send + 'static>(task: &Task, stack: &Stack) -> StackPointer {
+    // SAFETY: forwarded from the caller.
+    let f = unsafe { task.join.unstash::<F>() };
+    place(task, stack, f)
 }
 
 /// The first Rust code on a task's stack.

@@ -104,6 +104,18 @@ impl Stack {
         h.name.set("" as *const str);
     }
 
+    /// This stack, or one of the same kind that the calling thread gave
+    /// back most recently (warm in its cache) in exchange. For a stack
+    /// nothing has been written to yet.
+    pub(crate) fn trade_for_local(self) -> Stack {
+        let this = std::mem::ManuallyDrop::new(self);
+        Stack {
+            base: pool::trade(this.base, this.shift, this.guarded),
+            shift: this.shift,
+            guarded: this.guarded,
+        }
+    }
+
     /// Size of the mapping, guard page and header included.
     pub fn size(&self) -> usize {
         1 << self.shift

@@ -183,6 +183,24 @@ pub(super) fn take(shift: u32, guard: bool) -> Option<usize> {
     })
 }
 
+/// Trades `base`, a stack taken from the pool and not yet written, for one
+/// this thread gave back most recently (likely in this core's cache), if it
+/// has one of the class; `base` goes to the cold end of the thread's cache.
+#[inline(never)]
+pub(super) fn trade(base: usize, shift: u32, guard: bool) -> usize {
+    LOCAL
+        .try_with(|l| {
+            let mut l = l.try_borrow_mut().ok()?;
+            let list = l.list(shift, guard);
+            let warm = list.pop()?;
+            list.insert(0, base);
+            Some(warm)
+        })
+        .ok()
+        .flatten()
+        .unwrap_or(base)
+}
+
 /// Offers a stack to the pool; `false` means it is full and the caller must
 /// unmap the stack.
 #[inline(never)]
