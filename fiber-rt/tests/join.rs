@@ -102,3 +102,20 @@ fn wait_for(cond: impl Fn() -> bool) {
     }
     panic!("condition not met in 5 s");
 }
+
+#[test]
+fn closures_too_large_to_wait_in_their_task_run_as_well() {
+    let rt = rt();
+    // 256 bytes: written to the stack at spawn instead of waiting in the
+    // task for the first run.
+    let sums: Vec<u64> = rt.block_on(|| {
+        let handles: Vec<_> = (0..100u64)
+            .map(|i| {
+                let big = [i; 32];
+                fiber_rt::spawn(move || big.iter().sum::<u64>())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(sums, (0..100u64).map(|i| 32 * i).collect::<Vec<_>>());
+}
