@@ -159,6 +159,7 @@ mod dot;
 pub(crate) mod error;
 pub(crate) mod exec;
 pub(crate) mod graph;
+mod lanes;
 pub(crate) mod slot;
 pub(crate) mod table;
 
@@ -176,3 +177,5 @@ pub struct Moved;
 
 #[cfg(test)]
 mod exec_tests;
+#[cfg(test)]
+mod lanes_tests;
