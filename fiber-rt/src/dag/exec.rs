@@ -90,16 +90,17 @@ pub(crate) fn start_traced<G: Graph>(
 
 fn launch<P: Plan>(run: Run<P>) {
     let run = Arc::new(run);
-    for &source in run.plan.sources() {
+    // The first `width` sources go straight to runners of their own, the
+    // others to the shared queue, before any runner can look for them.
+    let sources = run.plan.sources();
+    let (first, rest) = sources.split_at(sources.len().min(run.width));
+    for &source in rest {
         run.lanes.push_shared(source);
     }
-    // One runner per source, up to `width`; each stops at the first claim
-    // that fails, or when another runner took the sources first.
-    for _ in 0..run.plan.sources().len().min(run.width) {
-        if !run.claim_runner() {
-            break;
-        }
-        run.start_runner();
+    for &source in first {
+        // Relaxed: no runner has started, so nothing else counts yet.
+        run.runners.fetch_add(1, Ordering::Relaxed);
+        (run.spawn)(Task::new(run.clone(), source, true));
     }
 }
 
@@ -288,7 +289,7 @@ impl<P: Plan> Run<P> {
         node: u32,
         ok: bool,
         stack: usize,
-        lane: Option<&Lane<'_>>,
+        lane: &Lane<'_>,
     ) -> Option<(u32, bool)> {
         let mut next = None;
         // Lowest rank first: each ready successor displaces the one held
@@ -329,24 +330,16 @@ impl<P: Plan> Run<P> {
         next
     }
 
-    /// Queues a ready node on `lane`, or on the shared queue without one,
-    /// and starts a runner for it if a place is free and it may be needed.
-    fn queue(self: &Arc<Self>, node: u32, lane: Option<&Lane<'_>>) {
-        match lane {
-            // A lane that already held nodes kept any idle runner from
-            // leaving (`retire` looks at every lane), so only the first
-            // node pushed onto an empty lane needs to look for a free place.
-            // A node is never lost either way: the lane's runner pops it
-            // at the latest when its own work runs out.
-            Some(lane) => {
-                if lane.push(node) {
-                    self.wake();
-                }
-            }
-            None => {
-                self.lanes.push_shared(node);
-                self.wake();
-            }
+    /// Queues a ready node on `lane` (or the shared queue), and starts a
+    /// runner for it if a place is free and it may be needed.
+    fn queue(self: &Arc<Self>, node: u32, lane: &Lane<'_>) {
+        // A lane that already held nodes kept any idle runner from leaving
+        // (`retire` looks at every lane), so only a node pushed onto an
+        // empty lane (or the shared queue) needs to look for a free place.
+        // A node is never lost either way: the lane's runner pops it at
+        // the latest when its own work runs out.
+        if lane.push(node) {
+            self.wake();
         }
     }
 
@@ -381,7 +374,7 @@ impl<P: Plan> Run<P> {
     /// asks for).
     fn start_runner(self: &Arc<Self>) {
         let first = loop {
-            match self.lanes.steal(None) {
+            match self.lanes.steal(&self.lanes.lane(false)) {
                 Some(node) => break node,
                 // Another runner took it: give the place back, unless
                 // more was queued meanwhile.
@@ -426,11 +419,9 @@ impl<P: Plan> Run<P> {
     /// The next queued node: the newest of `lane`, else one stolen from
     /// the shared queue or another lane. One that needs a bigger stack than
     /// `stack` gets a task of its own instead.
-    fn pop_ready(self: &Arc<Self>, lane: Option<&Lane<'_>>, stack: usize) -> Option<u32> {
+    fn pop_ready(self: &Arc<Self>, lane: &Lane<'_>, stack: usize) -> Option<u32> {
         loop {
-            let node = lane
-                .and_then(Lane::pop)
-                .or_else(|| self.lanes.steal(lane))?;
+            let node = lane.pop().or_else(|| self.lanes.steal(lane))?;
             if self.fits(node, stack) {
                 return Some(node);
             }
@@ -463,9 +454,8 @@ impl<P: Plan> Resume for Run<P> {
         let stack = self.plan.stack_size(first);
         // A counted runner gives its place up while a node parks.
         let _hook = counted.then(|| park::HookGuard::install(&self));
-        // Only counted runners hold a lane: few of them run at once.
-        let lane = if counted { self.lanes.take() } else { None };
-        let lane = lane.as_ref();
+        let lane = self.lanes.lane(counted);
+        let lane = &lane;
         // A spawner hands the task over to another thread in a way that
         // orders the poison bit's write before this read.
         let mut next = Some((first, self.poisoned(first)));
@@ -512,7 +502,7 @@ impl<P: Plan> Run<P> {
         node: u32,
         poisoned: bool,
         stack: usize,
-        lane: Option<&Lane<'_>>,
+        lane: &Lane<'_>,
     ) -> Option<(u32, bool)> {
         let ok = if poisoned {
             // Relaxed: read only in `Drop`, after every task has let go

@@ -160,6 +160,7 @@ pub(crate) mod error;
 pub(crate) mod exec;
 pub(crate) mod graph;
 mod lanes;
+mod shared_queue;
 pub(crate) mod slot;
 pub(crate) mod table;
 
