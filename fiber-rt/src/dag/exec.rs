@@ -143,7 +143,7 @@ where
 }
 
 /// A runner of a running graph: it starts with a ready node (or with the
-/// run's queue of ready nodes). [`run`](Task::run) it once, on any thread;
+/// run's queued ready nodes). [`run`](Task::run) it once, on any thread;
 /// it goes on to run nodes that become ready after it, and queued ones.
 ///
 /// Dropping a task without running it fails its node with
@@ -167,7 +167,7 @@ impl Task {
     }
 
     /// Runs the node, then any successor it makes ready first, and so on,
-    /// then ready nodes from the run's queue until it is empty.
+    /// then queued ready nodes until none is left.
     pub fn run(mut self) {
         if let Some(run) = self.run.take() {
             run.resume(self.node, self.counted);
@@ -431,7 +431,8 @@ impl<P: Plan> Run<P> {
 }
 
 /// A counted runner's run: while one of its nodes is parked, the runner
-/// gives its place up, and a new runner takes the queue if it has nodes.
+/// gives its place up, and a new runner takes the queued nodes if any,
+/// its lane's included.
 impl<P: Plan> ParkHook for Arc<Run<P>> {
     fn parking(&self) {
         if !self.retire() {
