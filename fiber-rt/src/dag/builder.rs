@@ -3,113 +3,14 @@
 //! result runs on the same executor as a `depends!` graph.
 
 use std::borrow::Cow;
-use std::cell::UnsafeCell;
 use std::error::Error;
 use std::fmt;
-use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::dot;
 use super::error::Failure;
 use super::graph::{Graph, Plan};
-
-/// Bytes a node's closure may take to be stored in its [`Job`] itself.
-type Inline = MaybeUninit<[usize; 2]>;
-
-/// A node's body: a closure whose error is already turned into text,
-/// called once. A closure of up to two words (most capture an index or an
-/// `Arc`) is stored in the cell itself, a bigger one in a `Box`, so a
-/// graph of small nodes makes no allocation per node, and freeing it is
-/// freeing one `Vec`.
-struct Job {
-    called: AtomicBool,
-    /// The closure when it fits, else a `Box` of it.
-    data: UnsafeCell<Inline>,
-    /// Moves the closure out of `data` and calls it.
-    call: unsafe fn(*mut Inline) -> Result<(), String>,
-    /// Drops a closure that was never called.
-    drop: unsafe fn(*mut Inline),
-}
-
-// SAFETY: `Job::new` only takes a `Send` closure, which is all `data` holds.
-unsafe impl Send for Job {}
-
-// SAFETY: through `&self` the closure is only reached by the one caller
-// that flips `called` (see `call`), which moves it out: as with a
-// `Mutex<F>`, `F: Send` is enough.
-unsafe impl Sync for Job {}
-
-impl Job {
-    fn new<F: FnOnce() -> Result<(), String> + Send + 'static>(body: F) -> Job {
-        let mut data = Inline::uninit();
-        let fits = std::mem::size_of::<F>() <= std::mem::size_of::<Inline>()
-            && std::mem::align_of::<F>() <= std::mem::align_of::<Inline>();
-        if fits {
-            // SAFETY: `F` fits `data`'s size and alignment (checked above).
-            unsafe { data.as_mut_ptr().cast::<F>().write(body) };
-            Job {
-                called: AtomicBool::new(false),
-                data: UnsafeCell::new(data),
-                call: call_in_place::<F>,
-                drop: drop_in_place::<F>,
-            }
-        } else {
-            // SAFETY: a `Box<F>` is one word, aligned like `data`.
-            unsafe { data.as_mut_ptr().cast::<Box<F>>().write(Box::new(body)) };
-            Job {
-                called: AtomicBool::new(false),
-                data: UnsafeCell::new(data),
-                call: call_in_place::<Box<F>>,
-                drop: drop_in_place::<Box<F>>,
-            }
-        }
-    }
-
-    /// Calls the closure; `None` if it was called before.
-    fn call(&self) -> Option<Result<(), String>> {
-        // Relaxed: winning the flag only needs the swap to be atomic; the
-        // closure itself was written before the graph was shared.
-        if self.called.swap(true, Ordering::Relaxed) {
-            return None;
-        }
-        // SAFETY: `data` holds the closure `call` was made for (`new`), and
-        // the swap above made this its only use: it is moved out once.
-        Some(unsafe { (self.call)(self.data.get()) })
-    }
-}
-
-impl Drop for Job {
-    fn drop(&mut self) {
-        if !*self.called.get_mut() {
-            // SAFETY: never called, so `data` still holds the closure `drop`
-            // was made for, and `&mut self` makes this its last use.
-            unsafe { (self.drop)(self.data.get()) };
-        }
-    }
-}
-
-/// Moves an `F` out of `data` and calls it.
-///
-/// # Safety
-///
-/// `data` holds an initialised `F`, which nothing uses afterwards.
-unsafe fn call_in_place<F: FnOnce() -> Result<(), String>>(
-    data: *mut Inline,
-) -> Result<(), String> {
-    // SAFETY: per the contract, the `F` is there and is read only here.
-    let body = unsafe { data.cast::<F>().read() };
-    body()
-}
-
-/// Drops the `F` in `data`.
-///
-/// # Safety
-///
-/// `data` holds an initialised `F`, which nothing uses afterwards.
-unsafe fn drop_in_place<F>(data: *mut Inline) {
-    // SAFETY: per the contract.
-    unsafe { data.cast::<F>().drop_in_place() };
-}
+use super::job::{Job, Jobs};
+use super::names::Names;
 
 /// A node of a [`GraphBuilder`], returned when it is added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -154,9 +55,9 @@ impl NodeId {
 /// ```
 #[derive(Default)]
 pub struct GraphBuilder {
-    names: Vec<Cow<'static, str>>,
+    names: Names,
     costs: Vec<u32>,
-    jobs: Vec<Job>,
+    jobs: Jobs,
     edges: Vec<(u32, u32)>,
 }
 
@@ -208,7 +109,7 @@ impl GraphBuilder {
             .ok()
             .filter(|&id| id < u32::MAX)
             .expect("fewer than 2^32 - 1 nodes");
-        self.names.push(name);
+        self.names.push(&name);
         self.costs.push(1);
         self.jobs.push(job);
         NodeId(id)
@@ -255,7 +156,7 @@ impl GraphBuilder {
             topological_order(&starts, &successors, &in_degree).map_err(|cycle| CycleError {
                 path: cycle
                     .iter()
-                    .map(|&n| self.names[n as usize].to_string())
+                    .map(|&n| self.names.get(n as usize).to_owned())
                     .collect(),
             })?;
         let mut rank = vec![0u64; len];
@@ -390,9 +291,9 @@ impl Error for CycleError {}
 
 /// A graph from [`GraphBuilder::build`], ready to run once.
 pub struct DynGraph {
-    names: Vec<Cow<'static, str>>,
+    names: Names,
     costs: Vec<u32>,
-    jobs: Vec<Job>,
+    jobs: Jobs,
     in_degree: Vec<u32>,
     starts: Vec<u32>,
     successors: Vec<u32>,
@@ -422,7 +323,7 @@ impl DynGraph {
 
     /// A node's name.
     pub fn name(&self, node: NodeId) -> &str {
-        &self.names[node.index()]
+        self.names.get(node.index())
     }
 
     /// A node's critical-path rank: its cost plus the largest rank after it.
@@ -443,7 +344,7 @@ impl DynGraph {
     /// The graph in Graphviz `dot` syntax, under the name `graph`.
     pub fn dot(&self, graph: &str) -> String {
         let nodes = (0..self.len()).map(|n| dot::Node {
-            name: &self.names[n],
+            name: self.names.get(n),
             cost: self.costs[n],
             rank: self.rank[n],
             successors: self.row(n as u32),
@@ -481,7 +382,7 @@ impl Plan for DynGraph {
     }
 
     fn name(&self, node: u32) -> &str {
-        &self.names[node as usize]
+        self.names.get(node as usize)
     }
 
     fn stack_size(&self, _node: u32) -> usize {
@@ -489,8 +390,8 @@ impl Plan for DynGraph {
     }
 
     fn run_node(&self, node: u32) -> Result<(), Failure> {
-        self.jobs[node as usize]
-            .call()
+        self.jobs
+            .call(node as usize)
             .expect("the executor runs each node once")
             .map_err(Failure::error)
     }

@@ -6,15 +6,18 @@
 //! A finished node decrements each successor's counter (successors are
 //! sorted by critical-path rank). The first successor that becomes ready
 //! runs next in the same task, in a loop, so a chain of a million nodes
-//! needs no stack depth and no queue traffic. The others go to the run's
-//! queue of ready nodes, as plain node numbers. A task is a *runner*: once
-//! its chain of inline successors ends it takes the next node from that
-//! queue, and only leaves when the queue is empty. New runners are spawned
-//! only while fewer than `width` (the number of workers) are running, so a
-//! graph with a million ready nodes costs a handful of fibers, not a million.
-//! A runner whose node parks (a lock, a channel, a sleep, a nested graph)
-//! gives its place up while it waits, so the queue keeps moving and a node
-//! may wait for any other node without deadlock. A successor that asks for a
+//! needs no stack depth and no queue traffic. The others go to the runner's
+//! own lane of ready nodes (see [`lanes`](super::lanes)), as plain node
+//! numbers, lowest rank first so that the highest comes back first. A task
+//! is a *runner*: once its chain of inline successors ends it takes the
+//! newest node of its lane, or steals from the shared queue or another
+//! lane, and only leaves when nothing is queued anywhere. New runners are
+//! spawned only while fewer than `width` (the number of workers) are
+//! running, so a graph with a million ready nodes costs a handful of
+//! fibers, not a million. A runner whose node parks (a lock, a channel, a
+//! sleep, a nested graph) gives its place up while it waits, and its lane
+//! can be stolen from meanwhile, so the queues keep moving and a node may
+//! wait for any other node without deadlock. A successor that asks for a
 //! bigger stack than its runner's fiber has gets a task of its own. A node
 //! that panics or returns `Err` poisons its successors' counters: each one,
 //! once ready, is skipped and poisons its own successors, so every node is
@@ -26,10 +29,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{fence, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
-use crossbeam_deque::{Injector, Steal};
-
 use super::error::{panic_message, FailureKind, GraphError, NodeFailure};
 use super::graph::{Graph, Plan};
+use super::lanes::{Lane, Lanes};
 use crate::debug::recorder::Recorder;
 use crate::sched::park::{self, ParkHook};
 
@@ -88,8 +90,17 @@ pub(crate) fn start_traced<G: Graph>(
 
 fn launch<P: Plan>(run: Run<P>) {
     let run = Arc::new(run);
-    for &source in run.plan.sources() {
-        run.ready_node(source);
+    // The first `width` sources go straight to runners of their own, the
+    // others to the shared queue, before any runner can look for them.
+    let sources = run.plan.sources();
+    let (first, rest) = sources.split_at(sources.len().min(run.width));
+    for &source in rest {
+        run.lanes.push_shared(source);
+    }
+    for &source in first {
+        // Relaxed: no runner has started, so nothing else counts yet.
+        run.runners.fetch_add(1, Ordering::Relaxed);
+        (run.spawn)(Task::new(run.clone(), source, true));
     }
 }
 
@@ -132,7 +143,7 @@ where
 }
 
 /// A runner of a running graph: it starts with a ready node (or with the
-/// run's queue of ready nodes). [`run`](Task::run) it once, on any thread;
+/// run's queued ready nodes). [`run`](Task::run) it once, on any thread;
 /// it goes on to run nodes that become ready after it, and queued ones.
 ///
 /// Dropping a task without running it fails its node with
@@ -156,7 +167,7 @@ impl Task {
     }
 
     /// Runs the node, then any successor it makes ready first, and so on,
-    /// then ready nodes from the run's queue until it is empty.
+    /// then queued ready nodes until none is left.
     pub fn run(mut self) {
         if let Some(run) = self.run.take() {
             run.resume(self.node, self.counted);
@@ -204,7 +215,7 @@ struct Run<P: Plan> {
     counters: Box<[AtomicU32]>,
     spawn: Spawn,
     /// Ready nodes that no runner has taken yet.
-    ready: Injector<u32>,
+    lanes: Lanes,
     /// Runners running and not parked: at most `width` are started.
     runners: AtomicUsize,
     width: usize,
@@ -241,7 +252,9 @@ impl<P: Plan> Run<P> {
             plan,
             counters,
             spawn,
-            ready: Injector::new(),
+            // A lane for each runner place, and as many again for runners
+            // back from a park while their places were taken.
+            lanes: Lanes::new(2 * width.max(1)),
             runners: AtomicUsize::new(0),
             width: width.max(1),
             skipped: AtomicUsize::new(0),
@@ -264,8 +277,9 @@ impl<P: Plan> Run<P> {
     }
 
     /// Tells `node`'s successors it finished (`ok`) or will never produce an
-    /// output. Returns the first successor that became ready, with whether
-    /// it is poisoned, and queues any others.
+    /// output. Returns the highest-ranked successor that became ready, with
+    /// whether it is poisoned, and queues any others on `lane` (or on the
+    /// shared queue without one).
     ///
     /// Only a successor that fits on this task's stack (`stack`, the size
     /// its first node asked for; 0 is the runtime's default) continues
@@ -275,9 +289,13 @@ impl<P: Plan> Run<P> {
         node: u32,
         ok: bool,
         stack: usize,
+        lane: &Lane<'_>,
     ) -> Option<(u32, bool)> {
         let mut next = None;
-        for &succ in self.plan.successors(node) {
+        // Lowest rank first: each ready successor displaces the one held
+        // for running inline, which is queued, so the lane (a LIFO) hands
+        // the queued ones back highest rank first.
+        for &succ in self.plan.successors(node).iter().rev() {
             let counter = &self.counters[succ as usize];
             // A node waiting for this one alone is ready now: no need for an
             // atomic operation (the common case in chains and trees, and
@@ -303,16 +321,26 @@ impl<P: Plan> Run<P> {
             if before & WAITING != 1 {
                 continue;
             }
-            let fits = self.fits(succ, stack);
-            if next.is_none() && fits {
-                next = Some((succ, before & POISONED != 0));
-            } else if fits {
-                self.ready_node(succ);
-            } else {
+            if !self.fits(succ, stack) {
                 (self.spawn)(Task::new(self.clone(), succ, false));
+            } else if let Some((queued, _)) = next.replace((succ, before & POISONED != 0)) {
+                self.queue(queued, lane);
             }
         }
         next
+    }
+
+    /// Queues a ready node on `lane` (or the shared queue), and starts a
+    /// runner for it if a place is free and it may be needed.
+    fn queue(self: &Arc<Self>, node: u32, lane: &Lane<'_>) {
+        // A lane that already held nodes kept any idle runner from leaving
+        // (`retire` looks at every lane), so only a node pushed onto an
+        // empty lane (or the shared queue) needs to look for a free place.
+        // A node is never lost either way: the lane's runner pops it at
+        // the latest when its own work runs out.
+        if lane.push(node) {
+            self.wake();
+        }
     }
 
     /// Whether `node` may run on a task whose first node asked for `stack`.
@@ -329,32 +357,29 @@ impl<P: Plan> Run<P> {
         self.counters[node as usize].load(Ordering::Relaxed) & POISONED != 0
     }
 
-    /// Queues a ready node, and starts a runner for the queue if fewer
-    /// than `width` run. (Queued first, so ready nodes start in the order
-    /// they were queued: by rank.)
-    fn ready_node(self: &Arc<Self>, node: u32) {
-        self.ready.push(node);
+    /// Starts a runner for the node just queued if fewer than `width`
+    /// run.
+    fn wake(self: &Arc<Self>) {
         // SeqCst: pairs with the fence in `retire` (and `parking`): either
-        // that runner sees this push, or this sees its place free and
-        // starts a runner for the queue.
+        // that runner sees the node just queued, or this sees its place
+        // free and starts a runner for it.
         fence(Ordering::SeqCst);
         if self.claim_runner() {
             self.start_runner();
         }
     }
 
-    /// Spawns a runner for the place the caller claimed, starting with
-    /// the queue's first node (so the task is named after it and gets the
-    /// stack it asks for).
+    /// Spawns a runner for the place the caller claimed, starting with a
+    /// queued node (so the task is named after it and gets the stack it
+    /// asks for).
     fn start_runner(self: &Arc<Self>) {
         let first = loop {
-            match self.ready.steal() {
-                Steal::Success(node) => break node,
-                Steal::Retry => {}
+            match self.lanes.steal(&self.lanes.lane(false)) {
+                Some(node) => break node,
                 // Another runner took it: give the place back, unless
                 // more was queued meanwhile.
-                Steal::Empty if self.retire() => return,
-                Steal::Empty => {}
+                None if self.retire() => return,
+                None => {}
             }
         };
         (self.spawn)(Task::new(self.clone(), first, true));
@@ -385,28 +410,29 @@ impl<P: Plan> Run<P> {
     fn retire(&self) -> bool {
         // Relaxed: ordered against the queue by the fence below.
         self.runners.fetch_sub(1, Ordering::Relaxed);
-        // SeqCst: pairs with the fence in `ready_node`, so a node queued by
+        // SeqCst: pairs with the fence in `wake`, so a node queued by
         // a pusher that saw no free place is seen here.
         fence(Ordering::SeqCst);
-        self.ready.is_empty() || !self.claim_runner()
+        self.lanes.is_empty() || !self.claim_runner()
     }
 
-    /// The next queued node; one that needs a bigger stack than `stack`
-    /// gets a task of its own instead.
-    fn pop_ready(self: &Arc<Self>, stack: usize) -> Option<u32> {
+    /// The next queued node: the newest of `lane`, else one stolen from
+    /// the shared queue or another lane. One that needs a bigger stack than
+    /// `stack` gets a task of its own instead.
+    fn pop_ready(self: &Arc<Self>, lane: &Lane<'_>, stack: usize) -> Option<u32> {
         loop {
-            match self.ready.steal() {
-                Steal::Success(node) if self.fits(node, stack) => return Some(node),
-                Steal::Success(node) => (self.spawn)(Task::new(self.clone(), node, false)),
-                Steal::Empty => return None,
-                Steal::Retry => {}
+            let node = lane.pop().or_else(|| self.lanes.steal(lane))?;
+            if self.fits(node, stack) {
+                return Some(node);
             }
+            (self.spawn)(Task::new(self.clone(), node, false));
         }
     }
 }
 
 /// A counted runner's run: while one of its nodes is parked, the runner
-/// gives its place up, and a new runner takes the queue if it has nodes.
+/// gives its place up, and a new runner takes the queued nodes if any,
+/// its lane's included.
 impl<P: Plan> ParkHook for Arc<Run<P>> {
     fn parking(&self) {
         if !self.retire() {
@@ -429,15 +455,17 @@ impl<P: Plan> Resume for Run<P> {
         let stack = self.plan.stack_size(first);
         // A counted runner gives its place up while a node parks.
         let _hook = counted.then(|| park::HookGuard::install(&self));
+        let lane = self.lanes.lane(counted);
+        let lane = &lane;
         // A spawner hands the task over to another thread in a way that
         // orders the poison bit's write before this read.
         let mut next = Some((first, self.poisoned(first)));
         loop {
             while let Some((node, poisoned)) = next {
-                next = self.step(node, poisoned, stack);
+                next = self.step(node, poisoned, stack, lane);
             }
             next = self
-                .pop_ready(stack)
+                .pop_ready(lane, stack)
                 .map(|node| (node, self.poisoned(node)));
             if next.is_none() && (!counted || self.retire()) {
                 return;
@@ -470,7 +498,13 @@ impl<P: Plan> Resume for Run<P> {
 impl<P: Plan> Run<P> {
     /// Runs (or skips) one ready node and releases its successors; returns
     /// the successor to run next on this task.
-    fn step(self: &Arc<Self>, node: u32, poisoned: bool, stack: usize) -> Option<(u32, bool)> {
+    fn step(
+        self: &Arc<Self>,
+        node: u32,
+        poisoned: bool,
+        stack: usize,
+        lane: &Lane<'_>,
+    ) -> Option<(u32, bool)> {
         let ok = if poisoned {
             // Relaxed: read only in `Drop`, after every task has let go
             // of the `Arc`, which orders this before it.
@@ -485,7 +519,7 @@ impl<P: Plan> Run<P> {
         } else {
             self.execute(node)
         };
-        self.release_successors(node, ok, stack)
+        self.release_successors(node, ok, stack, lane)
     }
 }
 
@@ -510,7 +544,7 @@ impl<P: Plan> Run<P> {
     /// panic, an `Err`, or a dropped task), so no failures means success.
     fn outcome(&mut self) -> Result<P::Outputs, GraphError> {
         // Nodes still queued lost their runners (dropped by a spawner).
-        while let Steal::Success(node) = self.ready.steal() {
+        for node in self.lanes.drain() {
             self.dropped(node, false);
         }
         let mut failed = std::mem::take(

@@ -159,6 +159,10 @@ mod dot;
 pub(crate) mod error;
 pub(crate) mod exec;
 pub(crate) mod graph;
+mod job;
+mod lanes;
+mod names;
+mod shared_queue;
 pub(crate) mod slot;
 pub(crate) mod table;
 
@@ -176,3 +180,5 @@ pub struct Moved;
 
 #[cfg(test)]
 mod exec_tests;
+#[cfg(test)]
+mod lanes_tests;
