@@ -30,22 +30,46 @@ pub(crate) struct Config {
     pub(crate) backstop: bool,
 }
 
-/// Fibers that have been spawned and have not finished, sharded by id so
-/// that spawns and finishes on different threads rarely meet on a lock
-/// (sharding by the spawning worker made every remote finish contend with
-/// that worker's spawns).
+/// Fibers that have been spawned and have not finished, in shards that
+/// each belong to the threads that spawn into them.
+///
+/// A spawn appends to its thread's shard; a fiber that finishes only clears
+/// its task's `live` flag and never touches the list, so a spawn on one
+/// core and a finish on another share no lock and no slot. Each shard drops
+/// its finished tasks in a sweep when it has doubled since the last one, so
+/// a task costs its spawning thread one look at its flag, amortized, and
+/// the task's memory goes back to that thread's cache.
 struct LiveList {
-    slots: Vec<Option<TaskRef>>,
-    free: Vec<usize>,
-    /// Fibers added and removed so far (counted under the lock, so no
-    /// shared atomic is written per spawn).
+    tasks: Vec<TaskRef>,
+    /// Length after the last sweep; the next comes at twice that.
+    swept_len: usize,
+    /// Fibers added so far (counted under the lock: no shared atomic is
+    /// written per spawn).
     added: u64,
-    removed: u64,
 }
 
 const LIVE_SHARDS: usize = 16;
-/// Bits of a task's `live_slot` that name its shard.
-const SHARD_BITS: u32 = LIVE_SHARDS.trailing_zeros();
+/// A shard sweeps no more often than every this many spawns.
+const MIN_SWEEP: usize = 64;
+
+/// The live-list shard of the calling thread: threads take shards in turn.
+/// Never inlined: it reads a thread-local, and a fiber may move threads.
+#[inline(never)]
+fn thread_shard() -> usize {
+    thread_local! {
+        static SHARD: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+    }
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    SHARD
+        .try_with(|shard| {
+            if shard.get() == usize::MAX {
+                // Relaxed: only spreads threads over shards.
+                shard.set(NEXT.fetch_add(1, Ordering::Relaxed) % LIVE_SHARDS);
+            }
+            shard.get()
+        })
+        .unwrap_or(0)
+}
 
 pub(crate) struct Registry {
     pub(crate) config: Config,
@@ -105,10 +129,9 @@ impl Registry {
             searching: AtomicUsize::new(0),
             live: std::array::from_fn(|_| {
                 Mutex::new(LiveList {
-                    slots: Vec::new(),
-                    free: Vec::new(),
+                    tasks: Vec::new(),
+                    swept_len: 0,
                     added: 0,
-                    removed: 0,
                 })
             }),
             next_id: AtomicU64::new(1),
@@ -368,52 +391,41 @@ impl Registry {
         None
     }
 
-    /// Adds `task` to the live list.
+    /// Adds `task` to the live list, in the calling thread's shard.
     fn add_live(&self, task: &TaskRef) {
-        let shard = task.id as usize % LIVE_SHARDS;
-        let mut list = self.live[shard].lock().unwrap_or_else(|e| e.into_inner());
-        let slot = match list.free.pop() {
-            Some(slot) => {
-                list.slots[slot] = Some(task.clone());
-                slot
-            }
-            None => {
-                list.slots.push(Some(task.clone()));
-                list.slots.len() - 1
-            }
+        let mut list = self.live[thread_shard()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let finished = if list.tasks.len() >= (2 * list.swept_len).max(MIN_SWEEP) {
+            let (live, finished): (Vec<TaskRef>, Vec<TaskRef>) = std::mem::take(&mut list.tasks)
+                .into_iter()
+                .partition(|t| t.is_live());
+            list.swept_len = live.len();
+            list.tasks = live;
+            finished
+        } else {
+            Vec::new()
         };
+        list.tasks.push(task.clone());
         list.added += 1;
-        task.live_slot.set(slot << SHARD_BITS | shard);
+        drop(list);
+        // Outside the lock: dropping the last references frees tasks.
+        drop(finished);
     }
 
-    /// Takes `task` off the live list: when its closure has returned (a
-    /// joined fiber, just before its result is out), or when it is off its
-    /// stack for good. Called by the thread running or finishing the task.
+    /// Counts `task` finished: when its closure has returned (a joined
+    /// fiber, just before its result is out), or when it is off its stack
+    /// for good; the list lets go of it at its shard's next sweep.
     pub(crate) fn remove_live(&self, task: &Task) {
-        let at = task.live_slot.get();
-        if at == usize::MAX {
-            return;
-        }
-        let (slot, shard) = (at >> SHARD_BITS, at & (LIVE_SHARDS - 1));
-        let mut list = self.live[shard].lock().unwrap_or_else(|e| e.into_inner());
-        if list
-            .slots
-            .get(slot)
-            .and_then(|t| t.as_ref())
-            .is_some_and(|t| std::ptr::eq(t.as_ptr(), task))
-        {
-            list.slots[slot] = None;
-            list.free.push(slot);
-            list.removed += 1;
-        }
-        task.live_slot.set(usize::MAX);
+        task.retire();
     }
 
     /// Fibers spawned and fibers finished so far.
     pub(crate) fn spawned_and_finished(&self) -> (u64, u64) {
-        self.live.iter().fold((0, 0), |(a, r), l| {
+        self.live.iter().fold((0, 0), |(spawned, finished), l| {
             let l = l.lock().unwrap_or_else(|e| e.into_inner());
-            (a + l.added, r + l.removed)
+            let live = l.tasks.iter().filter(|t| t.is_live()).count() as u64;
+            (spawned + l.added, finished + l.added - live)
         })
     }
 
@@ -424,7 +436,11 @@ impl Registry {
             .iter()
             .flat_map(|l| {
                 let l = l.lock().unwrap_or_else(|e| e.into_inner());
-                l.slots.iter().flatten().cloned().collect::<Vec<_>>()
+                l.tasks
+                    .iter()
+                    .filter(|t| t.is_live())
+                    .cloned()
+                    .collect::<Vec<_>>()
             })
             .collect();
         all.sort_by_key(|t| std::cmp::Reverse(t.id));
@@ -436,12 +452,8 @@ impl Registry {
         self.live
             .iter()
             .map(|l| {
-                l.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .slots
-                    .iter()
-                    .flatten()
-                    .count()
+                let l = l.lock().unwrap_or_else(|e| e.into_inner());
+                l.tasks.iter().filter(|t| t.is_live()).count()
             })
             .sum()
     }

@@ -42,8 +42,8 @@ pub(crate) struct Task {
     stack: Cell<Option<Stack>>,
     /// The worker running the fiber; set each time a worker resumes it.
     pub(crate) worker: Cell<*const Worker>,
-    /// Index in the registry's list of live fibers.
-    pub(crate) live_slot: Cell<usize>,
+    /// Cleared when the fiber has finished (see `Registry::remove_live`).
+    live: AtomicBool,
     /// When the fiber was spawned, on the coarse clock
     /// ([`coarse_now_ns`](crate::debug::clock::coarse_now_ns)): a few ns
     /// per spawn where `Instant::now()` costs ~20.
@@ -127,7 +127,7 @@ impl Task {
             sp: Cell::new(None),
             stack: Cell::new(None),
             worker: Cell::new(std::ptr::null()),
-            live_slot: Cell::new(usize::MAX),
+            live: AtomicBool::new(true),
             created: crate::debug::clock::coarse_now_ns(),
             sleep_until: AtomicU64::new(0),
             finished: AtomicBool::new(false),
@@ -253,6 +253,20 @@ impl Task {
         }
         // Release: a dump that sees the flag sees the fiber off its stack.
         self.finished.store(true, Ordering::Release);
+    }
+
+    /// Counts the fiber finished for the live list; see
+    /// [`Registry::remove_live`].
+    pub(crate) fn retire(&self) {
+        // Release: pairs with the Acquire in `is_live`; a sweep that sees
+        // the fiber retired may drop the list's reference.
+        self.live.store(false, Ordering::Release);
+    }
+
+    /// Whether the fiber still counts as live (not retired).
+    pub(crate) fn is_live(&self) -> bool {
+        // Acquire: pairs with the Release in `retire`.
+        self.live.load(Ordering::Acquire)
     }
 
     /// Whether the fiber has finished (for dumps).
