@@ -119,3 +119,32 @@ fn closures_too_large_to_wait_in_their_task_run_as_well() {
     });
     assert_eq!(sums, (0..100u64).map(|i| 32 * i).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_spawn_that_fails_inside_a_fiber_leaves_the_caller_s_own_join_alone() {
+    let rt = rt();
+    let outer = rt.spawn(|| {
+        // No stack that large: the spawn fails, and its closure is dropped
+        // unrun here, on the caller's fiber.
+        let failed = fiber_rt::FiberBuilder::new()
+            .stack_size(usize::MAX)
+            .spawn(|| 7u8);
+        assert!(failed.is_err());
+        // A closure larger than its stack: the spawn panics, here too.
+        let big = [1u64; 2048];
+        let panicked = std::panic::catch_unwind(|| {
+            fiber_rt::FiberBuilder::new()
+                .stack_size(16 * 1024)
+                .spawn(move || big.len())
+        });
+        assert!(panicked.is_err());
+        fiber_rt::sleep(Duration::from_millis(20));
+        [42u64; 16]
+    });
+    // The caller is still running: its handle has no result yet.
+    std::thread::sleep(Duration::from_millis(5));
+    assert!(!outer.is_finished());
+    assert_eq!(outer.join().unwrap(), [42u64; 16]);
+    let m = rt.metrics();
+    assert_eq!((m.spawned, m.live), (1, 0), "{m:?}");
+}

@@ -162,14 +162,14 @@ impl<T> fmt::Debug for JoinHandle<T> {
 }
 
 /// Wraps `f` so that its result, panic or cancellation reaches the
-/// fiber's join slot, where [`handle`] takes it. Run by the fiber, or
-/// dropped unrun on it when the runtime shut down first.
+/// fiber's join slot, where [`handle`] takes it. Spawn it with
+/// [`cancelled_unrun::<T>`](cancelled_unrun), which reports a fiber
+/// cancelled before it ran.
 pub(crate) fn wrap<F, T>(f: F) -> impl FnOnce() + Send
 where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    let unrun = CancelUnrun::<T>(PhantomData);
     move || {
         let result = panic::catch_unwind(AssertUnwindSafe(f));
         let task = Task::current().expect("a spawned closure runs on its fiber");
@@ -181,7 +181,13 @@ where
             };
             error(task, kind)
         });
-        std::mem::forget(unrun);
+        if task.join.is_detached() {
+            // Nobody will take it: drop it here, while the fiber still
+            // counts as live (a destructor may park). A handle dropped
+            // from now on finds the result complete and drops it itself.
+            drop(result);
+            return;
+        }
         // Off the live list before the result is out, so that a joiner's
         // next look at the metrics no longer counts this fiber.
         task.registry.remove_live(task);
@@ -199,21 +205,19 @@ fn error(task: &Task, kind: Kind) -> JoinError {
     }
 }
 
-/// Inside a wrapped closure: if the closure is dropped without running
-/// (the fiber was cancelled before it started), reports the cancellation.
-struct CancelUnrun<T>(PhantomData<fn() -> T>);
-
-impl<T> Drop for CancelUnrun<T> {
-    fn drop(&mut self) {
-        // An unrun closure is dropped on its own fiber's stack.
-        if let Some(task) = Task::current() {
-            let cancelled: Result<T, JoinError> = Err(error(task, Kind::Cancelled));
-            task.registry.remove_live(task);
-            // SAFETY: the closure did not run, so the slot was not completed;
-            // this is the type the handle takes.
-            unsafe { task.join.complete(cancelled) };
-        }
-    }
+/// Reports to the handle of `task`, whose closure made by [`wrap`] with
+/// this `T` was dropped unrun, that the fiber was cancelled.
+///
+/// # Safety
+///
+/// As for [`CancelFn`](crate::sched::task::CancelFn), with the `T` of the
+/// task's handle.
+pub(crate) unsafe fn cancelled_unrun<T>(task: &Task) {
+    let cancelled: Result<T, JoinError> = Err(error(task, Kind::Cancelled));
+    task.registry.remove_live(task);
+    // SAFETY: the closure did not run, so the slot was not completed; this
+    // is the type the handle takes.
+    unsafe { task.join.complete(cancelled) };
 }
 
 /// The handle of `task`, whose fiber runs a closure made by [`wrap`] with

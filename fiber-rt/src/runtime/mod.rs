@@ -253,7 +253,8 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let task = registry.spawn(name, stack_size, join::wrap(f))?;
+    let task =
+        registry.spawn_joinable(name, stack_size, join::wrap(f), join::cancelled_unrun::<T>)?;
     Ok(join::handle(task))
 }
 

@@ -130,7 +130,7 @@ impl<'scope> Scope<'scope, '_> {
         let run: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(run) };
         let task = self
             .registry
-            .spawn(None, None, run)
+            .spawn_joinable(None, None, run, join::cancelled_unrun::<T>)
             .unwrap_or_else(|e| panic!("spawning a scoped fiber: {e}"));
         ScopedJoinHandle {
             inner: join::handle(task),

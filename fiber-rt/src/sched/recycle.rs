@@ -77,6 +77,9 @@ impl Recycler {
         let cached = LOCAL
             .try_with(|local| {
                 let mut local = local.try_borrow_mut().ok()?;
+                // Whoever holds blocks hands them back when it exits, also
+                // a thread that only ever takes.
+                local.owners[self.slot] = Some(self);
                 let cache = &mut local.caches[self.slot];
                 if cache.is_empty() {
                     let mut shared = self.lock();
@@ -175,5 +178,16 @@ mod tests {
             .join()
             .unwrap();
         assert!(blocks.contains(&taken));
+
+        // A thread that only takes hands the rest of its batch back when
+        // it exits.
+        let shared_before = TEST.lock().len();
+        assert!(shared_before > 1);
+        let one = std::thread::spawn(|| TEST.take().as_ptr() as usize)
+            .join()
+            .unwrap();
+        assert_eq!(TEST.lock().len(), shared_before - 1);
+        // SAFETY: from `take`, holding nothing, given once.
+        unsafe { TEST.give(NonNull::new(one as *mut u8).unwrap()) };
     }
 }

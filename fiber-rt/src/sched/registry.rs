@@ -9,7 +9,7 @@ use std::time::Duration;
 use crossbeam_deque::{Injector, Steal, Stealer, Worker as LocalQueue};
 
 use super::sleep::Sleep;
-use super::task::Task;
+use super::task::{CancelFn, Task};
 use super::task_ref::TaskRef;
 use super::thread;
 use super::timer::Timer;
@@ -285,9 +285,38 @@ impl Registry {
     where
         F: FnOnce() + Send + 'static,
     {
+        self.spawn_task(name, stack_size, f, None)
+    }
+
+    /// Like [`spawn`](Self::spawn), for a fiber with a `JoinHandle`:
+    /// `cancelled` reports to the handle if the runtime shuts down before
+    /// the fiber starts (its closure is then dropped unrun).
+    pub(crate) fn spawn_joinable<F>(
+        self: &Arc<Self>,
+        name: Option<Arc<str>>,
+        stack_size: Option<usize>,
+        f: F,
+        cancelled: CancelFn,
+    ) -> io::Result<TaskRef>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.spawn_task(name, stack_size, f, Some(cancelled))
+    }
+
+    fn spawn_task<F>(
+        self: &Arc<Self>,
+        name: Option<Arc<str>>,
+        stack_size: Option<usize>,
+        f: F,
+        cancelled: Option<CancelFn>,
+    ) -> io::Result<TaskRef>
+    where
+        F: FnOnce() + Send + 'static,
+    {
         let size = stack_size.unwrap_or(self.config.stack_size);
         let stack = Stack::with_guard(size, self.config.guard_pages)?;
-        let task = Task::create(self.clone(), stack, name, f);
+        let task = Task::create(self.clone(), stack, name, f, cancelled);
         let entered = thread::enter();
         match self.local_worker(&entered) {
             Some(worker) => {

@@ -60,7 +60,7 @@ struct Local {
     guarded: [Vec<usize>; CLASSES],
     unguarded: [Vec<usize>; CLASSES],
     /// Stacks in this cache, published for [`pool_stats`]; registered in
-    /// [`LOCAL_COUNTS`] on the thread's first give.
+    /// [`LOCAL_COUNTS`] on the thread's first take or give.
     counts: Option<Arc<Counts>>,
 }
 
@@ -110,6 +110,12 @@ fn register_counts() -> Arc<Counts> {
 
 impl Drop for Local {
     fn drop(&mut self) {
+        if let Some(counts) = &self.counts {
+            // Relaxed: a statistic. Zeroed before the stacks move, so that
+            // `pool_stats` may miss them for a moment but never counts them
+            // twice.
+            counts.pooled.store(0, Ordering::Relaxed);
+        }
         for (guard, lists) in [(true, &mut self.guarded), (false, &mut self.unguarded)] {
             for (class, list) in lists.iter_mut().enumerate() {
                 let shift = class as u32 + MIN_SHIFT;
@@ -125,7 +131,7 @@ impl Drop for Local {
             // Under the list's lock, so that `pool_stats` counts this
             // thread's hits and misses exactly once.
             let mut list = LOCAL_COUNTS.lock().unwrap_or_else(|e| e.into_inner());
-            // Relaxed: statistics; the stacks moved to the global pool.
+            // Relaxed: statistics.
             HITS.fetch_add(counts.hits.load(Ordering::Relaxed), Ordering::Relaxed);
             MISSES.fetch_add(counts.misses.load(Ordering::Relaxed), Ordering::Relaxed);
             list.retain(|c| !Arc::ptr_eq(c, &counts));
