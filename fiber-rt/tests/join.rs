@@ -148,3 +148,64 @@ fn a_spawn_that_fails_inside_a_fiber_leaves_the_caller_s_own_join_alone() {
     let m = rt.metrics();
     assert_eq!((m.spawned, m.live), (1, 0), "{m:?}");
 }
+
+/// A small xorshift generator: fixed seeds, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn every_result_is_dropped_once_under_random_joins_detaches_panics_and_shutdown() {
+    let created = Arc::new(AtomicUsize::new(0));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    for seed in 1..=4u64 {
+        // More workers than cores: fibers finish, get joined and get
+        // dropped on every thread in every order.
+        let rt = Runtime::builder().workers(4).build().unwrap();
+        let (c, d) = (created.clone(), dropped.clone());
+        let kept = rt.block_on(move || {
+            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut kept = Vec::new();
+            for i in 0..2000u64 {
+                let (c, d) = (c.clone(), d.clone());
+                let how = rng.next() % 6;
+                let h = fiber_rt::spawn(move || {
+                    match how {
+                        0 => fiber_rt::yield_now(),
+                        1 => fiber_rt::sleep(Duration::from_micros(i % 50)),
+                        2 if i % 331 == 0 => panic!("fiber {i} panics on purpose"),
+                        _ => {}
+                    }
+                    c.fetch_add(1, Ordering::SeqCst);
+                    Counted(d)
+                });
+                match rng.next() % 4 {
+                    0 => drop(h),        // detached at once
+                    1 => drop(h.join()), // joined
+                    2 => kept.push(h),   // left to the runtime's drop
+                    _ => {
+                        fiber_rt::yield_now();
+                        drop(h) // detached, maybe after it finished
+                    }
+                }
+            }
+            kept.len()
+        });
+        assert!(kept > 0);
+        // Fibers still running or queued are cancelled by the drop; every
+        // result made is dropped by then, exactly once.
+        drop(rt);
+        assert_eq!(
+            created.load(Ordering::SeqCst),
+            dropped.load(Ordering::SeqCst),
+            "seed {seed}"
+        );
+    }
+}
