@@ -425,21 +425,15 @@ impl Registry {
         let mut list = self.live[thread_shard()]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let finished = if list.tasks.len() >= (2 * list.swept_len).max(MIN_SWEEP) {
-            let (live, finished): (Vec<TaskRef>, Vec<TaskRef>) = std::mem::take(&mut list.tasks)
-                .into_iter()
-                .partition(|t| t.is_live());
-            list.swept_len = live.len();
-            list.tasks = live;
-            finished
-        } else {
-            Vec::new()
-        };
+        if list.tasks.len() >= (2 * list.swept_len).max(MIN_SWEEP) {
+            // In place, no allocation. Dropping the last reference to a
+            // task here is safe under the lock: freeing a task never comes
+            // back to the live list.
+            list.tasks.retain(|t| t.is_live());
+            list.swept_len = list.tasks.len();
+        }
         list.tasks.push(task.clone());
         list.added += 1;
-        drop(list);
-        // Outside the lock: dropping the last references frees tasks.
-        drop(finished);
     }
 
     /// Counts `task` finished: when its closure has returned (a joined
