@@ -8,6 +8,9 @@ use std::time::Duration;
 use fiber_rt::sync::oneshot;
 use fiber_rt::Runtime;
 
+mod common;
+use common::Rng;
+
 fn rt() -> Runtime {
     Runtime::builder().workers(2).build().unwrap()
 }
@@ -147,18 +150,6 @@ fn a_spawn_that_fails_inside_a_fiber_leaves_the_caller_s_own_join_alone() {
     assert_eq!(outer.join().unwrap(), [42u64; 16]);
     let m = rt.metrics();
     assert_eq!((m.spawned, m.live), (1, 0), "{m:?}");
-}
-
-/// A small xorshift generator: fixed seeds, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 #[test]

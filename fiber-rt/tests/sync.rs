@@ -8,6 +8,9 @@ use std::time::Duration;
 use fiber_rt::sync::{mpsc, oneshot, Barrier, Condvar, Mutex, RwLock, WaitGroup};
 use fiber_rt::{Builder, Runtime};
 
+mod common;
+use common::Rng;
+
 fn rt(workers: usize) -> Runtime {
     Builder::new().workers(workers).build().unwrap()
 }
@@ -236,17 +239,6 @@ fn dropping_the_receiver_fails_blocked_senders() {
     std::thread::sleep(Duration::from_millis(20));
     drop(rx);
     assert_eq!(sender.join().unwrap().unwrap_err().0, 2);
-}
-
-/// A tiny xorshift, so the stress below is repeatable from its seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 /// Many fibers wake each other through every primitive with random yields
