@@ -117,8 +117,8 @@ impl Recycler {
                 local.owners[self.slot] = Some(self);
                 let cache = &mut local.caches[self.slot];
                 if cache.len() >= LOCAL_CAP {
-                    let from = cache.len() - BATCH;
-                    self.give_shared(cache.drain(from..));
+                    // The coldest blocks go: the cache's bottom.
+                    self.give_shared(cache.drain(..BATCH));
                 }
                 cache.push(block.as_ptr() as usize);
                 true

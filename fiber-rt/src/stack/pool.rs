@@ -216,15 +216,22 @@ pub(super) fn give(base: usize, shift: u32, guard: bool) -> bool {
             Ok(mut l) => {
                 let list = l.list(shift, guard);
                 if list.len() >= LOCAL_CAP {
-                    let from = list.len() - BATCH;
-                    let batch: Vec<usize> = list.drain(from..).collect();
-                    l.count(-(BATCH as isize));
-                    for base in batch {
-                        if !give_global(base, shift, guard) {
+                    // The coldest stacks go (the cache's bottom), under one
+                    // lock for the batch.
+                    let class = (shift - MIN_SHIFT) as usize;
+                    let mut global = global(guard).classes[class]
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    for base in list.drain(..BATCH) {
+                        if global.len() < GLOBAL_CAP {
+                            global.push(base);
+                        } else {
                             // SAFETY: a pooled stack is owned by the pool alone.
                             unsafe { super::arena::unmap(base, shift) };
                         }
                     }
+                    drop(global);
+                    l.count(-(BATCH as isize));
                 }
                 l.list(shift, guard).push(base);
                 l.count(1);
