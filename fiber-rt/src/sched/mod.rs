@@ -3,20 +3,24 @@
 //!
 //! One concept per file:
 //! - [`task`]: a fiber's control block and the park/unpark protocol;
+//! - [`start`]: a fiber's first run: its stack laid out, its entry function;
 //! - [`task_ref`]: counted references to a task, its memory recycled;
 //! - [`recycle`]: per-thread caches of fixed-size memory blocks;
 //! - [`join_slot`]: where a fiber's result waits for its `JoinHandle`;
 //! - [`worker`]: a worker thread's scheduler loop and its switches;
-//! - [`registry`]: what the workers share: queues, live fibers, config;
+//! - [`registry`]: what the workers share: queues, config;
+//! - [`live`]: the list of live fibers, for shutdown, dumps and metrics;
 //! - [`sleep`]: how idle workers sleep and are woken (see its README);
 //! - [`timer`]: deadlines for `sleep`;
 //! - [`park`]: parking the caller, fiber or thread, and waking it.
 
 pub(crate) mod join_slot;
+mod live;
 pub(crate) mod park;
 pub(crate) mod recycle;
 pub(crate) mod registry;
 pub(crate) mod sleep;
+mod start;
 pub(crate) mod task;
 pub(crate) mod task_ref;
 pub(crate) mod thread;

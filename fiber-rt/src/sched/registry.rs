@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker as LocalQueue};
 
+use super::live::Live;
 use super::sleep::Sleep;
 use super::task::{CancelFn, Task};
 use super::task_ref::TaskRef;
@@ -30,47 +31,6 @@ pub(crate) struct Config {
     pub(crate) backstop: bool,
 }
 
-/// Fibers that have been spawned and have not finished, in shards that
-/// each belong to the threads that spawn into them.
-///
-/// A spawn appends to its thread's shard; a fiber that finishes only clears
-/// its task's `live` flag and never touches the list, so a spawn on one
-/// core and a finish on another share no lock and no slot. Each shard drops
-/// its finished tasks in a sweep when it has doubled since the last one, so
-/// a task costs its spawning thread one look at its flag, amortized, and
-/// the task's memory goes back to that thread's cache.
-struct LiveList {
-    tasks: Vec<TaskRef>,
-    /// Length after the last sweep; the next comes at twice that.
-    swept_len: usize,
-    /// Fibers added so far (counted under the lock: no shared atomic is
-    /// written per spawn).
-    added: u64,
-}
-
-const LIVE_SHARDS: usize = 16;
-/// A shard sweeps no more often than every this many spawns.
-const MIN_SWEEP: usize = 64;
-
-/// The live-list shard of the calling thread: threads take shards in turn.
-/// Never inlined: it reads a thread-local, and a fiber may move threads.
-#[inline(never)]
-fn thread_shard() -> usize {
-    thread_local! {
-        static SHARD: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
-    }
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    SHARD
-        .try_with(|shard| {
-            if shard.get() == usize::MAX {
-                // Relaxed: only spreads threads over shards.
-                shard.set(NEXT.fetch_add(1, Ordering::Relaxed) % LIVE_SHARDS);
-            }
-            shard.get()
-        })
-        .unwrap_or(0)
-}
-
 pub(crate) struct Registry {
     pub(crate) config: Config,
     pub(crate) injector: Injector<TaskRef>,
@@ -81,7 +41,7 @@ pub(crate) struct Registry {
     /// Workers looking for work to steal; bounded so idle workers do not
     /// all hammer the queues at once.
     searching: AtomicUsize,
-    live: [Mutex<LiveList>; LIVE_SHARDS],
+    live: Live,
     next_id: AtomicU64,
     pub(crate) stats: Stats,
     /// One per worker, read by the preemption monitor.
@@ -127,13 +87,7 @@ impl Registry {
             timer: Timer::new(),
             shutdown: AtomicBool::new(false),
             searching: AtomicUsize::new(0),
-            live: std::array::from_fn(|_| {
-                Mutex::new(LiveList {
-                    tasks: Vec::new(),
-                    swept_len: 0,
-                    added: 0,
-                })
-            }),
+            live: Live::new(),
             next_id: AtomicU64::new(1),
             stats: Stats::default(),
             clocks: (0..config_workers)
@@ -420,65 +374,30 @@ impl Registry {
         None
     }
 
-    /// Adds `task` to the live list, in the calling thread's shard.
     fn add_live(&self, task: &TaskRef) {
-        let mut list = self.live[thread_shard()]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if list.tasks.len() >= (2 * list.swept_len).max(MIN_SWEEP) {
-            // In place, no allocation. Dropping the last reference to a
-            // task here is safe under the lock: freeing a task never comes
-            // back to the live list.
-            list.tasks.retain(|t| t.is_live());
-            list.swept_len = list.tasks.len();
-        }
-        list.tasks.push(task.clone());
-        list.added += 1;
+        self.live.add(task);
     }
 
     /// Counts `task` finished: when its closure has returned (a joined
     /// fiber, just before its result is out), or when it is off its stack
-    /// for good; the list lets go of it at its shard's next sweep.
+    /// for good; the live list lets go of it later.
     pub(crate) fn remove_live(&self, task: &Task) {
         task.retire();
     }
 
     /// Fibers spawned and fibers finished so far.
     pub(crate) fn spawned_and_finished(&self) -> (u64, u64) {
-        self.live.iter().fold((0, 0), |(spawned, finished), l| {
-            let l = l.lock().unwrap_or_else(|e| e.into_inner());
-            let live = l.tasks.iter().filter(|t| t.is_live()).count() as u64;
-            (spawned + l.added, finished + l.added - live)
-        })
+        self.live.spawned_and_finished()
     }
 
     /// Every live fiber, newest first.
     pub(crate) fn live_tasks(&self) -> Vec<TaskRef> {
-        let mut all: Vec<TaskRef> = self
-            .live
-            .iter()
-            .flat_map(|l| {
-                let l = l.lock().unwrap_or_else(|e| e.into_inner());
-                l.tasks
-                    .iter()
-                    .filter(|t| t.is_live())
-                    .cloned()
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        all.sort_by_key(|t| std::cmp::Reverse(t.id));
-        all
+        self.live.tasks()
     }
 
     /// Number of live fibers.
     pub(crate) fn live_count(&self) -> usize {
-        self.live
-            .iter()
-            .map(|l| {
-                let l = l.lock().unwrap_or_else(|e| e.into_inner());
-                l.tasks.iter().filter(|t| t.is_live()).count()
-            })
-            .sum()
+        self.live.count()
     }
 }
 

@@ -1,0 +1,120 @@
+//! The list of live fibers, for shutdown (which cancels them), dumps and
+//! metrics.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::task_ref::TaskRef;
+
+/// Fibers that have been spawned and have not finished, in shards that
+/// each belong to the threads that spawn into them.
+///
+/// A spawn appends to its thread's shard; a fiber that finishes only clears
+/// its task's `live` flag and never touches the list, so a spawn on one
+/// core and a finish on another share no lock and no slot. Each shard drops
+/// its finished tasks in a sweep when it has doubled since the last one, so
+/// a task costs its spawning thread one look at its flag, amortized, and
+/// the task's memory goes back to that thread's cache.
+struct Shard {
+    tasks: Vec<TaskRef>,
+    /// Length after the last sweep; the next comes at twice that.
+    swept_len: usize,
+    /// Fibers added so far (counted under the lock: no shared atomic is
+    /// written per spawn).
+    added: u64,
+}
+
+const LIVE_SHARDS: usize = 16;
+/// A shard sweeps no more often than every this many spawns.
+const MIN_SWEEP: usize = 64;
+
+/// The live-list shard of the calling thread: threads take shards in turn.
+/// Never inlined: it reads a thread-local, and a fiber may move threads.
+#[inline(never)]
+fn thread_shard() -> usize {
+    thread_local! {
+        static SHARD: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+    }
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    SHARD
+        .try_with(|shard| {
+            if shard.get() == usize::MAX {
+                // Relaxed: only spreads threads over shards.
+                shard.set(NEXT.fetch_add(1, Ordering::Relaxed) % LIVE_SHARDS);
+            }
+            shard.get()
+        })
+        .unwrap_or(0)
+}
+
+/// Every fiber spawned on a runtime and not yet finished.
+pub(crate) struct Live {
+    shards: [Mutex<Shard>; LIVE_SHARDS],
+}
+
+impl Live {
+    pub(crate) fn new() -> Live {
+        Live {
+            shards: std::array::from_fn(|_| {
+                Mutex::new(Shard {
+                    tasks: Vec::new(),
+                    swept_len: 0,
+                    added: 0,
+                })
+            }),
+        }
+    }
+
+    fn lock(&self, shard: usize) -> std::sync::MutexGuard<'_, Shard> {
+        self.shards[shard].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds `task`, in the calling thread's shard. It leaves when it has
+    /// retired ([`Task::retire`](super::task::Task::retire)) and its shard
+    /// sweeps.
+    pub(crate) fn add(&self, task: &TaskRef) {
+        let mut shard = self.lock(thread_shard());
+        if shard.tasks.len() >= (2 * shard.swept_len).max(MIN_SWEEP) {
+            // In place, no allocation. Dropping the last reference to a
+            // task here is safe under the lock: freeing a task never comes
+            // back to the live list.
+            shard.tasks.retain(|t| t.is_live());
+            shard.swept_len = shard.tasks.len();
+        }
+        shard.tasks.push(task.clone());
+        shard.added += 1;
+    }
+
+    /// Fibers added and fibers retired so far.
+    pub(crate) fn spawned_and_finished(&self) -> (u64, u64) {
+        (0..LIVE_SHARDS).fold((0, 0), |(spawned, finished), i| {
+            let shard = self.lock(i);
+            let live = shard.tasks.iter().filter(|t| t.is_live()).count() as u64;
+            (spawned + shard.added, finished + shard.added - live)
+        })
+    }
+
+    /// Every live fiber, newest first.
+    pub(crate) fn tasks(&self) -> Vec<TaskRef> {
+        let mut all: Vec<TaskRef> = (0..LIVE_SHARDS)
+            .flat_map(|i| {
+                let shard = self.lock(i);
+                shard
+                    .tasks
+                    .iter()
+                    .filter(|t| t.is_live())
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        all.sort_by_key(|t| std::cmp::Reverse(t.id));
+        all
+    }
+
+    /// Number of live fibers.
+    pub(crate) fn count(&self) -> usize {
+        (0..LIVE_SHARDS)
+            .map(|i| self.lock(i).tasks.iter().filter(|t| t.is_live()).count())
+            .sum()
+    }
+}
