@@ -16,8 +16,9 @@ use std::sync::Mutex;
 const BATCH: usize = 64;
 /// A thread's cache holds at most this many blocks per recycler.
 const LOCAL_CAP: usize = 2 * BATCH;
-/// The shared list holds at most this many; beyond, blocks are freed.
-const GLOBAL_CAP: usize = 64 * 1024;
+/// The shared list holds at most this many; beyond, blocks are freed. For
+/// tasks (256 bytes) that keeps at most 2 MiB after a burst of spawns.
+const GLOBAL_CAP: usize = 8 * 1024;
 
 /// Recyclers in the process, each with a cache slot in every thread: task
 /// memory, and one for the tests.
