@@ -31,6 +31,8 @@ unsafe impl Sync for TaskRef {}
 
 impl TaskRef {
     /// Moves `task` into recycled (or new) memory, with a count of one.
+    /// Inlined, so that the task is built in place rather than copied.
+    #[inline(always)]
     pub(crate) fn new(task: Task) -> TaskRef {
         let memory = TASKS.take().cast::<Task>();
         // SAFETY: the recycler hands out memory of `Task`'s layout, unused.
