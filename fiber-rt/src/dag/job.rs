@@ -2,6 +2,7 @@
 //! called at most once, stored side by side without a box for small ones.
 
 use std::cell::UnsafeCell;
+use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -10,27 +11,49 @@ type Inline = MaybeUninit<[usize; 2]>;
 
 /// A node's body: a closure whose error is already turned into text,
 /// called once. A closure of up to two words (most capture an index or an
-/// `Arc`) is stored in the cell itself, a bigger one in a `Box`, so a
+/// `Arc`) is stored in the job itself, a bigger one in a `Box`, so a
 /// graph of small nodes makes no allocation per node.
 ///
-/// A job has no `Drop` of its own: [`Jobs`] drops the closures never
-/// called, and skips that pass over every node when no closure needs it.
+/// Three words: a run-time graph of a million nodes keeps a million of
+/// them, and freeing that memory is a good part of running a cheap graph.
+/// Whether it was called is kept by [`Jobs`], which also drops the
+/// closures never called, and skips that pass over every node when no
+/// closure needs it.
 pub(super) struct Job {
-    called: AtomicBool,
     /// The closure when it fits, else a `Box` of it.
     data: UnsafeCell<Inline>,
+    /// What to do with what `data` holds.
+    vtable: &'static Vtable,
+}
+
+/// The functions that handle one closure type held in a [`Job`].
+struct Vtable {
     /// Moves the closure out of `data` and calls it.
     call: unsafe fn(*mut Inline) -> Result<(), String>,
     /// Drops a closure that was never called; `None` when that is a no-op.
     drop: Option<unsafe fn(*mut Inline)>,
 }
 
+/// The [`Vtable`] for a `T` held in place (the closure or its box).
+struct VtableOf<T>(PhantomData<T>);
+
+impl<T: FnOnce() -> Result<(), String>> VtableOf<T> {
+    const VTABLE: Vtable = Vtable {
+        call: call_in_place::<T>,
+        drop: if std::mem::needs_drop::<T>() {
+            Some(drop_in_place::<T>)
+        } else {
+            None
+        },
+    };
+}
+
 // SAFETY: `Job::new` only takes a `Send` closure, which is all `data` holds.
 unsafe impl Send for Job {}
 
 // SAFETY: through `&self` the closure is only reached by the one caller
-// that flips `called` (see `call`), which moves it out: as with a
-// `Mutex<F>`, `F: Send` is enough.
+// that flips its flag in `Jobs` (see `Jobs::call`), which moves it out: as
+// with a `Mutex<F>`, `F: Send` is enough.
 unsafe impl Sync for Job {}
 
 impl Job {
@@ -42,42 +65,16 @@ impl Job {
             // SAFETY: `F` fits `data`'s size and alignment (checked above).
             unsafe { data.as_mut_ptr().cast::<F>().write(body) };
             Job {
-                called: AtomicBool::new(false),
                 data: UnsafeCell::new(data),
-                call: call_in_place::<F>,
-                drop: std::mem::needs_drop::<F>().then_some(drop_in_place::<F> as _),
+                vtable: &VtableOf::<F>::VTABLE,
             }
         } else {
             // SAFETY: a `Box<F>` is one word, aligned like `data`.
             unsafe { data.as_mut_ptr().cast::<Box<F>>().write(Box::new(body)) };
             Job {
-                called: AtomicBool::new(false),
                 data: UnsafeCell::new(data),
-                call: call_in_place::<Box<F>>,
-                drop: Some(drop_in_place::<Box<F>>),
+                vtable: &VtableOf::<Box<F>>::VTABLE,
             }
-        }
-    }
-
-    /// Calls the closure; `None` if it was called before.
-    fn call(&self) -> Option<Result<(), String>> {
-        // Relaxed: winning the flag only needs the swap to be atomic; the
-        // closure itself was written before the graph was shared.
-        if self.called.swap(true, Ordering::Relaxed) {
-            return None;
-        }
-        // SAFETY: `data` holds the closure `call` was made for (`new`), and
-        // the swap above made this its only use: it is moved out once.
-        Some(unsafe { (self.call)(self.data.get()) })
-    }
-
-    /// Drops the closure if it was never called.
-    fn drop_uncalled(&mut self) {
-        let called = std::mem::replace(self.called.get_mut(), true);
-        if let (false, Some(drop)) = (called, self.drop) {
-            // SAFETY: never called, so `data` still holds the closure `drop`
-            // was made for, and the flag now set makes this its last use.
-            unsafe { drop(self.data.get()) };
         }
     }
 }
@@ -105,10 +102,13 @@ unsafe fn drop_in_place<F>(data: *mut Inline) {
     unsafe { data.cast::<F>().drop_in_place() };
 }
 
-/// Every node's job, in node order.
+/// Every node's job, in node order, with a flag per node set once its job
+/// was called.
 #[derive(Default)]
 pub(super) struct Jobs {
     list: Vec<Job>,
+    /// Per node: whether its closure was taken (called, or dropped).
+    called: Vec<AtomicBool>,
     /// Whether any closure has something to drop: if none has, freeing a
     /// graph of a million nodes does not walk them all.
     any_drop: bool,
@@ -116,8 +116,9 @@ pub(super) struct Jobs {
 
 impl Jobs {
     pub(super) fn push(&mut self, job: Job) {
-        self.any_drop |= job.drop.is_some();
+        self.any_drop |= job.vtable.drop.is_some();
         self.list.push(job);
+        self.called.push(AtomicBool::new(false));
     }
 
     pub(super) fn len(&self) -> usize {
@@ -126,14 +127,31 @@ impl Jobs {
 
     /// Calls node `node`'s closure; `None` if it was called before.
     pub(super) fn call(&self, node: usize) -> Option<Result<(), String>> {
-        self.list[node].call()
+        let job = &self.list[node];
+        // Relaxed: winning the flag only needs the swap to be atomic; the
+        // closure itself was written before the graph was shared.
+        if self.called[node].swap(true, Ordering::Relaxed) {
+            return None;
+        }
+        // SAFETY: `data` holds the closure the vtable was made for (`new`),
+        // and the swap above made this its only use: it is moved out once.
+        Some(unsafe { (job.vtable.call)(job.data.get()) })
     }
 }
 
 impl Drop for Jobs {
     fn drop(&mut self) {
-        if self.any_drop {
-            self.list.iter_mut().for_each(Job::drop_uncalled);
+        if !self.any_drop {
+            return;
+        }
+        for (job, called) in self.list.iter_mut().zip(&mut self.called) {
+            let called = std::mem::replace(called.get_mut(), true);
+            if let (false, Some(drop)) = (called, job.vtable.drop) {
+                // SAFETY: never called, so `data` still holds the closure
+                // `drop` was made for, and the flag now set makes this its
+                // last use.
+                unsafe { drop(job.data.get()) };
+            }
         }
     }
 }
@@ -142,6 +160,11 @@ impl Drop for Jobs {
 mod tests {
     use super::{Job, Jobs};
     use std::sync::Arc;
+
+    #[test]
+    fn a_job_is_three_words() {
+        assert_eq!(std::mem::size_of::<Job>(), 3 * std::mem::size_of::<usize>());
+    }
 
     #[test]
     fn uncalled_closures_are_dropped_once_and_called_ones_not_again() {
