@@ -126,6 +126,7 @@ impl Jobs {
     }
 
     /// Calls node `node`'s closure; `None` if it was called before.
+    #[inline]
     pub(super) fn call(&self, node: usize) -> Option<Result<(), String>> {
         let job = &self.list[node];
         // Relaxed: winning the flag only needs the swap to be atomic; the
