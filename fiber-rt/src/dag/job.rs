@@ -4,7 +4,7 @@
 use std::cell::UnsafeCell;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// Bytes a node's closure may take to be stored in its [`Job`] itself.
 type Inline = MaybeUninit<[usize; 2]>;
@@ -16,14 +16,16 @@ type Inline = MaybeUninit<[usize; 2]>;
 ///
 /// Three words: a run-time graph of a million nodes keeps a million of
 /// them, and freeing that memory is a good part of running a cheap graph.
-/// Whether it was called is kept by [`Jobs`], which also drops the
-/// closures never called, and skips that pass over every node when no
-/// closure needs it.
+/// The vtable pointer is also the flag saying whether the closure was
+/// taken: the one caller that swaps it out for null moves the closure out.
+///
+/// A job has no `Drop` of its own: [`Jobs`] drops the closures never
+/// called, and skips that pass over every node when no closure needs it.
 pub(super) struct Job {
     /// The closure when it fits, else a `Box` of it.
     data: UnsafeCell<Inline>,
-    /// What to do with what `data` holds.
-    vtable: &'static Vtable,
+    /// What to do with what `data` holds; null once it was taken.
+    vtable: AtomicPtr<Vtable>,
 }
 
 /// The functions that handle one closure type held in a [`Job`].
@@ -52,7 +54,7 @@ impl<T: FnOnce() -> Result<(), String>> VtableOf<T> {
 unsafe impl Send for Job {}
 
 // SAFETY: through `&self` the closure is only reached by the one caller
-// that flips its flag in `Jobs` (see `Jobs::call`), which moves it out: as
+// that swaps its vtable pointer out (see `call`), which moves it out: as
 // with a `Mutex<F>`, `F: Send` is enough.
 unsafe impl Sync for Job {}
 
@@ -66,17 +68,53 @@ impl Job {
             unsafe { data.as_mut_ptr().cast::<F>().write(body) };
             Job {
                 data: UnsafeCell::new(data),
-                vtable: &VtableOf::<F>::VTABLE,
+                vtable: vtable(&VtableOf::<F>::VTABLE),
             }
         } else {
             // SAFETY: a `Box<F>` is one word, aligned like `data`.
             unsafe { data.as_mut_ptr().cast::<Box<F>>().write(Box::new(body)) };
             Job {
                 data: UnsafeCell::new(data),
-                vtable: &VtableOf::<Box<F>>::VTABLE,
+                vtable: vtable(&VtableOf::<Box<F>>::VTABLE),
             }
         }
     }
+
+    /// Calls the closure; `None` if it was taken before.
+    #[inline]
+    fn call(&self) -> Option<Result<(), String>> {
+        // Relaxed: winning the pointer only needs the swap to be atomic;
+        // the closure itself was written before the graph was shared.
+        let vtable = self.vtable.swap(std::ptr::null_mut(), Ordering::Relaxed);
+        // SAFETY: a non-null pointer is one of the `'static` vtables `new`
+        // stores, never written through.
+        let vtable = unsafe { vtable.as_ref() }?;
+        // SAFETY: `data` holds the closure the vtable was made for (`new`),
+        // and the swap above made this its only use: it is moved out once.
+        Some(unsafe { (vtable.call)(self.data.get()) })
+    }
+
+    /// Whether dropping the job untaken has anything to do.
+    fn needs_drop(&mut self) -> bool {
+        // SAFETY: as in `call`.
+        unsafe { self.vtable.get_mut().as_ref() }.is_some_and(|vtable| vtable.drop.is_some())
+    }
+
+    /// Drops the closure if it was never taken.
+    fn drop_untaken(&mut self) {
+        let vtable = std::mem::replace(self.vtable.get_mut(), std::ptr::null_mut());
+        // SAFETY: as in `call`.
+        if let Some(drop) = unsafe { vtable.as_ref() }.and_then(|vtable| vtable.drop) {
+            // SAFETY: never taken, so `data` still holds the closure `drop`
+            // was made for, and the pointer now null makes this its last use.
+            unsafe { drop(self.data.get()) };
+        }
+    }
+}
+
+/// A vtable as the pointer a job keeps: only ever read through.
+fn vtable(vtable: &'static Vtable) -> AtomicPtr<Vtable> {
+    AtomicPtr::new(std::ptr::from_ref(vtable).cast_mut())
 }
 
 /// Moves an `F` out of `data` and calls it.
@@ -102,23 +140,19 @@ unsafe fn drop_in_place<F>(data: *mut Inline) {
     unsafe { data.cast::<F>().drop_in_place() };
 }
 
-/// Every node's job, in node order, with a flag per node set once its job
-/// was called.
+/// Every node's job, in node order.
 #[derive(Default)]
 pub(super) struct Jobs {
     list: Vec<Job>,
-    /// Per node: whether its closure was taken (called, or dropped).
-    called: Vec<AtomicBool>,
     /// Whether any closure has something to drop: if none has, freeing a
     /// graph of a million nodes does not walk them all.
     any_drop: bool,
 }
 
 impl Jobs {
-    pub(super) fn push(&mut self, job: Job) {
-        self.any_drop |= job.vtable.drop.is_some();
+    pub(super) fn push(&mut self, mut job: Job) {
+        self.any_drop |= job.needs_drop();
         self.list.push(job);
-        self.called.push(AtomicBool::new(false));
     }
 
     pub(super) fn len(&self) -> usize {
@@ -128,31 +162,14 @@ impl Jobs {
     /// Calls node `node`'s closure; `None` if it was called before.
     #[inline]
     pub(super) fn call(&self, node: usize) -> Option<Result<(), String>> {
-        let job = &self.list[node];
-        // Relaxed: winning the flag only needs the swap to be atomic; the
-        // closure itself was written before the graph was shared.
-        if self.called[node].swap(true, Ordering::Relaxed) {
-            return None;
-        }
-        // SAFETY: `data` holds the closure the vtable was made for (`new`),
-        // and the swap above made this its only use: it is moved out once.
-        Some(unsafe { (job.vtable.call)(job.data.get()) })
+        self.list[node].call()
     }
 }
 
 impl Drop for Jobs {
     fn drop(&mut self) {
-        if !self.any_drop {
-            return;
-        }
-        for (job, called) in self.list.iter_mut().zip(&mut self.called) {
-            let called = std::mem::replace(called.get_mut(), true);
-            if let (false, Some(drop)) = (called, job.vtable.drop) {
-                // SAFETY: never called, so `data` still holds the closure
-                // `drop` was made for, and the flag now set makes this its
-                // last use.
-                unsafe { drop(job.data.get()) };
-            }
+        if self.any_drop {
+            self.list.iter_mut().for_each(Job::drop_untaken);
         }
     }
 }
