@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::error::Error;
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::dot;
 use super::error::Failure;
@@ -150,7 +151,10 @@ impl GraphBuilder {
             compress(len, self.edges.iter().map(|&(from, to)| (from, to)));
         let mut in_degree = vec![0u32; len];
         for &(_, to) in &self.edges {
-            in_degree[to as usize] += 1;
+            let degree = &mut in_degree[to as usize];
+            *degree += 1;
+            // The run keeps a flag in the counter's top bit.
+            assert!(*degree < 1 << 31, "a node waits for fewer than 2^31 others");
         }
         let order =
             topological_order(&starts, &successors, &in_degree).map_err(|cycle| CycleError {
@@ -179,7 +183,8 @@ impl GraphBuilder {
             names: self.names,
             costs: self.costs,
             jobs: self.jobs,
-            in_degree,
+            // In place: an `AtomicU32` is laid out like a `u32`.
+            in_degree: in_degree.into_iter().map(AtomicU32::new).collect(),
             starts,
             successors,
             sources,
@@ -294,7 +299,9 @@ pub struct DynGraph {
     names: Names,
     costs: Vec<u32>,
     jobs: Jobs,
-    in_degree: Vec<u32>,
+    /// Per node, how many nodes it waits for; handed to the run as its
+    /// counters, so a run of a big graph makes and fills none.
+    in_degree: Vec<AtomicU32>,
     starts: Vec<u32>,
     successors: Vec<u32>,
     sources: Vec<u32>,
@@ -336,6 +343,8 @@ impl DynGraph {
         self.row(node.0).iter().map(|&n| NodeId(n))
     }
 
+    // Inlined: called for every node of a run.
+    #[inline]
     fn row(&self, node: u32) -> &[u32] {
         let node = node as usize;
         &self.successors[self.starts[node] as usize..self.starts[node + 1] as usize]
@@ -370,9 +379,16 @@ impl Plan for DynGraph {
     }
 
     fn in_degree(&self, node: u32) -> u32 {
-        self.in_degree[node as usize]
+        // Relaxed: nothing writes the counters before a run takes them.
+        self.in_degree[node as usize].load(Ordering::Relaxed)
     }
 
+    fn take_counters(&mut self) -> Option<Box<[AtomicU32]>> {
+        Some(std::mem::take(&mut self.in_degree).into_boxed_slice())
+    }
+
+    // Inlined: called for every node of a run.
+    #[inline]
     fn successors(&self, node: u32) -> &[u32] {
         self.row(node)
     }
@@ -389,6 +405,8 @@ impl Plan for DynGraph {
         0
     }
 
+    // Inlined: called for every node of a run.
+    #[inline]
     fn run_node(&self, node: u32) -> Result<(), Failure> {
         self.jobs
             .call(node as usize)

@@ -18,7 +18,10 @@
 //! sleep, a nested graph) gives its place up while it waits, and its lane
 //! can be stolen from meanwhile, so the queues keep moving and a node may
 //! wait for any other node without deadlock. A successor that asks for a
-//! bigger stack than its runner's fiber has gets a task of its own. A node
+//! bigger stack than its runner's fiber has gets a task of its own. The
+//! caller of a run may be its first runner ([`start_here`]): a fiber that
+//! would only wait for the result runs nodes meanwhile, which saves
+//! starting a fiber and, when it finishes last, waking it. A node
 //! that panics or returns `Err` poisons its successors' counters: each one,
 //! once ready, is skipped and poisons its own successors, so every node is
 //! accounted for and the run always ends. The run ends when the last task
@@ -69,7 +72,23 @@ pub(crate) fn start_with_width<G: Graph>(
     done: Done<G::Outputs>,
 ) {
     let plan = graph.into_plan();
-    launch(Run::new(plan, spawn, width, done, None));
+    launch(Run::new(plan, spawn, width, done, None), None);
+}
+
+/// Like [`start_with_width`], with the caller as the first runner: the
+/// task for the first source comes back instead of going to `spawn`, for
+/// the caller to [`run_here`](Task::run_here) with its `stack` (its own
+/// stack's size). `None` when that source asks for a bigger stack, or the
+/// graph has none: then every runner is spawned, as by `start`.
+pub(crate) fn start_here<G: Graph>(
+    graph: G,
+    spawn: Spawn,
+    width: usize,
+    done: Done<G::Outputs>,
+    stack: usize,
+) -> Option<Task> {
+    let plan = graph.into_plan();
+    launch(Run::new(plan, spawn, width, done, None), Some(stack))
 }
 
 /// Like [`start`], and records when and where each node runs; the
@@ -84,24 +103,35 @@ pub(crate) fn start_traced<G: Graph>(
     let name = std::any::type_name::<G>();
     let name = name.rsplit("::").next().unwrap_or(name);
     let recorder = Arc::new(Recorder::new(name, &plan));
-    launch(Run::new(plan, spawn, width, done, Some(recorder.clone())));
+    launch(
+        Run::new(plan, spawn, width, done, Some(recorder.clone())),
+        None,
+    );
     recorder
 }
 
-fn launch<P: Plan>(run: Run<P>) {
+/// Hands the sources out: the first `width` to runners of their own, the
+/// others to the shared queue, before any runner can look for them. With
+/// `here` (the caller's stack size), the first source's runner is returned
+/// for the caller to run, if the source fits that stack.
+fn launch<P: Plan>(run: Run<P>, here: Option<usize>) -> Option<Task> {
     let run = Arc::new(run);
-    // The first `width` sources go straight to runners of their own, the
-    // others to the shared queue, before any runner can look for them.
     let sources = run.plan.sources();
     let (first, rest) = sources.split_at(sources.len().min(run.width));
     for &source in rest {
         run.lanes.push_shared(source);
     }
+    let mut own = None;
     for &source in first {
         // Relaxed: no runner has started, so nothing else counts yet.
         run.runners.fetch_add(1, Ordering::Relaxed);
-        (run.spawn)(Task::new(run.clone(), source, true));
+        let task = Task::new(run.clone(), source, true);
+        match here {
+            Some(stack) if own.is_none() && run.fits(source, stack) => own = Some(task),
+            _ => (run.spawn)(task),
+        }
     }
+    own
 }
 
 /// Runs `graph` to the end with `spawn`, blocking the calling thread until
@@ -170,7 +200,17 @@ impl Task {
     /// then queued ready nodes until none is left.
     pub fn run(mut self) {
         if let Some(run) = self.run.take() {
-            run.resume(self.node, self.counted);
+            let stack = run.stack_size(self.node);
+            run.resume(self.node, self.counted, stack);
+        }
+    }
+
+    /// Runs the task like [`run`](Task::run) on a stack of `stack` bytes
+    /// that was not made for it (the caller of a run): nodes that ask for
+    /// more get tasks of their own.
+    pub(crate) fn run_here(mut self, stack: usize) {
+        if let Some(run) = self.run.take() {
+            run.resume(self.node, self.counted, stack);
         }
     }
 
@@ -202,7 +242,9 @@ impl fmt::Debug for Task {
 
 /// The type-erased face of a run that a [`Task`] holds.
 trait Resume: Send + Sync {
-    fn resume(self: Arc<Self>, node: u32, counted: bool);
+    /// Runs from `node` on, on a stack with room for nodes asking for up
+    /// to `stack` bytes (0: the runtime's default).
+    fn resume(self: Arc<Self>, node: u32, counted: bool, stack: usize);
     fn name(&self, node: u32) -> &str;
     fn stack_size(&self, node: u32) -> usize;
     fn dropped(&self, node: u32, counted: bool);
@@ -231,23 +273,13 @@ struct Run<P: Plan> {
 
 impl<P: Plan> Run<P> {
     fn new(
-        plan: P,
+        mut plan: P,
         spawn: Spawn,
         width: usize,
         done: Done<P::Outputs>,
         trace: Option<Arc<Recorder>>,
     ) -> Self {
-        let len = u32::try_from(plan.len()).expect("a graph has fewer than 2^32 nodes");
-        let counters = (0..len)
-            .map(|node| {
-                let in_degree = plan.in_degree(node);
-                assert!(
-                    in_degree <= WAITING,
-                    "a node waits for fewer than 2^31 others"
-                );
-                AtomicU32::new(in_degree)
-            })
-            .collect();
+        let counters = plan.take_counters().unwrap_or_else(|| counters(&plan));
         Run {
             plan,
             counters,
@@ -430,31 +462,82 @@ impl<P: Plan> Run<P> {
     }
 }
 
-/// A counted runner's run: while one of its nodes is parked, the runner
-/// gives its place up, and a new runner takes the queued nodes if any,
-/// its lane's included.
-impl<P: Plan> ParkHook for Arc<Run<P>> {
+/// A counter per node, at its in-degree.
+fn counters<P: Plan>(plan: &P) -> Box<[AtomicU32]> {
+    let len = u32::try_from(plan.len()).expect("a graph has fewer than 2^32 nodes");
+    (0..len)
+        .map(|node| {
+            let in_degree = plan.in_degree(node);
+            assert!(
+                in_degree <= WAITING,
+                "a node waits for fewer than 2^31 others"
+            );
+            AtomicU32::new(in_degree)
+        })
+        .collect()
+}
+
+/// A counted runner's park hook: while one of its nodes is parked, the
+/// runner gives its place up, and a new runner takes the queued nodes if
+/// any, its lane's included.
+///
+/// A runner on a fiber that is itself a node of another run (the caller
+/// of a nested run, running it) passes the park on to that run's hook, so
+/// the outer runner's place is free too, as it would be if the caller
+/// waited for the nested run instead.
+struct RunnerHook<'a, P: Plan> {
+    run: &'a Arc<Run<P>>,
+    /// The hook this one is installed over, if any.
+    outer: Option<*const dyn ParkHook>,
+}
+
+impl<'a, P: Plan> RunnerHook<'a, P> {
+    fn new(run: &'a Arc<Run<P>>) -> Self {
+        RunnerHook {
+            run,
+            outer: park::installed_hook(),
+        }
+    }
+
+    fn outer(&self) -> Option<&dyn ParkHook> {
+        // SAFETY: the outer hook's guard lives further down this fiber's
+        // stack than this hook's own (which is only ever installed on the
+        // fiber that made it, see `resume`), so it is live while this is.
+        self.outer.map(|outer| unsafe { &*outer })
+    }
+}
+
+impl<P: Plan> ParkHook for RunnerHook<'_, P> {
     fn parking(&self) {
-        if !self.retire() {
+        if !self.run.retire() {
             // `retire` took the place again because nodes are queued: give
             // it to a new runner for them.
-            self.start_runner();
+            self.run.start_runner();
+        }
+        if let Some(outer) = self.outer() {
+            outer.parking();
         }
     }
 
     fn resumed(&self) {
+        if let Some(outer) = self.outer() {
+            outer.resumed();
+        }
         // Relaxed: only bounds how many runners start. Back from a park the
         // runner holds a place again, even if that briefly makes more than
         // `width`.
-        self.runners.fetch_add(1, Ordering::Relaxed);
+        self.run.runners.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 impl<P: Plan> Resume for Run<P> {
-    fn resume(self: Arc<Self>, first: u32, counted: bool) {
-        let stack = self.plan.stack_size(first);
-        // A counted runner gives its place up while a node parks.
-        let _hook = counted.then(|| park::HookGuard::install(&self));
+    fn resume(self: Arc<Self>, first: u32, counted: bool, stack: usize) {
+        // A counted runner gives its place up while a node parks (and so
+        // does the runner of a run this fiber is a node of, if any).
+        let hook = counted.then(|| RunnerHook::new(&self));
+        let _guard = hook
+            .as_ref()
+            .map(|hook| park::HookGuard::install(hook as &dyn ParkHook));
         let lane = self.lanes.lane(counted);
         let lane = &lane;
         // A spawner hands the task over to another thread in a way that

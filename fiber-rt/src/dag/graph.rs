@@ -1,6 +1,8 @@
 //! The traits a graph implements so the executor can run it: [`Graph`] for
 //! what users pass to a runner, and the hidden [`Plan`] the executor walks.
 
+use std::sync::atomic::AtomicU32;
+
 use super::error::Failure;
 use super::table::Table;
 
@@ -39,6 +41,13 @@ pub trait Plan: Send + Sync + 'static {
     }
     /// How many nodes `node` waits for.
     fn in_degree(&self, node: u32) -> u32;
+    /// Every node's in-degree as the run's counters, when the plan has
+    /// them ready to hand over (a run-time graph, which serves one run);
+    /// `None` to have the executor make them from [`in_degree`](Plan::in_degree).
+    /// Afterwards `in_degree` need not answer.
+    fn take_counters(&mut self) -> Option<Box<[AtomicU32]>> {
+        None
+    }
     /// The nodes waiting for `node`, highest critical-path rank first.
     fn successors(&self, node: u32) -> &[u32];
     /// The nodes that wait for nothing, highest rank first.

@@ -2,35 +2,60 @@
 //! called at most once, stored side by side without a box for small ones.
 
 use std::cell::UnsafeCell;
+use std::marker::PhantomData;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// Bytes a node's closure may take to be stored in its [`Job`] itself.
 type Inline = MaybeUninit<[usize; 2]>;
 
 /// A node's body: a closure whose error is already turned into text,
 /// called once. A closure of up to two words (most capture an index or an
-/// `Arc`) is stored in the cell itself, a bigger one in a `Box`, so a
+/// `Arc`) is stored in the job itself, a bigger one in a `Box`, so a
 /// graph of small nodes makes no allocation per node.
+///
+/// Three words: a run-time graph of a million nodes keeps a million of
+/// them, and freeing that memory is a good part of running a cheap graph.
+/// The vtable pointer is also the flag saying whether the closure was
+/// taken: the one caller that swaps it out for null moves the closure out.
 ///
 /// A job has no `Drop` of its own: [`Jobs`] drops the closures never
 /// called, and skips that pass over every node when no closure needs it.
 pub(super) struct Job {
-    called: AtomicBool,
     /// The closure when it fits, else a `Box` of it.
     data: UnsafeCell<Inline>,
+    /// What to do with what `data` holds; null once it was taken.
+    vtable: AtomicPtr<Vtable>,
+}
+
+/// The functions that handle one closure type held in a [`Job`].
+struct Vtable {
     /// Moves the closure out of `data` and calls it.
     call: unsafe fn(*mut Inline) -> Result<(), String>,
     /// Drops a closure that was never called; `None` when that is a no-op.
     drop: Option<unsafe fn(*mut Inline)>,
 }
 
+/// The [`Vtable`] for a `T` held in place (the closure or its box).
+struct VtableOf<T>(PhantomData<T>);
+
+impl<T: FnOnce() -> Result<(), String>> VtableOf<T> {
+    const VTABLE: Vtable = Vtable {
+        call: call_in_place::<T>,
+        drop: if std::mem::needs_drop::<T>() {
+            Some(drop_in_place::<T>)
+        } else {
+            None
+        },
+    };
+}
+
 // SAFETY: `Job::new` only takes a `Send` closure, which is all `data` holds.
 unsafe impl Send for Job {}
 
 // SAFETY: through `&self` the closure is only reached by the one caller
-// that flips `called` (see `call`), which moves it out: as with a
-// `Mutex<F>`, `F: Send` is enough.
+// that swaps its vtable pointer out (see `call`), which moves it out: as
+// with a `Mutex<F>`, `F: Send` is enough.
 unsafe impl Sync for Job {}
 
 impl Job {
@@ -42,44 +67,54 @@ impl Job {
             // SAFETY: `F` fits `data`'s size and alignment (checked above).
             unsafe { data.as_mut_ptr().cast::<F>().write(body) };
             Job {
-                called: AtomicBool::new(false),
                 data: UnsafeCell::new(data),
-                call: call_in_place::<F>,
-                drop: std::mem::needs_drop::<F>().then_some(drop_in_place::<F> as _),
+                vtable: vtable(&VtableOf::<F>::VTABLE),
             }
         } else {
             // SAFETY: a `Box<F>` is one word, aligned like `data`.
             unsafe { data.as_mut_ptr().cast::<Box<F>>().write(Box::new(body)) };
             Job {
-                called: AtomicBool::new(false),
                 data: UnsafeCell::new(data),
-                call: call_in_place::<Box<F>>,
-                drop: Some(drop_in_place::<Box<F>>),
+                vtable: vtable(&VtableOf::<Box<F>>::VTABLE),
             }
         }
     }
 
-    /// Calls the closure; `None` if it was called before.
+    /// Calls the closure; `None` if it was taken before.
+    #[inline]
     fn call(&self) -> Option<Result<(), String>> {
-        // Relaxed: winning the flag only needs the swap to be atomic; the
-        // closure itself was written before the graph was shared.
-        if self.called.swap(true, Ordering::Relaxed) {
-            return None;
-        }
-        // SAFETY: `data` holds the closure `call` was made for (`new`), and
-        // the swap above made this its only use: it is moved out once.
-        Some(unsafe { (self.call)(self.data.get()) })
+        // Relaxed: winning the pointer only needs the swap to be atomic;
+        // the closure itself was written before the graph was shared.
+        let vtable = self.vtable.swap(std::ptr::null_mut(), Ordering::Relaxed);
+        // SAFETY: a non-null pointer is one of the `'static` vtables `new`
+        // stores, never written through.
+        let vtable = unsafe { vtable.as_ref() }?;
+        // SAFETY: `data` holds the closure the vtable was made for (`new`),
+        // and the swap above made this its only use: it is moved out once.
+        Some(unsafe { (vtable.call)(self.data.get()) })
     }
 
-    /// Drops the closure if it was never called.
-    fn drop_uncalled(&mut self) {
-        let called = std::mem::replace(self.called.get_mut(), true);
-        if let (false, Some(drop)) = (called, self.drop) {
-            // SAFETY: never called, so `data` still holds the closure `drop`
-            // was made for, and the flag now set makes this its last use.
+    /// Whether dropping the job untaken has anything to do.
+    fn needs_drop(&mut self) -> bool {
+        // SAFETY: as in `call`.
+        unsafe { self.vtable.get_mut().as_ref() }.is_some_and(|vtable| vtable.drop.is_some())
+    }
+
+    /// Drops the closure if it was never taken.
+    fn drop_untaken(&mut self) {
+        let vtable = std::mem::replace(self.vtable.get_mut(), std::ptr::null_mut());
+        // SAFETY: as in `call`.
+        if let Some(drop) = unsafe { vtable.as_ref() }.and_then(|vtable| vtable.drop) {
+            // SAFETY: never taken, so `data` still holds the closure `drop`
+            // was made for, and the pointer now null makes this its last use.
             unsafe { drop(self.data.get()) };
         }
     }
+}
+
+/// A vtable as the pointer a job keeps: only ever read through.
+fn vtable(vtable: &'static Vtable) -> AtomicPtr<Vtable> {
+    AtomicPtr::new(std::ptr::from_ref(vtable).cast_mut())
 }
 
 /// Moves an `F` out of `data` and calls it.
@@ -115,8 +150,8 @@ pub(super) struct Jobs {
 }
 
 impl Jobs {
-    pub(super) fn push(&mut self, job: Job) {
-        self.any_drop |= job.drop.is_some();
+    pub(super) fn push(&mut self, mut job: Job) {
+        self.any_drop |= job.needs_drop();
         self.list.push(job);
     }
 
@@ -125,6 +160,7 @@ impl Jobs {
     }
 
     /// Calls node `node`'s closure; `None` if it was called before.
+    #[inline]
     pub(super) fn call(&self, node: usize) -> Option<Result<(), String>> {
         self.list[node].call()
     }
@@ -133,7 +169,7 @@ impl Jobs {
 impl Drop for Jobs {
     fn drop(&mut self) {
         if self.any_drop {
-            self.list.iter_mut().for_each(Job::drop_uncalled);
+            self.list.iter_mut().for_each(Job::drop_untaken);
         }
     }
 }
@@ -142,6 +178,11 @@ impl Drop for Jobs {
 mod tests {
     use super::{Job, Jobs};
     use std::sync::Arc;
+
+    #[test]
+    fn a_job_is_three_words() {
+        assert_eq!(std::mem::size_of::<Job>(), 3 * std::mem::size_of::<usize>());
+    }
 
     #[test]
     fn uncalled_closures_are_dropped_once_and_called_ones_not_again() {

@@ -153,6 +153,9 @@
 //! A runtime runs a graph with [`start`], handing it a callback that runs a
 //! [`Task`] (on a fiber) and one that receives the result;
 //! [`run_with`] does the same and blocks for the result, with any spawner.
+//! `Runtime::run` and `fiber_rt::run` called from a fiber with a stack at
+//! least as large as the nodes ask for also run nodes on that fiber, which
+//! would otherwise only wait.
 
 mod builder;
 mod dot;

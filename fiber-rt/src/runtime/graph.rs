@@ -8,6 +8,7 @@ use super::Runtime;
 use crate::dag::{self, Graph, GraphError};
 use crate::debug::Trace;
 use crate::sched::registry::Registry;
+use crate::sched::task::Task;
 use crate::sync::oneshot;
 
 impl Runtime {
@@ -100,16 +101,241 @@ fn sender<O: Send + 'static>(tx: oneshot::Sender<Result<O, GraphError>>) -> dag:
     })
 }
 
+/// Runs `graph` and waits for its result. A caller that is a fiber of
+/// `registry` with room for the nodes is the run's first runner: it runs
+/// nodes until none is left queued, then waits for the others (if it was
+/// not the last, which hands it the result at once). That saves starting
+/// a fiber and waking the caller, most of the cost of a small graph.
 fn run_on<G: Graph>(registry: &Arc<Registry>, graph: G) -> Result<G::Outputs, GraphError>
 where
     G::Outputs: Send,
 {
     let (tx, rx) = oneshot::channel();
-    dag::exec::start_with_width(
-        graph,
-        spawner(registry),
-        registry.config.workers,
-        sender(tx),
-    );
+    let spawn = spawner(registry);
+    let width = registry.config.workers;
+    match caller_stack(registry) {
+        Some(stack) => {
+            let own = dag::exec::start_here(graph, spawn, width, sender(tx), stack);
+            if let Some(task) = own {
+                task.run_here(stack);
+            }
+        }
+        None => dag::exec::start_with_width(graph, spawn, width, sender(tx)),
+    }
     rx.recv().expect("a graph run always reports its result")
+}
+
+/// The size of the calling fiber's stack, if the caller is a fiber of
+/// `registry` whose stack is at least as large as the one a node gets by
+/// default, so that it may run nodes.
+///
+/// Sizes are compared as asked for: a stack of `2^k` bytes is what any
+/// request of up to `2^k` bytes gets (sizes round up to a power of two).
+/// The caller's own frames take a little of that room; a caller deep in
+/// its stack that runs a node needing all of its stack could overflow
+/// where a fresh fiber would not (the guard page then stops it).
+fn caller_stack(registry: &Arc<Registry>) -> Option<usize> {
+    let task = Task::current().filter(|task| Arc::ptr_eq(&task.registry, registry))?;
+    let size = task.header().size;
+    (size >= registry.config.stack_size).then_some(size)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Who runs a graph's nodes when a fiber runs it: the caller first,
+    //! with the others on runner fibers; never the caller when its stack
+    //! is smaller than a node's, nor a plain thread.
+
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{mpsc, Arc};
+    use std::time::Duration;
+
+    use crate::dag::{FailureKind, GraphBuilder};
+    use crate::{Builder, FiberBuilder};
+
+    /// The calling fiber's id; 0 on a plain thread.
+    fn fiber_id() -> u64 {
+        crate::current().map_or(0, |fiber| fiber.id)
+    }
+
+    /// A graph of one node that records the fiber it ran on.
+    fn one_node(ran_on: &Arc<AtomicU64>) -> crate::dag::DynGraph {
+        let ran_on = Arc::clone(ran_on);
+        let mut b = GraphBuilder::new();
+        b.node("only", move || {
+            // Relaxed: read after the run, which orders it.
+            ran_on.store(fiber_id(), Ordering::Relaxed);
+        });
+        b.build().unwrap()
+    }
+
+    /// Runs `f` on a thread of its own and fails if it takes more than
+    /// `secs` seconds (a deadlock), instead of hanging the test run.
+    fn within(secs: u64, f: impl FnOnce() + Send + 'static) {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            f();
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(Duration::from_secs(secs))
+            .expect("the runs finish without deadlock");
+    }
+
+    #[test]
+    fn a_fiber_that_runs_a_graph_runs_its_first_node_itself() {
+        let rt = Builder::new().workers(2).build().unwrap();
+        let ran_on = Arc::new(AtomicU64::new(0));
+        let graph = one_node(&ran_on);
+        let caller = rt.block_on(move || {
+            crate::run(graph).unwrap();
+            fiber_id()
+        });
+        assert_ne!(caller, 0);
+        assert_eq!(ran_on.load(Ordering::Relaxed), caller);
+    }
+
+    #[test]
+    fn a_plain_thread_that_runs_a_graph_has_its_nodes_run_on_fibers() {
+        let rt = Builder::new().workers(2).build().unwrap();
+        let ran_on = Arc::new(AtomicU64::new(0));
+        rt.run(one_node(&ran_on)).unwrap();
+        assert_ne!(ran_on.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_fiber_with_a_small_stack_leaves_the_nodes_to_fibers_of_their_own() {
+        let rt = Builder::new().workers(2).build().unwrap();
+        let ran_on = Arc::new(AtomicU64::new(0));
+        let graph = one_node(&ran_on);
+        let mut b = GraphBuilder::new();
+        // Needs more stack than the caller's 32 KiB: it would overflow it.
+        let deep = b.node("deep", || {
+            let buffer = std::hint::black_box([7u8; 40 * 1024]);
+            assert_eq!(buffer[40 * 1024 - 1], 7);
+        });
+        let after = b.node("after", || {});
+        b.edge(deep, after);
+        let deep_graph = b.build().unwrap();
+        let caller = FiberBuilder::new()
+            .stack_size(32 * 1024)
+            .spawn_on(&rt, move || {
+                crate::run(graph).unwrap();
+                crate::run(deep_graph).unwrap();
+                fiber_id()
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let node = ran_on.load(Ordering::Relaxed);
+        assert_ne!(node, 0);
+        assert_ne!(node, caller);
+    }
+
+    #[test]
+    fn a_fiber_of_another_runtime_leaves_the_nodes_to_the_runtime_asked() {
+        let rt = Arc::new(Builder::new().thread_name("asked").build().unwrap());
+        let other = Builder::new().thread_name("other").build().unwrap();
+        let thread = Arc::new(std::sync::Mutex::new(String::new()));
+        let mut b = GraphBuilder::new();
+        let seen = Arc::clone(&thread);
+        b.node("only", move || {
+            let name = std::thread::current().name().unwrap_or("").to_owned();
+            *seen.lock().unwrap() = name;
+        });
+        let graph = b.build().unwrap();
+        let runner = Arc::clone(&rt);
+        other.block_on(move || runner.run(graph).unwrap());
+        let thread = thread.lock().unwrap().clone();
+        assert!(thread.starts_with("asked"), "ran on thread {thread:?}");
+    }
+
+    #[test]
+    fn nodes_run_by_the_caller_may_sleep_spawn_and_fail() {
+        let rt = Builder::new().workers(2).build().unwrap();
+        let err = rt.block_on(|| {
+            let mut b = GraphBuilder::new();
+            let sleeper = b.node("sleeper", || crate::sleep(Duration::from_millis(5)));
+            let spawner = b.node("spawner", || {
+                assert_eq!(crate::spawn(|| 6 * 7).join().unwrap(), 42);
+            });
+            let failing = b.try_node("failing", || Err("no luck"));
+            let skipped = b.node("skipped", || unreachable!("its dependency failed"));
+            b.edge(sleeper, spawner);
+            b.edge(spawner, failing);
+            b.edge(failing, skipped);
+            let err = crate::run(b.build().unwrap()).unwrap_err();
+            // The caller goes on as before after running failing nodes.
+            crate::sleep(Duration::from_millis(1));
+            err
+        });
+        assert_eq!(err.failures().len(), 1);
+        assert_eq!(err.failures()[0].node, "failing");
+        assert_eq!(err.failures()[0].kind, FailureKind::Returned);
+        assert_eq!(err.skipped(), 1);
+    }
+
+    #[test]
+    fn a_node_that_panics_on_the_caller_fails_the_run_not_the_caller() {
+        let rt = Builder::new().workers(1).build().unwrap();
+        let err = rt.block_on(|| {
+            let mut b = GraphBuilder::new();
+            b.node("boom", || panic!("boom"));
+            crate::run(b.build().unwrap()).unwrap_err()
+        });
+        assert_eq!(err.failures()[0].kind, FailureKind::Panicked);
+    }
+
+    #[test]
+    fn a_nested_run_whose_node_waits_for_the_outer_run_frees_the_outer_place() {
+        // One worker, so one outer runner place. `waits` runs a graph whose
+        // node waits for `sends`, which is queued behind it in the outer
+        // run: the outer place must be free while that node waits.
+        within(20, || {
+            let rt = Builder::new().workers(1).build().unwrap();
+            let (tx, rx) = crate::sync::mpsc::unbounded::<u32>();
+            let mut b = GraphBuilder::new();
+            let root = b.node("root", || {});
+            let waits = b.node("waits", move || {
+                let mut inner = GraphBuilder::new();
+                inner.node("receive", move || assert_eq!(rx.recv().unwrap(), 7));
+                crate::run(inner.build().unwrap()).unwrap();
+            });
+            let sends = b.node("sends", move || tx.send(7).unwrap());
+            // `waits` runs first, inline after `root`; `sends` is queued.
+            b.cost(waits, 10);
+            b.edge(root, waits);
+            b.edge(root, sends);
+            let graph = b.build().unwrap();
+            rt.block_on(move || crate::run(graph)).unwrap();
+        });
+    }
+
+    #[test]
+    fn nested_runs_from_the_caller_each_complete() {
+        within(20, || {
+            let rt = Builder::new().workers(2).build().unwrap();
+            let total = rt.block_on(|| {
+                let sum = Arc::new(AtomicU64::new(0));
+                let mut b = GraphBuilder::new();
+                for outer in 0..4u64 {
+                    let sum = Arc::clone(&sum);
+                    b.node("outer", move || {
+                        let mut inner = GraphBuilder::new();
+                        for k in 0..4u64 {
+                            let sum = Arc::clone(&sum);
+                            // Relaxed: read after both runs, which order it.
+                            inner.node("inner", move || {
+                                sum.fetch_add(outer * 4 + k, Ordering::Relaxed);
+                            });
+                        }
+                        crate::run(inner.build().unwrap()).unwrap();
+                    });
+                }
+                crate::run(b.build().unwrap()).unwrap();
+                // Relaxed: as above.
+                sum.load(Ordering::Relaxed)
+            });
+            assert_eq!(total, (0..16).sum::<u64>());
+        });
+    }
 }

@@ -66,6 +66,12 @@ pub(crate) trait ParkHook {
     fn resumed(&self);
 }
 
+/// The hook installed on the calling fiber, if any, for a hook installed
+/// over it to pass parks on to. It stays live while its guard does.
+pub(crate) fn installed_hook() -> Option<*const dyn ParkHook> {
+    Task::current().and_then(|task| task.park_hook.get())
+}
+
 /// Calls [`ParkHook::resumed`] on drop, so an unwinding park calls it too.
 struct Resumed<'a>(&'a dyn ParkHook);
 
