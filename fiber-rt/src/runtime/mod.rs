@@ -320,3 +320,30 @@ pub fn current() -> Option<CurrentFiber> {
         name: t.name.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Finished fibers the live list still holds (it sweeps lazily) keep
+    /// the registry alive through their tasks: the runtime's drop must let
+    /// go of them, or every dropped runtime would leak.
+    #[test]
+    fn a_dropped_runtime_frees_its_registry() {
+        let rt = Builder::new().workers(2).build().unwrap();
+        let handles: Vec<_> = (0..10).map(|i| rt.spawn(move || i)).collect();
+        let sum: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(sum, 45);
+        let registry = Arc::downgrade(&rt.registry);
+        drop(rt);
+        // The workers have been joined; nothing of the runtime is left.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while registry.upgrade().is_some() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            registry.upgrade().is_none(),
+            "the registry outlived its runtime"
+        );
+    }
+}

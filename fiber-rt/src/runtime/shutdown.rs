@@ -45,6 +45,7 @@ fn finish(registry: &Arc<Registry>, threads: Vec<thread::JoinHandle<()>>) {
     registry.join_extra_threads();
     while !matches!(registry.injector.steal(), Steal::Empty) {}
     cancel_all(registry);
+    registry.clear_live();
 }
 
 /// Unwinds every live fiber. Newest first: a fiber waiting for fibers it

@@ -111,6 +111,18 @@ impl Live {
         all
     }
 
+    /// Lets go of every task, finished or not. At shutdown, once no fiber
+    /// runs: the tasks hold their runtime's registry, which holds this
+    /// list, and a finished task the shard has not swept yet would keep
+    /// both alive for good.
+    pub(crate) fn clear(&self) {
+        for i in 0..LIVE_SHARDS {
+            let tasks = std::mem::take(&mut self.lock(i).tasks);
+            // Outside the lock: freeing tasks drops what they hold.
+            drop(tasks);
+        }
+    }
+
     /// Number of live fibers.
     pub(crate) fn count(&self) -> usize {
         (0..LIVE_SHARDS)

@@ -399,6 +399,11 @@ impl Registry {
     pub(crate) fn live_count(&self) -> usize {
         self.live.count()
     }
+
+    /// Drops the live list's references to tasks; see [`Live::clear`].
+    pub(crate) fn clear_live(&self) {
+        self.live.clear();
+    }
 }
 
 /// A worker searching for work; see [`Registry::start_searching`].
