@@ -1,5 +1,5 @@
-//! A scheduled fiber: its control block, the park/unpark protocol, and the
-//! function it starts in.
+//! A scheduled fiber: its control block and the park/unpark protocol (how
+//! it starts is in [`start`](super::start)).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
