@@ -34,15 +34,20 @@ fn trial(preemptive: bool, spin_for: Duration) -> (usize, Duration) {
         .build()
         .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let ticker = rt.spawn(|| {
-        let mut ticks = Vec::new();
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let ticker = rt.spawn(move || {
+        // The start counts as a tick: a starved first sleep is a gap too.
         let start = Instant::now();
+        let mut ticks = vec![start];
+        let _ = started_tx.send(());
         while start.elapsed() < Duration::from_millis(300) {
             fiber_rt::sleep(Duration::from_millis(1));
             ticks.push(Instant::now());
         }
         ticks
     });
+    // The spinners come once the ticker runs, so they compete with it.
+    started.recv().unwrap();
     let spinners: Vec<_> = (0..4)
         .map(|_| {
             let stop = stop.clone();
