@@ -148,9 +148,18 @@ fn build_system_builds_every_step_and_draws_the_build() {
     let dir = std::env::temp_dir().join(format!("fiber-build-{}", std::process::id()));
     let out = run("build_system", &[dir.to_str().unwrap(), "1"]);
     assert!(out.contains("built 12 of 12 steps"), "{out}");
-    // The longest chain of the project, whatever the timing.
-    assert!(out.contains("critical path: codegen -> "), "{out}");
-    assert!(out.contains(" -> compiler -> tests"), "{out}");
+    // A chain of the project from a source to a final step. Which chain
+    // depends on the timing (on a loaded machine a short step may take
+    // longest), so only its ends are checked.
+    let path: Vec<&str> = out
+        .lines()
+        .find_map(|l| l.strip_prefix("critical path: "))
+        .unwrap_or_else(|| panic!("no critical path in {out}"))
+        .split(" -> ")
+        .collect();
+    assert!(path.len() >= 3, "{out}");
+    assert!(["codegen", "util.o"].contains(&path[0]), "{out}");
+    assert!(["tests", "docs"].contains(path.last().unwrap()), "{out}");
     let svg = std::fs::read_to_string(dir.join("build.svg")).unwrap();
     assert!(
         svg.starts_with("<svg") || svg.starts_with("<?xml"),
