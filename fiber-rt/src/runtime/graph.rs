@@ -125,19 +125,37 @@ where
     rx.recv().expect("a graph run always reports its result")
 }
 
-/// The size of the calling fiber's stack, if the caller is a fiber of
-/// `registry` whose stack is at least as large as the one a node gets by
-/// default, so that it may run nodes.
+/// The room left on the calling fiber's stack, if the caller is a fiber of
+/// `registry` with at least a default stack's worth left (so that a node
+/// that asks for no size, or for no more than that room, may run on it),
+/// and is not itself running a graph's node.
 ///
-/// Sizes are compared as asked for: a stack of `2^k` bytes is what any
-/// request of up to `2^k` bytes gets (sizes round up to a power of two).
-/// The caller's own frames take a little of that room; a caller deep in
-/// its stack that runs a node needing all of its stack could overflow
-/// where a fresh fiber would not (the guard page then stops it).
+/// Room left, not size: every node is promised the stack it asks for, and
+/// one run on a stack already partly used, or nested runs each running
+/// nodes further down one stack, would overflow where a fresh fiber does
+/// not (and without guard pages, silently corrupt memory).
 fn caller_stack(registry: &Arc<Registry>) -> Option<usize> {
     let task = Task::current().filter(|task| Arc::ptr_eq(&task.registry, registry))?;
-    let size = task.header().size;
-    (size >= registry.config.stack_size).then_some(size)
+    if crate::sched::park::installed_hook().is_some() {
+        // A node of another run: its runner keeps its place while the node
+        // runs nodes of its own, so let fresh fibers run them.
+        return None;
+    }
+    let left = room_left(task);
+    (left >= registry.config.stack_size).then_some(left)
+}
+
+/// Bytes of stack left below the caller's frame; `task` is the caller.
+fn room_left(task: &Task) -> usize {
+    let header = task.header();
+    let top = header as *const _ as usize + crate::stack::header::HEADER_SIZE;
+    let guard = if header.guarded {
+        crate::stack::arena::page_size()
+    } else {
+        0
+    };
+    let lowest = top - header.size + guard;
+    crate::stack::header::current_sp().saturating_sub(lowest)
 }
 
 #[cfg(test)]
@@ -181,12 +199,26 @@ mod tests {
             .expect("the runs finish without deadlock");
     }
 
+    /// Runs `f` on a fiber of `rt` with a stack large enough to run nodes
+    /// (a default stack's worth of room left after the caller's frames).
+    fn on_big_stack<T: Send + 'static>(
+        rt: &crate::Runtime,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        FiberBuilder::new()
+            .stack_size(4 << 20)
+            .spawn_on(rt, f)
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
     #[test]
     fn a_fiber_that_runs_a_graph_runs_its_first_node_itself() {
         let rt = Builder::new().workers(2).build().unwrap();
         let ran_on = Arc::new(AtomicU64::new(0));
         let graph = one_node(&ran_on);
-        let caller = rt.block_on(move || {
+        let caller = on_big_stack(&rt, move || {
             crate::run(graph).unwrap();
             fiber_id()
         });
@@ -250,9 +282,78 @@ mod tests {
     }
 
     #[test]
+    fn a_fiber_with_a_default_stack_leaves_the_nodes_to_fibers_of_their_own() {
+        // A node is promised a default stack, and the caller has used some
+        // of its own: it cannot offer that much room.
+        let rt = Builder::new().workers(2).build().unwrap();
+        let ran_on = Arc::new(AtomicU64::new(0));
+        let graph = one_node(&ran_on);
+        let caller = rt.block_on(move || {
+            crate::run(graph).unwrap();
+            fiber_id()
+        });
+        let node = ran_on.load(Ordering::Relaxed);
+        assert_ne!(node, 0);
+        assert_ne!(node, caller);
+    }
+
+    /// Goes down the fiber's stack in 16 KiB frames until less than `room`
+    /// bytes are left, then runs `f`.
+    fn deep_until<T>(room: usize, f: impl FnOnce() -> T) -> T {
+        let task = crate::sched::task::Task::current().expect("runs on a fiber");
+        if super::room_left(task) < room {
+            return f();
+        }
+        let frame = std::hint::black_box([1u8; 16 * 1024]);
+        let out = deep_until(room, f);
+        assert_eq!(std::hint::black_box(frame)[0], 1);
+        out
+    }
+
+    #[test]
+    fn a_caller_deep_in_its_stack_leaves_a_node_that_needs_room_to_a_fiber() {
+        let rt = Builder::new().workers(2).build().unwrap();
+        let ran_on = Arc::new(AtomicU64::new(0));
+        let mut b = GraphBuilder::new();
+        let seen = Arc::clone(&ran_on);
+        // Uses most of a default (256 KiB) stack.
+        b.node("hungry", move || {
+            deep_until(64 * 1024, || ());
+            // Relaxed: read after the run, which orders it.
+            seen.store(fiber_id(), Ordering::Relaxed);
+        });
+        let graph = b.build().unwrap();
+        // 4 MiB, of which the caller leaves less than a default stack.
+        let caller = on_big_stack(&rt, move || {
+            deep_until(200 * 1024, move || crate::run(graph).unwrap());
+            fiber_id()
+        });
+        // Relaxed: as above.
+        assert_ne!(ran_on.load(Ordering::Relaxed), caller);
+    }
+
+    #[test]
+    fn deeply_nested_runs_do_not_pile_up_on_one_stack() {
+        // Each level's node runs the next level's graph: run on the caller's
+        // stack, the levels would overflow it.
+        fn level(n: u32) {
+            if n == 0 {
+                return;
+            }
+            let mut b = GraphBuilder::new();
+            b.node("level", move || level(n - 1));
+            crate::run(b.build().unwrap()).unwrap();
+        }
+        within(60, || {
+            let rt = Builder::new().workers(2).build().unwrap();
+            on_big_stack(&rt, || level(300));
+        });
+    }
+
+    #[test]
     fn nodes_run_by_the_caller_may_sleep_spawn_and_fail() {
         let rt = Builder::new().workers(2).build().unwrap();
-        let err = rt.block_on(|| {
+        let err = on_big_stack(&rt, || {
             let mut b = GraphBuilder::new();
             let sleeper = b.node("sleeper", || crate::sleep(Duration::from_millis(5)));
             let spawner = b.node("spawner", || {
@@ -277,7 +378,7 @@ mod tests {
     #[test]
     fn a_node_that_panics_on_the_caller_fails_the_run_not_the_caller() {
         let rt = Builder::new().workers(1).build().unwrap();
-        let err = rt.block_on(|| {
+        let err = on_big_stack(&rt, || {
             let mut b = GraphBuilder::new();
             b.node("boom", || panic!("boom"));
             crate::run(b.build().unwrap()).unwrap_err()
@@ -306,7 +407,7 @@ mod tests {
             b.edge(root, waits);
             b.edge(root, sends);
             let graph = b.build().unwrap();
-            rt.block_on(move || crate::run(graph)).unwrap();
+            on_big_stack(&rt, move || crate::run(graph)).unwrap();
         });
     }
 
@@ -314,7 +415,7 @@ mod tests {
     fn nested_runs_from_the_caller_each_complete() {
         within(20, || {
             let rt = Builder::new().workers(2).build().unwrap();
-            let total = rt.block_on(|| {
+            let total = on_big_stack(&rt, || {
                 let sum = Arc::new(AtomicU64::new(0));
                 let mut b = GraphBuilder::new();
                 for outer in 0..4u64 {
