@@ -223,6 +223,7 @@ mod tests {
             fiber_id()
         });
         assert_ne!(caller, 0);
+        // Relaxed: the run (and the join) ordered the node's store before this.
         assert_eq!(ran_on.load(Ordering::Relaxed), caller);
     }
 
@@ -231,6 +232,7 @@ mod tests {
         let rt = Builder::new().workers(2).build().unwrap();
         let ran_on = Arc::new(AtomicU64::new(0));
         rt.run(one_node(&ran_on)).unwrap();
+        // Relaxed: the run (and the join) ordered the node's store before this.
         assert_ne!(ran_on.load(Ordering::Relaxed), 0);
     }
 
@@ -258,6 +260,7 @@ mod tests {
             .unwrap()
             .join()
             .unwrap();
+        // Relaxed: the run (and the join) ordered the node's store before this.
         let node = ran_on.load(Ordering::Relaxed);
         assert_ne!(node, 0);
         assert_ne!(node, caller);
@@ -292,6 +295,7 @@ mod tests {
             crate::run(graph).unwrap();
             fiber_id()
         });
+        // Relaxed: the run (and the join) ordered the node's store before this.
         let node = ran_on.load(Ordering::Relaxed);
         assert_ne!(node, 0);
         assert_ne!(node, caller);
