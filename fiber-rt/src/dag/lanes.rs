@@ -166,7 +166,7 @@ impl Lanes {
     }
 
     /// Takes every node still queued, once no runner is left.
-    pub(crate) fn drain(&mut self) -> Vec<u32> {
+    pub(crate) fn drain(&self) -> Vec<u32> {
         let nobody = self.lane(false);
         std::iter::from_fn(|| self.steal(&nobody)).collect()
     }
