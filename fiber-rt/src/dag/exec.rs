@@ -142,6 +142,8 @@ where
     S: Fn(Task) + Send + Sync + 'static,
     E: End<P::Outputs>,
 {
+    // Also on an unwind (a panicking spawner), so that the run still ends.
+    let _release = Release(&**run);
     let sources = run.plan().sources();
     let (first, rest) = sources.split_at(sources.len().min(run.width));
     for &source in rest {
@@ -157,7 +159,6 @@ where
             _ => (run.spawn)(task),
         }
     }
-    run.release();
     own
 }
 
