@@ -19,19 +19,23 @@
 //! can be stolen from meanwhile, so the queues keep moving and a node may
 //! wait for any other node without deadlock. A successor that asks for a
 //! bigger stack than its runner's fiber has gets a task of its own. The
-//! caller of a run may be its first runner ([`start_here`]): a fiber that
+//! caller of a run may be its first runner ([`run_here`]): a fiber that
 //! would only wait for the result runs nodes meanwhile, which saves
 //! starting a fiber and, when it finishes last, waking it. A node
 //! that panics or returns `Err` poisons its successors' counters: each one,
 //! once ready, is skipped and poisons its own successors, so every node is
 //! accounted for and the run always ends. The run ends when the last task
-//! lets go of the shared state: its `Drop` calls `done` exactly once.
+//! lets go of its hold (a count beside the `Arc`'s, since a waiting caller
+//! holds the state too, to read the result from it): that task hands the
+//! result over exactly once, to `done` or to the parked caller.
 
+use std::cell::UnsafeCell;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{fence, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use super::end::{Callback, End, Waiting};
 use super::error::{panic_message, FailureKind, GraphError, NodeFailure};
 use super::graph::{Graph, Plan};
 use super::lanes::{Lane, Lanes};
@@ -71,24 +75,36 @@ pub(crate) fn start_with_width<G: Graph>(
     width: usize,
     done: Done<G::Outputs>,
 ) {
-    let plan = graph.into_plan();
-    launch(Run::new(plan, spawn, width, done, None), None);
+    let spawn = move |task| spawn(task);
+    let run = Run::new(graph.into_plan(), spawn, width, Callback::new(done), None);
+    launch(&Arc::new(run), None);
 }
 
-/// Like [`start_with_width`], with the caller as the first runner: the
-/// task for the first source comes back instead of going to `spawn`, for
-/// the caller to [`run_here`](Task::run_here) with its `stack` (its own
-/// stack's size). `None` when that source asks for a bigger stack, or the
-/// graph has none: then every runner is spawned, as by `start`.
-pub(crate) fn start_here<G: Graph>(
+/// Runs `graph` with `spawn` and parks the calling fiber (or thread) until
+/// the result is in. With `here` (the caller's stack size), the caller is
+/// the first runner: it runs the first source itself, if that fits its
+/// stack, and the nodes that follow, before it waits for the others.
+///
+/// The spawner and the place for the result live in the run's shared
+/// state: besides the plan's own, the run allocates that state, its
+/// counters and its lanes.
+pub(crate) fn run_here<G, S>(
     graph: G,
-    spawn: Spawn,
+    spawn: S,
     width: usize,
-    done: Done<G::Outputs>,
-    stack: usize,
-) -> Option<Task> {
-    let plan = graph.into_plan();
-    launch(Run::new(plan, spawn, width, done, None), Some(stack))
+    here: Option<usize>,
+) -> Result<G::Outputs, GraphError>
+where
+    G: Graph,
+    G::Outputs: Send,
+    S: Fn(Task) + Send + Sync + 'static,
+{
+    let run = Run::new(graph.into_plan(), spawn, width, Waiting::new(), None);
+    let run = Arc::new(run);
+    if let (Some(task), Some(stack)) = (launch(&run, here), here) {
+        task.run_here(stack);
+    }
+    run.end.wait()
 }
 
 /// Like [`start`], and records when and where each node runs; the
@@ -103,20 +119,32 @@ pub(crate) fn start_traced<G: Graph>(
     let name = std::any::type_name::<G>();
     let name = name.rsplit("::").next().unwrap_or(name);
     let recorder = Arc::new(Recorder::new(name, &plan));
-    launch(
-        Run::new(plan, spawn, width, done, Some(recorder.clone())),
-        None,
+    let spawn = move |task| spawn(task);
+    let run = Run::new(
+        plan,
+        spawn,
+        width,
+        Callback::new(done),
+        Some(recorder.clone()),
     );
+    launch(&Arc::new(run), None);
     recorder
 }
 
 /// Hands the sources out: the first `width` to runners of their own, the
 /// others to the shared queue, before any runner can look for them. With
 /// `here` (the caller's stack size), the first source's runner is returned
-/// for the caller to run, if the source fits that stack.
-fn launch<P: Plan>(run: Run<P>, here: Option<usize>) -> Option<Task> {
-    let run = Arc::new(run);
-    let sources = run.plan.sources();
+/// for the caller to run, if the source fits that stack. Then lets go of
+/// the launcher's hold on the run, which ends it if every task is done.
+fn launch<P, S, E>(run: &Arc<Run<P, S, E>>, here: Option<usize>) -> Option<Task>
+where
+    P: Plan,
+    S: Fn(Task) + Send + Sync + 'static,
+    E: End<P::Outputs>,
+{
+    // Also on an unwind (a panicking spawner), so that the run still ends.
+    let _release = Release(&**run);
+    let sources = run.plan().sources();
     let (first, rest) = sources.split_at(sources.len().min(run.width));
     for &source in rest {
         run.lanes.push_shared(source);
@@ -134,8 +162,8 @@ fn launch<P: Plan>(run: Run<P>, here: Option<usize>) -> Option<Task> {
     own
 }
 
-/// Runs `graph` to the end with `spawn`, blocking the calling thread until
-/// the result is in.
+/// Runs `graph` to the end with `spawn`, blocking the calling thread (or
+/// parking the calling fiber) until the result is in.
 ///
 /// ```
 /// use fiber_rt::dag::{run_with, GraphBuilder};
@@ -158,18 +186,8 @@ pub fn run_with<G: Graph>(
 where
     G::Outputs: Send,
 {
-    let (sender, receiver) = mpsc::sync_channel(1);
-    start(
-        graph,
-        Arc::new(spawn),
-        Box::new(move |result| {
-            // The receiver waits below until this arrives, so it is there.
-            let _ = sender.send(result);
-        }),
-    );
-    receiver
-        .recv()
-        .expect("a graph run calls `done` before its state is freed")
+    let width = std::thread::available_parallelism().map_or(1, |n| n.get());
+    run_here(graph, spawn, width, None)
 }
 
 /// A runner of a running graph: it starts with a ready node (or with the
@@ -189,6 +207,7 @@ pub struct Task {
 
 impl Task {
     fn new(run: Arc<dyn Resume>, node: u32, counted: bool) -> Self {
+        run.hold();
         Task {
             run: Some(run),
             node,
@@ -230,6 +249,7 @@ impl Drop for Task {
     fn drop(&mut self) {
         if let Some(run) = self.run.take() {
             run.dropped(self.node, self.counted);
+            run.release();
         }
     }
 }
@@ -243,19 +263,27 @@ impl fmt::Debug for Task {
 /// The type-erased face of a run that a [`Task`] holds.
 trait Resume: Send + Sync {
     /// Runs from `node` on, on a stack with room for nodes asking for up
-    /// to `stack` bytes (0: the runtime's default).
+    /// to `stack` bytes (0: the runtime's default), then lets go of the
+    /// task's hold on the run.
     fn resume(self: Arc<Self>, node: u32, counted: bool, stack: usize);
     fn name(&self, node: u32) -> &str;
     fn stack_size(&self, node: u32) -> usize;
     fn dropped(&self, node: u32, counted: bool);
+    /// Counts a new task as holding the run open.
+    fn hold(&self);
+    /// Lets go of a task's hold; the last one ends the run.
+    fn release(&self);
 }
 
-/// The state one run shares between its tasks.
-struct Run<P: Plan> {
-    plan: P,
+/// The state one run shares between its tasks: one allocation, holding
+/// the plan (with its output slots), the spawner and the place for the
+/// result.
+struct Run<P: Plan, S, E> {
+    /// Only `outcome` takes it mutably, once no task is left (see `plan`).
+    plan: UnsafeCell<P>,
     /// Per node: dependencies still running, plus the `POISONED` bit.
     counters: Box<[AtomicU32]>,
-    spawn: Spawn,
+    spawn: S,
     /// Ready nodes that no runner has taken yet.
     lanes: Lanes,
     /// Runners running and not parked: at most `width` are started.
@@ -265,23 +293,30 @@ struct Run<P: Plan> {
     skipped: AtomicUsize,
     /// Nodes that panicked or returned `Err`; only touched on failure.
     failures: Mutex<Vec<(u32, FailureKind, String)>>,
-    /// Taken by `Drop`; the mutex only makes the box `Sync`.
-    done: Mutex<Option<Done<P::Outputs>>>,
+    /// Tasks alive, plus one for the launcher while it hands sources out:
+    /// the run ends when the last lets go.
+    holders: AtomicUsize,
+    /// Receives the result.
+    end: E,
     /// Set for a traced run: times and workers of each node.
     trace: Option<Arc<Recorder>>,
 }
 
-impl<P: Plan> Run<P> {
-    fn new(
-        mut plan: P,
-        spawn: Spawn,
-        width: usize,
-        done: Done<P::Outputs>,
-        trace: Option<Arc<Recorder>>,
-    ) -> Self {
+// SAFETY: the only field that is not `Sync` by itself is the plan's cell,
+// and it is only ever written through once no task shares the run any more
+// (see `Run::plan`); otherwise it is shared like the `P: Sync` inside it.
+unsafe impl<P: Plan, S: Sync, E: Sync> Sync for Run<P, S, E> {}
+
+impl<P, S, E> Run<P, S, E>
+where
+    P: Plan,
+    S: Fn(Task) + Send + Sync + 'static,
+    E: End<P::Outputs>,
+{
+    fn new(mut plan: P, spawn: S, width: usize, end: E, trace: Option<Arc<Recorder>>) -> Self {
         let counters = plan.take_counters().unwrap_or_else(|| counters(&plan));
         Run {
-            plan,
+            plan: UnsafeCell::new(plan),
             counters,
             spawn,
             // A lane for each runner place, and as many again for runners
@@ -291,14 +326,23 @@ impl<P: Plan> Run<P> {
             width: width.max(1),
             skipped: AtomicUsize::new(0),
             failures: Mutex::new(Vec::new()),
-            done: Mutex::new(Some(done)),
+            holders: AtomicUsize::new(1),
+            end,
             trace,
         }
     }
 
+    /// The plan, shared by every task.
+    fn plan(&self) -> &P {
+        // SAFETY: the plan is only borrowed mutably in `outcome`, which
+        // runs once the last task has let go of the run: nothing borrows
+        // it then, and nothing borrows it afterwards.
+        unsafe { &*self.plan.get() }
+    }
+
     /// Runs one node's body, catching a panic. Returns whether it succeeded.
     fn execute(&self, node: u32) -> bool {
-        let outcome = catch_unwind(AssertUnwindSafe(|| self.plan.run_node(node)));
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.plan().run_node(node)));
         let (kind, message) = match outcome {
             Ok(Ok(())) => return true,
             Ok(Err(failure)) => (FailureKind::Returned, failure.message),
@@ -327,7 +371,7 @@ impl<P: Plan> Run<P> {
         // Lowest rank first: each ready successor displaces the one held
         // for running inline, which is queued, so the lane (a LIFO) hands
         // the queued ones back highest rank first.
-        for &succ in self.plan.successors(node).iter().rev() {
+        for &succ in self.plan().successors(node).iter().rev() {
             let counter = &self.counters[succ as usize];
             // A node waiting for this one alone is ready now: no need for an
             // atomic operation (the common case in chains and trees, and
@@ -377,7 +421,7 @@ impl<P: Plan> Run<P> {
 
     /// Whether `node` may run on a task whose first node asked for `stack`.
     fn fits(&self, node: u32, stack: usize) -> bool {
-        let wants = self.plan.stack_size(node);
+        let wants = self.plan().stack_size(node);
         wants == 0 || wants <= stack
     }
 
@@ -485,14 +529,14 @@ fn counters<P: Plan>(plan: &P) -> Box<[AtomicU32]> {
 /// of a nested run, running it) passes the park on to that run's hook, so
 /// the outer runner's place is free too, as it would be if the caller
 /// waited for the nested run instead.
-struct RunnerHook<'a, P: Plan> {
-    run: &'a Arc<Run<P>>,
+struct RunnerHook<'a, P: Plan, S, E> {
+    run: &'a Arc<Run<P, S, E>>,
     /// The hook this one is installed over, if any.
     outer: Option<*const dyn ParkHook>,
 }
 
-impl<'a, P: Plan> RunnerHook<'a, P> {
-    fn new(run: &'a Arc<Run<P>>) -> Self {
+impl<'a, P: Plan, S, E> RunnerHook<'a, P, S, E> {
+    fn new(run: &'a Arc<Run<P, S, E>>) -> Self {
         RunnerHook {
             run,
             outer: park::installed_hook(),
@@ -507,7 +551,12 @@ impl<'a, P: Plan> RunnerHook<'a, P> {
     }
 }
 
-impl<P: Plan> ParkHook for RunnerHook<'_, P> {
+impl<P, S, E> ParkHook for RunnerHook<'_, P, S, E>
+where
+    P: Plan,
+    S: Fn(Task) + Send + Sync + 'static,
+    E: End<P::Outputs>,
+{
     fn parking(&self) {
         if !self.run.retire() {
             // `retire` took the place again because nodes are queued: give
@@ -530,11 +579,79 @@ impl<P: Plan> ParkHook for RunnerHook<'_, P> {
     }
 }
 
-impl<P: Plan> Resume for Run<P> {
+impl<P, S, E> Resume for Run<P, S, E>
+where
+    P: Plan,
+    S: Fn(Task) + Send + Sync + 'static,
+    E: End<P::Outputs>,
+{
     fn resume(self: Arc<Self>, first: u32, counted: bool, stack: usize) {
+        // Also on an unwind, so that the run still ends.
+        let _release = Release(&*self);
+        self.run_from(first, counted, stack);
+    }
+
+    fn name(&self, node: u32) -> &str {
+        self.plan().name(node)
+    }
+
+    fn stack_size(&self, node: u32) -> usize {
+        self.plan().stack_size(node)
+    }
+
+    fn dropped(&self, node: u32, counted: bool) {
+        if counted {
+            // Relaxed: the place is free; a queued node is not lost either
+            // way, since `outcome` fails every node left in the queue.
+            self.runners.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.record_failure(
+            node,
+            FailureKind::Dropped,
+            "its task was dropped before it ran".into(),
+        );
+    }
+
+    fn hold(&self) {
+        // Relaxed: only a holder makes a task, so the count is not 0 and
+        // cannot reach it meanwhile.
+        self.holders.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn release(&self) {
+        // AcqRel: Release hands what this task did (its failures, its
+        // nodes' outputs) to the last one; Acquire, in the last one, sees
+        // what every other task did.
+        if self.holders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // SAFETY: this was the last hold: no task is left to borrow
+            // the plan, and none can be made.
+            let result = unsafe { self.outcome() };
+            self.end.end(result);
+        }
+    }
+}
+
+/// Lets go of a task's hold on its run when dropped.
+struct Release<'a, R: Resume>(&'a R);
+
+impl<R: Resume> Drop for Release<'_, R> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+impl<P, S, E> Run<P, S, E>
+where
+    P: Plan,
+    S: Fn(Task) + Send + Sync + 'static,
+    E: End<P::Outputs>,
+{
+    /// Runs `first`, then what it makes ready, then queued nodes, until
+    /// none is left for this task.
+    fn run_from(self: &Arc<Self>, first: u32, counted: bool, stack: usize) {
         // A counted runner gives its place up while a node parks (and so
         // does the runner of a run this fiber is a node of, if any).
-        let hook = counted.then(|| RunnerHook::new(&self));
+        let hook = counted.then(|| RunnerHook::new(self));
         let _guard = hook
             .as_ref()
             .map(|hook| park::HookGuard::install(hook as &dyn ParkHook));
@@ -556,29 +673,6 @@ impl<P: Plan> Resume for Run<P> {
         }
     }
 
-    fn name(&self, node: u32) -> &str {
-        self.plan.name(node)
-    }
-
-    fn stack_size(&self, node: u32) -> usize {
-        self.plan.stack_size(node)
-    }
-
-    fn dropped(&self, node: u32, counted: bool) {
-        if counted {
-            // Relaxed: the place is free; a queued node is not lost either
-            // way, since `outcome` fails every node left in the queue.
-            self.runners.fetch_sub(1, Ordering::Relaxed);
-        }
-        self.record_failure(
-            node,
-            FailureKind::Dropped,
-            "its task was dropped before it ran".into(),
-        );
-    }
-}
-
-impl<P: Plan> Run<P> {
     /// Runs (or skips) one ready node and releases its successors; returns
     /// the successor to run next on this task.
     fn step(
@@ -589,8 +683,8 @@ impl<P: Plan> Run<P> {
         lane: &Lane<'_>,
     ) -> Option<(u32, bool)> {
         let ok = if poisoned {
-            // Relaxed: read only in `Drop`, after every task has let go
-            // of the `Arc`, which orders this before it.
+            // Relaxed: read only in `outcome`, after every task has let go
+            // of its hold, which orders this before it.
             self.skipped.fetch_add(1, Ordering::Relaxed);
             false
         } else if let Some(trace) = &self.trace {
@@ -606,37 +700,32 @@ impl<P: Plan> Run<P> {
     }
 }
 
-impl<P: Plan> Drop for Run<P> {
-    fn drop(&mut self) {
-        let Some(done) = self
-            .done
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        else {
-            return;
-        };
-        let result = self.outcome();
-        done(result);
-    }
-}
-
-impl<P: Plan> Run<P> {
+impl<P, S, E> Run<P, S, E>
+where
+    P: Plan,
+    S: Fn(Task) + Send + Sync + 'static,
+    E: End<P::Outputs>,
+{
     /// The run's result, computed once no task holds the state any more.
     /// Every node that did not succeed traces back to a recorded failure (a
     /// panic, an `Err`, or a dropped task), so no failures means success.
-    fn outcome(&mut self) -> Result<P::Outputs, GraphError> {
+    ///
+    /// # Safety
+    ///
+    /// Called once, by the task that let go of the run's last hold: no
+    /// other task is left to borrow the plan.
+    unsafe fn outcome(&self) -> Result<P::Outputs, GraphError> {
         // Nodes still queued lost their runners (dropped by a spawner).
         for node in self.lanes.drain() {
             self.dropped(node, false);
         }
-        let mut failed = std::mem::take(
-            self.failures
-                .get_mut()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+        let mut failed =
+            std::mem::take(&mut *self.failures.lock().unwrap_or_else(PoisonError::into_inner));
         if failed.is_empty() {
-            return match catch_unwind(AssertUnwindSafe(|| self.plan.finish())) {
+            // SAFETY: no task is left (the caller's contract), and this is
+            // the only mutable borrow of the plan, the last borrow of all.
+            let plan = unsafe { &mut *self.plan.get() };
+            return match catch_unwind(AssertUnwindSafe(|| plan.finish())) {
                 Ok(Some(outputs)) => Ok(outputs),
                 _ => Err(GraphError::new(Vec::new(), 0)),
             };
@@ -645,12 +734,17 @@ impl<P: Plan> Run<P> {
         let failures = failed
             .into_iter()
             .map(|(node, kind, message)| NodeFailure {
-                node: self.plan.name(node).to_owned(),
+                node: self.plan().name(node).to_owned(),
                 kind,
                 message,
             })
             .collect();
-        Err(GraphError::new(failures, *self.skipped.get_mut()))
+        // Relaxed: every task let go of the run before this, which orders
+        // their increments (see `release`).
+        Err(GraphError::new(
+            failures,
+            self.skipped.load(Ordering::Relaxed),
+        ))
     }
 
     fn record_failure(&self, node: u32, kind: FailureKind, message: String) {

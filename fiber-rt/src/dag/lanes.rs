@@ -11,8 +11,9 @@
 //!
 //! A runner takes a lane only when it first has a node to queue (in many
 //! small graphs, only one runner ever does), lanes are reused by the
-//! runners that come after, and their deques by later runs on the same
-//! thread: a run in its steady state allocates none.
+//! runners that come after, and their deques and the table of lanes
+//! itself by later runs on the same thread: a run in its steady state
+//! allocates none of it.
 
 use std::cell::{OnceCell, RefCell};
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -28,9 +29,14 @@ const BATCH: usize = 32;
 /// Spare empty deques a thread keeps for its next runs, at most.
 const SPARES: usize = 16;
 
+/// Spare lane tables a thread keeps for its next runs, at most.
+const SPARE_TABLES: usize = 4;
+
 thread_local! {
     /// Empty deques of runs that ended on this thread.
     static SPARE: RefCell<Vec<Worker<u32>>> = const { RefCell::new(Vec::new()) };
+    /// Lane tables of runs that ended on this thread, every lane unmade.
+    static TABLES: RefCell<Vec<Box<[LaneSlot]>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The ready nodes of one run.
@@ -70,14 +76,15 @@ struct Held<'a> {
 impl Lanes {
     /// Room for `count` lanes, none made yet.
     pub(crate) fn new(count: usize) -> Self {
+        let count = count.max(1);
+        let spare = TABLES.try_with(|tables| {
+            let mut tables = tables.borrow_mut();
+            let index = tables.iter().position(|table| table.len() == count)?;
+            Some(tables.swap_remove(index))
+        });
         Lanes {
             shared: SharedQueue::default(),
-            slots: (0..count.max(1))
-                .map(|_| LaneSlot {
-                    stealer: OnceLock::new(),
-                    owner: Mutex::new(None),
-                })
-                .collect(),
+            slots: spare.ok().flatten().unwrap_or_else(|| table(count)),
         }
     }
 
@@ -166,29 +173,60 @@ impl Lanes {
     }
 
     /// Takes every node still queued, once no runner is left.
-    pub(crate) fn drain(&mut self) -> Vec<u32> {
+    pub(crate) fn drain(&self) -> Vec<u32> {
         let nobody = self.lane(false);
         std::iter::from_fn(|| self.steal(&nobody)).collect()
     }
 }
 
+/// A table of `count` lanes, none made yet.
+fn table(count: usize) -> Box<[LaneSlot]> {
+    (0..count)
+        .map(|_| LaneSlot {
+            stealer: OnceLock::new(),
+            owner: Mutex::new(None),
+        })
+        .collect()
+}
+
 impl Drop for Lanes {
     fn drop(&mut self) {
-        // Keeps the deques for the next runs on this thread. Once the
-        // stealers are gone, nothing else refers to them. (A thread that
-        // is being torn down keeps nothing.)
-        let _ = SPARE.try_with(|kept| {
-            let mut kept = kept.borrow_mut();
-            for slot in self.slots.iter_mut() {
-                slot.stealer.take();
-                let owner = slot.owner.get_mut();
-                let worker = owner.unwrap_or_else(PoisonError::into_inner).take();
-                match worker {
-                    Some(worker) if worker.is_empty() && kept.len() < SPARES => kept.push(worker),
-                    _ => {}
-                }
+        // Keeps the deques, then the emptied table, for the next runs on
+        // this thread. Once the stealers are gone, nothing else refers to
+        // them. (A thread that is being torn down keeps nothing.)
+        self.keep_deques();
+        let table = std::mem::take(&mut self.slots);
+        // A lock poisoned by a panic would stay so: such a table goes.
+        if table.iter().any(|slot| slot.owner.is_poisoned()) {
+            return;
+        }
+        let _ = TABLES.try_with(|tables| {
+            let mut tables = tables.borrow_mut();
+            if tables.len() < SPARE_TABLES {
+                tables.push(table);
             }
         });
+    }
+}
+
+impl Lanes {
+    /// Takes every lane's deque out of the table, so that every lane is
+    /// unmade, keeping the empty ones for the next runs on this thread.
+    fn keep_deques(&mut self) {
+        for slot in self.slots.iter_mut() {
+            slot.stealer.take();
+            let owner = slot.owner.get_mut();
+            let worker = owner.unwrap_or_else(PoisonError::into_inner).take();
+            let Some(worker) = worker.filter(Worker::is_empty) else {
+                continue;
+            };
+            let _ = SPARE.try_with(|kept| {
+                let mut kept = kept.borrow_mut();
+                if kept.len() < SPARES {
+                    kept.push(worker);
+                }
+            });
+        }
     }
 }
 

@@ -159,6 +159,7 @@
 
 mod builder;
 mod dot;
+mod end;
 pub(crate) mod error;
 pub(crate) mod exec;
 pub(crate) mod graph;

@@ -73,7 +73,7 @@ impl Runtime {
         let (tx, rx) = oneshot::channel();
         let recorder = dag::exec::start_traced(
             graph,
-            spawner(self.registry()),
+            Arc::new(spawner(self.registry())),
             self.registry().config.workers,
             sender(tx),
         );
@@ -83,14 +83,14 @@ impl Runtime {
 }
 
 /// Runs each ready node as a fiber of `registry`.
-fn spawner(registry: &Arc<Registry>) -> dag::Spawn {
+fn spawner(registry: &Arc<Registry>) -> impl Fn(dag::Task) + Send + Sync + 'static {
     let registry = registry.clone();
-    Arc::new(move |task: dag::Task| {
+    move |task: dag::Task| {
         let stack = Some(task.stack_size()).filter(|&s| s > 0);
         // If no stack can be had, the task is dropped unrun, which fails
         // its node (and skips its dependents) instead of losing it.
         let _ = registry.spawn(None, stack, move || task.run());
-    })
+    }
 }
 
 /// Hands a run's result to the caller waiting on the other end.
@@ -110,19 +110,8 @@ fn run_on<G: Graph>(registry: &Arc<Registry>, graph: G) -> Result<G::Outputs, Gr
 where
     G::Outputs: Send,
 {
-    let (tx, rx) = oneshot::channel();
-    let spawn = spawner(registry);
     let width = registry.config.workers;
-    match caller_stack(registry) {
-        Some(stack) => {
-            let own = dag::exec::start_here(graph, spawn, width, sender(tx), stack);
-            if let Some(task) = own {
-                task.run_here(stack);
-            }
-        }
-        None => dag::exec::start_with_width(graph, spawn, width, sender(tx)),
-    }
-    rx.recv().expect("a graph run always reports its result")
+    dag::exec::run_here(graph, spawner(registry), width, caller_stack(registry))
 }
 
 /// The room left on the calling fiber's stack, if the caller is a fiber of
