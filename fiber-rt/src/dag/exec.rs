@@ -446,7 +446,7 @@ where
     }
 
     /// Spawns a runner for the place the caller claimed, starting with a
-    /// queued node (so the task is named after it and gets the stack it
+    /// queued node (so that the runner's fiber gets the stack that node
     /// asks for).
     fn start_runner(self: &Arc<Self>) {
         let first = loop {
