@@ -127,6 +127,7 @@ impl<I, Y, R> Control<I, Y, R> {
     ///
     /// The fiber is live and suspended (or not started), and this is called
     /// from outside it.
+    #[inline]
     pub(super) unsafe fn switch_in(&self, transfer: &mut Transfer<I, Y, R>) -> Outcome<Y, R> {
         let target = self
             .fiber_sp
@@ -153,6 +154,7 @@ impl<I, Y, R> Control<I, Y, R> {
     /// # Safety
     ///
     /// Called on the fiber's own stack while it runs.
+    #[inline]
     pub(super) unsafe fn switch_out(&self, value: Y) -> I {
         if self.unwinding.get() {
             // The closure caught our unwind and tried to go on: unwind again.
@@ -167,6 +169,7 @@ impl<I, Y, R> Control<I, Y, R> {
     }
 
     /// Takes the input out of the transfer a resume passed in.
+    #[inline]
     fn receive(&self, transfer: *mut Transfer<I, Y, R>) -> I {
         self.transfer.set(transfer);
         // SAFETY: the resumer's transfer stays alive until we switch back.

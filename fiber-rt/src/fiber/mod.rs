@@ -169,6 +169,7 @@ impl<I, Y, R> Fiber<I, Y, R> {
     ///
     /// The first call starts the closure with `input`; later calls make the
     /// pending [`Suspender::suspend`] return `input`.
+    #[inline]
     pub fn resume(&mut self, input: I) -> Result<Step<Y, R>, ResumeError> {
         if self.stack.is_none() {
             return Err(ResumeError::Finished {
@@ -230,6 +231,7 @@ impl<I, Y, R> Suspender<I, Y, R> {
     ///
     /// If the fiber is dropped while suspended here, this unwinds instead of
     /// returning, so the destructors on the fiber's stack run.
+    #[inline]
     pub fn suspend(&self, value: Y) -> I {
         // SAFETY: a Suspender only exists on its fiber's own stack while the
         // fiber runs, so the control block is live and we are the running side.
