@@ -74,6 +74,7 @@ struct Block<I, Y, R, F> {
 impl<I, Y, R> Control<I, Y, R> {
     /// Moves `f` to the top of `stack` and lays out the stack so the first
     /// switch runs it.
+    #[inline]
     pub(super) fn install<F>(stack: &Stack, f: F) -> io::Result<NonNull<Self>>
     where
         F: FnOnce(&Suspender<I, Y, R>, I) -> R,

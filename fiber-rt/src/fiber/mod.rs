@@ -137,6 +137,7 @@ impl<I, Y, R> fmt::Debug for Suspender<I, Y, R> {
 
 impl<I: 'static, Y: 'static, R: 'static> Fiber<I, Y, R> {
     /// A fiber on a new (or pooled) stack of [`stack::DEFAULT_STACK_SIZE`].
+    #[inline]
     pub fn new<F>(f: F) -> io::Result<Self>
     where
         F: FnOnce(&Suspender<I, Y, R>, I) -> R + 'static,
@@ -146,6 +147,7 @@ impl<I: 'static, Y: 'static, R: 'static> Fiber<I, Y, R> {
 
     /// A fiber named `name` (used in panics and overflow messages) running
     /// `f` on `stack`.
+    #[inline]
     pub fn with_stack<F>(stack: Stack, name: &str, f: F) -> io::Result<Self>
     where
         F: FnOnce(&Suspender<I, Y, R>, I) -> R + 'static,
