@@ -190,7 +190,7 @@ where
         }
         // Off the live list before the result is out, so that a joiner's
         // next look at the metrics no longer counts this fiber.
-        task.registry.remove_live(task);
+        task.retire();
         // SAFETY: called once, by the task's fiber, with the type its
         // handle takes.
         unsafe { task.join.complete(result) };
@@ -214,7 +214,7 @@ fn error(task: &Task, kind: Kind) -> JoinError {
 /// task's handle.
 pub(crate) unsafe fn cancelled_unrun<T>(task: &Task) {
     let cancelled: Result<T, JoinError> = Err(error(task, Kind::Cancelled));
-    task.registry.remove_live(task);
+    task.retire();
     // SAFETY: the closure did not run, so the slot was not completed; this
     // is the type the handle takes.
     unsafe { task.join.complete(cancelled) };

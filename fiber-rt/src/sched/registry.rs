@@ -378,13 +378,6 @@ impl Registry {
         self.live.add(task);
     }
 
-    /// Counts `task` finished: when its closure has returned (a joined
-    /// fiber, just before its result is out), or when it is off its stack
-    /// for good; the live list lets go of it later.
-    pub(crate) fn remove_live(&self, task: &Task) {
-        task.retire();
-    }
-
     /// Fibers spawned and fibers finished so far.
     pub(crate) fn spawned_and_finished(&self) -> (u64, u64) {
         self.live.spawned_and_finished()

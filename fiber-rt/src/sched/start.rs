@@ -73,6 +73,7 @@ unsafe extern "sysv64" fn start<F: FnOnce() + Send + 'static>(_: usize, data: *m
     // SAFETY: written by `Task::create`; taken once, here. The task is kept
     // alive by the worker that resumed us.
     let (func, task) = unsafe { ((*block).func.take(), &*(*block).task) };
+    task.mark_started();
     // The spawner left the header alone: the fiber names itself there, so
     // that `Task::current` and overflow messages find it.
     // SAFETY: we run on this stack, so its header is live.

@@ -46,7 +46,7 @@ pub(crate) struct Task {
     stack: Cell<Option<Stack>>,
     /// The worker running the fiber; set each time a worker resumes it.
     pub(crate) worker: Cell<*const Worker>,
-    /// Cleared when the fiber has finished (see `Registry::remove_live`).
+    /// Cleared when the fiber has finished (see [`Task::retire`]).
     live: AtomicBool,
     /// When the fiber was spawned, on the coarse clock
     /// ([`coarse_now_ns`](crate::debug::clock::coarse_now_ns)): a few ns
@@ -70,8 +70,9 @@ pub(crate) struct Task {
     /// stack and lays the stack out for the first switch. Taken at the
     /// first run.
     place: Cell<Option<PlaceFn>>,
-    /// Set until the fiber first runs, for dumps (it has no saved context
-    /// yet, like a running fiber).
+    /// Set until the fiber's first code runs, for dumps (until then it has
+    /// no saved context when its closure waits in the task, like a running
+    /// fiber).
     unstarted: AtomicBool,
     /// Reports to the fiber's `JoinHandle` that it was cancelled before it
     /// started (called by `start` after dropping the unrun closure).
@@ -231,9 +232,14 @@ impl Task {
         // closure waits in the task (stashed once, by `create`).
         let sp = unsafe { place(self, &stack) };
         self.stack.set(Some(stack));
+        sp
+    }
+
+    /// Called by the fiber's first code, whichever way its stack was laid
+    /// out (here at the first run, or at spawn for a large closure).
+    pub(crate) fn mark_started(&self) {
         // Relaxed: a hint for dumps.
         self.unstarted.store(false, Ordering::Relaxed);
-        sp
     }
 
     /// Whether the fiber has not run yet (for dumps).
@@ -247,17 +253,20 @@ impl Task {
         self.sp.as_ptr().cast()
     }
 
-    /// Gives the stack back. Called after the fiber has switched off it for
-    /// the last time.
+    /// Gives the stack back, and counts the fiber finished if its join did
+    /// not already. Called after the fiber has switched off it for the last
+    /// time.
     pub(crate) fn release_stack(&self) {
         // Dropping the stack resets its header (no owner) for the pool.
         drop(self.stack.take());
         // Release: a dump that sees the flag sees the fiber off its stack.
         self.finished.store(true, Ordering::Release);
+        self.retire();
     }
 
-    /// Counts the fiber finished for the live list; see
-    /// [`Registry::remove_live`].
+    /// Counts the fiber finished: the live list lets go of it at its
+    /// shard's next sweep. Called when the fiber is off its stack for good,
+    /// or earlier, for a joined fiber, just before its result is out.
     pub(crate) fn retire(&self) {
         // Release: pairs with the Acquire in `is_live`; a sweep that sees
         // the fiber retired may drop the list's reference.

@@ -240,10 +240,7 @@ impl Worker {
                     self.registry.notify_work();
                 }
             }
-            Post::Done(task) => {
-                task.release_stack();
-                self.registry.remove_live(&task);
-            }
+            Post::Done(task) => task.release_stack(),
         }
     }
 
@@ -468,9 +465,6 @@ fn orphaned(registry: &Arc<Registry>) {
                 registry.schedule(task);
             }
         }
-        None => {
-            task.release_stack();
-            registry.remove_live(&task);
-        }
+        None => task.release_stack(),
     }
 }
