@@ -57,6 +57,7 @@ pub type EntryFn = unsafe extern "sysv64" fn(value: usize, data: *mut u8) -> Exi
 extern "sysv64" {
     fn fiber_asm_switch(save: *mut StackPointer, load: StackPointer, value: usize) -> usize;
     fn fiber_asm_trampoline();
+    fn fiber_asm_call_on_stack(arg: usize, f: OnStackFn, top: *mut u8);
 }
 
 /// Size in bytes of the frame [`init_stack`] writes below `top`.
@@ -126,6 +127,32 @@ pub unsafe fn switch(save: *mut StackPointer, load: StackPointer, value: usize) 
     // SAFETY: forwarded from the caller's contract; the assembly keeps every
     // callee-saved register, as an ordinary `sysv64` call must.
     unsafe { fiber_asm_switch(save, load, value) }
+}
+
+/// A function that [`call_on_stack`] runs on another stack.
+pub type OnStackFn = unsafe extern "sysv64" fn(arg: usize);
+
+/// Calls `f(arg)` with the stack pointer at `top`, on another stack, and
+/// returns once `f` has returned. No context is made: `f` runs as part of
+/// the caller, which may be a fiber that switches away while `f` runs (its
+/// switch frame then lies on the new stack, and it may be resumed on
+/// another thread). Debuggers and unwinders walk from `f`'s frames back
+/// onto the caller's stack.
+///
+/// # Safety
+///
+/// - `top` is 16-byte aligned, and the memory below it is writable, used
+///   by nothing else until `f` returns, and large enough for what `f` does.
+/// - `f` must not unwind: a panic must be caught before it returns.
+#[inline]
+pub unsafe fn call_on_stack(arg: usize, f: OnStackFn, top: NonNull<u8>) {
+    debug_assert!(
+        (top.as_ptr() as usize) % 16 == 0,
+        "stack top must be 16-byte aligned"
+    );
+    // SAFETY: forwarded from the caller's contract; the assembly keeps every
+    // callee-saved register and returns on the caller's own stack.
+    unsafe { fiber_asm_call_on_stack(arg, f, top.as_ptr()) }
 }
 
 /// The calling thread's preemption flag: non-zero when fiber-rt's monitor

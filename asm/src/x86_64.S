@@ -150,6 +150,54 @@ fiber_asm_trampoline:
     .size   fiber_asm_trampoline, . - fiber_asm_trampoline
 
 // ---------------------------------------------------------------------------
+// void fiber_asm_call_on_stack(usize  arg   /* rdi */,
+//                              void (*f)(usize) /* rsi */,
+//                              void  *top   /* rdx */)
+//
+// Calls f(arg) with the stack pointer at `top` (another stack), and returns
+// on the caller's own stack once f returns. No context is made: f runs as
+// part of the caller, which may itself be a fiber that switches away while
+// f runs (its switch frame then lies on the new stack).
+//
+//    caller's stack                      new stack
+//    +----------------------+            +----------------------+ <- top
+//    | return address       |            | return address       |  into this
+//    | saved rbp            | <- rbp     | f's frames ...       |  routine
+//    +----------------------+            +----------------------+
+//
+// rbp holds the caller's stack pointer meanwhile: it is callee-saved, so f
+// and every switch keep it, and the CFI below names it as the frame's base,
+// so debuggers and unwinders walk from f's frames back onto the caller's.
+//
+// Register contract:
+//   in:   rdi = argument for f, passed on in rdi
+//         rsi = f, a System V function taking one integer argument
+//         rdx = top of the new stack, 16-byte aligned
+//   out:  nothing
+//   kept: rbx, rbp, r12-r15, rsp (as any call)
+//   clobbered: all other registers, as for any call
+// ---------------------------------------------------------------------------
+    .globl  fiber_asm_call_on_stack
+    .type   fiber_asm_call_on_stack, @function
+    .p2align 4
+fiber_asm_call_on_stack:
+    .cfi_startproc
+    push    rbp                     // keep the caller's rbp
+    .cfi_adjust_cfa_offset 8
+    .cfi_offset rbp, -16
+    mov     rbp, rsp                // rbp = our frame on the caller's stack
+    .cfi_def_cfa_register rbp       // the frame's base is now found from rbp
+    mov     rsp, rdx                // onto the new stack; aligned for a call
+    call    rsi                     // f(arg): rdi still holds arg
+    mov     rsp, rbp                // back onto the caller's stack
+    .cfi_def_cfa_register rsp       // and the frame's base from rsp again
+    pop     rbp                     // the caller's rbp
+    .cfi_adjust_cfa_offset -8
+    ret                             // to the caller
+    .cfi_endproc
+    .size   fiber_asm_call_on_stack, . - fiber_asm_call_on_stack
+
+// ---------------------------------------------------------------------------
 // fiber_asm_preempt_flag: one byte of thread-local storage in every thread.
 // fiber-rt's preemption monitor sets it (non-zero) on the thread whose fiber
 // has run past its time slice; the probes compiled into fiber code read it

@@ -11,10 +11,14 @@
 //! numbers, lowest rank first so that the highest comes back first. A task
 //! is a *runner*: once its chain of inline successors ends it takes the
 //! newest node of its lane, or steals from the shared queue or another
-//! lane, and only leaves when nothing is queued anywhere. New runners are
-//! spawned only while fewer than `width` (the number of workers) are
-//! running, so a graph with a million ready nodes costs a handful of
-//! fibers, not a million. A runner whose node parks (a lock, a channel, a
+//! lane, and only leaves when nothing is queued anywhere. A runner that
+//! queues a node while fewer than `width` (the number of workers) run
+//! calls for a *helper*, one at a time: a task that joins the run when it
+//! starts, if the run is still going and a place is still free, and takes
+//! queued nodes. A graph with a million ready nodes so costs a handful of
+//! fibers, not a million, and since a helper holds nothing until it
+//! starts, nobody waits for one: a small graph is often done by its first
+//! runner before the helper starts, which then finds nothing to do. A runner whose node parks (a lock, a channel, a
 //! sleep, a nested graph) gives its place up while it waits, and its lane
 //! can be stolen from meanwhile, so the queues keep moving and a node may
 //! wait for any other node without deadlock. A successor that asks for a
@@ -32,8 +36,8 @@
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{fence, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use super::end::{Callback, End, Waiting};
 use super::error::{panic_message, FailureKind, GraphError, NodeFailure};
@@ -81,9 +85,11 @@ pub(crate) fn start_with_width<G: Graph>(
 }
 
 /// Runs `graph` with `spawn` and parks the calling fiber (or thread) until
-/// the result is in. With `here` (the caller's stack size), the caller is
-/// the first runner: it runs the first source itself, if that fits its
+/// the result is in. With `here` (the stack the caller offers), the caller
+/// is the first runner: it runs the first source itself, if that fits the
 /// stack, and the nodes that follow, before it waits for the others.
+/// `run_first` runs that first runner's task, with the stack's size: it
+/// may run it right there, or move it onto another stack first.
 ///
 /// The spawner and the place for the result live in the run's shared
 /// state: besides the plan's own, the run allocates that state, its
@@ -93,6 +99,7 @@ pub(crate) fn run_here<G, S>(
     spawn: S,
     width: usize,
     here: Option<usize>,
+    run_first: impl FnOnce(Task, usize),
 ) -> Result<G::Outputs, GraphError>
 where
     G: Graph,
@@ -102,7 +109,7 @@ where
     let run = Run::new(graph.into_plan(), spawn, width, Waiting::new(), None);
     let run = Arc::new(run);
     if let (Some(task), Some(stack)) = (launch(&run, here), here) {
-        task.run_here(stack);
+        run_first(task, stack);
     }
     run.end.wait()
 }
@@ -145,21 +152,49 @@ where
     // Also on an unwind (a panicking spawner), so that the run still ends.
     let _release = Release(&**run);
     let sources = run.plan().sources();
+    if let Some(stack) = here {
+        if let Some(own) = launch_here(run, stack) {
+            return Some(own);
+        }
+    }
     let (first, rest) = sources.split_at(sources.len().min(run.width));
     for &source in rest {
         run.lanes.push_shared(source);
     }
-    let mut own = None;
     for &source in first {
         // Relaxed: no runner has started, so nothing else counts yet.
         run.runners.fetch_add(1, Ordering::Relaxed);
-        let task = Task::new(run.clone(), source, true);
-        match here {
-            Some(stack) if own.is_none() && run.fits(source, stack) => own = Some(task),
-            _ => (run.spawn)(task),
-        }
+        (run.spawn)(Task::new(run.clone(), source, true));
     }
-    own
+    None
+}
+
+/// The caller's part of a launch: if the first source fits the caller's
+/// `stack`, the caller becomes the only runner, with that source; the other
+/// sources are queued and a helper is called for them, so that the caller
+/// never waits for a runner that has not started (it may well run every
+/// node itself first). Returns `None`, having done nothing, when the
+/// first source needs a bigger stack.
+fn launch_here<P, S, E>(run: &Arc<Run<P, S, E>>, stack: usize) -> Option<Task>
+where
+    P: Plan,
+    S: Fn(Task) + Send + Sync + 'static,
+    E: End<P::Outputs>,
+{
+    let (&first, rest) = run.plan().sources().split_first()?;
+    if !run.fits(first, stack) {
+        return None;
+    }
+    // Relaxed: no runner has started, so nothing else counts yet.
+    run.runners.fetch_add(1, Ordering::Relaxed);
+    let own = Task::new(run.clone(), first, true);
+    for &source in rest {
+        run.lanes.push_shared(source);
+    }
+    if !rest.is_empty() {
+        run.wake();
+    }
+    Some(own)
 }
 
 /// Runs `graph` to the end with `spawn`, blocking the calling thread (or
@@ -187,7 +222,7 @@ where
     G::Outputs: Send,
 {
     let width = std::thread::available_parallelism().map_or(1, |n| n.get());
-    run_here(graph, spawn, width, None)
+    run_here(graph, spawn, width, None, |_, _| {})
 }
 
 /// A runner of a running graph: it starts with a ready node (or with the
@@ -197,49 +232,85 @@ where
 /// Dropping a task without running it fails its node with
 /// [`FailureKind::Dropped`] and skips the nodes that depend on it.
 pub struct Task {
-    /// `None` once `run` has taken it, so `Drop` knows the task ran.
+    /// `None` once `run` has taken it, so `Drop` knows the task ran; also
+    /// `None` for a helper.
     run: Option<Arc<dyn Resume>>,
-    /// The first node.
+    /// A helper's run, if it is still there when the helper starts: a
+    /// helper that comes too late then lets go of nothing but this, and
+    /// the run's state is dropped where its last runner or its caller
+    /// was, which keeps its memory and its lanes' deques on that thread.
+    helper: Option<Weak<dyn Resume>>,
+    /// The first node, or [`HELPER`].
     node: u32,
     /// Whether the task holds one of the run's `width` runner places.
     counted: bool,
 }
+
+/// The node of a task that starts with no node of its own: a *helper*,
+/// which joins the run when it starts, if the run is still going and a
+/// runner place is free, and takes queued nodes.
+const HELPER: u32 = u32::MAX;
 
 impl Task {
     fn new(run: Arc<dyn Resume>, node: u32, counted: bool) -> Self {
         run.hold();
         Task {
             run: Some(run),
+            helper: None,
             node,
             counted,
         }
     }
 
+    /// A helper: it holds the run's memory but does not hold the run open,
+    /// so nobody waits for it to start, and it may find nothing to do.
+    fn helper(run: Weak<dyn Resume>) -> Self {
+        Task {
+            run: None,
+            helper: Some(run),
+            node: HELPER,
+            counted: true,
+        }
+    }
+
     /// Runs the node, then any successor it makes ready first, and so on,
     /// then queued ready nodes until none is left.
+    ///
+    /// A task that a run starts to take queued nodes off a busy runner (its
+    /// [`name`](Task::name) is empty) may find that they were taken
+    /// meanwhile, and return at once.
     pub fn run(mut self) {
+        if let Some(run) = self.helper.take() {
+            if let Some(run) = run.upgrade() {
+                run.help();
+            }
+            return;
+        }
         if let Some(run) = self.run.take() {
             let stack = run.stack_size(self.node);
             run.resume(self.node, self.counted, stack);
         }
     }
 
-    /// Runs the task like [`run`](Task::run) on a stack of `stack` bytes
-    /// that was not made for it (the caller of a run): nodes that ask for
-    /// more get tasks of their own.
+    /// Runs the task like [`run`](Task::run) on a stack with room for
+    /// `stack` bytes that was not made for it (the caller of a run): nodes
+    /// that ask for more get tasks of their own.
     pub(crate) fn run_here(mut self, stack: usize) {
         if let Some(run) = self.run.take() {
             run.resume(self.node, self.counted, stack);
         }
     }
 
-    /// The first node's display name.
+    /// The first node's display name; empty for a task that starts by
+    /// taking queued nodes.
     pub fn name(&self) -> &str {
         self.run.as_ref().map_or("", |run| run.name(self.node))
     }
 
     /// The stack size the first node asked for in bytes
-    /// (`#[fiber(stack = ..)]`), 0 for the runtime's default.
+    /// (`#[fiber(stack = ..)]`), 0 for the runtime's default (and for a
+    /// task that starts by taking queued nodes: it hands any that needs a
+    /// bigger stack to a task of its own).
     pub fn stack_size(&self) -> usize {
         self.run.as_ref().map_or(0, |run| run.stack_size(self.node))
     }
@@ -247,6 +318,10 @@ impl Task {
 
 impl Drop for Task {
     fn drop(&mut self) {
+        if let Some(run) = self.helper.take().and_then(|run| run.upgrade()) {
+            // It held nothing; the next need calls another.
+            run.helper_gone();
+        }
         if let Some(run) = self.run.take() {
             run.dropped(self.node, self.counted);
             run.release();
@@ -266,6 +341,11 @@ trait Resume: Send + Sync {
     /// to `stack` bytes (0: the runtime's default), then lets go of the
     /// task's hold on the run.
     fn resume(self: Arc<Self>, node: u32, counted: bool, stack: usize);
+    /// Joins the run as a runner if it is still going and a place is free,
+    /// and runs queued nodes (the [`Task::helper`] case).
+    fn help(self: Arc<Self>);
+    /// A helper that was called for is gone, run or not.
+    fn helper_gone(&self);
     fn name(&self, node: u32) -> &str;
     fn stack_size(&self, node: u32) -> usize;
     fn dropped(&self, node: u32, counted: bool);
@@ -288,6 +368,9 @@ struct Run<P: Plan, S, E> {
     lanes: Lanes,
     /// Runners running and not parked: at most `width` are started.
     runners: AtomicUsize,
+    /// Set while a helper has been spawned and has not started yet, so
+    /// that a busy runner spawns one at a time, not one per queued node.
+    helper_pending: AtomicBool,
     width: usize,
     /// Nodes skipped because a dependency failed; only touched on failure.
     skipped: AtomicUsize,
@@ -323,6 +406,7 @@ where
             // back from a park while their places were taken.
             lanes: Lanes::new(2 * width.max(1)),
             runners: AtomicUsize::new(0),
+            helper_pending: AtomicBool::new(false),
             width: width.max(1),
             skipped: AtomicUsize::new(0),
             failures: Mutex::new(Vec::new()),
@@ -433,16 +517,28 @@ where
         self.counters[node as usize].load(Ordering::Relaxed) & POISONED != 0
     }
 
-    /// Starts a runner for the node just queued if fewer than `width`
-    /// run.
+    /// Calls for a helper for the node just queued if fewer than `width`
+    /// runners run and no helper is on its way.
+    ///
+    /// The helper takes a place only once it starts. Until then, a runner
+    /// that runs out of work and finds the node still queued takes it
+    /// itself (see `retire`), so the node is never left waiting for a
+    /// helper, and a caller that ran every node itself need not wait for
+    /// the helper either: it does not hold the run open.
     fn wake(self: &Arc<Self>) {
-        // SeqCst: pairs with the fence in `retire` (and `parking`): either
-        // that runner sees the node just queued, or this sees its place
-        // free and starts a runner for it.
+        // SeqCst: pairs with the fences in `retire` (and `parking`) and
+        // `help`: either that runner or helper sees the node just queued,
+        // or this sees its place free, or the helper not yet started.
         fence(Ordering::SeqCst);
-        if self.claim_runner() {
-            self.start_runner();
+        // Relaxed: ordered by the fence above.
+        if self.runners.load(Ordering::Relaxed) >= self.width
+            || self.helper_pending.load(Ordering::Relaxed)
+            || self.helper_pending.swap(true, Ordering::Relaxed)
+        {
+            return;
         }
+        let weak: Weak<Self> = Arc::downgrade(self);
+        (self.spawn)(Task::helper(weak));
     }
 
     /// Spawns a runner for the place the caller claimed, starting with a
@@ -476,6 +572,27 @@ where
             ) {
                 Ok(_) => return true,
                 Err(now) => taken = now,
+            }
+        }
+        false
+    }
+
+    /// Holds the run open for a helper that is starting, unless it has
+    /// ended already (no holder is left, and none can come back).
+    fn try_hold(&self) -> bool {
+        // Relaxed: like `hold`; a count of 0 is final, so a helper that
+        // sees a higher one holds a run that has not ended.
+        let mut holders = self.holders.load(Ordering::Relaxed);
+        while holders > 0 {
+            // Relaxed: as above.
+            match self.holders.compare_exchange_weak(
+                holders,
+                holders + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => holders = now,
             }
         }
         false
@@ -588,7 +705,31 @@ where
     fn resume(self: Arc<Self>, first: u32, counted: bool, stack: usize) {
         // Also on an unwind, so that the run still ends.
         let _release = Release(&*self);
-        self.run_from(first, counted, stack);
+        self.run_from(Some(first), counted, stack);
+    }
+
+    fn help(self: Arc<Self>) {
+        self.helper_gone();
+        // SeqCst: pairs with the fence in `wake`: a runner that saw this
+        // helper as pending, and so called no other, queued its node
+        // before this looks for a place and for queued nodes.
+        fence(Ordering::SeqCst);
+        if !self.try_hold() {
+            // The run ended before this helper started.
+            return;
+        }
+        // Also on an unwind, so that the run still ends.
+        let _release = Release(&*self);
+        if self.claim_runner() {
+            // On the default stack: `pop_ready` hands a node that asks
+            // for more to a task of its own.
+            self.run_from(None, true, 0);
+        }
+    }
+
+    fn helper_gone(&self) {
+        // Relaxed: only bounds how many helpers are spawned (see `wake`).
+        self.helper_pending.store(false, Ordering::Relaxed);
     }
 
     fn name(&self, node: u32) -> &str {
@@ -646,9 +787,9 @@ where
     S: Fn(Task) + Send + Sync + 'static,
     E: End<P::Outputs>,
 {
-    /// Runs `first`, then what it makes ready, then queued nodes, until
-    /// none is left for this task.
-    fn run_from(self: &Arc<Self>, first: u32, counted: bool, stack: usize) {
+    /// Runs `first` (if any), then what it makes ready, then queued nodes,
+    /// until none is left for this task.
+    fn run_from(self: &Arc<Self>, first: Option<u32>, counted: bool, stack: usize) {
         // A counted runner gives its place up while a node parks (and so
         // does the runner of a run this fiber is a node of, if any).
         let hook = counted.then(|| RunnerHook::new(self));
@@ -659,7 +800,7 @@ where
         let lane = &lane;
         // A spawner hands the task over to another thread in a way that
         // orders the poison bit's write before this read.
-        let mut next = Some((first, self.poisoned(first)));
+        let mut next = first.map(|first| (first, self.poisoned(first)));
         loop {
             while let Some((node, poisoned)) = next {
                 next = self.step(node, poisoned, stack, lane);

@@ -98,7 +98,7 @@ fn detach_if_asked() -> bool {
     }
     if let Some(task) = worker.peek_current() {
         // SAFETY: the running fiber's task; its stack header is live.
-        if unsafe { (*task).header().no_preempt.get() } > 0 {
+        if unsafe { (*task).running_header().no_preempt.get() } > 0 {
             return true;
         }
     }

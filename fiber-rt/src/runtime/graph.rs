@@ -2,13 +2,17 @@
 //! fiber, so a node may block, sleep, spawn, use channels, or run a graph
 //! of its own.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use super::Runtime;
 use crate::dag::{self, Graph, GraphError};
 use crate::debug::Trace;
+use crate::sched::lend::lend;
 use crate::sched::registry::Registry;
 use crate::sched::task::Task;
+use crate::stack::header::HEADER_SIZE;
+use crate::stack::StackHeader;
 use crate::sync::oneshot;
 
 impl Runtime {
@@ -102,42 +106,74 @@ fn sender<O: Send + 'static>(tx: oneshot::Sender<Result<O, GraphError>>) -> dag:
 }
 
 /// Runs `graph` and waits for its result. A caller that is a fiber of
-/// `registry` with room for the nodes is the run's first runner: it runs
-/// nodes until none is left queued, then waits for the others (if it was
-/// not the last, which hands it the result at once). That saves starting
-/// a fiber and waking the caller, most of the cost of a small graph.
+/// `registry` is the run's first runner: it runs nodes until none is left
+/// queued, then waits for the others (if it was not the last, which hands
+/// it the result at once). That saves starting a fiber and waking the
+/// caller, most of the cost of a small graph.
+///
+/// Every node is promised a stack of the size it asks for, the runtime's
+/// default if it asks for none. A caller with that much room left runs
+/// nodes right on its stack; any other borrows a default stack from the
+/// pool for the while ([`lend`]), since room already used, or nested runs
+/// each running nodes further down one stack, would overflow where a
+/// fresh fiber does not (and without guard pages, silently corrupt
+/// memory).
 fn run_on<G: Graph>(registry: &Arc<Registry>, graph: G) -> Result<G::Outputs, GraphError>
 where
     G::Outputs: Send,
 {
     let width = registry.config.workers;
-    dag::exec::run_here(graph, spawner(registry), width, caller_stack(registry))
+    let spawn = spawner(registry);
+    let Some(caller) = caller(registry) else {
+        return dag::exec::run_here(graph, spawn, width, None, |_, _| {});
+    };
+    let default = registry.config.stack_size;
+    let left = room_left();
+    if left >= default {
+        return dag::exec::run_here(graph, spawn, width, Some(left), |task, stack| {
+            task.run_here(stack)
+        });
+    }
+    let lent = move |task: dag::Task, stack| {
+        let guarded = registry.config.guard_pages;
+        let task = Cell::new(Some(task));
+        let ran = lend(caller, stack, guarded, || {
+            if let Some(task) = task.take() {
+                task.run_here(stack);
+            }
+        });
+        if ran.is_err() {
+            // No stack to lend: the task gets a fiber of its own, or, if
+            // there is no stack for that either, fails its node.
+            if let Some(task) = task.take() {
+                spawner(registry)(task);
+            }
+        }
+    };
+    dag::exec::run_here(graph, spawn, width, Some(default), lent)
 }
 
-/// The room left on the calling fiber's stack, if the caller is a fiber of
-/// `registry` with at least a default stack's worth left (so that a node
-/// that asks for no size, or for no more than that room, may run on it),
-/// and is not itself running a graph's node.
-///
-/// Room left, not size: every node is promised the stack it asks for, and
-/// one run on a stack already partly used, or nested runs each running
-/// nodes further down one stack, would overflow where a fresh fiber does
-/// not (and without guard pages, silently corrupt memory).
-fn caller_stack(registry: &Arc<Registry>) -> Option<usize> {
+/// The calling fiber, if it is a fiber of `registry` and not itself
+/// running a graph's node.
+fn caller(registry: &Arc<Registry>) -> Option<&'static Task> {
     let task = Task::current().filter(|task| Arc::ptr_eq(&task.registry, registry))?;
     if crate::sched::park::installed_hook().is_some() {
         // A node of another run: its runner keeps its place while the node
         // runs nodes of its own, so let fresh fibers run them.
         return None;
     }
-    let left = room_left(task);
-    (left >= registry.config.stack_size).then_some(left)
+    Some(task)
 }
 
-/// Bytes of stack left below the caller's frame; `task` is the caller.
-fn room_left(task: &Task) -> usize {
-    let header = task.header();
-    let top = header as *const _ as usize + crate::stack::header::HEADER_SIZE;
+/// Bytes of stack left below the caller's frame, on the fiber stack it
+/// runs on.
+fn room_left() -> usize {
+    let Some(header) = StackHeader::current() else {
+        return 0;
+    };
+    // SAFETY: the header of the stack we run on, live while we do.
+    let header = unsafe { &*header };
+    let top = header as *const StackHeader as usize + HEADER_SIZE;
     let guard = if header.guarded {
         crate::stack::arena::page_size()
     } else {
@@ -149,9 +185,9 @@ fn room_left(task: &Task) -> usize {
 
 #[cfg(test)]
 mod tests {
-    //! Who runs a graph's nodes when a fiber runs it: the caller first,
-    //! with the others on runner fibers; never the caller when its stack
-    //! is smaller than a node's, nor a plain thread.
+    //! Who runs a graph's nodes when a fiber runs it: the caller first
+    //! (on a lent stack when its own has too little room left), with the
+    //! others on runner fibers; never a plain thread.
 
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{mpsc, Arc};
@@ -226,15 +262,17 @@ mod tests {
     }
 
     #[test]
-    fn a_fiber_with_a_small_stack_leaves_the_nodes_to_fibers_of_their_own() {
+    fn a_fiber_with_a_small_stack_runs_the_nodes_on_a_lent_stack() {
         let rt = Builder::new().workers(2).build().unwrap();
         let ran_on = Arc::new(AtomicU64::new(0));
-        let graph = one_node(&ran_on);
         let mut b = GraphBuilder::new();
+        let seen = Arc::clone(&ran_on);
         // Needs more stack than the caller's 32 KiB: it would overflow it.
-        let deep = b.node("deep", || {
+        let deep = b.node("deep", move || {
             let buffer = std::hint::black_box([7u8; 40 * 1024]);
             assert_eq!(buffer[40 * 1024 - 1], 7);
+            // Relaxed: read after the run, which orders it.
+            seen.store(fiber_id(), Ordering::Relaxed);
         });
         let after = b.node("after", || {});
         b.edge(deep, after);
@@ -242,7 +280,6 @@ mod tests {
         let caller = FiberBuilder::new()
             .stack_size(32 * 1024)
             .spawn_on(&rt, move || {
-                crate::run(graph).unwrap();
                 crate::run(deep_graph).unwrap();
                 fiber_id()
             })
@@ -250,9 +287,7 @@ mod tests {
             .join()
             .unwrap();
         // Relaxed: the run (and the join) ordered the node's store before this.
-        let node = ran_on.load(Ordering::Relaxed);
-        assert_ne!(node, 0);
-        assert_ne!(node, caller);
+        assert_eq!(ran_on.load(Ordering::Relaxed), caller);
     }
 
     #[test]
@@ -273,28 +308,49 @@ mod tests {
         assert!(thread.starts_with("asked"), "ran on thread {thread:?}");
     }
 
+    /// The top of the stack the caller runs on.
+    fn stack_top() -> usize {
+        crate::stack::StackHeader::current().map_or(0, |header| header as usize)
+    }
+
     #[test]
-    fn a_fiber_with_a_default_stack_leaves_the_nodes_to_fibers_of_their_own() {
+    fn a_fiber_with_a_default_stack_runs_the_nodes_on_a_lent_stack() {
         // A node is promised a default stack, and the caller has used some
-        // of its own: it cannot offer that much room.
+        // of its own: it cannot offer that much room, so it borrows a
+        // stack. Nodes there may park (and move to another worker), and
+        // fail, like nodes anywhere.
         let rt = Builder::new().workers(2).build().unwrap();
-        let ran_on = Arc::new(AtomicU64::new(0));
-        let graph = one_node(&ran_on);
-        let caller = rt.block_on(move || {
-            crate::run(graph).unwrap();
-            fiber_id()
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut b = GraphBuilder::new();
+        let record = Arc::clone(&seen);
+        let sleeper = b.node("sleeper", move || {
+            let before = (fiber_id(), stack_top(), super::room_left());
+            crate::sleep(Duration::from_millis(5));
+            let after = (fiber_id(), stack_top());
+            record.lock().unwrap().push((before, after));
         });
-        // Relaxed: the run (and the join) ordered the node's store before this.
-        let node = ran_on.load(Ordering::Relaxed);
-        assert_ne!(node, 0);
-        assert_ne!(node, caller);
+        let failing = b.node("failing", || panic!("on a lent stack"));
+        b.edge(sleeper, failing);
+        let graph = b.build().unwrap();
+        let default = rt.registry().config.stack_size;
+        let (caller, own_top, err) = rt.block_on(move || {
+            let err = crate::run(graph).unwrap_err();
+            (fiber_id(), stack_top(), err)
+        });
+        assert_eq!(err.failures()[0].node, "failing");
+        assert_eq!(err.failures()[0].kind, FailureKind::Panicked);
+        let seen = seen.lock().unwrap();
+        let ((id, top, room), (id_after, top_after)) = seen[0];
+        assert_eq!((id, id_after), (caller, caller));
+        assert_ne!(top, own_top, "the node ran on the caller's own stack");
+        assert_eq!(top, top_after, "the node came back on another stack");
+        assert!(room > default - 8 * 1024, "{room} bytes left of {default}");
     }
 
     /// Goes down the fiber's stack in 16 KiB frames until less than `room`
     /// bytes are left, then runs `f`.
     fn deep_until<T>(room: usize, f: impl FnOnce() -> T) -> T {
-        let task = crate::sched::task::Task::current().expect("runs on a fiber");
-        if super::room_left(task) < room {
+        if super::room_left() < room {
             return f();
         }
         let frame = std::hint::black_box([1u8; 16 * 1024]);
@@ -304,7 +360,7 @@ mod tests {
     }
 
     #[test]
-    fn a_caller_deep_in_its_stack_leaves_a_node_that_needs_room_to_a_fiber() {
+    fn a_caller_deep_in_its_stack_runs_a_node_that_needs_room_on_a_lent_stack() {
         let rt = Builder::new().workers(2).build().unwrap();
         let ran_on = Arc::new(AtomicU64::new(0));
         let mut b = GraphBuilder::new();
@@ -322,7 +378,7 @@ mod tests {
             fiber_id()
         });
         // Relaxed: as above.
-        assert_ne!(ran_on.load(Ordering::Relaxed), caller);
+        assert_eq!(ran_on.load(Ordering::Relaxed), caller);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`task_ref`]: counted references to a task, its memory recycled;
 //! - [`recycle`]: per-thread caches of fixed-size memory blocks;
 //! - [`join_slot`]: where a fiber's result waits for its `JoinHandle`;
+//! - [`lend`]: a stack lent to a running fiber for one call;
 //! - [`worker`]: a worker thread's scheduler loop and its switches;
 //! - [`registry`]: what the workers share: queues, config;
 //! - [`live`]: the list of live fibers, for shutdown, dumps and metrics;
@@ -15,6 +16,7 @@
 //! - [`park`]: parking the caller, fiber or thread, and waking it.
 
 pub(crate) mod join_slot;
+pub(crate) mod lend;
 mod live;
 pub(crate) mod park;
 pub(crate) mod recycle;

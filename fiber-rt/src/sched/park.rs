@@ -23,6 +23,14 @@ impl Waker {
         }
     }
 
+    /// Whether this wakes the caller itself.
+    pub(crate) fn is_current(&self) -> bool {
+        match self {
+            Waker::Fiber(task) => Task::current().is_some_and(|me| std::ptr::eq(me, &**task)),
+            Waker::Thread(thread) => thread.id() == std::thread::current().id(),
+        }
+    }
+
     /// Wakes the fiber or thread; a wake-up that arrives before the park is
     /// kept, so the park returns at once.
     pub(crate) fn wake(&self) {
@@ -122,5 +130,81 @@ pub fn yield_now() {
     match Task::current() {
         Some(task) => switch_current(task, Switch::Yield),
         None => std::thread::yield_now(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A wake-up must never be lost, also when it finds an older one still
+    //! pending: the woken fiber then consumes the older one, and must still
+    //! see what the waker wrote before it called `wake`.
+
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::time::Duration;
+
+    use super::{park, Waker};
+    use crate::Builder;
+
+    /// The flag a waker sets, and the fiber it then wakes.
+    type Request = (Arc<AtomicBool>, Waker);
+
+    #[test]
+    fn a_wake_up_that_finds_an_older_one_pending_is_not_lost() {
+        const ROUNDS: u64 = 100_000;
+        let rt = Builder::new().workers(2).build().unwrap();
+        // The round the waker thread is asked to answer, the flag it sets,
+        // and the fiber it wakes.
+        let asked = Arc::new(AtomicU64::new(0));
+        let slot: Arc<Mutex<Option<Request>>> = Arc::default();
+        let done = Arc::new(AtomicBool::new(false));
+        let waker_thread = {
+            let (asked, slot, done) = (asked.clone(), slot.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut answered = 0;
+                while !done.load(Ordering::Relaxed) {
+                    // Relaxed: the slot's lock orders what it holds.
+                    if asked.load(Ordering::Relaxed) == answered {
+                        std::hint::spin_loop();
+                        continue;
+                    }
+                    answered += 1;
+                    let (flag, waker) = slot.lock().unwrap().take().expect("asked");
+                    // Release: the flag is the condition the fiber waits for.
+                    flag.store(true, Ordering::Release);
+                    waker.wake();
+                }
+            })
+        };
+        let (tx, rx) = mpsc::channel();
+        let fiber = rt.spawn(move || {
+            for round in 1..=ROUNDS {
+                let flag = Arc::new(AtomicBool::new(false));
+                // An older wake-up, pending when the waker's comes.
+                Waker::current().wake();
+                *slot.lock().unwrap() = Some((flag.clone(), Waker::current()));
+                // Relaxed: the slot's lock orders what it holds.
+                asked.store(round, Ordering::Relaxed);
+                // A varying delay, so that the older wake-up is consumed
+                // at varying moments of the waker's `wake`.
+                for _ in 0..(round * 7919) % 512 {
+                    std::hint::spin_loop();
+                }
+                // Acquire: pairs with the waker's Release.
+                while !flag.load(Ordering::Acquire) {
+                    park("test");
+                }
+            }
+            tx.send(()).unwrap();
+        });
+        let finished = rx.recv_timeout(Duration::from_secs(30));
+        done.store(true, Ordering::Relaxed);
+        waker_thread.join().unwrap();
+        if finished.is_err() {
+            // Not even shutdown is asked of a runtime in that state.
+            std::mem::forget((fiber, rt));
+            panic!("a wake-up was lost: the fiber stays parked");
+        }
+        fiber.join().unwrap();
     }
 }

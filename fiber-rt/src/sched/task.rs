@@ -25,7 +25,7 @@ const PARKED: u8 = 2;
 /// A fiber's control block. Shared ([`TaskRef`]) between the queues, the
 /// wait lists that can wake it, and its `JoinHandle`.
 ///
-/// Aligned to a cache line: its 240 bytes then take four lines, not five,
+/// Aligned to a cache line: its 248 bytes then take four lines, not five,
 /// and a task is read on several cores in its life.
 #[repr(align(64))]
 pub(crate) struct Task {
@@ -77,6 +77,11 @@ pub(crate) struct Task {
     /// Reports to the fiber's `JoinHandle` that it was cancelled before it
     /// started (called by `start` after dropping the unrun closure).
     pub(super) cancelled_unrun: Option<CancelFn>,
+    /// The header of a stack lent to the fiber (see [`lend`]) while it
+    /// runs there, else null.
+    ///
+    /// [`lend`]: super::lend
+    pub(super) lent: Cell<*const StackHeader>,
 }
 
 // SAFETY: the `Cell` fields are touched only by the thread that currently
@@ -143,6 +148,7 @@ impl Task {
             place: Cell::new(None),
             unstarted: AtomicBool::new(true),
             cancelled_unrun,
+            lent: Cell::new(std::ptr::null()),
         });
         if JoinSlot::fits::<F>() {
             // SAFETY: the room is unused until the fiber completes, long
@@ -193,7 +199,15 @@ impl Task {
         unsafe { &*self.worker.get() }
     }
 
-    /// The header of the task's stack.
+    /// The header of the stack the fiber runs on: a stack lent to it (see
+    /// [`lend`](super::lend)) while it runs there, else its own.
+    pub(crate) fn running_header(&self) -> &StackHeader {
+        // SAFETY: a lent stack's header is live while the pointer is set
+        // (`lend` clears it before it gives the stack back).
+        unsafe { self.lent.get().as_ref() }.unwrap_or_else(|| self.header())
+    }
+
+    /// The header of the task's own stack.
     pub(crate) fn header(&self) -> &StackHeader {
         // SAFETY: peeks at the stack without taking it; only the thread
         // that owns the task's execution calls this: before resuming it, or
@@ -332,10 +346,17 @@ impl Task {
             let next = match state {
                 PARKED => RUNNING,
                 RUNNING => NOTIFIED,
-                _ => return, // already NOTIFIED
+                // Already NOTIFIED: still written back, never just read. A
+                // plain load would publish nothing: the fiber could consume
+                // the older wake-up, miss what this waker wrote before
+                // calling, and park for good (a lost wake-up, seen when a
+                // stale wake-up was pending).
+                _ => NOTIFIED,
             };
-            // AcqRel: Release publishes the waker's writes to the fiber;
-            // Acquire sees the saved context of a fiber that parked.
+            // AcqRel: Release publishes the waker's writes to the fiber
+            // (also when it was already notified: the fiber's Acquire in
+            // `consume_notification` then reads this write); Acquire sees
+            // the saved context of a fiber that parked.
             match self
                 .state
                 .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Relaxed)
