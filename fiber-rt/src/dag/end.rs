@@ -34,10 +34,6 @@ impl<O: 'static> End<O> for Callback<O> {
     }
 }
 
-/// How many times [`Waiting::wait`] looks for the result before it parks:
-/// about a microsecond here.
-const SPINS: u32 = 64;
-
 /// Keeps the result for the fiber or thread that started the run, which
 /// parks in [`wait`](Waiting::wait) until it is in.
 pub(crate) struct Waiting<O> {
@@ -61,17 +57,6 @@ impl<O> Waiting<O> {
     /// Parks until the run has ended, then takes its result. Called once,
     /// by the fiber or thread that made this.
     pub(crate) fn wait(&self) -> Result<O, GraphError> {
-        // A caller that ran nodes itself comes here once nothing is queued:
-        // only nodes already running elsewhere are left, often a few short
-        // ones, so it looks a few times before it pays for a park and a
-        // wake-up from another thread.
-        for _ in 0..SPINS {
-            // Acquire: as below.
-            if self.ready.load(Ordering::Acquire) {
-                break;
-            }
-            std::hint::spin_loop();
-        }
         // Acquire: pairs with the Release in `end`, so the result stored
         // before is seen (the lock would order it too).
         while !self.ready.load(Ordering::Acquire) {
