@@ -12,8 +12,9 @@ pub enum FailureKind {
     /// The fiber returned `Err`; the message is the error's `Display` (or
     /// `Debug` when it has no `Display`).
     Returned,
-    /// The fiber never ran because whatever was running the graph dropped
-    /// it (for example a runtime shutting down).
+    /// The fiber never ran, or never finished, because whatever was
+    /// running the graph dropped it, or cancelled it (a runtime shutting
+    /// down).
     Dropped,
 }
 

@@ -35,7 +35,7 @@
 
 use std::cell::UnsafeCell;
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
@@ -45,6 +45,7 @@ use super::graph::{Graph, Plan};
 use super::lanes::{Lane, Lanes};
 use crate::debug::recorder::Recorder;
 use crate::sched::park::{self, ParkHook};
+use crate::sched::Cancelled;
 
 /// Runs a [`Task`] somewhere: on a fiber, a thread, a pool, or inline.
 pub type Spawn = Arc<dyn Fn(Task) + Send + Sync>;
@@ -430,6 +431,14 @@ where
         let (kind, message) = match outcome {
             Ok(Ok(())) => return true,
             Ok(Err(failure)) => (FailureKind::Returned, failure.message),
+            Err(payload) if payload.is::<Cancelled>() => {
+                // The runtime is shutting down: the fiber unwinds to its
+                // base, out of this run too (whose holds its guards let
+                // go of), instead of going on with the next node.
+                let message = "its fiber was cancelled: the runtime shut down";
+                self.record_failure(node, FailureKind::Dropped, message.into());
+                resume_unwind(payload)
+            }
             Err(payload) => (FailureKind::Panicked, panic_message(payload.as_ref())),
         };
         self.record_failure(node, kind, message);
@@ -721,6 +730,12 @@ where
         // Also on an unwind, so that the run still ends.
         let _release = Release(&*self);
         if self.claim_runner() {
+            // More queued than this helper takes at once: call the next
+            // one, so that runners keep joining up to `width` (a runner
+            // only calls when it queues onto an empty lane).
+            if !self.lanes.is_empty() {
+                self.wake();
+            }
             // On the default stack: `pop_ready` hands a node that asks
             // for more to a task of its own.
             self.run_from(None, true, 0);

@@ -382,6 +382,100 @@ mod tests {
     }
 
     #[test]
+    fn a_caller_cancelled_while_its_node_parks_on_a_lent_stack_unwinds() {
+        let rt = Builder::new().workers(2).build().unwrap();
+        let (started, asleep) = mpsc::channel();
+        let callers: Vec<_> = (0..2)
+            .map(|_| {
+                let started = started.clone();
+                let mut b = GraphBuilder::new();
+                b.node("napper", move || {
+                    started.send(()).unwrap();
+                    crate::sleep(Duration::from_secs(3600));
+                });
+                let graph = b.build().unwrap();
+                rt.spawn(move || {
+                    let _ = crate::run(graph);
+                    // Not reached: the fiber unwinds out of the run.
+                    loop {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..2 {
+            asleep.recv().unwrap();
+        }
+        within(20, move || drop(rt));
+        for caller in callers {
+            assert!(caller.join().unwrap_err().is_cancelled());
+        }
+    }
+
+    /// Runs `graph` from a fiber of a 4-worker runtime whose nodes each
+    /// wait (busy, holding their runner) until 4 of them run at once, or
+    /// 2 seconds; returns how many ran at once at most.
+    fn most_at_once(
+        build: impl FnOnce(&mut GraphBuilder, &dyn Fn() -> Box<dyn Fn() + Send + Sync>),
+    ) -> u64 {
+        let rt = Builder::new()
+            .workers(4)
+            .preempt_signals(false)
+            .build()
+            .unwrap();
+        let running = Arc::new(AtomicU64::new(0));
+        let most = Arc::new(AtomicU64::new(0));
+        let node = {
+            let (running, most) = (Arc::clone(&running), Arc::clone(&most));
+            move || -> Box<dyn Fn() + Send + Sync> {
+                let (running, most) = (Arc::clone(&running), Arc::clone(&most));
+                Box::new(move || {
+                    // Relaxed: counts only; no data is published.
+                    let now = running.fetch_add(1, Ordering::Relaxed) + 1;
+                    most.fetch_max(now, Ordering::Relaxed);
+                    let start = std::time::Instant::now();
+                    while most.load(Ordering::Relaxed) < 4
+                        && start.elapsed() < Duration::from_secs(2)
+                    {
+                        std::hint::spin_loop();
+                    }
+                    running.fetch_sub(1, Ordering::Relaxed);
+                })
+            }
+        };
+        let mut b = GraphBuilder::new();
+        build(&mut b, &node);
+        let graph = b.build().unwrap();
+        rt.block_on(move || crate::run(graph).unwrap());
+        // Relaxed: the run ordered every node before this.
+        most.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn independent_sources_run_on_as_many_runners_as_workers() {
+        let most = most_at_once(|b, node| {
+            for i in 0..8 {
+                let f = node();
+                b.node(format!("source {i}"), f);
+            }
+        });
+        assert_eq!(most, 4);
+    }
+
+    #[test]
+    fn a_fan_out_runs_on_as_many_runners_as_workers() {
+        let most = most_at_once(|b, node| {
+            let root = b.node("root", || ());
+            for i in 0..8 {
+                let f = node();
+                let leaf = b.node(format!("leaf {i}"), f);
+                b.edge(root, leaf);
+            }
+        });
+        assert_eq!(most, 4);
+    }
+
+    #[test]
     fn deeply_nested_runs_do_not_pile_up_on_one_stack() {
         // Each level's node runs the next level's graph: run on the caller's
         // stack, the levels would overflow it.

@@ -330,7 +330,10 @@ impl Task {
             Ok(_) => true,
             Err(_) => {
                 // NOTIFIED: the wake-up is consumed by running again.
-                self.state.store(RUNNING, Ordering::Relaxed);
+                // Acquire, and a swap rather than a store: a second waker
+                // may have written NOTIFIED again (Release) since the CAS
+                // read it, and what it wrote before must be seen too.
+                self.state.swap(RUNNING, Ordering::Acquire);
                 false
             }
         }
