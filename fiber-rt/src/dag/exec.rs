@@ -18,7 +18,10 @@
 //! queued nodes. A graph with a million ready nodes so costs a handful of
 //! fibers, not a million, and since a helper holds nothing until it
 //! starts, nobody waits for one: a small graph is often done by its first
-//! runner before the helper starts, which then finds nothing to do. A runner whose node parks (a lock, a channel, a
+//! runner before the helper starts, which then finds nothing to do (the
+//! runtime offers helpers to idle workers rather than spawning them, and
+//! a run that its caller finishes withdraws its offer: see
+//! `sched::offers`). A runner whose node parks (a lock, a channel, a
 //! sleep, a nested graph) gives its place up while it waits, and its lane
 //! can be stolen from meanwhile, so the queues keep moving and a node may
 //! wait for any other node without deadlock. A successor that asks for a
@@ -90,7 +93,9 @@ pub(crate) fn start_with_width<G: Graph>(
 /// is the first runner: it runs the first source itself, if that fits the
 /// stack, and the nodes that follow, before it waits for the others.
 /// `run_first` runs that first runner's task, with the stack's size: it
-/// may run it right there, or move it onto another stack first.
+/// may run it right there, or move it onto another stack first. Once the
+/// run is over, `withdraw` is called with the run's address (see
+/// [`Task::helper_of`]), before the run's state goes.
 ///
 /// The spawner and the place for the result live in the run's shared
 /// state: besides the plan's own, the run allocates that state, its
@@ -101,6 +106,7 @@ pub(crate) fn run_here<G, S>(
     width: usize,
     here: Option<usize>,
     run_first: impl FnOnce(Task, usize),
+    withdraw: impl FnOnce(usize),
 ) -> Result<G::Outputs, GraphError>
 where
     G: Graph,
@@ -112,7 +118,9 @@ where
     if let (Some(task), Some(stack)) = (launch(&run, here), here) {
         run_first(task, stack);
     }
-    run.end.wait()
+    let result = run.end.wait();
+    withdraw(Arc::as_ptr(&run) as *const () as usize);
+    result
 }
 
 /// Like [`start`], and records when and where each node runs; the
@@ -223,7 +231,7 @@ where
     G::Outputs: Send,
 {
     let width = std::thread::available_parallelism().map_or(1, |n| n.get());
-    run_here(graph, spawn, width, None, |_, _| {})
+    run_here(graph, spawn, width, None, |_, _| {}, |_| {})
 }
 
 /// A runner of a running graph: it starts with a ready node (or with the
@@ -300,6 +308,14 @@ impl Task {
         if let Some(run) = self.run.take() {
             run.resume(self.node, self.counted, stack);
         }
+    }
+
+    /// For a task that starts by taking queued nodes, the address of its
+    /// run (the same for every such task of one run), which
+    /// `run_here`'s `withdraw` is called with.
+    pub(crate) fn helper_of(&self) -> Option<usize> {
+        let run = self.helper.as_ref()?;
+        Some(Weak::as_ptr(run) as *const () as usize)
     }
 
     /// The first node's display name; empty for a task that starts by

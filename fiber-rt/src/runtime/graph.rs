@@ -90,6 +90,12 @@ impl Runtime {
 fn spawner(registry: &Arc<Registry>) -> impl Fn(dag::Task) + Send + Sync + 'static {
     let registry = registry.clone();
     move |task: dag::Task| {
+        if let Some(run) = task.helper_of() {
+            // Offered to idle workers rather than spawned: see `offers`.
+            registry.offers.offer(run, task);
+            registry.notify_work();
+            return;
+        }
         let stack = Some(task.stack_size()).filter(|&s| s > 0);
         // If no stack can be had, the task is dropped unrun, which fails
         // its node (and skips its dependents) instead of losing it.
@@ -124,15 +130,15 @@ where
 {
     let width = registry.config.workers;
     let spawn = spawner(registry);
+    let withdraw = |run| registry.offers.withdraw(run);
     let Some(caller) = caller(registry) else {
-        return dag::exec::run_here(graph, spawn, width, None, |_, _| {});
+        return dag::exec::run_here(graph, spawn, width, None, |_, _| {}, withdraw);
     };
     let default = registry.config.stack_size;
     let left = room_left();
     if left >= default {
-        return dag::exec::run_here(graph, spawn, width, Some(left), |task, stack| {
-            task.run_here(stack)
-        });
+        let run_first = |task: dag::Task, stack| task.run_here(stack);
+        return dag::exec::run_here(graph, spawn, width, Some(left), run_first, withdraw);
     }
     let lent = move |task: dag::Task, stack| {
         let guarded = registry.config.guard_pages;
@@ -150,7 +156,7 @@ where
             }
         }
     };
-    dag::exec::run_here(graph, spawn, width, Some(default), lent)
+    dag::exec::run_here(graph, spawn, width, Some(default), lent, withdraw)
 }
 
 /// The calling fiber, if it is a fiber of `registry` and not itself
@@ -473,6 +479,58 @@ mod tests {
             }
         });
         assert_eq!(most, 4);
+    }
+
+    #[test]
+    fn small_runs_leave_no_offer_of_help_behind() {
+        // Each run queues nodes and so offers a helper to idle workers;
+        // a run its caller finishes first withdraws the offer. The other
+        // worker is kept busy, so that no idle worker takes the offers.
+        let rt = Builder::new().workers(2).build().unwrap();
+        let registry = Arc::clone(rt.registry());
+        let left = rt.block_on(move || {
+            let stop = Arc::new(AtomicU64::new(0));
+            let (busy, on) = mpsc::channel();
+            let spinner = {
+                let stop = Arc::clone(&stop);
+                crate::spawn(move || {
+                    let thread = std::thread::current().id();
+                    busy.send(thread).unwrap();
+                    crate::preempt::no_preempt(|| {
+                        // Relaxed: a stop signal, no data.
+                        while stop.load(Ordering::Relaxed) == 0 {
+                            std::hint::spin_loop();
+                        }
+                    });
+                })
+            };
+            // Received once the spinner runs: on the other worker, since
+            // this fiber does not give its own up meanwhile.
+            let spinning_on = loop {
+                if let Ok(thread) = on.try_recv() {
+                    break thread;
+                }
+                std::hint::spin_loop();
+            };
+            assert_ne!(spinning_on, std::thread::current().id());
+            for round in 0..200u64 {
+                let mut b = GraphBuilder::new();
+                let root = b.node("root", || ());
+                for leaf in 0..4 {
+                    let l = b.node("leaf", move || {
+                        std::hint::black_box(round + leaf);
+                    });
+                    b.edge(root, l);
+                }
+                crate::run(b.build().unwrap()).unwrap();
+            }
+            let left = registry.offers.clear().len();
+            // Relaxed: as above.
+            stop.store(1, Ordering::Relaxed);
+            spinner.join().unwrap();
+            left
+        });
+        assert_eq!(left, 0);
     }
 
     #[test]

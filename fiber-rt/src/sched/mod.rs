@@ -11,6 +11,7 @@
 //! - [`worker`]: a worker thread's scheduler loop and its switches;
 //! - [`registry`]: what the workers share: queues, config;
 //! - [`live`]: the list of live fibers, for shutdown, dumps and metrics;
+//! - [`offers`]: graph runs asking idle workers for help;
 //! - [`sleep`]: how idle workers sleep and are woken (see its README);
 //! - [`timer`]: deadlines for `sleep`;
 //! - [`park`]: parking the caller, fiber or thread, and waking it.
@@ -18,6 +19,7 @@
 pub(crate) mod join_slot;
 pub(crate) mod lend;
 mod live;
+pub(crate) mod offers;
 pub(crate) mod park;
 pub(crate) mod recycle;
 pub(crate) mod registry;

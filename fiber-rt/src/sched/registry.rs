@@ -9,6 +9,7 @@ use std::time::Duration;
 use crossbeam_deque::{Injector, Steal, Stealer, Worker as LocalQueue};
 
 use super::live::Live;
+use super::offers::Offers;
 use super::sleep::Sleep;
 use super::task::{CancelFn, Task};
 use super::task_ref::TaskRef;
@@ -55,6 +56,8 @@ pub(crate) struct Registry {
     extra_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// When the runtime was built: workers' busy time counts from here.
     pub(crate) started: std::time::Instant,
+    /// Graph runs asking idle workers for help.
+    pub(crate) offers: Offers,
 }
 
 /// Counters, read by `Runtime::metrics`. Relaxed throughout: statistics
@@ -100,6 +103,7 @@ impl Registry {
                 .collect(),
             extra_threads: Mutex::new(Vec::new()),
             started: std::time::Instant::now(),
+            offers: Offers::default(),
         });
         (registry, locals)
     }

@@ -359,6 +359,13 @@ impl Worker {
             if let Some(task) = self.find_task() {
                 return Some(task);
             }
+            if let Some(helper) = self.registry.offers.take_seen() {
+                // A fiber for it, which the next round finds queued. If
+                // no stack can be had, the helper is dropped, which its
+                // run takes as "no help".
+                let _ = self.registry.spawn(None, None, move || helper.run());
+                continue;
+            }
             if self.registry.is_shutdown() {
                 return None;
             }
