@@ -174,6 +174,10 @@ impl Lanes {
 
     /// Takes every node still queued, once no runner is left.
     pub(crate) fn drain(&self) -> Vec<u32> {
+        if self.is_empty() {
+            // The common case, at the end of every run: no batch steals.
+            return Vec::new();
+        }
         let nobody = self.lane(false);
         std::iter::from_fn(|| self.steal(&nobody)).collect()
     }
