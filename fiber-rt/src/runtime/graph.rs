@@ -482,6 +482,53 @@ mod tests {
     }
 
     #[test]
+    fn siblings_that_wait_for_each_other_without_parking_both_run() {
+        // Each leaf spins (holding its runner) until the other has
+        // started: the second needs the idle worker to take the run's
+        // offer of help, also when that worker was about to sleep. Without
+        // signals, so that nothing but the offer brings in a second thread.
+        let rt = Builder::new()
+            .workers(2)
+            .preempt_signals(false)
+            .build()
+            .unwrap();
+        let met = rt.block_on(|| {
+            (0..1000u64)
+                .filter(|round| {
+                    let started = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+                    let met = Arc::new(AtomicU64::new(0));
+                    let mut b = GraphBuilder::new();
+                    let root = b.node("root", || ());
+                    for me in 0..2 {
+                        let (started, met) = (Arc::clone(&started), Arc::clone(&met));
+                        let leaf = b.node("leaf", move || {
+                            // Relaxed: flags, no data.
+                            started[me].store(1, Ordering::Relaxed);
+                            let start = std::time::Instant::now();
+                            while start.elapsed() < Duration::from_secs(5) {
+                                if started[1 - me].load(Ordering::Relaxed) == 1 {
+                                    met.fetch_add(1, Ordering::Relaxed);
+                                    return;
+                                }
+                                std::hint::spin_loop();
+                            }
+                        });
+                        b.edge(root, leaf);
+                    }
+                    crate::run(b.build().unwrap()).unwrap();
+                    // A pause of varying length, so that the next run
+                    // finds the other worker at varying points of its
+                    // search before sleeping, or asleep.
+                    std::thread::sleep(Duration::from_micros(round * 37 % 150));
+                    // Relaxed: the run ordered the nodes before this.
+                    met.load(Ordering::Relaxed) == 2
+                })
+                .count()
+        });
+        assert_eq!(met, 1000);
+    }
+
+    #[test]
     fn small_runs_leave_no_offer_of_help_behind() {
         // Each run queues nodes and so offers a helper to idle workers;
         // a run its caller finishes first withdraws the offer. The other

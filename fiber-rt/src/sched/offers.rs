@@ -47,16 +47,25 @@ impl Offers {
         self.count.store(list.len(), Ordering::Relaxed);
     }
 
-    /// An offer that a worker had already seen on an earlier call; marks
+    /// Whether any offer is waiting: part of the check a worker makes
+    /// before it sleeps, so that none sleeps over an offer.
+    pub(crate) fn any(&self) -> bool {
+        // SeqCst: pairs with the fence in `Registry::notify_work`, which
+        // follows every offer (see sched/sleep/README.md).
+        self.count.load(Ordering::SeqCst) > 0
+    }
+
+    /// An offer that a worker had already seen on an earlier call, or any
+    /// offer if this is its `last` look before it stops searching; marks
     /// the others seen.
-    pub(crate) fn take_seen(&self) -> Option<Task> {
+    pub(crate) fn take_seen(&self, last: bool) -> Option<Task> {
         // Relaxed: a stale 0 only delays the take to the worker's next
         // look; the lock orders everything else.
         if self.count.load(Ordering::Relaxed) == 0 {
             return None;
         }
         let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
-        let taken = match list.iter().position(|offer| offer.seen) {
+        let taken = match list.iter().position(|offer| offer.seen || last) {
             Some(index) => Some(list.swap_remove(index).task),
             None => {
                 list.iter_mut().for_each(|offer| offer.seen = true);

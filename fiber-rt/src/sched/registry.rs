@@ -337,6 +337,7 @@ impl Registry {
         worker.has_local_work()
             || !self.injector.is_empty()
             || self.stealers.iter().any(|s| !s.is_empty())
+            || self.offers.any()
             || self.is_shutdown()
     }
 

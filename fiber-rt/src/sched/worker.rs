@@ -359,7 +359,8 @@ impl Worker {
             if let Some(task) = self.find_task() {
                 return Some(task);
             }
-            if let Some(helper) = self.registry.offers.take_seen() {
+            let last = round + 1 == SEARCH_ROUNDS;
+            if let Some(helper) = self.registry.offers.take_seen(last) {
                 // A fiber for it, which the next round finds queued. If
                 // no stack can be had, the helper is dropped, which its
                 // run takes as "no help".
