@@ -55,17 +55,16 @@ impl Offers {
         self.count.load(Ordering::SeqCst) > 0
     }
 
-    /// An offer that a worker had already seen on an earlier call, or any
-    /// offer if this is its `last` look before it stops searching; marks
+    /// An offer that a worker had already seen on an earlier call; marks
     /// the others seen.
-    pub(crate) fn take_seen(&self, last: bool) -> Option<Task> {
+    pub(crate) fn take_seen(&self) -> Option<Task> {
         // Relaxed: a stale 0 only delays the take to the worker's next
         // look; the lock orders everything else.
         if self.count.load(Ordering::Relaxed) == 0 {
             return None;
         }
         let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
-        let taken = match list.iter().position(|offer| offer.seen || last) {
+        let taken = match list.iter().position(|offer| offer.seen) {
             Some(index) => Some(list.swap_remove(index).task),
             None => {
                 list.iter_mut().for_each(|offer| offer.seen = true);

@@ -353,14 +353,20 @@ impl Worker {
     /// Before sleeping, keeps looking for work for a short while, counted
     /// as searching: producers do not wake sleepers while someone searches,
     /// which saves a futex wake-up per spawn or wake-up in bursts of work.
+    ///
+    /// It also takes offers of help from graph runs (see `offers`), and
+    /// keeps searching while there are any, so that it never stops over
+    /// one it has seen: an offer is either withdrawn, or still there at
+    /// its next look and taken.
     fn search(&self) -> Option<TaskRef> {
         let _searching = self.registry.start_searching()?;
-        for round in 0..SEARCH_ROUNDS {
+        let mut round = 0;
+        while round < SEARCH_ROUNDS || self.registry.offers.any() {
+            round += 1;
             if let Some(task) = self.find_task() {
                 return Some(task);
             }
-            let last = round + 1 == SEARCH_ROUNDS;
-            if let Some(helper) = self.registry.offers.take_seen(last) {
+            if let Some(helper) = self.registry.offers.take_seen() {
                 // A fiber for it, which the next round finds queued. If
                 // no stack can be had, the helper is dropped, which its
                 // run takes as "no help".
