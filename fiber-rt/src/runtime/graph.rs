@@ -529,6 +529,58 @@ mod tests {
     }
 
     #[test]
+    fn siblings_that_wait_for_each_other_by_yielding_both_run_on_busy_workers() {
+        // Every worker always has a fiber to run (two that yield in a
+        // loop), so none ever goes looking for work: the run's offer of
+        // help must still get its turn, or the leaf that waits would wait
+        // for good.
+        let rt = Builder::new().workers(2).build().unwrap();
+        let met = rt.block_on(|| {
+            let stop = Arc::new(AtomicU64::new(0));
+            let yielders: Vec<_> = (0..2)
+                .map(|_| {
+                    let stop = Arc::clone(&stop);
+                    crate::spawn(move || {
+                        // Relaxed: a stop signal, no data.
+                        while stop.load(Ordering::Relaxed) == 0 {
+                            crate::yield_now();
+                        }
+                    })
+                })
+                .collect();
+            let started = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+            let met = Arc::new(AtomicU64::new(0));
+            let mut b = GraphBuilder::new();
+            let root = b.node("root", || ());
+            for me in 0..2 {
+                let (started, met) = (Arc::clone(&started), Arc::clone(&met));
+                let leaf = b.node("leaf", move || {
+                    // Relaxed: flags, no data.
+                    started[me].store(1, Ordering::Relaxed);
+                    let start = std::time::Instant::now();
+                    while start.elapsed() < Duration::from_secs(5) {
+                        if started[1 - me].load(Ordering::Relaxed) == 1 {
+                            met.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                        crate::yield_now();
+                    }
+                });
+                b.edge(root, leaf);
+            }
+            crate::run(b.build().unwrap()).unwrap();
+            // Relaxed: as above.
+            stop.store(1, Ordering::Relaxed);
+            for yielder in yielders {
+                yielder.join().unwrap();
+            }
+            // Relaxed: the run ordered the nodes before this.
+            met.load(Ordering::Relaxed)
+        });
+        assert_eq!(met, 2);
+    }
+
+    #[test]
     fn small_runs_leave_no_offer_of_help_behind() {
         // Each run queues nodes and so offers a helper to idle workers;
         // a run its caller finishes first withdraws the offer. The other

@@ -5,12 +5,14 @@
 //! helper costs its caller a spawn, and the worker that picks it up a
 //! share of the run's memory, even when the run (a small graph) is over
 //! before the helper starts, which is most of the time. So the helper is
-//! *offered* here instead. Only a worker with nothing to do looks at the
-//! offers (in its search before sleeping), and only takes one it has
-//! already seen on an earlier look, about a microsecond before: a run
-//! that ends sooner withdraws its offer, and nothing of it crossed to
-//! another thread. A run whose nodes take longer gets its helper a
-//! microsecond later than a spawn would have given it.
+//! *offered* here instead. A worker with nothing to do looks at the offers
+//! in its search before sleeping, about every microsecond; a busy one
+//! every few dozen fibers it runs, as it looks at the global queue, so
+//! that an offer gets its turn under full load too. A worker only takes an
+//! offer that was already seen on an earlier look: a run that ends sooner
+//! withdraws its offer, and nothing of it crossed to another thread. A run
+//! whose nodes take longer gets its helper a little later than a spawn
+//! would have given it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};

@@ -338,6 +338,13 @@ impl Worker {
     fn find_task(&self) -> Option<TaskRef> {
         let ticks = self.ticks.get().wrapping_add(1);
         self.ticks.set(ticks);
+        if ticks % GLOBAL_QUEUE_INTERVAL == 0 {
+            // A busy worker never searches: offers of help get their turn
+            // here, as the global queue does, or a graph whose nodes wait
+            // for each other without parking would wait for an idle worker
+            // that never comes.
+            self.take_offer();
+        }
         if self.prefer_global.take() || ticks % GLOBAL_QUEUE_INTERVAL == 0 {
             if let Some(task) = self.steal_global() {
                 return Some(task);
@@ -366,12 +373,8 @@ impl Worker {
             if let Some(task) = self.find_task() {
                 return Some(task);
             }
-            if let Some(helper) = self.registry.offers.take_seen() {
-                // A fiber for it, which the next round finds queued. If
-                // no stack can be had, the helper is dropped, which its
-                // run takes as "no help".
-                let _ = self.registry.spawn(None, None, move || helper.run());
-                continue;
+            if self.take_offer() {
+                continue; // the next round finds its fiber queued
             }
             if self.registry.is_shutdown() {
                 return None;
@@ -385,6 +388,17 @@ impl Worker {
             }
         }
         None
+    }
+
+    /// Takes an offer of help seen on an earlier look, if any, and queues
+    /// a fiber for it on the global queue. If no stack can be had, the
+    /// helper is dropped, which its run takes as "no help".
+    fn take_offer(&self) -> bool {
+        let Some(helper) = self.registry.offers.take_seen() else {
+            return false;
+        };
+        let _ = self.registry.spawn(None, None, move || helper.run());
+        true
     }
 
     fn steal_global(&self) -> Option<TaskRef> {
