@@ -481,6 +481,33 @@ mod tests {
         assert_eq!(most, 4);
     }
 
+    /// A root and two leaves that each wait (calling `pause` between
+    /// looks, never parking) until the other has started, 5 seconds at
+    /// most; and the count of leaves that saw the other.
+    fn waiting_siblings(pause: fn()) -> (crate::dag::DynGraph, Arc<AtomicU64>) {
+        let started = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+        let met = Arc::new(AtomicU64::new(0));
+        let mut b = GraphBuilder::new();
+        let root = b.node("root", || ());
+        for me in 0..2 {
+            let (started, met) = (Arc::clone(&started), Arc::clone(&met));
+            let leaf = b.node("leaf", move || {
+                // Relaxed: flags, no data.
+                started[me].store(1, Ordering::Relaxed);
+                let start = std::time::Instant::now();
+                while start.elapsed() < Duration::from_secs(5) {
+                    if started[1 - me].load(Ordering::Relaxed) == 1 {
+                        met.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    pause();
+                }
+            });
+            b.edge(root, leaf);
+        }
+        (b.build().unwrap(), met)
+    }
+
     #[test]
     fn siblings_that_wait_for_each_other_without_parking_both_run() {
         // Each leaf spins (holding its runner) until the other has
@@ -495,27 +522,8 @@ mod tests {
         let met = rt.block_on(|| {
             (0..1000u64)
                 .filter(|round| {
-                    let started = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
-                    let met = Arc::new(AtomicU64::new(0));
-                    let mut b = GraphBuilder::new();
-                    let root = b.node("root", || ());
-                    for me in 0..2 {
-                        let (started, met) = (Arc::clone(&started), Arc::clone(&met));
-                        let leaf = b.node("leaf", move || {
-                            // Relaxed: flags, no data.
-                            started[me].store(1, Ordering::Relaxed);
-                            let start = std::time::Instant::now();
-                            while start.elapsed() < Duration::from_secs(5) {
-                                if started[1 - me].load(Ordering::Relaxed) == 1 {
-                                    met.fetch_add(1, Ordering::Relaxed);
-                                    return;
-                                }
-                                std::hint::spin_loop();
-                            }
-                        });
-                        b.edge(root, leaf);
-                    }
-                    crate::run(b.build().unwrap()).unwrap();
+                    let (graph, met) = waiting_siblings(std::hint::spin_loop);
+                    crate::run(graph).unwrap();
                     // A pause of varying length, so that the next run
                     // finds the other worker at varying points of its
                     // search before sleeping, or asleep.
@@ -548,27 +556,8 @@ mod tests {
                     })
                 })
                 .collect();
-            let started = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
-            let met = Arc::new(AtomicU64::new(0));
-            let mut b = GraphBuilder::new();
-            let root = b.node("root", || ());
-            for me in 0..2 {
-                let (started, met) = (Arc::clone(&started), Arc::clone(&met));
-                let leaf = b.node("leaf", move || {
-                    // Relaxed: flags, no data.
-                    started[me].store(1, Ordering::Relaxed);
-                    let start = std::time::Instant::now();
-                    while start.elapsed() < Duration::from_secs(5) {
-                        if started[1 - me].load(Ordering::Relaxed) == 1 {
-                            met.fetch_add(1, Ordering::Relaxed);
-                            return;
-                        }
-                        crate::yield_now();
-                    }
-                });
-                b.edge(root, leaf);
-            }
-            crate::run(b.build().unwrap()).unwrap();
+            let (graph, met) = waiting_siblings(crate::yield_now);
+            crate::run(graph).unwrap();
             // Relaxed: as above.
             stop.store(1, Ordering::Relaxed);
             for yielder in yielders {
