@@ -160,12 +160,12 @@ where
 {
     // Also on an unwind (a panicking spawner), so that the run still ends.
     let _release = Release(&**run);
-    let sources = run.plan().sources();
     if let Some(stack) = here {
         if let Some(own) = launch_here(run, stack) {
             return Some(own);
         }
     }
+    let sources = run.plan().sources();
     let (first, rest) = sources.split_at(sources.len().min(run.width));
     for &source in rest {
         run.lanes.push_shared(source);
@@ -385,8 +385,9 @@ struct Run<P: Plan, S, E> {
     lanes: Lanes,
     /// Runners running and not parked: at most `width` are started.
     runners: AtomicUsize,
-    /// Set while a helper has been spawned and has not started yet, so
-    /// that a busy runner spawns one at a time, not one per queued node.
+    /// Set while a helper has been called for (spawned, or offered to idle
+    /// workers) and has not started yet, so that a busy runner calls for
+    /// one at a time, not one per queued node.
     helper_pending: AtomicBool,
     width: usize,
     /// Nodes skipped because a dependency failed; only touched on failure.

@@ -78,7 +78,9 @@ impl Offers {
         taken
     }
 
-    /// Withdraws the offers of the run at address `run`, if still there.
+    /// Withdraws the offer of the run at address `run`, if still there. A
+    /// run has one at most: it calls for the next helper only once the
+    /// last has started (and left this list) or is gone.
     pub(crate) fn withdraw(&self, run: usize) {
         // Relaxed: the run's end ordered its offers (made by its runners)
         // before this; and an offer left behind would do no harm: the
@@ -87,15 +89,8 @@ impl Offers {
             return;
         }
         let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut withdrawn = Vec::new();
-        let mut index = 0;
-        while index < list.len() {
-            if list[index].run == run {
-                withdrawn.push(list.swap_remove(index).task);
-            } else {
-                index += 1;
-            }
-        }
+        let index = list.iter().position(|offer| offer.run == run);
+        let withdrawn = index.map(|index| list.swap_remove(index).task);
         // Relaxed: as in `offer`.
         self.count.store(list.len(), Ordering::Relaxed);
         drop(list);

@@ -338,14 +338,15 @@ impl Worker {
     fn find_task(&self) -> Option<TaskRef> {
         let ticks = self.ticks.get().wrapping_add(1);
         self.ticks.set(ticks);
-        if ticks % GLOBAL_QUEUE_INTERVAL == 0 {
+        let periodic = ticks % GLOBAL_QUEUE_INTERVAL == 0;
+        if periodic {
             // A busy worker never searches: offers of help get their turn
             // here, as the global queue does, or a graph whose nodes wait
             // for each other without parking would wait for an idle worker
             // that never comes.
             self.take_offer();
         }
-        if self.prefer_global.take() || ticks % GLOBAL_QUEUE_INTERVAL == 0 {
+        if self.prefer_global.take() || periodic {
             if let Some(task) = self.steal_global() {
                 return Some(task);
             }
