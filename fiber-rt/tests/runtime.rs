@@ -93,6 +93,44 @@ fn yield_now_interleaves_fibers_on_one_worker() {
     }
 }
 
+/// Spawns a child that spawns the next, and so on until `stop`: the local
+/// queue is never empty meanwhile.
+fn spawn_chain(stop: Arc<std::sync::atomic::AtomicBool>) {
+    // Relaxed: a flag; nothing else is published through it.
+    if !stop.load(Ordering::Relaxed) {
+        drop(fiber_rt::spawn(move || spawn_chain(stop)));
+    }
+}
+
+#[test]
+fn a_yielding_fiber_is_not_starved_by_a_queue_that_never_empties() {
+    // A fiber that yields waits behind what is queued; the queue here is
+    // never empty, since each fiber spawns the next before it ends. The
+    // yielder must still get its turns (each of the chain's fibers starts a
+    // fresh time slice, so preemption does not help it).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = rt(1);
+        let yields = rt.block_on(|| {
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let chain = stop.clone();
+            drop(fiber_rt::spawn(move || spawn_chain(chain)));
+            let mut yields = 0;
+            for _ in 0..1000 {
+                fiber_rt::yield_now();
+                yields += 1;
+            }
+            stop.store(true, Ordering::Relaxed);
+            yields
+        });
+        tx.send(yields).unwrap();
+    });
+    let yields = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the yielding fiber was starved");
+    assert_eq!(yields, 1000);
+}
+
 #[test]
 fn sleepers_wake_in_deadline_order() {
     let rt = rt(2);

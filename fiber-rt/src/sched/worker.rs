@@ -61,6 +61,11 @@ pub(crate) struct Worker {
     /// The fiber most recently woken by a fiber on this worker: it runs
     /// next, while its data is hot in cache.
     lifo: Cell<Option<TaskRef>>,
+    /// The fiber that yielded last while another was ready (see
+    /// [`yield_target`](Self::yield_target)): it runs once the queues
+    /// above are empty, unless a later yield or the periodic check moves
+    /// it to the back of the local queue first.
+    yielded: Cell<Option<TaskRef>>,
     /// The scheduler loop's context while a fiber runs.
     sched_sp: Cell<Option<StackPointer>>,
     post: Cell<Post>,
@@ -90,6 +95,7 @@ impl Worker {
             registry,
             local,
             lifo: Cell::new(None),
+            yielded: Cell::new(None),
             sched_sp: Cell::new(None),
             post: Cell::new(Post::Nothing),
             current: Cell::new(None),
@@ -136,6 +142,7 @@ impl Worker {
         // which finds it in the registry's list of live fibers.
         while self.local.pop().is_some() {}
         self.lifo.take();
+        self.yielded.take();
         thread::unbind();
     }
 
@@ -209,7 +216,10 @@ impl Worker {
             clock.start_slice(task.id);
         }
         let sp = task.take_sp();
-        self.current.set(Some(task));
+        let previous = self.current.replace(Some(task));
+        debug_assert!(previous.is_none(), "a worker runs one fiber at a time");
+        // The slot was empty: nothing to drop (and no drop call to pay).
+        std::mem::forget(previous);
         sp
     }
 
@@ -255,20 +265,60 @@ impl Worker {
             .current
             .take()
             .expect("a running fiber is its worker's current");
-        self.post.set(match how {
-            Switch::Yield | Switch::Preempt => Post::Requeue(me),
-            Switch::Park => Post::Park(me),
-        });
-        let target = if how == Switch::Preempt {
-            self.yield_slice()
-        } else {
-            self.next_target()
+        let target = match how {
+            Switch::Yield => self.yield_target(me),
+            Switch::Preempt => {
+                self.post.set(Post::Requeue(me));
+                self.yield_slice()
+            }
+            Switch::Park => {
+                self.post.set(Post::Park(me));
+                self.next_target()
+            }
         };
         // SAFETY: `target` is a queued fiber's context or this worker's
         // scheduler loop, neither running; ours goes to the task's slot,
-        // which nobody reads until the post action above has run.
+        // which nobody reads until the post action above has run, or, for
+        // a yield into the `yielded` slot, until this worker next takes it
+        // from there, after this switch.
         unsafe { fiber_asm::switch(task.sp_slot(), target, 0) };
         after_resume(task);
+    }
+
+    /// Where the yielding fiber `me` switches to. The common case, another
+    /// fiber ready on this worker, needs no queue operation for `me`: it
+    /// waits in the private `yielded` slot, and a fiber that yielded before
+    /// it moves on to the back of the local queue. Two fibers yielding to
+    /// each other so just swap places there, with no atomic operation.
+    ///
+    /// The slot is still the back of the line: it runs after everything
+    /// queued, and a later yielder pushes it to the local queue ahead of
+    /// itself. It cannot be stolen, so the periodic check (and any slice
+    /// that runs out) moves it to the local queue, where idle workers see
+    /// it.
+    #[inline]
+    fn yield_target(&self, me: TaskRef) -> StackPointer {
+        if self.slice_check_due() {
+            self.post.set(Post::Requeue(me));
+            return self.yield_slice();
+        }
+        let (next, inherit) = if let Some(woken) = self.lifo.take() {
+            (woken, true)
+        } else if let Some(queued) = self.pop_local() {
+            (queued, false)
+        } else if let Some(yielded) = self.yielded.take() {
+            (yielded, false)
+        } else {
+            // Nothing else here: the loop looks further (global queue,
+            // other workers) before resuming us.
+            self.post.set(Post::Requeue(me));
+            return self.to_loop();
+        };
+        if let Some(older) = self.yielded.replace(Some(me)) {
+            // No wake-up of idle workers, as for any requeue after a yield.
+            self.local.push(older);
+        }
+        self.adopt_with(next, inherit)
     }
 
     /// A cancelled fiber unwinds instead of switching away (once; during
@@ -288,9 +338,11 @@ impl Worker {
         self.next_target()
     }
 
-    /// The next ready fiber on this worker (made current), or the loop.
+    /// Counts a scheduling decision, and says whether this one must go
+    /// through the loop: the slice is used up, it is time for the periodic
+    /// look at the global queue, or the runtime is shutting down.
     #[inline]
-    fn next_target(&self) -> StackPointer {
+    fn slice_check_due(&self) -> bool {
         // Relaxed: a request seen a switch late is honoured at the next.
         let used_up = self
             .registry
@@ -300,17 +352,23 @@ impl Worker {
             != 0;
         let ticks = self.ticks.get().wrapping_add(1);
         self.ticks.set(ticks);
+        used_up || ticks % GLOBAL_QUEUE_INTERVAL == 0 || self.registry.is_shutdown()
+    }
+
+    /// The next ready fiber on this worker (made current), or the loop.
+    #[inline]
+    fn next_target(&self) -> StackPointer {
         // Now and then the loop looks at the global queue first, so fibers
         // that keep waking each other cannot starve it; the fiber in the
         // LIFO slot waits at the back of the local queue meanwhile (left in
         // its slot, the loop would take it first and start it a new slice).
-        if used_up || ticks % GLOBAL_QUEUE_INTERVAL == 0 || self.registry.is_shutdown() {
+        if self.slice_check_due() {
             return self.yield_slice();
         }
         if let Some(next) = self.lifo.take() {
             return self.adopt_with(next, true);
         }
-        match self.local.pop() {
+        match self.local.pop().or_else(|| self.yielded.take()) {
             Some(next) => self.adopt(next),
             None => self.to_loop(),
         }
@@ -319,6 +377,11 @@ impl Worker {
     /// The slice is over: the fiber in the LIFO slot goes to the back of
     /// the queue, and the loop looks at the global queue first.
     fn yield_slice(&self) -> StackPointer {
+        // The yielded fiber first: it has waited longer than a fiber that
+        // is requeued by the post action after this switch.
+        if let Some(yielded) = self.yielded.take() {
+            self.local.push(yielded);
+        }
         if let Some(woken) = self.lifo.take() {
             self.local.push(woken);
         }
@@ -354,6 +417,7 @@ impl Worker {
         self.lifo
             .take()
             .or_else(|| self.local.pop())
+            .or_else(|| self.yielded.take())
             .or_else(|| self.steal_global())
             .or_else(|| self.registry.steal_for(self))
     }
@@ -402,6 +466,18 @@ impl Worker {
         true
     }
 
+    /// Pops the local queue, looking first whether it is empty, which is
+    /// inlined and cheap (the pop is a call and, in a FIFO queue, a locked
+    /// instruction): a yield between two fibers finds it empty.
+    #[inline]
+    fn pop_local(&self) -> Option<TaskRef> {
+        if self.local.is_empty() {
+            None
+        } else {
+            self.local.pop()
+        }
+    }
+
     fn steal_global(&self) -> Option<TaskRef> {
         loop {
             match self.registry.injector.steal_batch_and_pop(&self.local) {
@@ -431,15 +507,16 @@ impl Worker {
 
     /// Whether this worker has fibers queued locally.
     pub(crate) fn has_local_work(&self) -> bool {
-        !self.local.is_empty() || self.lifo_occupied()
+        !self.local.is_empty() || occupied(&self.lifo) || occupied(&self.yielded)
     }
+}
 
-    fn lifo_occupied(&self) -> bool {
-        let t = self.lifo.take();
-        let occupied = t.is_some();
-        self.lifo.set(t);
-        occupied
-    }
+/// Whether a slot of the worker holds a fiber.
+fn occupied(slot: &Cell<Option<TaskRef>>) -> bool {
+    let t = slot.take();
+    let occupied = t.is_some();
+    slot.set(t);
+    occupied
 }
 
 /// The running fiber `task` switches away as `how` asks: through its
