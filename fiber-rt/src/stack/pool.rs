@@ -5,6 +5,7 @@
 //! [`BATCH`] stacks moved keeps that pattern off the pool's lock.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -55,10 +56,12 @@ fn global(guard: bool) -> &'static Global {
     }
 }
 
-/// A thread's cache; given to the global pool when the thread exits.
+/// A thread's cache; given to the global pool when the thread exits. Each
+/// list runs from cold (front) to warm (back): takes and gives use the
+/// back, a trade puts the stack it is given at the front.
 struct Local {
-    guarded: [Vec<usize>; CLASSES],
-    unguarded: [Vec<usize>; CLASSES],
+    guarded: [VecDeque<usize>; CLASSES],
+    unguarded: [VecDeque<usize>; CLASSES],
     /// Stacks in this cache, published for [`pool_stats`]; registered in
     /// [`LOCAL_COUNTS`] on the thread's first take or give.
     counts: Option<Arc<Counts>>,
@@ -87,7 +90,7 @@ impl Local {
         counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
-    fn list(&mut self, shift: u32, guard: bool) -> &mut Vec<usize> {
+    fn list(&mut self, shift: u32, guard: bool) -> &mut VecDeque<usize> {
         let class = (shift - MIN_SHIFT) as usize;
         if guard {
             &mut self.guarded[class]
@@ -142,8 +145,8 @@ impl Drop for Local {
 thread_local! {
     static LOCAL: RefCell<Local> = const {
         RefCell::new(Local {
-            guarded: [const { Vec::new() }; CLASSES],
-            unguarded: [const { Vec::new() }; CLASSES],
+            guarded: [const { VecDeque::new() }; CLASSES],
+            unguarded: [const { VecDeque::new() }; CLASSES],
             counts: None,
         })
     };
@@ -167,7 +170,7 @@ pub(super) fn take(shift: u32, guard: bool) -> Option<usize> {
                 let fetched = list.len() as isize;
                 l.count(fetched);
             }
-            let found = l.list(shift, guard).pop();
+            let found = l.list(shift, guard).pop_back();
             if found.is_some() {
                 l.count(-1);
             }
@@ -198,8 +201,9 @@ pub(super) fn trade(base: usize, shift: u32, guard: bool) -> usize {
         .try_with(|l| {
             let mut l = l.try_borrow_mut().ok()?;
             let list = l.list(shift, guard);
-            let warm = list.pop()?;
-            list.insert(0, base);
+            let warm = list.pop_back()?;
+            // The cold end of a ring: no shifting of the list.
+            list.push_front(base);
             Some(warm)
         })
         .ok()
@@ -233,7 +237,7 @@ pub(super) fn give(base: usize, shift: u32, guard: bool) -> bool {
                     drop(global);
                     l.count(-(BATCH as isize));
                 }
-                l.list(shift, guard).push(base);
+                l.list(shift, guard).push_back(base);
                 l.count(1);
                 true
             }
