@@ -145,6 +145,11 @@ impl GraphBuilder {
     }
 
     /// Checks the graph and lays it out for running: `Err` names a cycle.
+    ///
+    /// Ready nodes start highest critical-path rank first. Sources too,
+    /// within blocks of 1024 in the order the nodes were added: a graph
+    /// with that many sources has far more ready work than workers, and
+    /// node order keeps neighbours together in cache.
     pub fn build(self) -> Result<DynGraph, CycleError> {
         let len = self.jobs.len();
         let (starts, mut successors) =
@@ -178,7 +183,9 @@ impl GraphBuilder {
         let mut sources: Vec<u32> = (0..len as u32)
             .filter(|&n| in_degree[n as usize] == 0)
             .collect();
-        sources.sort_by_key(|&s| std::cmp::Reverse(rank[s as usize]));
+        for block in sources.chunks_mut(SOURCE_BLOCK) {
+            block.sort_by_key(|&s| std::cmp::Reverse(rank[s as usize]));
+        }
         Ok(DynGraph {
             names: self.names,
             costs: self.costs,
@@ -192,6 +199,15 @@ impl GraphBuilder {
         })
     }
 }
+
+/// Sources are started highest rank first within blocks of this many, and
+/// block after block in the order they were added. A graph with more
+/// sources than this has far more ready work than workers, so their
+/// order hardly changes when the run ends, but it decides which memory
+/// the run touches: a random 1M-node graph (a quarter of it sources)
+/// took 180 ns a node on one worker with every source in rank order,
+/// where a node's rank says little about its place, and 100-120 ns so.
+const SOURCE_BLOCK: usize = 1024;
 
 /// Compressed rows: `successors[starts[n]..starts[n + 1]]` are the heads of
 /// the edges leaving `n`, in the order they were given.
@@ -503,5 +519,28 @@ mod tests {
         assert_eq!(graph.successors(root).collect::<Vec<_>>(), [dear, cheap]);
         assert_eq!(Plan::sources(&graph), [0]);
         assert!(graph.dot("g").contains("n0 -> n2;\n    n0 -> n1;"));
+    }
+
+    #[test]
+    fn sources_start_by_rank_within_blocks_in_node_order_across_them() {
+        // Two blocks of sources; in each, every other source is dear.
+        let n = 2 * SOURCE_BLOCK;
+        let mut builder = GraphBuilder::new();
+        let ids: Vec<_> = (0..n).map(|_| builder.node("s", || {})).collect();
+        for (i, &id) in ids.iter().enumerate() {
+            builder.cost(id, if i % 2 == 1 { 10 } else { 1 });
+        }
+        let graph = builder.build().unwrap();
+        let sources = Plan::sources(&graph);
+        assert_eq!(sources.len(), n);
+        for (b, block) in sources.chunks(SOURCE_BLOCK).enumerate() {
+            let range = (b * SOURCE_BLOCK) as u32..((b + 1) * SOURCE_BLOCK) as u32;
+            assert!(block.iter().all(|s| range.contains(s)), "block {b}");
+            let (dear, cheap) = block.split_at(SOURCE_BLOCK / 2);
+            assert!(dear.iter().all(|s| s % 2 == 1), "block {b}: dear first");
+            assert!(cheap.iter().all(|s| s % 2 == 0), "block {b}: then cheap");
+            // Equal ranks keep node order.
+            assert!(dear.windows(2).all(|w| w[0] < w[1]), "block {b}");
+        }
     }
 }

@@ -50,7 +50,11 @@ pub trait Plan: Send + Sync + 'static {
     }
     /// The nodes waiting for `node`, highest critical-path rank first.
     fn successors(&self, node: u32) -> &[u32];
-    /// The nodes that wait for nothing, highest rank first.
+    /// The nodes that wait for nothing, in the order they are started:
+    /// highest rank first (a run-time graph with many sources keeps that
+    /// order within blocks, see [`GraphBuilder::build`]).
+    ///
+    /// [`GraphBuilder::build`]: super::GraphBuilder::build
     fn sources(&self) -> &[u32];
     /// The node's display name.
     fn name(&self, node: u32) -> &str;
