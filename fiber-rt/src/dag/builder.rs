@@ -430,6 +430,13 @@ impl Plan for DynGraph {
             .map_err(Failure::error)
     }
 
+    // Inlined into the executor's generic code in the caller's crate.
+    #[inline]
+    unsafe fn run_node_once(&self, node: u32) -> Result<(), Failure> {
+        // SAFETY: forwarded from the caller: this node's first and only call.
+        unsafe { self.jobs.call_once(node as usize) }.map_err(Failure::error)
+    }
+
     fn finish(&mut self) -> Option<()> {
         Some(())
     }

@@ -444,7 +444,13 @@ where
 
     /// Runs one node's body, catching a panic. Returns whether it succeeded.
     fn execute(&self, node: u32) -> bool {
-        let outcome = catch_unwind(AssertUnwindSafe(|| self.plan().run_node(node)));
+        // SAFETY: each node is handed to one runner, once: a source is
+        // queued once, and any other node by the one runner that brings its
+        // counter to zero; a queued node is popped or stolen once; and a
+        // plan serves one run.
+        let outcome = catch_unwind(AssertUnwindSafe(|| unsafe {
+            self.plan().run_node_once(node)
+        }));
         let (kind, message) = match outcome {
             Ok(Ok(())) => return true,
             Ok(Err(failure)) => (FailureKind::Returned, failure.message),

@@ -63,6 +63,17 @@ pub trait Plan: Send + Sync + 'static {
     /// Runs one node's body. Called once per node, after every node it
     /// depends on has returned `Ok`. May panic.
     fn run_node(&self, node: u32) -> Result<(), Failure>;
+    /// [`run_node`](Plan::run_node) for a caller that runs each node once
+    /// at most: a plan may then skip its own check for a second call (a
+    /// run-time graph's is a locked instruction per node).
+    ///
+    /// # Safety
+    ///
+    /// Called at most once per node over the plan's life, and never for a
+    /// node that [`run_node`](Plan::run_node) was called for.
+    unsafe fn run_node_once(&self, node: u32) -> Result<(), Failure> {
+        self.run_node(node)
+    }
     /// Collects the outputs, once every node has returned `Ok`. `None` only
     /// when a slot is unexpectedly empty, which a correct plan never causes.
     fn finish(&mut self) -> Option<Self::Outputs>;
