@@ -132,6 +132,40 @@ fn a_yielding_fiber_is_not_starved_by_a_queue_that_never_empties() {
 }
 
 #[test]
+fn a_fiber_that_yielded_is_taken_by_an_idle_worker_while_the_next_one_spins() {
+    // A spawns B and yields; B spins, never switching, until A has run
+    // again. With no preemption of B (no probes, no signals), only the
+    // other worker can run A: the yielded fiber must not be hidden from it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = Builder::new()
+            .workers(2)
+            .preempt_signals(false)
+            .build()
+            .unwrap();
+        for _ in 0..200 {
+            rt.block_on(|| {
+                let resumed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let flag = resumed.clone();
+                let spinner = fiber_rt::spawn(move || {
+                    // Acquire: pairs with A's Release below.
+                    while !flag.load(Ordering::Acquire) {
+                        std::hint::spin_loop();
+                    }
+                });
+                fiber_rt::yield_now();
+                // Release: B may stop.
+                resumed.store(true, Ordering::Release);
+                spinner.join().unwrap();
+            });
+        }
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("a yielded fiber waited for good behind a spinning one");
+}
+
+#[test]
 fn sleepers_wake_in_deadline_order() {
     let rt = rt(2);
     let order = Arc::new(fiber_rt::sync::Mutex::new(Vec::new()));

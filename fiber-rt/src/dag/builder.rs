@@ -433,8 +433,13 @@ impl Plan for DynGraph {
     // Inlined into the executor's generic code in the caller's crate.
     #[inline]
     unsafe fn run_node_once(&self, node: u32) -> Result<(), Failure> {
-        // SAFETY: forwarded from the caller: this node's first and only call.
-        unsafe { self.jobs.call_once(node as usize) }.map_err(Failure::error)
+        // SAFETY: forwarded from the caller: nothing else takes this node's
+        // closure meanwhile.
+        unsafe { self.jobs.call_once(node as usize) }
+            // Called by hand before the run, say: a failure of the node,
+            // as with `run_node`.
+            .expect("the executor runs each node once")
+            .map_err(Failure::error)
     }
 
     fn finish(&mut self) -> Option<()> {
@@ -549,5 +554,16 @@ mod tests {
             // Equal ranks keep node order.
             assert!(dear.windows(2).all(|w| w[0] < w[1]), "block {b}");
         }
+    }
+
+    #[test]
+    fn a_node_run_by_hand_before_the_run_fails_in_the_run() {
+        let mut builder = GraphBuilder::new();
+        builder.node("early", || {});
+        let graph = builder.build().unwrap();
+        graph.run_node(0).unwrap();
+        let rt = crate::Builder::new().workers(1).build().unwrap();
+        let err = rt.run(graph).unwrap_err();
+        assert!(err.to_string().contains("`early` panicked"), "{err}");
     }
 }

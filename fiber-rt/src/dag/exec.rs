@@ -444,10 +444,11 @@ where
 
     /// Runs one node's body, catching a panic. Returns whether it succeeded.
     fn execute(&self, node: u32) -> bool {
-        // SAFETY: each node is handed to one runner, once: a source is
-        // queued once, and any other node by the one runner that brings its
-        // counter to zero; a queued node is popped or stolen once; and a
-        // plan serves one run.
+        // SAFETY: each node is handed to one runner, once, so no other
+        // thread runs it meanwhile: a source is queued once, any other node
+        // by the one runner that brings its counter to zero, and a queued
+        // node is popped or stolen once. The plan is the run's own: nothing
+        // outside it calls the plan during the run.
         let outcome = catch_unwind(AssertUnwindSafe(|| unsafe {
             self.plan().run_node_once(node)
         }));

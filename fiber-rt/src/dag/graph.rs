@@ -63,14 +63,15 @@ pub trait Plan: Send + Sync + 'static {
     /// Runs one node's body. Called once per node, after every node it
     /// depends on has returned `Ok`. May panic.
     fn run_node(&self, node: u32) -> Result<(), Failure>;
-    /// [`run_node`](Plan::run_node) for a caller that runs each node once
-    /// at most: a plan may then skip its own check for a second call (a
-    /// run-time graph's is a locked instruction per node).
+    /// [`run_node`](Plan::run_node) for a caller that never runs a node on
+    /// two threads at once: a plan may then check for a second call
+    /// without a locked instruction (a run-time graph's check is one per
+    /// node). A second call still fails as with `run_node`.
     ///
     /// # Safety
     ///
-    /// Called at most once per node over the plan's life, and never for a
-    /// node that [`run_node`](Plan::run_node) was called for.
+    /// No call of `run_node` or `run_node_once` for the same node on
+    /// another thread at the same time.
     unsafe fn run_node_once(&self, node: u32) -> Result<(), Failure> {
         self.run_node(node)
     }

@@ -17,7 +17,9 @@ type Inline = MaybeUninit<[usize; 2]>;
 /// Three words: a run-time graph of a million nodes keeps a million of
 /// them, and freeing that memory is a good part of running a cheap graph.
 /// The vtable pointer is also the flag saying whether the closure was
-/// taken: the one caller that swaps it out for null moves the closure out.
+/// taken: the one caller that swaps it out for null (or, in
+/// [`call_once`](Job::call_once), finds it set and clears it) moves the
+/// closure out.
 ///
 /// A job has no `Drop` of its own: [`Jobs`] drops the closures never
 /// called, and skips that pass over every node when no closure needs it.
@@ -54,8 +56,9 @@ impl<T: FnOnce() -> Result<(), String>> VtableOf<T> {
 unsafe impl Send for Job {}
 
 // SAFETY: through `&self` the closure is only reached by the one caller
-// that swaps its vtable pointer out (see `call`), which moves it out: as
-// with a `Mutex<F>`, `F: Send` is enough.
+// that takes its vtable pointer (see `call`; `call_once`'s contract rules
+// out a concurrent taker), which moves it out: as with a `Mutex<F>`,
+// `F: Send` is enough.
 unsafe impl Sync for Job {}
 
 impl Job {
@@ -94,29 +97,26 @@ impl Job {
         Some(unsafe { (vtable.call)(self.data.get()) })
     }
 
-    /// Calls the closure, which must not have been taken: [`call`] without
-    /// the swap, a locked instruction that is a good part of a cheap node.
+    /// [`call`](Job::call) without the swap, a locked instruction that is
+    /// a good part of a cheap node; `None` if the closure was taken before.
     ///
     /// # Safety
     ///
-    /// The closure was not taken before (by `call` or `call_once`), and
-    /// nothing tries to take it at the same time. A `call` afterwards is
-    /// fine: it finds the closure taken.
-    ///
-    /// [`call`]: Job::call
+    /// Nothing tries to take the closure at the same time (no `call` or
+    /// `call_once` on this job on another thread meanwhile).
     #[inline]
-    unsafe fn call_once(&self) -> Result<(), String> {
+    unsafe fn call_once(&self) -> Option<Result<(), String>> {
         // Relaxed: as in `call`; by the contract no other thread takes the
         // closure meanwhile, so a load and a store suffice.
         let vtable = self.vtable.load(Ordering::Relaxed);
-        // Null marks the closure taken, for `drop_untaken`.
+        // SAFETY: a non-null pointer is one of the `'static` vtables `new`
+        // stores, never written through.
+        let vtable = unsafe { vtable.as_ref() }?;
+        // Null marks the closure taken, for later calls and `drop_untaken`.
         self.vtable.store(std::ptr::null_mut(), Ordering::Relaxed);
-        // SAFETY: never taken before (the contract), so the pointer is one
-        // of the `'static` vtables `new` stores.
-        let vtable = unsafe { &*vtable };
         // SAFETY: `data` holds the closure the vtable was made for, and
-        // this is its only use.
-        unsafe { (vtable.call)(self.data.get()) }
+        // clearing the pointer made this its only use.
+        Some(unsafe { (vtable.call)(self.data.get()) })
     }
 
     /// Whether dropping the job untaken has anything to do.
@@ -190,14 +190,14 @@ impl Jobs {
         self.list[node].call()
     }
 
-    /// Calls node `node`'s closure, which was not called before.
+    /// [`call`](Jobs::call) without the locked swap.
     ///
     /// # Safety
     ///
-    /// As for [`Job::call_once`]: nothing took or takes node `node`'s
-    /// closure before or at the same time.
+    /// As for [`Job::call_once`]: nothing tries to take node `node`'s
+    /// closure at the same time.
     #[inline]
-    pub(super) unsafe fn call_once(&self, node: usize) -> Result<(), String> {
+    pub(super) unsafe fn call_once(&self, node: usize) -> Option<Result<(), String>> {
         // SAFETY: forwarded from the caller.
         unsafe { self.list[node].call_once() }
     }
@@ -237,10 +237,11 @@ mod tests {
         assert_eq!(jobs.call(0), Some(Ok(())));
         assert_eq!(jobs.call(1), Some(Ok(())));
         assert_eq!(jobs.call(1), None, "a job runs once");
-        // SAFETY: node 2's closure was not taken, and this thread alone
-        // uses the jobs.
-        assert_eq!(unsafe { jobs.call_once(2) }, Ok(()));
+        // SAFETY: this thread alone uses the jobs.
+        assert_eq!(unsafe { jobs.call_once(2) }, Some(Ok(())));
         assert_eq!(jobs.call(2), None, "taken by `call_once`");
+        // SAFETY: as above.
+        assert_eq!(unsafe { jobs.call_once(1) }, None, "taken by `call`");
         assert_eq!(Arc::strong_count(&token), 2);
         drop(jobs);
         assert_eq!(Arc::strong_count(&token), 1);

@@ -200,7 +200,9 @@ fn balance(registry: &Registry) {
     let stealers = &registry.stealers;
     let (mut longest, mut max, mut min) = (0, 0, usize::MAX);
     for (i, stealer) in stealers.iter().enumerate() {
-        let len = stealer.len();
+        // A fiber in the worker's yielded slot waits like a queued one.
+        let yielded = registry.yielded(i).is_some_and(|slot| slot.is_occupied());
+        let len = stealer.len() + usize::from(yielded);
         if len > max {
             (longest, max) = (i, len);
         }

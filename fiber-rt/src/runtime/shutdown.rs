@@ -44,6 +44,7 @@ fn finish(registry: &Arc<Registry>, threads: Vec<thread::JoinHandle<()>>) {
     }
     registry.join_extra_threads();
     while !matches!(registry.injector.steal(), Steal::Empty) {}
+    registry.drain_yielded();
     cancel_all(registry);
     drop(registry.offers.clear());
     registry.clear_live();

@@ -30,6 +30,7 @@ pub(crate) mod task_ref;
 pub(crate) mod thread;
 pub(crate) mod timer;
 pub(crate) mod worker;
+pub(crate) mod yielded;
 
 /// The panic payload that unwinds a fiber cancelled at shutdown.
 pub(crate) struct Cancelled;

@@ -16,6 +16,7 @@ use super::task_ref::TaskRef;
 use super::thread;
 use super::timer::Timer;
 use super::worker::Worker;
+use super::yielded::YieldedSlot;
 use crate::preempt::{Monitor, WorkerClock};
 use crate::stack::Stack;
 
@@ -58,6 +59,8 @@ pub(crate) struct Registry {
     pub(crate) started: std::time::Instant,
     /// Graph runs asking idle workers for help.
     pub(crate) offers: Offers,
+    /// Each worker's yielded slot (see `yielded`), by worker index.
+    yielded: Box<[YieldedSlot]>,
 }
 
 /// Counters, read by `Runtime::metrics`. Relaxed throughout: statistics
@@ -104,6 +107,7 @@ impl Registry {
             extra_threads: Mutex::new(Vec::new()),
             started: std::time::Instant::now(),
             offers: Offers::default(),
+            yielded: (0..config_workers).map(|_| YieldedSlot::new()).collect(),
         });
         (registry, locals)
     }
@@ -120,6 +124,24 @@ impl Registry {
 
     /// The preemption clock of worker `index`; the shutdown's temporary
     /// worker (index past the end) shares a clock nobody samples.
+    /// Worker `index`'s yielded slot; `None` for a worker that is not one
+    /// of the runtime's (the shutdown's temporary worker).
+    #[inline]
+    pub(crate) fn yielded(&self, index: usize) -> Option<&YieldedSlot> {
+        self.yielded.get(index)
+    }
+
+    /// Whether a fiber waits in any worker's yielded slot.
+    pub(crate) fn any_yielded(&self) -> bool {
+        self.yielded.iter().any(YieldedSlot::is_occupied)
+    }
+
+    /// Lets go of the fibers in every yielded slot, at shutdown, once no
+    /// worker runs (the live list cancels them).
+    pub(crate) fn drain_yielded(&self) {
+        self.yielded.iter().for_each(|slot| drop(slot.take()));
+    }
+
     pub(crate) fn clock(&self, index: usize) -> &WorkerClock {
         static UNSAMPLED: WorkerClock = WorkerClock::new();
         self.clocks.get(index).unwrap_or(&UNSAMPLED)
@@ -158,8 +180,9 @@ impl Registry {
 
     /// The backstop detached worker `index`'s fiber on its thread: give the
     /// worker a thread of its own again. `false` if no thread could be
-    /// started: the caller tries again later (the worker's queued fibers
-    /// wait, or are stolen by other workers, meanwhile).
+    /// started: the caller tries again later. Meanwhile other workers may
+    /// steal from its local queue and yielded slot; the fiber in its LIFO
+    /// slot waits.
     pub(crate) fn hand_off(self: &Arc<Self>, index: usize) -> bool {
         if self.is_shutdown() {
             return true;
@@ -338,6 +361,7 @@ impl Registry {
             || !self.injector.is_empty()
             || self.stealers.iter().any(|s| !s.is_empty())
             || self.offers.any()
+            || self.any_yielded()
             || self.is_shutdown()
     }
 
@@ -376,7 +400,8 @@ impl Registry {
                 }
             }
         }
-        None
+        // Then a fiber waiting in another worker's yielded slot.
+        (1..n).find_map(|i| self.yielded((worker.index + i) % n)?.take())
     }
 
     fn add_live(&self, task: &TaskRef) {

@@ -17,6 +17,7 @@ use super::registry::Registry;
 use super::task::Task;
 use super::task_ref::TaskRef;
 use super::thread;
+use super::yielded::YieldedSlot;
 
 /// Every this many scheduling decisions, the global queue goes first, so
 /// fibers that keep waking each other cannot starve it.
@@ -45,6 +46,8 @@ pub(crate) enum Post {
     #[default]
     Nothing,
     Requeue(TaskRef),
+    /// Into the worker's yielded slot (see `yielded`).
+    Yielded(TaskRef),
     Park(TaskRef),
     Done(TaskRef),
 }
@@ -61,11 +64,9 @@ pub(crate) struct Worker {
     /// The fiber most recently woken by a fiber on this worker: it runs
     /// next, while its data is hot in cache.
     lifo: Cell<Option<TaskRef>>,
-    /// The fiber that yielded last while another was ready (see
-    /// [`yield_target`](Self::yield_target)): it runs once the queues
-    /// above are empty, unless a later yield or the periodic check moves
-    /// it to the back of the local queue first.
-    yielded: Cell<Option<TaskRef>>,
+    /// This worker's yielded slot, kept in the registry (other workers
+    /// steal from it); `None` for the shutdown's temporary worker.
+    yielded: Option<*const YieldedSlot>,
     /// The scheduler loop's context while a fiber runs.
     sched_sp: Cell<Option<StackPointer>>,
     post: Cell<Post>,
@@ -90,12 +91,15 @@ unsafe impl Sync for Worker {}
 
 impl Worker {
     pub(crate) fn new(index: usize, registry: Arc<Registry>, local: LocalQueue<TaskRef>) -> Self {
+        let yielded = registry
+            .yielded(index)
+            .map(|slot| slot as *const YieldedSlot);
         Worker {
             index,
             registry,
             local,
             lifo: Cell::new(None),
-            yielded: Cell::new(None),
+            yielded,
             sched_sp: Cell::new(None),
             post: Cell::new(Post::Nothing),
             current: Cell::new(None),
@@ -142,7 +146,7 @@ impl Worker {
         // which finds it in the registry's list of live fibers.
         while self.local.pop().is_some() {}
         self.lifo.take();
-        self.yielded.take();
+        drop(self.take_yielded());
         thread::unbind();
     }
 
@@ -233,6 +237,7 @@ impl Worker {
             // No wake-up of idle workers: a yield adds no work, and one that
             // is stealing will see the queue anyway.
             Post::Requeue(task) => self.local.push(task),
+            Post::Yielded(task) => self.put_yielded(task),
             other => self.run_post_slow(other),
         }
     }
@@ -242,6 +247,7 @@ impl Worker {
         match post {
             Post::Nothing => {}
             Post::Requeue(task) => self.local.push(task),
+            Post::Yielded(task) => self.put_yielded(task),
             Post::Park(task) => {
                 self.registry.clock(self.index).count_park();
                 if !task.complete_park() {
@@ -268,11 +274,11 @@ impl Worker {
         let target = match how {
             Switch::Yield => self.yield_target(me),
             Switch::Preempt => {
-                self.post.set(Post::Requeue(me));
+                self.leave_post(Post::Requeue(me));
                 self.yield_slice()
             }
             Switch::Park => {
-                self.post.set(Post::Park(me));
+                self.leave_post(Post::Park(me));
                 self.next_target()
             }
         };
@@ -286,39 +292,78 @@ impl Worker {
     }
 
     /// Where the yielding fiber `me` switches to. The common case, another
-    /// fiber ready on this worker, needs no queue operation for `me`: it
-    /// waits in the private `yielded` slot, and a fiber that yielded before
-    /// it moves on to the back of the local queue. Two fibers yielding to
-    /// each other so just swap places there, with no atomic operation.
-    ///
-    /// The slot is still the back of the line: it runs after everything
-    /// queued, and a later yielder pushes it to the local queue ahead of
-    /// itself. It cannot be stolen, so the periodic check (and any slice
-    /// that runs out) moves it to the local queue, where idle workers see
-    /// it.
+    /// fiber ready on this worker, goes through the yielded slot instead
+    /// of the local queue (see `yielded`): `me` waits there once off its
+    /// stack, and two fibers yielding to each other swap places with one
+    /// atomic swap and none of the queue's bookkeeping.
     #[inline]
     fn yield_target(&self, me: TaskRef) -> StackPointer {
         if self.slice_check_due() {
-            self.post.set(Post::Requeue(me));
+            self.leave_post(Post::Requeue(me));
             return self.yield_slice();
         }
         let (next, inherit) = if let Some(woken) = self.lifo.take() {
             (woken, true)
         } else if let Some(queued) = self.pop_local() {
             (queued, false)
-        } else if let Some(yielded) = self.yielded.take() {
+        } else if let Some(yielded) = self.take_yielded() {
             (yielded, false)
         } else {
             // Nothing else here: the loop looks further (global queue,
             // other workers) before resuming us.
-            self.post.set(Post::Requeue(me));
+            self.leave_post(Post::Requeue(me));
             return self.to_loop();
         };
-        if let Some(older) = self.yielded.replace(Some(me)) {
-            // No wake-up of idle workers, as for any requeue after a yield.
-            self.local.push(older);
-        }
+        self.leave_post(if self.yielded.is_some() {
+            Post::Yielded(me)
+        } else {
+            Post::Requeue(me)
+        });
         self.adopt_with(next, inherit)
+    }
+
+    /// Takes the fiber in this worker's yielded slot, if any.
+    #[inline]
+    fn take_yielded(&self) -> Option<TaskRef> {
+        self.yielded_slot()?.take()
+    }
+
+    /// This worker's yielded slot (none for the shutdown's temporary
+    /// worker).
+    #[inline]
+    fn yielded_slot(&self) -> Option<&YieldedSlot> {
+        // SAFETY: the slot lives in the registry, which `self.registry`
+        // keeps alive as long as this worker.
+        self.yielded.map(|slot| unsafe { &*slot })
+    }
+
+    /// Leaves `post` for whoever runs next on this worker. The previous
+    /// action was run already (every context runs it first), so nothing
+    /// is dropped here.
+    #[inline]
+    fn leave_post(&self, post: Post) {
+        let previous = self.post.replace(post);
+        debug_assert!(
+            matches!(previous, Post::Nothing),
+            "a post action left unrun"
+        );
+        std::mem::forget(previous);
+    }
+
+    /// The post action of a yield: `task` waits in the yielded slot, and
+    /// the fiber it displaces, which yielded before it, goes to the back of
+    /// the local queue. No wake-up of idle workers, as for any requeue
+    /// after a yield: idle ones that look find both.
+    #[inline]
+    fn put_yielded(&self, task: TaskRef) {
+        match self.yielded_slot() {
+            Some(slot) => {
+                if let Some(older) = slot.put(task) {
+                    self.local.push(older);
+                }
+            }
+            None => self.local.push(task),
+        }
     }
 
     /// A cancelled fiber unwinds instead of switching away (once; during
@@ -334,7 +379,7 @@ impl Worker {
             .current
             .take()
             .expect("a running fiber is its worker's current");
-        self.post.set(Post::Done(me));
+        self.leave_post(Post::Done(me));
         self.next_target()
     }
 
@@ -368,7 +413,7 @@ impl Worker {
         if let Some(next) = self.lifo.take() {
             return self.adopt_with(next, true);
         }
-        match self.local.pop().or_else(|| self.yielded.take()) {
+        match self.local.pop().or_else(|| self.take_yielded()) {
             Some(next) => self.adopt(next),
             None => self.to_loop(),
         }
@@ -379,7 +424,7 @@ impl Worker {
     fn yield_slice(&self) -> StackPointer {
         // The yielded fiber first: it has waited longer than a fiber that
         // is requeued by the post action after this switch.
-        if let Some(yielded) = self.yielded.take() {
+        if let Some(yielded) = self.take_yielded() {
             self.local.push(yielded);
         }
         if let Some(woken) = self.lifo.take() {
@@ -417,7 +462,7 @@ impl Worker {
         self.lifo
             .take()
             .or_else(|| self.local.pop())
-            .or_else(|| self.yielded.take())
+            .or_else(|| self.take_yielded())
             .or_else(|| self.steal_global())
             .or_else(|| self.registry.steal_for(self))
     }
@@ -507,16 +552,17 @@ impl Worker {
 
     /// Whether this worker has fibers queued locally.
     pub(crate) fn has_local_work(&self) -> bool {
-        !self.local.is_empty() || occupied(&self.lifo) || occupied(&self.yielded)
+        !self.local.is_empty()
+            || self.lifo_occupied()
+            || self.yielded_slot().is_some_and(YieldedSlot::is_occupied)
     }
-}
 
-/// Whether a slot of the worker holds a fiber.
-fn occupied(slot: &Cell<Option<TaskRef>>) -> bool {
-    let t = slot.take();
-    let occupied = t.is_some();
-    slot.set(t);
-    occupied
+    fn lifo_occupied(&self) -> bool {
+        let t = self.lifo.take();
+        let occupied = t.is_some();
+        self.lifo.set(t);
+        occupied
+    }
 }
 
 /// The running fiber `task` switches away as `how` asks: through its
@@ -541,7 +587,8 @@ pub(crate) fn switch_current(task: &Task, how: Switch) {
 }
 
 /// First thing a fiber does when resumed: finish what was left for us.
-#[inline]
+/// Always inlined: it is half of every switch's bookkeeping.
+#[inline(always)]
 fn after_resume(task: &Task) {
     // SAFETY: the worker that resumed us set `task.worker`.
     let worker = unsafe { task.worker() };
