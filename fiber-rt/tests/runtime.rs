@@ -166,6 +166,34 @@ fn a_fiber_that_yielded_is_taken_by_an_idle_worker_while_the_next_one_spins() {
 }
 
 #[test]
+fn a_fiber_joining_many_is_woken_once_they_have_all_run() {
+    // One worker: the three fibers are queued before any runs. The joiner
+    // waits for the first; when it finishes, the other two are still
+    // queued, so the joiner is queued behind them rather than run next,
+    // and then finds all three finished.
+    let rt = rt(1);
+    let log = rt.block_on(|| {
+        let log = Arc::new(fiber_rt::sync::Mutex::new(Vec::new()));
+        let handles: Vec<_> = (0..3)
+            .map(|i| {
+                let log = log.clone();
+                fiber_rt::spawn(move || log.lock().push(format!("ran {i}")))
+            })
+            .collect();
+        for (i, h) in handles.into_iter().enumerate() {
+            h.join().unwrap();
+            log.lock().push(format!("joined {i}"));
+        }
+        let log = log.lock().clone();
+        log
+    });
+    assert_eq!(
+        log,
+        ["ran 0", "ran 1", "ran 2", "joined 0", "joined 1", "joined 2"]
+    );
+}
+
+#[test]
 fn sleepers_wake_in_deadline_order() {
     let rt = rt(2);
     let order = Arc::new(fiber_rt::sync::Mutex::new(Vec::new()));

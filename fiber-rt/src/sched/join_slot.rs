@@ -65,7 +65,7 @@ impl JoinSlot {
             // SAFETY: the joiner gave the waker up when it set WAITING.
             let waker = unsafe { (*self.waker.get()).take() };
             if let Some(waker) = waker {
-                waker.wake();
+                waker.wake_joiner();
             }
         }
     }

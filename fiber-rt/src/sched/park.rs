@@ -39,6 +39,15 @@ impl Waker {
             Waker::Thread(thread) => thread.unpark(),
         }
     }
+
+    /// Like [`wake`](Self::wake), for a fiber that finished and wakes the
+    /// fiber joining it: see [`Task::unpark_joiner`].
+    pub(crate) fn wake_joiner(&self) {
+        match self {
+            Waker::Fiber(task) => task.unpark_joiner(),
+            Waker::Thread(thread) => thread.unpark(),
+        }
+    }
 }
 
 /// Parks the caller until it is woken. May return spuriously: callers wait

@@ -316,11 +316,22 @@ impl Registry {
 
     /// Queues a woken fiber.
     pub(crate) fn schedule(&self, task: TaskRef) {
+        self.schedule_as(task, false)
+    }
+
+    /// Queues a fiber woken by a fiber that finished, which it was joining
+    /// (see `Worker::push_joiner`).
+    pub(crate) fn schedule_joiner(&self, task: TaskRef) {
+        self.schedule_as(task, true)
+    }
+
+    fn schedule_as(&self, task: TaskRef, joiner: bool) {
         if self.is_shutdown() {
             return; // the runtime's drop cancels it from the live list
         }
         let entered = thread::enter();
         match self.local_worker(&entered) {
+            Some(worker) if joiner => worker.push_joiner(task),
             Some(worker) => worker.push_woken(task),
             None => {
                 self.injector.push(task);

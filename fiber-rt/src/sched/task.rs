@@ -344,6 +344,17 @@ impl Task {
     /// fiber is PARKED only once the scheduler has completed the park after
     /// the switch.
     pub(crate) fn unpark(&self) {
+        self.unpark_as(false)
+    }
+
+    /// [`unpark`](Self::unpark) by a fiber that has finished, for the fiber
+    /// joining it: queued behind what waits on this worker rather than in
+    /// its LIFO slot (see `Worker::push_joiner`).
+    pub(crate) fn unpark_joiner(&self) {
+        self.unpark_as(true)
+    }
+
+    fn unpark_as(&self, joiner: bool) {
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
             let next = match state {
@@ -364,6 +375,9 @@ impl Task {
                 .state
                 .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Relaxed)
             {
+                Ok(_) if state == PARKED && joiner => {
+                    return self.registry.schedule_joiner(self.arc());
+                }
                 Ok(_) if state == PARKED => return self.registry.schedule(self.arc()),
                 Ok(_) => return,
                 Err(actual) => state = actual,

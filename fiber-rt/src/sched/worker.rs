@@ -544,6 +544,21 @@ impl Worker {
         }
     }
 
+    /// Queues a fiber woken by a fiber of this worker that has finished:
+    /// the fiber joining it. With nothing else queued here it takes the
+    /// LIFO slot, to run next like any woken fiber. Otherwise it goes to
+    /// the back of the local queue: a fiber that spawned many and joins
+    /// them in turn then finds them all finished when it runs, instead of
+    /// being switched to, and parking again, after each one.
+    pub(crate) fn push_joiner(&self, task: TaskRef) {
+        if self.local.is_empty() && !self.lifo_occupied() {
+            self.lifo.set(Some(task));
+        } else {
+            self.local.push(task);
+            self.registry.notify_work();
+        }
+    }
+
     /// Queues a new fiber spawned on this worker.
     pub(crate) fn push_new(&self, task: TaskRef) {
         self.local.push(task);
