@@ -122,8 +122,6 @@ impl Registry {
         self.shutdown.load(Ordering::Acquire)
     }
 
-    /// The preemption clock of worker `index`; the shutdown's temporary
-    /// worker (index past the end) shares a clock nobody samples.
     /// Worker `index`'s yielded slot; `None` for a worker that is not one
     /// of the runtime's (the shutdown's temporary worker).
     #[inline]
@@ -142,6 +140,8 @@ impl Registry {
         self.yielded.iter().for_each(|slot| drop(slot.take()));
     }
 
+    /// The preemption clock of worker `index`; the shutdown's temporary
+    /// worker (index past the end) shares a clock nobody samples.
     pub(crate) fn clock(&self, index: usize) -> &WorkerClock {
         static UNSAMPLED: WorkerClock = WorkerClock::new();
         self.clocks.get(index).unwrap_or(&UNSAMPLED)
@@ -404,7 +404,10 @@ impl Registry {
         for i in 1..n {
             let victim = &stealers[(worker.index + i) % n];
             loop {
-                match victim.steal() {
+                // Half the victim's queue (at most a few dozen) at once, as
+                // from the global queue: one touch of the victim's end per
+                // batch rather than per fiber, where the owner pops too.
+                match victim.steal_batch_and_pop(worker.local_queue()) {
                     Steal::Success(task) => return Some(task),
                     Steal::Empty => break,
                     Steal::Retry => continue,

@@ -284,9 +284,9 @@ impl Worker {
         };
         // SAFETY: `target` is a queued fiber's context or this worker's
         // scheduler loop, neither running; ours goes to the task's slot,
-        // which nobody reads until the post action above has run, or, for
-        // a yield into the `yielded` slot, until this worker next takes it
-        // from there, after this switch.
+        // which nobody reads until the post action above has run (a yield's
+        // puts the fiber in the yielded slot, where any worker may take it
+        // from then on).
         unsafe { fiber_asm::switch(task.sp_slot(), target, 0) };
         after_resume(task);
     }
@@ -563,6 +563,12 @@ impl Worker {
     pub(crate) fn push_new(&self, task: TaskRef) {
         self.local.push(task);
         self.registry.notify_work();
+    }
+
+    /// The local queue, for a thief's batch to land in (on the thread
+    /// running this worker).
+    pub(crate) fn local_queue(&self) -> &LocalQueue<TaskRef> {
+        &self.local
     }
 
     /// Whether this worker has fibers queued locally.
