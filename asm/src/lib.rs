@@ -84,7 +84,7 @@ const X87_CW_DEFAULT: u32 = 0x037F;
 pub unsafe fn init_stack(top: NonNull<u8>, entry: EntryFn, data: *mut u8) -> StackPointer {
     let top = top.as_ptr() as *mut usize;
     debug_assert!(
-        (top as usize) % 16 == 0,
+        (top as usize).is_multiple_of(16),
         "stack top must be 16-byte aligned"
     );
     let words: [usize; 10] = [
@@ -147,7 +147,7 @@ pub type OnStackFn = unsafe extern "sysv64" fn(arg: usize);
 #[inline]
 pub unsafe fn call_on_stack(arg: usize, f: OnStackFn, top: NonNull<u8>) {
     debug_assert!(
-        (top.as_ptr() as usize) % 16 == 0,
+        (top.as_ptr() as usize).is_multiple_of(16),
         "stack top must be 16-byte aligned"
     );
     // SAFETY: forwarded from the caller's contract; the assembly keeps every
@@ -179,6 +179,41 @@ pub fn preempt_flag() -> u8 {
         )
     };
     flag as u8
+}
+
+/// Calls `on_request` if the calling thread's preemption flag is set: the
+/// probe [`preempt_flag`] feeds, in one compare and branch.
+///
+/// The flag's offset from the thread pointer is the same in every thread
+/// (static TLS), so it is computed by a `pure` instruction the compiler may
+/// keep in a register across a loop; the byte itself is read from `fs`
+/// afresh at every call, so code that moved to another thread reads its
+/// new thread's flag. The branch is `asm goto`: the compare sets the flags
+/// and jumps to `on_request`'s block, with no register for the byte read.
+#[inline(always)]
+pub fn if_preempt_requested<F: FnOnce()>(on_request: F) {
+    let offset: usize;
+    // SAFETY: reads the flag's offset from the GOT, a constant the loader
+    // wrote before any code ran (in an executable the linker turns it into
+    // an immediate); nothing Rust can reach aliases it, hence `nomem`.
+    unsafe {
+        core::arch::asm!(
+            "mov {o}, qword ptr [rip + fiber_asm_preempt_flag@gottpoff]",
+            o = out(reg) offset,
+            options(pure, nomem, nostack, preserves_flags)
+        )
+    };
+    // SAFETY: reads one byte of the calling thread's static TLS block,
+    // which exists as long as the thread; `fs` is its thread pointer.
+    unsafe {
+        core::arch::asm!(
+            "cmp byte ptr fs:[{o}], 0",
+            "jne {requested}",
+            o = in(reg) offset,
+            requested = label { on_request() },
+            options(nostack, readonly)
+        )
+    };
 }
 
 /// The address of the calling thread's preemption flag, for another

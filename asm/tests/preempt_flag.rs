@@ -53,3 +53,21 @@ fn another_thread_can_set_a_flag_by_its_address() {
         assert_eq!(fiber_asm::preempt_flag(), 3);
     });
 }
+
+#[test]
+fn the_branching_probe_calls_back_exactly_while_the_flag_is_set() {
+    on_new_thread(|| {
+        let calls = std::cell::Cell::new(0);
+        let probe = || fiber_asm::if_preempt_requested(|| calls.set(calls.get() + 1));
+        // A loop, so that the offset may be kept in a register while the
+        // flag changes under it.
+        for round in 0..6u8 {
+            set_own(round % 2);
+            probe();
+        }
+        assert_eq!(calls.get(), 3, "once per round with the flag set");
+        set_own(0);
+        probe();
+        assert_eq!(calls.get(), 3);
+    });
+}

@@ -65,16 +65,17 @@ use crate::stack::StackHeader;
 /// on a plain thread, on a low-level [`Fiber`](crate::fiber::Fiber), and
 /// inside [`no_preempt`].
 ///
-/// It reads the calling thread's preemption flag (a byte of thread-local
-/// storage, reached through the initial-exec model: two instructions, no
-/// call) and branches to a cold call when it is set. Every probe reads the
-/// flag of the thread it runs on *now*: nothing is cached across a switch,
-/// so a fiber resumed on another worker reads that worker's flag.
+/// It compares the calling thread's preemption flag (a byte of
+/// thread-local storage, reached through the initial-exec model) with zero
+/// and branches to a cold call when it is set: one compare-and-branch
+/// (`asm goto`, hence Rust 1.87), the flag's offset kept in a register
+/// across a loop. Every probe reads the flag of the thread it runs on
+/// *now*: the offset is the same in every thread and the byte is read
+/// afresh each time, so a fiber resumed on another worker reads that
+/// worker's flag.
 #[inline(always)]
 pub fn point() {
-    if fiber_asm::preempt_flag() != 0 {
-        preempted::<()>();
-    }
+    fiber_asm::if_preempt_requested(preempted::<()>);
 }
 
 /// The probe's cold path. Generic so that each crate that inlines

@@ -397,7 +397,7 @@ impl Worker {
             != 0;
         let ticks = self.ticks.get().wrapping_add(1);
         self.ticks.set(ticks);
-        used_up || ticks % GLOBAL_QUEUE_INTERVAL == 0 || self.registry.is_shutdown()
+        used_up || ticks.is_multiple_of(GLOBAL_QUEUE_INTERVAL) || self.registry.is_shutdown()
     }
 
     /// The next ready fiber on this worker (made current), or the loop.
@@ -446,7 +446,7 @@ impl Worker {
     fn find_task(&self) -> Option<TaskRef> {
         let ticks = self.ticks.get().wrapping_add(1);
         self.ticks.set(ticks);
-        let periodic = ticks % GLOBAL_QUEUE_INTERVAL == 0;
+        let periodic = ticks.is_multiple_of(GLOBAL_QUEUE_INTERVAL);
         if periodic {
             // A busy worker never searches: offers of help get their turn
             // here, as the global queue does, or a graph whose nodes wait
