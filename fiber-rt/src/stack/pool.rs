@@ -82,12 +82,24 @@ impl Local {
         pooled.store(now, Ordering::Relaxed);
     }
 
-    /// Counts a take served from the pool (`hit`) or by a new mapping.
-    fn count_take(&mut self, hit: bool) {
+    /// Counts a take served from this cache: one stack fewer in it, one
+    /// hit more.
+    #[inline]
+    fn count_hit(&mut self) {
         let counts = self.counts();
-        let counter = if hit { &counts.hits } else { &counts.misses };
-        // Relaxed: as above; a plain store, no locked instruction.
-        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        // Relaxed: statistics with this thread as their only writer; plain
+        // stores, no locked instruction.
+        let pooled = counts.pooled.load(Ordering::Relaxed).wrapping_sub(1);
+        counts.pooled.store(pooled, Ordering::Relaxed);
+        let hits = counts.hits.load(Ordering::Relaxed) + 1;
+        counts.hits.store(hits, Ordering::Relaxed);
+    }
+
+    /// Counts a take that found no pooled stack (a new mapping follows).
+    fn count_miss(&mut self) {
+        let misses = &self.counts().misses;
+        // Relaxed: as above.
+        misses.store(misses.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     fn list(&mut self, shift: u32, guard: bool) -> &mut VecDeque<usize> {
@@ -154,8 +166,28 @@ thread_local! {
 
 /// A pooled stack of class `shift`, if there is one. Never inlined: it reads
 /// a thread-local and may be called from a fiber that later moves threads.
+///
+/// The common case, a stack in the thread's cache, is all this does; the
+/// rest is out of line, so that the call saves and restores no registers.
 #[inline(never)]
 pub(super) fn take(shift: u32, guard: bool) -> Option<usize> {
+    let cached = LOCAL
+        .try_with(|l| {
+            let mut l = l.try_borrow_mut().ok()?;
+            let found = l.list(shift, guard).pop_back()?;
+            l.count_hit();
+            Some(found)
+        })
+        .ok()
+        .flatten();
+    cached.or_else(|| take_slow(shift, guard))
+}
+
+/// [`take`] when the thread's cache has no stack of the class: a batch
+/// from the global pool, or the global pool alone while the thread exits.
+#[cold]
+#[inline(never)]
+fn take_slow(shift: u32, guard: bool) -> Option<usize> {
     let class = (shift - MIN_SHIFT) as usize;
     let cached = LOCAL
         .try_with(|l| {
@@ -172,9 +204,10 @@ pub(super) fn take(shift: u32, guard: bool) -> Option<usize> {
             }
             let found = l.list(shift, guard).pop_back();
             if found.is_some() {
-                l.count(-1);
+                l.count_hit();
+            } else {
+                l.count_miss();
             }
-            l.count_take(found.is_some());
             Some(found)
         })
         .ok()
@@ -212,9 +245,30 @@ pub(super) fn trade(base: usize, shift: u32, guard: bool) -> usize {
 }
 
 /// Offers a stack to the pool; `false` means it is full and the caller must
-/// unmap the stack.
+/// unmap the stack. As [`take`], the common case alone is inline.
 #[inline(never)]
 pub(super) fn give(base: usize, shift: u32, guard: bool) -> bool {
+    let kept = LOCAL
+        .try_with(|l| {
+            let mut l = l.try_borrow_mut().ok()?;
+            let list = l.list(shift, guard);
+            if list.len() >= LOCAL_CAP {
+                return None;
+            }
+            list.push_back(base);
+            l.count(1);
+            Some(())
+        })
+        .ok()
+        .flatten();
+    kept.is_some() || give_slow(base, shift, guard)
+}
+
+/// [`give`] when the thread's cache is full (its coldest batch goes to
+/// the global pool first) or gone (the global pool alone).
+#[cold]
+#[inline(never)]
+fn give_slow(base: usize, shift: u32, guard: bool) -> bool {
     let kept = LOCAL
         .try_with(|l| match l.try_borrow_mut() {
             Ok(mut l) => {
