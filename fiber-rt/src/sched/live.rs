@@ -72,7 +72,7 @@ impl Live {
     /// Adds `task`, in the calling thread's shard. It leaves when it has
     /// retired ([`Task::retire`](super::task::Task::retire)) and its shard
     /// sweeps.
-    pub(crate) fn add(&self, task: &TaskRef) {
+    pub(crate) fn add(&self, task: TaskRef) {
         let mut shard = self.lock(thread_shard());
         if shard.tasks.len() >= (2 * shard.swept_len).max(MIN_SWEEP) {
             // In place, no allocation. Dropping the last reference to a
@@ -81,7 +81,7 @@ impl Live {
             shard.tasks.retain(|t| t.is_live());
             shard.swept_len = shard.tasks.len();
         }
-        shard.tasks.push(task.clone());
+        shard.tasks.push(task);
         shard.added += 1;
     }
 

@@ -298,15 +298,17 @@ impl Registry {
         let size = stack_size.unwrap_or(self.config.stack_size);
         let stack = Stack::with_guard(size, self.config.guard_pages)?;
         let task = Task::create(self.clone(), stack, name, f, cancelled);
+        // SAFETY: `task` was just made, and nothing has seen it yet.
+        let [live, queued] = unsafe { task.more_refs::<2>() };
         let entered = thread::enter();
         match self.local_worker(&entered) {
             Some(worker) => {
-                self.add_live(&task);
-                worker.push_new(task.clone());
+                self.add_live(live);
+                worker.push_new(queued);
             }
             None => {
-                self.add_live(&task);
-                self.injector.push(task.clone());
+                self.add_live(live);
+                self.injector.push(queued);
                 self.notify_work();
             }
         }
@@ -418,7 +420,7 @@ impl Registry {
         (1..n).find_map(|i| self.yielded((worker.index + i) % n)?.take())
     }
 
-    fn add_live(&self, task: &TaskRef) {
+    fn add_live(&self, task: TaskRef) {
         self.live.add(task);
     }
 

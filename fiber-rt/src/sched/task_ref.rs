@@ -40,6 +40,22 @@ impl TaskRef {
         TaskRef(memory)
     }
 
+    /// `N` more references to a task that no one else refers to yet, made
+    /// with a plain store to its count rather than `N` atomic increments.
+    ///
+    /// # Safety
+    ///
+    /// `self` is the only reference to its task, and no other thread has
+    /// seen the task.
+    #[inline]
+    pub(crate) unsafe fn more_refs<const N: usize>(&self) -> [TaskRef; N] {
+        // Relaxed: nobody else reads the count yet; whatever hands the
+        // task to another thread later (a queue, a lock) orders this store
+        // before that thread's use.
+        self.refs.store(1 + N, Ordering::Relaxed);
+        [(); N].map(|()| TaskRef(self.0))
+    }
+
     /// A new reference to the task behind `task`.
     ///
     /// # Safety
