@@ -43,7 +43,7 @@ use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use super::end::{Callback, End, Waiting};
-use super::error::{panic_message, FailureKind, GraphError, NodeFailure};
+use super::error::{panic_message, Failure, FailureKind, GraphError, NodeFailure};
 use super::graph::{Graph, Plan};
 use super::lanes::{Lane, Lanes};
 use crate::debug::recorder::Recorder;
@@ -443,6 +443,8 @@ where
     }
 
     /// Runs one node's body, catching a panic. Returns whether it succeeded.
+    /// Inlined into the runner's loop; a failure is handled out of line.
+    #[inline]
     fn execute(&self, node: u32) -> bool {
         // SAFETY: each node is handed to one runner, once, so no other
         // thread runs it meanwhile: a source is queued once, any other node
@@ -452,6 +454,16 @@ where
         let outcome = catch_unwind(AssertUnwindSafe(|| unsafe {
             self.plan().run_node_once(node)
         }));
+        match outcome {
+            Ok(Ok(())) => true,
+            failed => self.failed(node, failed),
+        }
+    }
+
+    /// Records how `node` failed (re-raising a cancellation); `false`.
+    #[cold]
+    #[inline(never)]
+    fn failed(&self, node: u32, outcome: std::thread::Result<Result<(), Failure>>) -> bool {
         let (kind, message) = match outcome {
             Ok(Ok(())) => return true,
             Ok(Err(failure)) => (FailureKind::Returned, failure.message),
