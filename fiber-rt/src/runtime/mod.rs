@@ -207,7 +207,9 @@ pub struct Metrics {
     /// fiber with a `JoinHandle` counts as finished before its result
     /// reaches the handle, so a joiner sees it counted.
     pub finished: u64,
-    /// Fibers taken from another worker's queue.
+    /// Steals from other workers: each takes one fiber from a yielded
+    /// slot, or a batch (up to half a queue) from a run queue, and counts
+    /// once.
     pub steals: u64,
     /// Fibers spawned and not finished (see `finished`).
     pub live: usize,
