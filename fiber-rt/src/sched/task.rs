@@ -127,7 +127,8 @@ impl Task {
             stack.usable_size()
         );
         let id = registry.next_fiber_id();
-        let task = TaskRef::new(Task {
+        let created = crate::debug::clock::coarse_now_ns();
+        let task = TaskRef::new(|| Task {
             refs: task_ref::initial_refs(),
             id,
             name,
@@ -139,7 +140,7 @@ impl Task {
             stack: Cell::new(None),
             worker: Cell::new(std::ptr::null()),
             live: AtomicBool::new(true),
-            created: crate::debug::clock::coarse_now_ns(),
+            created,
             sleep_until: AtomicU64::new(0),
             finished: AtomicBool::new(false),
             preemptions: AtomicU32::new(0),

@@ -30,13 +30,15 @@ unsafe impl Send for TaskRef {}
 unsafe impl Sync for TaskRef {}
 
 impl TaskRef {
-    /// Moves `task` into recycled (or new) memory, with a count of one.
-    /// Inlined, so that the task is built in place rather than copied.
+    /// Builds the task `make` returns in recycled (or new) memory, with a
+    /// count of one. The memory is taken first and `make` inlined, so that
+    /// the compiler can write the task's fields straight into it rather
+    /// than build it on the stack and copy its 256 bytes.
     #[inline(always)]
-    pub(crate) fn new(task: Task) -> TaskRef {
+    pub(crate) fn new(make: impl FnOnce() -> Task) -> TaskRef {
         let memory = TASKS.take().cast::<Task>();
         // SAFETY: the recycler hands out memory of `Task`'s layout, unused.
-        unsafe { memory.as_ptr().write(task) };
+        unsafe { memory.as_ptr().write(make()) };
         TaskRef(memory)
     }
 
