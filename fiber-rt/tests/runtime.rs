@@ -426,3 +426,76 @@ fn a_ping_pong_pair_cannot_starve_its_worker_s_other_fibers() {
     assert!(pinger.join().unwrap() > 0);
     echo.join().unwrap();
 }
+
+/// Spins on the CPU for `d` without switching.
+#[inline(never)]
+fn spin_for(d: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+#[test]
+fn yielding_fibers_all_finish_while_workers_steal_and_the_backstop_hands_off() {
+    // Sixteen fibers yield in a loop on two workers, so fibers move
+    // through the yielded slots, local queues and steals all the time; a
+    // quarter of them now and then spin past a 1 ms slice, so that (with
+    // signals on) the backstop hands their worker to a new thread. Every
+    // yield must come back exactly once.
+    const FIBERS: u64 = 16;
+    const YIELDS: u64 = 5_000;
+    for signals in [false, true] {
+        let rt = Builder::new()
+            .workers(2)
+            .time_slice(Duration::from_millis(1))
+            .preempt_signals(signals)
+            .build()
+            .unwrap();
+        let total = Arc::new(AtomicUsize::new(0));
+        let handles: Vec<_> = (0..FIBERS)
+            .map(|i| {
+                let total = total.clone();
+                rt.spawn(move || {
+                    for k in 0..YIELDS {
+                        if i % 4 == 0 && k % 1000 == 0 {
+                            spin_for(Duration::from_millis(3));
+                        }
+                        fiber_rt::yield_now();
+                        // Relaxed: a count, read after the joins.
+                        total.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().for_each(|h| h.join().unwrap());
+        assert_eq!(
+            total.load(Ordering::Relaxed) as u64,
+            FIBERS * YIELDS,
+            "signals: {signals}"
+        );
+    }
+}
+
+#[test]
+fn dropping_the_runtime_while_fibers_yield_frees_every_fiber() {
+    // Fibers that only yield sit in yielded slots and queues when the
+    // runtime is dropped: each must be cancelled and freed (its captured
+    // token dropped), whatever moment the drop comes at.
+    for round in 0..50u64 {
+        let token = Arc::new(());
+        let rt = rt(2);
+        for _ in 0..6 {
+            let token = token.clone();
+            drop(rt.spawn(move || {
+                let _token = token;
+                loop {
+                    fiber_rt::yield_now();
+                }
+            }));
+        }
+        std::thread::sleep(Duration::from_micros(200 + (round % 7) * 100));
+        drop(rt);
+        assert_eq!(Arc::strong_count(&token), 1, "round {round}");
+    }
+}
