@@ -216,6 +216,69 @@ pub fn if_preempt_requested<F: FnOnce()>(on_request: F) {
     };
 }
 
+/// How many bytes [`thread_flag`] and [`set_thread_flag`] reach.
+pub const THREAD_FLAGS: usize = 2;
+
+/// The offset of the calling thread's flag bytes from the thread pointer:
+/// the same in every thread, so `pure` (it may stay in a register across
+/// a switch to another thread).
+#[inline(always)]
+fn thread_flags_offset() -> usize {
+    let offset: usize;
+    // SAFETY: reads the offset from the GOT, a constant the loader wrote
+    // before any code ran; nothing Rust can reach aliases it.
+    unsafe {
+        core::arch::asm!(
+            "mov {o}, qword ptr [rip + fiber_asm_thread_flags@gottpoff]",
+            o = out(reg) offset,
+            options(pure, nomem, nostack, preserves_flags)
+        )
+    };
+    offset
+}
+
+/// Byte `I` of the calling thread's flags: two bytes of static TLS, zero
+/// in a new thread, that fiber-rt keeps for its own bookkeeping. One
+/// instruction (and the offset), no call: a fiber that moved to another
+/// thread reads its new thread's byte.
+#[inline(always)]
+pub fn thread_flag<const I: usize>() -> u8 {
+    const { assert!(I < THREAD_FLAGS, "no such thread flag") };
+    let value: u32;
+    // SAFETY: reads byte `I` of the symbol's two bytes in this thread's
+    // static TLS block, which lives as long as the thread.
+    unsafe {
+        core::arch::asm!(
+            "movzx {v:e}, byte ptr fs:[{o} + {i}]",
+            o = in(reg) thread_flags_offset(),
+            i = const I,
+            v = out(reg) value,
+            options(nostack, readonly, preserves_flags)
+        )
+    };
+    value as u8
+}
+
+/// Sets byte `I` of the calling thread's flags (see [`thread_flag`]). Not
+/// reordered with the caller's other memory accesses: the compiler takes
+/// the store for one that may touch any memory.
+#[inline(always)]
+pub fn set_thread_flag<const I: usize>(value: u8) {
+    const { assert!(I < THREAD_FLAGS, "no such thread flag") };
+    // SAFETY: writes byte `I` of the symbol's two bytes in this thread's
+    // static TLS block, which only this thread (and its signal handlers)
+    // reads.
+    unsafe {
+        core::arch::asm!(
+            "mov byte ptr fs:[{o} + {i}], {v}",
+            o = in(reg) thread_flags_offset(),
+            i = const I,
+            v = in(reg_byte) value,
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
 /// The address of the calling thread's preemption flag, for another
 /// thread to set it. Valid while the thread's static TLS block is, that is
 /// until the thread has ended and been joined.

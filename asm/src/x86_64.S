@@ -223,4 +223,18 @@ fiber_asm_call_on_stack:
     .size   fiber_asm_preempt_flag, 1
 fiber_asm_preempt_flag:
     .zero   1                       // 0: no request, until the monitor sets it
+
+// ---------------------------------------------------------------------------
+// fiber_asm_thread_flags: two more bytes of thread-local storage, reached the
+// same way, for fiber-rt's record of what the thread is doing (see its
+// `sched::thread`): byte 0 is set while the thread runs fiber code outside
+// the runtime, byte 1 while its fiber has been detached from its worker. Its
+// signal handler reads them on the same thread. Zero, the state of a thread
+// that never ran a fiber, means "in runtime code, not detached".
+// ---------------------------------------------------------------------------
+    .globl  fiber_asm_thread_flags
+    .type   fiber_asm_thread_flags, @object
+    .size   fiber_asm_thread_flags, 2
+fiber_asm_thread_flags:
+    .zero   2                       // both clear
     .text                           // back to code for whatever follows

@@ -71,3 +71,20 @@ fn the_branching_probe_calls_back_exactly_while_the_flag_is_set() {
         assert_eq!(calls.get(), 3);
     });
 }
+
+#[test]
+fn the_thread_flags_start_clear_and_belong_to_their_thread() {
+    on_new_thread(|| {
+        assert_eq!(
+            (fiber_asm::thread_flag::<0>(), fiber_asm::thread_flag::<1>()),
+            (0, 0),
+            "a new thread's flags are clear"
+        );
+        fiber_asm::set_thread_flag::<1>(1);
+        assert_eq!(fiber_asm::thread_flag::<0>(), 0, "only byte 1 was set");
+        assert_eq!(fiber_asm::thread_flag::<1>(), 1);
+        let other = on_new_thread(fiber_asm::thread_flag::<1>);
+        assert_eq!(other, 0, "another thread's byte is its own");
+        assert_eq!(fiber_asm::preempt_flag(), 0, "the preemption flag is apart");
+    });
+}

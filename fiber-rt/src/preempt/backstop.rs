@@ -15,7 +15,7 @@
 //! hands a processor off from a thread stuck in a system call.
 //!
 //! The handler only acts when the thread runs fiber code: while the thread
-//! is in runtime code (`sched::thread::ThreadState::in_runtime`) or the
+//! is in runtime code (`sched::thread::in_runtime`) or the
 //! fiber is in a `no_preempt` region, it does nothing and the monitor tries
 //! again a tick later. It saves and restores `errno`, is installed with
 //! `SA_RESTART`, and passes signals that are not ours to a SIGURG handler
@@ -92,8 +92,8 @@ fn detach_if_asked() -> bool {
     if asked_for != clock.switches.load(Ordering::Relaxed).wrapping_add(1) {
         return true; // the fiber it was meant for has already switched
     }
-    // Relaxed: written by this very thread (see `sched::thread`).
-    if state.in_runtime.load(Ordering::Relaxed) || state.detached.get() {
+    // Written by this very thread (see `sched::thread`).
+    if crate::sched::thread::in_runtime() || crate::sched::thread::detached() {
         return true; // runtime code: the monitor asks again next tick
     }
     if let Some(task) = worker.peek_current() {
@@ -112,7 +112,7 @@ fn detach_if_asked() -> bool {
             .orphan
             .set(crate::sched::task_ref::TaskRef::into_raw(task));
         state.orphan_loop.set(Some(loop_sp));
-        state.detached.set(true);
+        crate::sched::thread::set_detached(true);
         state.worker.set(ptr::null());
         // The worker runs nothing until its new thread starts.
         clock.idle();

@@ -4,13 +4,16 @@
 //! from its worker.
 //!
 //! Read by the SIGURG handler on the same thread, so every field is an
-//! atomic or a `Cell` written only with the signal unable to observe a torn
-//! state (compiler fences order the flag before what it guards). Reached
-//! through non-inlined accessors only: a fiber may move between threads,
-//! and the compiler may keep a thread-local's address across a switch.
+//! atomic, a `Cell` or a byte written only with the signal unable to
+//! observe a torn state. The two flags read on every switch (in runtime
+//! code, detached) are bytes of fiber-asm's static TLS, reached from `fs`
+//! afresh each time, so their accessors are inlined; the rest lives in a
+//! Rust thread-local reached through non-inlined accessors only: a fiber
+//! may move between threads, and the compiler may keep a thread-local's
+//! address across a switch.
 
 use std::cell::Cell;
-use std::sync::atomic::{compiler_fence, AtomicBool, Ordering};
+use std::sync::atomic::{compiler_fence, Ordering};
 
 use fiber_asm::StackPointer;
 
@@ -18,15 +21,44 @@ use super::task::Task;
 use super::task_ref::TaskRef;
 use super::worker::{Switch, Worker};
 
+/// Byte of fiber-asm's thread flags set while the thread runs fiber code
+/// outside the runtime. Clear, the thread runs runtime code (scheduler,
+/// queues, posts) or no fiber at all: its worker must not be handed to
+/// another thread now.
+const FIBER_CODE: usize = 0;
+/// Byte set while the fiber running on this thread has lost its worker to
+/// the backstop: it keeps this thread until its next switch.
+const DETACHED: usize = 1;
+
+/// Whether the calling thread runs runtime code (or no fiber): see
+/// [`FIBER_CODE`].
+#[inline(always)]
+pub(crate) fn in_runtime() -> bool {
+    fiber_asm::thread_flag::<FIBER_CODE>() == 0
+}
+
+/// Whether the fiber running on the calling thread was detached: see
+/// [`DETACHED`].
+#[inline(always)]
+pub(crate) fn detached() -> bool {
+    fiber_asm::thread_flag::<DETACHED>() != 0
+}
+
+/// Marks the calling thread's fiber detached, or no longer.
+#[inline(always)]
+pub(crate) fn set_detached(detached: bool) {
+    fiber_asm::set_thread_flag::<DETACHED>(u8::from(detached));
+}
+
+/// Marks the calling thread as in runtime code, or in fiber code.
+#[inline(always)]
+fn set_in_runtime(in_runtime: bool) {
+    fiber_asm::set_thread_flag::<FIBER_CODE>(u8::from(!in_runtime));
+}
+
 pub(crate) struct ThreadState {
     /// The worker this thread runs, or null.
     pub(crate) worker: Cell<*const Worker>,
-    /// The thread runs runtime code (scheduler, queues, posts): its worker
-    /// must not be handed to another thread now.
-    pub(crate) in_runtime: AtomicBool,
-    /// The fiber running on this thread lost its worker to the backstop: it
-    /// keeps this thread until its next switch.
-    pub(crate) detached: Cell<bool>,
     /// The detached fiber (a reference counted in its `Arc`).
     pub(crate) orphan: Cell<*const Task>,
     /// Where this thread's scheduler loop waits for the detached fiber.
@@ -40,8 +72,6 @@ thread_local! {
     static STATE: ThreadState = const {
         ThreadState {
             worker: Cell::new(std::ptr::null()),
-            in_runtime: AtomicBool::new(true),
-            detached: Cell::new(false),
             orphan: Cell::new(std::ptr::null()),
             orphan_loop: Cell::new(None),
             orphan_switch: Cell::new(None),
@@ -58,26 +88,21 @@ pub(crate) fn state() -> &'static ThreadState {
     STATE.with(|s| unsafe { &*(s as *const ThreadState) })
 }
 
-/// Marks the calling thread as inside runtime code until the guard drops.
-/// Returns `None` if the calling fiber has been detached from its worker.
-#[inline(never)]
+/// Marks the calling thread as inside runtime code until the guard drops,
+/// and tells whether the calling fiber has been detached from its worker.
+#[inline(always)]
 pub(crate) fn enter() -> Entered {
-    // The thread-local is reached here, not through `state()`: this
-    // function is never inlined either, so the address is fresh, and the
-    // switch path saves a call.
-    STATE.with(|s| {
-        // Relaxed load and store, no read-modify-write: only this thread
-        // writes the flag and only its own signal handler reads it, so a
-        // locked instruction would buy nothing. The compiler fence keeps the
-        // store before anything that follows.
-        let previous = s.in_runtime.load(Ordering::Relaxed);
-        s.in_runtime.store(true, Ordering::Relaxed);
-        compiler_fence(Ordering::SeqCst);
-        Entered {
-            previous,
-            detached: s.detached.get(),
-        }
-    })
+    // A plain load and store, no read-modify-write: only this thread
+    // writes the flag and only its own signal handler reads it, so a
+    // locked instruction would buy nothing. The store is an `asm!` block
+    // the compiler takes for one that may touch any memory, so nothing
+    // that follows moves before it.
+    let previous = in_runtime();
+    set_in_runtime(true);
+    Entered {
+        previous,
+        detached: detached(),
+    }
 }
 
 /// See [`enter`].
@@ -101,23 +126,24 @@ impl Drop for Entered {
 }
 
 /// Marks the calling thread as running fiber code (outside the runtime).
-#[inline(never)]
+#[inline(always)]
 pub(crate) fn leave_runtime() {
     leave(false);
 }
 
-#[inline(never)]
+#[inline(always)]
 fn leave(previous: bool) {
+    // Keeps the runtime code before the store (the store's `asm!` block is
+    // a barrier too; this says so where it matters).
     compiler_fence(Ordering::SeqCst);
-    // Relaxed: see `enter`; reached directly for the same reason.
-    STATE.with(|s| s.in_runtime.store(previous, Ordering::Relaxed));
+    set_in_runtime(previous);
 }
 
 /// Called by a thread that starts running `worker`'s scheduler loop.
 #[inline(never)]
 pub(crate) fn bind(worker: &Worker) {
     let s = state();
-    s.in_runtime.store(true, Ordering::Relaxed);
+    set_in_runtime(true);
     s.worker.set(worker);
     crate::preempt::bind_thread(worker.registry.clock(worker.index));
 }
@@ -127,7 +153,7 @@ pub(crate) fn bind(worker: &Worker) {
 #[inline(never)]
 pub(crate) fn bound() -> bool {
     let s = state();
-    !s.worker.get().is_null() || s.detached.get()
+    !s.worker.get().is_null() || detached()
 }
 
 /// Called when the thread stops running a scheduler loop.
@@ -170,7 +196,7 @@ pub(crate) const ORPHANED: usize = 1;
 /// asked for (`None`: it finished).
 pub(crate) fn take_orphan() -> (TaskRef, Option<Switch>) {
     let s = state();
-    s.detached.set(false);
+    set_detached(false);
     let task = s.orphan.replace(std::ptr::null());
     // SAFETY: the handler stored a pointer from `TaskRef::into_raw`, once.
     let task = unsafe { TaskRef::from_raw(task) };
