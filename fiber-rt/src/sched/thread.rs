@@ -99,6 +99,8 @@ pub(crate) fn enter() -> Entered {
     // that follows moves before it.
     let previous = in_runtime();
     set_in_runtime(true);
+    // Says where it matters what the `asm!` store already ensures.
+    compiler_fence(Ordering::SeqCst);
     Entered {
         previous,
         detached: detached(),
