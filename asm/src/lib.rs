@@ -181,6 +181,27 @@ pub fn preempt_flag() -> u8 {
     flag as u8
 }
 
+/// The offset from the thread pointer of the static-TLS symbol named by the
+/// literal: the same in every thread, so the block is `pure` (it may stay
+/// in a register across a loop, and across a switch to another thread).
+macro_rules! tls_offset {
+    ($symbol:literal) => {{
+        let offset: usize;
+        // The GOT entry is written by the loader before any code runs (in
+        // an executable the linker turns the load into an immediate).
+        // SAFETY: reads that constant; nothing Rust can reach aliases it,
+        // hence `nomem`.
+        unsafe {
+            core::arch::asm!(
+                concat!("mov {o}, qword ptr [rip + ", $symbol, "@gottpoff]"),
+                o = out(reg) offset,
+                options(pure, nomem, nostack, preserves_flags)
+            )
+        };
+        offset
+    }};
+}
+
 /// Calls `on_request` if the calling thread's preemption flag is set: the
 /// probe [`preempt_flag`] feeds, in one compare and branch.
 ///
@@ -192,17 +213,7 @@ pub fn preempt_flag() -> u8 {
 /// and jumps to `on_request`'s block, with no register for the byte read.
 #[inline(always)]
 pub fn if_preempt_requested<F: FnOnce()>(on_request: F) {
-    let offset: usize;
-    // SAFETY: reads the flag's offset from the GOT, a constant the loader
-    // wrote before any code ran (in an executable the linker turns it into
-    // an immediate); nothing Rust can reach aliases it, hence `nomem`.
-    unsafe {
-        core::arch::asm!(
-            "mov {o}, qword ptr [rip + fiber_asm_preempt_flag@gottpoff]",
-            o = out(reg) offset,
-            options(pure, nomem, nostack, preserves_flags)
-        )
-    };
+    let offset = tls_offset!("fiber_asm_preempt_flag");
     // SAFETY: reads one byte of the calling thread's static TLS block,
     // which exists as long as the thread; `fs` is its thread pointer.
     unsafe {
@@ -219,22 +230,10 @@ pub fn if_preempt_requested<F: FnOnce()>(on_request: F) {
 /// How many bytes [`thread_flag`] and [`set_thread_flag`] reach.
 pub const THREAD_FLAGS: usize = 2;
 
-/// The offset of the calling thread's flag bytes from the thread pointer:
-/// the same in every thread, so `pure` (it may stay in a register across
-/// a switch to another thread).
+/// The offset of the calling thread's flag bytes from the thread pointer.
 #[inline(always)]
 fn thread_flags_offset() -> usize {
-    let offset: usize;
-    // SAFETY: reads the offset from the GOT, a constant the loader wrote
-    // before any code ran; nothing Rust can reach aliases it.
-    unsafe {
-        core::arch::asm!(
-            "mov {o}, qword ptr [rip + fiber_asm_thread_flags@gottpoff]",
-            o = out(reg) offset,
-            options(pure, nomem, nostack, preserves_flags)
-        )
-    };
-    offset
+    tls_offset!("fiber_asm_thread_flags")
 }
 
 /// Byte `I` of the calling thread's flags: two bytes of static TLS, zero

@@ -446,13 +446,13 @@ where
     /// Inlined into the runner's loop; a failure is handled out of line.
     #[inline]
     fn execute(&self, node: u32) -> bool {
-        // SAFETY: each node is handed to one runner, once, so no other
-        // thread runs it meanwhile: a source is queued once, any other node
-        // by the one runner that brings its counter to zero, and a queued
-        // node is popped or stolen once. The plan is the run's own: nothing
-        // outside it calls the plan during the run.
-        let outcome = catch_unwind(AssertUnwindSafe(|| unsafe {
-            self.plan().run_node_once(node)
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            // Each node is handed to one runner, once: a source is queued
+            // once, any other node by the one runner that brings its
+            // counter to zero, and a queued node is popped or stolen once.
+            // SAFETY: so no other thread runs `node` meanwhile; the plan is
+            // the run's own, and nothing outside it calls it during the run.
+            unsafe { self.plan().run_node_once(node) }
         }));
         match outcome {
             Ok(Ok(())) => true,

@@ -282,11 +282,11 @@ impl Worker {
                 self.next_target()
             }
         };
+        // Ours goes to the task's slot, which nobody reads until the post
+        // action above has run (a yield's puts the fiber in the yielded
+        // slot, where any worker may take it from then on).
         // SAFETY: `target` is a queued fiber's context or this worker's
-        // scheduler loop, neither running; ours goes to the task's slot,
-        // which nobody reads until the post action above has run (a yield's
-        // puts the fiber in the yielded slot, where any worker may take it
-        // from then on).
+        // scheduler loop, neither running; ours is saved as said above.
         unsafe { fiber_asm::switch(task.sp_slot(), target, 0) };
         after_resume(task);
     }
@@ -332,9 +332,10 @@ impl Worker {
     /// worker).
     #[inline]
     fn yielded_slot(&self) -> Option<&YieldedSlot> {
+        let slot = self.yielded?;
         // SAFETY: the slot lives in the registry, which `self.registry`
         // keeps alive as long as this worker.
-        self.yielded.map(|slot| unsafe { &*slot })
+        Some(unsafe { &*slot })
     }
 
     /// Leaves `post` for whoever runs next on this worker. The previous
