@@ -314,11 +314,7 @@ impl Worker {
             self.leave_post(Post::Requeue(me));
             return self.to_loop();
         };
-        self.leave_post(if self.yielded.is_some() {
-            Post::Yielded(me)
-        } else {
-            Post::Requeue(me)
-        });
+        self.leave_post(Post::Yielded(me));
         self.adopt_with(next, inherit)
     }
 
@@ -354,7 +350,8 @@ impl Worker {
     /// The post action of a yield: `task` waits in the yielded slot, and
     /// the fiber it displaces, which yielded before it, goes to the back of
     /// the local queue. No wake-up of idle workers, as for any requeue
-    /// after a yield: idle ones that look find both.
+    /// after a yield: idle ones that look find both. A worker without a
+    /// slot (the shutdown's temporary one) requeues `task` instead.
     #[inline]
     fn put_yielded(&self, task: TaskRef) {
         match self.yielded_slot() {
@@ -414,7 +411,7 @@ impl Worker {
         if let Some(next) = self.lifo.take() {
             return self.adopt_with(next, true);
         }
-        match self.local.pop().or_else(|| self.take_yielded()) {
+        match self.pop_local().or_else(|| self.take_yielded()) {
             Some(next) => self.adopt(next),
             None => self.to_loop(),
         }
@@ -514,7 +511,7 @@ impl Worker {
 
     /// Pops the local queue, looking first whether it is empty, which is
     /// inlined and cheap (the pop is a call and, in a FIFO queue, a locked
-    /// instruction): a yield between two fibers finds it empty.
+    /// instruction): a switch between two fibers often finds it empty.
     #[inline]
     fn pop_local(&self) -> Option<TaskRef> {
         if self.local.is_empty() {
