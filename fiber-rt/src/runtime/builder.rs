@@ -207,16 +207,31 @@ impl FiberBuilder {
     }
 
     /// Spawns on the caller's runtime (the caller must be a fiber).
+    ///
+    /// # Errors
+    ///
+    /// If the stack size is larger than [`MAX_STACK_SIZE`], or if the
+    /// closure is too large to wait in the fiber's control block (over 64
+    /// bytes) and no stack can be had for it now. A fiber with a smaller
+    /// closure takes its stack when it first runs: if none can be had then,
+    /// its [`JoinHandle::join`] says so ([`JoinError::stack_error`]).
+    ///
+    /// [`MAX_STACK_SIZE`]: crate::stack::MAX_STACK_SIZE
+    /// [`JoinError::stack_error`]: crate::JoinError::stack_error
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
         let registry = super::current_registry("FiberBuilder::spawn");
-        spawn_in(&registry, self.name, self.stack_size, f)
+        spawn_in(registry, self.name, self.stack_size, f)
     }
 
     /// Spawns on `rt`.
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Self::spawn).
     pub fn spawn_on<F, T>(self, rt: &Runtime, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,

@@ -47,7 +47,7 @@ pub fn run<G: Graph>(graph: G) -> Result<G::Outputs, GraphError>
 where
     G::Outputs: Send,
 {
-    run_on(&super::current_registry("run"), graph)
+    run_on(super::current_registry("run"), graph)
 }
 
 impl Runtime {
@@ -97,8 +97,9 @@ fn spawner(registry: &Arc<Registry>) -> impl Fn(dag::Task) + Send + Sync + 'stat
             return;
         }
         let stack = Some(task.stack_size()).filter(|&s| s > 0);
-        // If no stack can be had, the task is dropped unrun, which fails
-        // its node (and skips its dependents) instead of losing it.
+        // If no stack can be had (now, or at the fiber's first run), the
+        // task is dropped unrun, which fails its node (and skips its
+        // dependents) instead of losing it.
         let _ = registry.spawn(None, stack, move || task.run());
     }
 }

@@ -3,13 +3,14 @@
 
 use std::any::Any;
 use std::fmt;
+use std::io;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::fiber::panic_message;
-use crate::sched::task::Task;
+use crate::sched::task::{Task, Unrun};
 use crate::sched::task_ref::TaskRef;
 use crate::sched::Cancelled;
 
@@ -31,6 +32,8 @@ pub struct JoinError {
 enum Kind {
     Panicked(Box<dyn Any + Send + 'static>),
     Cancelled,
+    /// No stack could be had for the fiber's first run.
+    NoStack(io::Error),
 }
 
 impl<T> JoinHandle<T> {
@@ -87,7 +90,8 @@ impl<T> Drop for JoinHandle<T> {
 }
 
 impl JoinError {
-    /// Whether the fiber panicked (rather than being cancelled at shutdown).
+    /// Whether the fiber panicked (rather than being cancelled at shutdown,
+    /// or never starting).
     pub fn is_panic(&self) -> bool {
         matches!(self.kind, Kind::Panicked(_))
     }
@@ -97,11 +101,22 @@ impl JoinError {
         matches!(self.kind, Kind::Cancelled)
     }
 
+    /// Why the fiber never started, if no stack could be had for it: a
+    /// fiber takes its stack when it first runs, so the error that
+    /// `mmap` or a full stack arena gave then is reported here, to the
+    /// handle, instead of by the spawn.
+    pub fn stack_error(&self) -> Option<&io::Error> {
+        match &self.kind {
+            Kind::NoStack(e) => Some(e),
+            _ => None,
+        }
+    }
+
     /// The panic message, when the payload is a string.
     pub fn panic_message(&self) -> Option<&str> {
         match &self.kind {
             Kind::Panicked(p) => panic_message(p.as_ref()),
-            Kind::Cancelled => None,
+            _ => None,
         }
     }
 
@@ -110,7 +125,7 @@ impl JoinError {
     pub fn into_panic(self) -> Option<Box<dyn Any + Send + 'static>> {
         match self.kind {
             Kind::Panicked(p) => Some(p),
-            Kind::Cancelled => None,
+            _ => None,
         }
     }
 
@@ -140,6 +155,19 @@ impl fmt::Display for JoinError {
                 f,
                 "fiber '{name}' was cancelled: its runtime shut down first"
             ),
+            Kind::NoStack(e) => write!(
+                f,
+                "fiber '{name}' never started: no stack could be had for it: {e}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            Kind::NoStack(e) => Some(e),
+            _ => None,
         }
     }
 }
@@ -149,8 +177,6 @@ impl fmt::Debug for JoinError {
         write!(f, "JoinError({self})")
     }
 }
-
-impl std::error::Error for JoinError {}
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -206,14 +232,18 @@ fn error(task: &Task, kind: Kind) -> JoinError {
 }
 
 /// Reports to the handle of `task`, whose closure made by [`wrap`] with
-/// this `T` was dropped unrun, that the fiber was cancelled.
+/// this `T` was dropped unrun, why the fiber never ran.
 ///
 /// # Safety
 ///
 /// As for [`CancelFn`](crate::sched::task::CancelFn), with the `T` of the
 /// task's handle.
-pub(crate) unsafe fn cancelled_unrun<T>(task: &Task) {
-    let cancelled: Result<T, JoinError> = Err(error(task, Kind::Cancelled));
+pub(crate) unsafe fn cancelled_unrun<T>(task: &Task, why: Unrun) {
+    let kind = match why {
+        Unrun::Cancelled => Kind::Cancelled,
+        Unrun::NoStack(e) => Kind::NoStack(e),
+    };
+    let cancelled: Result<T, JoinError> = Err(error(task, kind));
     task.retire();
     // SAFETY: the closure did not run, so the slot was not completed; this
     // is the type the handle takes.

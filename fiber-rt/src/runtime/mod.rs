@@ -62,10 +62,12 @@ impl Runtime {
 
     /// Runs `f` as a fiber on this runtime.
     ///
+    /// The fiber takes its stack when it first runs; if none can be had
+    /// then, [`JoinHandle::join`] says so ([`JoinError::stack_error`]).
+    ///
     /// # Panics
     ///
-    /// If no stack can be had for the fiber (see [`FiberBuilder::spawn_on`]
-    /// for the error instead).
+    /// Where [`FiberBuilder::spawn_on`] returns an error (see there).
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -260,10 +262,12 @@ where
     Ok(join::handle(task))
 }
 
-/// The runtime of the calling fiber.
-fn current_registry(what: &str) -> Arc<Registry> {
+/// The runtime of the calling fiber, borrowed from its task (which lives
+/// at least as long as the fiber runs: it owns the fiber's stack), so a
+/// spawn pays no reference count for it.
+fn current_registry(what: &str) -> &'static Arc<Registry> {
     match Task::current() {
-        Some(task) => task.registry.clone(),
+        Some(task) => &task.registry,
         None => panic!(
             "fiber_rt::{what} was called outside a fiber: call it from a fiber, \
              or use the Runtime's own method from a plain thread"
@@ -273,17 +277,20 @@ fn current_registry(what: &str) -> Arc<Registry> {
 
 /// Runs `f` as a new fiber on the caller's runtime.
 ///
+/// The fiber takes its stack when it first runs; if none can be had then,
+/// [`JoinHandle::join`] says so ([`JoinError::stack_error`]).
+///
 /// # Panics
 ///
-/// If called outside a fiber (use [`Runtime::spawn`] there), or if no
-/// stack can be had ([`FiberBuilder::spawn`] returns that error instead).
+/// If called outside a fiber (use [`Runtime::spawn`] there), or where
+/// [`FiberBuilder::spawn`] returns an error (see there).
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
     let registry = current_registry("spawn");
-    spawn_in(&registry, None, None, f).unwrap_or_else(|e| panic!("spawning a fiber: {e}"))
+    spawn_in(registry, None, None, f).unwrap_or_else(|e| panic!("spawning a fiber: {e}"))
 }
 
 /// Suspends the calling fiber for at least `duration`, letting others

@@ -65,7 +65,7 @@ pub fn scope<'env, F, T>(f: F) -> T
 where
     F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
 {
-    scope_on(super::current_registry("scope"), f)
+    scope_on(super::current_registry("scope").clone(), f)
 }
 
 pub(crate) fn scope_on<'env, F, T>(registry: Arc<Registry>, f: F) -> T
@@ -97,7 +97,8 @@ impl<'scope> Scope<'scope, '_> {
     ///
     /// # Panics
     ///
-    /// If no stack can be had for the fiber.
+    /// Where [`FiberBuilder::spawn`](crate::FiberBuilder::spawn) returns
+    /// an error.
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce() -> T + Send + 'scope,

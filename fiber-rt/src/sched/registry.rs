@@ -18,7 +18,7 @@ use super::timer::Timer;
 use super::worker::Worker;
 use super::yielded::YieldedSlot;
 use crate::preempt::{Monitor, WorkerClock};
-use crate::stack::Stack;
+use crate::stack::StackKind;
 
 /// Settings fixed when the runtime is built.
 #[derive(Clone, Debug)]
@@ -112,9 +112,12 @@ impl Registry {
         (registry, locals)
     }
 
-    pub(crate) fn next_fiber_id(&self) -> u64 {
+    /// The first of `count` fresh fiber ids. Workers take them in blocks
+    /// (see `Worker::next_fiber_id`), so a spawn on a worker shares no
+    /// counter with other threads.
+    pub(crate) fn next_fiber_ids(&self, count: u64) -> u64 {
         // Relaxed: ids only need to be distinct.
-        self.next_id.fetch_add(1, Ordering::Relaxed)
+        self.next_id.fetch_add(count, Ordering::Relaxed)
     }
 
     pub(crate) fn is_shutdown(&self) -> bool {
@@ -296,12 +299,18 @@ impl Registry {
         F: FnOnce() + Send + 'static,
     {
         let size = stack_size.unwrap_or(self.config.stack_size);
-        let stack = Stack::with_guard(size, self.config.guard_pages)?;
-        let task = Task::create(self.clone(), stack, name, f, cancelled);
+        // Checked now; the stack itself is taken at the first run.
+        let stack = StackKind::new(size, self.config.guard_pages)?;
+        let entered = thread::enter();
+        let worker = self.local_worker(&entered);
+        let id = match worker {
+            Some(worker) => worker.next_fiber_id(),
+            None => self.next_fiber_ids(1),
+        };
+        let task = Task::create(self.clone(), id, stack, name, f, cancelled)?;
         // SAFETY: `task` was just made, and nothing has seen it yet.
         let [live, queued] = unsafe { task.more_refs::<2>() };
-        let entered = thread::enter();
-        match self.local_worker(&entered) {
+        match worker {
             Some(worker) => {
                 self.add_live(live);
                 worker.push_new(queued);

@@ -10,8 +10,9 @@ use fiber_asm::{Exit, StackPointer};
 use super::task::Task;
 use crate::stack::{Stack, StackHeader};
 
-/// Moves a task's stashed closure onto a stack; see [`Task::create`].
-pub(super) type PlaceFn = unsafe fn(&Task, &Stack) -> StackPointer;
+/// Moves a task's stashed closure onto a stack (see [`Task::create`]), or,
+/// given none, drops it.
+pub(super) type PlaceFn = unsafe fn(&Task, Option<&Stack>) -> Option<StackPointer>;
 
 /// What the stack holds for a fiber that has not started yet.
 pub(super) struct Block<F> {
@@ -53,18 +54,25 @@ pub(super) fn place<F: FnOnce() + Send + 'static>(
     }
 }
 
-/// [`place`] for a closure stashed in the task's join slot.
+/// [`place`] for a closure stashed in the task's join slot; without a
+/// stack, drops the closure instead.
 ///
 /// # Safety
 ///
 /// `task`'s join slot holds a stashed `F`, which this takes.
 pub(super) unsafe fn place_stashed<F: FnOnce() + Send + 'static>(
     task: &Task,
-    stack: &Stack,
-) -> StackPointer {
+    stack: Option<&Stack>,
+) -> Option<StackPointer> {
     // SAFETY: forwarded from the caller.
     let f = unsafe { task.join.unstash::<F>() };
-    place(task, stack, f)
+    match stack {
+        Some(stack) => Some(place(task, stack, f)),
+        None => {
+            drop(f);
+            None
+        }
+    }
 }
 
 /// The first Rust code on a task's stack.
@@ -104,7 +112,7 @@ unsafe extern "sysv64" fn start<F: FnOnce() + Send + 'static>(_: usize, data: *m
         if let Some(report) = task.cancelled_unrun {
             // SAFETY: on the task's fiber, once (a task starts once), and
             // its closure was dropped unrun just above.
-            unsafe { report(task) };
+            unsafe { report(task, super::task::Unrun::Cancelled) };
         }
     }
     let entered = super::thread::enter();

@@ -2,6 +2,7 @@
 //! it starts is in [`start`](super::start)).
 
 use std::cell::Cell;
+use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use super::registry::Registry;
 use super::start::{self, PlaceFn};
 use super::task_ref::{self, TaskRef};
 use super::worker::Worker;
-use crate::stack::{Stack, StackHeader};
+use crate::stack::{Stack, StackHeader, StackKind};
 
 /// The fiber runs, or is queued to run, with no wake-up pending.
 const RUNNING: u8 = 0;
@@ -42,8 +43,10 @@ pub(crate) struct Task {
     pub(crate) parked_on: Cell<&'static str>,
     /// Where the fiber's context is saved while it is not running.
     sp: Cell<Option<StackPointer>>,
-    /// The stack, until the fiber finishes.
+    /// The stack, from the first run until the fiber finishes.
     stack: Cell<Option<Stack>>,
+    /// The kind of stack the fiber gets at its first run.
+    stack_kind: StackKind,
     /// The worker running the fiber; set each time a worker resumes it.
     pub(crate) worker: Cell<*const Worker>,
     /// Cleared when the fiber has finished (see [`Task::retire`]).
@@ -94,39 +97,54 @@ unsafe impl Send for Task {}
 // (`state`, `cancelled`) and immutable fields.
 unsafe impl Sync for Task {}
 
-/// Reports a task cancelled before it ran to its `JoinHandle`.
+/// Why a fiber's closure was dropped without running.
+pub(crate) enum Unrun {
+    /// The runtime shut down first.
+    Cancelled,
+    /// No stack could be had for its first run.
+    NoStack(io::Error),
+}
+
+/// Reports to a task's `JoinHandle` why it never ran.
 ///
 /// # Safety
 ///
-/// Called once, on the task's own fiber, for a task whose closure was
-/// dropped without running (so its join slot is not complete).
-pub(crate) type CancelFn = unsafe fn(&Task);
+/// Called once, for a task whose closure was dropped without running (so
+/// its join slot is not complete): on the task's own fiber, or, if no
+/// stack could be had for it, on the thread that found that out.
+pub(crate) type CancelFn = unsafe fn(&Task, Unrun);
 
 impl Task {
-    /// A task that will run `f` on `stack`.
+    /// A task that will run `f` on a stack of kind `stack_kind`.
     ///
-    /// A small closure waits in the task itself, and the stack is only
-    /// written when the fiber first runs ([`Task::take_sp`]), by the worker
-    /// that runs it, which may trade the stack for one warm in its own
-    /// cache: a spawner on one core then never touches memory the fiber
-    /// will use on another. A large closure is written to the stack now.
+    /// A small closure waits in the task itself, and the fiber takes its
+    /// stack only when it first runs ([`Task::take_sp`]), from the cache
+    /// of the worker that runs it: a fiber that waits in a queue holds no
+    /// stack, and the one it gets is the one that worker's last finished
+    /// fiber gave back, warm in its cache. A large closure is written to a
+    /// stack taken now.
     pub(crate) fn create<F>(
         registry: Arc<Registry>,
-        stack: Stack,
+        id: u64,
+        stack_kind: StackKind,
         name: Option<Arc<str>>,
         f: F,
         cancelled_unrun: Option<CancelFn>,
-    ) -> TaskRef
+    ) -> io::Result<TaskRef>
     where
         F: FnOnce() + Send + 'static,
     {
         let size = std::mem::size_of::<start::Block<F>>();
         assert!(
-            size + 8192 < stack.usable_size(),
+            size + 8192 < stack_kind.usable_size(),
             "a fiber's closure of {size} bytes does not fit its stack of {} bytes",
-            stack.usable_size()
+            stack_kind.usable_size()
         );
-        let id = registry.next_fiber_id();
+        let stack = if JoinSlot::fits::<F>() {
+            None
+        } else {
+            Some(stack_kind.take()?)
+        };
         let created = crate::debug::clock::coarse_now_ns();
         let task = TaskRef::new(|| Task {
             refs: task_ref::initial_refs(),
@@ -138,6 +156,7 @@ impl Task {
             parked_on: Cell::new(""),
             sp: Cell::new(None),
             stack: Cell::new(None),
+            stack_kind,
             worker: Cell::new(std::ptr::null()),
             live: AtomicBool::new(true),
             created,
@@ -151,16 +170,19 @@ impl Task {
             cancelled_unrun,
             lent: Cell::new(std::ptr::null()),
         });
-        if JoinSlot::fits::<F>() {
-            // SAFETY: the room is unused until the fiber completes, long
-            // after `place_stashed` has taken the closure out.
-            unsafe { task.join.stash(f) };
-            task.place.set(Some(start::place_stashed::<F>));
-        } else {
-            task.sp.set(Some(start::place(&task, &stack, f)));
+        match stack {
+            None => {
+                // SAFETY: the room is unused until the fiber completes, long
+                // after `place_stashed` has taken the closure out.
+                unsafe { task.join.stash(f) };
+                task.place.set(Some(start::place_stashed::<F>));
+            }
+            Some(stack) => {
+                task.sp.set(Some(start::place(&task, &stack, f)));
+                task.stack.set(Some(stack));
+            }
         }
-        task.stack.set(Some(stack));
-        task
+        Ok(task)
     }
 
     /// The task whose fiber is running the caller, if any.
@@ -223,31 +245,59 @@ impl Task {
     /// The saved context, taken to resume it. A fiber's first run lays its
     /// stack out here, on the thread that is about to run it.
     #[inline]
-    pub(crate) fn take_sp(&self) -> StackPointer {
+    pub(crate) fn take_sp(&self) -> io::Result<StackPointer> {
         match self.sp.take() {
-            Some(sp) => sp,
+            Some(sp) => Ok(sp),
             None => self.first_run(),
         }
     }
 
-    /// [`take_sp`](Self::take_sp) for a fiber that has not run yet.
+    /// [`take_sp`](Self::take_sp) for a fiber that has not run yet: takes
+    /// its stack, from the calling thread's cache first. If none can be
+    /// had, the fiber is left as it was, for [`fail_start`](Self::fail_start).
     #[cold]
     #[inline(never)]
-    fn first_run(&self) -> StackPointer {
+    fn first_run(&self) -> io::Result<StackPointer> {
+        let stack = self.stack_kind.take()?;
         let place = self
             .place
             .take()
             .expect("a runnable fiber has a saved context or a closure to place");
-        let stack = self
-            .stack
-            .take()
-            .expect("a fiber that has not started has its stack")
-            .trade_for_local();
         // SAFETY: `place` was made for this task's closure type, and the
         // closure waits in the task (stashed once, by `create`).
-        let sp = unsafe { place(self, &stack) };
+        let sp = unsafe { place(self, Some(&stack)) }.expect("a closure placed on a stack");
         self.stack.set(Some(stack));
-        sp
+        Ok(sp)
+    }
+
+    /// Ends a fiber that could not start because no stack could be had
+    /// for it (`error`): its closure is dropped unrun, on the calling
+    /// thread's stack, and its handle told why. Called by the worker that
+    /// found that out, in its scheduler loop, off any fiber's stack.
+    #[cold]
+    pub(crate) fn fail_start(&self, error: io::Error) {
+        if let Some(place) = self.place.take() {
+            // A destructor that panics loses only its own unwinding: the
+            // handle is told below either way.
+            // SAFETY: as in `first_run`; without a stack the closure is
+            // dropped, once.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+                place(self, None)
+            }));
+        }
+        let why = if self.cancelled.load(Ordering::Relaxed) {
+            Unrun::Cancelled
+        } else {
+            Unrun::NoStack(error)
+        };
+        if let Some(report) = self.cancelled_unrun {
+            // SAFETY: once (the closure is gone, so this task never starts),
+            // for a closure dropped unrun.
+            unsafe { report(self, why) };
+        }
+        // Release: as in `release_stack`.
+        self.finished.store(true, Ordering::Release);
+        self.retire();
     }
 
     /// Called by the fiber's first code, whichever way its stack was laid

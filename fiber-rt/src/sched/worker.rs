@@ -8,6 +8,7 @@
 //! resume a fiber that is still running.
 
 use std::cell::Cell;
+use std::io;
 use std::sync::Arc;
 
 use crossbeam_deque::{Steal, Worker as LocalQueue};
@@ -26,6 +27,10 @@ const GLOBAL_QUEUE_INTERVAL: u32 = 61;
 /// Rounds of looking for work (a few microseconds in all) before an idle
 /// worker goes to sleep.
 const SEARCH_ROUNDS: u32 = 64;
+
+/// Fiber ids a worker takes from the registry at a time. Ids stay unique;
+/// across workers they follow the order of spawns only roughly.
+const ID_BLOCK: u64 = 64;
 
 /// What a fiber asks for when it switches away.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +80,13 @@ pub(crate) struct Worker {
     ticks: Cell<u32>,
     /// The next scheduling decision looks at the global queue first.
     prefer_global: Cell<bool>,
+    /// Fiber ids taken from the registry and not handed out yet: the next
+    /// one and the end of the block.
+    ids: Cell<(u64, u64)>,
+    /// A fiber that could not start for want of a stack, with the error,
+    /// left for the scheduler loop to end off any fiber's stack (see
+    /// [`Worker::fail_unstartable`]).
+    unstartable: Cell<Option<(TaskRef, io::Error)>>,
 }
 
 // SAFETY: a worker's `Cell`s and local queue are used by the one thread
@@ -105,6 +117,8 @@ impl Worker {
             current: Cell::new(None),
             ticks: Cell::new(0),
             prefer_global: Cell::new(false),
+            ids: Cell::new((0, 0)),
+            unstartable: Cell::new(None),
         }
     }
 
@@ -114,6 +128,7 @@ impl Worker {
         thread::bind(self);
         loop {
             self.run_post();
+            self.fail_unstartable();
             if self.registry.is_shutdown() {
                 break;
             }
@@ -155,7 +170,10 @@ impl Worker {
     /// detached by the backstop, and the worker now belongs to another
     /// thread (so this thread must not touch it again).
     fn resume(&self, task: TaskRef) -> bool {
-        let target = self.adopt(task);
+        let Some(target) = self.try_adopt(task, false) else {
+            self.fail_unstartable();
+            return false;
+        };
         self.registry.monitor.wake();
         // SAFETY: `target` is the saved context of a fiber that is queued, so
         // not running anywhere; our own context goes to `sched_sp`, which
@@ -201,7 +219,7 @@ impl Worker {
     }
 
     /// Makes `task` this worker's current fiber and takes its context,
-    /// with a time slice of its own.
+    /// with a time slice of its own. Called by a fiber that switches away.
     fn adopt(&self, task: TaskRef) -> StackPointer {
         self.adopt_with(task, false)
     }
@@ -210,8 +228,28 @@ impl Worker {
     /// the slice of the fiber that woke it (the LIFO slot's rule, so that
     /// two fibers waking each other cannot keep the rest of the queue
     /// waiting: their shared slice runs out like anyone's).
+    ///
+    /// A fiber that cannot start for want of a stack is left for the
+    /// scheduler loop, and the loop's context is returned instead.
     #[inline]
     fn adopt_with(&self, task: TaskRef, inherit: bool) -> StackPointer {
+        match self.try_adopt(task, inherit) {
+            Some(sp) => sp,
+            None => self.to_loop(),
+        }
+    }
+
+    /// [`adopt_with`](Self::adopt_with), or `None` if `task` could not
+    /// start (left in `unstartable`).
+    #[inline]
+    fn try_adopt(&self, task: TaskRef, inherit: bool) -> Option<StackPointer> {
+        let sp = match task.take_sp() {
+            Ok(sp) => sp,
+            Err(error) => {
+                self.unstartable.set(Some((task, error)));
+                return None;
+            }
+        };
         task.worker.set(self);
         let clock = self.registry.clock(self.index);
         if inherit {
@@ -219,12 +257,21 @@ impl Worker {
         } else {
             clock.start_slice(task.id);
         }
-        let sp = task.take_sp();
         let previous = self.current.replace(Some(task));
         debug_assert!(previous.is_none(), "a worker runs one fiber at a time");
         // The slot was empty: nothing to drop (and no drop call to pay).
         std::mem::forget(previous);
-        sp
+        Some(sp)
+    }
+
+    /// Ends the fiber that could not start, if any (see
+    /// [`Task::fail_start`]). Called by the scheduler loop, on its own
+    /// stack: the fiber's closure is dropped there.
+    #[inline]
+    fn fail_unstartable(&self) {
+        if let Some((task, error)) = self.unstartable.take() {
+            task.fail_start(error);
+        }
     }
 
     /// Runs the action the previous context left. Called first thing by
@@ -555,6 +602,17 @@ impl Worker {
             self.local.push(task);
             self.registry.notify_work();
         }
+    }
+
+    /// A fresh id for a fiber spawned on this worker, from its block.
+    pub(crate) fn next_fiber_id(&self) -> u64 {
+        let (mut next, mut end) = self.ids.get();
+        if next == end {
+            next = self.registry.next_fiber_ids(ID_BLOCK);
+            end = next + ID_BLOCK;
+        }
+        self.ids.set((next + 1, end));
+        next
     }
 
     /// Queues a new fiber spawned on this worker.

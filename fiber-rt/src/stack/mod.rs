@@ -53,19 +53,7 @@ impl Stack {
     /// which takes one memory mapping instead of two (so millions fit under
     /// `vm.max_map_count`) but turns an overflow into silent corruption.
     pub fn with_guard(size: usize, guard: bool) -> io::Result<Stack> {
-        let shift = size_shift(size)?;
-        let stack = match pool::take(shift, guard) {
-            Some(base) => Stack {
-                base,
-                shift,
-                guarded: guard,
-            },
-            None => Self::map(shift, guard)?,
-        };
-        // A pooled stack's header was reset when it was given back, on the
-        // thread that had just used it: a spawn writes nothing to a line
-        // that is likely in another core's cache.
-        Ok(stack)
+        StackKind::new(size, guard)?.take()
     }
 
     fn map(shift: u32, guard: bool) -> io::Result<Stack> {
@@ -102,18 +90,6 @@ impl Stack {
         h.owner
             .store(std::ptr::null_mut(), std::sync::atomic::Ordering::Relaxed);
         h.name.set("" as *const str);
-    }
-
-    /// This stack, or one of the same kind that the calling thread gave
-    /// back most recently (warm in its cache) in exchange. For a stack
-    /// nothing has been written to yet.
-    pub(crate) fn trade_for_local(self) -> Stack {
-        let this = std::mem::ManuallyDrop::new(self);
-        Stack {
-            base: pool::trade(this.base, this.shift, this.guarded),
-            shift: this.shift,
-            guarded: this.guarded,
-        }
     }
 
     /// Size of the mapping, guard page and header included.
@@ -157,6 +133,52 @@ impl Stack {
     /// `name` stays valid until the stack is dropped or named again.
     pub(crate) unsafe fn set_name(&self, name: *const str) {
         self.header().name.set(name);
+    }
+}
+
+/// What a stack will be, checked, before one is taken: its size class and
+/// whether it has a guard page. A fiber keeps this until its first run,
+/// where the worker that runs it takes the stack from its own cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StackKind {
+    shift: u8,
+    guarded: bool,
+}
+
+impl StackKind {
+    /// The kind of stack [`Stack::with_guard`] would give for `size`, or
+    /// the error it would give for a size too large.
+    pub(crate) fn new(size: usize, guard: bool) -> io::Result<StackKind> {
+        Ok(StackKind {
+            shift: size_shift(size)? as u8,
+            guarded: guard,
+        })
+    }
+
+    /// A stack of this kind: pooled (the one this thread gave back last,
+    /// warm in its cache) when the pool has one, else freshly mapped.
+    #[inline]
+    pub(crate) fn take(self) -> io::Result<Stack> {
+        let shift = u32::from(self.shift);
+        match pool::take(shift, self.guarded) {
+            // A pooled stack's header was reset when it was given back.
+            Some(base) => Ok(Stack {
+                base,
+                shift,
+                guarded: self.guarded,
+            }),
+            None => Stack::map(shift, self.guarded),
+        }
+    }
+
+    /// Size of the mapping, guard page and header included.
+    pub(crate) fn size(self) -> usize {
+        1 << self.shift
+    }
+
+    /// Bytes a fiber can use on such a stack (see [`Stack::usable_size`]).
+    pub(crate) fn usable_size(self) -> usize {
+        self.size() - HEADER_SIZE - if self.guarded { arena::page_size() } else { 0 }
     }
 }
 

@@ -5,7 +5,6 @@
 //! [`BATCH`] stacks moved keeps that pattern off the pool's lock.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -58,10 +57,10 @@ fn global(guard: bool) -> &'static Global {
 
 /// A thread's cache; given to the global pool when the thread exits. Each
 /// list runs from cold (front) to warm (back): takes and gives use the
-/// back, a trade puts the stack it is given at the front.
+/// back, and a full cache spills its front.
 struct Local {
-    guarded: [VecDeque<usize>; CLASSES],
-    unguarded: [VecDeque<usize>; CLASSES],
+    guarded: [Vec<usize>; CLASSES],
+    unguarded: [Vec<usize>; CLASSES],
     /// Stacks in this cache, published for [`pool_stats`]; registered in
     /// [`LOCAL_COUNTS`] on the thread's first take or give.
     counts: Option<Arc<Counts>>,
@@ -102,7 +101,7 @@ impl Local {
         misses.store(misses.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
-    fn list(&mut self, shift: u32, guard: bool) -> &mut VecDeque<usize> {
+    fn list(&mut self, shift: u32, guard: bool) -> &mut Vec<usize> {
         let class = (shift - MIN_SHIFT) as usize;
         if guard {
             &mut self.guarded[class]
@@ -157,8 +156,8 @@ impl Drop for Local {
 thread_local! {
     static LOCAL: RefCell<Local> = const {
         RefCell::new(Local {
-            guarded: [const { VecDeque::new() }; CLASSES],
-            unguarded: [const { VecDeque::new() }; CLASSES],
+            guarded: [const { Vec::new() }; CLASSES],
+            unguarded: [const { Vec::new() }; CLASSES],
             counts: None,
         })
     };
@@ -174,7 +173,7 @@ pub(super) fn take(shift: u32, guard: bool) -> Option<usize> {
     let cached = LOCAL
         .try_with(|l| {
             let mut l = l.try_borrow_mut().ok()?;
-            let found = l.list(shift, guard).pop_back()?;
+            let found = l.list(shift, guard).pop()?;
             l.count_hit();
             Some(found)
         })
@@ -202,7 +201,7 @@ fn take_slow(shift: u32, guard: bool) -> Option<usize> {
                 let fetched = list.len() as isize;
                 l.count(fetched);
             }
-            let found = l.list(shift, guard).pop_back();
+            let found = l.list(shift, guard).pop();
             if found.is_some() {
                 l.count_hit();
             } else {
@@ -225,25 +224,6 @@ fn take_slow(shift: u32, guard: bool) -> Option<usize> {
     })
 }
 
-/// Trades `base`, a stack taken from the pool and not yet written, for one
-/// this thread gave back most recently (likely in this core's cache), if it
-/// has one of the class; `base` goes to the cold end of the thread's cache.
-#[inline(never)]
-pub(super) fn trade(base: usize, shift: u32, guard: bool) -> usize {
-    LOCAL
-        .try_with(|l| {
-            let mut l = l.try_borrow_mut().ok()?;
-            let list = l.list(shift, guard);
-            let warm = list.pop_back()?;
-            // The cold end of a ring: no shifting of the list.
-            list.push_front(base);
-            Some(warm)
-        })
-        .ok()
-        .flatten()
-        .unwrap_or(base)
-}
-
 /// Offers a stack to the pool; `false` means it is full and the caller must
 /// unmap the stack. As [`take`], the common case alone is inline.
 #[inline(never)]
@@ -255,7 +235,7 @@ pub(super) fn give(base: usize, shift: u32, guard: bool) -> bool {
             if list.len() >= LOCAL_CAP {
                 return None;
             }
-            list.push_back(base);
+            list.push(base);
             l.count(1);
             Some(())
         })
@@ -291,7 +271,7 @@ fn give_slow(base: usize, shift: u32, guard: bool) -> bool {
                     drop(global);
                     l.count(-(BATCH as isize));
                 }
-                l.list(shift, guard).push_back(base);
+                l.list(shift, guard).push(base);
                 l.count(1);
                 true
             }
