@@ -72,9 +72,26 @@ impl Recycler {
 
     /// An unused block: from this thread's cache, a batch from the shared
     /// list, or the allocator. Never inlined: it reads a thread-local and
-    /// may be called from a fiber that later moves threads.
+    /// may be called from a fiber that later moves threads. The common
+    /// case, a block in the cache, is all it does; the rest is out of line,
+    /// so that the call saves and restores no registers.
     #[inline(never)]
     pub(crate) fn take(&'static self) -> NonNull<u8> {
+        let cached = LOCAL
+            .try_with(|local| local.try_borrow_mut().ok()?.caches[self.slot].pop())
+            .ok()
+            .flatten();
+        match cached {
+            // SAFETY: only non-null block addresses are ever cached.
+            Some(addr) => unsafe { NonNull::new_unchecked(addr as *mut u8) },
+            None => self.take_slow(),
+        }
+    }
+
+    /// [`take`](Self::take) when the thread's cache is empty.
+    #[cold]
+    #[inline(never)]
+    fn take_slow(&'static self) -> NonNull<u8> {
         let cached = LOCAL
             .try_with(|local| {
                 let mut local = local.try_borrow_mut().ok()?;
@@ -82,11 +99,10 @@ impl Recycler {
                 // a thread that only ever takes.
                 local.owners[self.slot] = Some(self);
                 let cache = &mut local.caches[self.slot];
-                if cache.is_empty() {
-                    let mut shared = self.lock();
-                    let from = shared.len().saturating_sub(BATCH);
-                    cache.extend(shared.drain(from..));
-                }
+                let mut shared = self.lock();
+                let from = shared.len().saturating_sub(BATCH);
+                cache.extend(shared.drain(from..));
+                drop(shared);
                 cache.pop()
             })
             .ok()
@@ -102,7 +118,8 @@ impl Recycler {
         }
     }
 
-    /// Keeps a block for reuse.
+    /// Keeps a block for reuse. As [`take`](Self::take), the common case
+    /// alone is inline.
     ///
     /// # Safety
     ///
@@ -110,6 +127,32 @@ impl Recycler {
     /// live value, and is given once.
     #[inline(never)]
     pub(crate) unsafe fn give(&'static self, block: NonNull<u8>) {
+        let kept = LOCAL
+            .try_with(|local| {
+                let Ok(mut local) = local.try_borrow_mut() else {
+                    return false;
+                };
+                let local = &mut *local;
+                let cache = &mut local.caches[self.slot];
+                if cache.len() >= LOCAL_CAP {
+                    return false;
+                }
+                cache.push(block.as_ptr() as usize);
+                local.owners[self.slot] = Some(self);
+                true
+            })
+            .unwrap_or(false);
+        if !kept {
+            self.give_slow(block);
+        }
+    }
+
+    /// [`give`](Self::give) when the thread's cache is full (its coldest
+    /// batch goes to the shared list first) or gone (the shared list
+    /// alone).
+    #[cold]
+    #[inline(never)]
+    fn give_slow(&'static self, block: NonNull<u8>) {
         let kept = LOCAL
             .try_with(|local| {
                 let Ok(mut local) = local.try_borrow_mut() else {

@@ -35,6 +35,9 @@ pub(crate) struct Config {
 
 pub(crate) struct Registry {
     pub(crate) config: Config,
+    /// The stack of a fiber spawned without a size of its own (checked
+    /// when the runtime was built).
+    default_stack: StackKind,
     pub(crate) injector: Injector<TaskRef>,
     pub(crate) stealers: Vec<Stealer<TaskRef>>,
     pub(crate) sleep: Sleep,
@@ -85,7 +88,10 @@ impl Registry {
             .map(|_| LocalQueue::new_fifo())
             .collect();
         let stealers = locals.iter().map(LocalQueue::stealer).collect();
+        let default_stack = StackKind::new(config.stack_size, config.guard_pages)
+            .expect("the builder checked the stack size");
         let registry = Arc::new(Registry {
+            default_stack,
             config,
             injector: Injector::new(),
             stealers,
@@ -298,9 +304,11 @@ impl Registry {
     where
         F: FnOnce() + Send + 'static,
     {
-        let size = stack_size.unwrap_or(self.config.stack_size);
         // Checked now; the stack itself is taken at the first run.
-        let stack = StackKind::new(size, self.config.guard_pages)?;
+        let stack = match stack_size {
+            None => self.default_stack,
+            Some(size) => StackKind::new(size, self.config.guard_pages)?,
+        };
         let entered = thread::enter();
         let worker = self.local_worker(&entered);
         let id = match worker {

@@ -134,15 +134,16 @@ impl Task {
     where
         F: FnOnce() + Send + 'static,
     {
-        let size = std::mem::size_of::<start::Block<F>>();
-        assert!(
-            size + 8192 < stack_kind.usable_size(),
-            "a fiber's closure of {size} bytes does not fit its stack of {} bytes",
-            stack_kind.usable_size()
-        );
         let stack = if JoinSlot::fits::<F>() {
+            // Its 64 bytes fit the smallest stack, with room to run.
             None
         } else {
+            let size = std::mem::size_of::<start::Block<F>>();
+            assert!(
+                size + 8192 < stack_kind.usable_size(),
+                "a fiber's closure of {size} bytes does not fit its stack of {} bytes",
+                stack_kind.usable_size()
+            );
             Some(stack_kind.take()?)
         };
         let created = crate::debug::clock::coarse_now_ns();

@@ -111,16 +111,32 @@ impl Deref for TaskRef {
 }
 
 impl Drop for TaskRef {
+    /// Inlined: a decrement and a branch, with the freeing out of line.
+    #[inline]
     fn drop(&mut self) {
         // Release: everything this reference's holder did with the task
         // happens before the last holder drops it (as in `Arc`).
         if self.refs.fetch_sub(1, Ordering::Release) != 1 {
             return;
         }
+        // SAFETY: that was the last reference.
+        unsafe { self.free() };
+    }
+}
+
+impl TaskRef {
+    /// Drops and frees the task.
+    ///
+    /// # Safety
+    ///
+    /// Called by the holder of the last reference, which just let go of it.
+    #[inline(never)]
+    unsafe fn free(&mut self) {
         // Acquire: pairs with the other holders' Release decrements.
         fence(Ordering::Acquire);
-        // SAFETY: that was the last reference: nobody else can reach the
-        // task, which `new` initialised; its memory came from `TASKS`.
+        // SAFETY: that was the last reference (the caller's promise):
+        // nobody else can reach the task, which `new` initialised; its
+        // memory came from `TASKS`.
         unsafe {
             std::ptr::drop_in_place(self.0.as_ptr());
             TASKS.give(self.0.cast());

@@ -276,8 +276,9 @@ impl Worker {
 
     /// Runs the action the previous context left. Called first thing by
     /// every context that is resumed on this worker. Inlined for the
-    /// yield's requeue; parks and finishes take the call.
-    #[inline]
+    /// yield's requeue (always: the compiler's own choice flips with
+    /// unrelated changes); parks and finishes take the call.
+    #[inline(always)]
     pub(crate) fn run_post(&self) {
         match self.post.take() {
             Post::Nothing => {}
