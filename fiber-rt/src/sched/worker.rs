@@ -19,6 +19,7 @@ use super::task::Task;
 use super::task_ref::TaskRef;
 use super::thread;
 use super::yielded::YieldedSlot;
+use crate::preempt::WorkerClock;
 
 /// Every this many scheduling decisions, the global queue goes first, so
 /// fibers that keep waking each other cannot starve it.
@@ -72,6 +73,9 @@ pub(crate) struct Worker {
     /// This worker's yielded slot, kept in the registry (other workers
     /// steal from it); `None` for the shutdown's temporary worker.
     yielded: Option<*const YieldedSlot>,
+    /// This worker's clock, kept in the registry (the monitor samples it);
+    /// cached here for the switches, which each touch it.
+    clock: *const WorkerClock,
     /// The scheduler loop's context while a fiber runs.
     sched_sp: Cell<Option<StackPointer>>,
     post: Cell<Post>,
@@ -106,8 +110,10 @@ impl Worker {
         let yielded = registry
             .yielded(index)
             .map(|slot| slot as *const YieldedSlot);
+        let clock: *const WorkerClock = registry.clock(index);
         Worker {
             index,
+            clock,
             registry,
             local,
             lifo: Cell::new(None),
@@ -140,7 +146,7 @@ impl Worker {
             }
             // Idle time is measured here, where the worker has nothing to
             // run, so switches between fibers pay nothing for it.
-            let clock = self.registry.clock(self.index);
+            let clock = self.clock();
             let idle = clock.idle_begin();
             match self.search() {
                 Some(task) => {
@@ -251,7 +257,7 @@ impl Worker {
             }
         };
         task.worker.set(self);
-        let clock = self.registry.clock(self.index);
+        let clock = self.clock();
         if inherit {
             clock.continue_slice(task.id);
         } else {
@@ -297,7 +303,7 @@ impl Worker {
             Post::Requeue(task) => self.local.push(task),
             Post::Yielded(task) => self.put_yielded(task),
             Post::Park(task) => {
-                self.registry.clock(self.index).count_park();
+                self.clock().count_park();
                 if !task.complete_park() {
                     // Woken while it was switching away: run it again.
                     self.local.push(task);
@@ -364,6 +370,14 @@ impl Worker {
         };
         self.leave_post(Post::Yielded(me));
         self.adopt_with(next, inherit)
+    }
+
+    /// This worker's clock.
+    #[inline]
+    fn clock(&self) -> &WorkerClock {
+        // SAFETY: the clocks live in the registry (or are static), which
+        // `self.registry` keeps alive as long as this worker.
+        unsafe { &*self.clock }
     }
 
     /// Takes the fiber in this worker's yielded slot, if any.
@@ -435,12 +449,7 @@ impl Worker {
     #[inline]
     fn slice_check_due(&self) -> bool {
         // Relaxed: a request seen a switch late is honoured at the next.
-        let used_up = self
-            .registry
-            .clock(self.index)
-            .flag
-            .load(std::sync::atomic::Ordering::Relaxed)
-            != 0;
+        let used_up = self.clock().flag.load(std::sync::atomic::Ordering::Relaxed) != 0;
         let ticks = self.ticks.get().wrapping_add(1);
         self.ticks.set(ticks);
         used_up || ticks.is_multiple_of(GLOBAL_QUEUE_INTERVAL) || self.registry.is_shutdown()
@@ -482,7 +491,7 @@ impl Worker {
 
     /// The scheduler loop's context, to switch to it.
     fn to_loop(&self) -> StackPointer {
-        self.registry.clock(self.index).idle();
+        self.clock().idle();
         self.sched_sp
             .get()
             .expect("the scheduler loop is suspended while a fiber runs")
