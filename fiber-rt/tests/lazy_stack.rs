@@ -2,15 +2,63 @@
 //! fiber waiting in a queue holds no stack, and one for which no stack can
 //! be had then fails its join with the reason instead of crashing.
 //!
-//! Each test uses stacks of a size class no other test here uses (the
-//! arenas of stack addresses are per class and per process), and counts on
-//! a class's arena holding `2^40 / size` stacks.
+//! The arenas of stack addresses are per size class and per process, and
+//! a class's arena holds `2^40 / size` stacks: the tests that fill the
+//! 1 GiB arena take turns ([`ARENA`]), and the other uses another class.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use fiber_rt::{FiberBuilder, Runtime};
+use fiber_rt::sync::mpsc::{unbounded, Sender};
+use fiber_rt::{FiberBuilder, JoinHandle, Runtime};
 
 const GIB: usize = 1 << 30;
+/// 1 GiB stacks the arena can map.
+const ARENA_SLOTS: usize = (1 << 40) / GIB;
+
+/// Held by a test while it fills the 1 GiB arena.
+static ARENA: Mutex<()> = Mutex::new(());
+
+fn arena() -> MutexGuard<'static, ()> {
+    ARENA.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Fills the 1 GiB arena with fibers on `rt` that have started and wait:
+/// they finish once the returned sender has sent them one message each.
+fn fill_arena(rt: &Runtime) -> (Sender<()>, Vec<JoinHandle<()>>) {
+    let (release_tx, release_rx) = unbounded::<()>();
+    let release_rx = Arc::new(fiber_rt::sync::Mutex::new(release_rx));
+    let (started_tx, started_rx) = std_mpsc::channel::<()>();
+    let holders: Vec<_> = (0..ARENA_SLOTS)
+        .map(|_| {
+            let release_rx = release_rx.clone();
+            let started_tx = started_tx.clone();
+            FiberBuilder::new()
+                .stack_size(GIB)
+                .spawn_on(rt, move || {
+                    started_tx.send(()).unwrap();
+                    release_rx.lock().recv().unwrap();
+                })
+                .unwrap()
+        })
+        .collect();
+    for _ in 0..ARENA_SLOTS {
+        started_rx.recv().unwrap();
+    }
+    (release_tx, holders)
+}
+
+fn release(release_tx: Sender<()>, holders: Vec<JoinHandle<()>>) {
+    for _ in 0..holders.len() {
+        release_tx.send(()).unwrap();
+    }
+    for h in holders {
+        h.join().unwrap();
+    }
+}
 
 /// More fibers with 512 MiB stacks than that class's arena has room for
 /// (2048) are spawned before any of them runs: they all run.
@@ -36,29 +84,10 @@ fn fibers_waiting_to_run_hold_no_stack() {
 /// closure is dropped unrun, and the worker runs on.
 #[test]
 fn a_fiber_that_gets_no_stack_fails_its_join_with_the_reason() {
-    const ARENA_SLOTS: usize = (1 << 40) / GIB;
+    let _arena = arena();
     let rt = Runtime::builder().workers(1).build().unwrap();
+    let (release_tx, holders) = fill_arena(&rt);
     rt.block_on(|| {
-        let (release_tx, release_rx) = fiber_rt::sync::mpsc::unbounded::<()>();
-        let release_rx = std::sync::Arc::new(fiber_rt::sync::Mutex::new(release_rx));
-        let (started_tx, started_rx) = fiber_rt::sync::mpsc::unbounded::<()>();
-        let holders: Vec<_> = (0..ARENA_SLOTS)
-            .map(|_| {
-                let release_rx = release_rx.clone();
-                let started_tx = started_tx.clone();
-                FiberBuilder::new()
-                    .stack_size(GIB)
-                    .spawn(move || {
-                        started_tx.send(()).unwrap();
-                        release_rx.lock().recv().unwrap();
-                    })
-                    .unwrap()
-            })
-            .collect();
-        for _ in 0..ARENA_SLOTS {
-            started_rx.recv().unwrap();
-        }
-
         let (dropped_tx, dropped_rx) = std_mpsc::channel::<()>();
         let guard = DropSignal(dropped_tx);
         let starved = FiberBuilder::new()
@@ -81,18 +110,69 @@ fn a_fiber_that_gets_no_stack_fails_its_join_with_the_reason() {
         dropped_rx
             .try_recv()
             .expect("the unrun closure was dropped");
-
-        // The worker runs on: the holders finish, and their stacks serve
-        // a new fiber.
-        for _ in 0..ARENA_SLOTS {
-            release_tx.send(()).unwrap();
-        }
-        for h in holders {
-            h.join().unwrap();
-        }
-        let again = FiberBuilder::new().stack_size(GIB).spawn(|| 7).unwrap();
-        assert_eq!(again.join().unwrap(), 7);
     });
+    // The worker runs on: the holders finish, and their stacks serve a
+    // new fiber.
+    release(release_tx, holders);
+    let again = FiberBuilder::new()
+        .stack_size(GIB)
+        .spawn_on(&rt, || 7)
+        .unwrap();
+    assert_eq!(again.join().unwrap(), 7);
+}
+
+/// A scoped fiber that gets no stack: what its closure borrowed is let go
+/// of before `scope` returns, and the failure is never silent (the join
+/// reports it; unjoined, `scope` panics).
+#[test]
+fn a_scoped_fiber_that_gets_no_stack_is_reported_and_lets_go_of_its_borrows_first() {
+    static SCOPE_RETURNED: AtomicBool = AtomicBool::new(false);
+    static DROPPED_LATE: AtomicBool = AtomicBool::new(false);
+    /// Takes its time to drop, and notes whether `scope` returned first.
+    struct SlowDrop;
+    impl Drop for SlowDrop {
+        fn drop(&mut self) {
+            std::thread::sleep(Duration::from_millis(50));
+            if SCOPE_RETURNED.load(Ordering::SeqCst) {
+                DROPPED_LATE.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    let _arena = arena();
+    let rt = Runtime::builder()
+        .workers(1)
+        .stack_size(GIB)
+        .build()
+        .unwrap();
+    let (release_tx, holders) = fill_arena(&rt);
+    let data = [1, 2, 3];
+
+    // Joined: the join says why; the scope returns.
+    let joined = rt.scope(|s| {
+        let data = &data;
+        let h = s.spawn(move || data.len());
+        h.join().unwrap_err()
+    });
+    assert!(joined.stack_error().is_some(), "{joined}");
+
+    // Unjoined: `scope` panics, after the closure's captures are gone.
+    let unjoined = catch_unwind(AssertUnwindSafe(|| {
+        rt.scope(|s| {
+            let data = &data;
+            let slow = SlowDrop;
+            drop(s.spawn(move || {
+                let _slow = slow;
+                data.len()
+            }));
+        })
+    }));
+    SCOPE_RETURNED.store(true, Ordering::SeqCst);
+    let payload = unjoined.expect_err("an unjoined scoped fiber that never ran is reported");
+    let message = payload.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(message.contains("never ran"), "{message}");
+    assert!(!DROPPED_LATE.load(Ordering::SeqCst));
+    release(release_tx, holders);
 }
 
 /// Sends when dropped.

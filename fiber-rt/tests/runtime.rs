@@ -1,7 +1,7 @@
 //! The multi-threaded runtime: spawning, joining, yielding, sleeping,
 //! scopes, panics and shutdown.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -498,4 +498,49 @@ fn dropping_the_runtime_while_fibers_yield_frees_every_fiber() {
         drop(rt);
         assert_eq!(Arc::strong_count(&token), 1, "round {round}");
     }
+}
+
+/// At shutdown, a scoped fiber is cancelled (and its captures dropped)
+/// before the fiber whose scope it borrows from, also when the scope's
+/// owner was spawned from a plain thread after the worker had spawned
+/// fibers of its own.
+#[test]
+fn shutdown_cancels_a_scoped_fiber_before_the_owner_of_its_scope() {
+    static OWNED_DROPPED: AtomicBool = AtomicBool::new(false);
+    static BORROW_OUTLIVED: AtomicBool = AtomicBool::new(false);
+    struct Owned;
+    impl Drop for Owned {
+        fn drop(&mut self) {
+            OWNED_DROPPED.store(true, Ordering::SeqCst);
+        }
+    }
+    struct Borrower<'a>(&'a Owned);
+    impl Drop for Borrower<'_> {
+        fn drop(&mut self) {
+            let _ = self.0;
+            if OWNED_DROPPED.load(Ordering::SeqCst) {
+                BORROW_OUTLIVED.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    let rt = rt(1);
+    rt.block_on(|| fiber_rt::spawn(|| ()).join().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let owner = rt.spawn(move || {
+        let owned = Owned;
+        fiber_rt::scope(|s| {
+            let owned = &owned;
+            drop(s.spawn(move || {
+                let _borrower = Borrower(owned);
+                tx.send(()).unwrap();
+                fiber_rt::sleep(Duration::from_secs(3600));
+            }));
+        });
+    });
+    rx.recv().unwrap();
+    drop(owner);
+    drop(rt);
+    assert!(OWNED_DROPPED.load(Ordering::SeqCst));
+    assert!(!BORROW_OUTLIVED.load(Ordering::SeqCst));
 }

@@ -102,9 +102,10 @@ impl JoinError {
     }
 
     /// Why the fiber never started, if no stack could be had for it: a
-    /// fiber takes its stack when it first runs, so the error that
-    /// `mmap` or a full stack arena gave then is reported here, to the
-    /// handle, instead of by the spawn.
+    /// fiber with a closure of up to 64 bytes takes its stack when it
+    /// first runs, so the error that `mmap` or a full stack arena gave
+    /// then is reported here, to the handle, instead of by the spawn. The
+    /// closure was dropped unrun, on its worker's scheduler loop.
     pub fn stack_error(&self) -> Option<&io::Error> {
         match &self.kind {
             Kind::NoStack(e) => Some(e),

@@ -13,8 +13,9 @@ use crate::sync::WaitGroup;
 pub struct Scope<'scope, 'env: 'scope> {
     registry: Arc<Registry>,
     pending: WaitGroup,
-    /// Scoped fibers that panicked and whose handle has not reported it.
-    unjoined_panics: Arc<AtomicUsize>,
+    /// Scoped fibers that failed (panicked, or never ran) and whose
+    /// handle has not reported it.
+    unjoined_failures: Arc<AtomicUsize>,
     _scope: PhantomData<&'scope mut &'scope ()>,
     _env: PhantomData<&'env mut &'env ()>,
 }
@@ -23,7 +24,7 @@ pub struct Scope<'scope, 'env: 'scope> {
 #[derive(Debug)]
 pub struct ScopedJoinHandle<'scope, T> {
     inner: JoinHandle<T>,
-    unjoined_panics: Arc<AtomicUsize>,
+    unjoined_failures: Arc<AtomicUsize>,
     _scope: PhantomData<&'scope ()>,
 }
 
@@ -31,9 +32,11 @@ impl<T> ScopedJoinHandle<'_, T> {
     /// Waits for the fiber's result.
     pub fn join(self) -> Result<T, JoinError> {
         let result = self.inner.join();
-        if result.as_ref().is_err_and(JoinError::is_panic) {
-            // Relaxed: a counter read after `pending.wait()` synchronised.
-            self.unjoined_panics.fetch_sub(1, Ordering::Relaxed);
+        if result.is_err() {
+            // Every failure was counted once (see `ScopedRun`); this handle
+            // reports it. Relaxed: a counter read after `pending.wait()`
+            // synchronised.
+            self.unjoined_failures.fetch_sub(1, Ordering::Relaxed);
         }
         result
     }
@@ -42,8 +45,8 @@ impl<T> ScopedJoinHandle<'_, T> {
 /// Runs `f` with a [`Scope`] on which it can spawn fibers that borrow from
 /// the caller's stack; returns once every one of them has finished.
 ///
-/// If a scoped fiber panics and its handle was not joined, `scope` panics
-/// after all have finished.
+/// If a scoped fiber panics, or never runs (no stack could be had for it),
+/// and its handle was not joined, `scope` panics after all have finished.
 ///
 /// ```
 /// let rt = fiber_rt::Runtime::new().unwrap();
@@ -75,7 +78,7 @@ where
     let scope = Scope {
         registry,
         pending: WaitGroup::new(),
-        unjoined_panics: Arc::new(AtomicUsize::new(0)),
+        unjoined_failures: Arc::new(AtomicUsize::new(0)),
         _scope: PhantomData,
         _env: PhantomData,
     };
@@ -85,8 +88,8 @@ where
     match result {
         Err(payload) => std::panic::resume_unwind(payload),
         // Relaxed: `pending.wait()` above synchronised with every fiber's end.
-        Ok(_) if scope.unjoined_panics.load(Ordering::Relaxed) > 0 => {
-            panic!("a scoped fiber panicked")
+        Ok(_) if scope.unjoined_failures.load(Ordering::Relaxed) > 0 => {
+            panic!("a scoped fiber panicked or never ran, and its handle was not joined")
         }
         Ok(value) => value,
     }
@@ -104,9 +107,8 @@ impl<'scope> Scope<'scope, '_> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        let done = Done(self.pending.clone());
         self.pending.add(1);
-        let panics = self.unjoined_panics.clone();
+        let panics = self.unjoined_failures.clone();
         let body = join::wrap(move || {
             // Count a panic until a join reports it: `scope` panics if none does.
             struct CountIfUnwinding(Arc<AtomicUsize>);
@@ -121,13 +123,23 @@ impl<'scope> Scope<'scope, '_> {
             let _count = CountIfUnwinding(panics);
             f()
         });
+        let scoped = ScopedRun {
+            body: Some(body),
+            failures: self.unjoined_failures.clone(),
+            _done: Done(self.pending.clone()),
+        };
+        // `scoped` is used whole, so the closure captures it whole (not
+        // field by field): dropped unrun, it drops in `ScopedRun`'s order.
         let run: Box<dyn FnOnce() + Send + 'scope> = Box::new(move || {
-            let _done = done;
-            body();
+            let mut scoped = scoped;
+            if let Some(body) = scoped.body.take() {
+                body();
+            }
         });
         // SAFETY: only the lifetime changes: `scope_on` waits for `pending`
         // to reach zero before 'scope ends, and `Done` counts down after the
-        // fiber dropped all it captured, so nothing outlives its borrows.
+        // fiber dropped all it captured (run or not: see `ScopedRun`), so
+        // nothing outlives its borrows.
         let run: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(run) };
         let task = self
             .registry
@@ -135,8 +147,34 @@ impl<'scope> Scope<'scope, '_> {
             .unwrap_or_else(|e| panic!("spawning a scoped fiber: {e}"));
         ScopedJoinHandle {
             inner: join::handle(task),
-            unjoined_panics: self.unjoined_panics.clone(),
+            unjoined_failures: self.unjoined_failures.clone(),
             _scope: PhantomData,
+        }
+    }
+}
+
+/// A scoped fiber's closure with what must happen after it, whether it ran
+/// or was dropped unrun (the runtime shut down first, or no stack could be
+/// had for it). Fields drop in declaration order: the closure and all it
+/// captured first, and only then the count-down that lets `scope` return
+/// and end the borrows.
+struct ScopedRun<B> {
+    /// Taken when the fiber runs.
+    body: Option<B>,
+    /// Counts a closure dropped unrun as a failure, which its handle
+    /// reports (its join returns the reason) or `scope` does.
+    failures: Arc<AtomicUsize>,
+    /// Never read: dropped last.
+    _done: Done,
+}
+
+impl<B> Drop for ScopedRun<B> {
+    fn drop(&mut self) {
+        // The closure first, unrun if it is still here: what it captured
+        // may borrow from the scope, so it goes before `done`.
+        if self.body.take().is_some() {
+            // Relaxed: read after `pending.wait()` synchronised.
+            self.failures.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

@@ -118,12 +118,14 @@ impl Registry {
         (registry, locals)
     }
 
-    /// The first of `count` fresh fiber ids. Workers take them in blocks
-    /// (see `Worker::next_fiber_id`), so a spawn on a worker shares no
-    /// counter with other threads.
-    pub(crate) fn next_fiber_ids(&self, count: u64) -> u64 {
-        // Relaxed: ids only need to be distinct.
-        self.next_id.fetch_add(count, Ordering::Relaxed)
+    /// A fresh fiber id. One counter for the runtime, not blocks per
+    /// worker: a fiber's id is then larger than its spawner's, and the
+    /// shutdown, which cancels newest first, relies on that (a scope's
+    /// owner is cancelled after the fibers it waits for).
+    pub(crate) fn next_fiber_id(&self) -> u64 {
+        // Relaxed: the counter alone orders the ids; a spawner's id was
+        // taken before its own code ran, in the same modification order.
+        self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     pub(crate) fn is_shutdown(&self) -> bool {
@@ -311,10 +313,7 @@ impl Registry {
         };
         let entered = thread::enter();
         let worker = self.local_worker(&entered);
-        let id = match worker {
-            Some(worker) => worker.next_fiber_id(),
-            None => self.next_fiber_ids(1),
-        };
+        let id = self.next_fiber_id();
         let task = Task::create(self.clone(), id, stack, name, f, cancelled)?;
         // SAFETY: `task` was just made, and nothing has seen it yet.
         let [live, queued] = unsafe { task.more_refs::<2>() };

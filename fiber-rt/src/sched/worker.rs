@@ -29,10 +29,6 @@ const GLOBAL_QUEUE_INTERVAL: u32 = 61;
 /// worker goes to sleep.
 const SEARCH_ROUNDS: u32 = 64;
 
-/// Fiber ids a worker takes from the registry at a time. Ids stay unique;
-/// across workers they follow the order of spawns only roughly.
-const ID_BLOCK: u64 = 64;
-
 /// What a fiber asks for when it switches away.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Switch {
@@ -84,9 +80,6 @@ pub(crate) struct Worker {
     ticks: Cell<u32>,
     /// The next scheduling decision looks at the global queue first.
     prefer_global: Cell<bool>,
-    /// Fiber ids taken from the registry and not handed out yet: the next
-    /// one and the end of the block.
-    ids: Cell<(u64, u64)>,
     /// A fiber that could not start for want of a stack, with the error,
     /// left for the scheduler loop to end off any fiber's stack (see
     /// [`Worker::fail_unstartable`]).
@@ -123,7 +116,6 @@ impl Worker {
             current: Cell::new(None),
             ticks: Cell::new(0),
             prefer_global: Cell::new(false),
-            ids: Cell::new((0, 0)),
             unstartable: Cell::new(None),
         }
     }
@@ -612,17 +604,6 @@ impl Worker {
             self.local.push(task);
             self.registry.notify_work();
         }
-    }
-
-    /// A fresh id for a fiber spawned on this worker, from its block.
-    pub(crate) fn next_fiber_id(&self) -> u64 {
-        let (mut next, mut end) = self.ids.get();
-        if next == end {
-            next = self.registry.next_fiber_ids(ID_BLOCK);
-            end = next + ID_BLOCK;
-        }
-        self.ids.set((next + 1, end));
-        next
     }
 
     /// Queues a new fiber spawned on this worker.
