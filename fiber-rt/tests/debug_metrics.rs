@@ -52,7 +52,10 @@ fn counters_add_up() {
         );
     }
     let pool = m.stack_pool;
-    assert!(pool.hits + pool.misses >= pool_before.hits + pool_before.misses + 2003);
+    // A fiber takes a stack from the pool at its first run, unless it
+    // takes over the stack of the fiber that finished just before it.
+    let requests = pool.hits + pool.misses - (pool_before.hits + pool_before.misses);
+    assert!((1..=2003).contains(&requests), "{pool:?} {pool_before:?}");
     assert!(
         pool.pooled >= 1,
         "finished fibers' stacks wait in the pool: {pool:?}"

@@ -544,3 +544,40 @@ fn shutdown_cancels_a_scoped_fiber_before_the_owner_of_its_scope() {
     assert!(OWNED_DROPPED.load(Ordering::SeqCst));
     assert!(!BORROW_OUTLIVED.load(Ordering::SeqCst));
 }
+
+/// A fiber that has not run yet takes over the stack of the fiber that
+/// finished just before it on its worker (when it needs the same kind of
+/// stack): each still finds itself, with its own id and name, and one
+/// needing another kind of stack gets its own.
+#[test]
+fn fibers_that_take_over_a_finished_fiber_s_stack_know_who_they_are() {
+    let rt = rt(1);
+    rt.block_on(|| {
+        let handles: Vec<_> = (0..300u64)
+            .map(|i| {
+                let builder = match i % 3 {
+                    0 => FiberBuilder::new().name(format!("f{i}")),
+                    1 => FiberBuilder::new(),
+                    _ => FiberBuilder::new().stack_size(1 << 20),
+                };
+                builder
+                    .spawn(move || {
+                        let me = fiber_rt::current().expect("a fiber");
+                        // Some stack depth of its own, on the stack it got.
+                        let deep = std::hint::black_box([i; 512]);
+                        (me.id, me.name.map(|n| n.to_string()), deep[511])
+                    })
+                    .unwrap()
+            })
+            .collect();
+        for (i, h) in handles.into_iter().enumerate() {
+            let id = h.id();
+            let (seen_id, name, last) = h.join().unwrap();
+            assert_eq!(seen_id, id);
+            assert_eq!(name, (i % 3 == 0).then(|| format!("f{i}")));
+            assert_eq!(last, i as u64);
+        }
+    });
+    let m = rt.metrics();
+    assert_eq!((m.spawned, m.finished, m.live), (301, 301, 0), "{m:?}");
+}

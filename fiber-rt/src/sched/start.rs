@@ -10,9 +10,20 @@ use fiber_asm::{Exit, StackPointer};
 use super::task::Task;
 use crate::stack::{Stack, StackHeader};
 
-/// Moves a task's stashed closure onto a stack (see [`Task::create`]), or,
-/// given none, drops it.
-pub(super) type PlaceFn = unsafe fn(&Task, Option<&Stack>) -> Option<StackPointer>;
+/// What to do with a task's stashed closure (see [`Task::create`]).
+pub(crate) enum Use<'a> {
+    /// Move it onto this stack, laid out for the first switch (which
+    /// returns the context).
+    Place(&'a Stack),
+    /// Run it here, on the stack the caller runs on, which the task has
+    /// taken over from a fiber that just finished on it (see `finish`).
+    RunHere,
+    /// Drop it unrun.
+    Drop,
+}
+
+/// Handles a task's stashed closure as [`Use`] says.
+pub(crate) type StashedFn = unsafe fn(&Task, Use<'_>) -> Option<StackPointer>;
 
 /// What the stack holds for a fiber that has not started yet.
 pub(super) struct Block<F> {
@@ -54,21 +65,27 @@ pub(super) fn place<F: FnOnce() + Send + 'static>(
     }
 }
 
-/// [`place`] for a closure stashed in the task's join slot; without a
-/// stack, drops the closure instead.
+/// The [`StashedFn`] of a closure of type `F` stashed in the task's join
+/// slot.
 ///
 /// # Safety
 ///
-/// `task`'s join slot holds a stashed `F`, which this takes.
-pub(super) unsafe fn place_stashed<F: FnOnce() + Send + 'static>(
+/// `task`'s join slot holds a stashed `F`, which this takes. With
+/// [`Use::RunHere`], `task` is the running task of the caller's worker and
+/// owns the stack the caller runs on.
+pub(super) unsafe fn use_stashed<F: FnOnce() + Send + 'static>(
     task: &Task,
-    stack: Option<&Stack>,
+    how: Use<'_>,
 ) -> Option<StackPointer> {
     // SAFETY: forwarded from the caller.
     let f = unsafe { task.join.unstash::<F>() };
-    match stack {
-        Some(stack) => Some(place(task, stack, f)),
-        None => {
+    match how {
+        Use::Place(stack) => Some(place(task, stack, f)),
+        Use::RunHere => {
+            run(task, Some(f));
+            None
+        }
+        Use::Drop => {
             drop(f);
             None
         }
@@ -81,23 +98,24 @@ unsafe extern "sysv64" fn start<F: FnOnce() + Send + 'static>(_: usize, data: *m
     // SAFETY: written by `Task::create`; taken once, here. The task is kept
     // alive by the worker that resumed us.
     let (func, task) = unsafe { ((*block).func.take(), &*(*block).task) };
-    task.mark_started();
     // The spawner left the header alone: the fiber names itself there, so
     // that `Task::current` and overflow messages find it.
     // SAFETY: we run on this stack, so its header is live.
     let header = unsafe { &*StackHeader::current().expect("a task runs on a fiber stack") };
-    // Relaxed: read only by this fiber and by signal handlers on the
-    // thread running it, after this store in program order.
-    header
-        .owner
-        .store(task as *const Task as *mut (), Ordering::Relaxed);
-    if let Some(name) = &task.name {
-        // The name lives in the task, which outlives the stack's use by
-        // this fiber (the stack is released before the task).
-        header.name.set(&**name as *const str);
-    }
+    task.claim_header(header);
     // SAFETY: we are the running task.
     unsafe { task.worker() }.run_post();
+    run(task, func);
+    let task: *const Task = task;
+    // SAFETY: the worker that resumed us keeps the task alive (its
+    // `current`) until `finish` lets go of it.
+    unsafe { finish(task) }
+}
+
+/// Runs the closure `func` of the running task `task` (or, if the task was
+/// cancelled first, drops it and reports that), and returns in runtime
+/// code once it is done.
+fn run<F: FnOnce() + Send + 'static>(task: &Task, func: Option<F>) {
     // The closure is user code: the backstop may take our worker meanwhile.
     super::thread::leave_runtime();
     if !task.cancelled.load(Ordering::Relaxed) {
@@ -115,21 +133,47 @@ unsafe extern "sysv64" fn start<F: FnOnce() + Send + 'static>(_: usize, data: *m
             unsafe { report(task, super::task::Unrun::Cancelled) };
         }
     }
-    let entered = super::thread::enter();
-    if entered.detached() {
-        // Finished on a thread the backstop gave us: back to its old loop
-        // frame, which frees the stack. `entered` is forgotten: that
-        // thread's loop is runtime code.
-        std::mem::forget(entered);
-        let to = super::thread::orphan_target(None);
-        return Exit {
-            to,
-            value: super::thread::ORPHANED,
-        };
+}
+
+/// The end of a fiber, `task`, whose closure is done: where to switch to
+/// for good. While the next ready fiber on this worker has not started
+/// yet and fits this stack, it takes the stack over and runs here, with
+/// no switch, no stack handed back and none taken (see
+/// `Worker::finish_current`); then its end comes here in turn.
+///
+/// # Safety
+///
+/// `task` is the running task of the worker it last ran on, kept alive by
+/// that worker's `current`, and it runs on its own stack (none lent).
+unsafe fn finish(mut task: *const Task) -> Exit {
+    loop {
+        let entered = super::thread::enter();
+        if entered.detached() {
+            // Finished on a thread the backstop gave us: back to its old
+            // loop frame, which frees the stack. `entered` is forgotten:
+            // that thread's loop is runtime code.
+            std::mem::forget(entered);
+            let to = super::thread::orphan_target(None);
+            return Exit {
+                to,
+                value: super::thread::ORPHANED,
+            };
+        }
+        std::mem::forget(entered); // the next context is runtime code too
+                                   // SAFETY: still the running task (possibly on another worker by
+                                   // now), alive as the caller promised.
+        let worker = unsafe { (*task).worker() };
+        match worker.finish_current() {
+            super::worker::Finish::Switch(to) => return Exit { to, value: 0 },
+            super::worker::Finish::Here(next, stashed) => {
+                // The finished task may be gone now; `next` is the running
+                // task, kept alive by the worker's `current`, and owns this
+                // stack.
+                task = next;
+                // SAFETY: as just said; its closure is stashed, and this
+                // is its first run.
+                unsafe { stashed(&*next, Use::RunHere) };
+            }
+        }
     }
-    std::mem::forget(entered); // the next context is runtime code too
-                               // SAFETY: still the running task (possibly on another worker by now).
-    let worker = unsafe { task.worker() };
-    let to = worker.finish_current();
-    Exit { to, value: 0 }
 }

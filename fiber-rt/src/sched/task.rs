@@ -10,7 +10,7 @@ use fiber_asm::StackPointer;
 
 use super::join_slot::JoinSlot;
 use super::registry::Registry;
-use super::start::{self, PlaceFn};
+use super::start::{self, StashedFn, Use};
 use super::task_ref::{self, TaskRef};
 use super::worker::Worker;
 use crate::stack::{Stack, StackHeader, StackKind};
@@ -72,7 +72,7 @@ pub(crate) struct Task {
     /// For a fiber whose closure waits in `join`'s room: moves it onto a
     /// stack and lays the stack out for the first switch. Taken at the
     /// first run.
-    place: Cell<Option<PlaceFn>>,
+    place: Cell<Option<StashedFn>>,
     /// Set until the fiber's first code runs, for dumps (until then it has
     /// no saved context when its closure waits in the task, like a running
     /// fiber).
@@ -176,7 +176,7 @@ impl Task {
                 // SAFETY: the room is unused until the fiber completes, long
                 // after `place_stashed` has taken the closure out.
                 unsafe { task.join.stash(f) };
-                task.place.set(Some(start::place_stashed::<F>));
+                task.place.set(Some(start::use_stashed::<F>));
             }
             Some(stack) => {
                 task.sp.set(Some(start::place(&task, &stack, f)));
@@ -266,7 +266,7 @@ impl Task {
             .expect("a runnable fiber has a saved context or a closure to place");
         // SAFETY: `place` was made for this task's closure type, and the
         // closure waits in the task (stashed once, by `create`).
-        let sp = unsafe { place(self, Some(&stack)) }.expect("a closure placed on a stack");
+        let sp = unsafe { place(self, Use::Place(&stack)) }.expect("a closure placed on a stack");
         self.stack.set(Some(stack));
         Ok(sp)
     }
@@ -283,7 +283,7 @@ impl Task {
             // SAFETY: as in `first_run`; without a stack the closure is
             // dropped, once.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
-                place(self, None)
+                place(self, Use::Drop)
             }));
         }
         let why = if self.cancelled.load(Ordering::Relaxed) {
@@ -296,9 +296,55 @@ impl Task {
             // for a closure dropped unrun.
             unsafe { report(self, why) };
         }
-        // Release: as in `release_stack`.
-        self.finished.store(true, Ordering::Release);
-        self.retire();
+        self.mark_finished();
+    }
+
+    /// Whether this fiber, queued and never run, can take over the stack
+    /// of a fiber of kind `kind` that just finished on it: its closure
+    /// waits in the task, it needs that kind of stack, and it was not
+    /// cancelled (which the usual first run reports).
+    pub(crate) fn can_take_over(&self, kind: StackKind) -> bool {
+        self.place.get().is_some()
+            && self.stack_kind == kind
+            && !self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// The kind of stack this fiber runs on.
+    pub(crate) fn stack_kind(&self) -> StackKind {
+        self.stack_kind
+    }
+
+    /// Takes over the stack of `from`, a fiber that finished on it and is
+    /// still current on this thread (see [`can_take_over`](Self::can_take_over)),
+    /// names this fiber in its header, and returns the closure's handler,
+    /// to run it there ([`Use::RunHere`]). `from` is marked finished.
+    pub(crate) fn take_over_stack(&self, from: &Task) -> StashedFn {
+        let stack = from.stack.take();
+        debug_assert!(stack.is_some() && from.lent.get().is_null());
+        self.stack.set(stack);
+        // The header names us before `from` can be freed: what finds the
+        // running fiber from the stack pointer never sees a freed task.
+        self.claim_header(self.header());
+        from.mark_finished();
+        self.place
+            .take()
+            .expect("a fiber that takes a stack over has its closure stashed")
+    }
+
+    /// Names this fiber, which is about to run on the stack of `header`,
+    /// as that stack's owner.
+    pub(crate) fn claim_header(&self, header: &StackHeader) {
+        self.mark_started();
+        // Relaxed: read only by this fiber and by signal handlers on the
+        // thread running it, after this store in program order.
+        header
+            .owner
+            .store(self as *const Task as *mut (), Ordering::Relaxed);
+        // The name lives in the task, which outlives the stack's use by
+        // this fiber (the stack is released, or taken over, before the
+        // task is freed).
+        let name: *const str = self.name.as_deref().unwrap_or("");
+        header.name.set(name);
     }
 
     /// Called by the fiber's first code, whichever way its stack was laid
@@ -325,6 +371,11 @@ impl Task {
     pub(crate) fn release_stack(&self) {
         // Dropping the stack resets its header (no owner) for the pool.
         drop(self.stack.take());
+        self.mark_finished();
+    }
+
+    /// Counts the fiber finished, off its stack for good.
+    fn mark_finished(&self) {
         // Release: a dump that sees the flag sees the fiber off its stack.
         self.finished.store(true, Ordering::Release);
         self.retire();

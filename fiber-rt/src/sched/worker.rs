@@ -15,6 +15,7 @@ use crossbeam_deque::{Steal, Worker as LocalQueue};
 use fiber_asm::StackPointer;
 
 use super::registry::Registry;
+use super::start::StashedFn;
 use super::task::Task;
 use super::task_ref::TaskRef;
 use super::thread;
@@ -40,6 +41,15 @@ pub(crate) enum Switch {
     /// queue, and let the scheduler loop look at the global queue first,
     /// where fibers woken by timers and other threads wait.
     Preempt,
+}
+
+/// Where a finished fiber's stack goes: see [`Worker::finish_current`].
+pub(crate) enum Finish {
+    /// Switch to this context for good; the stack is given back after.
+    Switch(StackPointer),
+    /// This fiber (now the worker's current) took the stack over: run its
+    /// stashed closure with this, here.
+    Here(*const Task, StashedFn),
 }
 
 /// Work left for whoever runs next on this worker.
@@ -248,6 +258,14 @@ impl Worker {
                 return None;
             }
         };
+        self.install(task, inherit);
+        Some(sp)
+    }
+
+    /// Makes `task` this worker's current fiber, in a slice of its own or,
+    /// with `inherit`, in the slice of the fiber that woke it.
+    #[inline]
+    fn install(&self, task: TaskRef, inherit: bool) {
         task.worker.set(self);
         let clock = self.clock();
         if inherit {
@@ -259,7 +277,6 @@ impl Worker {
         debug_assert!(previous.is_none(), "a worker runs one fiber at a time");
         // The slot was empty: nothing to drop (and no drop call to pay).
         std::mem::forget(previous);
-        Some(sp)
     }
 
     /// Ends the fiber that could not start, if any (see
@@ -424,15 +441,51 @@ impl Worker {
         refuse();
     }
 
-    /// Called as the running fiber finishes: returns the context to switch
-    /// to for good.
-    pub(crate) fn finish_current(&self) -> StackPointer {
+    /// Called as the running fiber finishes, on its stack: where the
+    /// stack goes next.
+    ///
+    /// The next ready fiber on this worker runs next either way. If it has
+    /// not started yet and needs the same kind of stack, it takes this one
+    /// over and runs on it at once ([`Finish::Here`]): no switch, and no
+    /// stack given back to the pool and taken again (a fiber that spawns
+    /// many small ones and joins them runs them one after the other this
+    /// way). Otherwise the finished fiber's stack is given back by the
+    /// post action, after the switch.
+    pub(crate) fn finish_current(&self) -> Finish {
         let me = self
             .current
             .take()
             .expect("a running fiber is its worker's current");
-        self.leave_post(Post::Done(me));
-        self.next_target()
+        if self.slice_check_due() {
+            self.leave_post(Post::Done(me));
+            return Finish::Switch(self.yield_slice());
+        }
+        let next = match self.lifo.take() {
+            Some(woken) => Some((woken, true)),
+            None => self
+                .pop_local()
+                .or_else(|| self.take_yielded())
+                .map(|queued| (queued, false)),
+        };
+        match next {
+            Some((next, inherit)) if next.can_take_over(me.stack_kind()) => {
+                let stashed = next.take_over_stack(&me);
+                // The finished fiber's last reference may go here; nothing
+                // finds it from this stack any more.
+                drop(me);
+                let running: *const Task = next.as_ptr();
+                self.install(next, inherit);
+                Finish::Here(running, stashed)
+            }
+            Some((next, inherit)) => {
+                self.leave_post(Post::Done(me));
+                Finish::Switch(self.adopt_with(next, inherit))
+            }
+            None => {
+                self.leave_post(Post::Done(me));
+                Finish::Switch(self.to_loop())
+            }
+        }
     }
 
     /// Counts a scheduling decision, and says whether this one must go
