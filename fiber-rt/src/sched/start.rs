@@ -135,11 +135,18 @@ fn run<F: FnOnce() + Send + 'static>(task: &Task, func: Option<F>) {
     }
 }
 
+/// Stack in use under `finish` (the finished fiber's first frames, and
+/// its closure if that was laid on the stack at spawn) up to which the
+/// next fiber may take the stack over: it starts this much deeper than on
+/// a fresh stack. A large closure's stack is never taken over.
+const TAKE_OVER_DEPTH: usize = 1024;
+
 /// The end of a fiber, `task`, whose closure is done: where to switch to
 /// for good. While the next ready fiber on this worker has not started
 /// yet and fits this stack, it takes the stack over and runs here, with
 /// no switch, no stack handed back and none taken (see
-/// `Worker::finish_current`); then its end comes here in turn.
+/// `Worker::finish_current`); then its end comes here in turn, at the same
+/// depth.
 ///
 /// # Safety
 ///
@@ -163,7 +170,8 @@ unsafe fn finish(mut task: *const Task) -> Exit {
                                    // SAFETY: still the running task (possibly on another worker by
                                    // now), alive as the caller promised.
         let worker = unsafe { (*task).worker() };
-        match worker.finish_current() {
+        let shallow = crate::stack::depth_here().is_some_and(|depth| depth <= TAKE_OVER_DEPTH);
+        match worker.finish_current(shallow) {
             super::worker::Finish::Switch(to) => return Exit { to, value: 0 },
             super::worker::Finish::Here(next, stashed) => {
                 // The finished task may be gone now; `next` is the running

@@ -449,9 +449,11 @@ impl Worker {
     /// over and runs on it at once ([`Finish::Here`]): no switch, and no
     /// stack given back to the pool and taken again (a fiber that spawns
     /// many small ones and joins them runs them one after the other this
-    /// way). Otherwise the finished fiber's stack is given back by the
+    /// way). Only if `shallow`, though: the caller says whether little of
+    /// the stack is in use under it, all of which the next fiber would
+    /// lose. Otherwise the finished fiber's stack is given back by the
     /// post action, after the switch.
-    pub(crate) fn finish_current(&self) -> Finish {
+    pub(crate) fn finish_current(&self, shallow: bool) -> Finish {
         let me = self
             .current
             .take()
@@ -468,7 +470,7 @@ impl Worker {
                 .map(|queued| (queued, false)),
         };
         match next {
-            Some((next, inherit)) if next.can_take_over(me.stack_kind()) => {
+            Some((next, inherit)) if shallow && next.can_take_over(me.stack_kind()) => {
                 let stashed = next.take_over_stack(&me);
                 // The finished fiber's last reference may go here; nothing
                 // finds it from this stack any more.

@@ -47,6 +47,14 @@ impl StackHeader {
     }
 }
 
+/// Bytes of the caller's stack in use above its stack pointer (header
+/// included), if it runs on a fiber stack.
+#[inline(always)]
+pub(crate) fn depth_here() -> Option<usize> {
+    let sp = current_sp();
+    arena::top_of(sp).map(|top| top - sp)
+}
+
 /// The caller's stack pointer (any address in its frame will do).
 #[inline(always)]
 pub(crate) fn current_sp() -> usize {

@@ -23,8 +23,8 @@ use std::fmt;
 use std::io;
 use std::ptr::NonNull;
 
-pub(crate) use header::StackHeader;
 use header::HEADER_SIZE;
+pub(crate) use header::{depth_here, StackHeader};
 pub use pool::{pool_stats, PoolStats};
 
 /// Default stack size: 256 KiB (of address space; only touched pages cost memory).

@@ -1,0 +1,227 @@
+//! A fiber that has not run yet takes over the stack of the fiber that
+//! finished just before it on its worker: it gets the room its stack size
+//! promises, it is named in messages about the stack, and it behaves like
+//! any fiber under panics, parks, yields, sleeps, nested spawns and
+//! preemption. The overflow tests run in a child process (they abort it).
+
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fiber_rt::{Builder, FiberBuilder};
+
+/// The runtime's default stack size.
+const STACK: usize = 256 * 1024;
+
+/// Bytes of stack left below the caller's frame (default stack, guarded).
+#[inline(never)]
+fn room() -> usize {
+    let x = 0u8;
+    let addr = std::hint::black_box(&x) as *const u8 as usize;
+    let base = addr & !(STACK - 1);
+    addr - base - 4096
+}
+
+/// A fiber after one whose 64 KiB closure was laid on its stack at spawn
+/// has (nearly) the room of a fresh stack: that stack is not taken over.
+#[test]
+fn a_fiber_after_one_with_a_large_closure_has_the_room_of_a_fresh_stack() {
+    let rt = Builder::new().workers(1).build().unwrap();
+    let (fresh, after_small, after_big) = rt.block_on(|| {
+        let fresh = fiber_rt::spawn(room).join().unwrap();
+        let small = fiber_rt::spawn(|| 1u8);
+        let next = fiber_rt::spawn(room);
+        small.join().unwrap();
+        let after_small = next.join().unwrap();
+        let big = [7u8; 64 * 1024];
+        let large = fiber_rt::spawn(move || std::hint::black_box(big)[100]);
+        let next = fiber_rt::spawn(room);
+        large.join().unwrap();
+        (fresh, after_small, next.join().unwrap())
+    });
+    assert!(
+        fresh - after_small < 1024,
+        "fresh {fresh}, after a small closure {after_small}"
+    );
+    assert!(
+        fresh - after_big < 1024,
+        "fresh {fresh}, after a large closure {after_big}"
+    );
+}
+
+fn run_child(name: &str) -> Output {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env("FIBER_CHILD", name)
+        .output()
+        .unwrap()
+}
+
+fn is_child(name: &str) -> bool {
+    std::env::var("FIBER_CHILD").as_deref() == Ok(name)
+}
+
+/// Uses `bytes` of stack below the caller, in frames of 1 KiB.
+#[inline(never)]
+fn use_stack(bytes: usize) -> u64 {
+    let start = room();
+    down(start, bytes)
+}
+
+#[inline(never)]
+fn down(start: usize, bytes: usize) -> u64 {
+    let frame = std::hint::black_box([bytes as u64; 128]);
+    if start.saturating_sub(room()) >= bytes {
+        return frame[0];
+    }
+    down(start, bytes) + std::hint::black_box(frame)[1]
+}
+
+/// A fiber that needs 160 KiB of its 256 KiB stack runs after a fiber
+/// whose 64 KiB closure was laid on its stack.
+#[test]
+fn a_fiber_after_one_with_a_large_closure_can_use_most_of_its_stack() {
+    const NAME: &str = "a_fiber_after_one_with_a_large_closure_can_use_most_of_its_stack";
+    if is_child(NAME) {
+        let rt = Builder::new().workers(1).build().unwrap();
+        rt.block_on(|| {
+            let big = [7u8; 64 * 1024];
+            let large = FiberBuilder::new()
+                .name("large")
+                .spawn(move || std::hint::black_box(big)[100])
+                .unwrap();
+            let deep = FiberBuilder::new()
+                .name("deep")
+                .spawn(|| use_stack(160 * 1024))
+                .unwrap();
+            large.join().unwrap();
+            deep.join().unwrap();
+        });
+        eprintln!("CHILD OK");
+        return;
+    }
+    let out = run_child(NAME);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("CHILD OK"),
+        "status {:?}, stderr: {stderr}",
+        out.status
+    );
+}
+
+/// An overflow in a fiber that took over the stack of another names the
+/// fiber that overflowed, with or without a name.
+#[test]
+fn an_overflow_after_a_take_over_names_the_fiber_that_overflowed() {
+    const NAME: &str = "an_overflow_after_a_take_over_names_the_fiber_that_overflowed";
+    if is_child(NAME) {
+        let named = std::env::var("FIBER_NAMED").is_ok();
+        let rt = Builder::new().workers(1).build().unwrap();
+        rt.block_on(move || {
+            let first = FiberBuilder::new().name("first").spawn(|| 1).unwrap();
+            let second = if named {
+                FiberBuilder::new().name("second")
+            } else {
+                FiberBuilder::new()
+            };
+            let second = second.spawn(|| use_stack(10 << 20)).unwrap();
+            first.join().unwrap();
+            second.join().unwrap();
+        });
+        return;
+    }
+    for (named, expected) in [
+        (true, "fiber 'second' has overflowed"),
+        (false, "fiber '<unnamed>' has overflowed"),
+    ] {
+        let mut child = Command::new(std::env::current_exe().unwrap());
+        child
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env("FIBER_CHILD", NAME);
+        if named {
+            child.env("FIBER_NAMED", "1");
+        }
+        let out = child.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "stderr: {stderr}");
+    }
+}
+
+#[inline(never)]
+fn spin_no_probe(ms: u64) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_millis(ms) {
+        std::hint::spin_loop();
+    }
+}
+
+/// Many batches: panics, parks, yields, sleeps, spinning without probes
+/// (backstop), names; two workers, short slices.
+#[test]
+fn batches_with_panics_parks_yields_sleeps_nested_spawns_and_preemption() {
+    let rt = Builder::new()
+        .workers(2)
+        .time_slice(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let total = Arc::new(AtomicU64::new(0));
+    let t2 = total.clone();
+    let rounds = if cfg!(debug_assertions) { 30 } else { 150 };
+    rt.block_on(move || {
+        for round in 0..rounds {
+            let handles: Vec<_> = (0..64u64)
+                .map(|i| {
+                    let total = t2.clone();
+                    let b = if i % 2 == 0 {
+                        FiberBuilder::new().name(format!("r{round}-{i}"))
+                    } else {
+                        FiberBuilder::new()
+                    };
+                    b.spawn(move || {
+                        let me = fiber_rt::current().unwrap();
+                        if i % 2 == 0 {
+                            assert_eq!(me.name.as_deref(), Some(&*format!("r{round}-{i}")));
+                        } else {
+                            assert!(me.name.is_none());
+                        }
+                        match i % 8 {
+                            0 => panic!("boom {i}"),
+                            1 => fiber_rt::yield_now(),
+                            2 => fiber_rt::sleep(Duration::from_micros(50)),
+                            3 if round % 3 == 0 => spin_no_probe(4),
+                            4 => {
+                                let inner: Vec<_> =
+                                    (0..4).map(|j| fiber_rt::spawn(move || j)).collect();
+                                for h in inner {
+                                    h.join().unwrap();
+                                }
+                            }
+                            5 => {
+                                let x = std::hint::black_box([i; 256]);
+                                assert_eq!(x[255], i);
+                            }
+                            _ => {}
+                        }
+                        let me2 = fiber_rt::current().unwrap();
+                        assert_eq!(me.id, me2.id);
+                        total.fetch_add(1, Ordering::Relaxed);
+                        i
+                    })
+                    .unwrap()
+                })
+                .collect();
+            for (i, h) in handles.into_iter().enumerate() {
+                let r = h.join();
+                if i % 8 == 0 {
+                    assert!(r.unwrap_err().is_panic());
+                } else {
+                    assert_eq!(r.unwrap(), i as u64);
+                }
+            }
+        }
+    });
+    let m = rt.metrics();
+    assert_eq!(m.live, 0, "{m:?}");
+    assert_eq!(total.load(Ordering::Relaxed), rounds * 56);
+}
