@@ -3,7 +3,8 @@
 //!
 //! One concept per file:
 //! - [`task`]: a fiber's control block and the park/unpark protocol;
-//! - [`start`]: a fiber's first run: its stack laid out, its entry function;
+//! - [`start`]: a fiber's first run: its stack laid out (or taken over from
+//!   the fiber that finished before it), its entry function;
 //! - [`task_ref`]: counted references to a task, its memory recycled;
 //! - [`recycle`]: per-thread caches of fixed-size memory blocks;
 //! - [`join_slot`]: where a fiber's result waits for its `JoinHandle`;
