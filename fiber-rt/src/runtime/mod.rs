@@ -90,7 +90,7 @@ impl Runtime {
         }
     }
 
-    /// Like [`scope`], from a thread outside the runtime: fibers spawned on
+    /// Like [`scope()`], from a thread outside the runtime: fibers spawned on
     /// the scope may borrow from the caller, and all have finished when
     /// this returns.
     pub fn scope<'env, F, T>(&self, f: F) -> T

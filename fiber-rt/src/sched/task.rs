@@ -1,5 +1,5 @@
 //! A scheduled fiber: its control block and the park/unpark protocol (how
-//! it starts is in [`start`](super::start)).
+//! it starts is in [`start`]).
 
 use std::cell::Cell;
 use std::io;

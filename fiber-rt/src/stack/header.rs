@@ -1,5 +1,5 @@
 //! The header kept at the top of every stack, found from any address on the
-//! stack by [`arena::top_of`](super::arena::top_of).
+//! stack by [`arena::top_of`].
 
 use std::cell::Cell;
 use std::sync::atomic::AtomicPtr;
