@@ -136,10 +136,10 @@ impl<'scope> Scope<'scope, '_> {
                 body();
             }
         });
-        // SAFETY: only the lifetime changes: `scope_on` waits for `pending`
-        // to reach zero before 'scope ends, and `Done` counts down after the
-        // fiber dropped all it captured (run or not: see `ScopedRun`), so
-        // nothing outlives its borrows.
+        // `Done` counts down after the fiber dropped all it captured, run or
+        // not (see `ScopedRun`), and `scope_on` waits for that before 'scope
+        // ends. SAFETY: only the lifetime changes, and by the above nothing
+        // outlives its borrows.
         let run: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(run) };
         let task = self
             .registry
