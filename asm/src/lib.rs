@@ -68,6 +68,28 @@ const MXCSR_DEFAULT: u32 = 0x1F80;
 /// Initial x87 control word: all exceptions masked, 64-bit precision, nearest.
 const X87_CW_DEFAULT: u32 = 0x037F;
 
+/// Sets the calling thread's MXCSR control bits and x87 control word to
+/// the ABI's initial values, the state a context starts in on a stack laid
+/// out by [`init_stack`]. For code that starts a new context on a stack
+/// another one finished on, without a switch: whatever rounding or
+/// flush-to-zero mode the finished one left must not carry over.
+#[inline]
+pub fn reset_control_words() {
+    let mxcsr = MXCSR_DEFAULT;
+    let cw = X87_CW_DEFAULT as u16;
+    // SAFETY: loads the two control registers from valid locals; the values
+    // are the ABI's defaults, which the compiler assumes anyway.
+    unsafe {
+        core::arch::asm!(
+            "ldmxcsr [{mxcsr}]",    // MXCSR control and status bits
+            "fldcw [{cw}]",         // x87 control word
+            mxcsr = in(reg) &mxcsr,
+            cw = in(reg) &cw,
+            options(nostack, readonly, preserves_flags),
+        )
+    };
+}
+
 /// Lays out a new stack so that the first [`switch`] to the returned pointer
 /// runs `entry(value, data)` on it.
 ///

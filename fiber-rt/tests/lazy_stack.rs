@@ -29,10 +29,15 @@ fn arena() -> MutexGuard<'static, ()> {
 /// Fills the 1 GiB arena with fibers on `rt` that have started and wait:
 /// they finish once the returned sender has sent them one message each.
 fn fill_arena(rt: &Runtime) -> (Sender<()>, Vec<JoinHandle<()>>) {
+    fill_arena_but(rt, 0)
+}
+
+/// [`fill_arena`], leaving room for `free` stacks.
+fn fill_arena_but(rt: &Runtime, free: usize) -> (Sender<()>, Vec<JoinHandle<()>>) {
     let (release_tx, release_rx) = unbounded::<()>();
     let release_rx = Arc::new(fiber_rt::sync::Mutex::new(release_rx));
     let (started_tx, started_rx) = std_mpsc::channel::<()>();
-    let holders: Vec<_> = (0..ARENA_SLOTS)
+    let holders: Vec<_> = (0..ARENA_SLOTS - free)
         .map(|_| {
             let release_rx = release_rx.clone();
             let started_tx = started_tx.clone();
@@ -45,7 +50,7 @@ fn fill_arena(rt: &Runtime) -> (Sender<()>, Vec<JoinHandle<()>>) {
                 .unwrap()
         })
         .collect();
-    for _ in 0..ARENA_SLOTS {
+    for _ in 0..holders.len() {
         started_rx.recv().unwrap();
     }
     (release_tx, holders)
@@ -119,6 +124,31 @@ fn a_fiber_that_gets_no_stack_fails_its_join_with_the_reason() {
         .spawn_on(&rt, || 7)
         .unwrap();
     assert_eq!(again.join().unwrap(), 7);
+}
+
+/// A fiber that needs the last stack the arena has, which a fiber that
+/// just finished on this worker still holds while the switch away from it
+/// is under way, gets it: a first run that finds no stack from a fiber's
+/// switch is tried once more from the scheduler loop, after the finished
+/// fiber's stack went back to the pool.
+#[test]
+fn a_fiber_gets_the_stack_that_the_fiber_before_it_just_gave_back() {
+    let _arena = arena();
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let (release_tx, holders) = fill_arena_but(&rt, 1);
+    rt.block_on(|| {
+        // A closure this large is laid on its stack at spawn (taking the
+        // arena's last one), and that stack is never taken over.
+        let big = [7u8; 8 * 1024];
+        let first = FiberBuilder::new()
+            .stack_size(GIB)
+            .spawn(move || std::hint::black_box(big)[100])
+            .unwrap();
+        let second = FiberBuilder::new().stack_size(GIB).spawn(|| 2u8).unwrap();
+        assert_eq!(first.join().unwrap(), 7);
+        assert_eq!(second.join().expect("the stack was free by then"), 2);
+    });
+    release(release_tx, holders);
 }
 
 /// A scoped fiber that gets no stack: what its closure borrowed is let go

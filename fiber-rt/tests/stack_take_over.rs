@@ -43,7 +43,12 @@ fn on_big_stack<T: Send + 'static>(
 /// frames hold).
 #[test]
 fn a_fiber_after_one_with_a_large_closure_has_the_room_of_a_fresh_stack() {
-    let rt = Builder::new().workers(1).build().unwrap();
+    // A long slice: no preemption reorders the fibers.
+    let rt = Builder::new()
+        .workers(1)
+        .time_slice(Duration::from_millis(500))
+        .build()
+        .unwrap();
     let (fresh, after_small, after_big) = on_big_stack(&rt, || {
         let fresh = fiber_rt::spawn(room).join().unwrap();
         let small = fiber_rt::spawn(|| 1u8);
@@ -56,8 +61,9 @@ fn a_fiber_after_one_with_a_large_closure_has_the_room_of_a_fresh_stack() {
         large.join().unwrap();
         (fresh, after_small, next.join().unwrap())
     });
+    // After a small closure the stack was taken over: a little less room.
     assert!(
-        fresh - after_small < 1024,
+        after_small < fresh && fresh - after_small < 1024,
         "fresh {fresh}, after a small closure {after_small}"
     );
     assert!(
@@ -200,4 +206,60 @@ fn batches_with_panics_parks_yields_sleeps_nested_spawns_and_preemption() {
     let m = rt.metrics();
     assert_eq!(m.live, 0, "{m:?}");
     assert_eq!(total.load(Ordering::Relaxed), rounds * 56);
+}
+
+/// The MXCSR control bits and the x87 control word, as the caller sees them.
+fn control_words() -> (u32, u16) {
+    let mut mxcsr = 0u32;
+    let mut cw = 0u16;
+    // SAFETY: stores the two control registers into valid locals.
+    unsafe {
+        std::arch::asm!(
+            "stmxcsr [{m}]",
+            "fnstcw [{c}]",
+            m = in(reg) &mut mxcsr,
+            c = in(reg) &mut cw,
+            options(nostack, preserves_flags),
+        )
+    };
+    (mxcsr & 0xFFC0, cw) // the control bits, not the sticky flags
+}
+
+/// Sets round-toward-zero with flush-to-zero in MXCSR, and round-toward-zero
+/// in the x87 control word.
+fn set_round_toward_zero() {
+    let mxcsr: u32 = 0xFF80;
+    let cw: u16 = 0x0F7F;
+    // SAFETY: loads the two control registers from valid locals; no
+    // floating-point code runs in this fiber afterwards.
+    unsafe {
+        std::arch::asm!(
+            "ldmxcsr [{m}]",
+            "fldcw [{c}]",
+            m = in(reg) &mxcsr,
+            c = in(reg) &cw,
+            options(nostack, readonly, preserves_flags),
+        )
+    };
+}
+
+/// A fiber that changed its rounding modes and finished leaves them behind:
+/// the fiber that takes its stack over starts with the ABI's defaults, as
+/// on a fresh stack.
+#[test]
+fn a_fiber_that_takes_over_a_stack_starts_with_the_default_float_modes() {
+    let rt = Builder::new()
+        .workers(1)
+        .time_slice(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let (fresh, (modes, room_left)) = rt.block_on(|| {
+        let fresh = fiber_rt::spawn(room).join().unwrap();
+        let first = fiber_rt::spawn(set_round_toward_zero);
+        let second = fiber_rt::spawn(|| (control_words(), room()));
+        first.join().unwrap();
+        (fresh, second.join().unwrap())
+    });
+    assert!(room_left < fresh, "the second fiber took the stack over");
+    assert_eq!(modes, (0x1F80, 0x037F));
 }

@@ -82,6 +82,9 @@ pub(super) unsafe fn use_stashed<F: FnOnce() + Send + 'static>(
     match how {
         Use::Place(stack) => Some(place(task, stack, f)),
         Use::RunHere => {
+            // As on a fresh stack: the finished fiber's floating-point
+            // modes stay with it.
+            fiber_asm::reset_control_words();
             run(task, Some(f));
             None
         }
@@ -93,6 +96,12 @@ pub(super) unsafe fn use_stashed<F: FnOnce() + Send + 'static>(
 }
 
 /// The first Rust code on a task's stack.
+///
+/// # Safety
+///
+/// Entered only by the first switch to a stack laid out by [`place`] for
+/// this `F`, with `data` the block written there, whose task is the
+/// running task of the worker that switched to it.
 unsafe extern "sysv64" fn start<F: FnOnce() + Send + 'static>(_: usize, data: *mut u8) -> Exit {
     let block = data as *mut Block<F>;
     // SAFETY: written by `Task::create`; taken once, here. The task is kept
@@ -166,9 +175,10 @@ unsafe fn finish(mut task: *const Task) -> Exit {
                 value: super::thread::ORPHANED,
             };
         }
-        std::mem::forget(entered); // the next context is runtime code too
-                                   // SAFETY: still the running task (possibly on another worker by
-                                   // now), alive as the caller promised.
+        // The next context is runtime code too.
+        std::mem::forget(entered);
+        // SAFETY: still the running task (possibly on another worker by
+        // now), alive as the caller promised.
         let worker = unsafe { (*task).worker() };
         let shallow = crate::stack::depth_here().is_some_and(|depth| depth <= TAKE_OVER_DEPTH);
         match worker.finish_current(shallow) {

@@ -69,9 +69,9 @@ pub(crate) struct Task {
     /// The fiber's result, until its handle takes it. Before the fiber
     /// starts, the same room may hold its closure (see [`Task::create`]).
     pub(crate) join: JoinSlot,
-    /// For a fiber whose closure waits in `join`'s room: moves it onto a
-    /// stack and lays the stack out for the first switch. Taken at the
-    /// first run.
+    /// For a fiber whose closure waits in `join`'s room: what takes it out,
+    /// to lay it on a stack for the first switch, to run it in place on a
+    /// stack taken over, or to drop it unrun ([`Use`]). Taken once.
     place: Cell<Option<StashedFn>>,
     /// Set until the fiber's first code runs, for dumps (until then it has
     /// no saved context when its closure waits in the task, like a running
@@ -174,7 +174,7 @@ impl Task {
         match stack {
             None => {
                 // SAFETY: the room is unused until the fiber completes, long
-                // after `place_stashed` has taken the closure out.
+                // after `use_stashed` has taken the closure out.
                 unsafe { task.join.stash(f) };
                 task.place.set(Some(start::use_stashed::<F>));
             }

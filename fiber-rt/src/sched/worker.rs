@@ -90,10 +90,6 @@ pub(crate) struct Worker {
     ticks: Cell<u32>,
     /// The next scheduling decision looks at the global queue first.
     prefer_global: Cell<bool>,
-    /// A fiber that could not start for want of a stack, with the error,
-    /// left for the scheduler loop to end off any fiber's stack (see
-    /// [`Worker::fail_unstartable`]).
-    unstartable: Cell<Option<(TaskRef, io::Error)>>,
 }
 
 // SAFETY: a worker's `Cell`s and local queue are used by the one thread
@@ -126,7 +122,6 @@ impl Worker {
             current: Cell::new(None),
             ticks: Cell::new(0),
             prefer_global: Cell::new(false),
-            unstartable: Cell::new(None),
         }
     }
 
@@ -136,7 +131,6 @@ impl Worker {
         thread::bind(self);
         loop {
             self.run_post();
-            self.fail_unstartable();
             if self.registry.is_shutdown() {
                 break;
             }
@@ -177,10 +171,18 @@ impl Worker {
     /// on this worker switches back to the loop: `true` if that fiber was
     /// detached by the backstop, and the worker now belongs to another
     /// thread (so this thread must not touch it again).
+    ///
+    /// A fiber that cannot start for want of a stack ends here, for good:
+    /// the previous context's post action has run, so no stack this worker
+    /// was done with is still held. Its closure is dropped on the loop's
+    /// stack ([`Task::fail_start`]).
     fn resume(&self, task: TaskRef) -> bool {
-        let Some(target) = self.try_adopt(task, false) else {
-            self.fail_unstartable();
-            return false;
+        let target = match self.try_adopt(task, false) {
+            Ok(target) => target,
+            Err((task, error)) => {
+                task.fail_start(error);
+                return false;
+            }
         };
         self.registry.monitor.wake();
         // SAFETY: `target` is the saved context of a fiber that is queued, so
@@ -237,29 +239,45 @@ impl Worker {
     /// two fibers waking each other cannot keep the rest of the queue
     /// waiting: their shared slice runs out like anyone's).
     ///
-    /// A fiber that cannot start for want of a stack is left for the
-    /// scheduler loop, and the loop's context is returned instead.
+    /// A fiber that cannot start for want of a stack goes back to the
+    /// front of this worker's queue, and the loop's context is returned
+    /// instead: the loop first runs the post action left by the switch,
+    /// which may give back the very stack the fiber needs (that of a
+    /// fiber that just finished), and then tries once more ([`resume`]).
+    ///
+    /// [`resume`]: Self::resume
     #[inline]
     fn adopt_with(&self, task: TaskRef, inherit: bool) -> StackPointer {
         match self.try_adopt(task, inherit) {
-            Some(sp) => sp,
-            None => self.to_loop(),
+            Ok(sp) => sp,
+            Err((task, _)) => self.retry_from_loop(task),
         }
     }
 
-    /// [`adopt_with`](Self::adopt_with), or `None` if `task` could not
-    /// start (left in `unstartable`).
+    #[cold]
+    fn retry_from_loop(&self, task: TaskRef) -> StackPointer {
+        // The LIFO slot is empty where fibers adopt the next one (they took
+        // from it first); the queue is the fallback, never the loss.
+        if let Some(other) = self.lifo.replace(Some(task)) {
+            self.local.push(other);
+        }
+        self.to_loop()
+    }
+
+    /// [`adopt_with`](Self::adopt_with), or `task` back with the error if
+    /// no stack could be had for its first run.
     #[inline]
-    fn try_adopt(&self, task: TaskRef, inherit: bool) -> Option<StackPointer> {
+    fn try_adopt(
+        &self,
+        task: TaskRef,
+        inherit: bool,
+    ) -> Result<StackPointer, (TaskRef, io::Error)> {
         let sp = match task.take_sp() {
             Ok(sp) => sp,
-            Err(error) => {
-                self.unstartable.set(Some((task, error)));
-                return None;
-            }
+            Err(error) => return Err((task, error)),
         };
         self.install(task, inherit);
-        Some(sp)
+        Ok(sp)
     }
 
     /// Makes `task` this worker's current fiber, in a slice of its own or,
@@ -277,16 +295,6 @@ impl Worker {
         debug_assert!(previous.is_none(), "a worker runs one fiber at a time");
         // The slot was empty: nothing to drop (and no drop call to pay).
         std::mem::forget(previous);
-    }
-
-    /// Ends the fiber that could not start, if any (see
-    /// [`Task::fail_start`]). Called by the scheduler loop, on its own
-    /// stack: the fiber's closure is dropped there.
-    #[inline]
-    fn fail_unstartable(&self) {
-        if let Some((task, error)) = self.unstartable.take() {
-            task.fail_start(error);
-        }
     }
 
     /// Runs the action the previous context left. Called first thing by
