@@ -124,3 +124,29 @@ fn probes_are_harmless_outside_a_runtime() {
     ));
     std::thread::spawn(preempt::point).join().unwrap();
 }
+
+/// A fiber that spawns in a loop never parks: `spawn` is a switch point
+/// like a probe, so a preemption request reaches it there (the loop here
+/// has no probe of its own), and the backstop is not needed.
+#[test]
+fn a_fiber_that_spawns_in_a_loop_yields_when_asked() {
+    let rt = Builder::new().workers(2).time_slice(SLICE).build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        rt.block_on(|| {
+            let start = Instant::now();
+            while start.elapsed() < 10 * SLICE {
+                drop(fiber_rt::spawn(|| ()));
+            }
+        });
+        let m = rt.metrics();
+        if m.preempt_requests >= 1 {
+            assert!(m.preempt_yields >= 1, "{m:?}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the spawner was never asked to yield: {m:?}"
+        );
+    }
+}

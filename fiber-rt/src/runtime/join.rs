@@ -51,6 +51,8 @@ impl<T> JoinHandle<T> {
         // with this type (see `wrap`).
         let result = unsafe { task.join.join::<Result<T, JoinError>>("JoinHandle::join") };
         std::mem::forget(unwinding);
+        // A switch point even when the result was ready (see `spawn_in`).
+        crate::preempt::point();
         result
     }
 

@@ -259,6 +259,11 @@ where
 {
     let task =
         registry.spawn_joinable(name, stack_size, join::wrap(f), join::cancelled_unrun::<T>)?;
+    // A switch point like a probe: a fiber that spawns and joins in a loop
+    // may run on without ever parking (its children done by another
+    // worker by the time it joins them), and without this it would look
+    // like a spinner, go unpreempted, and get its worker handed off.
+    crate::preempt::point();
     Ok(join::handle(task))
 }
 
