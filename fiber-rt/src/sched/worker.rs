@@ -8,7 +8,6 @@
 //! resume a fiber that is still running.
 
 use std::cell::Cell;
-use std::io;
 use std::sync::Arc;
 
 use crossbeam_deque::{Steal, Worker as LocalQueue};
@@ -177,13 +176,14 @@ impl Worker {
     /// was done with is still held. Its closure is dropped on the loop's
     /// stack ([`Task::fail_start`]).
     fn resume(&self, task: TaskRef) -> bool {
-        let target = match self.try_adopt(task, false) {
+        let target = match task.take_sp() {
             Ok(target) => target,
-            Err((task, error)) => {
+            Err(error) => {
                 task.fail_start(error);
                 return false;
             }
         };
+        self.install(task, false);
         self.registry.monitor.wake();
         // SAFETY: `target` is the saved context of a fiber that is queued, so
         // not running anywhere; our own context goes to `sched_sp`, which
@@ -229,15 +229,10 @@ impl Worker {
     }
 
     /// Makes `task` this worker's current fiber and takes its context,
-    /// with a time slice of its own. Called by a fiber that switches away.
-    fn adopt(&self, task: TaskRef) -> StackPointer {
-        self.adopt_with(task, false)
-    }
-
-    /// Like [`adopt`](Self::adopt); with `inherit`, the fiber runs on in
-    /// the slice of the fiber that woke it (the LIFO slot's rule, so that
-    /// two fibers waking each other cannot keep the rest of the queue
-    /// waiting: their shared slice runs out like anyone's).
+    /// with a time slice of its own or, with `inherit`, in the slice of the
+    /// fiber that woke it (the LIFO slot's rule, so that two fibers waking
+    /// each other cannot keep the rest of the queue waiting: their shared
+    /// slice runs out like anyone's). Called by a fiber that switches away.
     ///
     /// A fiber that cannot start for want of a stack goes back to the
     /// front of this worker's queue, and the loop's context is returned
@@ -246,11 +241,17 @@ impl Worker {
     /// fiber that just finished), and then tries once more ([`resume`]).
     ///
     /// [`resume`]: Self::resume
-    #[inline]
+    ///
+    /// Always inlined, like the rest of a switch's bookkeeping: the
+    /// compiler's own choice left it a call (about 25 instructions a yield).
+    #[inline(always)]
     fn adopt_with(&self, task: TaskRef, inherit: bool) -> StackPointer {
-        match self.try_adopt(task, inherit) {
-            Ok(sp) => sp,
-            Err((task, _)) => self.retry_from_loop(task),
+        match task.take_sp() {
+            Ok(sp) => {
+                self.install(task, inherit);
+                sp
+            }
+            Err(_) => self.retry_from_loop(task),
         }
     }
 
@@ -262,22 +263,6 @@ impl Worker {
             self.local.push(other);
         }
         self.to_loop()
-    }
-
-    /// [`adopt_with`](Self::adopt_with), or `task` back with the error if
-    /// no stack could be had for its first run.
-    #[inline]
-    fn try_adopt(
-        &self,
-        task: TaskRef,
-        inherit: bool,
-    ) -> Result<StackPointer, (TaskRef, io::Error)> {
-        let sp = match task.take_sp() {
-            Ok(sp) => sp,
-            Err(error) => return Err((task, error)),
-        };
-        self.install(task, inherit);
-        Ok(sp)
     }
 
     /// Makes `task` this worker's current fiber, in a slice of its own or,
@@ -373,13 +358,7 @@ impl Worker {
             self.leave_post(Post::Requeue(me));
             return self.yield_slice();
         }
-        let (next, inherit) = if let Some(woken) = self.lifo.take() {
-            (woken, true)
-        } else if let Some(queued) = self.pop_local() {
-            (queued, false)
-        } else if let Some(yielded) = self.take_yielded() {
-            (yielded, false)
-        } else {
+        let Some((next, inherit)) = self.next_ready() else {
             // Nothing else here: the loop looks further (global queue,
             // other workers) before resuming us.
             self.leave_post(Post::Requeue(me));
@@ -470,14 +449,7 @@ impl Worker {
             self.leave_post(Post::Done(me));
             return Finish::Switch(self.yield_slice());
         }
-        let next = match self.lifo.take() {
-            Some(woken) => Some((woken, true)),
-            None => self
-                .pop_local()
-                .or_else(|| self.take_yielded())
-                .map(|queued| (queued, false)),
-        };
-        match next {
+        match self.next_ready() {
             Some((next, inherit)) if shallow && next.can_take_over(me.stack_kind()) => {
                 let stashed = next.take_over_stack(&me);
                 // The finished fiber's last reference may go here; nothing
@@ -487,13 +459,9 @@ impl Worker {
                 self.install(next, inherit);
                 Finish::Here(running, stashed)
             }
-            Some((next, inherit)) => {
+            next => {
                 self.leave_post(Post::Done(me));
-                Finish::Switch(self.adopt_with(next, inherit))
-            }
-            None => {
-                self.leave_post(Post::Done(me));
-                Finish::Switch(self.to_loop())
+                Finish::Switch(self.switch_to(next))
             }
         }
     }
@@ -520,11 +488,28 @@ impl Worker {
         if self.slice_check_due() {
             return self.yield_slice();
         }
-        if let Some(next) = self.lifo.take() {
-            return self.adopt_with(next, true);
+        let next = self.next_ready();
+        self.switch_to(next)
+    }
+
+    /// The next ready fiber on this worker, in the order every switch
+    /// takes them: the LIFO slot (`true`: it runs on in the slice of the
+    /// fiber that woke it), the local queue, the yielded slot.
+    #[inline]
+    fn next_ready(&self) -> Option<(TaskRef, bool)> {
+        if let Some(woken) = self.lifo.take() {
+            return Some((woken, true));
         }
-        match self.pop_local().or_else(|| self.take_yielded()) {
-            Some(next) => self.adopt(next),
+        self.pop_local()
+            .or_else(|| self.take_yielded())
+            .map(|queued| (queued, false))
+    }
+
+    /// The context of `next` (made current), or, with none, the loop.
+    #[inline]
+    fn switch_to(&self, next: Option<(TaskRef, bool)>) -> StackPointer {
+        match next {
+            Some((next, inherit)) => self.adopt_with(next, inherit),
             None => self.to_loop(),
         }
     }

@@ -37,8 +37,7 @@ pub const MAX_STACK_SIZE: usize = 1 << arena::MAX_SHIFT;
 /// An owned fiber stack. Dropping it returns it to the pool.
 pub struct Stack {
     base: usize,
-    shift: u32,
-    guarded: bool,
+    kind: StackKind,
 }
 
 impl Stack {
@@ -56,15 +55,11 @@ impl Stack {
         StackKind::new(size, guard)?.take()
     }
 
-    fn map(shift: u32, guard: bool) -> io::Result<Stack> {
-        let base = arena::map(shift)?;
+    fn map(kind: StackKind) -> io::Result<Stack> {
+        let base = arena::map(kind.shift())?;
         // Own it at once so that an error below unmaps it.
-        let stack = Stack {
-            base,
-            shift,
-            guarded: guard,
-        };
-        if guard {
+        let stack = Stack { base, kind };
+        if kind.guarded {
             arena::protect_guard(base, stack.size())?;
         }
         let header = stack.header_ptr().cast_mut();
@@ -74,7 +69,7 @@ impl Stack {
             header.write(StackHeader {
                 no_preempt: std::cell::Cell::new(0),
                 size: stack.size(),
-                guarded: guard,
+                guarded: kind.guarded,
                 name: std::cell::Cell::new("" as *const str),
                 owner: Default::default(),
             })
@@ -94,17 +89,17 @@ impl Stack {
 
     /// Size of the mapping, guard page and header included.
     pub fn size(&self) -> usize {
-        1 << self.shift
+        self.kind.size()
     }
 
     /// Bytes a fiber can use: the size less the guard page and the header.
     pub fn usable_size(&self) -> usize {
-        self.size() - HEADER_SIZE - if self.guarded { arena::page_size() } else { 0 }
+        self.kind.usable_size()
     }
 
     /// Whether the lowest page is a guard page.
     pub fn is_guarded(&self) -> bool {
-        self.guarded
+        self.kind.guarded
     }
 
     /// Highest usable address (exclusive), 64-byte aligned: the header sits
@@ -159,16 +154,16 @@ impl StackKind {
     /// warm in its cache) when the pool has one, else freshly mapped.
     #[inline]
     pub(crate) fn take(self) -> io::Result<Stack> {
-        let shift = u32::from(self.shift);
-        match pool::take(shift, self.guarded) {
+        match pool::take(self.shift(), self.guarded) {
             // A pooled stack's header was reset when it was given back.
-            Some(base) => Ok(Stack {
-                base,
-                shift,
-                guarded: self.guarded,
-            }),
-            None => Stack::map(shift, self.guarded),
+            Some(base) => Ok(Stack { base, kind: self }),
+            None => Stack::map(self),
         }
+    }
+
+    /// log2 of the size: the size class.
+    fn shift(self) -> u32 {
+        u32::from(self.shift)
     }
 
     /// Size of the mapping, guard page and header included.
@@ -185,9 +180,9 @@ impl StackKind {
 impl Drop for Stack {
     fn drop(&mut self) {
         self.reset_header();
-        if !pool::give(self.base, self.shift, self.guarded) {
+        if !pool::give(self.base, self.kind.shift(), self.kind.guarded) {
             // SAFETY: the pool declined it and we own the mapping.
-            unsafe { arena::unmap(self.base, self.shift) };
+            unsafe { arena::unmap(self.base, self.kind.shift()) };
         }
     }
 }
@@ -197,7 +192,7 @@ impl fmt::Debug for Stack {
         f.debug_struct("Stack")
             .field("base", &format_args!("{:#x}", self.base))
             .field("size", &format_args!("{}", arena::human(self.size())))
-            .field("guarded", &self.guarded)
+            .field("guarded", &self.kind.guarded)
             .finish()
     }
 }
