@@ -166,6 +166,49 @@ fn a_fiber_that_yielded_is_taken_by_an_idle_worker_while_the_next_one_spins() {
 }
 
 #[test]
+fn a_fiber_that_yielded_behind_a_spinner_is_run_by_a_worker_that_was_asleep() {
+    // A wakes B, which goes to A's LIFO slot (not stealable), then spins
+    // until the other worker has gone to sleep, then yields: B runs and
+    // spins, never switching, until A has run again, and A waits in the
+    // yielded slot, which wakes no one. With no backstop, the monitor
+    // moves A to the global queue, and wakes the sleeping worker for it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = Builder::new()
+            .workers(2)
+            .preempt_signals(false)
+            .time_slice(Duration::from_millis(2))
+            .build()
+            .unwrap();
+        rt.block_on(|| {
+            let resumed = Arc::new(AtomicBool::new(false));
+            let flag = resumed.clone();
+            let (go_tx, go_rx) = fiber_rt::sync::mpsc::unbounded::<()>();
+            let spinner = fiber_rt::spawn(move || {
+                go_rx.recv().unwrap();
+                // Acquire: pairs with A's Release below.
+                while !flag.load(Ordering::Acquire) {
+                    std::hint::spin_loop();
+                }
+            });
+            fiber_rt::sleep(Duration::from_millis(20)); // B parks on `recv`
+            go_tx.send(()).unwrap(); // B: into this worker's LIFO slot
+            let idle = Instant::now();
+            while idle.elapsed() < Duration::from_millis(30) {
+                std::hint::spin_loop(); // no probe: the other worker sleeps
+            }
+            fiber_rt::yield_now();
+            // Release: B may stop.
+            resumed.store(true, Ordering::Release);
+            spinner.join().unwrap();
+        });
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("a yielded fiber waited for good behind a spinning one");
+}
+
+#[test]
 fn a_fiber_joining_many_is_woken_once_they_have_all_run() {
     // One worker: the three fibers are queued before any runs. The joiner
     // waits for the first; when it finishes, the other two are still

@@ -126,7 +126,12 @@ impl Monitor {
                 }
                 if let Some(flagged) = seen.flagged {
                     // Flagged a slice ago and still running: no probe ran.
-                    if registry.config.backstop && now.duration_since(flagged) >= slice {
+                    if !registry.config.backstop && now.duration_since(flagged) >= slice {
+                        // No signal to take the worker away from the
+                        // fiber: what waits behind it moves instead.
+                        rescue_queued(&registry, index);
+                        seen.flagged = Some(now); // and again a slice later
+                    } else if now.duration_since(flagged) >= slice {
                         let thread = clock.thread.load(Ordering::Relaxed);
                         // Release: pairs with the handler's Acquire.
                         clock
@@ -185,6 +190,28 @@ impl Monitor {
     pub(crate) fn stop(&self) {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
         self.cv.notify_all();
+    }
+}
+
+/// Moves one fiber waiting on worker `index` (in its local queue, else in
+/// its yielded slot) to the global queue, and wakes a worker for it. For a
+/// worker whose fiber ignores a preemption request when there is no
+/// backstop: the fibers queued behind it would otherwise wait for as long
+/// as it runs. Idle workers would steal them, but one that went to sleep
+/// just before a fiber was requeued after a switch (a yield puts the
+/// yielder back without waking anyone) is not woken for it.
+fn rescue_queued(registry: &Registry, index: usize) {
+    let queued = loop {
+        match registry.stealers[index].steal() {
+            crossbeam_deque::Steal::Success(task) => break Some(task),
+            crossbeam_deque::Steal::Empty => break None,
+            crossbeam_deque::Steal::Retry => continue,
+        }
+    };
+    let task = queued.or_else(|| registry.yielded(index)?.take());
+    if let Some(task) = task {
+        registry.injector.push(task);
+        registry.notify_work();
     }
 }
 

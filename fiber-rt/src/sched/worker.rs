@@ -408,8 +408,10 @@ impl Worker {
     /// The post action of a yield: `task` waits in the yielded slot, and
     /// the fiber it displaces, which yielded before it, goes to the back of
     /// the local queue. No wake-up of idle workers, as for any requeue
-    /// after a yield: idle ones that look find both. A worker without a
-    /// slot (the shutdown's temporary one) requeues `task` instead.
+    /// after a yield: idle ones that look find both, and the monitor moves
+    /// them on for a sleeping one if the fiber now running never switches
+    /// (see `sleep/README.md`). A worker without a slot (the shutdown's
+    /// temporary one) requeues `task` instead.
     #[inline]
     fn put_yielded(&self, task: TaskRef) {
         match self.yielded_slot() {
