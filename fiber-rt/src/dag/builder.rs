@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use super::dot;
 use super::error::Failure;
 use super::graph::{Graph, Plan};
+use super::huge;
 use super::job::{Job, Jobs};
 use super::names::Names;
 
@@ -111,7 +112,7 @@ impl GraphBuilder {
             .filter(|&id| id < u32::MAX)
             .expect("fewer than 2^32 - 1 nodes");
         self.names.push(&name);
-        self.costs.push(1);
+        huge::push(&mut self.costs, 1);
         self.jobs.push(job);
         NodeId(id)
     }
@@ -132,7 +133,7 @@ impl GraphBuilder {
     pub fn edge(&mut self, before: NodeId, after: NodeId) -> &mut Self {
         self.check(before);
         self.check(after);
-        self.edges.push((before.0, after.0));
+        huge::push(&mut self.edges, (before.0, after.0));
         self
     }
 
@@ -154,7 +155,7 @@ impl GraphBuilder {
         let len = self.jobs.len();
         let (starts, mut successors) =
             compress(len, self.edges.iter().map(|&(from, to)| (from, to)));
-        let mut in_degree = vec![0u32; len];
+        let mut in_degree = huge::filled(len, 0u32);
         for &(_, to) in &self.edges {
             let degree = &mut in_degree[to as usize];
             *degree += 1;
@@ -168,7 +169,7 @@ impl GraphBuilder {
                     .map(|&n| self.names.get(n as usize).to_owned())
                     .collect(),
             })?;
-        let mut rank = vec![0u64; len];
+        let mut rank = huge::filled(len, 0u64);
         for &node in order.iter().rev() {
             let node = node as usize;
             let row = &successors[starts[node] as usize..starts[node + 1] as usize];
@@ -212,7 +213,7 @@ const SOURCE_BLOCK: usize = 1024;
 /// Compressed rows: `successors[starts[n]..starts[n + 1]]` are the heads of
 /// the edges leaving `n`, in the order they were given.
 fn compress(len: usize, edges: impl Iterator<Item = (u32, u32)> + Clone) -> (Vec<u32>, Vec<u32>) {
-    let mut starts = vec![0u32; len + 1];
+    let mut starts = huge::filled(len + 1, 0u32);
     for (from, _) in edges.clone() {
         starts[from as usize + 1] += 1;
     }
@@ -220,7 +221,7 @@ fn compress(len: usize, edges: impl Iterator<Item = (u32, u32)> + Clone) -> (Vec
         starts[i + 1] += starts[i];
     }
     let mut fill = starts.clone();
-    let mut successors = vec![0u32; starts[len] as usize];
+    let mut successors = huge::filled(starts[len] as usize, 0u32);
     for (from, to) in edges {
         successors[fill[from as usize] as usize] = to;
         fill[from as usize] += 1;

@@ -177,7 +177,7 @@ pub(super) struct Jobs {
 impl Jobs {
     pub(super) fn push(&mut self, mut job: Job) {
         self.any_drop |= job.needs_drop();
-        self.list.push(job);
+        super::huge::push(&mut self.list, job);
     }
 
     pub(super) fn len(&self) -> usize {

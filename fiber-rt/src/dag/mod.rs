@@ -163,6 +163,7 @@ mod end;
 pub(crate) mod error;
 pub(crate) mod exec;
 pub(crate) mod graph;
+mod huge;
 mod job;
 mod lanes;
 mod names;

@@ -14,7 +14,7 @@ pub(super) struct Names {
 impl Names {
     pub(super) fn push(&mut self, name: &str) {
         self.text.push_str(name);
-        self.ends.push(self.text.len());
+        super::huge::push(&mut self.ends, self.text.len());
     }
 
     /// Node `node`'s name.
