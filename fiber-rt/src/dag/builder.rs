@@ -422,6 +422,12 @@ impl Plan for DynGraph {
         0
     }
 
+    // Inlined: called for every node that becomes ready.
+    #[inline]
+    fn prefetch(&self, node: u32) {
+        self.jobs.prefetch(node as usize);
+    }
+
     // Inlined: called for every node of a run.
     #[inline]
     fn run_node(&self, node: u32) -> Result<(), Failure> {

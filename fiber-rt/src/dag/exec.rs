@@ -526,6 +526,7 @@ where
             if before & WAITING != 1 {
                 continue;
             }
+            self.plan().prefetch(succ);
             if !self.fits(succ, stack) {
                 (self.spawn)(Task::new(self.clone(), succ, false));
             } else if let Some((queued, _)) = next.replace((succ, before & POISONED != 0)) {

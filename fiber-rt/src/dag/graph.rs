@@ -58,6 +58,12 @@ pub trait Plan: Send + Sync + 'static {
     fn sources(&self) -> &[u32];
     /// The node's display name.
     fn name(&self, node: u32) -> &str;
+    /// A hint that `node` is ready and will run soon: a plan may start
+    /// loading what running it reads. Does nothing by default.
+    #[inline]
+    fn prefetch(&self, node: u32) {
+        let _ = node;
+    }
     /// The node's stack size in bytes, 0 for the runtime's default.
     fn stack_size(&self, node: u32) -> usize;
     /// Runs one node's body. Called once per node, after every node it
