@@ -1,9 +1,11 @@
 //! The list of live fibers, for shutdown (which cancels them), dumps and
-//! metrics.
+//! metrics: a part of its own for each worker (see `live_slots`), and
+//! locked shards for every other thread that spawns.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use super::live_slots::LiveSlots;
 use super::task_ref::TaskRef;
 
 /// Fibers that have been spawned and have not finished, in shards that
@@ -49,12 +51,16 @@ fn thread_shard() -> usize {
 
 /// Every fiber spawned on a runtime and not yet finished.
 pub(crate) struct Live {
+    /// For threads that are not running a worker.
     shards: [Mutex<Shard>; LIVE_SHARDS],
+    /// One for each worker, for the fibers spawned on it.
+    workers: Box<[LiveSlots]>,
 }
 
 impl Live {
-    pub(crate) fn new() -> Live {
+    pub(crate) fn new(workers: usize) -> Live {
         Live {
+            workers: (0..workers).map(|_| LiveSlots::new()).collect(),
             shards: std::array::from_fn(|_| {
                 Mutex::new(Shard {
                     tasks: Vec::new(),
@@ -67,6 +73,12 @@ impl Live {
 
     fn lock(&self, shard: usize) -> std::sync::MutexGuard<'_, Shard> {
         self.shards[shard].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Worker `index`'s own part of the list; none for the shutdown's
+    /// temporary worker.
+    pub(crate) fn worker_slots(&self, index: usize) -> Option<&LiveSlots> {
+        self.workers.get(index)
     }
 
     /// Adds `task`, in the calling thread's shard. It leaves when it has
@@ -87,11 +99,17 @@ impl Live {
 
     /// Fibers added and fibers retired so far.
     pub(crate) fn spawned_and_finished(&self) -> (u64, u64) {
-        (0..LIVE_SHARDS).fold((0, 0), |(spawned, finished), i| {
+        let shared = (0..LIVE_SHARDS).map(|i| {
             let shard = self.lock(i);
             let live = shard.tasks.iter().filter(|t| t.is_live()).count() as u64;
-            (spawned + shard.added, finished + shard.added - live)
-        })
+            (shard.added, live)
+        });
+        let own = self.workers.iter().map(LiveSlots::added_and_live);
+        shared
+            .chain(own)
+            .fold((0, 0), |(spawned, finished), (added, live)| {
+                (spawned + added, finished + added.saturating_sub(live))
+            })
     }
 
     /// Every live fiber, newest first.
@@ -107,6 +125,9 @@ impl Live {
                     .collect::<Vec<_>>()
             })
             .collect();
+        for slots in self.workers.iter() {
+            slots.live_tasks(&mut all);
+        }
         all.sort_by_key(|t| std::cmp::Reverse(t.id));
         all
     }
@@ -121,12 +142,14 @@ impl Live {
             // Outside the lock: freeing tasks drops what they hold.
             drop(tasks);
         }
+        self.workers.iter().for_each(LiveSlots::clear);
     }
 
     /// Number of live fibers.
     pub(crate) fn count(&self) -> usize {
-        (0..LIVE_SHARDS)
+        let shared: usize = (0..LIVE_SHARDS)
             .map(|i| self.lock(i).tasks.iter().filter(|t| t.is_live()).count())
-            .sum()
+            .sum();
+        shared + self.workers.iter().map(LiveSlots::count).sum::<usize>()
     }
 }

@@ -20,6 +20,7 @@
 pub(crate) mod join_slot;
 pub(crate) mod lend;
 mod live;
+mod live_slots;
 pub(crate) mod offers;
 pub(crate) mod park;
 pub(crate) mod recycle;

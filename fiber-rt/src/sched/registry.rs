@@ -9,6 +9,7 @@ use std::time::Duration;
 use crossbeam_deque::{Injector, Steal, Stealer, Worker as LocalQueue};
 
 use super::live::Live;
+use super::live_slots::LiveSlots;
 use super::offers::Offers;
 use super::sleep::Sleep;
 use super::task::{CancelFn, Task};
@@ -99,7 +100,7 @@ impl Registry {
             timer: Timer::new(),
             shutdown: AtomicBool::new(false),
             searching: AtomicUsize::new(0),
-            live: Live::new(),
+            live: Live::new(config_workers),
             next_id: AtomicU64::new(1),
             stats: Stats::default(),
             clocks: (0..config_workers)
@@ -319,7 +320,7 @@ impl Registry {
         let [live, queued] = unsafe { task.more_refs::<2>() };
         match worker {
             Some(worker) => {
-                self.add_live(live);
+                worker.add_live(live);
                 worker.push_new(queued);
             }
             None => {
@@ -436,8 +437,14 @@ impl Registry {
         (1..n).find_map(|i| self.yielded((worker.index + i) % n)?.take())
     }
 
-    fn add_live(&self, task: TaskRef) {
+    /// Adds `task` to the live list, from a thread not running a worker.
+    pub(crate) fn add_live(&self, task: TaskRef) {
         self.live.add(task);
+    }
+
+    /// Worker `index`'s own part of the live list, if it has one.
+    pub(crate) fn live_slots(&self, index: usize) -> Option<&LiveSlots> {
+        self.live.worker_slots(index)
     }
 
     /// Fibers spawned and fibers finished so far.

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crossbeam_deque::{Steal, Worker as LocalQueue};
 use fiber_asm::StackPointer;
 
+use super::live_slots::LiveSlots;
 use super::registry::Registry;
 use super::start::StashedFn;
 use super::task::Task;
@@ -81,6 +82,9 @@ pub(crate) struct Worker {
     /// This worker's clock, kept in the registry (the monitor samples it);
     /// cached here for the switches, which each touch it.
     clock: *const WorkerClock,
+    /// This worker's own part of the live list, kept in the registry;
+    /// `None` for the shutdown's temporary worker.
+    live: Option<*const LiveSlots>,
     /// The scheduler loop's context while a fiber runs.
     sched_sp: Cell<Option<StackPointer>>,
     post: Cell<Post>,
@@ -109,9 +113,13 @@ impl Worker {
             .yielded(index)
             .map(|slot| slot as *const YieldedSlot);
         let clock: *const WorkerClock = registry.clock(index);
+        let live = registry
+            .live_slots(index)
+            .map(|slots| slots as *const LiveSlots);
         Worker {
             index,
             clock,
+            live,
             registry,
             local,
             lifo: Cell::new(None),
@@ -653,6 +661,22 @@ impl Worker {
         } else {
             self.local.push(task);
             self.registry.notify_work();
+        }
+    }
+
+    /// Adds a fiber spawned on this worker to the live list. Like every
+    /// method that touches the worker's cells, called only on the thread
+    /// running this worker, while it holds it (`thread::enter`).
+    #[inline]
+    pub(crate) fn add_live(&self, task: TaskRef) {
+        // The slots live in the registry, which `self.registry` keeps
+        // alive as long as this worker. Only the thread running this worker
+        // adds to them (see above and the `Sync` impl), and the shutdown
+        // clears them only after every worker thread has stopped.
+        match self.live {
+            // SAFETY: see above.
+            Some(slots) => unsafe { (*slots).add(task) },
+            None => self.registry.add_live(task),
         }
     }
 
