@@ -288,3 +288,15 @@ fn randomized_park_unpark_races_lose_no_wake_up() {
         .recv_timeout(Duration::from_secs(120))
         .expect("a wake-up was lost: the stress hung");
 }
+
+/// A `try_lock` that fails must leave the holder's lock alone (it once
+/// built a guard it then dropped, unlocking the mutex under its holder).
+#[test]
+fn a_failed_try_lock_leaves_the_lock_held() {
+    let mutex = Mutex::new(0);
+    let held = mutex.lock();
+    assert!(mutex.try_lock().is_none());
+    assert!(mutex.try_lock().is_none(), "still held after a failed try");
+    drop(held);
+    assert!(mutex.try_lock().is_some());
+}

@@ -81,7 +81,7 @@ impl<T: ?Sized> Mutex<T> {
 
     /// Locks if nobody holds the lock.
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        self.try_acquire().then_some(MutexGuard { mutex: self })
+        self.try_acquire().then(|| MutexGuard { mutex: self })
     }
 
     /// Mutable access without locking: `&mut self` proves exclusivity.
