@@ -301,10 +301,19 @@ where
 /// Suspends the calling fiber for at least `duration`, letting others
 /// run; on a plain thread, sleeps the thread.
 pub fn sleep(duration: Duration) {
+    sleep_until(crate::sync::waiter::deadline_after(duration));
+}
+
+/// Suspends the calling fiber until `deadline` (at least), letting others
+/// run; on a plain thread, sleeps the thread. Returns at once for a
+/// deadline that has passed.
+pub fn sleep_until(deadline: Instant) {
     let Some(task) = Task::current() else {
-        return thread::sleep(duration);
+        return thread::sleep(deadline.saturating_duration_since(Instant::now()));
     };
-    let deadline = Instant::now() + duration;
+    if Instant::now() >= deadline {
+        return;
+    }
     task.registry.timer.add(deadline, Waker::Fiber(task.arc()));
     // Relaxed: read only by dumps, which show it as a hint.
     task.sleep_until

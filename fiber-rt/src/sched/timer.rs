@@ -1,38 +1,29 @@
-//! Deadlines for `sleep`: a heap of (deadline, waker) served by one thread
-//! per runtime, which sleeps until the earliest deadline.
+//! Deadlines for `sleep` and timed waits: an ordered map of
+//! (deadline, waker) served by one thread per runtime, which sleeps until
+//! the earliest deadline.
+//!
+//! A timed wait that ends early (notified before its deadline) takes its
+//! entry out again ([`Timer::cancel`]), so a loop of short waits with long
+//! timeouts does not pile up entries, nor keep their fibers' tasks alive,
+//! until the deadlines pass.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use super::park::Waker;
 
-struct Entry {
+/// Names one entry, to cancel it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct TimerKey {
     deadline: Instant,
+    /// Tells apart entries with the same deadline; also keeps them in the
+    /// order they were added.
     seq: u64,
-    waker: Waker,
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        (self.deadline, self.seq) == (other.deadline, other.seq)
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Entry {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.deadline, self.seq).cmp(&(other.deadline, other.seq))
-    }
 }
 
 struct State {
-    heap: BinaryHeap<Reverse<Entry>>,
+    entries: BTreeMap<TimerKey, Waker>,
     seq: u64,
     stop: bool,
 }
@@ -46,7 +37,7 @@ impl Timer {
     pub(crate) fn new() -> Self {
         Timer {
             state: Mutex::new(State {
-                heap: BinaryHeap::new(),
+                entries: BTreeMap::new(),
                 seq: 0,
                 stop: false,
             }),
@@ -54,50 +45,69 @@ impl Timer {
         }
     }
 
-    /// Wakes `waker` at `deadline` (or just after).
-    pub(crate) fn add(&self, deadline: Instant, waker: Waker) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes `waker` at `deadline` (or just after), unless cancelled first.
+    pub(crate) fn add(&self, deadline: Instant, waker: Waker) -> TimerKey {
+        let mut state = self.state();
         state.seq += 1;
-        let seq = state.seq;
-        let earliest = state
-            .heap
-            .peek()
-            .is_none_or(|Reverse(e)| deadline < e.deadline);
-        state.heap.push(Reverse(Entry {
+        let key = TimerKey {
             deadline,
-            seq,
-            waker,
-        }));
+            seq: state.seq,
+        };
+        let earliest = state
+            .entries
+            .first_key_value()
+            .is_none_or(|(first, _)| key < *first);
+        state.entries.insert(key, waker);
         if earliest {
             self.cv.notify_one();
         }
+        key
+    }
+
+    /// Takes out the entry `key`; `false` if it was served (or dropped by
+    /// `stop`) already.
+    pub(crate) fn cancel(&self, key: TimerKey) -> bool {
+        // Dropped outside the lock: the last reference to a task may go.
+        let removed = self.state().entries.remove(&key);
+        removed.is_some()
+    }
+
+    /// Entries waiting for their deadline.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.state().entries.len()
     }
 
     /// The timer thread's loop; returns after [`Timer::stop`].
     pub(crate) fn run(&self) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state();
         loop {
             if state.stop {
                 return;
             }
             let now = Instant::now();
             let mut due = Vec::new();
-            while state
-                .heap
-                .peek()
-                .is_some_and(|Reverse(e)| e.deadline <= now)
+            while let Some(entry) = state
+                .entries
+                .first_entry()
+                .filter(|entry| entry.key().deadline <= now)
             {
-                due.push(state.heap.pop().unwrap().0.waker);
+                due.push(entry.remove());
             }
             if !due.is_empty() {
                 drop(state);
                 due.iter().for_each(Waker::wake);
-                state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                drop(due);
+                state = self.state();
                 continue;
             }
-            state = match state.heap.peek() {
-                Some(Reverse(e)) => {
-                    let wait = e.deadline.saturating_duration_since(now);
+            state = match state.entries.first_key_value() {
+                Some((first, _)) => {
+                    let wait = first.deadline.saturating_duration_since(now);
                     self.cv
                         .wait_timeout(state, wait)
                         .unwrap_or_else(|e| e.into_inner())
@@ -110,9 +120,34 @@ impl Timer {
 
     /// Stops the timer thread and drops pending entries.
     pub(crate) fn stop(&self) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.stop = true;
-        state.heap.clear();
+        let entries = {
+            let mut state = self.state();
+            state.stop = true;
+            std::mem::take(&mut state.entries)
+        };
         self.cv.notify_all();
+        drop(entries);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::Timer;
+    use crate::sched::park::Waker;
+
+    #[test]
+    fn a_cancelled_entry_is_gone_and_a_second_cancel_says_so() {
+        let timer = Timer::new();
+        let later = Instant::now() + Duration::from_secs(3600);
+        let first = timer.add(later, Waker::Thread(std::thread::current()));
+        let second = timer.add(later, Waker::Thread(std::thread::current()));
+        assert_ne!(first, second, "same deadline, two entries");
+        assert!(timer.cancel(first));
+        assert!(!timer.cancel(first));
+        assert_eq!(timer.state().entries.len(), 1);
+        assert!(timer.cancel(second));
+        assert!(timer.state().entries.is_empty());
     }
 }

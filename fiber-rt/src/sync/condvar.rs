@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::mutex::{Mutex, MutexGuard};
 use super::waiter::{self, Waiter};
@@ -45,6 +46,47 @@ impl Condvar {
         guard
     }
 
+    /// Like [`wait`](Self::wait), giving up once `timeout` has passed.
+    /// The result says whether it did; a notification that comes just as
+    /// the time runs out counts as one.
+    pub fn wait_timeout<'a, T: ?Sized>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        timeout: Duration,
+    ) -> (MutexGuard<'a, T>, WaitTimeoutResult) {
+        let deadline = waiter::deadline_after(timeout);
+        let waiter = Waiter::new();
+        // Registered before the unlock, as in `wait`.
+        self.list().push_back(waiter.clone());
+        let mutex: &'a Mutex<T> = guard.unlock_for_wait();
+        let notified = waiter::wait_until_or_cancel(&waiter, deadline, "Condvar::wait", || {
+            self.cancel_wait(&waiter)
+        });
+        // Timed out, unless a notifier took the waiter off the list first.
+        let timed_out = !notified && waiter::remove(&mut self.list(), &waiter);
+        (MutexGuard::relock(mutex), WaitTimeoutResult(timed_out))
+    }
+
+    /// Waits while `condition` holds, for at most `timeout` in all. The
+    /// result says whether the time ran out with the condition still
+    /// holding.
+    pub fn wait_timeout_while<'a, T: ?Sized>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        timeout: Duration,
+        mut condition: impl FnMut(&mut T) -> bool,
+    ) -> (MutexGuard<'a, T>, WaitTimeoutResult) {
+        let deadline = waiter::deadline_after(timeout);
+        while condition(&mut guard) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return (guard, WaitTimeoutResult(true));
+            }
+            guard = self.wait_timeout(guard, left).0;
+        }
+        (guard, WaitTimeoutResult(false))
+    }
+
     /// Wakes one waiter, if any.
     pub fn notify_one(&self) {
         let next = self.list().pop_front();
@@ -68,5 +110,16 @@ impl Condvar {
         if !removed && waiter.is_notified() {
             self.notify_one();
         }
+    }
+}
+
+/// Whether a [`Condvar::wait_timeout`] gave up because its time ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitTimeoutResult(bool);
+
+impl WaitTimeoutResult {
+    /// Whether the wait ended because its time ran out.
+    pub fn timed_out(&self) -> bool {
+        self.0
     }
 }

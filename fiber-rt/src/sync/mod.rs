@@ -9,7 +9,7 @@ mod rwlock;
 mod wait_group;
 pub(crate) mod waiter;
 
-pub use condvar::Condvar;
+pub use condvar::{Condvar, WaitTimeoutResult};
 pub use mutex::{Mutex, MutexGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use wait_group::{Barrier, BarrierWaitResult, WaitGroup};

@@ -4,8 +4,9 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::waiter::{self, Waiter};
+use super::waiter::{self, deadline_after, Waiter};
 
 /// A channel with no bound: `send` never waits.
 pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
@@ -78,6 +79,33 @@ pub struct SendError<T>(pub T);
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub struct RecvError;
 
+/// Why [`Sender::try_send`] gave the message back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum TrySendError<T> {
+    /// The channel is full now; the receiver is still there.
+    Full(T),
+    /// The receiver is gone.
+    Disconnected(T),
+}
+
+/// Why [`Sender::send_timeout`] gave the message back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum SendTimeoutError<T> {
+    /// The channel stayed full until the timeout.
+    Timeout(T),
+    /// The receiver is gone.
+    Disconnected(T),
+}
+
+/// Why [`Receiver::recv_timeout`] returned nothing.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum RecvTimeoutError {
+    /// No message came before the timeout; senders remain.
+    Timeout,
+    /// No message, and every sender is gone.
+    Disconnected,
+}
+
 /// Why [`Receiver::try_recv`] returned nothing.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum TryRecvError {
@@ -91,12 +119,45 @@ impl<T> Sender<T> {
     /// Sends `value`, waiting while a bounded channel is full. Fails only
     /// if the receiver is gone.
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        self.send_until(value, None).map_err(|err| match err {
+            SendTimeoutError::Disconnected(value) | SendTimeoutError::Timeout(value) => {
+                SendError(value)
+            }
+        })
+    }
+
+    /// Sends `value` if the channel has room now, without waiting.
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        let mut s = self.chan.state();
+        if !s.receiver {
+            return Err(TrySendError::Disconnected(value));
+        }
+        if self.chan.capacity.is_some_and(|cap| s.buf.len() >= cap) {
+            return Err(TrySendError::Full(value));
+        }
+        s.buf.push_back(value);
+        let receiver = s.recv_waiter.take();
+        drop(s);
+        if let Some(w) = receiver {
+            w.notify();
+        }
+        Ok(())
+    }
+
+    /// Sends `value`, waiting at most `timeout` while a bounded channel is
+    /// full; the value comes back on a timeout or if the receiver is gone.
+    pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        self.send_until(value, Some(deadline_after(timeout)))
+    }
+
+    /// `send`, giving up at `deadline` if there is one.
+    fn send_until(&self, value: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         let mut value = Some(value);
         loop {
             let waiter = {
                 let mut s = self.chan.state();
                 if !s.receiver {
-                    return Err(SendError(value.take().unwrap()));
+                    return Err(SendTimeoutError::Disconnected(value.take().unwrap()));
                 }
                 if self.chan.capacity.is_none_or(|cap| s.buf.len() < cap) {
                     s.buf.push_back(value.take().unwrap());
@@ -107,11 +168,14 @@ impl<T> Sender<T> {
                     }
                     return Ok(());
                 }
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    return Err(SendTimeoutError::Timeout(value.take().unwrap()));
+                }
                 let waiter = Waiter::new();
                 s.send_waiters.push_back(waiter.clone());
                 waiter
             };
-            waiter::wait_or_cancel(&waiter, "mpsc::Sender::send", || {
+            let cancel = || {
                 let mut s = self.chan.state();
                 if !waiter::remove(&mut s.send_waiters, &waiter) && waiter.is_notified() {
                     // Pass the free slot on to the next sender.
@@ -120,7 +184,19 @@ impl<T> Sender<T> {
                         next.notify();
                     }
                 }
-            });
+            };
+            let reason = "mpsc::Sender::send";
+            let Some(deadline) = deadline else {
+                waiter::wait_or_cancel(&waiter, reason, cancel);
+                continue;
+            };
+            if !waiter::wait_until_or_cancel(&waiter, deadline, reason, cancel)
+                && waiter::remove(&mut self.chan.state().send_waiters, &waiter)
+            {
+                return Err(SendTimeoutError::Timeout(value.take().unwrap()));
+            }
+            // Notified, maybe just as the time ran out (a receiver took the
+            // waiter off the list): the free slot is ours to try.
         }
     }
 }
@@ -129,6 +205,17 @@ impl<T> Receiver<T> {
     /// Receives the next message, waiting while the channel is empty.
     /// Fails once every sender is gone and nothing is left.
     pub fn recv(&self) -> Result<T, RecvError> {
+        self.recv_until(None).map_err(|_| RecvError)
+    }
+
+    /// Receives the next message, waiting at most `timeout` while the
+    /// channel is empty.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.recv_until(Some(deadline_after(timeout)))
+    }
+
+    /// `recv`, giving up at `deadline` if there is one.
+    fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         loop {
             let waiter = {
                 let mut s = self.chan.state();
@@ -141,15 +228,30 @@ impl<T> Receiver<T> {
                     return Ok(value);
                 }
                 if s.senders == 0 {
-                    return Err(RecvError);
+                    return Err(RecvTimeoutError::Disconnected);
+                }
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    return Err(RecvTimeoutError::Timeout);
                 }
                 let waiter = Waiter::new();
                 s.recv_waiter = Some(waiter.clone());
                 waiter
             };
-            waiter::wait_or_cancel(&waiter, "mpsc::Receiver::recv", || {
-                self.chan.state().recv_waiter = None;
-            });
+            let cancel = || self.chan.state().recv_waiter = None;
+            let reason = "mpsc::Receiver::recv";
+            let Some(deadline) = deadline else {
+                waiter::wait_or_cancel(&waiter, reason, cancel);
+                continue;
+            };
+            if !waiter::wait_until_or_cancel(&waiter, deadline, reason, cancel) {
+                let mut s = self.chan.state();
+                // Still listed: no sender came. Otherwise a sender took the
+                // waiter (after queueing a message, or as the last one
+                // gone): the loop takes what it left.
+                if s.recv_waiter.take_if(|w| Arc::ptr_eq(w, &waiter)).is_some() {
+                    return Err(RecvTimeoutError::Timeout);
+                }
+            }
         }
     }
 
@@ -264,5 +366,67 @@ impl fmt::Display for RecvError {
     }
 }
 
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrySendError::Full(_) => "Full(..)",
+            TrySendError::Disconnected(_) => "Disconnected(..)",
+        })
+    }
+}
+
+impl<T> fmt::Display for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrySendError::Full(_) => "sending on a full channel",
+            TrySendError::Disconnected(_) => "sending on a channel whose receiver is gone",
+        })
+    }
+}
+
+impl<T> fmt::Debug for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendTimeoutError::Timeout(_) => "Timeout(..)",
+            SendTimeoutError::Disconnected(_) => "Disconnected(..)",
+        })
+    }
+}
+
+impl<T> fmt::Display for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendTimeoutError::Timeout(_) => "timed out sending on a full channel",
+            SendTimeoutError::Disconnected(_) => "sending on a channel whose receiver is gone",
+        })
+    }
+}
+
+impl fmt::Display for RecvTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RecvTimeoutError::Timeout => "timed out receiving on an empty channel",
+            RecvTimeoutError::Disconnected => {
+                "receiving on an empty channel whose senders are all gone"
+            }
+        })
+    }
+}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TryRecvError::Empty => "receiving on an empty channel",
+            TryRecvError::Disconnected => {
+                "receiving on an empty channel whose senders are all gone"
+            }
+        })
+    }
+}
+
 impl<T> std::error::Error for SendError<T> {}
+impl<T> std::error::Error for TrySendError<T> {}
+impl<T> std::error::Error for SendTimeoutError<T> {}
 impl std::error::Error for RecvError {}
+impl std::error::Error for RecvTimeoutError {}
+impl std::error::Error for TryRecvError {}

@@ -2,7 +2,9 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+pub use super::mpsc::{RecvTimeoutError, TryRecvError};
 use super::waiter::{self, Waiter};
 
 /// A one-value channel.
@@ -74,6 +76,27 @@ impl<T> Receiver<T> {
     /// Waits for the value without consuming the receiver (for handles
     /// that wrap one).
     pub(crate) fn recv_ref(&self) -> Result<T, RecvError> {
+        self.recv_until(None).map_err(|_| RecvError)
+    }
+
+    /// Takes the value if it has arrived, without waiting.
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        let mut s = lock(&self.inner);
+        match s.value.take() {
+            Some(value) => Ok(value),
+            None if !s.sender => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Waits for the value, at most `timeout`. The receiver stays, so a
+    /// timed-out wait can be tried again.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.recv_until(Some(waiter::deadline_after(timeout)))
+    }
+
+    /// Waits for the value, giving up at `deadline` if there is one.
+    fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         loop {
             let waiter = {
                 let mut s = lock(&self.inner);
@@ -81,15 +104,29 @@ impl<T> Receiver<T> {
                     return Ok(v);
                 }
                 if !s.sender {
-                    return Err(RecvError);
+                    return Err(RecvTimeoutError::Disconnected);
+                }
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    return Err(RecvTimeoutError::Timeout);
                 }
                 let w = Waiter::new();
                 s.waiter = Some(w.clone());
                 w
             };
-            waiter::wait_or_cancel(&waiter, "oneshot::Receiver::recv", || {
-                lock(&self.inner).waiter = None
-            });
+            let cancel = || lock(&self.inner).waiter = None;
+            let reason = "oneshot::Receiver::recv";
+            let Some(deadline) = deadline else {
+                waiter::wait_or_cancel(&waiter, reason, cancel);
+                continue;
+            };
+            if !waiter::wait_until_or_cancel(&waiter, deadline, reason, cancel) {
+                let mut s = lock(&self.inner);
+                // Still listed: the sender has done nothing. Otherwise it
+                // took the waiter (sending, or dropped): the loop sees which.
+                if s.waiter.take_if(|w| Arc::ptr_eq(w, &waiter)).is_some() {
+                    return Err(RecvTimeoutError::Timeout);
+                }
+            }
         }
     }
 

@@ -71,24 +71,43 @@ impl<T: ?Sized> RwLock<T> {
         RwLockWriteGuard { lock: self }
     }
 
+    /// Shared access if it can be had now: no writer holds the lock or
+    /// waits for it.
+    pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
+        self.try_acquire(false)
+            .then(|| RwLockReadGuard { lock: self })
+    }
+
+    /// Exclusive access if nobody holds the lock or waits for it now.
+    pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
+        self.try_acquire(true)
+            .then(|| RwLockWriteGuard { lock: self })
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the lock if it is free for `write` and nobody waits before
+    /// us (the FIFO rule); under the state's lock.
+    fn take_if_free(s: &mut State, write: bool) -> bool {
+        let free = s.queue.is_empty() && !s.writer && (!write || s.readers == 0);
+        if free && write {
+            s.writer = true;
+        } else if free {
+            s.readers += 1;
+        }
+        free
+    }
+
+    fn try_acquire(&self, write: bool) -> bool {
+        Self::take_if_free(&mut self.state(), write)
     }
 
     fn acquire(&self, write: bool) {
         let waiter = {
             let mut s = self.state();
-            let free = if write {
-                !s.writer && s.readers == 0
-            } else {
-                !s.writer
-            };
-            if free && s.queue.is_empty() {
-                if write {
-                    s.writer = true;
-                } else {
-                    s.readers += 1;
-                }
+            if Self::take_if_free(&mut s, write) {
                 return;
             }
             let waiter = Waiter::new();

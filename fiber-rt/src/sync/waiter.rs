@@ -8,8 +8,11 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::sched::park::{park, Waker};
+use crate::sched::task::Task;
+use crate::sched::timer::{Timer, TimerKey};
 
 /// One party waiting on a primitive.
 #[derive(Debug)]
@@ -46,6 +49,51 @@ impl Waiter {
             park(reason);
         }
     }
+
+    /// Parks until notified or until `deadline`, whichever comes first;
+    /// returns whether notified. A fiber has its runtime's timer wake it
+    /// at the deadline, and takes the timer's entry out again if notified
+    /// first; a plain thread blocks with a timeout.
+    pub(crate) fn wait_until(&self, deadline: Instant, reason: &'static str) -> bool {
+        let Some(task) = Task::current() else {
+            return loop {
+                if self.is_notified() {
+                    break true;
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    break false;
+                }
+                std::thread::park_timeout(deadline - now);
+            };
+        };
+        if self.is_notified() {
+            return true;
+        }
+        let timer = &task.registry.timer;
+        // Also cancelled on an unwind (a fiber cancelled at shutdown).
+        let _entry = TimerEntry(timer, timer.add(deadline, Waker::Fiber(task.arc())));
+        loop {
+            if self.is_notified() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            park(reason);
+        }
+    }
+}
+
+/// Takes a timer entry out when dropped. If the timer served it already,
+/// the fiber got a wake-up it did not wait for, which only makes a later
+/// park return early: every park is in a loop over its condition.
+struct TimerEntry<'a>(&'a Timer, TimerKey);
+
+impl Drop for TimerEntry<'_> {
+    fn drop(&mut self) {
+        self.0.cancel(self.1);
+    }
 }
 
 /// Removes `waiter` from `list` if it is still there; returns whether it was.
@@ -66,15 +114,80 @@ pub(crate) fn remove(
 /// (a fiber cancelled at shutdown), runs `on_cancel` so the primitive can
 /// drop the waiter from its lists or pass on a wake-up it was given.
 pub(crate) fn wait_or_cancel(waiter: &Waiter, reason: &'static str, on_cancel: impl FnOnce()) {
-    struct OnUnwind<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for OnUnwind<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f();
-            }
-        }
-    }
     let mut guard = OnUnwind(Some(on_cancel));
     waiter.wait(reason);
     guard.0 = None;
+}
+
+/// [`wait_or_cancel`] with a deadline: returns whether `waiter` was
+/// notified before it. A caller whose wait timed out still has to take
+/// the waiter off its primitive's lists, under the primitive's lock, and
+/// if it is no longer there, a notifier took it: the wake-up is the
+/// caller's, as if it had come in time.
+pub(crate) fn wait_until_or_cancel(
+    waiter: &Waiter,
+    deadline: Instant,
+    reason: &'static str,
+    on_cancel: impl FnOnce(),
+) -> bool {
+    let mut guard = OnUnwind(Some(on_cancel));
+    let notified = waiter.wait_until(deadline, reason);
+    guard.0 = None;
+    notified
+}
+
+/// The instant `timeout` from now; a timeout too long to add stands for
+/// waiting for good, in practice (about 30 years from now).
+pub(crate) fn deadline_after(timeout: std::time::Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(1 << 30))
+}
+
+/// Runs its function when dropped, unless taken out first: on an unwind.
+struct OnUnwind<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> Drop for OnUnwind<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::Waiter;
+    use crate::sched::task::Task;
+    use crate::Builder;
+
+    #[test]
+    fn timed_waits_notified_early_leave_no_timer_entries_behind() {
+        let rt = Builder::new().workers(2).build().unwrap();
+        rt.block_on(|| {
+            let hour = Instant::now() + Duration::from_secs(3600);
+            for _ in 0..200 {
+                let waiter = Waiter::new();
+                let notifier = waiter.clone();
+                crate::spawn(move || notifier.notify());
+                assert!(waiter.wait_until(hour, "test"), "notified, not timed out");
+            }
+            let registry = &Task::current().expect("a fiber").registry;
+            assert_eq!(registry.timer.len(), 0);
+        });
+    }
+
+    #[test]
+    fn a_timed_wait_nobody_notifies_ends_at_its_deadline_on_a_fiber_and_a_thread() {
+        let rt = Builder::new().workers(1).build().unwrap();
+        let wait = || {
+            let deadline = Instant::now() + Duration::from_millis(10);
+            assert!(!Waiter::new().wait_until(deadline, "test"));
+            assert!(Instant::now() >= deadline);
+        };
+        rt.block_on(wait);
+        wait();
+    }
 }

@@ -1,0 +1,290 @@
+//! Waits with a time limit: channels, condition variables, one-shot
+//! channels and `sleep_until`, from fibers and plain threads; and the race
+//! between a timeout and a wake-up, which must neither lose a message or a
+//! notification nor deliver one twice.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fiber_rt::sync::mpsc::{self, RecvTimeoutError, SendTimeoutError, TrySendError};
+use fiber_rt::sync::{oneshot, Condvar, Mutex, RwLock};
+use fiber_rt::{Builder, Runtime};
+
+mod common;
+use common::Rng;
+
+fn rt(workers: usize) -> Runtime {
+    Builder::new().workers(workers).build().unwrap()
+}
+
+const SHORT: Duration = Duration::from_millis(20);
+const LONG: Duration = Duration::from_secs(20);
+
+#[test]
+fn recv_timeout_on_an_empty_channel_gives_up_after_its_time_on_a_fiber_and_a_thread() {
+    let rt = rt(2);
+    let (tx, rx) = mpsc::unbounded::<u32>();
+    let waited = rt.block_on(move || {
+        let start = Instant::now();
+        assert_eq!(rx.recv_timeout(SHORT), Err(RecvTimeoutError::Timeout));
+        (start.elapsed(), rx)
+    });
+    assert!(waited.0 >= SHORT, "gave up after {:?}", waited.0);
+    let rx = waited.1;
+    let start = Instant::now();
+    assert_eq!(rx.recv_timeout(SHORT), Err(RecvTimeoutError::Timeout));
+    assert!(start.elapsed() >= SHORT);
+    // The channel still works after timeouts.
+    tx.send(7).unwrap();
+    assert_eq!(rx.recv_timeout(LONG), Ok(7));
+}
+
+#[test]
+fn recv_timeout_returns_a_message_sent_while_it_waits_and_sees_the_senders_go() {
+    let rt = rt(2);
+    let (tx, rx) = mpsc::bounded::<u32>(4);
+    rt.spawn(move || {
+        fiber_rt::sleep(Duration::from_millis(5));
+        tx.send(1).unwrap();
+        fiber_rt::sleep(Duration::from_millis(5));
+        drop(tx);
+    });
+    rt.block_on(move || {
+        let start = Instant::now();
+        assert_eq!(rx.recv_timeout(LONG), Ok(1));
+        assert_eq!(rx.recv_timeout(LONG), Err(RecvTimeoutError::Disconnected));
+        assert!(start.elapsed() < LONG / 2, "woken, not timed out");
+    });
+}
+
+#[test]
+fn try_send_and_send_timeout_give_the_message_back_when_full_or_disconnected() {
+    let rt = rt(2);
+    let (tx, rx) = mpsc::bounded::<u32>(1);
+    rt.block_on(move || {
+        assert!(tx.try_send(1).is_ok());
+        assert!(matches!(tx.try_send(2), Err(TrySendError::Full(2))));
+        let start = Instant::now();
+        assert!(matches!(
+            tx.send_timeout(3, SHORT),
+            Err(SendTimeoutError::Timeout(3))
+        ));
+        assert!(start.elapsed() >= SHORT);
+        assert_eq!(rx.recv(), Ok(1));
+        assert!(tx.send_timeout(4, LONG).is_ok());
+        assert_eq!(rx.try_recv(), Ok(4));
+        drop(rx);
+        assert!(matches!(tx.try_send(5), Err(TrySendError::Disconnected(5))));
+        assert!(matches!(
+            tx.send_timeout(6, LONG),
+            Err(SendTimeoutError::Disconnected(6))
+        ));
+    });
+}
+
+#[test]
+fn a_sender_waiting_with_a_timeout_gets_the_slot_a_receiver_frees() {
+    let rt = rt(2);
+    let (tx, rx) = mpsc::bounded::<u32>(1);
+    tx.send(1).unwrap();
+    rt.spawn(move || {
+        fiber_rt::sleep(Duration::from_millis(5));
+        assert_eq!(rx.recv(), Ok(1));
+        assert_eq!(rx.recv(), Ok(2));
+    });
+    rt.block_on(move || {
+        assert!(tx.send_timeout(2, LONG).is_ok());
+    });
+}
+
+/// Timeouts that race with sends: the receiver waits a random short time
+/// for each message and tries again after a timeout. Every message arrives
+/// once, in order, however the races fall.
+#[test]
+fn messages_racing_receive_timeouts_arrive_once_and_in_order() {
+    const MESSAGES: u32 = 3_000;
+    let rt = rt(2);
+    let (tx, rx) = mpsc::bounded::<u32>(2);
+    rt.spawn(move || {
+        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        for i in 0..MESSAGES {
+            if rng.next().is_multiple_of(4) {
+                std::thread::sleep(Duration::from_micros(rng.next() % 60));
+            } else if rng.next().is_multiple_of(2) {
+                fiber_rt::yield_now();
+            }
+            // Senders time out too, and try again.
+            let mut value = i;
+            loop {
+                let wait = Duration::from_micros(rng.next() % 50);
+                match tx.send_timeout(value, wait) {
+                    Ok(()) => break,
+                    Err(SendTimeoutError::Timeout(back)) => value = back,
+                    Err(SendTimeoutError::Disconnected(_)) => panic!("receiver gone"),
+                }
+            }
+        }
+    });
+    let timeouts = rt.block_on(move || {
+        let mut rng = Rng(0x5eed_1234_abcd_0002);
+        let mut timeouts = 0;
+        let mut next = 0;
+        loop {
+            let wait = Duration::from_micros(rng.next() % 50);
+            match rx.recv_timeout(wait) {
+                Ok(value) => {
+                    assert_eq!(value, next, "out of order or repeated");
+                    next += 1;
+                }
+                Err(RecvTimeoutError::Timeout) => timeouts += 1,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        assert_eq!(next, MESSAGES, "a message was lost");
+        timeouts
+    });
+    assert!(timeouts > 0, "the test never timed out: it raced nothing");
+}
+
+#[test]
+fn condvar_wait_timeout_times_out_alone_and_not_when_notified() {
+    let rt = rt(2);
+    let pair = Arc::new((Mutex::new(false), Condvar::new()));
+    let p = pair.clone();
+    rt.block_on(move || {
+        let (lock, cv) = &*p;
+        let start = Instant::now();
+        let (guard, result) = cv.wait_timeout(lock.lock(), SHORT);
+        assert!(result.timed_out());
+        assert!(start.elapsed() >= SHORT);
+        drop(guard);
+        let p2 = p.clone();
+        fiber_rt::spawn(move || {
+            fiber_rt::sleep(Duration::from_millis(5));
+            *p2.0.lock() = true;
+            p2.1.notify_one();
+        });
+        let (guard, result) = cv.wait_timeout_while(lock.lock(), LONG, |ready| !*ready);
+        assert!(*guard);
+        assert!(!result.timed_out());
+    });
+    // From a plain thread too.
+    let (lock, cv) = &*pair;
+    let (guard, result) = cv.wait_timeout_while(lock.lock(), SHORT, |ready| !*ready);
+    assert!(!result.timed_out(), "the condition already holds");
+    drop(guard);
+    *lock.lock() = false;
+    let (_guard, result) = cv.wait_timeout_while(lock.lock(), SHORT, |ready| !*ready);
+    assert!(result.timed_out());
+}
+
+/// Fibers wait with short timeouts for tokens that a producer hands out
+/// one `notify_one` at a time: a notification that meets a timing-out
+/// waiter must still reach someone, so every token is taken.
+#[test]
+fn condvar_tokens_racing_wait_timeouts_are_all_taken() {
+    const TOKENS: usize = 2_000;
+    const TAKERS: usize = 8;
+    let rt = rt(2);
+    let state = Arc::new((Mutex::new(0usize), Condvar::new()));
+    let taken = Arc::new(AtomicUsize::new(0));
+    let takers: Vec<_> = (0..TAKERS)
+        .map(|t| {
+            let state = state.clone();
+            let taken = taken.clone();
+            rt.spawn(move || {
+                let mut rng = Rng(0x7a6e_0000 + t as u64 + 1);
+                let (lock, cv) = &*state;
+                while taken.load(Ordering::Relaxed) < TOKENS {
+                    let wait = Duration::from_micros(rng.next() % 100);
+                    let (mut tokens, _) = cv.wait_timeout_while(lock.lock(), wait, |n| *n == 0);
+                    if *tokens > 0 {
+                        *tokens -= 1;
+                        taken.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    rt.block_on({
+        let state = state.clone();
+        move || {
+            let mut rng = Rng(0x7a6e_ffff);
+            for _ in 0..TOKENS {
+                if rng.next().is_multiple_of(8) {
+                    std::thread::sleep(Duration::from_micros(rng.next() % 80));
+                }
+                *state.0.lock() += 1;
+                state.1.notify_one();
+            }
+        }
+    });
+    for t in takers {
+        t.join().unwrap();
+    }
+    assert_eq!(taken.load(Ordering::Relaxed), TOKENS);
+    assert_eq!(*state.0.lock(), 0);
+}
+
+#[test]
+fn oneshot_try_recv_and_recv_timeout_wait_for_the_value_or_the_sender() {
+    let rt = rt(2);
+    let (tx, rx) = oneshot::channel::<u32>();
+    assert_eq!(rx.try_recv(), Err(oneshot::TryRecvError::Empty));
+    rt.block_on(move || {
+        assert_eq!(
+            rx.recv_timeout(SHORT),
+            Err(oneshot::RecvTimeoutError::Timeout)
+        );
+        fiber_rt::spawn(move || {
+            fiber_rt::sleep(Duration::from_millis(5));
+            tx.send(9).unwrap();
+        });
+        assert_eq!(rx.recv_timeout(LONG), Ok(9));
+    });
+    let (tx, rx) = oneshot::channel::<u32>();
+    drop(tx);
+    assert_eq!(rx.try_recv(), Err(oneshot::TryRecvError::Disconnected));
+    assert_eq!(
+        rx.recv_timeout(LONG),
+        Err(oneshot::RecvTimeoutError::Disconnected)
+    );
+}
+
+#[test]
+fn rwlock_try_read_and_try_write_take_the_lock_only_when_free() {
+    let lock = RwLock::new(1);
+    {
+        let first = lock.try_read().expect("free");
+        let second = lock.try_read().expect("readers share");
+        assert!(lock.try_write().is_none(), "readers hold it");
+        assert_eq!(*first + *second, 2);
+    }
+    {
+        let mut writer = lock.try_write().expect("free again");
+        *writer = 5;
+        assert!(lock.try_read().is_none(), "a writer holds it");
+        assert!(lock.try_write().is_none());
+    }
+    assert_eq!(*lock.read(), 5);
+}
+
+#[test]
+fn sleep_until_waits_for_its_deadline_and_not_for_one_gone_by() {
+    let rt = rt(1);
+    rt.block_on(|| {
+        let start = Instant::now();
+        if let Some(gone) = start.checked_sub(Duration::from_secs(3600)) {
+            fiber_rt::sleep_until(gone);
+        }
+        fiber_rt::sleep_until(start);
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "a deadline gone by returns at once"
+        );
+        let deadline = Instant::now() + SHORT;
+        fiber_rt::sleep_until(deadline);
+        assert!(Instant::now() >= deadline);
+    });
+}
