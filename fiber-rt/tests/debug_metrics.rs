@@ -107,3 +107,45 @@ fn busy_and_idle_time_follow_the_work() {
         "the other worker was idle: busy {busy:?}"
     );
 }
+
+/// While the only worker's fiber spawns fibers that cannot run yet (so
+/// none finishes), another thread's reads of the metrics never count one
+/// as finished: spawned and live come from the same moment.
+#[test]
+fn metrics_read_while_a_worker_spawns_count_nothing_finished() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let rt = fiber_rt::Builder::new()
+        .workers(1)
+        .time_slice(Duration::from_secs(1))
+        .preempt_signals(false)
+        .build()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let spawner = {
+        let stop = stop.clone();
+        rt.spawn(move || {
+            let mut handles = Vec::new();
+            while !stop.load(Ordering::Relaxed) && handles.len() < 200_000 {
+                handles.push(fiber_rt::spawn(|| 1u64));
+            }
+            handles
+        })
+    };
+    let start = Instant::now();
+    let mut polls = 0;
+    while start.elapsed() < Duration::from_millis(200) {
+        let m = rt.metrics();
+        assert_eq!(m.finished, 0, "after {polls} reads: {m:?}");
+        polls += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let handles = spawner.join().unwrap();
+    let spawned = handles.len() as u64;
+    assert_eq!(
+        handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>(),
+        spawned
+    );
+}

@@ -19,7 +19,7 @@ use std::sync::{Mutex, MutexGuard};
 use super::task::Task;
 use super::task_ref::TaskRef;
 
-/// Slots of a new array, and the fewest an array keeps after a sweep.
+/// Slots of a new array. A sweep never shrinks one.
 const MIN_SLOTS: usize = 64;
 
 /// The live fibers a worker's fibers spawned, each slot holding one
@@ -33,16 +33,16 @@ pub(crate) struct LiveSlots {
     slots: UnsafeCell<Box<[AtomicPtr<Task>]>>,
     /// Slots in use: those below it hold a reference each.
     len: AtomicUsize,
-    /// Fibers added so far.
-    added: AtomicU64,
+    /// Finished fibers whose slots sweeps (and `clear`) let go of. Written
+    /// only under `lock`, so a reader holding it sees `swept` and `len`
+    /// from the same moment: `swept + len` fibers added, exactly.
+    swept: AtomicU64,
 }
 
 // SAFETY: the array behind `slots` is only replaced by its owner under
 // `lock`, and only read by other threads under `lock`; the slots are
 // atomics, and the tasks they refer to are `Send + Sync` (as `TaskRef` is).
 unsafe impl Sync for LiveSlots {}
-// SAFETY: as above: the slots hold task references, which are `Send`.
-unsafe impl Send for LiveSlots {}
 
 impl LiveSlots {
     pub(crate) fn new() -> Self {
@@ -50,7 +50,7 @@ impl LiveSlots {
             lock: Mutex::new(()),
             slots: UnsafeCell::new(empty_slots(MIN_SLOTS)),
             len: AtomicUsize::new(0),
-            added: AtomicU64::new(0),
+            swept: AtomicU64::new(0),
         }
     }
 
@@ -64,26 +64,21 @@ impl LiveSlots {
     /// called at the same time.
     #[inline]
     pub(crate) unsafe fn add(&self, task: TaskRef) {
-        // Relaxed: only this thread writes `len` and `added`.
+        // Relaxed: only this thread writes `len`.
         let mut len = self.len.load(Ordering::Relaxed);
         // SAFETY: only this thread replaces the array (the caller's
-        // contract), so it cannot change under this shared borrow.
-        let mut slots = unsafe { &*self.slots.get() };
-        if len == slots.len() {
+        // contract), so reading its length races with nothing.
+        if len == unsafe { (&*self.slots.get()).len() } {
             // SAFETY: forwarded from the caller: this is the owner.
             unsafe { self.make_room() };
             len = self.len.load(Ordering::Relaxed);
-            // SAFETY: as above, now for the array `make_room` left.
-            slots = unsafe { &*self.slots.get() };
         }
+        // SAFETY: as above: the array cannot change under this borrow.
+        let slots = unsafe { &*self.slots.get() };
         // Relaxed: published by the Release store of `len` below.
         slots[len].store(task.into_raw() as *mut Task, Ordering::Relaxed);
-        // Relaxed: a statistic, counted before `len` so that a reader who
-        // sees the slot sees it counted (see `spawned_and_finished`).
-        let added = self.added.load(Ordering::Relaxed);
-        self.added.store(added + 1, Ordering::Relaxed);
         // Release: a reader that acquires the new length sees the slot
-        // written, and the count above.
+        // written.
         self.len.store(len + 1, Ordering::Release);
     }
 
@@ -117,6 +112,8 @@ impl LiveSlots {
                 drop(unsafe { TaskRef::from_raw(task) });
             }
         }
+        // Relaxed: read by readers under the lock this thread holds.
+        self.swept.fetch_add((len - kept) as u64, Ordering::Relaxed);
         if kept > slots.len() / 2 {
             let mut grown = empty_slots(2 * slots.len());
             for (to, from) in grown.iter_mut().zip(slots[..kept].iter_mut()) {
@@ -134,7 +131,9 @@ impl LiveSlots {
 
     /// Calls `f` with each task in the slots, finished ones too, under the
     /// lock.
-    fn for_each(&self, mut f: impl FnMut(&Task)) {
+    /// Returns the length it read and the swept count: `swept + len` is
+    /// the number of fibers added up to the last slot it saw.
+    fn for_each(&self, mut f: impl FnMut(&Task)) -> (usize, u64) {
         let _guard = self.lock();
         // Acquire: pairs with the owner's Release in `add`, so the slots
         // below `len` are written.
@@ -148,6 +147,8 @@ impl LiveSlots {
             // the lock held here) lets go of it.
             f(unsafe { &*task });
         }
+        // Relaxed: written only under the lock held here.
+        (len, self.swept.load(Ordering::Relaxed))
     }
 
     /// The live (not retired) fibers.
@@ -170,11 +171,11 @@ impl LiveSlots {
     /// Fibers added so far, and how many of them are live.
     pub(crate) fn added_and_live(&self) -> (u64, u64) {
         let mut live = 0;
-        self.for_each(|task| live += u64::from(task.is_live()));
-        // Relaxed: read after the Acquire of `len` in `for_each`, which
-        // orders every count of a slot seen there before this.
-        let added = self.added.load(Ordering::Relaxed);
-        (added, live)
+        // One snapshot: the slots counted are exactly those `len` covers,
+        // so a fiber added after the length was read is counted neither as
+        // added nor as finished.
+        let (len, swept) = self.for_each(|task| live += u64::from(task.is_live()));
+        (swept + len as u64, live)
     }
 
     /// Lets go of every task. Once no thread adds any more (the shutdown,
@@ -186,6 +187,8 @@ impl LiveSlots {
         let slots = unsafe { &mut *self.slots.get() };
         // Relaxed: under the lock, and no owner adds any more.
         let len = self.len.swap(0, Ordering::Relaxed);
+        // Relaxed: as in `make_room`.
+        self.swept.fetch_add(len as u64, Ordering::Relaxed);
         let taken: Vec<*mut Task> = slots[..len].iter_mut().map(|s| *s.get_mut()).collect();
         // Outside the lock: freeing tasks drops what they hold.
         drop(guard);
