@@ -51,6 +51,10 @@ impl<T> JoinHandle<T> {
         // with this type (see `wrap`).
         let result = unsafe { task.join.join::<Result<T, JoinError>>("JoinHandle::join") };
         std::mem::forget(unwinding);
+        // Off the live list now, so that the joiner's next look at the
+        // metrics no longer counts the fiber, which may still be on its
+        // way out (it retires itself too).
+        task.retire();
         // A switch point even when the result was ready (see `spawn_in`).
         crate::preempt::point();
         result
@@ -210,19 +214,15 @@ where
             };
             error(task, kind)
         });
-        if task.join.is_detached() {
-            // Nobody will take it: drop it here, while the fiber still
-            // counts as live (a destructor may park). A handle dropped
-            // from now on finds the result complete and drops it itself.
-            drop(result);
-            return;
-        }
-        // Off the live list before the result is out, so that a joiner's
-        // next look at the metrics no longer counts this fiber.
-        task.retire();
+        // With the handle gone, `complete` drops the result here, while
+        // the fiber still counts as live: a destructor that parks is
+        // found and cancelled by a shutdown like any parked fiber. (So
+        // the fiber retires only afterwards; a joiner retires it too, as
+        // it takes the result, for its next look at the metrics.)
         // SAFETY: called once, by the task's fiber, with the type its
         // handle takes.
         unsafe { task.join.complete(result) };
+        task.retire();
     }
 }
 

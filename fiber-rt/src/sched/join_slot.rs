@@ -115,13 +115,6 @@ impl JoinSlot {
         }
     }
 
-    /// Whether the handle has been dropped: a result would be dropped
-    /// unread. (It may be dropped right after this says no.)
-    pub(crate) fn is_detached(&self) -> bool {
-        // Acquire: pairs with the Release half of `detach`.
-        self.state.load(Ordering::Acquire) & DETACHED != 0
-    }
-
     /// Whether the result is there.
     pub(crate) fn is_complete(&self) -> bool {
         // Acquire: a caller that sees it may go on to take the value.
