@@ -200,3 +200,46 @@ fn every_result_is_dropped_once_under_random_joins_detaches_panics_and_shutdown(
         );
     }
 }
+
+/// A result nobody will take is dropped by its fiber; a destructor that
+/// parks there is cancelled by the shutdown like any parked fiber, and the
+/// runtime's drop returns (it used to abort the process).
+#[test]
+fn a_dropped_result_whose_destructor_parks_is_cancelled_at_shutdown() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use fiber_rt::sync::mpsc;
+
+    struct ParksOnDrop(mpsc::Receiver<()>, Arc<AtomicUsize>);
+    impl Drop for ParksOnDrop {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            // Parks for good: the sender lives on, and never sends.
+            let _ = self.0.recv();
+            self.1.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    let rt = fiber_rt::Builder::new().workers(2).build().unwrap();
+    let (tx, rx) = mpsc::unbounded::<()>();
+    let (go_tx, go_rx) = mpsc::unbounded::<()>();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let counted = drops.clone();
+    let handle = rt.spawn(move || {
+        let _ = go_rx.recv();
+        ParksOnDrop(rx, counted)
+    });
+    drop(handle);
+    go_tx.send(()).unwrap();
+    let start = Instant::now();
+    while drops.load(Ordering::SeqCst) == 0 {
+        assert!(start.elapsed() < Duration::from_secs(20), "never dropped");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(rt);
+    // The destructor's wait was cancelled: it never got past the wait.
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    drop(tx);
+}

@@ -230,7 +230,7 @@ fn condvar_tokens_racing_wait_timeouts_are_all_taken() {
 #[test]
 fn oneshot_try_recv_and_recv_timeout_wait_for_the_value_or_the_sender() {
     let rt = rt(2);
-    let (tx, rx) = oneshot::channel::<u32>();
+    let (tx, mut rx) = oneshot::channel::<u32>();
     assert_eq!(rx.try_recv(), Err(oneshot::TryRecvError::Empty));
     rt.block_on(move || {
         assert_eq!(
@@ -243,7 +243,7 @@ fn oneshot_try_recv_and_recv_timeout_wait_for_the_value_or_the_sender() {
         });
         assert_eq!(rx.recv_timeout(LONG), Ok(9));
     });
-    let (tx, rx) = oneshot::channel::<u32>();
+    let (tx, mut rx) = oneshot::channel::<u32>();
     drop(tx);
     assert_eq!(rx.try_recv(), Err(oneshot::TryRecvError::Disconnected));
     assert_eq!(

@@ -219,10 +219,21 @@ where
         // found and cancelled by a shutdown like any parked fiber. (So
         // the fiber retires only afterwards; a joiner retires it too, as
         // it takes the result, for its next look at the metrics.)
-        // SAFETY: called once, by the task's fiber, with the type its
-        // handle takes.
-        unsafe { task.join.complete(result) };
+        let completed = panic::catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: called once, by the task's fiber, with the type its
+            // handle takes.
+            unsafe { task.join.complete(result) }
+        }));
         task.retire();
+        if let Err(payload) = completed {
+            // A destructor cancelled by the shutdown: the fiber is done
+            // (the result was complete before it was dropped). Any other
+            // panic of a result's destructor ends the process, as a panic
+            // in a fiber's completion does.
+            if !payload.is::<Cancelled>() {
+                panic::resume_unwind(payload);
+            }
+        }
     }
 }
 

@@ -206,8 +206,9 @@ pub struct Metrics {
     /// Fibers spawned.
     pub spawned: u64,
     /// Fibers that finished (returned, panicked or were cancelled). A
-    /// fiber with a `JoinHandle` counts as finished before its result
-    /// reaches the handle, so a joiner sees it counted.
+    /// fiber with a `JoinHandle` counts as finished by the time `join`
+    /// returns its result, so a joiner sees it counted (`is_finished` may
+    /// say yes a moment earlier).
     pub finished: u64,
     /// Steals from other workers: each takes one fiber from a yielded
     /// slot, or a batch (up to half a queue) from a run queue, and counts
@@ -314,7 +315,11 @@ pub fn sleep_until(deadline: Instant) {
     if Instant::now() >= deadline {
         return;
     }
-    task.registry.timer.add(deadline, Waker::Fiber(task.arc()));
+    // Taken out on an unwind too (a fiber cancelled at shutdown).
+    let _entry = task
+        .registry
+        .timer
+        .add_guarded(deadline, Waker::Fiber(task.arc()));
     // Relaxed: read only by dumps, which show it as a hint.
     task.sleep_until
         .store(crate::debug::clock::instant_to_ns(deadline), Relaxed);

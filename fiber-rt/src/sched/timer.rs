@@ -50,6 +50,9 @@ impl Timer {
     }
 
     /// Wakes `waker` at `deadline` (or just after), unless cancelled first.
+    /// Once the timer has stopped (the runtime is shutting down, and
+    /// cancels every fiber), the waker is dropped at once: an entry kept
+    /// would hold its task, and so the runtime, alive for good.
     pub(crate) fn add(&self, deadline: Instant, waker: Waker) -> TimerKey {
         let mut state = self.state();
         state.seq += 1;
@@ -57,6 +60,11 @@ impl Timer {
             deadline,
             seq: state.seq,
         };
+        if state.stop {
+            drop(state);
+            drop(waker);
+            return key;
+        }
         let earliest = state
             .entries
             .first_key_value()
@@ -66,6 +74,12 @@ impl Timer {
             self.cv.notify_one();
         }
         key
+    }
+
+    /// An entry for `waker` at `deadline`, taken out again when the
+    /// returned guard drops (on an unwind too).
+    pub(crate) fn add_guarded(&self, deadline: Instant, waker: Waker) -> TimerEntry<'_> {
+        TimerEntry(self, self.add(deadline, waker))
     }
 
     /// Takes out the entry `key`; `false` if it was served (or dropped by
@@ -130,6 +144,17 @@ impl Timer {
     }
 }
 
+/// Takes its timer entry out when dropped. If the timer served it
+/// already, the fiber got a wake-up it did not wait for, which only makes
+/// a later park return early: every park is in a loop over its condition.
+pub(crate) struct TimerEntry<'a>(&'a Timer, TimerKey);
+
+impl Drop for TimerEntry<'_> {
+    fn drop(&mut self) {
+        self.0.cancel(self.1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
@@ -149,5 +174,15 @@ mod tests {
         assert_eq!(timer.state().entries.len(), 1);
         assert!(timer.cancel(second));
         assert!(timer.state().entries.is_empty());
+    }
+
+    #[test]
+    fn a_stopped_timer_keeps_no_entries() {
+        let timer = Timer::new();
+        timer.stop();
+        let later = Instant::now() + Duration::from_secs(3600);
+        let key = timer.add(later, Waker::Thread(std::thread::current()));
+        assert_eq!(timer.len(), 0);
+        assert!(!timer.cancel(key));
     }
 }

@@ -107,7 +107,10 @@ impl Condvar {
 
     fn cancel_wait(&self, waiter: &Arc<Waiter>) {
         let removed = waiter::remove(&mut self.list(), waiter);
-        if !removed && waiter.is_notified() {
+        // Only a notifier takes a waiter off the list, so a waiter no longer
+        // listed was given a notification, even if its flag is not set
+        // yet: pass it on.
+        if !removed {
             self.notify_one();
         }
     }

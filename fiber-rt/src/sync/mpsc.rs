@@ -177,8 +177,11 @@ impl<T> Sender<T> {
             };
             let cancel = || {
                 let mut s = self.chan.state();
-                if !waiter::remove(&mut s.send_waiters, &waiter) && waiter.is_notified() {
-                    // Pass the free slot on to the next sender.
+                // Only a receiver takes a sender's waiter off the list (or
+                // the receiver's drop, which leaves nobody to pass to), so
+                // a waiter no longer listed was given a free slot, even if
+                // its flag is not set yet: pass it on to the next sender.
+                if !waiter::remove(&mut s.send_waiters, &waiter) {
                     if let Some(next) = s.send_waiters.pop_front() {
                         drop(s);
                         next.notify();

@@ -135,7 +135,9 @@ impl<T: ?Sized> Mutex<T> {
         if waiter::remove(&mut queue, waiter) {
             // SeqCst: see `try_acquire`.
             self.waiting.fetch_sub(1, Ordering::SeqCst);
-        } else if waiter.is_notified() {
+        } else {
+            // Only a waker takes a waiter off the queue, so the wake-up is
+            // ours, even if its flag is not set yet: pass it on.
             drop(queue);
             self.wake_one();
         }

@@ -90,8 +90,10 @@ impl<T> Receiver<T> {
     }
 
     /// Waits for the value, at most `timeout`. The receiver stays, so a
-    /// timed-out wait can be tried again.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+    /// timed-out wait can be tried again. It takes `&mut self`: the
+    /// channel keeps one waiting receiver, so two waits at once through a
+    /// shared receiver are ruled out.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         self.recv_until(Some(waiter::deadline_after(timeout)))
     }
 

@@ -130,9 +130,11 @@ impl<T: ?Sized> RwLock<T> {
             let woken = Self::grant(&mut s);
             drop(s);
             woken.iter().for_each(|w| w.notify());
-        } else if waiter.is_notified() {
+        } else {
+            // Only `grant` takes a waiter off the queue, handing it the
+            // lock (even if its flag is not set yet): give it back.
             drop(s);
-            self.release(write); // we were handed the lock: give it back
+            self.release(write);
         }
     }
 

@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use crate::sched::park::{park, Waker};
 use crate::sched::task::Task;
-use crate::sched::timer::{Timer, TimerKey};
 
 /// One party waiting on a primitive.
 #[derive(Debug)]
@@ -70,9 +69,12 @@ impl Waiter {
         if self.is_notified() {
             return true;
         }
-        let timer = &task.registry.timer;
-        // Also cancelled on an unwind (a fiber cancelled at shutdown).
-        let _entry = TimerEntry(timer, timer.add(deadline, Waker::Fiber(task.arc())));
+        // Taken out on return, and on an unwind (a fiber cancelled at
+        // shutdown).
+        let _entry = task
+            .registry
+            .timer
+            .add_guarded(deadline, Waker::Fiber(task.arc()));
         loop {
             if self.is_notified() {
                 return true;
@@ -82,17 +84,6 @@ impl Waiter {
             }
             park(reason);
         }
-    }
-}
-
-/// Takes a timer entry out when dropped. If the timer served it already,
-/// the fiber got a wake-up it did not wait for, which only makes a later
-/// park return early: every park is in a loop over its condition.
-struct TimerEntry<'a>(&'a Timer, TimerKey);
-
-impl Drop for TimerEntry<'_> {
-    fn drop(&mut self) {
-        self.0.cancel(self.1);
     }
 }
 
