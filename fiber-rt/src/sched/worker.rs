@@ -683,7 +683,11 @@ impl Worker {
     /// Queues a new fiber spawned on this worker.
     pub(crate) fn push_new(&self, task: TaskRef) {
         self.local.push(task);
-        self.registry.notify_work();
+        // On a runtime of one worker there is nobody to wake: the one
+        // worker is this one, awake (and the notice costs a full fence).
+        if self.registry.config.workers > 1 {
+            self.registry.notify_work();
+        }
     }
 
     /// The local queue, for a thief's batch to land in (on the thread
