@@ -35,7 +35,8 @@ impl Default for Builder {
 
 impl Builder {
     /// Defaults: one worker per available core, 256 KiB stacks with guard
-    /// pages, threads named `fiber-worker-N`, a 10 ms time slice.
+    /// pages, threads named `fiber-worker-N`, a 10 ms time slice, a
+    /// 1 s shutdown timeout.
     pub fn new() -> Self {
         Builder {
             config: Config {
@@ -48,6 +49,7 @@ impl Builder {
                 time_slice: Duration::from_millis(10),
                 dump_on_sigquit: false,
                 backstop: true,
+                shutdown_timeout: Duration::from_secs(1),
             },
         }
     }
@@ -101,6 +103,23 @@ impl Builder {
     /// signal's default action (a core dump) for the whole process.
     pub fn dump_on_sigquit(mut self, on: bool) -> Self {
         self.config.dump_on_sigquit = on;
+        self
+    }
+
+    /// How long dropping the runtime waits, with nothing moving, for
+    /// cancelled fibers whose destructors wait (default 1 s).
+    ///
+    /// The drop cancels every unfinished fiber, and their destructors run.
+    /// A destructor may wait (for a lock, a channel, a join, a sleep): the
+    /// fiber then parks, the drop goes on with the other fibers, whose
+    /// unwinding may release what it waits for, and resumes it once it is
+    /// woken. Only when every fiber left waits, and none has been woken or
+    /// has finished for this long, does the drop stop waiting: timed waits
+    /// and sleeps end at once, and a fiber that still waits after that is
+    /// reported on standard error and left unfinished, its stack never
+    /// reclaimed (its `JoinHandle` reports it cancelled).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.config.shutdown_timeout = timeout;
         self
     }
 

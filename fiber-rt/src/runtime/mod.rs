@@ -31,7 +31,12 @@ use crate::sched::task::Task;
 /// park or finish), then cancels every fiber that has not finished, whether
 /// queued or parked: each is unwound, so its destructors run and its stack
 /// goes back to the pool, and its `JoinHandle` reports
-/// [`JoinError::is_cancelled`].
+/// [`JoinError::is_cancelled`]. A destructor may wait (for a lock another
+/// cancelled fiber holds, say): its fiber parks while the others unwind.
+/// If every fiber left waits and nothing moves for
+/// [`Builder::shutdown_timeout`], timed waits end at once, and a fiber
+/// still waiting after that is reported on standard error and left
+/// unfinished, its stack not reclaimed.
 pub struct Runtime {
     registry: Arc<Registry>,
     threads: Vec<thread::JoinHandle<()>>,
@@ -323,7 +328,9 @@ pub fn sleep_until(deadline: Instant) {
     // Relaxed: read only by dumps, which show it as a hint.
     task.sleep_until
         .store(crate::debug::clock::instant_to_ns(deadline), Relaxed);
-    while Instant::now() < deadline {
+    // A shutdown that stopped waiting for cancelled fibers ends their
+    // sleeps at once.
+    while !crate::sync::waiter::deadline_passed(deadline) {
         park("sleep");
     }
     // Relaxed: as above.

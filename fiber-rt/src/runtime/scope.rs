@@ -110,18 +110,23 @@ impl<'scope> Scope<'scope, '_> {
         self.pending.add(1);
         let panics = self.unjoined_failures.clone();
         let body = join::wrap(move || {
-            // Count a panic until a join reports it: `scope` panics if none does.
-            struct CountIfUnwinding(Arc<AtomicUsize>);
-            impl Drop for CountIfUnwinding {
+            // Count a panic until a join reports it: `scope` panics if none
+            // does. Told by `f` not returning, not by
+            // `std::thread::panicking()`: that counts every unwind parked on
+            // this thread, another fiber's too.
+            struct CountUnlessReturned(Arc<AtomicUsize>, bool);
+            impl Drop for CountUnlessReturned {
                 fn drop(&mut self) {
-                    if std::thread::panicking() {
+                    if !self.1 {
                         // Relaxed: read after `pending.wait()` synchronised.
                         self.0.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
-            let _count = CountIfUnwinding(panics);
-            f()
+            let mut count = CountUnlessReturned(panics, false);
+            let value = f();
+            count.1 = true;
+            value
         });
         let scoped = ScopedRun {
             body: Some(body),

@@ -32,6 +32,9 @@ pub(crate) struct Config {
     pub(crate) dump_on_sigquit: bool,
     /// Whether the preemption backstop (SIGURG) is on.
     pub(crate) backstop: bool,
+    /// How long the shutdown waits for cancelled fibers that wait, with
+    /// nothing moving (see `runtime/shutdown.rs`).
+    pub(crate) shutdown_timeout: Duration,
 }
 
 pub(crate) struct Registry {
@@ -65,6 +68,59 @@ pub(crate) struct Registry {
     pub(crate) offers: Offers,
     /// Each worker's yielded slot (see `yielded`), by worker index.
     yielded: Box<[YieldedSlot]>,
+    /// What the shutdown's cancellations wait on: see [`ShutdownWait`].
+    pub(crate) shutdown_wait: ShutdownWait,
+}
+
+/// How the shutdown learns that a cancelled fiber it left waiting was
+/// woken (see `runtime/shutdown.rs`): a wake-up during the shutdown
+/// queues nothing (no worker runs any more), but counts here and unparks
+/// the thread running the cancellations.
+#[derive(Default)]
+pub(crate) struct ShutdownWait {
+    /// The thread running the cancellations, while it does.
+    thread: Mutex<Option<std::thread::Thread>>,
+    /// Fibers woken since the shutdown began.
+    wakes: AtomicU64,
+    /// Set once the shutdown stops waiting: timed waits and sleeps end at
+    /// once from then on.
+    gave_up: AtomicBool,
+}
+
+impl ShutdownWait {
+    /// Makes the calling thread the one woken, or none.
+    pub(crate) fn set_thread(&self, thread: Option<std::thread::Thread>) {
+        *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = thread;
+    }
+
+    /// A fiber was woken during the shutdown.
+    pub(crate) fn woken(&self) {
+        // Relaxed: a count of progress for the shutdown's patience; what
+        // wakes the shutdown is the unpark below, whose token is never lost.
+        self.wakes.fetch_add(1, Ordering::Relaxed);
+        if let Some(thread) = &*self.thread.lock().unwrap_or_else(|e| e.into_inner()) {
+            thread.unpark();
+        }
+    }
+
+    /// Fibers woken since the shutdown began.
+    pub(crate) fn wakes(&self) -> u64 {
+        // Relaxed: see `woken`.
+        self.wakes.load(Ordering::Relaxed)
+    }
+
+    /// The shutdown stops waiting.
+    pub(crate) fn give_up(&self) {
+        // Relaxed: read by fibers the shutdown resumes afterwards, on its
+        // own thread.
+        self.gave_up.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the shutdown has stopped waiting: timed waits end now.
+    pub(crate) fn gave_up(&self) -> bool {
+        // Relaxed: see `give_up`.
+        self.gave_up.load(Ordering::Relaxed)
+    }
 }
 
 /// Counters, read by `Runtime::metrics`. Relaxed throughout: statistics
@@ -115,6 +171,7 @@ impl Registry {
             started: std::time::Instant::now(),
             offers: Offers::default(),
             yielded: (0..config_workers).map(|_| YieldedSlot::new()).collect(),
+            shutdown_wait: ShutdownWait::default(),
         });
         (registry, locals)
     }
@@ -346,7 +403,8 @@ impl Registry {
 
     fn schedule_as(&self, task: TaskRef, joiner: bool) {
         if self.is_shutdown() {
-            return; // the runtime's drop cancels it from the live list
+            // The runtime's drop runs it: it finds it in the live list.
+            return self.shutdown_wait.woken();
         }
         let entered = thread::enter();
         match self.local_worker(&entered) {

@@ -135,7 +135,12 @@ fn run<F: FnOnce() + Send + 'static>(task: &Task, func: Option<F>) {
             crate::sched::abort_with("a fiber's completion handler panicked");
         }
     } else {
-        drop(func);
+        // The closure's destructors run as a cancelled fiber's do: they may
+        // wait, with real parks (see `worker::unwind_if_cancelled`). One
+        // that panics loses only the rest of its own unwinding; the handle
+        // is told below either way.
+        task.cancel_raised.set(true);
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(func)));
         if let Some(report) = task.cancelled_unrun {
             // SAFETY: on the task's fiber, once (a task starts once), and
             // its closure was dropped unrun just above.

@@ -39,6 +39,12 @@ pub(crate) struct Task {
     state: AtomicU8,
     /// Set at shutdown: the fiber unwinds at its next switch point.
     pub(crate) cancelled: AtomicBool,
+    /// Set once the cancellation's unwind has begun (or a cancelled fiber
+    /// that never ran drops its closure): from then on the fiber's
+    /// destructors run, and its switches are real ones (see
+    /// `worker::unwind_if_cancelled`). Touched by whoever owns the fiber's
+    /// execution, like the other `Cell`s.
+    pub(crate) cancel_raised: Cell<bool>,
     /// What the fiber is parked on, for dumps ("" while running).
     pub(crate) parked_on: Cell<&'static str>,
     /// Where the fiber's context is saved while it is not running.
@@ -105,13 +111,16 @@ pub(crate) enum Unrun {
     NoStack(io::Error),
 }
 
-/// Reports to a task's `JoinHandle` why it never ran.
+/// Reports to a task's `JoinHandle` why it never ran (or never finished:
+/// see [`Task::abandon`]).
 ///
 /// # Safety
 ///
 /// Called once, for a task whose closure was dropped without running (so
 /// its join slot is not complete): on the task's own fiber, or, if no
-/// stack could be had for it, on the thread that found that out.
+/// stack could be had for it, on the thread that found that out; or, by
+/// the shutdown, for a fiber it abandons, whose slot is not complete and
+/// which never runs again.
 pub(crate) type CancelFn = unsafe fn(&Task, Unrun);
 
 impl Task {
@@ -154,6 +163,7 @@ impl Task {
             registry,
             state: AtomicU8::new(RUNNING),
             cancelled: AtomicBool::new(false),
+            cancel_raised: Cell::new(false),
             parked_on: Cell::new(""),
             sp: Cell::new(None),
             stack: Cell::new(None),
@@ -408,6 +418,41 @@ impl Task {
         // Acquire: pairs with the AcqRel in `complete_park`, which
         // published the saved context.
         self.state.load(Ordering::Acquire) == PARKED
+    }
+
+    /// For the shutdown, about to resume this fiber (off its stack, on no
+    /// queue that anyone still takes from): whatever its state, it runs
+    /// now. A wake-up pending or a park in place is consumed by the resume
+    /// itself, which the fiber's own wait loop takes as a wake-up, spurious
+    /// or not.
+    pub(crate) fn resume_for_shutdown(&self) {
+        // Acquire: sees what a waker wrote before it woke the fiber, and the
+        // context the fiber saved when it parked.
+        self.state.swap(RUNNING, Ordering::Acquire);
+    }
+
+    /// Whether the shutdown should leave this fiber be for now: its
+    /// cancellation's unwind has begun and it waits in a park (in a
+    /// destructor) that nobody has woken yet.
+    pub(crate) fn waits_while_cancelled(&self) -> bool {
+        self.cancel_raised.get() && self.is_parked()
+    }
+
+    /// Gives up on a cancelled fiber that still waits after the shutdown's
+    /// patience ran out: its stack is left mapped and never reused (frames
+    /// on it may still be pointed to by other abandoned fibers), its handle
+    /// is told it was cancelled, and it no longer counts as live.
+    pub(crate) fn abandon(&self) {
+        std::mem::forget(self.stack.take());
+        if !self.join.is_complete() {
+            if let Some(report) = self.cancelled_unrun {
+                // SAFETY: the fiber never runs again, so its closure will
+                // not complete the slot, which is not complete now: this is
+                // the one completion, as for a closure dropped unrun.
+                unsafe { report(self, Unrun::Cancelled) };
+            }
+        }
+        self.retire();
     }
 
     /// Fiber side of a park: `true` if a wake-up was already pending (it is

@@ -236,6 +236,14 @@ impl Worker {
         self.run_post();
     }
 
+    /// Lets go of the fibers queued here. For the shutdown's worker, which
+    /// resumes fibers from the live list, not from its queues (a fiber
+    /// that yields or is woken while switching away lands here).
+    pub(crate) fn drop_queued(&self) {
+        while self.local.pop().is_some() {}
+        drop(self.lifo.take());
+    }
+
     /// Makes `task` this worker's current fiber and takes its context,
     /// with a time slice of its own or, with `inherit`, in the slice of the
     /// fiber that woke it (the LIFO slot's rule, so that two fibers waking
@@ -328,9 +336,7 @@ impl Worker {
     /// switches to the next ready fiber on this worker, or to the scheduler
     /// loop. Returns when the fiber is resumed, on whatever worker.
     pub(crate) fn switch_away(&self, task: &Task, how: Switch) {
-        if task.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
-            return self.refuse_switch();
-        }
+        unwind_if_cancelled(task);
         let me = self
             .current
             .take()
@@ -430,12 +436,6 @@ impl Worker {
             }
             None => self.local.push(task),
         }
-    }
-
-    /// A cancelled fiber unwinds instead of switching away (once; during
-    /// that unwinding, switches just return and waits spin through).
-    fn refuse_switch(&self) {
-        refuse();
     }
 
     /// Called as the running fiber finishes, on its stack: where the
@@ -717,9 +717,9 @@ impl Worker {
 pub(crate) fn switch_current(task: &Task, how: Switch) {
     let entered = thread::enter();
     if entered.detached() {
-        if task.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+        if task.cancelled.load(std::sync::atomic::Ordering::Relaxed) && !task.cancel_raised.get() {
             drop(entered);
-            return refuse();
+            return unwind_if_cancelled(task);
         }
         // SAFETY: `task` is the running fiber, detached on this thread.
         unsafe { thread::switch_detached(task, how) };
@@ -739,14 +739,30 @@ fn after_resume(task: &Task) {
     // SAFETY: the worker that resumed us set `task.worker`.
     let worker = unsafe { task.worker() };
     worker.run_post();
+    unwind_if_cancelled(task);
+}
+
+/// A cancelled fiber unwinds at its first switch point after the
+/// cancellation, once. From then on, while its destructors run, its
+/// switches are real ones: a destructor may wait for something that
+/// another cancelled fiber's unwinding releases, and the shutdown resumes
+/// the fiber once it is woken (see `runtime/shutdown.rs`).
+///
+/// The fiber's own flag says whether the unwind has begun, not
+/// `std::thread::panicking()`: that counts the unwinds of every fiber that
+/// has run on the thread and parked during its own, so it could keep a
+/// cancelled fiber from ever unwinding.
+#[inline(always)]
+fn unwind_if_cancelled(task: &Task) {
     if task.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
-        refuse();
+        raise_cancel(task);
     }
 }
 
-/// A cancelled fiber unwinds instead of switching away.
-fn refuse() {
-    if !std::thread::panicking() {
+#[cold]
+#[inline(never)]
+fn raise_cancel(task: &Task) {
+    if !task.cancel_raised.replace(true) {
         std::panic::resume_unwind(Box::new(super::Cancelled));
     }
 }

@@ -1,0 +1,247 @@
+//! Dropping a runtime cancels every fiber left, and their destructors run.
+//! Those destructors may wait: for a lock another cancelled fiber holds,
+//! for a channel it feeds, for its join, for a sleep. The shutdown lets
+//! them park and goes on unwinding the others, so none of these hang;
+//! a wait nothing can end is given up on after the shutdown timeout.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use fiber_rt::sync::{mpsc, Mutex, WaitGroup};
+use fiber_rt::{Builder, Runtime};
+
+fn rt(workers: usize) -> Runtime {
+    Builder::new().workers(workers).build().unwrap()
+}
+
+/// Drops `rt` on a thread of its own, failing (instead of hanging) if the
+/// drop does not return within 20 s; returns how long it took.
+fn drop_or_fail(rt: Runtime) -> Duration {
+    let (done, finished) = std_mpsc::channel();
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        drop(rt);
+        let _ = done.send(start.elapsed());
+    });
+    finished
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the runtime's drop hangs")
+}
+
+/// Runs its closure when dropped: the destructor under test.
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+/// A fiber that parks until the runtime is dropped.
+fn park_for_good() {
+    let never = WaitGroup::new();
+    never.add(1);
+    never.wait();
+}
+
+#[test]
+fn a_destructor_waiting_for_a_lock_an_older_parked_fiber_holds_gets_it() {
+    let rt = rt(2);
+    let lock = Arc::new(Mutex::new(0));
+    let (holding, held) = std_mpsc::channel();
+    let holder = {
+        let lock = lock.clone();
+        rt.spawn(move || {
+            let _guard = lock.lock();
+            holding.send(()).unwrap();
+            park_for_good();
+        })
+    };
+    held.recv().unwrap();
+    // Newer, so cancelled first: its destructor waits for the holder's
+    // unwinding to unlock.
+    let waiter = {
+        let lock = lock.clone();
+        rt.spawn(move || {
+            let _d = OnDrop(|| *lock.lock() += 1);
+            park_for_good();
+        })
+    };
+    std::thread::sleep(Duration::from_millis(30));
+    drop_or_fail(rt);
+    assert_eq!(*lock.try_lock().expect("unlocked"), 1);
+    assert!(holder.join().unwrap_err().is_cancelled());
+    assert!(waiter.join().unwrap_err().is_cancelled());
+}
+
+#[test]
+fn a_destructor_receiving_sees_the_channel_close_when_the_sender_unwinds() {
+    let rt = rt(2);
+    let (tx, rx) = mpsc::unbounded::<u32>();
+    let _sender = rt.spawn(move || {
+        let _tx = tx;
+        park_for_good();
+    });
+    let got = Arc::new(std::sync::Mutex::new(None));
+    let _receiver = {
+        let got = got.clone();
+        rt.spawn(move || {
+            let _d = OnDrop(|| *got.lock().unwrap() = Some(rx.recv()));
+            park_for_good();
+        })
+    };
+    std::thread::sleep(Duration::from_millis(30));
+    drop_or_fail(rt);
+    let got = got.lock().unwrap().take().expect("the destructor ran");
+    assert!(got.is_err(), "disconnected, not {got:?}");
+}
+
+#[test]
+fn a_destructor_joining_an_older_fiber_sees_it_cancelled() {
+    let rt = rt(1);
+    let older = rt.spawn(park_for_good);
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let _joiner = {
+        let seen = seen.clone();
+        let mut older = Some(older);
+        rt.spawn(move || {
+            let _d = OnDrop(|| {
+                let result = older.take().unwrap().join();
+                *seen.lock().unwrap() = Some(result.unwrap_err().is_cancelled());
+            });
+            park_for_good();
+        })
+    };
+    std::thread::sleep(Duration::from_millis(30));
+    drop_or_fail(rt);
+    assert_eq!(*seen.lock().unwrap(), Some(true));
+}
+
+#[test]
+fn a_destructor_may_sleep_during_the_shutdown() {
+    let rt = rt(2);
+    let slept = Arc::new(std::sync::Mutex::new(None));
+    let _sleeper = {
+        let slept = slept.clone();
+        rt.spawn(move || {
+            let _d = OnDrop(|| {
+                let start = Instant::now();
+                fiber_rt::sleep(Duration::from_millis(40));
+                *slept.lock().unwrap() = Some(start.elapsed());
+            });
+            park_for_good();
+        })
+    };
+    std::thread::sleep(Duration::from_millis(30));
+    let took = drop_or_fail(rt);
+    let slept = slept.lock().unwrap().expect("the destructor ran");
+    assert!(slept >= Duration::from_millis(40), "slept {slept:?}");
+    assert!(took >= slept, "the drop waited for it: {took:?}");
+}
+
+#[test]
+fn a_destructor_yielding_until_an_older_fiber_unwinds_finishes() {
+    let rt = rt(1);
+    let flag = Arc::new(AtomicBool::new(false));
+    let _setter = {
+        let flag = flag.clone();
+        // SeqCst: a test flag, read by the yielding fiber below.
+        rt.spawn(move || {
+            let _d = OnDrop(|| flag.store(true, Ordering::SeqCst));
+            park_for_good();
+        })
+    };
+    let done = Arc::new(AtomicBool::new(false));
+    let _yielder = {
+        let (flag, done) = (flag.clone(), done.clone());
+        rt.spawn(move || {
+            let _d = OnDrop(|| {
+                // SeqCst: test flags.
+                while !flag.load(Ordering::SeqCst) {
+                    fiber_rt::yield_now();
+                }
+                done.store(true, Ordering::SeqCst);
+            });
+            park_for_good();
+        })
+    };
+    std::thread::sleep(Duration::from_millis(30));
+    drop_or_fail(rt);
+    // SeqCst: as above.
+    assert!(done.load(Ordering::SeqCst));
+}
+
+#[test]
+fn waits_nothing_can_end_are_given_up_on_after_the_shutdown_timeout() {
+    let timeout = Duration::from_millis(200);
+    let rt = Builder::new()
+        .workers(2)
+        .shutdown_timeout(timeout)
+        .build()
+        .unwrap();
+    // Their senders stay with this thread, which never sends.
+    let (keep_forever, forever) = mpsc::unbounded::<u32>();
+    let (keep_an_hour, an_hour) = mpsc::unbounded::<u32>();
+    let stuck = rt.spawn(move || {
+        let _d = OnDrop(|| {
+            let _ = forever.recv();
+        });
+        park_for_good();
+    });
+    let timed = Arc::new(std::sync::Mutex::new(None));
+    let patient = {
+        let timed = timed.clone();
+        rt.spawn(move || {
+            let _d = OnDrop(|| {
+                let r = an_hour.recv_timeout(Duration::from_secs(3600));
+                *timed.lock().unwrap() = Some(r.is_err());
+            });
+            park_for_good();
+        })
+    };
+    std::thread::sleep(Duration::from_millis(30));
+    let took = drop_or_fail(rt);
+    assert!(took >= timeout, "gave up after {took:?}");
+    assert_eq!(*timed.lock().unwrap(), Some(true), "the hour's wait ended");
+    assert!(patient.join().unwrap_err().is_cancelled());
+    // Abandoned: its handle still hears of it.
+    let error = stuck.join().unwrap_err();
+    assert!(error.is_cancelled(), "{error}");
+    drop((keep_forever, keep_an_hour));
+}
+
+#[test]
+fn a_scope_is_not_failed_by_another_fiber_parked_in_its_own_unwinding() {
+    // One worker: the panicking fiber parks mid-unwind on the thread that
+    // then runs the scope, whose child returns normally.
+    let rt = rt(1);
+    let lock = Arc::new(Mutex::new(()));
+    let guard_lock = lock.clone();
+    let (release, released) = mpsc::bounded::<()>(1);
+    let holder = rt.spawn(move || {
+        let _guard = guard_lock.lock();
+        let _ = released.recv();
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    let panicker = {
+        let lock = lock.clone();
+        rt.spawn(move || {
+            let _d = OnDrop(|| drop(lock.lock()));
+            panic!("unwinds, and parks on the way");
+        })
+    };
+    std::thread::sleep(Duration::from_millis(20));
+    let scoped = rt.block_on(|| {
+        std::panic::catch_unwind(|| {
+            fiber_rt::scope(|s| {
+                s.spawn(|| 7);
+            })
+        })
+        .is_ok()
+    });
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    assert!(panicker.join().unwrap_err().is_panic());
+    assert!(scoped, "the scope's child returned normally");
+}
