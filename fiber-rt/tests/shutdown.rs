@@ -4,7 +4,7 @@
 //! them park and goes on unwinding the others, so none of these hang;
 //! a wait nothing can end is given up on after the shutdown timeout.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -180,35 +180,127 @@ fn waits_nothing_can_end_are_given_up_on_after_the_shutdown_timeout() {
         .shutdown_timeout(timeout)
         .build()
         .unwrap();
-    // Their senders stay with this thread, which never sends.
-    let (keep_forever, forever) = mpsc::unbounded::<u32>();
-    let (keep_an_hour, an_hour) = mpsc::unbounded::<u32>();
+    // Its sender stays with this thread, which never sends.
+    let (keep, never) = mpsc::unbounded::<u32>();
     let stuck = rt.spawn(move || {
         let _d = OnDrop(|| {
-            let _ = forever.recv();
+            let _ = never.recv();
         });
         park_for_good();
     });
-    let timed = Arc::new(std::sync::Mutex::new(None));
-    let patient = {
-        let timed = timed.clone();
+    let finished = Arc::new(AtomicBool::new(false));
+    let quick = {
+        let finished = finished.clone();
         rt.spawn(move || {
-            let _d = OnDrop(|| {
-                let r = an_hour.recv_timeout(Duration::from_secs(3600));
-                *timed.lock().unwrap() = Some(r.is_err());
-            });
+            // SeqCst: a test flag.
+            let _d = OnDrop(|| finished.store(true, Ordering::SeqCst));
             park_for_good();
         })
     };
     std::thread::sleep(Duration::from_millis(30));
     let took = drop_or_fail(rt);
     assert!(took >= timeout, "gave up after {took:?}");
-    assert_eq!(*timed.lock().unwrap(), Some(true), "the hour's wait ended");
-    assert!(patient.join().unwrap_err().is_cancelled());
+    // SeqCst: as above.
+    assert!(finished.load(Ordering::SeqCst), "the others were unwound");
+    assert!(quick.join().unwrap_err().is_cancelled());
     // Abandoned: its handle still hears of it.
     let error = stuck.join().unwrap_err();
     assert!(error.is_cancelled(), "{error}");
-    drop((keep_forever, keep_an_hour));
+    drop(keep);
+}
+
+#[test]
+fn a_destructor_polling_with_sleeps_for_good_is_given_up_on() {
+    let timeout = Duration::from_millis(200);
+    for nap in [Duration::from_millis(10), Duration::from_secs(2)] {
+        let rt = Builder::new()
+            .workers(1)
+            .shutdown_timeout(timeout)
+            .build()
+            .unwrap();
+        let polls = Arc::new(AtomicUsize::new(0));
+        let counted = polls.clone();
+        let poller = rt.spawn(move || {
+            // Each poll wakes the fiber from its sleep: wake-ups that are
+            // not progress. SeqCst: a test counter.
+            let _d = OnDrop(|| loop {
+                counted.fetch_add(1, Ordering::SeqCst);
+                fiber_rt::sleep(nap);
+            });
+            park_for_good();
+        });
+        std::thread::sleep(Duration::from_millis(30));
+        let took = drop_or_fail(rt);
+        assert!(took >= timeout, "gave up after {took:?}");
+        assert!(poller.join().unwrap_err().is_cancelled());
+        // SeqCst: as above.
+        assert!(polls.load(Ordering::SeqCst) >= 1);
+    }
+}
+
+#[test]
+fn a_fiber_that_catches_its_cancellation_is_cancelled_again() {
+    let rt = rt(1);
+    let yields = Arc::new(AtomicUsize::new(0));
+    let counted = yields.clone();
+    let fiber = rt.spawn(move || {
+        let _ = std::panic::catch_unwind(park_for_good);
+        loop {
+            // SeqCst: a test counter.
+            counted.fetch_add(1, Ordering::SeqCst);
+            fiber_rt::yield_now();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(30));
+    drop_or_fail(rt);
+    // SeqCst: as above. Its first yield after the catch unwinds it.
+    assert_eq!(yields.load(Ordering::SeqCst), 1);
+    assert!(fiber.join().unwrap_err().is_cancelled());
+}
+
+#[test]
+fn a_fiber_parked_in_the_unwinding_of_its_own_panic_finishes_it_at_shutdown() {
+    let rt = rt(1);
+    let lock = Arc::new(Mutex::new(0));
+    let (holding, held) = std_mpsc::channel();
+    let holder = {
+        let lock = lock.clone();
+        rt.spawn(move || {
+            let _guard = lock.lock();
+            holding.send(()).unwrap();
+            park_for_good();
+        })
+    };
+    held.recv().unwrap();
+    let panicker = {
+        let lock = lock.clone();
+        rt.spawn(move || {
+            let _d = OnDrop(|| *lock.lock() += 1);
+            panic!("unwinds, and parks on the way");
+        })
+    };
+    std::thread::sleep(Duration::from_millis(30));
+    // A cancellation raised in the parked destructor would abort.
+    drop_or_fail(rt);
+    assert_eq!(*lock.try_lock().expect("unlocked"), 1);
+    assert!(holder.join().unwrap_err().is_cancelled());
+    assert!(panicker.join().unwrap_err().is_panic());
+}
+
+#[test]
+fn a_graph_whose_nodes_are_parked_is_cancelled_at_shutdown() {
+    let rt = rt(2);
+    let mut graph = fiber_rt::dag::GraphBuilder::new();
+    for i in 0..6 {
+        graph.node(format!("n{i}"), park_for_good);
+    }
+    let graph = graph.build().unwrap();
+    let caller = rt.spawn(move || fiber_rt::run(graph).is_ok());
+    std::thread::sleep(Duration::from_millis(100));
+    // The graph's runners are fibers of the runtime's own: a cancellation
+    // reaching their base must end them, not the process.
+    drop_or_fail(rt);
+    assert!(caller.join().unwrap_err().is_cancelled());
 }
 
 #[test]

@@ -106,18 +106,17 @@ impl Builder {
         self
     }
 
-    /// How long dropping the runtime waits, with nothing moving, for
-    /// cancelled fibers whose destructors wait (default 1 s).
+    /// How long dropping the runtime waits for cancelled fibers to finish
+    /// when none does (default 1 s).
     ///
     /// The drop cancels every unfinished fiber, and their destructors run.
     /// A destructor may wait (for a lock, a channel, a join, a sleep): the
     /// fiber then parks, the drop goes on with the other fibers, whose
     /// unwinding may release what it waits for, and resumes it once it is
-    /// woken. Only when every fiber left waits, and none has been woken or
-    /// has finished for this long, does the drop stop waiting: timed waits
-    /// and sleeps end at once, and a fiber that still waits after that is
-    /// reported on standard error and left unfinished, its stack never
-    /// reclaimed (its `JoinHandle` reports it cancelled).
+    /// woken. Once no fiber has finished for this long, the fibers left
+    /// (waiting for something that never comes, or looping) are reported
+    /// on standard error and left unfinished, their stacks never reclaimed
+    /// (their `JoinHandle`s report them cancelled), and the drop returns.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.config.shutdown_timeout = timeout;
         self

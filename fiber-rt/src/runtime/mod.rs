@@ -33,10 +33,9 @@ use crate::sched::task::Task;
 /// goes back to the pool, and its `JoinHandle` reports
 /// [`JoinError::is_cancelled`]. A destructor may wait (for a lock another
 /// cancelled fiber holds, say): its fiber parks while the others unwind.
-/// If every fiber left waits and nothing moves for
-/// [`Builder::shutdown_timeout`], timed waits end at once, and a fiber
-/// still waiting after that is reported on standard error and left
-/// unfinished, its stack not reclaimed.
+/// If no fiber finishes for [`Builder::shutdown_timeout`], the fibers
+/// still unfinished are reported on standard error and left so, their
+/// stacks not reclaimed.
 pub struct Runtime {
     registry: Arc<Registry>,
     threads: Vec<thread::JoinHandle<()>>,
@@ -328,9 +327,7 @@ pub fn sleep_until(deadline: Instant) {
     // Relaxed: read only by dumps, which show it as a hint.
     task.sleep_until
         .store(crate::debug::clock::instant_to_ns(deadline), Relaxed);
-    // A shutdown that stopped waiting for cancelled fibers ends their
-    // sleeps at once.
-    while !crate::sync::waiter::deadline_passed(deadline) {
+    while Instant::now() < deadline {
         park("sleep");
     }
     // Relaxed: as above.

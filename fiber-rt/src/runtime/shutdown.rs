@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_deque::{Steal, Worker as LocalQueue};
 
@@ -76,25 +76,36 @@ fn finish(registry: &Arc<Registry>, mut threads: Vec<thread::JoinHandle<()>>) {
 /// every fiber left waiting, this thread parks until one is woken (by
 /// another thread, or by the timer).
 ///
-/// Without progress (no fiber woken, none finished) for the runtime's
-/// shutdown timeout, the shutdown gives up: every fiber left is resumed
-/// once more, now with timed waits and sleeps ending at once, and those
-/// still waiting after that are abandoned (see [`Task::abandon`]), each
-/// reported on standard error.
+/// Once no fiber has finished for the runtime's shutdown timeout, the
+/// fibers left are abandoned (see [`Task::abandon`]), each reported on
+/// standard error: whatever they wait for, a wake-up that never comes or a
+/// loop that never ends, the drop returns.
 fn cancel_all(registry: &Arc<Registry>) {
     let worker = Worker::new(usize::MAX, registry.clone(), LocalQueue::new_fifo());
-    let wait = &registry.shutdown_wait;
-    wait.set_thread(Some(thread::current()));
-    let mut patience = Patience::new(registry.config.shutdown_timeout);
-    let mut resume_all = false;
+    registry.shutdown_wait.set_thread(Some(thread::current()));
+    let timeout = registry.config.shutdown_timeout;
+    // The live count, and since when it has been that.
+    let mut last_finish: Option<(usize, Instant)> = None;
     loop {
         let live = registry.live_tasks();
         if live.is_empty() {
             break;
         }
+        let since = match last_finish {
+            Some((count, since)) if count == live.len() => since,
+            _ => Instant::now(),
+        };
+        last_finish = Some((live.len(), since));
+        let Some(left) = timeout
+            .checked_sub(since.elapsed())
+            .filter(|d| !d.is_zero())
+        else {
+            abandon(registry, live);
+            break;
+        };
         let mut ran = false;
         for task in &live {
-            if task.waits_while_cancelled() && !resume_all {
+            if task.waits_while_cancelled() {
                 continue;
             }
             // Relaxed: this thread is the only one running fibers now.
@@ -105,83 +116,29 @@ fn cancel_all(registry: &Arc<Registry>) {
             ran = true;
         }
         worker.drop_queued();
-        resume_all = false;
-        let finished_or_woken = (registry.live_count(), wait.wakes());
-        match patience.check(finished_or_woken) {
-            Check::Moving => {}
-            Check::Waiting(left) => {
-                if !ran {
-                    thread::park_timeout(left);
-                }
-            }
-            Check::OutOfPatience if !wait.gave_up() => {
-                wait.give_up();
-                resume_all = true;
-            }
-            Check::OutOfPatience => {
-                abandon(registry, registry.live_tasks());
-                break;
-            }
+        if !ran {
+            // Every fiber left waits: until one is woken, or the time is up.
+            thread::park_timeout(left);
         }
     }
-    wait.set_thread(None);
+    registry.shutdown_wait.set_thread(None);
 }
 
-/// Reports and abandons the fibers still waiting when the shutdown gives up.
+/// Reports and abandons the fibers left when the shutdown gives up.
 fn abandon(registry: &Registry, live: Vec<TaskRef>) {
     for task in live {
         let name = match &task.name {
             Some(name) => name.to_string(),
             None => format!("fiber-{}", task.id),
         };
-        let parked_on = match task.parked_on.get() {
-            "" => "a yield".to_owned(),
-            reason => reason.to_owned(),
+        let doing = match task.parked_on.get() {
+            reason if task.is_parked() && !reason.is_empty() => format!("waits ({reason})"),
+            _ => "keeps running (it yields)".to_owned(),
         };
         eprintln!(
-            "fiber '{name}' was cancelled by its runtime's shutdown, but a destructor in it still waits ({parked_on}) after {:?} with no fiber woken or finished: it is left unfinished, its stack not reclaimed",
+            "fiber '{name}' was cancelled by its runtime's shutdown, but its unwinding still {doing} after {:?} in which no fiber finished: it is left unfinished, its stack not reclaimed",
             registry.config.shutdown_timeout
         );
         task.abandon();
-    }
-}
-
-/// The shutdown's clock: how long nothing has moved.
-struct Patience {
-    timeout: Duration,
-    /// The live count and wake-up count last seen, and since when.
-    last: Option<((usize, u64), Instant)>,
-}
-
-enum Check {
-    /// A fiber finished or was woken since the last check.
-    Moving,
-    /// Nothing moved; this much patience is left.
-    Waiting(Duration),
-    OutOfPatience,
-}
-
-impl Patience {
-    fn new(timeout: Duration) -> Self {
-        Patience {
-            timeout,
-            last: None,
-        }
-    }
-
-    /// `seen`: the live count and the wake-up count now.
-    fn check(&mut self, seen: (usize, u64)) -> Check {
-        match self.last {
-            Some((last, since)) if last == seen => {
-                match self.timeout.checked_sub(since.elapsed()) {
-                    Some(left) if !left.is_zero() => Check::Waiting(left),
-                    _ => Check::OutOfPatience,
-                }
-            }
-            _ => {
-                self.last = Some((seen, Instant::now()));
-                Check::Moving
-            }
-        }
     }
 }

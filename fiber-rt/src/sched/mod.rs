@@ -34,8 +34,20 @@ pub(crate) mod timer;
 pub(crate) mod worker;
 pub(crate) mod yielded;
 
-/// The panic payload that unwinds a fiber cancelled at shutdown.
-pub(crate) struct Cancelled;
+/// The panic payload that unwinds a fiber cancelled at shutdown. Dropped
+/// where the unwind is caught, it tells its fiber that the unwind is over:
+/// a fiber that caught it and goes on is cancelled again at its next
+/// switch point.
+pub(crate) struct Cancelled(pub(crate) task_ref::TaskRef);
+
+impl Drop for Cancelled {
+    fn drop(&mut self) {
+        // Relaxed: see `Task::cancel_raised`.
+        self.0
+            .cancel_raised
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 /// Prints `msg` and aborts: for states the runtime cannot recover from.
 pub(crate) fn abort_with(msg: &str) -> ! {

@@ -74,17 +74,12 @@ pub(crate) struct Registry {
 
 /// How the shutdown learns that a cancelled fiber it left waiting was
 /// woken (see `runtime/shutdown.rs`): a wake-up during the shutdown
-/// queues nothing (no worker runs any more), but counts here and unparks
-/// the thread running the cancellations.
+/// queues nothing (no worker runs any more), but unparks the thread
+/// running the cancellations.
 #[derive(Default)]
 pub(crate) struct ShutdownWait {
     /// The thread running the cancellations, while it does.
     thread: Mutex<Option<std::thread::Thread>>,
-    /// Fibers woken since the shutdown began.
-    wakes: AtomicU64,
-    /// Set once the shutdown stops waiting: timed waits and sleeps end at
-    /// once from then on.
-    gave_up: AtomicBool,
 }
 
 impl ShutdownWait {
@@ -93,33 +88,12 @@ impl ShutdownWait {
         *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = thread;
     }
 
-    /// A fiber was woken during the shutdown.
+    /// A fiber was woken during the shutdown: its thread's next round
+    /// resumes it (the unpark's token is kept if it is not parked yet).
     pub(crate) fn woken(&self) {
-        // Relaxed: a count of progress for the shutdown's patience; what
-        // wakes the shutdown is the unpark below, whose token is never lost.
-        self.wakes.fetch_add(1, Ordering::Relaxed);
         if let Some(thread) = &*self.thread.lock().unwrap_or_else(|e| e.into_inner()) {
             thread.unpark();
         }
-    }
-
-    /// Fibers woken since the shutdown began.
-    pub(crate) fn wakes(&self) -> u64 {
-        // Relaxed: see `woken`.
-        self.wakes.load(Ordering::Relaxed)
-    }
-
-    /// The shutdown stops waiting.
-    pub(crate) fn give_up(&self) {
-        // Relaxed: read by fibers the shutdown resumes afterwards, on its
-        // own thread.
-        self.gave_up.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether the shutdown has stopped waiting: timed waits end now.
-    pub(crate) fn gave_up(&self) -> bool {
-        // Relaxed: see `give_up`.
-        self.gave_up.load(Ordering::Relaxed)
     }
 }
 

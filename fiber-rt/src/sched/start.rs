@@ -130,16 +130,21 @@ fn run<F: FnOnce() + Send + 'static>(task: &Task, func: Option<F>) {
     if !task.cancelled.load(Ordering::Relaxed) {
         let func = func.expect("a fiber starts once");
         // The spawn wrapper catches the user's panics; this catch only keeps
-        // an unwind from ever reaching the assembly below us.
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(func)).is_err() {
-            crate::sched::abort_with("a fiber's completion handler panicked");
+        // an unwind from ever reaching the assembly below us. A
+        // cancellation may end here: the runtime's own fibers (a graph's
+        // runners) let it through to their base.
+        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(func)) {
+            if !payload.is::<super::Cancelled>() {
+                crate::sched::abort_with("a fiber's completion handler panicked");
+            }
         }
     } else {
         // The closure's destructors run as a cancelled fiber's do: they may
         // wait, with real parks (see `worker::unwind_if_cancelled`). One
         // that panics loses only the rest of its own unwinding; the handle
         // is told below either way.
-        task.cancel_raised.set(true);
+        // Relaxed: see the field.
+        task.cancel_raised.store(true, Ordering::Relaxed);
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(func)));
         if let Some(report) = task.cancelled_unrun {
             // SAFETY: on the task's fiber, once (a task starts once), and

@@ -39,12 +39,21 @@ pub(crate) struct Task {
     state: AtomicU8,
     /// Set at shutdown: the fiber unwinds at its next switch point.
     pub(crate) cancelled: AtomicBool,
-    /// Set once the cancellation's unwind has begun (or a cancelled fiber
-    /// that never ran drops its closure): from then on the fiber's
-    /// destructors run, and its switches are real ones (see
-    /// `worker::unwind_if_cancelled`). Touched by whoever owns the fiber's
-    /// execution, like the other `Cell`s.
-    pub(crate) cancel_raised: Cell<bool>,
+    /// Set while the cancellation's unwind is on its way (from the switch
+    /// point that raised it until its payload is dropped, where it is
+    /// caught), and for good once a cancelled fiber that never ran drops
+    /// its closure: meanwhile the fiber's destructors run, and its
+    /// switches are real ones (see `worker::unwind_if_cancelled`).
+    /// Relaxed throughout: written and read on the fiber's own thread of
+    /// the moment, but the payload may be dropped on any thread.
+    pub(crate) cancel_raised: AtomicBool,
+    /// The thread (its `ThreadState`) on which the fiber switched away
+    /// while that thread was unwinding, or null: the fiber parked or
+    /// yielded in a destructor during a panic, its own most likely (see
+    /// `worker::note_unwinding`). A cancellation raised in there would be
+    /// a panic in a destructor during cleanup, which aborts, so none is
+    /// raised while this is set: the fiber finishes its unwinding instead.
+    pub(crate) unwound_on: Cell<*const super::thread::ThreadState>,
     /// What the fiber is parked on, for dumps ("" while running).
     pub(crate) parked_on: Cell<&'static str>,
     /// Where the fiber's context is saved while it is not running.
@@ -163,7 +172,8 @@ impl Task {
             registry,
             state: AtomicU8::new(RUNNING),
             cancelled: AtomicBool::new(false),
-            cancel_raised: Cell::new(false),
+            cancel_raised: AtomicBool::new(false),
+            unwound_on: Cell::new(std::ptr::null()),
             parked_on: Cell::new(""),
             sp: Cell::new(None),
             stack: Cell::new(None),
@@ -431,11 +441,11 @@ impl Task {
         self.state.swap(RUNNING, Ordering::Acquire);
     }
 
-    /// Whether the shutdown should leave this fiber be for now: its
-    /// cancellation's unwind has begun and it waits in a park (in a
+    /// Whether the shutdown should leave this fiber be for now: it was
+    /// cancelled (and resumed) already, and waits again in a park (in a
     /// destructor) that nobody has woken yet.
     pub(crate) fn waits_while_cancelled(&self) -> bool {
-        self.cancel_raised.get() && self.is_parked()
+        self.cancelled.load(Ordering::Relaxed) && self.is_parked()
     }
 
     /// Gives up on a cancelled fiber that still waits after the shutdown's

@@ -736,7 +736,8 @@ impl Worker {
 pub(crate) fn switch_current(task: &Task, how: Switch) {
     let entered = thread::enter();
     if entered.detached() {
-        if task.cancelled.load(std::sync::atomic::Ordering::Relaxed) && !task.cancel_raised.get() {
+        note_unwinding(task);
+        if task.cancelled.load(std::sync::atomic::Ordering::Relaxed) && may_raise_cancel(task) {
             drop(entered);
             return unwind_if_cancelled(task);
         }
@@ -744,6 +745,7 @@ pub(crate) fn switch_current(task: &Task, how: Switch) {
         unsafe { thread::switch_detached(task, how) };
         after_resume(task);
     } else {
+        note_unwinding(task);
         // SAFETY: `task` is the running task, on its own fiber, and this
         // thread owns its worker (it is not detached).
         unsafe { task.worker() }.switch_away(task, how);
@@ -762,15 +764,18 @@ fn after_resume(task: &Task) {
 }
 
 /// A cancelled fiber unwinds at its first switch point after the
-/// cancellation, once. From then on, while its destructors run, its
-/// switches are real ones: a destructor may wait for something that
+/// cancellation. While that unwind is on its way its destructors run, and
+/// its switches are real ones: a destructor may wait for something that
 /// another cancelled fiber's unwinding releases, and the shutdown resumes
-/// the fiber once it is woken (see `runtime/shutdown.rs`).
+/// the fiber once it is woken (see `runtime/shutdown.rs`). A fiber that
+/// catches the unwind is cancelled again at its next switch point. One
+/// that switched away while unwinding from a panic of its own finishes
+/// that unwinding first.
 ///
-/// The fiber's own flag says whether the unwind has begun, not
-/// `std::thread::panicking()`: that counts the unwinds of every fiber that
-/// has run on the thread and parked during its own, so it could keep a
-/// cancelled fiber from ever unwinding.
+/// The fiber's own flags say whether an unwind is on its way, not
+/// `std::thread::panicking()` now: on the shutdown's thread that counts
+/// the unwinds of every cancelled fiber parked in a destructor, so it
+/// could keep a cancelled fiber from ever unwinding.
 #[inline(always)]
 fn unwind_if_cancelled(task: &Task) {
     if task.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
@@ -781,8 +786,50 @@ fn unwind_if_cancelled(task: &Task) {
 #[cold]
 #[inline(never)]
 fn raise_cancel(task: &Task) {
-    if !task.cancel_raised.replace(true) {
-        std::panic::resume_unwind(Box::new(super::Cancelled));
+    if may_raise_cancel(task) {
+        // Relaxed: see `Task::cancel_raised`.
+        task.cancel_raised
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        std::panic::resume_unwind(Box::new(super::Cancelled(task.arc())));
+    }
+}
+
+/// Whether a cancellation may be raised in `task` now: none is on its
+/// way, and the fiber did not switch away in the middle of an unwind.
+fn may_raise_cancel(task: &Task) -> bool {
+    // Relaxed: see `Task::cancel_raised`.
+    !task
+        .cancel_raised
+        .load(std::sync::atomic::Ordering::Relaxed)
+        && task.unwound_on.get().is_null()
+}
+
+/// Notes, as `task` switches away, whether it does so in the middle of an
+/// unwind (see `Task::unwound_on`). The standard library counts unwinds
+/// per thread, so this is a guess: a fiber that parked in its own
+/// unwinding leaves its thread's count raised while others run there, and
+/// the count of the thread it finishes on is not raised at all. So the
+/// mark is kept on any other thread, and cleared only by a switch, with no
+/// unwind counted, on the thread that set it. In the hot path, one load
+/// of the process's panic count and one of the mark.
+#[inline(always)]
+fn note_unwinding(task: &Task) {
+    if std::thread::panicking() || !task.unwound_on.get().is_null() {
+        note_unwinding_slow(task);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn note_unwinding_slow(task: &Task) {
+    let here: *const thread::ThreadState = thread::state();
+    let marked = task.unwound_on.get();
+    if std::thread::panicking() {
+        if marked.is_null() {
+            task.unwound_on.set(here);
+        }
+    } else if marked == here {
+        task.unwound_on.set(std::ptr::null());
     }
 }
 

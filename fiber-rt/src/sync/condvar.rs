@@ -78,10 +78,10 @@ impl Condvar {
     ) -> (MutexGuard<'a, T>, WaitTimeoutResult) {
         let deadline = waiter::deadline_after(timeout);
         while condition(&mut guard) {
-            if waiter::deadline_passed(deadline) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
                 return (guard, WaitTimeoutResult(true));
             }
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
             guard = self.wait_timeout(guard, left).0;
         }
         (guard, WaitTimeoutResult(false))

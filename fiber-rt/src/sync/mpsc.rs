@@ -168,7 +168,7 @@ impl<T> Sender<T> {
                     }
                     return Ok(());
                 }
-                if deadline.is_some_and(waiter::deadline_passed) {
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                     return Err(SendTimeoutError::Timeout(value.take().unwrap()));
                 }
                 let waiter = Waiter::new();
@@ -233,7 +233,7 @@ impl<T> Receiver<T> {
                 if s.senders == 0 {
                     return Err(RecvTimeoutError::Disconnected);
                 }
-                if deadline.is_some_and(waiter::deadline_passed) {
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                     return Err(RecvTimeoutError::Timeout);
                 }
                 let waiter = Waiter::new();

@@ -108,7 +108,7 @@ impl<T> Receiver<T> {
                 if !s.sender {
                     return Err(RecvTimeoutError::Disconnected);
                 }
-                if deadline.is_some_and(waiter::deadline_passed) {
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                     return Err(RecvTimeoutError::Timeout);
                 }
                 let w = Waiter::new();

@@ -79,7 +79,7 @@ impl Waiter {
             if self.is_notified() {
                 return true;
             }
-            if deadline_passed(deadline) {
+            if Instant::now() >= deadline {
                 return false;
             }
             park(reason);
@@ -125,15 +125,6 @@ pub(crate) fn wait_until_or_cancel(
     let notified = waiter.wait_until(deadline, reason);
     guard.0 = None;
     notified
-}
-
-/// Whether a timed wait ending at `deadline` is over: the time has come,
-/// or the caller is a fiber cancelled by a shutdown that has stopped
-/// waiting for cancelled fibers (see `Builder::shutdown_timeout`), whose
-/// timed waits end at once.
-pub(crate) fn deadline_passed(deadline: Instant) -> bool {
-    Instant::now() >= deadline
-        || Task::current().is_some_and(|task| task.registry.shutdown_wait.gave_up())
 }
 
 /// The instant `timeout` from now; a timeout too long to add stands for
