@@ -45,20 +45,25 @@ fn park_for_good() {
     never.wait();
 }
 
+/// Spawns a fiber that takes `lock` and parks until the runtime is
+/// dropped; returns once it holds the lock.
+fn hold_for_good(rt: &Runtime, lock: &Arc<Mutex<u32>>) -> fiber_rt::JoinHandle<()> {
+    let (holding, held) = std_mpsc::channel();
+    let lock = lock.clone();
+    let holder = rt.spawn(move || {
+        let _guard = lock.lock();
+        holding.send(()).unwrap();
+        park_for_good();
+    });
+    held.recv().unwrap();
+    holder
+}
+
 #[test]
 fn a_destructor_waiting_for_a_lock_an_older_parked_fiber_holds_gets_it() {
     let rt = rt(2);
     let lock = Arc::new(Mutex::new(0));
-    let (holding, held) = std_mpsc::channel();
-    let holder = {
-        let lock = lock.clone();
-        rt.spawn(move || {
-            let _guard = lock.lock();
-            holding.send(()).unwrap();
-            park_for_good();
-        })
-    };
-    held.recv().unwrap();
+    let holder = hold_for_good(&rt, &lock);
     // Newer, so cancelled first: its destructor waits for the holder's
     // unwinding to unlock.
     let waiter = {
@@ -262,16 +267,7 @@ fn a_fiber_that_catches_its_cancellation_is_cancelled_again() {
 fn a_fiber_parked_in_the_unwinding_of_its_own_panic_finishes_it_at_shutdown() {
     let rt = rt(1);
     let lock = Arc::new(Mutex::new(0));
-    let (holding, held) = std_mpsc::channel();
-    let holder = {
-        let lock = lock.clone();
-        rt.spawn(move || {
-            let _guard = lock.lock();
-            holding.send(()).unwrap();
-            park_for_good();
-        })
-    };
-    held.recv().unwrap();
+    let holder = hold_for_good(&rt, &lock);
     let panicker = {
         let lock = lock.clone();
         rt.spawn(move || {
