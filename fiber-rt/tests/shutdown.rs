@@ -333,3 +333,135 @@ fn a_scope_is_not_failed_by_another_fiber_parked_in_its_own_unwinding() {
     assert!(panicker.join().unwrap_err().is_panic());
     assert!(scoped, "the scope's child returned normally");
 }
+
+/// A supervisor that catches its cancellation `times` times, keeping the
+/// payloads if `keep`, and then returns.
+fn supervise(catches: Arc<AtomicUsize>, keep: bool, times: usize) {
+    let mut kept = Vec::new();
+    let mut caught = 0;
+    while caught < times {
+        if let Err(payload) = std::panic::catch_unwind(park_for_good) {
+            caught += 1;
+            if keep {
+                kept.push(payload);
+            }
+            // SeqCst: a test counter.
+            catches.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+#[test]
+fn a_fiber_that_keeps_catching_its_cancellation_is_cancelled_again_each_time() {
+    let rt = rt(1);
+    let (tx, rx) = mpsc::unbounded::<u32>();
+    let catches = Arc::new(AtomicUsize::new(0));
+    // The supervisor owns the sender a newer fiber's destructor waits on:
+    // that destructor stays parked in its unwinding while the supervisor
+    // is cancelled, time and again.
+    let supervisor = {
+        let catches = catches.clone();
+        rt.spawn(move || {
+            let _tx = tx;
+            supervise(catches, false, 3);
+        })
+    };
+    let closed = Arc::new(AtomicBool::new(false));
+    let _receiver = {
+        let closed = closed.clone();
+        rt.spawn(move || {
+            // SeqCst: a test flag.
+            let _d = OnDrop(|| closed.store(rx.recv().is_err(), Ordering::SeqCst));
+            park_for_good();
+        })
+    };
+    std::thread::sleep(Duration::from_millis(30));
+    let took = drop_or_fail(rt);
+    // SeqCst: as above.
+    assert_eq!(catches.load(Ordering::SeqCst), 3);
+    assert!(closed.load(Ordering::SeqCst), "the sender was dropped");
+    assert!(
+        took < Duration::from_millis(900),
+        "nothing abandoned: {took:?}"
+    );
+    supervisor.join().unwrap();
+}
+
+#[test]
+fn a_fiber_that_keeps_the_payloads_of_its_cancellations_is_cancelled_again() {
+    let rt = rt(1);
+    let catches = Arc::new(AtomicUsize::new(0));
+    let supervisor = {
+        let catches = catches.clone();
+        rt.spawn(move || supervise(catches, true, 3))
+    };
+    std::thread::sleep(Duration::from_millis(30));
+    let took = drop_or_fail(rt);
+    // SeqCst: a test counter.
+    assert_eq!(catches.load(Ordering::SeqCst), 3);
+    assert!(
+        took < Duration::from_millis(900),
+        "nothing abandoned: {took:?}"
+    );
+    supervisor.join().unwrap();
+}
+
+#[test]
+fn the_dropping_thread_s_panic_count_is_left_alone() {
+    // An abandoned fiber never ends its cancellation's unwind, and a fiber
+    // parked in the unwinding of its own panic ends it elsewhere than it
+    // began: neither may leave the dropping thread believing it panics.
+    let rt = Builder::new()
+        .workers(1)
+        .shutdown_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let (keep, never) = mpsc::unbounded::<u32>();
+    let _stuck = rt.spawn(move || {
+        let _d = OnDrop(|| {
+            let _ = never.recv();
+        });
+        park_for_good();
+    });
+    let lock = Arc::new(Mutex::new(0));
+    let _holder = hold_for_good(&rt, &lock);
+    let _panicker = rt.spawn(move || {
+        let _d = OnDrop(|| *lock.lock() += 1);
+        panic!("unwinds, and parks on the way");
+    });
+    std::thread::sleep(Duration::from_millis(30));
+    let state = Arc::new(std::sync::Mutex::new(()));
+    let held = state.clone();
+    let (asked, answers) = std_mpsc::channel();
+    std::thread::spawn(move || {
+        let _guard = held.lock().unwrap();
+        drop(rt);
+        let after = std::thread::panicking();
+        // Asked again while another thread is in the middle of a panic:
+        // then the thread's own count is what answers.
+        let (inside, panicking) = std_mpsc::channel();
+        let (go, wait) = std_mpsc::channel::<()>();
+        let other = std::thread::spawn(move || {
+            let _d = OnDrop(|| {
+                inside.send(()).unwrap();
+                let _ = wait.recv();
+            });
+            panic!("elsewhere");
+        });
+        panicking.recv().unwrap();
+        let during = std::thread::panicking();
+        go.send(()).unwrap();
+        let _ = other.join();
+        asked.send((after, during)).unwrap();
+    })
+    .join()
+    .unwrap();
+    let (after, during) = answers.recv().unwrap();
+    assert!(!after, "the dropping thread believes it panics");
+    assert!(!during, "the dropping thread's count is off");
+    assert!(
+        !state.is_poisoned(),
+        "a guard held across the drop poisoned"
+    );
+    drop(keep);
+}

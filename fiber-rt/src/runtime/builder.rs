@@ -115,8 +115,10 @@ impl Builder {
     /// unwinding may release what it waits for, and resumes it once it is
     /// woken. Once no fiber has finished for this long, the fibers left
     /// (waiting for something that never comes, or looping) are reported
-    /// on standard error and left unfinished, their stacks never reclaimed
-    /// (their `JoinHandle`s report them cancelled), and the drop returns.
+    /// on standard error and left unfinished, their stacks and what those
+    /// hold never reclaimed (the runtime's shared state among it: an
+    /// abandoned fiber still refers to it), their `JoinHandle`s report
+    /// them cancelled, and the drop returns.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.config.shutdown_timeout = timeout;
         self

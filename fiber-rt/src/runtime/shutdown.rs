@@ -1,5 +1,5 @@
 //! Shutting a runtime down: stop the workers, then cancel every fiber that
-//! has not finished, on the dropping thread, newest first; destructors
+//! has not finished, newest first, on a thread started for it; destructors
 //! of cancelled fibers may wait for each other.
 
 use std::sync::Arc;
@@ -56,13 +56,35 @@ fn finish(registry: &Arc<Registry>, mut threads: Vec<thread::JoinHandle<()>>) {
     registry.join_extra_threads();
     while !matches!(registry.injector.steal(), Steal::Empty) {}
     registry.drain_yielded();
-    cancel_all(registry);
+    cancel_on_a_thread_of_its_own(registry);
     registry.timer.stop();
     if let Some(timer) = timer {
         let _ = timer.join();
     }
     drop(registry.offers.clear());
     registry.clear_live();
+}
+
+/// Runs [`cancel_all`] on a thread started for it, or here if none can be
+/// had. The standard library counts unwinds per thread, and a cancelled
+/// fiber that parks in its unwinding leaves that count raised while the
+/// others are cancelled (and for good if it is abandoned): on a thread of
+/// its own, the count of the thread that drops the runtime (often `main`)
+/// is never touched, and `std::thread::panicking()` stays true to it.
+fn cancel_on_a_thread_of_its_own(registry: &Arc<Registry>) {
+    let name = format!("{}-shutdown", registry.config.thread_name);
+    let own = registry.clone();
+    match thread::Builder::new()
+        .name(name)
+        .spawn(move || cancel_all(&own))
+    {
+        Ok(thread) => {
+            // The cancellations catch every panic but a fiber's own
+            // completion handler's, which aborts.
+            let _ = thread.join();
+        }
+        Err(_) => cancel_all(registry),
+    }
 }
 
 /// Unwinds every live fiber, on this thread, newest first: a fiber waiting
@@ -81,6 +103,7 @@ fn finish(registry: &Arc<Registry>, mut threads: Vec<thread::JoinHandle<()>>) {
 /// standard error: whatever they wait for, a wake-up that never comes or a
 /// loop that never ends, the drop returns.
 fn cancel_all(registry: &Arc<Registry>) {
+    crate::sched::thread::set_cancelling(true);
     let worker = Worker::new(usize::MAX, registry.clone(), LocalQueue::new_fifo());
     registry.shutdown_wait.set_thread(Some(thread::current()));
     let timeout = registry.config.shutdown_timeout;
@@ -122,6 +145,7 @@ fn cancel_all(registry: &Arc<Registry>) {
         }
     }
     registry.shutdown_wait.set_thread(None);
+    crate::sched::thread::set_cancelling(false);
 }
 
 /// Reports and abandons the fibers left when the shutdown gives up.

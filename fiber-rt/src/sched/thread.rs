@@ -66,6 +66,8 @@ pub(crate) struct ThreadState {
     /// What the detached fiber asked for when it switched away (`None`:
     /// it finished).
     pub(crate) orphan_switch: Cell<Option<Switch>>,
+    /// Set while the thread runs a shutdown's cancellations.
+    pub(crate) cancelling: Cell<bool>,
 }
 
 thread_local! {
@@ -75,6 +77,7 @@ thread_local! {
             orphan: Cell::new(std::ptr::null()),
             orphan_loop: Cell::new(None),
             orphan_switch: Cell::new(None),
+            cancelling: Cell::new(false),
         }
     };
 }
@@ -148,6 +151,12 @@ pub(crate) fn bind(worker: &Worker) {
     set_in_runtime(true);
     s.worker.set(worker);
     crate::preempt::bind_thread(worker.registry.clock(worker.index));
+}
+
+/// Marks the calling thread as running a shutdown's cancellations, or no
+/// longer.
+pub(crate) fn set_cancelling(on: bool) {
+    state().cancelling.set(on);
 }
 
 /// Whether the calling thread runs (or ran until its fiber was detached)

@@ -786,6 +786,18 @@ fn unwind_if_cancelled(task: &Task) {
 #[cold]
 #[inline(never)]
 fn raise_cancel(task: &Task) {
+    // A cancellation's payload caught and kept (not dropped) leaves the
+    // flag set; with no unwind counted on this thread, where every
+    // cancellation is raised, none is on its way any more.
+    // Relaxed: see `Task::cancel_raised`.
+    if task
+        .cancel_raised
+        .load(std::sync::atomic::Ordering::Relaxed)
+        && !std::thread::panicking()
+    {
+        task.cancel_raised
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
     if may_raise_cancel(task) {
         // Relaxed: see `Task::cancel_raised`.
         task.cancel_raised
@@ -822,7 +834,18 @@ fn note_unwinding(task: &Task) {
 #[cold]
 #[inline(never)]
 fn note_unwinding_slow(task: &Task) {
-    let here: *const thread::ThreadState = thread::state();
+    let state = thread::state();
+    if state.cancelling.get() {
+        // The shutdown's thread: the unwinds counted there are the
+        // cancellations it raised, which `Task::cancel_raised` follows
+        // fiber by fiber. Marking by the count would take every fiber that
+        // switches while another is parked in its cancellation for one
+        // that unwinds, and never cancel it again. (A fiber that panics of
+        // its own during the shutdown and parks in that unwinding is not
+        // told apart from one that does not: rare enough to leave.)
+        return;
+    }
+    let here: *const thread::ThreadState = state;
     let marked = task.unwound_on.get();
     if std::thread::panicking() {
         if marked.is_null() {
