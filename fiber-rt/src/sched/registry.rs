@@ -32,8 +32,8 @@ pub(crate) struct Config {
     pub(crate) dump_on_sigquit: bool,
     /// Whether the preemption backstop (SIGURG) is on.
     pub(crate) backstop: bool,
-    /// How long the shutdown waits for cancelled fibers that wait, with
-    /// nothing moving (see `runtime/shutdown.rs`).
+    /// How long the shutdown waits for cancelled fibers while none
+    /// finishes (see `runtime/shutdown.rs`).
     pub(crate) shutdown_timeout: Duration,
 }
 

@@ -139,13 +139,14 @@ fn run<F: FnOnce() + Send + 'static>(task: &Task, func: Option<F>) {
             }
         }
     } else {
-        // The closure's destructors run as a cancelled fiber's do: they may
-        // wait, with real parks (see `worker::unwind_if_cancelled`). One
-        // that panics loses only the rest of its own unwinding; the handle
-        // is told below either way.
-        // Relaxed: see the field.
-        task.cancel_raised.store(true, Ordering::Relaxed);
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(func)));
+        // The closure is dropped by the cancellation's unwind, as a running
+        // fiber's locals are: its destructors may wait, with real parks
+        // (see `worker::unwind_if_cancelled`), and the unwind ends here.
+        // The handle is told below either way.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _func = func;
+            super::worker::cancel_now(task)
+        }));
         if let Some(report) = task.cancelled_unrun {
             // SAFETY: on the task's fiber, once (a task starts once), and
             // its closure was dropped unrun just above.

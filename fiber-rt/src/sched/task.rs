@@ -39,11 +39,10 @@ pub(crate) struct Task {
     state: AtomicU8,
     /// Set at shutdown: the fiber unwinds at its next switch point.
     pub(crate) cancelled: AtomicBool,
-    /// Set while the cancellation's unwind is on its way (from the switch
-    /// point that raised it until its payload is dropped, where it is
-    /// caught), and for good once a cancelled fiber that never ran drops
-    /// its closure: meanwhile the fiber's destructors run, and its
-    /// switches are real ones (see `worker::unwind_if_cancelled`).
+    /// Set while the cancellation's unwind is on its way (from the point
+    /// that raised it until its payload is dropped, where it is caught):
+    /// meanwhile the fiber's destructors run, and its switches are real
+    /// ones (see `worker::unwind_if_cancelled`).
     /// Relaxed throughout: written and read on the fiber's own thread of
     /// the moment, but the payload may be dropped on any thread.
     pub(crate) cancel_raised: AtomicBool,

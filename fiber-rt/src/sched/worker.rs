@@ -338,7 +338,6 @@ impl Worker {
     /// switches to the next ready fiber on this worker, or to the scheduler
     /// loop. Returns when the fiber is resumed, on whatever worker.
     pub(crate) fn switch_away(&self, task: &Task, how: Switch) {
-        unwind_if_cancelled(task);
         let me = self
             .current
             .take()
@@ -734,18 +733,16 @@ impl Worker {
 /// worker, or, if the backstop detached it, through its thread's old loop
 /// frame. Returns when the fiber is resumed, on whatever worker.
 pub(crate) fn switch_current(task: &Task, how: Switch) {
+    // Both before the thread counts as in runtime code: an unwind raised
+    // here starts in the fiber's code, as any panic of its own would.
+    note_unwinding(task);
+    unwind_if_cancelled(task);
     let entered = thread::enter();
     if entered.detached() {
-        note_unwinding(task);
-        if task.cancelled.load(std::sync::atomic::Ordering::Relaxed) && may_raise_cancel(task) {
-            drop(entered);
-            return unwind_if_cancelled(task);
-        }
         // SAFETY: `task` is the running fiber, detached on this thread.
         unsafe { thread::switch_detached(task, how) };
         after_resume(task);
     } else {
-        note_unwinding(task);
         // SAFETY: `task` is the running task, on its own fiber, and this
         // thread owns its worker (it is not detached).
         unsafe { task.worker() }.switch_away(task, how);
@@ -799,11 +796,16 @@ fn raise_cancel(task: &Task) {
             .store(false, std::sync::atomic::Ordering::Relaxed);
     }
     if may_raise_cancel(task) {
-        // Relaxed: see `Task::cancel_raised`.
-        task.cancel_raised
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        std::panic::resume_unwind(Box::new(super::Cancelled(task.arc())));
+        cancel_now(task);
     }
+}
+
+/// Raises the cancellation of `task`, the running fiber, here.
+pub(crate) fn cancel_now(task: &Task) -> ! {
+    // Relaxed: see `Task::cancel_raised`.
+    task.cancel_raised
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    std::panic::resume_unwind(Box::new(super::Cancelled(task.arc())))
 }
 
 /// Whether a cancellation may be raised in `task` now: none is on its
