@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use fiber_rt::debug::FiberState;
 use fiber_rt::sync::{mpsc, Mutex, WaitGroup};
 use fiber_rt::{Builder, Runtime};
 
@@ -45,6 +46,33 @@ fn park_for_good() {
     never.wait();
 }
 
+/// Waits until `n` of `rt`'s fibers are parked or asleep, so that the
+/// drop finds them past what the test sets up in them.
+fn wait_parked(rt: &Runtime, n: usize) {
+    let start = Instant::now();
+    loop {
+        let parked = rt
+            .dump()
+            .fibers
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f.state,
+                    FiberState::Parked { .. } | FiberState::Sleeping { .. }
+                )
+            })
+            .count();
+        if parked >= n {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{parked} of {n} fibers parked"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Spawns a fiber that takes `lock` and parks until the runtime is
 /// dropped; returns once it holds the lock.
 fn hold_for_good(rt: &Runtime, lock: &Arc<Mutex<u32>>) -> fiber_rt::JoinHandle<()> {
@@ -73,7 +101,7 @@ fn a_destructor_waiting_for_a_lock_an_older_parked_fiber_holds_gets_it() {
             park_for_good();
         })
     };
-    std::thread::sleep(Duration::from_millis(30));
+    wait_parked(&rt, 2);
     drop_or_fail(rt);
     assert_eq!(*lock.try_lock().expect("unlocked"), 1);
     assert!(holder.join().unwrap_err().is_cancelled());
@@ -96,7 +124,7 @@ fn a_destructor_receiving_sees_the_channel_close_when_the_sender_unwinds() {
             park_for_good();
         })
     };
-    std::thread::sleep(Duration::from_millis(30));
+    wait_parked(&rt, 2);
     drop_or_fail(rt);
     let got = got.lock().unwrap().take().expect("the destructor ran");
     assert!(got.is_err(), "disconnected, not {got:?}");
@@ -118,7 +146,7 @@ fn a_destructor_joining_an_older_fiber_sees_it_cancelled() {
             park_for_good();
         })
     };
-    std::thread::sleep(Duration::from_millis(30));
+    wait_parked(&rt, 2);
     drop_or_fail(rt);
     assert_eq!(*seen.lock().unwrap(), Some(true));
 }
@@ -138,7 +166,7 @@ fn a_destructor_may_sleep_during_the_shutdown() {
             park_for_good();
         })
     };
-    std::thread::sleep(Duration::from_millis(30));
+    wait_parked(&rt, 1);
     let took = drop_or_fail(rt);
     let slept = slept.lock().unwrap().expect("the destructor ran");
     assert!(slept >= Duration::from_millis(40), "slept {slept:?}");
@@ -171,7 +199,7 @@ fn a_destructor_yielding_until_an_older_fiber_unwinds_finishes() {
             park_for_good();
         })
     };
-    std::thread::sleep(Duration::from_millis(30));
+    wait_parked(&rt, 2);
     drop_or_fail(rt);
     // SeqCst: as above.
     assert!(done.load(Ordering::SeqCst));
@@ -202,7 +230,7 @@ fn waits_nothing_can_end_are_given_up_on_after_the_shutdown_timeout() {
             park_for_good();
         })
     };
-    std::thread::sleep(Duration::from_millis(30));
+    wait_parked(&rt, 2);
     let took = drop_or_fail(rt);
     assert!(took >= timeout, "gave up after {took:?}");
     // SeqCst: as above.
@@ -234,7 +262,7 @@ fn a_destructor_polling_with_sleeps_for_good_is_given_up_on() {
             });
             park_for_good();
         });
-        std::thread::sleep(Duration::from_millis(30));
+        wait_parked(&rt, 1);
         let took = drop_or_fail(rt);
         assert!(took >= timeout, "gave up after {took:?}");
         assert!(poller.join().unwrap_err().is_cancelled());
@@ -256,7 +284,7 @@ fn a_fiber_that_catches_its_cancellation_is_cancelled_again() {
             fiber_rt::yield_now();
         }
     });
-    std::thread::sleep(Duration::from_millis(30));
+    wait_parked(&rt, 1);
     drop_or_fail(rt);
     // SeqCst: as above. Its first yield after the catch unwinds it.
     assert_eq!(yields.load(Ordering::SeqCst), 1);
@@ -275,7 +303,7 @@ fn a_fiber_parked_in_the_unwinding_of_its_own_panic_finishes_it_at_shutdown() {
             panic!("unwinds, and parks on the way");
         })
     };
-    std::thread::sleep(Duration::from_millis(30));
+    wait_parked(&rt, 2);
     // A cancellation raised in the parked destructor would abort.
     drop_or_fail(rt);
     assert_eq!(*lock.try_lock().expect("unlocked"), 1);
@@ -292,7 +320,7 @@ fn a_graph_whose_nodes_are_parked_is_cancelled_at_shutdown() {
     }
     let graph = graph.build().unwrap();
     let caller = rt.spawn(move || fiber_rt::run(graph).is_ok());
-    std::thread::sleep(Duration::from_millis(100));
+    wait_parked(&rt, 1);
     // The graph's runners are fibers of the runtime's own: a cancellation
     // reaching their base must end them, not the process.
     drop_or_fail(rt);
@@ -311,7 +339,7 @@ fn a_scope_is_not_failed_by_another_fiber_parked_in_its_own_unwinding() {
         let _guard = guard_lock.lock();
         let _ = released.recv();
     });
-    std::thread::sleep(Duration::from_millis(20));
+    wait_parked(&rt, 1);
     let panicker = {
         let lock = lock.clone();
         rt.spawn(move || {
@@ -319,7 +347,7 @@ fn a_scope_is_not_failed_by_another_fiber_parked_in_its_own_unwinding() {
             panic!("unwinds, and parks on the way");
         })
     };
-    std::thread::sleep(Duration::from_millis(20));
+    wait_parked(&rt, 2);
     let scoped = rt.block_on(|| {
         std::panic::catch_unwind(|| {
             fiber_rt::scope(|s| {
@@ -375,7 +403,7 @@ fn a_fiber_that_keeps_catching_its_cancellation_is_cancelled_again_each_time() {
             park_for_good();
         })
     };
-    std::thread::sleep(Duration::from_millis(30));
+    wait_parked(&rt, 2);
     let took = drop_or_fail(rt);
     // SeqCst: as above.
     assert_eq!(catches.load(Ordering::SeqCst), 3);
@@ -395,7 +423,7 @@ fn a_fiber_that_keeps_the_payloads_of_its_cancellations_is_cancelled_again() {
         let catches = catches.clone();
         rt.spawn(move || supervise(catches, true, 3))
     };
-    std::thread::sleep(Duration::from_millis(30));
+    wait_parked(&rt, 1);
     let took = drop_or_fail(rt);
     // SeqCst: a test counter.
     assert_eq!(catches.load(Ordering::SeqCst), 3);
@@ -429,7 +457,7 @@ fn the_dropping_thread_s_panic_count_is_left_alone() {
         let _d = OnDrop(|| *lock.lock() += 1);
         panic!("unwinds, and parks on the way");
     });
-    std::thread::sleep(Duration::from_millis(30));
+    wait_parked(&rt, 3);
     let state = Arc::new(std::sync::Mutex::new(()));
     let held = state.clone();
     let (asked, answers) = std_mpsc::channel();
