@@ -1,5 +1,6 @@
 //! The only assembly in fiber: a context switch that keeps just the
-//! callee-saved state, the trampoline a new fiber starts in, and a byte of
+//! callee-saved state (see [`KEEPS_FP_CONTROL`] for the floating-point
+//! control words), the trampoline a new fiber starts in, and a byte of
 //! thread-local storage per thread that fiber-rt uses as its preemption flag.
 //!
 //! This crate is the thin `unsafe` face of `x86_64.S`. It knows nothing about
@@ -23,8 +24,30 @@ compile_error!(
 
 use core::ptr::NonNull;
 
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-core::arch::global_asm!(include_str!("x86_64.S"));
+// `x86_64.S` keeps the floating-point control words in a switch only when
+// this symbol is 1; see the note at its top.
+#[cfg(all(target_arch = "x86_64", target_os = "linux", feature = "fp-control"))]
+core::arch::global_asm!(".set FIBER_ASM_FP_CONTROL, 1", include_str!("x86_64.S"));
+#[cfg(all(
+    target_arch = "x86_64",
+    target_os = "linux",
+    not(feature = "fp-control")
+))]
+core::arch::global_asm!(".set FIBER_ASM_FP_CONTROL, 0", include_str!("x86_64.S"));
+
+/// Whether a switch keeps the MXCSR control bits and the x87 control word
+/// per context (the `fp-control` feature).
+///
+/// Off by default: Rust assumes both hold the ABI's defaults wherever Rust
+/// code runs (changing them is undefined behaviour; see the deprecation of
+/// `core::arch::x86_64::_mm_setcsr`), and a switch is always called from
+/// Rust code, so keeping them would only ever save and load the defaults,
+/// at about 5.5 ns a switch for reading MXCSR alone. Without it the control
+/// words belong to the thread: a switch leaves them as they are. Turn it on
+/// for foreign code that changes them and then reaches a switch (a C
+/// library that sets a rounding mode and calls back into a fiber that
+/// parks, say).
+pub const KEEPS_FP_CONTROL: bool = cfg!(feature = "fp-control");
 
 /// The stored stack pointer of a suspended context: it points at a switch
 /// frame (see the module docs of `x86_64.S`).
@@ -68,13 +91,19 @@ const MXCSR_DEFAULT: u32 = 0x1F80;
 /// Initial x87 control word: all exceptions masked, 64-bit precision, nearest.
 const X87_CW_DEFAULT: u32 = 0x037F;
 
-/// Sets the calling thread's MXCSR control bits and x87 control word to
-/// the ABI's initial values, the state a context starts in on a stack laid
-/// out by [`init_stack`]. For code that starts a new context on a stack
-/// another one finished on, without a switch: whatever rounding or
-/// flush-to-zero mode the finished one left must not carry over.
+/// With [`KEEPS_FP_CONTROL`], sets the calling thread's MXCSR control bits
+/// and x87 control word to the ABI's initial values, the state a context
+/// starts in on a stack laid out by [`init_stack`]. For code that starts a
+/// new context on a stack another one finished on, without a switch:
+/// whatever rounding or flush-to-zero mode the finished one left must not
+/// carry over. Without it, does nothing: the control words are the
+/// thread's, and a new context starts with them as a switch would leave
+/// them.
 #[inline]
 pub fn reset_control_words() {
+    if !KEEPS_FP_CONTROL {
+        return;
+    }
     let mxcsr = MXCSR_DEFAULT;
     let cw = X87_CW_DEFAULT as u16;
     // SAFETY: loads the two control registers from valid locals; the values

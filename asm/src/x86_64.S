@@ -17,10 +17,22 @@
 //    +------------------------+  <- stored stack pointer
 //          low addresses
 //
-// Only the state that the System V ABI makes callee-saved is kept: the six
-// integer registers above, the MXCSR control bits and the x87 control word.
-// Everything else is caller-saved, so the compiler has already spilled what
-// it needs before it called us.
+// Only callee-saved state is kept: the six integer registers above, and,
+// when FIBER_ASM_FP_CONTROL is 1 (fiber-asm's `fp-control` feature), the
+// MXCSR control bits and the x87 control word. Everything else is
+// caller-saved, so the compiler has already spilled what it needs before it
+// called us.
+//
+// Why the control words are not kept by default: Rust assumes they hold the
+// ABI's defaults wherever Rust code runs (changing them is undefined
+// behaviour, which is why `_mm_setcsr` is deprecated), and every switch is
+// called from Rust code, so a switch would only ever save and load the
+// defaults. Reading MXCSR (`stmxcsr`) costs about 5.5 ns on the machines
+// this was measured on, over a third of a bare switch. Without the feature
+// the control words belong to the thread, as they do for async tasks and
+// for corosensei's coroutines; the slot stays in the frame either way, so
+// the frame has one shape and everything that reads it (init_stack,
+// fiber-rt's frame walker) one layout.
 //
 // A new stack, as `init_stack` lays it out (top is 16-byte aligned):
 //
@@ -35,6 +47,7 @@
 //    | r14 = 0                |  top - 64
 //    | r15 = 0                |  top - 72
 //    | MXCSR 0x1F80, CW 0x37F |  top - 80   the ABI's initial control state
+//                                         (read only with FIBER_ASM_FP_CONTROL)
 //    +------------------------+  <- initial stack pointer
 
     .text
@@ -49,7 +62,9 @@
 //         rsi = stack pointer of the context to resume (a switch frame)
 //         rdx = value handed to the resumed side
 //   out:  rax = the value handed to *this* side when something switches back
-//   kept: rbx, rbp, r12-r15, rsp, MXCSR control bits, x87 control word
+//   kept: rbx, rbp, r12-r15, rsp; with FIBER_ASM_FP_CONTROL also the MXCSR
+//         control bits and the x87 control word (without it a switch
+//         leaves both as they are: they are the thread's)
 //   clobbered: all other registers, as for any call
 //
 // The resumed side returns from its own earlier call to fiber_asm_switch (or,
@@ -78,8 +93,9 @@ fiber_asm_switch:
     push    r15
     .cfi_adjust_cfa_offset 8
     .cfi_offset r15, -56
-    sub     rsp, 8                  // room for the two control words
+    sub     rsp, 8                  // the control-word slot (see the top)
     .cfi_adjust_cfa_offset 8
+.if FIBER_ASM_FP_CONTROL
     // Reading MXCSR is the slow part of the switch on the machines this
     // was measured on: `stmxcsr` takes about 5.5 ns, and reading the stored
     // value back stalls another 2.5 ns, while `ldmxcsr` and the x87
@@ -89,12 +105,15 @@ fiber_asm_switch:
     stmxcsr [rsp]                   // MXCSR (rounding, exception masks, FTZ/DAZ)
     fnstcw  [rsp + 4]               // x87 control word (precision, rounding)
     movzx   ecx, word ptr [rsp + 4] // our x87 control word, for the compare
+.endif
     mov     [rdi], rsp              // publish where this context can be resumed
     mov     rsp, rsi                // now on the other stack; same frame shape,
                                     // so the CFI above stays true
+.if FIBER_ASM_FP_CONTROL
     ldmxcsr [rsp]                   // the resumed side's MXCSR
     cmp     cx, [rsp + 4]           // the same x87 control word?
     jne     .Lfiber_asm_load_cw     // no: load it (out of line)
+.endif
 .Lfiber_asm_pop:
     add     rsp, 8                  // drop the control-word slot
     pop     r15                     // restore callee-saved registers
@@ -112,9 +131,11 @@ fiber_asm_switch:
 .Lfiber_asm_restore:
     // Entered by a jump from the trampoline's exit path with rsp = a switch
     // frame and rdx = the value to hand over: load both control words.
+.if FIBER_ASM_FP_CONTROL
     ldmxcsr [rsp]                   // the resumed side's MXCSR
 .Lfiber_asm_load_cw:
     fldcw   [rsp + 4]               // the resumed side's x87 control word
+.endif
     jmp     .Lfiber_asm_pop         // then pop its frame as above
     .cfi_endproc
     .size   fiber_asm_switch, . - fiber_asm_switch

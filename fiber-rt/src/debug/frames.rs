@@ -8,7 +8,7 @@
 //!   sp + 56  return address into the function that switched away
 //!   sp + 48  its rbp: the head of the frame-pointer chain
 //!   sp + 40  rbx, then r12-r15 below it
-//!   sp +  0  MXCSR and x87 control word
+//!   sp +  0  the slot for MXCSR and the x87 control word
 //! ```
 //!
 //! From there each frame holds `[rbp]` = the caller's rbp and `[rbp + 8]` =
