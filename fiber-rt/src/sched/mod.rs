@@ -22,6 +22,7 @@ pub(crate) mod lend;
 mod live;
 mod live_slots;
 pub(crate) mod offers;
+mod padded;
 pub(crate) mod park;
 pub(crate) mod recycle;
 pub(crate) mod registry;

@@ -11,6 +11,7 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker as LocalQueue};
 use super::live::Live;
 use super::live_slots::LiveSlots;
 use super::offers::Offers;
+use super::padded::Padded;
 use super::sleep::Sleep;
 use super::task::{CancelFn, Task};
 use super::task_ref::TaskRef;
@@ -48,11 +49,15 @@ pub(crate) struct Registry {
     pub(crate) timer: Timer,
     shutdown: AtomicBool,
     /// Workers looking for work to steal; bounded so idle workers do not
-    /// all hammer the queues at once.
-    searching: AtomicUsize,
+    /// all hammer the queues at once. Written by searching workers, read
+    /// by every notice of work: on lines of its own, as are the other
+    /// counters written often by one side and read or written by another.
+    searching: Padded<AtomicUsize>,
     live: Live,
-    next_id: AtomicU64,
-    pub(crate) stats: Stats,
+    /// Taken by every spawn.
+    next_id: Padded<AtomicU64>,
+    /// Written by thieves (steals) and the monitor.
+    pub(crate) stats: Padded<Stats>,
     /// One per worker, read by the preemption monitor.
     pub(crate) clocks: Vec<WorkerClock>,
     pub(crate) monitor: Monitor,
@@ -129,10 +134,10 @@ impl Registry {
             sleep: Sleep::new(),
             timer: Timer::new(),
             shutdown: AtomicBool::new(false),
-            searching: AtomicUsize::new(0),
+            searching: Padded(AtomicUsize::new(0)),
             live: Live::new(config_workers),
-            next_id: AtomicU64::new(1),
-            stats: Stats::default(),
+            next_id: Padded(AtomicU64::new(1)),
+            stats: Padded::default(),
             clocks: (0..config_workers)
                 .map(|_| WorkerClock::default())
                 .collect(),

@@ -156,6 +156,13 @@ impl Worker {
             match self.search() {
                 Some(task) => {
                     clock.idle_end(idle);
+                    // What was stolen with it waits in the local queue:
+                    // more work another idle worker may take (this is how
+                    // a burst that notified once wakes more than one; see
+                    // sleep/README.md, "Bursts").
+                    if !self.local.is_empty() {
+                        self.registry.notify_work();
+                    }
                     if self.resume(task) {
                         return orphaned(&self.registry);
                     }
@@ -700,10 +707,14 @@ impl Worker {
 
     /// Queues a new fiber spawned on this worker.
     pub(crate) fn push_new(&self, task: TaskRef) {
+        // Only a push onto an empty queue tells idle workers (see
+        // sleep/README.md, "Bursts"): the notice costs a full fence and a
+        // read of a line that searching workers write, on every spawn of
+        // a burst otherwise. On a runtime of one worker there is nobody to
+        // wake: the one worker is this one, awake.
+        let was_empty = self.local.is_empty();
         self.local.push(task);
-        // On a runtime of one worker there is nobody to wake: the one
-        // worker is this one, awake (and the notice costs a full fence).
-        if self.registry.config.workers > 1 {
+        if was_empty && self.registry.config.workers > 1 {
             self.registry.notify_work();
         }
     }
