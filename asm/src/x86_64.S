@@ -115,22 +115,34 @@ fiber_asm_switch:
     jne     .Lfiber_asm_load_cw     // no: load it (out of line)
 .endif
 .Lfiber_asm_pop:
+    .cfi_remember_state             // a whole frame: what the code below
+                                    // this block starts from again
     add     rsp, 8                  // drop the control-word slot
+    .cfi_adjust_cfa_offset -8
     pop     r15                     // restore callee-saved registers
+    .cfi_adjust_cfa_offset -8
     pop     r14
+    .cfi_adjust_cfa_offset -8
     pop     r13
+    .cfi_adjust_cfa_offset -8
     pop     r12
+    .cfi_adjust_cfa_offset -8
     pop     rbx
+    .cfi_adjust_cfa_offset -8
     pop     rbp
+    .cfi_adjust_cfa_offset -8
     mov     rax, rdx                // the handed-over value is the return value
     pop     rcx                     // the resumed side's return address
+    .cfi_adjust_cfa_offset -8
     jmp     rcx                     // an indirect jump, not `ret`: the return
                                     // predictor holds *our* caller, and a
                                     // mispredicted `ret` costs more than the
                                     // whole rest of the switch
+    .cfi_restore_state              // the paths below start on a whole frame
 .Lfiber_asm_restore:
     // Entered by a jump from the trampoline's exit path with rsp = a switch
-    // frame and rdx = the value to hand over: load both control words.
+    // frame and rdx = the value to hand over: with FIBER_ASM_FP_CONTROL,
+    // load both control words first.
 .if FIBER_ASM_FP_CONTROL
     ldmxcsr [rsp]                   // the resumed side's MXCSR
 .Lfiber_asm_load_cw:

@@ -97,6 +97,9 @@ const MAIN_REGS: Regs = [
 const FIBER_REGS: Regs = [
     0xAAAA, 0xBBBB, 0xCCCC, 0xDDDD, 0xEEEE, 0xFFFF, 0x3F80, 0x077F,
 ];
+/// The control words the fiber leaves loaded as it finishes (round up in
+/// both): only the last two words count.
+const EXIT_REGS: Regs = [0, 0, 0, 0, 0, 0, 0x5F80, 0x0B7F];
 
 /// What `mine` reads right after a switch back from a side that loaded
 /// `other`: the integer registers are always its own; the control words
@@ -132,6 +135,19 @@ unsafe extern "sysv64" fn fiber_entry(value: usize, data: *mut u8) -> Exit {
         )
     };
     shared.fiber_saw = got;
+    let (mxcsr, cw) = (EXIT_REGS[6] as u32, EXIT_REGS[7] as u16);
+    // SAFETY: loads the two control registers from valid locals; no
+    // floating-point code runs on this side before the exit path, which
+    // either leaves them to main (without `fp-control`) or loads main's.
+    unsafe {
+        std::arch::asm!(
+            "ldmxcsr [{m}]",
+            "fldcw [{c}]",
+            m = in(reg) &mxcsr,
+            c = in(reg) &cw,
+            options(nostack, readonly, preserves_flags),
+        )
+    };
     Exit {
         to: shared.main_sp.unwrap(),
         value: back + 1,
@@ -180,8 +196,9 @@ fn callee_saved_state_survives_switches_both_ways() {
         )
     };
     assert_eq!(last, 31, "the entry's Exit value reaches main");
-    // The fiber's exit path loaded no control words of its own.
-    assert_eq!(got, expected(&MAIN_REGS, &MAIN_REGS));
+    // The exit path loads main's control words with `fp-control`, and
+    // leaves those the fiber finished with otherwise.
+    assert_eq!(got, expected(&MAIN_REGS, &EXIT_REGS));
     assert_eq!(
         shared.fiber_got_value, 10,
         "the first switch's value is the entry's argument"

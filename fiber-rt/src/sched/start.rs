@@ -82,8 +82,9 @@ pub(super) unsafe fn use_stashed<F: FnOnce() + Send + 'static>(
     match how {
         Use::Place(stack) => Some(place(task, stack, f)),
         Use::RunHere => {
-            // As on a fresh stack: the finished fiber's floating-point
-            // modes stay with it.
+            // As on a fresh stack: with `fp-control`, the finished
+            // fiber's floating-point modes stay with it (without it they
+            // are the thread's, and this does nothing).
             fiber_asm::reset_control_words();
             run(task, Some(f));
             None
