@@ -464,7 +464,15 @@ impl Registry {
                 // from the global queue: one touch of the victim's end per
                 // batch rather than per fiber, where the owner pops too.
                 match victim.steal_batch_and_pop(worker.local_queue()) {
-                    Steal::Success(task) => return Some(task),
+                    Steal::Success(task) => {
+                        // Work left behind, or brought back in a batch:
+                        // another idle worker may take it. This passes a
+                        // burst's one notice on (sleep/README.md, "Bursts").
+                        if !worker.local_queue().is_empty() || !victim.is_empty() {
+                            self.notify_work();
+                        }
+                        return Some(task);
+                    }
                     Steal::Empty => break,
                     Steal::Retry => continue,
                 }

@@ -156,13 +156,6 @@ impl Worker {
             match self.search() {
                 Some(task) => {
                     clock.idle_end(idle);
-                    // What was stolen with it waits in the local queue:
-                    // more work another idle worker may take (this is how
-                    // a burst that notified once wakes more than one; see
-                    // sleep/README.md, "Bursts").
-                    if !self.local.is_empty() {
-                        self.registry.notify_work();
-                    }
                     if self.resume(task) {
                         return orphaned(&self.registry);
                     }
