@@ -9,7 +9,7 @@ use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use fiber_rt::debug::FiberState;
-use fiber_rt::sync::{mpsc, Mutex, WaitGroup};
+use fiber_rt::sync::{mpsc, Condvar, Mutex, RwLock, WaitGroup};
 use fiber_rt::{Builder, Runtime};
 
 fn rt(workers: usize) -> Runtime {
@@ -492,4 +492,114 @@ fn the_dropping_thread_s_panic_count_is_left_alone() {
         "a guard held across the drop poisoned"
     );
     drop(keep);
+}
+
+/// A runtime of one worker that gives up on waiting fibers after 100 ms,
+/// with one fiber whose destructor runs `wait` (a wait on something a
+/// plain thread holds) once the fiber is cancelled: returned once that
+/// fiber has been abandoned, its waiter left in the primitive's queue.
+fn abandon_waiting_in(wait: impl FnMut() + Send + 'static) {
+    let rt = Builder::new()
+        .workers(1)
+        .shutdown_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let waiting = OnDrop(wait);
+    let _fiber = rt.spawn(move || {
+        let _waiting = waiting;
+        park_for_good();
+    });
+    wait_parked(&rt, 1);
+    drop_or_fail(rt);
+}
+
+/// Runs `f` on a thread of its own; fails if it has not returned in 5 s.
+fn within_5s(what: &str, f: impl FnOnce() + Send + 'static) {
+    let (done, finished) = std_mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        f();
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(Duration::from_secs(5)) {
+        Ok(()) => thread.join().unwrap(),
+        Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(thread.join().unwrap_err())
+        }
+        Err(std_mpsc::RecvTimeoutError::Timeout) => panic!("{what} hangs"),
+    }
+}
+
+// An abandoned fiber never runs again, but its waiter stays queued in the
+// primitive it waited on (the clean-up on its stack never runs): what a
+// release hands it (the lock, a notification, a free slot) must go on to
+// the next waiter, or whoever shares the primitive outside the runtime
+// waits for good.
+
+#[test]
+fn a_rwlock_released_to_an_abandoned_fiber_goes_on_to_the_next() {
+    let lock = Arc::new(RwLock::new(0));
+    let held = lock.write();
+    let theirs = lock.clone();
+    abandon_waiting_in(move || *theirs.write() += 1);
+    drop(held);
+    within_5s("a read after the abandoned writer", move || {
+        assert_eq!(*lock.read(), 0, "the abandoned writer never wrote");
+    });
+}
+
+#[test]
+fn a_mutex_released_to_an_abandoned_fiber_goes_on_to_the_next() {
+    let lock = Arc::new(Mutex::new(0));
+    let held = lock.lock();
+    let theirs = lock.clone();
+    abandon_waiting_in(move || *theirs.lock() += 1);
+    let next = lock.clone();
+    let thread = std::thread::spawn(move || *next.lock() += 100);
+    // Queued behind the abandoned fiber by then (if not, it takes the lock
+    // as a newcomer, and the test proves less, but does not fail).
+    std::thread::sleep(Duration::from_millis(50));
+    drop(held);
+    within_5s("the thread queued behind the abandoned fiber", move || {
+        thread.join().unwrap();
+    });
+    assert_eq!(*lock.lock(), 100);
+}
+
+#[test]
+fn a_notification_given_to_an_abandoned_fiber_goes_on_to_the_next() {
+    let pair = Arc::new((Mutex::new(false), Condvar::new()));
+    let wait_for_flag = |pair: Arc<(Mutex<bool>, Condvar)>| {
+        move || {
+            let (flag, condvar) = &*pair;
+            let mut set = flag.lock();
+            while !*set {
+                set = condvar.wait(set);
+            }
+        }
+    };
+    abandon_waiting_in(wait_for_flag(pair.clone()));
+    let thread = std::thread::spawn(wait_for_flag(pair.clone()));
+    std::thread::sleep(Duration::from_millis(50));
+    *pair.0.lock() = true;
+    pair.1.notify_one();
+    within_5s("the thread waiting behind the abandoned fiber", move || {
+        thread.join().unwrap();
+    });
+}
+
+#[test]
+fn a_slot_freed_for_an_abandoned_sender_goes_on_to_the_next() {
+    let (sender, receiver) = mpsc::bounded(1);
+    sender.send(0).unwrap();
+    let theirs = sender.clone();
+    abandon_waiting_in(move || {
+        let _ = theirs.send(1);
+    });
+    let thread = std::thread::spawn(move || sender.send(2).unwrap());
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(receiver.recv().unwrap(), 0);
+    within_5s("the sender waiting behind the abandoned fiber", move || {
+        thread.join().unwrap();
+        assert_eq!(receiver.recv().unwrap(), 2);
+    });
 }

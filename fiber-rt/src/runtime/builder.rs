@@ -118,7 +118,12 @@ impl Builder {
     /// on standard error and left unfinished, their stacks and what those
     /// hold never reclaimed (the runtime's shared state among it: an
     /// abandoned fiber still refers to it), their `JoinHandle`s report
-    /// them cancelled, and the drop returns.
+    /// them cancelled, and the drop returns. An abandoned fiber's place in
+    /// a `fiber_rt::sync` queue is skipped: the lock, notification or free
+    /// slot a release would have handed it goes to the next waiter, so a
+    /// thread that shares the primitive is not left waiting. A fiber that
+    /// was woken just before the timeout, or keeps running, gets a few
+    /// more turns first.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.config.shutdown_timeout = timeout;
         self

@@ -99,7 +99,7 @@ fn cancel_on_a_thread_of_its_own(registry: &Arc<Registry>) {
 /// another thread, or by the timer).
 ///
 /// Once no fiber has finished for the runtime's shutdown timeout, the
-/// fibers left are abandoned (see [`Task::abandon`]), each reported on
+/// fibers left are abandoned (see [`give_up`]), each reported on
 /// standard error: whatever they wait for, a wake-up that never comes or a
 /// loop that never ends, the drop returns.
 fn cancel_all(registry: &Arc<Registry>) {
@@ -123,7 +123,7 @@ fn cancel_all(registry: &Arc<Registry>) {
             .checked_sub(since.elapsed())
             .filter(|d| !d.is_zero())
         else {
-            abandon(registry, live);
+            give_up(registry, &worker, live);
             break;
         };
         let mut ran = false;
@@ -148,21 +148,60 @@ fn cancel_all(registry: &Arc<Registry>) {
     crate::sched::thread::set_cancelling(false);
 }
 
-/// Reports and abandons the fibers left when the shutdown gives up.
-fn abandon(registry: &Registry, live: Vec<TaskRef>) {
-    for task in live {
-        let name = match &task.name {
-            Some(name) => name.to_string(),
-            None => format!("fiber-{}", task.id),
-        };
-        let doing = match task.parked_on.get() {
-            reason if task.is_parked() && !reason.is_empty() => format!("waits ({reason})"),
-            _ => "keeps running (it yields)".to_owned(),
-        };
-        eprintln!(
-            "fiber '{name}' was cancelled by its runtime's shutdown, but its unwinding still {doing} after {:?} in which no fiber finished: it is left unfinished, its stack not reclaimed",
-            registry.config.shutdown_timeout
+/// Turns the shutdown gives the fibers still live before it abandons
+/// those that keep running (or keep being woken).
+const LAST_TURNS: usize = 3;
+
+/// Abandons the fibers left when the shutdown's patience ran out, each
+/// reported on standard error. One that waits in a park nobody woke is
+/// abandoned in a single step no waker can race ([`Task::abandon_if_parked`]):
+/// a wake-up that comes later finds it abandoned and is handed on (a lock,
+/// a notification, a free slot goes to the next waiter), so nothing another
+/// party waits for is lost with it. One woken just before, or that keeps
+/// running, gets another turn, up to [`LAST_TURNS`], and is then abandoned
+/// whatever it does.
+fn give_up(registry: &Registry, worker: &Worker, mut left: Vec<TaskRef>) {
+    for turn in 0..=LAST_TURNS {
+        left.retain(|task| {
+            let reason = task.parked_on.get();
+            if task.abandon_if_parked() {
+                let doing = match reason {
+                    "" => "waits".to_owned(),
+                    reason => format!("waits ({reason})"),
+                };
+                report(registry, task, &doing);
+                return false;
+            }
+            task.is_live()
+        });
+        if left.is_empty() || turn == LAST_TURNS {
+            break;
+        }
+        for task in &left {
+            task.resume_for_shutdown();
+            worker.run_until_switch(task.clone());
+        }
+        worker.drop_queued();
+        left.retain(|task| task.is_live());
+    }
+    for task in left {
+        report(
+            registry,
+            &task,
+            "keeps running (it yields, or is woken again)",
         );
         task.abandon();
     }
+}
+
+/// Says on standard error that `task` is abandoned, and what it was doing.
+fn report(registry: &Registry, task: &Task, doing: &str) {
+    let name = match &task.name {
+        Some(name) => name.to_string(),
+        None => format!("fiber-{}", task.id),
+    };
+    eprintln!(
+        "fiber '{name}' was cancelled by its runtime's shutdown, but its unwinding still {doing} after {:?} in which no fiber finished: it is left unfinished, its stack not reclaimed",
+        registry.config.shutdown_timeout
+    );
 }

@@ -32,11 +32,15 @@ impl Waker {
     }
 
     /// Wakes the fiber or thread; a wake-up that arrives before the park is
-    /// kept, so the park returns at once.
-    pub(crate) fn wake(&self) {
+    /// kept, so the park returns at once. Returns `false` if the waker is a
+    /// fiber the shutdown abandoned, which will never act on the wake-up.
+    pub(crate) fn wake(&self) -> bool {
         match self {
             Waker::Fiber(task) => task.unpark(),
-            Waker::Thread(thread) => thread.unpark(),
+            Waker::Thread(thread) => {
+                thread.unpark();
+                true
+            }
         }
     }
 
@@ -44,7 +48,11 @@ impl Waker {
     /// fiber joining it: see [`Task::unpark_joiner`].
     pub(crate) fn wake_joiner(&self) {
         match self {
-            Waker::Fiber(task) => task.unpark_joiner(),
+            // A joiner abandoned by the shutdown takes nothing: the result
+            // waits in the slot either way.
+            Waker::Fiber(task) => {
+                task.unpark_joiner();
+            }
             Waker::Thread(thread) => thread.unpark(),
         }
     }

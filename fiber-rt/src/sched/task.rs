@@ -22,6 +22,10 @@ const RUNNING: u8 = 0;
 const NOTIFIED: u8 = 1;
 /// The fiber is off its worker and waits for a wake-up.
 const PARKED: u8 = 2;
+/// The shutdown gave up on the fiber (see [`Task::abandon_if_parked`]): it
+/// never runs again, and a wake-up does not reach it, so whoever meant to
+/// hand it something (a lock, a notification, a free slot) hands it on.
+const ABANDONED: u8 = 3;
 
 /// A fiber's control block. Shared ([`TaskRef`]) between the queues, the
 /// wait lists that can wake it, and its `JoinHandle`.
@@ -447,11 +451,39 @@ impl Task {
         self.cancelled.load(Ordering::Relaxed) && self.is_parked()
     }
 
-    /// Gives up on a cancelled fiber that still waits after the shutdown's
-    /// patience ran out: its stack is left mapped and never reused (frames
-    /// on it may still be pointed to by other abandoned fibers), its handle
-    /// is told it was cancelled, and it no longer counts as live.
+    /// Gives up on a cancelled fiber that waits in a park nobody has woken,
+    /// after the shutdown's patience ran out; `false`, doing nothing, if it
+    /// does not wait so (it was woken, or keeps running). The one step
+    /// from parked to abandoned decides against any waker at once: a
+    /// wake-up either came first (and the fiber gets another turn) or
+    /// finds it abandoned and is handed on ([`unpark`](Self::unpark)).
+    pub(crate) fn abandon_if_parked(&self) -> bool {
+        // Acquire: sees the fiber's state as it parked; nothing is
+        // published (the fiber never runs again).
+        let parked = self
+            .state
+            .compare_exchange(PARKED, ABANDONED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok();
+        if parked {
+            self.give_up();
+        }
+        parked
+    }
+
+    /// Gives up on a cancelled fiber whatever it does (it keeps running,
+    /// yielding, or is woken again and again), once the shutdown has tried
+    /// everything else. A wake-up it got just before is lost with it.
     pub(crate) fn abandon(&self) {
+        // Acquire: as in `abandon_if_parked`.
+        self.state.swap(ABANDONED, Ordering::Acquire);
+        self.give_up();
+    }
+
+    /// What abandoning a fiber does: its stack is left mapped and never
+    /// reused (frames on it may still be pointed to by other abandoned
+    /// fibers), its handle is told it was cancelled, and it no longer
+    /// counts as live.
+    fn give_up(&self) {
         std::mem::forget(self.stack.take());
         if !self.join.is_complete() {
             if let Some(report) = self.cancelled_unrun {
@@ -500,21 +532,25 @@ impl Task {
     /// its next park. Never resumes a fiber that is still on its stack: a
     /// fiber is PARKED only once the scheduler has completed the park after
     /// the switch.
-    pub(crate) fn unpark(&self) {
+    /// `false` if the fiber was abandoned by the shutdown: it will never
+    /// act on the wake-up, so what it was to be handed goes to another.
+    pub(crate) fn unpark(&self) -> bool {
         self.unpark_as(false)
     }
 
     /// [`unpark`](Self::unpark) by a fiber that has finished, for the fiber
     /// joining it: queued behind what waits on this worker rather than in
     /// its LIFO slot (see `Worker::push_joiner`).
-    pub(crate) fn unpark_joiner(&self) {
+    pub(crate) fn unpark_joiner(&self) -> bool {
         self.unpark_as(true)
     }
 
-    fn unpark_as(&self, joiner: bool) {
+    fn unpark_as(&self, joiner: bool) -> bool {
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
             let next = match state {
+                // For good: nothing to write, nobody to wake.
+                ABANDONED => return false,
                 PARKED => RUNNING,
                 RUNNING => NOTIFIED,
                 // Already NOTIFIED: still written back, never just read. A
@@ -533,10 +569,14 @@ impl Task {
                 .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Relaxed)
             {
                 Ok(_) if state == PARKED && joiner => {
-                    return self.registry.schedule_joiner(self.arc());
+                    self.registry.schedule_joiner(self.arc());
+                    return true;
                 }
-                Ok(_) if state == PARKED => return self.registry.schedule(self.arc()),
-                Ok(_) => return,
+                Ok(_) if state == PARKED => {
+                    self.registry.schedule(self.arc());
+                    return true;
+                }
+                Ok(_) => return true,
                 Err(actual) => state = actual,
             }
         }

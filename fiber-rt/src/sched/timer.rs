@@ -114,7 +114,9 @@ impl Timer {
             }
             if !due.is_empty() {
                 drop(state);
-                due.iter().for_each(Waker::wake);
+                due.iter().for_each(|w| {
+                    w.wake();
+                });
                 drop(due);
                 state = self.state();
                 continue;

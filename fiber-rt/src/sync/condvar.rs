@@ -89,16 +89,22 @@ impl Condvar {
 
     /// Wakes one waiter, if any.
     pub fn notify_one(&self) {
-        let next = self.list().pop_front();
-        if let Some(waiter) = next {
-            waiter.notify();
+        loop {
+            let next = self.list().pop_front();
+            match next {
+                // An abandoned fiber never takes it: the next one does.
+                Some(waiter) if !waiter.notify() => continue,
+                _ => return,
+            }
         }
     }
 
     /// Wakes every waiter.
     pub fn notify_all(&self) {
         let all = std::mem::take(&mut *self.list());
-        all.iter().for_each(|w| w.notify());
+        all.iter().for_each(|w| {
+            let _ = w.notify();
+        });
     }
 
     fn list(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Waiter>>> {

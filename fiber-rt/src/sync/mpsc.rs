@@ -56,6 +56,18 @@ impl<T> Chan<T> {
     fn state(&self) -> std::sync::MutexGuard<'_, State<T>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Offers a freed slot to the first waiting sender; one the shutdown
+    /// abandoned never takes it, so it goes on to the next.
+    fn wake_sender(&self) {
+        loop {
+            let next = self.state().send_waiters.pop_front();
+            match next {
+                Some(w) if !w.notify() => continue,
+                _ => return,
+            }
+        }
+    }
 }
 
 /// The sending half; clone it for more producers.
@@ -139,7 +151,8 @@ impl<T> Sender<T> {
         let receiver = s.recv_waiter.take();
         drop(s);
         if let Some(w) = receiver {
-            w.notify();
+            // The message stays queued whoever (if anyone) takes it.
+            let _ = w.notify();
         }
         Ok(())
     }
@@ -164,7 +177,8 @@ impl<T> Sender<T> {
                     let receiver = s.recv_waiter.take();
                     drop(s);
                     if let Some(w) = receiver {
-                        w.notify();
+                        // The message stays queued whoever takes it.
+                        let _ = w.notify();
                     }
                     return Ok(());
                 }
@@ -182,10 +196,8 @@ impl<T> Sender<T> {
                 // a waiter no longer listed was given a free slot, even if
                 // its flag is not set yet: pass it on to the next sender.
                 if !waiter::remove(&mut s.send_waiters, &waiter) {
-                    if let Some(next) = s.send_waiters.pop_front() {
-                        drop(s);
-                        next.notify();
-                    }
+                    drop(s);
+                    self.chan.wake_sender();
                 }
             };
             let reason = "mpsc::Sender::send";
@@ -223,11 +235,8 @@ impl<T> Receiver<T> {
             let waiter = {
                 let mut s = self.chan.state();
                 if let Some(value) = s.buf.pop_front() {
-                    let sender = s.send_waiters.pop_front();
                     drop(s);
-                    if let Some(w) = sender {
-                        w.notify();
-                    }
+                    self.chan.wake_sender();
                     return Ok(value);
                 }
                 if s.senders == 0 {
@@ -263,11 +272,8 @@ impl<T> Receiver<T> {
         let mut s = self.chan.state();
         match s.buf.pop_front() {
             Some(value) => {
-                let sender = s.send_waiters.pop_front();
                 drop(s);
-                if let Some(w) = sender {
-                    w.notify();
-                }
+                self.chan.wake_sender();
                 Ok(value)
             }
             None if s.senders == 0 => Err(TryRecvError::Disconnected),
@@ -322,7 +328,7 @@ impl<T> Drop for Sender<T> {
         };
         drop(s);
         if let Some(w) = receiver {
-            w.notify();
+            let _ = w.notify();
         }
     }
 }
@@ -334,7 +340,9 @@ impl<T> Drop for Receiver<T> {
         let senders = std::mem::take(&mut s.send_waiters);
         let dropped = std::mem::take(&mut s.buf);
         drop(s);
-        senders.iter().for_each(|w| w.notify());
+        senders.iter().for_each(|w| {
+            let _ = w.notify();
+        });
         drop(dropped);
     }
 }

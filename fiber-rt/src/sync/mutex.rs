@@ -94,7 +94,9 @@ impl<T: ?Sized> Mutex<T> {
         // registers, then tries; an unlocker releases, then looks for
         // waiters): one of the two always sees the other.
         self.locked
-            .compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed)
+            // SeqCst on failure too: in `lock_slow` the failing attempt is
+            // the read of the pair that must see the unlocker's release.
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
     }
 
@@ -144,17 +146,21 @@ impl<T: ?Sized> Mutex<T> {
     }
 
     fn wake_one(&self) {
-        let next = {
-            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            let next = queue.pop_front();
-            if next.is_some() {
-                // SeqCst: see `try_acquire`.
-                self.waiting.fetch_sub(1, Ordering::SeqCst);
+        loop {
+            let next = {
+                let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                let next = queue.pop_front();
+                if next.is_some() {
+                    // SeqCst: see `try_acquire`.
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                }
+                next
+            };
+            match next {
+                // An abandoned fiber never retries: wake the next one.
+                Some(waiter) if !waiter.notify() => continue,
+                _ => return,
             }
-            next
-        };
-        if let Some(waiter) = next {
-            waiter.notify();
         }
     }
 }

@@ -11,7 +11,12 @@ use super::waiter::{self, Waiter};
 
 /// Many readers or one writer. Waiters are served in arrival order: a
 /// writer waits for the readers before it, and readers queued behind a
-/// writer wait for it, so neither side starves.
+/// writer wait for it, so neither side starves. (So a fiber that takes a
+/// read lock it already holds while a writer waits deadlocks, as std warns
+/// its lock may.)
+///
+/// Not poisoned by panics, unlike std's: a writer that panics releases the
+/// lock, and the data may be left half updated.
 pub struct RwLock<T: ?Sized> {
     state: std::sync::Mutex<State>,
     data: UnsafeCell<T>,
@@ -129,7 +134,7 @@ impl<T: ?Sized> RwLock<T> {
             s.queue.remove(i);
             let woken = Self::grant(&mut s);
             drop(s);
-            woken.iter().for_each(|w| w.notify());
+            self.hand_over(woken);
         } else {
             // Only `grant` takes a waiter off the queue, handing it the
             // lock (even if its flag is not set yet): give it back.
@@ -147,12 +152,22 @@ impl<T: ?Sized> RwLock<T> {
         }
         let woken = Self::grant(&mut s);
         drop(s);
-        woken.iter().for_each(|w| w.notify());
+        self.hand_over(woken);
+    }
+
+    /// Wakes the waiters `grant` gave the lock to; what it gave a fiber the
+    /// shutdown abandoned (which never runs again) is released at once.
+    fn hand_over(&self, woken: Vec<(Arc<Waiter>, bool)>) {
+        for (waiter, write) in woken {
+            if !waiter.notify() {
+                self.release(write);
+            }
+        }
     }
 
     /// Hands the lock to the waiters at the front of the queue that can
     /// have it now, and returns them to be woken.
-    fn grant(s: &mut State) -> Vec<Arc<Waiter>> {
+    fn grant(s: &mut State) -> Vec<(Arc<Waiter>, bool)> {
         let mut woken = Vec::new();
         while let Some((_, write)) = s.queue.front() {
             if *write {
@@ -160,14 +175,14 @@ impl<T: ?Sized> RwLock<T> {
                     break;
                 }
                 s.writer = true;
-                woken.push(s.queue.pop_front().unwrap().0);
+                woken.push(s.queue.pop_front().unwrap());
                 break;
             }
             if s.writer {
                 break;
             }
             s.readers += 1;
-            woken.push(s.queue.pop_front().unwrap().0);
+            woken.push(s.queue.pop_front().unwrap());
         }
         woken
     }

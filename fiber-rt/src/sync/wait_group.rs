@@ -49,7 +49,9 @@ impl WaitGroup {
         if g.count == 0 {
             let waiters = std::mem::take(&mut g.waiters);
             drop(g);
-            waiters.iter().for_each(|w| w.notify());
+            waiters.iter().for_each(|w| {
+                let _ = w.notify();
+            });
         }
     }
 
@@ -124,7 +126,9 @@ impl Barrier {
                 s.generation += 1;
                 let waiters = std::mem::take(&mut s.waiters);
                 drop(s);
-                waiters.iter().for_each(|w| w.notify());
+                waiters.iter().for_each(|w| {
+                    let _ = w.notify();
+                });
                 return BarrierWaitResult(true);
             }
             let w = Waiter::new();

@@ -29,11 +29,14 @@ impl Waiter {
         })
     }
 
-    /// Sets the flag and wakes the waiter.
-    pub(crate) fn notify(&self) {
+    /// Sets the flag and wakes the waiter; `false` if the waiter is a
+    /// fiber the shutdown abandoned, which will never act on it: a
+    /// notifier that handed it something must hand it to someone else.
+    #[must_use = "a wake-up that reached an abandoned fiber must be passed on"]
+    pub(crate) fn notify(&self) -> bool {
         // Release: what the notifier did before is visible to the waiter.
         self.notified.store(true, Ordering::Release);
-        self.waker.wake();
+        self.waker.wake()
     }
 
     /// Whether [`notify`](Self::notify) has been called.
