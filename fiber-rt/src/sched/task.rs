@@ -532,6 +532,7 @@ impl Task {
     /// its next park. Never resumes a fiber that is still on its stack: a
     /// fiber is PARKED only once the scheduler has completed the park after
     /// the switch.
+    ///
     /// `false` if the fiber was abandoned by the shutdown: it will never
     /// act on the wake-up, so what it was to be handed goes to another.
     pub(crate) fn unpark(&self) -> bool {

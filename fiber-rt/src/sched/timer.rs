@@ -114,9 +114,9 @@ impl Timer {
             }
             if !due.is_empty() {
                 drop(state);
-                due.iter().for_each(|w| {
-                    w.wake();
-                });
+                for waker in &due {
+                    waker.wake();
+                }
                 drop(due);
                 state = self.state();
                 continue;

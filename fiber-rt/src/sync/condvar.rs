@@ -89,22 +89,13 @@ impl Condvar {
 
     /// Wakes one waiter, if any.
     pub fn notify_one(&self) {
-        loop {
-            let next = self.list().pop_front();
-            match next {
-                // An abandoned fiber never takes it: the next one does.
-                Some(waiter) if !waiter.notify() => continue,
-                _ => return,
-            }
-        }
+        waiter::notify_first(|| self.list().pop_front());
     }
 
     /// Wakes every waiter.
     pub fn notify_all(&self) {
         let all = std::mem::take(&mut *self.list());
-        all.iter().for_each(|w| {
-            let _ = w.notify();
-        });
+        all.iter().for_each(|w| w.wake());
     }
 
     fn list(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Waiter>>> {

@@ -60,13 +60,7 @@ impl<T> Chan<T> {
     /// Offers a freed slot to the first waiting sender; one the shutdown
     /// abandoned never takes it, so it goes on to the next.
     fn wake_sender(&self) {
-        loop {
-            let next = self.state().send_waiters.pop_front();
-            match next {
-                Some(w) if !w.notify() => continue,
-                _ => return,
-            }
-        }
+        waiter::notify_first(|| self.state().send_waiters.pop_front());
     }
 }
 
@@ -152,7 +146,7 @@ impl<T> Sender<T> {
         drop(s);
         if let Some(w) = receiver {
             // The message stays queued whoever (if anyone) takes it.
-            let _ = w.notify();
+            w.wake();
         }
         Ok(())
     }
@@ -178,7 +172,7 @@ impl<T> Sender<T> {
                     drop(s);
                     if let Some(w) = receiver {
                         // The message stays queued whoever takes it.
-                        let _ = w.notify();
+                        w.wake();
                     }
                     return Ok(());
                 }
@@ -328,7 +322,7 @@ impl<T> Drop for Sender<T> {
         };
         drop(s);
         if let Some(w) = receiver {
-            let _ = w.notify();
+            w.wake();
         }
     }
 }
@@ -340,9 +334,7 @@ impl<T> Drop for Receiver<T> {
         let senders = std::mem::take(&mut s.send_waiters);
         let dropped = std::mem::take(&mut s.buf);
         drop(s);
-        senders.iter().for_each(|w| {
-            let _ = w.notify();
-        });
+        senders.iter().for_each(|w| w.wake());
         drop(dropped);
     }
 }

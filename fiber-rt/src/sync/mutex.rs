@@ -146,22 +146,16 @@ impl<T: ?Sized> Mutex<T> {
     }
 
     fn wake_one(&self) {
-        loop {
-            let next = {
-                let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-                let next = queue.pop_front();
-                if next.is_some() {
-                    // SeqCst: see `try_acquire`.
-                    self.waiting.fetch_sub(1, Ordering::SeqCst);
-                }
-                next
-            };
-            match next {
-                // An abandoned fiber never retries: wake the next one.
-                Some(waiter) if !waiter.notify() => continue,
-                _ => return,
+        // An abandoned fiber never retries: the next one is woken instead.
+        waiter::notify_first(|| {
+            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let next = queue.pop_front();
+            if next.is_some() {
+                // SeqCst: see `try_acquire`.
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
             }
-        }
+            next
+        });
     }
 }
 

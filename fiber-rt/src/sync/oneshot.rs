@@ -61,7 +61,7 @@ impl<T> Sender<T> {
         let waiter = s.waiter.take();
         drop(s);
         if let Some(w) = waiter {
-            let _ = w.notify();
+            w.wake();
         }
         Ok(())
     }
@@ -147,7 +147,7 @@ impl<T> Drop for Sender<T> {
         let waiter = s.waiter.take();
         drop(s);
         if let Some(w) = waiter {
-            let _ = w.notify();
+            w.wake();
         }
     }
 }

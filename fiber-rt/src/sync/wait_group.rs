@@ -50,7 +50,7 @@ impl WaitGroup {
             let waiters = std::mem::take(&mut g.waiters);
             drop(g);
             waiters.iter().for_each(|w| {
-                let _ = w.notify();
+                w.wake();
             });
         }
     }
@@ -127,7 +127,7 @@ impl Barrier {
                 let waiters = std::mem::take(&mut s.waiters);
                 drop(s);
                 waiters.iter().for_each(|w| {
-                    let _ = w.notify();
+                    w.wake();
                 });
                 return BarrierWaitResult(true);
             }

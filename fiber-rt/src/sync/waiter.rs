@@ -13,6 +13,17 @@ use std::time::Instant;
 use crate::sched::park::{park, Waker};
 use crate::sched::task::Task;
 
+/// Hands a wake-up that gives something over (a lock, a notification, a
+/// free slot) to the first waiter `next` yields that takes it: one the
+/// shutdown abandoned never will, so it goes on to the one after.
+pub(crate) fn notify_first(mut next: impl FnMut() -> Option<Arc<Waiter>>) {
+    while let Some(waiter) = next() {
+        if waiter.notify() {
+            return;
+        }
+    }
+}
+
 /// One party waiting on a primitive.
 #[derive(Debug)]
 pub(crate) struct Waiter {
@@ -37,6 +48,13 @@ impl Waiter {
         // Release: what the notifier did before is visible to the waiter.
         self.notified.store(true, Ordering::Release);
         self.waker.wake()
+    }
+
+    /// [`notify`](Self::notify) for a wake-up that hands nothing over
+    /// (a message left queued, a broadcast, a closed channel): whether an
+    /// abandoned fiber got it does not matter.
+    pub(crate) fn wake(&self) {
+        let _ = self.notify();
     }
 
     /// Whether [`notify`](Self::notify) has been called.
