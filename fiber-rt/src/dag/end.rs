@@ -60,7 +60,7 @@ impl<O> Waiting<O> {
         // Acquire: pairs with the Release in `end`, so the result stored
         // before is seen (the lock would order it too).
         while !self.ready.load(Ordering::Acquire) {
-            park("dag::run");
+            park(&"dag::run");
         }
         self.result
             .lock()

@@ -192,7 +192,10 @@ fn state_of(registry: &Registry, task: &Task) -> FiberState {
 /// atomics, so it is read as a checked copy: a read that races with a new
 /// park gives a wrong reason at worst.
 fn parked_on(task: &Task) -> String {
-    let at = task.parked_on.as_ptr() as usize;
+    // A word pointing to the `&str` (see `park::Reason`).
+    let Some(at) = read_word(task.parked_on.as_ptr() as usize) else {
+        return String::new();
+    };
     let (Some(ptr), Some(len)) = (read_word(at), read_word(at + 8)) else {
         return String::new();
     };

@@ -49,7 +49,7 @@ impl<T> JoinHandle<T> {
         // SAFETY: the handle joins once (it is consumed) and detaches only
         // if this join unwinds before taking the value; its fiber completes
         // with this type (see `wrap`).
-        let result = unsafe { task.join.join::<Result<T, JoinError>>("JoinHandle::join") };
+        let result = unsafe { task.join.join::<Result<T, JoinError>>(&"JoinHandle::join") };
         std::mem::forget(unwinding);
         // Off the live list now, so that the joiner's next look at the
         // metrics no longer counts the fiber, which may still be on its

@@ -328,7 +328,7 @@ pub fn sleep_until(deadline: Instant) {
     task.sleep_until
         .store(crate::debug::clock::instant_to_ns(deadline), Relaxed);
     while Instant::now() < deadline {
-        park("sleep");
+        park(&"sleep");
     }
     // Relaxed: as above.
     task.sleep_until.store(0, Relaxed);

@@ -163,7 +163,7 @@ const LAST_TURNS: usize = 3;
 fn give_up(registry: &Registry, worker: &Worker, mut left: Vec<TaskRef>) {
     for turn in 0..=LAST_TURNS {
         left.retain(|task| {
-            let reason = task.parked_on.get();
+            let reason = *task.parked_on.get();
             if task.abandon_if_parked() {
                 let doing = match reason {
                     "" => "waits".to_owned(),

@@ -17,7 +17,7 @@ use std::cell::UnsafeCell;
 use std::mem::{self, MaybeUninit};
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use super::park::{park, Waker};
+use super::park::{park, Reason, Waker};
 
 const COMPLETE: u8 = 1;
 const WAITING: u8 = 2;
@@ -77,7 +77,7 @@ impl JoinSlot {
     /// Called at most once, by the task's handle, with the type the fiber
     /// completes with; [`detach`](Self::detach) follows only if this
     /// unwinds (a cancelled joiner).
-    pub(crate) unsafe fn join<V>(&self, reason: &'static str) -> V {
+    pub(crate) unsafe fn join<V>(&self, reason: Reason) -> V {
         // Acquire: pairs with the Release in `complete`.
         if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
             // SAFETY: the waker is ours until WAITING is set.

@@ -30,7 +30,7 @@ impl Condvar {
         // change the condition, so it cannot notify before we are listed.
         self.list().push_back(waiter.clone());
         let mutex: &'a Mutex<T> = guard.unlock_for_wait();
-        waiter::wait_or_cancel(&waiter, "Condvar::wait", || self.cancel_wait(&waiter));
+        waiter::wait_or_cancel(&waiter, &"Condvar::wait", || self.cancel_wait(&waiter));
         MutexGuard::relock(mutex)
     }
 
@@ -59,7 +59,7 @@ impl Condvar {
         // Registered before the unlock, as in `wait`.
         self.list().push_back(waiter.clone());
         let mutex: &'a Mutex<T> = guard.unlock_for_wait();
-        let notified = waiter::wait_until_or_cancel(&waiter, deadline, "Condvar::wait", || {
+        let notified = waiter::wait_until_or_cancel(&waiter, deadline, &"Condvar::wait", || {
             self.cancel_wait(&waiter)
         });
         // Timed out, unless a notifier took the waiter off the list first.

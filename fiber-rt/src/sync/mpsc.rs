@@ -194,7 +194,7 @@ impl<T> Sender<T> {
                     self.chan.wake_sender();
                 }
             };
-            let reason = "mpsc::Sender::send";
+            let reason = &"mpsc::Sender::send";
             let Some(deadline) = deadline else {
                 waiter::wait_or_cancel(&waiter, reason, cancel);
                 continue;
@@ -244,7 +244,7 @@ impl<T> Receiver<T> {
                 waiter
             };
             let cancel = || self.chan.state().recv_waiter = None;
-            let reason = "mpsc::Receiver::recv";
+            let reason = &"mpsc::Receiver::recv";
             let Some(deadline) = deadline else {
                 waiter::wait_or_cancel(&waiter, reason, cancel);
                 continue;

@@ -115,7 +115,7 @@ impl<T: ?Sized> Mutex<T> {
                 queue.push_back(waiter.clone());
                 waiter
             };
-            waiter::wait_or_cancel(&waiter, "Mutex::lock", || self.cancel_wait(&waiter));
+            waiter::wait_or_cancel(&waiter, &"Mutex::lock", || self.cancel_wait(&waiter));
             if self.try_acquire() {
                 return;
             }

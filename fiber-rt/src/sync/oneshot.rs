@@ -116,7 +116,7 @@ impl<T> Receiver<T> {
                 w
             };
             let cancel = || lock(&self.inner).waiter = None;
-            let reason = "oneshot::Receiver::recv";
+            let reason = &"oneshot::Receiver::recv";
             let Some(deadline) = deadline else {
                 waiter::wait_or_cancel(&waiter, reason, cancel);
                 continue;

@@ -121,9 +121,9 @@ impl<T: ?Sized> RwLock<T> {
         };
         // Once notified, the lock has been handed to us by `release`.
         let reason = if write {
-            "RwLock::write"
+            &"RwLock::write"
         } else {
-            "RwLock::read"
+            &"RwLock::read"
         };
         waiter::wait_or_cancel(&waiter, reason, || self.cancel_wait(&waiter, write));
     }

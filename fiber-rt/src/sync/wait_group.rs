@@ -71,7 +71,7 @@ impl WaitGroup {
             g.waiters.push(w.clone());
             w
         };
-        waiter::wait_or_cancel(&waiter, "WaitGroup::wait", || {
+        waiter::wait_or_cancel(&waiter, &"WaitGroup::wait", || {
             self.group().waiters.retain(|w| !Arc::ptr_eq(w, &waiter));
         });
     }
@@ -135,7 +135,7 @@ impl Barrier {
             s.waiters.push(w.clone());
             w
         };
-        waiter::wait_or_cancel(&waiter, "Barrier::wait", || {
+        waiter::wait_or_cancel(&waiter, &"Barrier::wait", || {
             let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
             let before = s.waiters.len();
             s.waiters.retain(|w| !Arc::ptr_eq(w, &waiter));

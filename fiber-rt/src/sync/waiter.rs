@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::sched::park::{park, Waker};
+use crate::sched::park::{park, Reason, Waker};
 use crate::sched::task::Task;
 
 /// Hands a wake-up that gives something over (a lock, a notification, a
@@ -64,7 +64,7 @@ impl Waiter {
     }
 
     /// Parks until notified. `reason` shows in fiber dumps.
-    pub(crate) fn wait(&self, reason: &'static str) {
+    pub(crate) fn wait(&self, reason: Reason) {
         while !self.is_notified() {
             park(reason);
         }
@@ -74,7 +74,7 @@ impl Waiter {
     /// returns whether notified. A fiber has its runtime's timer wake it
     /// at the deadline, and takes the timer's entry out again if notified
     /// first; a plain thread blocks with a timeout.
-    pub(crate) fn wait_until(&self, deadline: Instant, reason: &'static str) -> bool {
+    pub(crate) fn wait_until(&self, deadline: Instant, reason: Reason) -> bool {
         let Some(task) = Task::current() else {
             return loop {
                 if self.is_notified() {
@@ -125,7 +125,7 @@ pub(crate) fn remove(
 /// Waits for `waiter` to be notified; if the wait is cut short by an unwind
 /// (a fiber cancelled at shutdown), runs `on_cancel` so the primitive can
 /// drop the waiter from its lists or pass on a wake-up it was given.
-pub(crate) fn wait_or_cancel(waiter: &Waiter, reason: &'static str, on_cancel: impl FnOnce()) {
+pub(crate) fn wait_or_cancel(waiter: &Waiter, reason: Reason, on_cancel: impl FnOnce()) {
     let mut guard = OnUnwind(Some(on_cancel));
     waiter.wait(reason);
     guard.0 = None;
@@ -139,7 +139,7 @@ pub(crate) fn wait_or_cancel(waiter: &Waiter, reason: &'static str, on_cancel: i
 pub(crate) fn wait_until_or_cancel(
     waiter: &Waiter,
     deadline: Instant,
-    reason: &'static str,
+    reason: Reason,
     on_cancel: impl FnOnce(),
 ) -> bool {
     let mut guard = OnUnwind(Some(on_cancel));
@@ -184,7 +184,7 @@ mod tests {
                 let waiter = Waiter::new();
                 let notifier = waiter.clone();
                 crate::spawn(move || notifier.notify());
-                assert!(waiter.wait_until(hour, "test"), "notified, not timed out");
+                assert!(waiter.wait_until(hour, &"test"), "notified, not timed out");
             }
             let registry = &Task::current().expect("a fiber").registry;
             assert_eq!(registry.timer.len(), 0);
@@ -196,7 +196,7 @@ mod tests {
         let rt = Builder::new().workers(1).build().unwrap();
         let wait = || {
             let deadline = Instant::now() + Duration::from_millis(10);
-            assert!(!Waiter::new().wait_until(deadline, "test"));
+            assert!(!Waiter::new().wait_until(deadline, &"test"));
             assert!(Instant::now() >= deadline);
         };
         rt.block_on(wait);
