@@ -9,7 +9,7 @@ use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use fiber_rt::debug::FiberState;
-use fiber_rt::sync::{mpsc, Condvar, Mutex, RwLock, WaitGroup};
+use fiber_rt::sync::{mpsc, Condvar, Mutex, RwLock, Semaphore, WaitGroup};
 use fiber_rt::{Builder, Runtime};
 
 fn rt(workers: usize) -> Runtime {
@@ -602,4 +602,23 @@ fn a_slot_freed_for_an_abandoned_sender_goes_on_to_the_next() {
         thread.join().unwrap();
         assert_eq!(receiver.recv().unwrap(), 2);
     });
+}
+
+#[test]
+fn permits_handed_to_an_abandoned_fiber_go_on_to_the_next() {
+    let gate = Arc::new(Semaphore::new(0));
+    let theirs = gate.clone();
+    abandon_waiting_in(move || drop(theirs.acquire_many(2)));
+    let next = gate.clone();
+    let thread = std::thread::spawn(move || next.acquire_many(2).forget());
+    let start = Instant::now();
+    while !format!("{gate:?}").contains("waiting: 2 ") {
+        assert!(start.elapsed() < Duration::from_secs(10), "{gate:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    gate.add_permits(2);
+    within_5s("the thread queued behind the abandoned fiber", move || {
+        thread.join().unwrap();
+    });
+    assert_eq!(gate.available_permits(), 0, "the thread took them");
 }

@@ -6,10 +6,12 @@ pub mod mpsc;
 mod mutex;
 pub mod oneshot;
 mod rwlock;
+mod semaphore;
 mod wait_group;
 pub(crate) mod waiter;
 
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use mutex::{Mutex, MutexGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use semaphore::{Semaphore, SemaphorePermit};
 pub use wait_group::{Barrier, BarrierWaitResult, WaitGroup};
