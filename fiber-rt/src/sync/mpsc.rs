@@ -279,7 +279,39 @@ impl<T> Receiver<T> {
     pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
         std::iter::from_fn(|| self.recv().ok())
     }
+
+    /// The messages queued now, without waiting for more.
+    pub fn try_iter(&self) -> impl Iterator<Item = T> + '_ {
+        std::iter::from_fn(|| self.try_recv().ok())
+    }
 }
+
+impl<T> super::select::sealed::Watch for Receiver<T> {
+    fn is_ready(&self) -> bool {
+        let s = self.chan.state();
+        !s.buf.is_empty() || s.senders == 0
+    }
+
+    fn watch(&self, watcher: &super::select::sealed::Watcher) -> bool {
+        let mut s = self.chan.state();
+        if !s.buf.is_empty() || s.senders == 0 {
+            return true;
+        }
+        // The one receiver waits in one place at a time: nothing else is
+        // in the slot.
+        s.recv_waiter = Some(watcher.0.clone());
+        false
+    }
+
+    fn unwatch(&self, watcher: &super::select::sealed::Watcher) {
+        self.chan
+            .state()
+            .recv_waiter
+            .take_if(|w| Arc::ptr_eq(w, &watcher.0));
+    }
+}
+
+impl<T> super::select::Selectable for Receiver<T> {}
 
 /// Owned iterator over a [`Receiver`]'s messages.
 #[derive(Debug)]

@@ -140,6 +140,29 @@ impl<T> Receiver<T> {
     }
 }
 
+impl<T> super::select::sealed::Watch for Receiver<T> {
+    fn is_ready(&self) -> bool {
+        Receiver::is_ready(self)
+    }
+
+    fn watch(&self, watcher: &super::select::sealed::Watcher) -> bool {
+        let mut s = lock(&self.inner);
+        if s.value.is_some() || !s.sender {
+            return true;
+        }
+        s.waiter = Some(watcher.0.clone());
+        false
+    }
+
+    fn unwatch(&self, watcher: &super::select::sealed::Watcher) {
+        lock(&self.inner)
+            .waiter
+            .take_if(|w| Arc::ptr_eq(w, &watcher.0));
+    }
+}
+
+impl<T> super::select::Selectable for Receiver<T> {}
+
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         let mut s = lock(&self.inner);
