@@ -156,3 +156,28 @@ fn plain_threads_wait_too() {
     assert_eq!(gate.available_permits(), 1);
     assert!(gate.acquire_timeout(Duration::from_millis(1)).is_some());
 }
+
+#[test]
+fn owned_permits_move_into_fibers_and_come_back() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let gate = Arc::new(Semaphore::new(2));
+    let inside = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..50)
+        .map(|_| {
+            let permit = gate.clone().acquire_many_owned(1);
+            let inside = inside.clone();
+            rt.spawn(move || {
+                assert!(inside.fetch_add(1, SeqCst) < 2, "at most two hold a permit");
+                fiber_rt::yield_now();
+                inside.fetch_sub(1, SeqCst);
+                drop(permit);
+            })
+        })
+        .collect();
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    assert_eq!(gate.available_permits(), 2);
+    let all = gate.clone().try_acquire_many_owned(2).expect("both free");
+    assert!(gate.clone().try_acquire_many_owned(1).is_none());
+    drop(all);
+    assert_eq!(gate.available_permits(), 2);
+}

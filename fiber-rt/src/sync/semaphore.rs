@@ -52,6 +52,14 @@ struct State {
     queue: VecDeque<(Arc<Waiter>, usize)>,
 }
 
+/// Permits held from a [`Semaphore`] behind an `Arc`, to move into a
+/// spawned fiber; given back when dropped.
+#[must_use = "the permits are given back as soon as this is dropped"]
+pub struct OwnedSemaphorePermit {
+    semaphore: Arc<Semaphore>,
+    permits: usize,
+}
+
 /// Permits held from a [`Semaphore`]; given back when dropped.
 #[must_use = "the permits are given back as soon as this is dropped"]
 pub struct SemaphorePermit<'a> {
@@ -116,6 +124,50 @@ impl Semaphore {
             return Some(self.permit(n));
         }
         None
+    }
+
+    /// [`acquire_many`](Self::acquire_many) on a shared semaphore, for a
+    /// permit that can move into a spawned fiber:
+    ///
+    /// ```
+    /// use fiber_rt::{Runtime, sync::Semaphore};
+    /// use std::sync::Arc;
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// let gate = Arc::new(Semaphore::new(2));
+    /// let handles: Vec<_> = (0..10)
+    ///     .map(|i| {
+    ///         // Taken before the spawn: at most two of these run at once.
+    ///         let permit = gate.clone().acquire_owned();
+    ///         rt.spawn(move || {
+    ///             let _permit = permit;
+    ///             i * 2
+    ///         })
+    ///     })
+    ///     .collect();
+    /// let sum: u32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    /// assert_eq!(sum, 90);
+    /// ```
+    pub fn acquire_many_owned(self: Arc<Self>, n: usize) -> OwnedSemaphorePermit {
+        let permits = self.acquire_many(n).keep();
+        OwnedSemaphorePermit {
+            semaphore: self,
+            permits,
+        }
+    }
+
+    /// [`acquire_many_owned`](Self::acquire_many_owned) of one permit.
+    pub fn acquire_owned(self: Arc<Self>) -> OwnedSemaphorePermit {
+        self.acquire_many_owned(1)
+    }
+
+    /// [`try_acquire_many`](Self::try_acquire_many) on a shared semaphore.
+    pub fn try_acquire_many_owned(self: Arc<Self>, n: usize) -> Option<OwnedSemaphorePermit> {
+        let permits = self.try_acquire_many(n)?.keep();
+        Some(OwnedSemaphorePermit {
+            semaphore: self,
+            permits,
+        })
     }
 
     /// Takes one permit if one is free and nobody waits.
@@ -235,8 +287,46 @@ impl SemaphorePermit<'_> {
     }
 
     /// Keeps the permits taken for good: they are not given back.
+    pub fn forget(self) {
+        self.keep();
+    }
+
+    /// Lets go of the permits without giving them back; how many.
+    fn keep(mut self) -> usize {
+        std::mem::take(&mut self.permits)
+    }
+}
+
+impl OwnedSemaphorePermit {
+    /// How many permits this holds.
+    pub fn permits(&self) -> usize {
+        self.permits
+    }
+
+    /// The semaphore the permits came from.
+    pub fn semaphore(&self) -> &Arc<Semaphore> {
+        &self.semaphore
+    }
+
+    /// Keeps the permits taken for good: they are not given back.
     pub fn forget(mut self) {
         self.permits = 0;
+    }
+}
+
+impl Drop for OwnedSemaphorePermit {
+    fn drop(&mut self) {
+        if self.permits > 0 {
+            self.semaphore.release(self.permits);
+        }
+    }
+}
+
+impl fmt::Debug for OwnedSemaphorePermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedSemaphorePermit")
+            .field("permits", &self.permits)
+            .finish()
     }
 }
 
