@@ -206,6 +206,17 @@ where
     move || {
         let result = panic::catch_unwind(AssertUnwindSafe(f));
         let task = Task::current().expect("a spawned closure runs on its fiber");
+        // The fiber's locals go before the handle sees the result, as a
+        // thread's do before its join returns. A destructor's panic is
+        // the fiber's, if it had none of its own.
+        let dropped = panic::catch_unwind(AssertUnwindSafe(|| crate::local::drop_current(task)));
+        let result = match (result, dropped) {
+            (Ok(value), Err(payload)) => {
+                drop(value);
+                Err(payload)
+            }
+            (result, _) => result,
+        };
         let result = result.map_err(|payload| {
             let kind = if payload.is::<Cancelled>() {
                 Kind::Cancelled

@@ -26,6 +26,10 @@ pub(crate) struct StackHeader {
     pub(crate) no_preempt: Cell<u32>,
     /// Whether the lowest page is a guard page.
     pub(crate) guarded: bool,
+    /// The values of the fiber-locals (`fiber_local!`) of the fiber whose
+    /// own stack this is, or null: made at the first use, dropped when
+    /// the fiber's closure is done (see `local::drop_current`).
+    pub(crate) locals: Cell<*mut ()>,
 }
 
 const _: () = assert!(HEADER_SIZE == 64, "the header is one cache line");

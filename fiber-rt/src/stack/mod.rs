@@ -72,6 +72,7 @@ impl Stack {
                 guarded: kind.guarded,
                 name: std::cell::Cell::new("" as *const str),
                 owner: Default::default(),
+                locals: std::cell::Cell::new(std::ptr::null_mut()),
             })
         };
         Ok(stack)
@@ -85,6 +86,7 @@ impl Stack {
         h.owner
             .store(std::ptr::null_mut(), std::sync::atomic::Ordering::Relaxed);
         h.name.set("" as *const str);
+        debug_assert!(h.locals.get().is_null(), "a fiber's locals outlived it");
     }
 
     /// Size of the mapping, guard page and header included.

@@ -1,0 +1,205 @@
+//! `fiber_local!`: a value per fiber that moves with it between workers,
+//! dropped when the fiber's closure is done; a thread-local off fibers.
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fiber_rt::{fiber_local, Builder};
+
+fiber_local! {
+    static COUNT: Cell<u64> = Cell::new(0);
+    static LOG: RefCell<Vec<u32>> = RefCell::new(Vec::new());
+}
+
+#[test]
+fn every_fiber_has_a_value_of_its_own() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let handles: Vec<_> = (0..100u64)
+        .map(|i| {
+            rt.spawn(move || {
+                for _ in 0..i {
+                    COUNT.with(|c| c.set(c.get() + 1));
+                    fiber_rt::yield_now();
+                }
+                COUNT.with(Cell::get)
+            })
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        assert_eq!(h.join().unwrap(), i as u64);
+    }
+}
+
+#[test]
+fn a_reference_stays_right_across_switches() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let handles: Vec<_> = (0..20u32)
+        .map(|i| {
+            rt.spawn(move || {
+                LOG.with(|log| {
+                    for k in 0..10 {
+                        log.borrow_mut().push(i * 100 + k);
+                        // Parks: the fiber may come back on another worker.
+                        fiber_rt::sleep(Duration::from_micros(100));
+                        fiber_rt::yield_now();
+                    }
+                    log.borrow().clone()
+                })
+            })
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        let expected: Vec<u32> = (0..10).map(|k| i as u32 * 100 + k).collect();
+        assert_eq!(h.join().unwrap(), expected);
+    }
+}
+
+/// Counts its drops, in a counter of each test's own (tests run at once).
+struct CountsDrop(&'static AtomicUsize);
+
+impl Drop for CountsDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+static DROPPED: AtomicUsize = AtomicUsize::new(0);
+static DROPPED_IN_DESTRUCTOR: AtomicUsize = AtomicUsize::new(0);
+static DROPPED_BY_RUNNERS: AtomicUsize = AtomicUsize::new(0);
+
+fiber_local! {
+    static GUARD: CountsDrop = CountsDrop(&DROPPED);
+    static MADE_IN_DESTRUCTOR: CountsDrop = CountsDrop(&DROPPED_IN_DESTRUCTOR);
+    static RUNNER_GUARD: CountsDrop = CountsDrop(&DROPPED_BY_RUNNERS);
+}
+
+#[test]
+fn values_are_dropped_before_the_join_returns_even_after_a_panic() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let fine = rt.spawn(|| GUARD.with(|_| ()));
+    fine.join().unwrap();
+    assert_eq!(DROPPED.load(SeqCst), 1);
+    let failing = rt.spawn(|| {
+        GUARD.with(|_| ());
+        panic!("boom");
+    });
+    assert!(failing.join().unwrap_err().is_panic());
+    assert_eq!(DROPPED.load(SeqCst), 2);
+    // Never used: nothing made, nothing dropped.
+    rt.spawn(|| 1).join().unwrap();
+    assert_eq!(DROPPED.load(SeqCst), 2);
+}
+
+fiber_local! {
+    static BASE: u32 = 40;
+    static DERIVED: u32 = BASE.with(|b| b + 2);
+    static SELF_REFERENCE: u32 = SELF_REFERENCE.with(|v| v + 1);
+}
+
+#[test]
+fn an_initializer_may_use_other_fiber_locals_but_not_its_own() {
+    let rt = Builder::new().workers(1).build().unwrap();
+    assert_eq!(rt.spawn(|| DERIVED.with(|d| *d)).join().unwrap(), 42);
+    let err = rt.spawn(|| SELF_REFERENCE.with(|v| *v)).join().unwrap_err();
+    assert!(
+        err.panic_message()
+            .unwrap()
+            .contains("used the same fiber-local"),
+        "{err}"
+    );
+}
+
+struct LogsOnDrop(Arc<AtomicUsize>);
+
+impl Drop for LogsOnDrop {
+    fn drop(&mut self) {
+        // Uses another fiber-local while the fiber's values are dropped:
+        // that one is made again, and dropped in turn.
+        MADE_IN_DESTRUCTOR.with(|_| ());
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+fiber_local! {
+    static LOGGER: RefCell<Option<LogsOnDrop>> = RefCell::new(None);
+}
+
+#[test]
+fn a_destructor_may_use_fiber_locals() {
+    let rt = Builder::new().workers(1).build().unwrap();
+    let logged = Arc::new(AtomicUsize::new(0));
+    let l = logged.clone();
+    rt.spawn(move || LOGGER.with(|slot| *slot.borrow_mut() = Some(LogsOnDrop(l))))
+        .join()
+        .unwrap();
+    assert_eq!(logged.load(SeqCst), 1);
+    assert_eq!(
+        DROPPED_IN_DESTRUCTOR.load(SeqCst),
+        1,
+        "the value made in a destructor was dropped"
+    );
+}
+
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("a fiber-local's destructor failed");
+    }
+}
+
+fiber_local! {
+    static FRAGILE: PanicsOnDrop = PanicsOnDrop;
+}
+
+#[test]
+fn a_destructor_s_panic_is_the_fiber_s() {
+    let rt = Builder::new().workers(1).build().unwrap();
+    let err = rt.spawn(|| FRAGILE.with(|_| 7)).join().unwrap_err();
+    assert_eq!(
+        err.panic_message(),
+        Some("a fiber-local's destructor failed")
+    );
+    // The worker lives on.
+    assert_eq!(rt.spawn(|| 1).join().unwrap(), 1);
+}
+
+#[test]
+fn off_fibers_it_is_a_thread_local() {
+    let threads: Vec<_> = (0..4u64)
+        .map(|i| {
+            std::thread::spawn(move || {
+                COUNT.with(|c| c.set(i));
+                std::thread::yield_now();
+                COUNT.with(Cell::get)
+            })
+        })
+        .collect();
+    for (i, t) in threads.into_iter().enumerate() {
+        assert_eq!(t.join().unwrap(), i as u64);
+    }
+}
+
+#[test]
+fn graph_nodes_share_their_runner_s_values_which_are_dropped_after_the_run() {
+    use fiber_rt::dag::GraphBuilder;
+    let rt = Builder::new().workers(2).build().unwrap();
+    let mut builder = GraphBuilder::new();
+    let mut previous = None;
+    for _ in 0..100 {
+        let node = builder.node("uses a fiber-local", || RUNNER_GUARD.with(|_| ()));
+        if let Some(previous) = previous {
+            builder.edge(previous, node);
+        }
+        previous = Some(node);
+    }
+    rt.run(builder.build().unwrap()).unwrap();
+    drop(rt);
+    let dropped = DROPPED_BY_RUNNERS.load(SeqCst);
+    assert!(
+        (1..=100).contains(&dropped),
+        "one value per fiber that ran nodes, each dropped: {dropped}"
+    );
+}
