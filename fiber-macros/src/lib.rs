@@ -10,6 +10,7 @@
 mod errors;
 mod fiber;
 mod graph;
+mod names;
 
 use proc_macro::TokenStream;
 

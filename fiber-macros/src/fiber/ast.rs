@@ -232,7 +232,7 @@ impl<'a> Fiber<'a> {
         self.options
             .name
             .as_ref()
-            .map_or_else(|| self.func.sig.ident.to_string(), LitStr::value)
+            .map_or_else(|| crate::names::name(&self.func.sig.ident), LitStr::value)
     }
 }
 

@@ -180,7 +180,7 @@ fn table(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
             node_item(node.ident, "COST"),
             node_item(node.ident, "STACK"),
         );
-        let field = node.ident.to_string();
+        let field = crate::names::name(node.ident);
         let in_degree = unsuffixed(model.in_degree(i));
         let i = unsuffixed(i);
         quote! {
@@ -196,14 +196,14 @@ fn table(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
         }
     });
     let inputs = model.inputs.iter().map(|input| {
-        let name = input.def.name.to_string();
+        let name = crate::names::name(&input.def.name);
         let consumers = input
             .consumers
             .iter()
             .map(|&(consumer, _)| unsuffixed(consumer));
         quote!(::fiber_rt::__private::InputInfo { name: #name, consumers: &[#(#consumers),*] })
     });
-    let graph_name = graph.name.to_string();
+    let graph_name = crate::names::name(&graph.name);
     quote! {
         const __STARTS: [u32; #count + 1] = [#(#starts),*];
         const __SUCCESSORS: [u32; #edges] = [#(#successors),*];
@@ -333,7 +333,7 @@ fn argument(model: &Model<'_>, dep: &Dep<'_>) -> TokenStream {
         span,
     );
     // Every token on the edge's span, so rustc points at the edge itself.
-    let field = Ident::new(&field.to_string(), span);
+    let field = crate::names::respanned(field, span);
     quote_spanned!(span=> ::fiber_rt::__private::#fetch(&slots.#field))
 }
 
@@ -345,7 +345,7 @@ fn finish(model: &Model<'_>, outputs: &Ident) -> TokenStream {
             [(consumer, param)] => {
                 let mode = param_mode(model, *consumer, *param);
                 let span = model.nodes[*consumer].deps[*param].ident.span();
-                let field = Ident::new(&ident.to_string(), span);
+                let field = crate::names::respanned(ident, span);
                 quote_spanned!(span=> <#mode as ::fiber_rt::__private::Kept<_>>::field(&mut slots.#field)?)
             }
             _ => quote_spanned!(ident.span()=> ::fiber_rt::__private::keep(&mut slots.#ident)?),

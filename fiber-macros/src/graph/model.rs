@@ -63,7 +63,11 @@ impl<'a> Mentions<'a> {
         };
         for stmt in &graph.stmts {
             for dep in &stmt.deps {
-                if !graph.inputs.iter().any(|input| input.name == *dep) {
+                if !graph
+                    .inputs
+                    .iter()
+                    .any(|input| crate::names::name(&input.name) == crate::names::name(dep))
+                {
                     mentions.add(dep);
                 }
             }
@@ -74,10 +78,12 @@ impl<'a> Mentions<'a> {
 
     fn add(&mut self, ident: &'a Ident) {
         let next = self.idents.len();
-        self.index.entry(ident.to_string()).or_insert_with(|| {
-            self.idents.push(ident);
-            next
-        });
+        self.index
+            .entry(crate::names::name(ident))
+            .or_insert_with(|| {
+                self.idents.push(ident);
+                next
+            });
     }
 }
 
@@ -90,10 +96,15 @@ impl<'a> Model<'a> {
         let count = mentions.idents.len();
         let mut stmts: Vec<Option<&NodeStmt>> = vec![None; count];
         for stmt in &graph.stmts {
-            stmts[mentions.index[&stmt.node.to_string()]].get_or_insert(stmt);
+            stmts[mentions.index[&crate::names::name(&stmt.node)]].get_or_insert(stmt);
         }
-        let input_index =
-            |ident: &Ident| graph.inputs.iter().position(|input| input.name == *ident);
+        let input_index = |ident: &Ident| {
+            let name = crate::names::name(ident);
+            graph
+                .inputs
+                .iter()
+                .position(|input| crate::names::name(&input.name) == name)
+        };
         // Dependencies in mention indices.
         let deps: Vec<Vec<Dep<'a>>> = stmts
             .iter()
@@ -103,7 +114,7 @@ impl<'a> Model<'a> {
                 for ident in stmt.map_or(&[][..], |stmt| &stmt.deps[..]) {
                     let source = match input_index(ident) {
                         Some(input) => Source::Input(input),
-                        None => Source::Node(mentions.index[&ident.to_string()]),
+                        None => Source::Node(mentions.index[&crate::names::name(ident)]),
                     };
                     if source != Source::Node(node) && !deps.iter().any(|dep| dep.source == source)
                     {
@@ -260,7 +271,10 @@ fn find_cycle<'a>(
         .map_or(idents[head], |dep| dep.ident);
     cycle.push(head);
     Cycle {
-        path: cycle.iter().map(|&n| idents[n].to_string()).collect(),
+        path: cycle
+            .iter()
+            .map(|&n| crate::names::name(idents[n]))
+            .collect(),
         closing,
     }
 }

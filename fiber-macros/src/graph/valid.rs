@@ -52,7 +52,7 @@ fn not_empty(graph: &GraphDef, errors: &mut Errors) {
 fn inputs_named_once(graph: &GraphDef, errors: &mut Errors) {
     let mut seen = HashSet::new();
     for input in &graph.inputs {
-        if !seen.insert(input.name.to_string()) {
+        if !seen.insert(crate::names::name(&input.name)) {
             errors.push(syn::Error::new_spanned(
                 &input.name,
                 format!("the graph has two inputs named `{}`", input.name),
@@ -64,7 +64,11 @@ fn inputs_named_once(graph: &GraphDef, errors: &mut Errors) {
 /// A name is either an input or a fiber, so a dependency is unambiguous.
 fn inputs_are_not_fibers(graph: &GraphDef, errors: &mut Errors) {
     for stmt in &graph.stmts {
-        if graph.inputs.iter().any(|input| input.name == stmt.node) {
+        if graph
+            .inputs
+            .iter()
+            .any(|input| crate::names::name(&input.name) == crate::names::name(&stmt.node))
+        {
             errors.push(syn::Error::new_spanned(
                 &stmt.node,
                 format!(
@@ -80,7 +84,7 @@ fn inputs_are_not_fibers(graph: &GraphDef, errors: &mut Errors) {
 fn fibers_listed_once(graph: &GraphDef, errors: &mut Errors) {
     let mut seen = HashSet::new();
     for stmt in &graph.stmts {
-        if !seen.insert(stmt.node.to_string()) {
+        if !seen.insert(crate::names::name(&stmt.node)) {
             errors.push(syn::Error::new_spanned(
                 &stmt.node,
                 format!(
@@ -113,7 +117,7 @@ fn dependencies_listed_once(graph: &GraphDef, errors: &mut Errors) {
     for stmt in &graph.stmts {
         let mut seen = HashSet::new();
         for dep in &stmt.deps {
-            if !seen.insert(dep.to_string()) {
+            if !seen.insert(crate::names::name(dep)) {
                 errors.push(syn::Error::new_spanned(
                     dep,
                     format!(
