@@ -196,16 +196,16 @@ impl<'a> Fiber<'a> {
             .iter()
             .map(|arg| match arg {
                 FnArg::Receiver(_) => None,
-                FnArg::Typed(typed) => Some(match &*typed.ty {
+                FnArg::Typed(typed) => Some(match peel(&typed.ty) {
                     Type::Reference(reference) => Param {
                         pass: Pass::Borrow,
                         target: &reference.elem,
-                        ty: &typed.ty,
+                        ty: peel(&typed.ty),
                     },
                     other => Param {
                         pass: Pass::Move,
                         target: other,
-                        ty: &typed.ty,
+                        ty: peel(&typed.ty),
                     },
                 }),
             })
@@ -233,6 +233,16 @@ impl<'a> Fiber<'a> {
             .name
             .as_ref()
             .map_or_else(|| crate::names::name(&self.func.sig.ident), LitStr::value)
+    }
+}
+
+/// `ty` without the invisible group a `macro_rules!` `$t:ty` puts around
+/// it, or parentheses: `&u64` read through either is still `&u64`.
+fn peel(ty: &Type) -> &Type {
+    match ty {
+        Type::Group(group) => peel(&group.elem),
+        Type::Paren(paren) => peel(&paren.elem),
+        other => other,
     }
 }
 

@@ -28,7 +28,7 @@ pub(crate) fn node(fiber: &Fiber<'_>) -> TokenStream {
             Pass::Borrow => quote!(Borrow),
             Pass::Move => quote!(Move),
         };
-        let target = param.target;
+        let target = static_borrows(param.target);
         quote_spanned! {param.ty.span()=>
             impl ::fiber_rt::__private::Param<#i> for #ident {
                 type Mode = ::fiber_rt::__private::#mode;
@@ -82,6 +82,40 @@ pub(crate) fn node(fiber: &Fiber<'_>) -> TokenStream {
     }
 }
 
+/// `ty` with its elided lifetimes (`&str`, `&'_ str`) made `'static`: a
+/// type an input is read as (`&[&str]` reads `[&'static str]`), named in
+/// an associated type, where nothing may be elided. Every value a graph
+/// passes lives for as long as the run, and outputs cannot borrow (see
+/// `valid::output_owns_its_data`), so only `'static` borrows reach here.
+fn static_borrows(ty: &syn::Type) -> syn::Type {
+    struct Fill;
+    impl syn::visit_mut::VisitMut for Fill {
+        fn visit_type_reference_mut(&mut self, reference: &mut syn::TypeReference) {
+            let elided = reference
+                .lifetime
+                .as_ref()
+                .is_none_or(|lifetime| lifetime.ident == "_");
+            if elided {
+                let span = reference.and_token.span;
+                reference.lifetime = Some(syn::Lifetime::new("'static", span));
+            }
+            syn::visit_mut::visit_type_reference_mut(self, reference);
+        }
+        fn visit_lifetime_mut(&mut self, lifetime: &mut syn::Lifetime) {
+            if lifetime.ident == "_" {
+                *lifetime = syn::Lifetime::new("'static", lifetime.span());
+            }
+        }
+        // A function pointer's or trait object's own borrows are fine as
+        // they are (higher-ranked): left alone.
+        fn visit_type_bare_fn_mut(&mut self, _: &mut syn::TypeBareFn) {}
+        fn visit_type_trait_object_mut(&mut self, _: &mut syn::TypeTraitObject) {}
+    }
+    let mut ty = ty.clone();
+    syn::visit_mut::VisitMut::visit_type_mut(&mut Fill, &mut ty);
+    ty
+}
+
 /// What dependents receive: the return type, or its `Ok` type when fallible.
 fn output_type(fiber: &Fiber<'_>) -> TokenStream {
     match fiber.output {
@@ -95,7 +129,7 @@ fn output_type(fiber: &Fiber<'_>) -> TokenStream {
 
 /// `&T` for `&T`, `ByValue<T>` for `T`, spanned on the user's type.
 fn argument_type(param: &super::ast::Param<'_>) -> TokenStream {
-    let target = param.target;
+    let target = static_borrows(param.target);
     match param.pass {
         Pass::Borrow => {
             quote_spanned! {param.ty.span()=> &#target }

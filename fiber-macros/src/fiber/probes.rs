@@ -6,7 +6,9 @@
 //!
 //! `for` loops get none: a probe in a loop the compiler would vectorise can
 //! cost several times the loop. Nested functions and `async` blocks are
-//! separate bodies and are left alone; `const fn`s cannot call the probe.
+//! separate bodies and are left alone; `const fn`s cannot call the probe,
+//! nor can code evaluated at compile time inside a body (`const { .. }`
+//! blocks, array lengths, const generic arguments, types).
 
 use syn::visit_mut::{self, VisitMut};
 use syn::{parse_quote, Block, Expr, ItemFn, Stmt};
@@ -34,6 +36,8 @@ impl VisitMut for Probes {
         match expr {
             // Another body, run elsewhere: not this fiber's code.
             Expr::Async(_) => return,
+            // Evaluated at compile time, where the probe cannot be called.
+            Expr::Const(_) => return,
             Expr::Loop(inner) => at_top(&mut inner.body),
             Expr::While(inner) => at_top(&mut inner.body),
             _ => {}
@@ -43,6 +47,21 @@ impl VisitMut for Probes {
 
     // Items inside the body are functions of their own.
     fn visit_item_mut(&mut self, _item: &mut syn::Item) {}
+
+    // `[x; N]`: the value runs, the length is a constant.
+    fn visit_expr_repeat_mut(&mut self, repeat: &mut syn::ExprRepeat) {
+        self.visit_expr_mut(&mut repeat.expr);
+    }
+
+    // Types hold no code that runs (array lengths are constants).
+    fn visit_type_mut(&mut self, _ty: &mut syn::Type) {}
+
+    // `f::<{ N }>()`: a constant.
+    fn visit_generic_argument_mut(&mut self, arg: &mut syn::GenericArgument) {
+        if !matches!(arg, syn::GenericArgument::Const(_)) {
+            visit_mut::visit_generic_argument_mut(self, arg);
+        }
+    }
 }
 
 fn at_top(body: &mut Block) {
@@ -84,6 +103,17 @@ mod tests {
             out,
             "fn f () { P ; let c = | | loop { P ; break ; } ; c () }"
         );
+    }
+
+    #[test]
+    fn compile_time_code_is_left_alone() {
+        let out = probed(
+            "fn f() -> usize { let a = const { let mut i = 0; while i < 3 { i += 1; } i }; \
+             let b = [0u8; { let mut n = 0; while n < 2 { n += 1; } n }]; \
+             let c: [u8; { let mut n = 0; loop { break n; } }] = [0; 0]; \
+             g::<{ let mut n = 0; while n < 1 { n += 1; } n }>(); a + b.len() + c.len() }",
+        );
+        assert_eq!(out.matches('P').count(), 1, "only the entry probe: {out}");
     }
 
     #[test]

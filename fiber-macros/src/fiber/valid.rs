@@ -13,7 +13,7 @@ const MAX_STACK: u64 = 1 << 30;
 /// Runs every rule and reports all the errors together.
 pub(crate) fn check(fiber: &Fiber<'_>) -> syn::Result<()> {
     let mut errors = Errors::default();
-    let rules: [fn(&Fiber<'_>, &mut Errors); 7] = [
+    let rules: [fn(&Fiber<'_>, &mut Errors); 8] = [
         not_async,
         not_unsafe,
         not_generic,
@@ -21,6 +21,7 @@ pub(crate) fn check(fiber: &Fiber<'_>) -> syn::Result<()> {
         no_receiver,
         parameters_are_concrete,
         output_is_concrete,
+        output_owns_its_data,
     ];
     for rule in rules {
         rule(fiber, &mut errors);
@@ -143,6 +144,48 @@ fn stack_in_range(fiber: &Fiber<'_>, errors: &mut Errors) {
             ));
         }
     }
+}
+
+/// The output outlives the call (it is stored for its dependents), so it
+/// cannot borrow from the inputs: no elided lifetime (`&str`, `'_`); a
+/// `&'static` borrow is fine.
+fn output_owns_its_data(fiber: &Fiber<'_>, errors: &mut Errors) {
+    if let Some(elided) = fiber.output.and_then(find_elided_lifetime) {
+        errors.push(syn::Error::new(
+            elided,
+            "a fiber's output is stored for its dependents, so it cannot borrow from the inputs: return an owned value (`String`, `Vec<T>`), or write `&'static` for a borrow that lives for good",
+        ));
+    }
+}
+
+/// Where `ty` borrows for an elided lifetime, outside function pointers
+/// and trait objects (whose borrows are their own).
+fn find_elided_lifetime(ty: &Type) -> Option<proc_macro2::Span> {
+    struct Find(Option<proc_macro2::Span>);
+    impl<'a> Visit<'a> for Find {
+        fn visit_type_reference(&mut self, reference: &'a syn::TypeReference) {
+            match &reference.lifetime {
+                None => {
+                    self.0.get_or_insert(reference.and_token.span);
+                }
+                Some(lifetime) if lifetime.ident == "_" => {
+                    self.0.get_or_insert(lifetime.span());
+                }
+                Some(_) => {}
+            }
+            syn::visit::visit_type_reference(self, reference);
+        }
+        fn visit_lifetime(&mut self, lifetime: &'a syn::Lifetime) {
+            if lifetime.ident == "_" {
+                self.0.get_or_insert(lifetime.span());
+            }
+        }
+        fn visit_type_bare_fn(&mut self, _: &'a syn::TypeBareFn) {}
+        fn visit_type_trait_object(&mut self, _: &'a syn::TypeTraitObject) {}
+    }
+    let mut find = Find(None);
+    find.visit_type(ty);
+    find.0
 }
 
 fn find_impl_trait(ty: &Type) -> Option<&syn::TypeImplTrait> {

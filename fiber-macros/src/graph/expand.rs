@@ -50,10 +50,18 @@ pub(crate) fn graph(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
     let run_node = run_node(model);
     let finish = finish(model, &outputs);
     let into_slots = into_slots(graph, model);
+    // `#[cfg(..)]` on the graph holds for all of it, not the struct alone.
+    let cfgs: Vec<_> = graph
+        .attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("cfg"))
+        .collect();
     quote! {
         #item
+        #(#cfgs)*
         #outputs_struct
 
+        #(#cfgs)*
         const _: () = {
             #slots
             #table
@@ -300,6 +308,8 @@ fn run_node(model: &Model<'_>) -> TokenStream {
         }
     });
     quote! {
+        // A fiber returning `()` binds `()`: fine here.
+        #[allow(clippy::let_unit_value)]
         fn run_node(
             slots: &__Slots,
             node: u32,
