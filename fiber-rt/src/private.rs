@@ -250,7 +250,7 @@ pub fn input_slot<T: Send>(value: T) -> Slot<T> {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a `Result`, but this fiber is marked fallible",
     label = "not a `Result`",
-    note = "remove `fallible` from `#[fiber(..)]` to pass the value on as it is"
+    note = "a return type named `Result` makes a fiber fallible; write `#[fiber(fallible = false)]` (or remove `fallible`) to pass the value on as it is"
 )]
 pub trait Fallible {
     /// The value dependents receive.
