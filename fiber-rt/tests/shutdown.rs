@@ -622,3 +622,45 @@ fn permits_handed_to_an_abandoned_fiber_go_on_to_the_next() {
     });
     assert_eq!(gate.available_permits(), 0, "the thread took them");
 }
+
+/// Logs when dropped: the scope owner's data that its children borrow.
+struct Borrowed(Arc<std::sync::Mutex<Vec<&'static str>>>);
+
+impl Drop for Borrowed {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().push("owner's borrowed data dropped");
+    }
+}
+
+#[test]
+fn a_cancelled_scope_owner_waits_for_its_children_before_its_borrows_end() {
+    let rt = Builder::new().workers(1).build().unwrap();
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let owner_log = log.clone();
+    let _owner = rt.spawn(move || {
+        let data = Borrowed(owner_log.clone());
+        fiber_rt::scope(|s| {
+            let borrowed: &Borrowed = &data;
+            let child_log = owner_log.clone();
+            s.spawn(move || {
+                // The child's cancellation parks in this destructor, which
+                // still borrows the owner's data, past the owner's own
+                // cancellation (the shutdown cancels newest first and moves
+                // on while a fiber waits).
+                let _unwinding = OnDrop(move || {
+                    fiber_rt::sleep(Duration::from_millis(100));
+                    assert!(borrowed.0.lock().is_ok());
+                    child_log.lock().unwrap().push("child finished");
+                });
+                park_for_good();
+            });
+        });
+    });
+    wait_parked(&rt, 2);
+    drop_or_fail(rt);
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["child finished", "owner's borrowed data dropped"],
+        "the scope's borrows ended while a scoped fiber still ran"
+    );
+}

@@ -82,9 +82,16 @@ where
         _scope: PhantomData,
         _env: PhantomData,
     };
+    // Every fiber must be done before the borrows they hold end, panic or
+    // not, and also when the owner is cancelled at shutdown as it waits:
+    // then the cancellation's unwind waits here, where its parks are real
+    // ones (see `worker::unwind_if_cancelled`), until the last child has
+    // finished its own unwinding. A child that never does gets the owner
+    // abandoned with it, its stack leaked, and the borrows with it.
+    let mut wait_on_unwind = WaitOnUnwind(Some(&scope.pending));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&scope)));
-    // Every fiber must be done before the borrows they hold end, panic or not.
     scope.pending.wait();
+    wait_on_unwind.0 = None;
     match result {
         Err(payload) => std::panic::resume_unwind(payload),
         // Relaxed: `pending.wait()` above synchronised with every fiber's end.
@@ -92,6 +99,18 @@ where
             panic!("a scoped fiber panicked or never ran, and its handle was not joined")
         }
         Ok(value) => value,
+    }
+}
+
+/// Waits for a scope's fibers if dropped while armed: on an unwind out of
+/// the scope's own wait.
+struct WaitOnUnwind<'a>(Option<&'a WaitGroup>);
+
+impl Drop for WaitOnUnwind<'_> {
+    fn drop(&mut self) {
+        if let Some(pending) = self.0 {
+            pending.wait();
+        }
     }
 }
 
