@@ -72,6 +72,9 @@ pub(crate) fn park(reason: Reason) {
                 return;
             }
             task.parked_on.set(reason);
+            // Cleared however the park ends, a cancellation's unwind too,
+            // so that dumps and the shutdown never show a stale reason.
+            let _clear = ClearReason(task);
             let _hook = task.park_hook.get().map(|hook| {
                 // SAFETY: an installed hook is live until its guard, on this
                 // fiber's stack below us, takes it out again.
@@ -80,9 +83,17 @@ pub(crate) fn park(reason: Reason) {
                 Resumed(hook)
             });
             switch_current(task, Switch::Park);
-            task.parked_on.set(&"");
         }
         None => std::thread::park(),
+    }
+}
+
+/// Clears what the fiber says it waits for, when dropped.
+struct ClearReason<'a>(&'a Task);
+
+impl Drop for ClearReason<'_> {
+    fn drop(&mut self) {
+        self.0.parked_on.set(&"");
     }
 }
 

@@ -137,9 +137,12 @@ impl<T: ?Sized> RwLock<T> {
             self.hand_over(woken);
         } else {
             // Only `grant` takes a waiter off the queue, handing it the
-            // lock (even if its flag is not set yet): give it back.
+            // lock (even if its flag is not set yet): give it back, unless
+            // the waker found us abandoned and did.
             drop(s);
-            self.release(write);
+            if waiter.claim_return() {
+                self.release(write);
+            }
         }
     }
 
@@ -159,7 +162,7 @@ impl<T: ?Sized> RwLock<T> {
     /// shutdown abandoned (which never runs again) is released at once.
     fn hand_over(&self, woken: Vec<(Arc<Waiter>, bool)>) {
         for (waiter, write) in woken {
-            if !waiter.notify() {
+            if !waiter.notify() && waiter.claim_return() {
                 self.release(write);
             }
         }

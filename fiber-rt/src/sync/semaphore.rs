@@ -245,7 +245,7 @@ impl Semaphore {
             // Woken outside the lock: the waiter may run at once, on
             // another worker, and would only wait for it.
             drop(state);
-            let taken = waiter.notify();
+            let taken = waiter.notify() || !waiter.claim_return();
             state = self.state();
             if !taken {
                 state.free += want;
@@ -268,7 +268,9 @@ impl Semaphore {
     /// A waiter cut short by an unwind leaves the queue, or gives back
     /// the permits it was already handed.
     fn cancel_wait(&self, waiter: &Arc<Waiter>, n: usize) {
-        if !self.leave_queue(waiter) {
+        // Handed the permits: give them back, unless the hand-out found us
+        // abandoned and did.
+        if !self.leave_queue(waiter) && waiter.claim_return() {
             self.release(n);
         }
     }

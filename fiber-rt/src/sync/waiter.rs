@@ -29,6 +29,8 @@ pub(crate) fn notify_first(mut next: impl FnMut() -> Option<Arc<Waiter>>) {
 pub(crate) struct Waiter {
     waker: Waker,
     notified: AtomicBool,
+    /// See [`claim_return`](Self::claim_return).
+    returned: AtomicBool,
 }
 
 impl Waiter {
@@ -37,6 +39,7 @@ impl Waiter {
         Arc::new(Waiter {
             waker: Waker::current(),
             notified: AtomicBool::new(false),
+            returned: AtomicBool::new(false),
         })
     }
 
@@ -55,6 +58,17 @@ impl Waiter {
     /// abandoned fiber got it does not matter.
     pub(crate) fn wake(&self) {
         let _ = self.notify();
+    }
+
+    /// Whether the caller is the one to give back what the waiter was
+    /// handed (a lock, permits) and will never use. Two parties may find
+    /// that out: the waiter itself, cancelled after it was handed it but
+    /// before it woke, and a notifier whose wake-up then finds it abandoned
+    /// (it parked again in its unwinding, and the shutdown gave up on it).
+    /// Only the first claim succeeds, so it is given back once.
+    pub(crate) fn claim_return(&self) -> bool {
+        // AcqRel: the two claims are ordered by this one atomic.
+        !self.returned.swap(true, Ordering::AcqRel)
     }
 
     /// Whether [`notify`](Self::notify) has been called.
