@@ -449,6 +449,10 @@ impl Plan for DynGraph {
             .map_err(Failure::error)
     }
 
+    fn skip_node(&self, node: u32) {
+        self.jobs.discard(node as usize);
+    }
+
     fn finish(&mut self) -> Option<()> {
         Some(())
     }

@@ -72,19 +72,29 @@ const WAITING: u32 = POISONED - 1;
 /// never leaves `done` uncalled.
 pub fn start<G: Graph>(graph: G, spawn: Spawn, done: Done<G::Outputs>) {
     let width = std::thread::available_parallelism().map_or(1, |n| n.get());
-    start_with_width(graph, spawn, width, done);
+    start_with_width(graph, spawn, width, None, done);
 }
 
 /// Like [`start`], with at most `width` tasks taking ready nodes at once
-/// (besides those a blocked node or a stack size calls for).
+/// (besides those a blocked node or a stack size calls for), whose
+/// default stack (for nodes that ask for none) is `default_stack` bytes,
+/// if known.
 pub(crate) fn start_with_width<G: Graph>(
     graph: G,
     spawn: Spawn,
     width: usize,
+    default_stack: Option<usize>,
     done: Done<G::Outputs>,
 ) {
     let spawn = move |task| spawn(task);
-    let run = Run::new(graph.into_plan(), spawn, width, Callback::new(done), None);
+    let run = Run::new(
+        graph.into_plan(),
+        spawn,
+        width,
+        default_stack,
+        Callback::new(done),
+        None,
+    );
     launch(&Arc::new(run), None);
 }
 
@@ -104,6 +114,7 @@ pub(crate) fn run_here<G, S>(
     graph: G,
     spawn: S,
     width: usize,
+    default_stack: Option<usize>,
     here: Option<usize>,
     run_first: impl FnOnce(Task, usize),
     withdraw: impl FnOnce(usize),
@@ -113,7 +124,14 @@ where
     G::Outputs: Send,
     S: Fn(Task) + Send + Sync + 'static,
 {
-    let run = Run::new(graph.into_plan(), spawn, width, Waiting::new(), None);
+    let run = Run::new(
+        graph.into_plan(),
+        spawn,
+        width,
+        default_stack,
+        Waiting::new(),
+        None,
+    );
     let run = Arc::new(run);
     if let (Some(task), Some(stack)) = (launch(&run, here), here) {
         run_first(task, stack);
@@ -129,6 +147,7 @@ pub(crate) fn start_traced<G: Graph>(
     graph: G,
     spawn: Spawn,
     width: usize,
+    default_stack: Option<usize>,
     done: Done<G::Outputs>,
 ) -> Arc<Recorder> {
     let plan = graph.into_plan();
@@ -140,6 +159,7 @@ pub(crate) fn start_traced<G: Graph>(
         plan,
         spawn,
         width,
+        default_stack,
         Callback::new(done),
         Some(recorder.clone()),
     );
@@ -231,7 +251,7 @@ where
     G::Outputs: Send,
 {
     let width = std::thread::available_parallelism().map_or(1, |n| n.get());
-    run_here(graph, spawn, width, None, |_, _| {}, |_| {})
+    run_here(graph, spawn, width, None, None, |_, _| {}, |_| {})
 }
 
 /// A runner of a running graph: it starts with a ready node (or with the
@@ -390,6 +410,9 @@ struct Run<P: Plan, S, E> {
     /// one at a time, not one per queued node.
     helper_pending: AtomicBool,
     width: usize,
+    /// The size of a default stack, for nodes that ask for none (`None`:
+    /// unknown, see `fits`).
+    default_stack: Option<usize>,
     /// Nodes skipped because a dependency failed; only touched on failure.
     skipped: AtomicUsize,
     /// Nodes that panicked or returned `Err`; only touched on failure.
@@ -414,7 +437,14 @@ where
     S: Fn(Task) + Send + Sync + 'static,
     E: End<P::Outputs>,
 {
-    fn new(mut plan: P, spawn: S, width: usize, end: E, trace: Option<Arc<Recorder>>) -> Self {
+    fn new(
+        mut plan: P,
+        spawn: S,
+        width: usize,
+        default_stack: Option<usize>,
+        end: E,
+        trace: Option<Arc<Recorder>>,
+    ) -> Self {
         let counters = plan.take_counters().unwrap_or_else(|| counters(&plan));
         Run {
             plan: UnsafeCell::new(plan),
@@ -426,6 +456,7 @@ where
             runners: AtomicUsize::new(0),
             helper_pending: AtomicBool::new(false),
             width: width.max(1),
+            default_stack,
             skipped: AtomicUsize::new(0),
             failures: Mutex::new(Vec::new()),
             holders: AtomicUsize::new(1),
@@ -475,7 +506,14 @@ where
                 self.record_failure(node, FailureKind::Dropped, message.into());
                 resume_unwind(payload)
             }
-            Err(payload) => (FailureKind::Panicked, panic_message(payload.as_ref())),
+            Err(payload) => {
+                let message = panic_message(payload.as_ref());
+                self.record_failure(node, FailureKind::Panicked, message);
+                // Recorded first: a payload whose destructor panics must not
+                // take the failure with it.
+                drop_quietly(payload);
+                return false;
+            }
         };
         self.record_failure(node, kind, message);
         false
@@ -549,10 +587,29 @@ where
         }
     }
 
-    /// Whether `node` may run on a task whose first node asked for `stack`.
+    /// Whether `node` may run on a task whose stack has room for what its
+    /// first node asked for, `stack` (0: the default): a node never runs on
+    /// a smaller stack than it was promised (a default one included, on a
+    /// task started by a node that asked for a small stack).
     fn fits(&self, node: u32, stack: usize) -> bool {
         let wants = self.plan().stack_size(node);
-        wants == 0 || wants <= stack
+        if wants == stack {
+            return true;
+        }
+        // With the default's size unknown, nothing else is taken to fit in
+        // a default stack, nor a default stack's node in anything else.
+        match (self.stack_of(wants), self.stack_of(stack)) {
+            (Some(wants), Some(has)) => wants <= has,
+            _ => false,
+        }
+    }
+
+    /// The size of a stack asked for as `request` (0: the default).
+    fn stack_of(&self, request: usize) -> Option<usize> {
+        match request {
+            0 => self.default_stack,
+            size => Some(size),
+        }
     }
 
     /// Whether a dependency of `node`, which is ready, failed.
@@ -879,6 +936,12 @@ where
             // Relaxed: read only in `outcome`, after every task has let go
             // of its hold, which orders this before it.
             self.skipped.fetch_add(1, Ordering::Relaxed);
+            // What the node would have consumed goes now, not with the
+            // plan at the end: an independent node may be waiting for it
+            // to go (a channel's sender in its closure, say).
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.plan().skip_node(node))) {
+                drop_quietly(payload);
+            }
             false
         } else if let Some(trace) = &self.trace {
             // The untraced path pays this one predictable branch.
@@ -945,5 +1008,13 @@ where
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push((node, kind, message));
+    }
+}
+
+/// Drops a panic payload; one whose destructor panics in turn is dropped
+/// as far as it goes and the second payload forgotten, never propagated.
+fn drop_quietly(payload: Box<dyn std::any::Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
     }
 }

@@ -226,6 +226,7 @@ fn ready_successors_are_spawned_by_rank() {
         graph,
         Arc::new(move |task| pending.lock().unwrap().push_back(task)),
         1,
+        None,
         Box::new(move |r| sender.send(r).unwrap()),
     );
     loop {

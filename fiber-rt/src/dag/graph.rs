@@ -81,6 +81,13 @@ pub trait Plan: Send + Sync + 'static {
     unsafe fn run_node_once(&self, node: u32) -> Result<(), Failure> {
         self.run_node(node)
     }
+    /// Drops what `node` would have consumed (a run-time node's closure, a
+    /// value it takes by value): it will never run, because a node it
+    /// depends on failed. Called at most once per node, never with
+    /// `run_node` for the same node. Does nothing by default.
+    fn skip_node(&self, node: u32) {
+        let _ = node;
+    }
     /// Collects the outputs, once every node has returned `Ok`. `None` only
     /// when a slot is unexpectedly empty, which a correct plan never causes.
     fn finish(&mut self) -> Option<Self::Outputs>;

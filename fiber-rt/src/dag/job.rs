@@ -119,6 +119,18 @@ impl Job {
         Some(unsafe { (vtable.call)(self.data.get()) })
     }
 
+    /// Drops the closure uncalled, if nobody took it before.
+    fn discard(&self) {
+        // Relaxed: as in `call`.
+        let vtable = self.vtable.swap(std::ptr::null_mut(), Ordering::Relaxed);
+        // SAFETY: as in `call`.
+        if let Some(drop) = unsafe { vtable.as_ref() }.and_then(|vtable| vtable.drop) {
+            // SAFETY: the swap made this the closure's only use, and `data`
+            // holds the closure `drop` was made for.
+            unsafe { drop(self.data.get()) };
+        }
+    }
+
     /// Whether dropping the job untaken has anything to do.
     fn needs_drop(&mut self) -> bool {
         // SAFETY: as in `call`.
@@ -202,6 +214,11 @@ impl Jobs {
                 _mm_prefetch::<_MM_HINT_T0>(last);
             }
         }
+    }
+
+    /// Drops node `node`'s closure uncalled, if it was not taken before.
+    pub(super) fn discard(&self, node: usize) {
+        self.list[node].discard();
     }
 
     /// Calls node `node`'s closure; `None` if it was called before.

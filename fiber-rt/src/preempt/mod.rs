@@ -115,7 +115,7 @@ fn yield_for_preemption() {
         .preempt_yields
         .fetch_add(1, Ordering::Relaxed);
     task.preemptions.fetch_add(1, Ordering::Relaxed);
-    crate::sched::worker::switch_current(task, crate::sched::worker::Switch::Preempt);
+    crate::sched::park::switch_hooked(task, crate::sched::worker::Switch::Preempt);
 }
 
 /// Runs `f` with preemption held off: probes inside it do not yield. Keep

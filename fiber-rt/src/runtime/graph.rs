@@ -79,6 +79,7 @@ impl Runtime {
             graph,
             Arc::new(spawner(self.registry())),
             self.registry().config.workers,
+            Some(self.registry().config.stack_size),
             sender(tx),
         );
         let result = rx.recv().expect("a graph run always reports its result");
@@ -132,14 +133,23 @@ where
     let width = registry.config.workers;
     let spawn = spawner(registry);
     let withdraw = |run| registry.offers.withdraw(run);
+    let default = Some(registry.config.stack_size);
     let Some(caller) = caller(registry) else {
-        return dag::exec::run_here(graph, spawn, width, None, |_, _| {}, withdraw);
+        return dag::exec::run_here(graph, spawn, width, default, None, |_, _| {}, withdraw);
     };
     let default = registry.config.stack_size;
     let left = room_left();
     if left >= default {
         let run_first = |task: dag::Task, stack| task.run_here(stack);
-        return dag::exec::run_here(graph, spawn, width, Some(left), run_first, withdraw);
+        return dag::exec::run_here(
+            graph,
+            spawn,
+            width,
+            Some(default),
+            Some(left),
+            run_first,
+            withdraw,
+        );
     }
     let lent = move |task: dag::Task, stack| {
         let guarded = registry.config.guard_pages;
@@ -157,7 +167,15 @@ where
             }
         }
     };
-    dag::exec::run_here(graph, spawn, width, Some(default), lent, withdraw)
+    dag::exec::run_here(
+        graph,
+        spawn,
+        width,
+        Some(default),
+        Some(default),
+        lent,
+        withdraw,
+    )
 }
 
 /// The calling fiber, if it is a fiber of `registry` and not itself

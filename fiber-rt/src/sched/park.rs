@@ -75,17 +75,26 @@ pub(crate) fn park(reason: Reason) {
             // Cleared however the park ends, a cancellation's unwind too,
             // so that dumps and the shutdown never show a stale reason.
             let _clear = ClearReason(task);
-            let _hook = task.park_hook.get().map(|hook| {
-                // SAFETY: an installed hook is live until its guard, on this
-                // fiber's stack below us, takes it out again.
-                let hook = unsafe { &*hook };
-                hook.parking();
-                Resumed(hook)
-            });
-            switch_current(task, Switch::Park);
+            switch_hooked(task, Switch::Park);
         }
         None => std::thread::park(),
     }
+}
+
+/// Switches the running fiber `task` away as `how` says, telling its park
+/// hook, if any, before and after: a graph runner gives its place up while
+/// one of its nodes parks, and also while it yields or is preempted, as
+/// the node may be waiting for a sibling still queued for a runner.
+#[inline(always)]
+pub(crate) fn switch_hooked(task: &Task, how: Switch) {
+    let _hook = task.park_hook.get().map(|hook| {
+        // SAFETY: an installed hook is live until its guard, on this
+        // fiber's stack below us, takes it out again.
+        let hook = unsafe { &*hook };
+        hook.parking();
+        Resumed(hook)
+    });
+    switch_current(task, how);
 }
 
 /// Clears what the fiber says it waits for, when dropped.
@@ -100,9 +109,9 @@ impl Drop for ClearReason<'_> {
 /// Told when the fiber that installed it parks and when it runs again: a
 /// graph runner gives its place up while one of its nodes waits.
 pub(crate) trait ParkHook {
-    /// The fiber is about to park.
+    /// The fiber is about to park (or yield, or be preempted).
     fn parking(&self);
-    /// The fiber runs again after a park (also when a cancelled fiber
+    /// The fiber runs again after that (also when a cancelled fiber
     /// unwinds out of it).
     fn resumed(&self);
 }
@@ -161,7 +170,7 @@ impl Drop for HookGuard<'_> {
 /// the thread to the OS.
 pub fn yield_now() {
     match Task::current() {
-        Some(task) => switch_current(task, Switch::Yield),
+        Some(task) => switch_hooked(task, Switch::Yield),
         None => std::thread::yield_now(),
     }
 }
