@@ -98,6 +98,29 @@ impl<T> Kept<T> for Move {
     }
 }
 
+/// What a node that never runs (a dependency failed) does with the output
+/// its parameter would have read: a moved one is dropped at once, as the
+/// node would have consumed it (a dependency may wait for it to go, a
+/// channel's sender say); a borrowed one stays for the others.
+pub trait Discard {
+    /// Drops what the parameter would have taken.
+    fn discard<T>(slot: &Slot<T>);
+}
+
+impl Discard for Move {
+    fn discard<T>(slot: &Slot<T>) {
+        drop(slot.take());
+    }
+}
+
+impl Discard for Borrow {
+    fn discard<T>(_: &Slot<T>) {}
+}
+
+impl Discard for Missing {
+    fn discard<T>(_: &Slot<T>) {}
+}
+
 /// The outputs-struct field of a node with no consumer or several.
 pub fn keep<T>(slot: &mut Slot<T>) -> Option<T> {
     slot.take_mut()

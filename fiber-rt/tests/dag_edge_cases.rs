@@ -125,3 +125,39 @@ fn a_panic_payload_that_panics_when_dropped_still_fails_the_run() {
     assert_eq!(err.failures()[0].node, "a");
     assert_eq!(err.skipped(), 1);
 }
+
+#[fiber(fallible)]
+fn config() -> Result<u32, String> {
+    Err("bad config".into())
+}
+
+#[fiber]
+fn producer(_config: &u32, done: fiber_rt::sync::oneshot::Sender<()>) {
+    let _ = done.send(());
+}
+
+/// Waits until `producer` sends, or its sender goes unsent.
+#[fiber]
+fn consumer(done: fiber_rt::sync::oneshot::Receiver<()>) -> bool {
+    done.recv().is_ok()
+}
+
+depends! {
+    graph Handshake(
+        done: fiber_rt::sync::oneshot::Sender<()>,
+        wait: fiber_rt::sync::oneshot::Receiver<()>,
+    ) {
+        producer(config, done);
+        consumer(wait);
+    }
+}
+
+#[test]
+fn what_a_skipped_node_would_take_by_value_is_dropped_at_once() {
+    let failed = within_10s("the run", || {
+        let rt = Builder::new().workers(2).build().unwrap();
+        let (done, wait) = fiber_rt::sync::oneshot::channel();
+        rt.run(Handshake { done, wait }).map(|_| ()).unwrap_err()
+    });
+    assert_eq!(failed.failures()[0].node, "config");
+}

@@ -48,6 +48,7 @@ pub(crate) fn graph(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
         }
     };
     let run_node = run_node(model);
+    let skip_node = skip_node(model);
     let finish = finish(model, &outputs);
     let into_slots = into_slots(graph, model);
     // `#[cfg(..)]` on the graph holds for all of it, not the struct alone.
@@ -89,6 +90,7 @@ pub(crate) fn graph(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
                 const TABLE: &'static ::fiber_rt::__private::Table = &__TABLE;
                 #into_slots
                 #run_node
+                #skip_node
                 #finish
             }
 
@@ -319,6 +321,40 @@ fn run_node(model: &Model<'_>) -> TokenStream {
                 _ => {}
             }
             ::fiber_rt::__private::Result::Ok(())
+        }
+    }
+}
+
+/// Drops what a node that never runs would have taken by value: the
+/// slots it alone reads, if its parameter moves them.
+fn skip_node(model: &Model<'_>) -> TokenStream {
+    let arms = model.nodes.iter().enumerate().map(|(i, node)| {
+        let drops = node.deps.iter().enumerate().filter_map(|(param, dep)| {
+            let (field, consumers) = match dep.source {
+                Source::Node(n) => (model.nodes[n].ident, model.nodes[n].consumers.len()),
+                Source::Input(input) => (
+                    &model.inputs[input].def.name,
+                    model.inputs[input].consumers.len(),
+                ),
+            };
+            (consumers == 1).then(|| {
+                let mode = param_mode(model, i, param);
+                // On the edge, like the argument it stands for: a name
+                // that is not a fiber is reported there, once.
+                let span = dep.ident.span();
+                let field = crate::names::respanned(field, span);
+                quote_spanned!(span=> <#mode as ::fiber_rt::__private::Discard>::discard(&slots.#field);)
+            })
+        });
+        let i = Literal::u32_unsuffixed(i as u32);
+        quote!(#i => { #(#drops)* })
+    });
+    quote! {
+        fn skip_node(slots: &__Slots, node: u32) {
+            match node {
+                #(#arms)*
+                _ => {}
+            }
         }
     }
 }

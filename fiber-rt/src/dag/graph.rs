@@ -108,6 +108,11 @@ pub trait StaticGraph: Sized + Send + 'static {
     /// Runs node `node`: reads its inputs from the slots, calls the fiber,
     /// stores its output.
     fn run_node(slots: &Self::Slots, node: u32) -> Result<(), Failure>;
+    /// Drops the outputs and inputs node `node` would have taken by value:
+    /// it never runs (see [`Plan::skip_node`]).
+    fn skip_node(slots: &Self::Slots, node: u32) {
+        let _ = (slots, node);
+    }
     /// Moves the outputs out of the slots.
     fn finish(slots: &mut Self::Slots) -> Option<Self::Outputs>;
 }
@@ -167,6 +172,10 @@ where
 
     fn run_node(&self, node: u32) -> Result<(), Failure> {
         G::run_node(&self.slots, node)
+    }
+
+    fn skip_node(&self, node: u32) {
+        G::skip_node(&self.slots, node)
     }
 
     fn finish(&mut self) -> Option<G::Outputs> {
