@@ -101,7 +101,10 @@ fn spawner(registry: &Arc<Registry>) -> impl Fn(dag::Task) + Send + Sync + 'stat
         // If no stack can be had (now, or at the fiber's first run), the
         // task is dropped unrun, which fails its node (and skips its
         // dependents) instead of losing it.
-        let _ = registry.spawn(None, stack, move || task.run());
+        let _ = registry.spawn(None, stack, move || {
+            let _locals = crate::local::DropAtExit;
+            task.run()
+        });
     }
 }
 

@@ -209,14 +209,10 @@ where
         // The fiber's locals go before the handle sees the result, as a
         // thread's do before its join returns. A destructor's panic is
         // the fiber's, if it had none of its own.
-        let dropped = panic::catch_unwind(AssertUnwindSafe(|| crate::local::drop_current(task)));
-        let result = match (result, dropped) {
-            (Ok(value), Err(payload)) => {
-                drop(value);
-                Err(payload)
-            }
-            (result, _) => result,
-        };
+        let mut result = result;
+        if crate::local::any() {
+            drop_locals(task, &mut result);
+        }
         let result = result.map_err(|payload| {
             let kind = if payload.is::<Cancelled>() {
                 Kind::Cancelled
@@ -244,6 +240,20 @@ where
             if !payload.is::<Cancelled>() {
                 panic::resume_unwind(payload);
             }
+        }
+    }
+}
+
+/// Drops the fiber's locals (see `wrap`); a destructor's panic becomes the
+/// fiber's `result` if it had none of its own. Out of line: most fibers
+/// have no locals.
+#[cold]
+#[inline(never)]
+fn drop_locals<T>(task: &Task, result: &mut std::thread::Result<T>) {
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| crate::local::drop_current(task)))
+    {
+        if result.is_ok() {
+            *result = Err(payload);
         }
     }
 }

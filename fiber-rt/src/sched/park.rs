@@ -85,15 +85,23 @@ pub(crate) fn park(reason: Reason) {
 /// hook, if any, before and after: a graph runner gives its place up while
 /// one of its nodes parks, and also while it yields or is preempted, as
 /// the node may be waiting for a sibling still queued for a runner.
+/// Off graphs (no hook) a load and a branch.
 #[inline(always)]
 pub(crate) fn switch_hooked(task: &Task, how: Switch) {
-    let _hook = task.park_hook.get().map(|hook| {
-        // SAFETY: an installed hook is live until its guard, on this
-        // fiber's stack below us, takes it out again.
-        let hook = unsafe { &*hook };
-        hook.parking();
-        Resumed(hook)
-    });
+    match task.park_hook.get() {
+        None => switch_current(task, how),
+        Some(hook) => switch_telling(task, how, hook),
+    }
+}
+
+/// [`switch_hooked`] with a hook to tell.
+#[inline(never)]
+fn switch_telling(task: &Task, how: Switch, hook: *const dyn ParkHook) {
+    // SAFETY: an installed hook is live until its guard, on this fiber's
+    // stack below us, takes it out again.
+    let hook = unsafe { &*hook };
+    hook.parking();
+    let _resumed = Resumed(hook);
     switch_current(task, how);
 }
 

@@ -139,16 +139,6 @@ fn run<F: FnOnce() + Send + 'static>(task: &Task, func: Option<F>) {
                 crate::sched::abort_with("a fiber's completion handler panicked");
             }
         }
-        // Dropped already for a spawned fiber (by its join wrapper); here
-        // for the runtime's own (a graph's runners, whose nodes may use
-        // fiber-locals). As for threads, a destructor's panic here ends
-        // the process.
-        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::local::drop_current(task)
-        }));
-        if dropped.is_err_and(|payload| !payload.is::<super::Cancelled>()) {
-            crate::sched::abort_with("a fiber-local's destructor panicked");
-        }
     } else {
         // The closure is dropped by the cancellation's unwind, as a running
         // fiber's locals are: its destructors may wait, with real parks

@@ -145,7 +145,9 @@ impl Task {
     /// of the worker that runs it: a fiber that waits in a queue holds no
     /// stack, and the one it gets is the one that worker's last finished
     /// fiber gave back, warm in its cache. A large closure is written to a
-    /// stack taken now.
+    /// stack taken now. Always inlined into the spawn: it fills in the
+    /// task where it is allocated.
+    #[inline(always)]
     pub(crate) fn create<F>(
         registry: Arc<Registry>,
         id: u64,

@@ -630,7 +630,10 @@ impl Worker {
         let Some(helper) = self.registry.offers.take_seen() else {
             return false;
         };
-        let _ = self.registry.spawn(None, None, move || helper.run());
+        let _ = self.registry.spawn(None, None, move || {
+            let _locals = crate::local::DropAtExit;
+            helper.run()
+        });
         true
     }
 
