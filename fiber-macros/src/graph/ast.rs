@@ -32,8 +32,10 @@ pub(crate) struct InputDef {
     pub ty: Type,
 }
 
-/// `node(dep, dep);`
+/// `node(dep, dep);`, after its doc comments, if any.
 pub(crate) struct NodeStmt {
+    /// `///` lines, which document the node's field of the outputs struct.
+    pub docs: Vec<Attribute>,
     pub node: Ident,
     /// The parentheses, so an arity error covers `node(..)`.
     pub parens: Span,
@@ -97,6 +99,13 @@ impl Parse for InputDef {
 
 impl Parse for NodeStmt {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let docs = input.call(Attribute::parse_outer)?;
+        if let Some(other) = docs.iter().find(|attr| !attr.path().is_ident("doc")) {
+            return Err(syn::Error::new_spanned(
+                other,
+                "only doc comments go on a graph's statement: put attributes on the `#[fiber]` function",
+            ));
+        }
         let node: Ident = input.parse()?;
         if input.peek(Token![::]) {
             let mut path = node.to_string();
@@ -126,6 +135,7 @@ impl Parse for NodeStmt {
         }
         input.parse::<Token![;]>()?;
         Ok(NodeStmt {
+            docs,
             node,
             parens: parens.span.join(),
             deps,

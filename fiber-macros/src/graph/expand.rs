@@ -122,7 +122,10 @@ fn outputs_struct(graph: &GraphDef, model: &Model<'_>, outputs: &Ident) -> Token
             ),
             _ => format!("Output of `{ident}`."),
         };
-        quote!(#[doc = #doc] #vis #ident: #ty,)
+        // The statement's own doc comments first, if it has any.
+        let docs = node.stmt.map(|stmt| &stmt.docs[..]).unwrap_or_default();
+        let doc = if docs.is_empty() { doc } else { format!("\n\n{doc}") };
+        quote!(#(#docs)* #[doc = #doc] #vis #ident: #ty,)
     });
     let doc = format!(
         "Outputs of a successful run of [`{}`]: a field per fiber.",
