@@ -58,11 +58,12 @@ impl<T: 'static> LocalKey<T> {
         let Some(task) = Task::current() else {
             return self.thread.with(|cell| f(cell.get_or_init(self.init)));
         };
-        let value = self.value_in(task);
-        // SAFETY: the value is boxed in the fiber's list, which only this
-        // fiber touches and which drops nothing before the fiber's closure
-        // is done, so it outlives this call: adding keys moves the boxes'
+        // The value is boxed in the fiber's list, which only this fiber
+        // touches and which drops nothing before the fiber's closure is
+        // done, so it outlives this call; adding keys moves the boxes'
         // pointers, never the values.
+        let value = self.value_in(task);
+        // SAFETY: as just said, the value is live and not moved meanwhile.
         f(unsafe { &*value })
     }
 
