@@ -32,10 +32,18 @@ pub struct LocalKey<T: 'static> {
     thread: &'static std::thread::LocalKey<OnceCell<T>>,
 }
 
-/// The values of one fiber, by key: few keys are in use at once, so a
-/// list. Each value is boxed, so a reference handed out stays put while
-/// other keys are added. `None` while the key's initializer runs.
-type Values = Vec<(*const (), Option<Box<dyn Any>>)>;
+/// The values of one fiber.
+#[derive(Default)]
+struct Values {
+    /// By key: few keys are in use at once, so a list. Each value is
+    /// boxed, so a reference handed out stays put while other keys are
+    /// added. `None` while the key's initializer runs.
+    entries: Vec<(*const (), Option<Box<dyn Any>>)>,
+    /// Keys whose values the fiber's end has dropped: using one again (in
+    /// another's destructor) panics, as a thread-local does, rather than
+    /// make a value to drop again, maybe for ever.
+    dropped: Vec<*const ()>,
+}
 
 impl<T: 'static> LocalKey<T> {
     #[doc(hidden)]
@@ -73,16 +81,20 @@ impl<T: 'static> LocalKey<T> {
         match find(task, key) {
             Some(Some(value)) => return value.cast(),
             Some(None) => panic!("a fiber_local's initializer used the same fiber-local"),
+            None if values(task).dropped.contains(&key) => {
+                panic!("a fiber_local was used after the fiber's end dropped it")
+            }
             None => {}
         }
         // Marked as being made, then made with no borrow of the list held:
         // the initializer may use other fiber-locals (not this one).
-        values(task).push((key, None));
+        values(task).entries.push((key, None));
         let unmark = Unmark { task, key };
         let made: Box<dyn Any> = Box::new((self.init)());
         std::mem::forget(unmark);
         let value = (&*made as *const dyn Any).cast::<T>();
         let entry = values(task)
+            .entries
             .iter_mut()
             .find(|(k, _)| *k == key)
             .expect("marked above");
@@ -99,7 +111,7 @@ struct Unmark<'a> {
 
 impl Drop for Unmark<'_> {
     fn drop(&mut self) {
-        values(self.task).retain(|(k, _)| *k != self.key);
+        values(self.task).entries.retain(|(k, _)| *k != self.key);
     }
 }
 
@@ -110,11 +122,14 @@ fn find(task: &Task, key: *const ()) -> Option<Option<*const ()>> {
     // SAFETY: a non-null list is the fiber's, made by `values`, and only
     // the fiber itself (the caller) uses it.
     let list = unsafe { list.as_ref() }?;
-    list.iter().find(|(k, _)| *k == key).map(|(_, value)| {
-        value
-            .as_ref()
-            .map(|value| (&**value as *const dyn Any).cast::<()>())
-    })
+    list.entries
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, value)| {
+            value
+                .as_ref()
+                .map(|value| (&**value as *const dyn Any).cast::<()>())
+        })
 }
 
 /// The fiber's list, made if it has none.
@@ -166,21 +181,30 @@ impl Drop for DropAtExit {
 }
 
 /// Drops the running fiber's fiber-local values, newest first. A
-/// destructor that uses a fiber-local makes a new list, dropped in turn.
+/// destructor may use a fiber-local not dropped yet (one it makes is
+/// dropped in turn), not one already dropped (that panics). Every value is
+/// dropped, whatever panics; the first panic goes on once they are.
 #[inline(never)]
 pub(crate) fn drop_current(task: &Task) {
-    loop {
-        let header = task.header();
-        let list = header.locals.replace(std::ptr::null_mut()).cast::<Values>();
-        if list.is_null() {
-            return;
+    let mut first_panic = None;
+    // A fresh borrow of the list each time: destructors use it too.
+    while let Some((key, value)) = values(task).entries.pop() {
+        values(task).dropped.push(key);
+        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(value)))
+        {
+            first_panic.get_or_insert(payload);
         }
-        // SAFETY: made by `values` with `Box::into_raw`, and taken out of
-        // the header just above, so dropped once.
-        let mut list = unsafe { Box::from_raw(list) };
-        while let Some(entry) = list.pop() {
-            drop(entry);
-        }
+    }
+    let list = task
+        .header()
+        .locals
+        .replace(std::ptr::null_mut())
+        .cast::<Values>();
+    // SAFETY: made by `values` with `Box::into_raw` (just now at the
+    // latest), and taken out of the header just above, so dropped once.
+    drop(unsafe { Box::from_raw(list) });
+    if let Some(payload) = first_panic {
+        std::panic::resume_unwind(payload);
     }
 }
 

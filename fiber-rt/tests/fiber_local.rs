@@ -203,3 +203,88 @@ fn graph_nodes_share_their_runner_s_values_which_are_dropped_after_the_run() {
         "one value per fiber that ran nodes, each dropped: {dropped}"
     );
 }
+
+struct UsesItselfWhenDropped;
+
+impl Drop for UsesItselfWhenDropped {
+    fn drop(&mut self) {
+        SELF_USER.with(|_| ());
+    }
+}
+
+fiber_local! {
+    static SELF_USER: UsesItselfWhenDropped = UsesItselfWhenDropped;
+}
+
+#[test]
+fn a_destructor_that_uses_its_own_key_panics_instead_of_looping() {
+    let rt = Builder::new().workers(1).build().unwrap();
+    let handle = rt.spawn(|| SELF_USER.with(|_| ()));
+    let (done, joined) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(handle.join()).unwrap());
+    let err = joined
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the fiber ends")
+        .unwrap_err();
+    assert!(err.panic_message().unwrap().contains("used after"), "{err}");
+}
+
+static TRACKED_LIVE: AtomicUsize = AtomicUsize::new(0);
+
+struct Tracked;
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        TRACKED_LIVE.fetch_sub(1, SeqCst);
+    }
+}
+
+fiber_local! {
+    static TRACKED: Tracked = {
+        TRACKED_LIVE.fetch_add(1, SeqCst);
+        Tracked
+    };
+}
+
+/// Captured by fibers that never run: its drop, when the runtime cancels
+/// them, uses a fiber-local.
+struct UsesALocalWhenDropped;
+
+impl Drop for UsesALocalWhenDropped {
+    fn drop(&mut self) {
+        TRACKED.with(|_| ());
+    }
+}
+
+#[test]
+fn values_made_while_a_cancelled_fiber_s_closure_is_dropped_are_dropped() {
+    let rt = Builder::new().workers(1).build().unwrap();
+    // Keeps the one worker busy, so the fibers below never start.
+    let (hold, held) = std::sync::mpsc::channel::<()>();
+    let (started, start) = std::sync::mpsc::channel();
+    let _blocker = rt.spawn(move || {
+        started.send(()).unwrap();
+        let _ = held.recv();
+    });
+    start.recv().unwrap();
+    let handles: Vec<_> = (0..50)
+        .map(|_| {
+            let captured = UsesALocalWhenDropped;
+            rt.spawn(move || drop(captured))
+        })
+        .collect();
+    drop(handles);
+    let (done, dropped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(rt);
+        done.send(()).unwrap();
+    });
+    // The blocker holds its worker thread, so the drop takes the shutdown
+    // timeout; then it is let go.
+    std::thread::sleep(Duration::from_millis(100));
+    drop(hold);
+    dropped
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the runtime's drop ends");
+    assert_eq!(TRACKED_LIVE.load(SeqCst), 0, "fiber-local values leaked");
+}

@@ -155,3 +155,27 @@ fn a_plain_thread_selects_too() {
     assert_eq!(sum, 5050 + 5_050_000);
     selector.join().unwrap();
 }
+
+#[test]
+fn two_selects_on_one_shared_oneshot_receiver_both_wake() {
+    let (tx, rx) = oneshot::channel::<u32>();
+    let rx: &'static oneshot::Receiver<u32> = Box::leak(Box::new(rx));
+    let (done_tx, done) = std_mpsc::channel();
+    let selectors: Vec<_> = (0..2)
+        .map(|_| {
+            let done_tx = done_tx.clone();
+            std::thread::spawn(move || {
+                let mut sel = Select::new();
+                sel.recv(rx);
+                done_tx.send(sel.ready()).unwrap();
+            })
+        })
+        .collect();
+    // Both waiting by then, most likely (if not, one finds it ready).
+    std::thread::sleep(Duration::from_millis(50));
+    tx.send(7).unwrap();
+    for _ in 0..2 {
+        assert_eq!(done.recv_timeout(Duration::from_secs(10)), Ok(0));
+    }
+    selectors.into_iter().for_each(|t| t.join().unwrap());
+}

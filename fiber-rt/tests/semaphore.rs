@@ -181,3 +181,13 @@ fn owned_permits_move_into_fibers_and_come_back() {
     drop(all);
     assert_eq!(gate.available_permits(), 2);
 }
+
+#[test]
+fn the_count_of_permits_is_capped_so_it_never_overflows() {
+    let gate = Semaphore::new(fiber_rt::sync::MAX_PERMITS);
+    let permit = gate.acquire();
+    let over = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| gate.add_permits(1)));
+    assert!(over.is_err(), "more than MAX_PERMITS refused");
+    drop(permit);
+    assert_eq!(gate.available_permits(), fiber_rt::sync::MAX_PERMITS);
+}

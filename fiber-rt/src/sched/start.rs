@@ -148,6 +148,8 @@ fn run<F: FnOnce() + Send + 'static>(task: &Task, func: Option<F>) {
             let _func = func;
             super::worker::cancel_now(task)
         }));
+        // The closure's destructors may have used fiber-locals.
+        crate::local::drop_at_exit();
         if let Some(report) = task.cancelled_unrun {
             // SAFETY: on the task's fiber, once (a task starts once), and
             // its closure was dropped unrun just above.

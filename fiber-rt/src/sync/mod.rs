@@ -15,5 +15,5 @@ pub use condvar::{Condvar, WaitTimeoutResult};
 pub use mutex::{Mutex, MutexGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use select::{Select, Selectable};
-pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
+pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit, MAX_PERMITS};
 pub use wait_group::{Barrier, BarrierWaitResult, WaitGroup};

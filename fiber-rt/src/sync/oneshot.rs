@@ -14,6 +14,7 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
         sender: true,
         receiver: true,
         waiter: None,
+        watchers: Vec::new(),
     }));
     (
         Sender {
@@ -28,6 +29,18 @@ struct State<T> {
     sender: bool,
     receiver: bool,
     waiter: Option<Arc<Waiter>>,
+    /// `Select`s waiting on the receiver: it may be shared by reference,
+    /// so there may be several.
+    watchers: Vec<Arc<Waiter>>,
+}
+
+impl<T> State<T> {
+    /// Takes every waiter out, for the sender to wake.
+    fn take_waiters(&mut self) -> Vec<Arc<Waiter>> {
+        let mut all = std::mem::take(&mut self.watchers);
+        all.extend(self.waiter.take());
+        all
+    }
 }
 
 type Shared<T> = Arc<std::sync::Mutex<State<T>>>;
@@ -58,11 +71,9 @@ impl<T> Sender<T> {
             return Err(value);
         }
         s.value = Some(value);
-        let waiter = s.waiter.take();
+        let waiters = s.take_waiters();
         drop(s);
-        if let Some(w) = waiter {
-            w.wake();
-        }
+        waiters.iter().for_each(|w| w.wake());
         Ok(())
     }
 }
@@ -150,14 +161,14 @@ impl<T> super::select::sealed::Watch for Receiver<T> {
         if s.value.is_some() || !s.sender {
             return true;
         }
-        s.waiter = Some(watcher.0.clone());
+        s.watchers.push(watcher.0.clone());
         false
     }
 
     fn unwatch(&self, watcher: &super::select::sealed::Watcher) {
         lock(&self.inner)
-            .waiter
-            .take_if(|w| Arc::ptr_eq(w, &watcher.0));
+            .watchers
+            .retain(|w| !Arc::ptr_eq(w, &watcher.0));
     }
 }
 
@@ -167,9 +178,9 @@ impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         let mut s = lock(&self.inner);
         s.sender = false;
-        let waiter = s.waiter.take();
+        let waiters = s.take_waiters();
         drop(s);
-        if let Some(w) = waiter {
+        for w in waiters {
             w.wake();
         }
     }

@@ -45,9 +45,15 @@ pub struct Semaphore {
     state: std::sync::Mutex<State>,
 }
 
+/// The most permits a semaphore can have, so that no count overflows.
+pub const MAX_PERMITS: usize = usize::MAX >> 3;
+
 struct State {
     /// Permits nobody holds and no waiter has been handed.
     free: usize,
+    /// Every permit there is (free, held or forgotten): at most
+    /// [`MAX_PERMITS`], so giving permits back never overflows `free`.
+    total: usize,
     /// Who waits, in order, and for how many permits.
     queue: VecDeque<(Arc<Waiter>, usize)>,
 }
@@ -69,10 +75,19 @@ pub struct SemaphorePermit<'a> {
 
 impl Semaphore {
     /// A semaphore with `permits` permits free.
+    ///
+    /// # Panics
+    ///
+    /// If `permits` is more than [`MAX_PERMITS`].
     pub const fn new(permits: usize) -> Semaphore {
+        assert!(
+            permits <= MAX_PERMITS,
+            "a semaphore has at most MAX_PERMITS permits"
+        );
         Semaphore {
             state: std::sync::Mutex::new(State {
                 free: permits,
+                total: permits,
                 queue: VecDeque::new(),
             }),
         }
@@ -193,13 +208,16 @@ impl Semaphore {
     ///
     /// # Panics
     ///
-    /// If the count of free permits would overflow `usize`.
+    /// If the semaphore would have more than [`MAX_PERMITS`] permits.
     pub fn add_permits(&self, n: usize) {
         let mut state = self.state();
-        state.free = state
-            .free
+        state.total = state
+            .total
             .checked_add(n)
-            .expect("Semaphore::add_permits overflows the count of permits");
+            .filter(|&total| total <= MAX_PERMITS)
+            .expect("a semaphore has at most MAX_PERMITS permits");
+        // At most `total`: no overflow.
+        state.free += n;
         self.hand_out(state);
     }
 
