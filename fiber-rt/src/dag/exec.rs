@@ -187,9 +187,7 @@ where
     }
     let sources = run.plan().sources();
     let (first, rest) = sources.split_at(sources.len().min(run.width));
-    for &source in rest {
-        run.lanes.push_shared(source);
-    }
+    run.lanes.extend_shared(rest);
     for &source in first {
         // Relaxed: no runner has started, so nothing else counts yet.
         run.runners.fetch_add(1, Ordering::Relaxed);
@@ -217,9 +215,7 @@ where
     // Relaxed: no runner has started, so nothing else counts yet.
     run.runners.fetch_add(1, Ordering::Relaxed);
     let own = Task::new(run.clone(), first, true);
-    for &source in rest {
-        run.lanes.push_shared(source);
-    }
+    run.lanes.extend_shared(rest);
     if !rest.is_empty() {
         run.wake();
     }

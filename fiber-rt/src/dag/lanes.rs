@@ -93,6 +93,11 @@ impl Lanes {
         self.shared.push(node);
     }
 
+    /// Queues nodes on the shared queue, in their order.
+    pub(crate) fn extend_shared(&self, nodes: &[u32]) {
+        self.shared.extend(nodes);
+    }
+
     /// The queueing end for a task; only a `counted` one (a runner, of
     /// which few run at once) ever takes a lane.
     pub(crate) fn lane(&self, counted: bool) -> Lane<'_> {

@@ -23,6 +23,17 @@ impl SharedQueue {
         self.publish(&nodes);
     }
 
+    /// Queues `nodes` in their order, under one lock: a run may start
+    /// with hundreds of thousands of sources.
+    pub(crate) fn extend(&self, nodes: &[u32]) {
+        if nodes.is_empty() {
+            return;
+        }
+        let mut queue = self.lock();
+        queue.extend(nodes);
+        self.publish(&queue);
+    }
+
     /// Takes the oldest node.
     pub(crate) fn steal(&self) -> Option<u32> {
         self.steal_batch(|_| unreachable!("a batch of none"), 0)
@@ -58,5 +69,31 @@ impl SharedQueue {
     fn lock(&self) -> MutexGuard<'_, VecDeque<u32>> {
         // A panic never happens under this lock; the queue is whole anyway.
         self.nodes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Sources queued at once come out in the order they went in, oldest
+    //! first, and thieves see them counted.
+
+    use super::SharedQueue;
+
+    #[test]
+    fn extended_nodes_come_out_in_their_order_and_are_counted() {
+        let queue = SharedQueue::default();
+        queue.extend(&[]);
+        assert!(queue.is_empty());
+        queue.push(7);
+        queue.extend(&[3, 9, 1]);
+        assert!(!queue.is_empty());
+        let mut batch = Vec::new();
+        // The oldest, then at most half of the rest.
+        assert_eq!(queue.steal_batch(|node| batch.push(node), 8), Some(7));
+        assert_eq!(batch, [3]);
+        assert_eq!(queue.steal(), Some(9));
+        assert_eq!(queue.steal(), Some(1));
+        assert!(queue.is_empty());
+        assert_eq!(queue.steal(), None);
     }
 }
