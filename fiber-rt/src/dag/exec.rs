@@ -495,10 +495,18 @@ where
             Ok(Ok(())) => return true,
             Ok(Err(failure)) => (FailureKind::Returned, failure.message),
             Err(payload) if payload.is::<Cancelled>() => {
-                // The runtime is shutting down: the fiber unwinds to its
-                // base, out of this run too (whose holds its guards let
-                // go of), instead of going on with the next node.
-                let message = "its fiber was cancelled: the runtime shut down";
+                // The fiber was cancelled (by its handle, or because the
+                // runtime is shutting down): it unwinds to its base, out of
+                // this run too (whose holds its guards let go of), instead
+                // of going on with the next node.
+                let by_shutdown = payload
+                    .downcast_ref::<Cancelled>()
+                    .is_some_and(|cancelled| cancelled.0.cancelled_by_shutdown());
+                let message = if by_shutdown {
+                    "its fiber was cancelled: the runtime shut down"
+                } else {
+                    "its fiber was cancelled by its handle"
+                };
                 self.record_failure(node, FailureKind::Dropped, message.into());
                 resume_unwind(payload)
             }

@@ -31,7 +31,11 @@ pub struct JoinError {
 
 enum Kind {
     Panicked(Box<dyn Any + Send + 'static>),
-    Cancelled,
+    /// By [`JoinHandle::cancel`], or with `by_shutdown` by the runtime's
+    /// shutdown.
+    Cancelled {
+        by_shutdown: bool,
+    },
     /// No stack could be had for the fiber's first run.
     NoStack(io::Error),
 }
@@ -65,6 +69,44 @@ impl<T> JoinHandle<T> {
         self.task.join.is_complete()
     }
 
+    /// Cancels the fiber, and returns at once: the fiber unwinds from its
+    /// next switch point (a park, a yield, a preemption probe), running
+    /// its destructors as a panic would, and `join` then returns a
+    /// [`JoinError`] whose [`is_cancelled`](JoinError::is_cancelled) is
+    /// true. A parked fiber is woken to unwind; a fiber that has not
+    /// started never runs, and its closure is dropped on its worker.
+    ///
+    /// A fiber that finished first keeps its result, which `join` returns.
+    /// One that unwinds from a panic of its own finishes that unwinding,
+    /// and reports its panic. Code that never reaches a switch point (a
+    /// loop in a function without `#[fiber]` and without
+    /// [`preempt::point`](crate::preempt::point)) runs on until it does.
+    /// A fiber that catches the cancellation's unwind (with
+    /// `catch_unwind`) is cancelled again at its next switch point.
+    ///
+    /// Cancelling is for fibers the program no longer needs, whose
+    /// destructors leave shared state consistent: what the fiber held
+    /// (a lock guard, a permit, a channel's sender) is released by its
+    /// destructors as it unwinds, and a wait it was in leaves the
+    /// primitive's queue, passing on anything it was handed meanwhile.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = fiber_rt::Runtime::new().unwrap();
+    /// rt.block_on(|| {
+    ///     let (_tx, rx) = fiber_rt::sync::mpsc::unbounded::<u32>();
+    ///     // Waits for a message that never comes.
+    ///     let waiting = fiber_rt::spawn(move || rx.recv());
+    ///     fiber_rt::sleep(Duration::from_millis(1));
+    ///     waiting.cancel();
+    ///     assert!(waiting.join().unwrap_err().is_cancelled());
+    /// });
+    /// ```
+    pub fn cancel(&self) {
+        self.task.cancel();
+    }
+
     /// The fiber's id, unique within its runtime.
     pub fn id(&self) -> u64 {
         self.task.id
@@ -96,15 +138,16 @@ impl<T> Drop for JoinHandle<T> {
 }
 
 impl JoinError {
-    /// Whether the fiber panicked (rather than being cancelled at shutdown,
-    /// or never starting).
+    /// Whether the fiber panicked (rather than being cancelled, or never
+    /// starting).
     pub fn is_panic(&self) -> bool {
         matches!(self.kind, Kind::Panicked(_))
     }
 
-    /// Whether the runtime shut down before the fiber finished.
+    /// Whether the fiber was cancelled before it finished: by
+    /// [`JoinHandle::cancel`], or because its runtime shut down.
     pub fn is_cancelled(&self) -> bool {
-        matches!(self.kind, Kind::Cancelled)
+        matches!(self.kind, Kind::Cancelled { .. })
     }
 
     /// Why the fiber never started, if no stack could be had for it: a
@@ -158,10 +201,13 @@ impl fmt::Display for JoinError {
                 Some(msg) => write!(f, "fiber '{name}' panicked: {msg}"),
                 None => write!(f, "fiber '{name}' panicked"),
             },
-            Kind::Cancelled => write!(
+            Kind::Cancelled { by_shutdown: true } => write!(
                 f,
                 "fiber '{name}' was cancelled: its runtime shut down first"
             ),
+            Kind::Cancelled { by_shutdown: false } => {
+                write!(f, "fiber '{name}' was cancelled by its handle")
+            }
             Kind::NoStack(e) => write!(
                 f,
                 "fiber '{name}' never started: no stack could be had for it: {e}"
@@ -215,7 +261,7 @@ where
         }
         let result = result.map_err(|payload| {
             let kind = if payload.is::<Cancelled>() {
-                Kind::Cancelled
+                cancelled(task)
             } else {
                 Kind::Panicked(payload)
             };
@@ -233,7 +279,8 @@ where
         }));
         task.retire();
         if let Err(payload) = completed {
-            // A destructor cancelled by the shutdown: the fiber is done
+            // A destructor cancelled (by the shutdown, or by a handle
+            // dropped after it cancelled the fiber): the fiber is done
             // (the result was complete before it was dropped). Any other
             // panic of a result's destructor ends the process, as a panic
             // in a fiber's completion does.
@@ -258,6 +305,13 @@ fn drop_locals<T>(task: &Task, result: &mut std::thread::Result<T>) {
     }
 }
 
+/// Why `task` is reported cancelled.
+fn cancelled(task: &Task) -> Kind {
+    Kind::Cancelled {
+        by_shutdown: task.cancelled_by_shutdown(),
+    }
+}
+
 fn error(task: &Task, kind: Kind) -> JoinError {
     JoinError {
         id: task.id,
@@ -275,7 +329,7 @@ fn error(task: &Task, kind: Kind) -> JoinError {
 /// task's handle.
 pub(crate) unsafe fn cancelled_unrun<T>(task: &Task, why: Unrun) {
     let kind = match why {
-        Unrun::Cancelled => Kind::Cancelled,
+        Unrun::Cancelled => cancelled(task),
         Unrun::NoStack(e) => Kind::NoStack(e),
     };
     let cancelled: Result<T, JoinError> = Err(error(task, kind));

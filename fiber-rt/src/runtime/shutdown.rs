@@ -131,9 +131,7 @@ fn cancel_all(registry: &Arc<Registry>) {
             if task.waits_while_cancelled() {
                 continue;
             }
-            // Relaxed: this thread is the only one running fibers now.
-            task.cancelled
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+            task.cancel_for_shutdown();
             task.resume_for_shutdown();
             worker.run_until_switch(task.clone());
             ran = true;

@@ -3,7 +3,6 @@
 //! begins in.
 
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering;
 
 use fiber_asm::{Exit, StackPointer};
 
@@ -128,7 +127,7 @@ unsafe extern "sysv64" fn start<F: FnOnce() + Send + 'static>(_: usize, data: *m
 fn run<F: FnOnce() + Send + 'static>(task: &Task, func: Option<F>) {
     // The closure is user code: the backstop may take our worker meanwhile.
     super::thread::leave_runtime();
-    if !task.cancelled.load(Ordering::Relaxed) {
+    if !task.is_cancelled() {
         let func = func.expect("a fiber starts once");
         // The spawn wrapper catches the user's panics; this catch only keeps
         // an unwind from ever reaching the assembly below us. A

@@ -28,6 +28,11 @@ const PARKED: u8 = 2;
 /// hand it something (a lock, a notification, a free slot) hands it on.
 const ABANDONED: u8 = 3;
 
+/// A cancellation was asked for, by the fiber's handle or the shutdown.
+const CANCEL_ASKED: u8 = 1;
+/// The shutdown cancelled the fiber (and resumed it, if it was parked).
+const CANCEL_SHUTDOWN: u8 = 2;
+
 /// A fiber's control block. Shared ([`TaskRef`]) between the queues, the
 /// wait lists that can wake it, and its `JoinHandle`.
 ///
@@ -43,8 +48,10 @@ pub(crate) struct Task {
     pub(crate) registry: Arc<Registry>,
     /// RUNNING, NOTIFIED or PARKED: see [`Task::unpark`].
     state: AtomicU8,
-    /// Set at shutdown: the fiber unwinds at its next switch point.
-    pub(crate) cancelled: AtomicBool,
+    /// Nonzero once the fiber is cancelled ([`CANCEL_ASKED`], and with
+    /// [`CANCEL_SHUTDOWN`] by the shutdown): it unwinds at its next switch
+    /// point. Read through [`is_cancelled`](Self::is_cancelled).
+    cancelled: AtomicU8,
     /// Set while the cancellation's unwind is on its way (from the point
     /// that raised it until its payload is dropped, where it is caught):
     /// meanwhile the fiber's destructors run, and its switches are real
@@ -178,7 +185,7 @@ impl Task {
             name,
             registry,
             state: AtomicU8::new(RUNNING),
-            cancelled: AtomicBool::new(false),
+            cancelled: AtomicU8::new(0),
             cancel_raised: AtomicBool::new(false),
             unwound_on: Cell::new(std::ptr::null()),
             parked_on: Cell::new(&""),
@@ -313,7 +320,7 @@ impl Task {
                 place(self, Use::Drop)
             }));
         }
-        let why = if self.cancelled.load(Ordering::Relaxed) {
+        let why = if self.is_cancelled() {
             Unrun::Cancelled
         } else {
             Unrun::NoStack(error)
@@ -331,9 +338,7 @@ impl Task {
     /// waits in the task, it needs that kind of stack, and it was not
     /// cancelled (which the usual first run reports).
     pub(crate) fn can_take_over(&self, kind: StackKind) -> bool {
-        self.place.get().is_some()
-            && self.stack_kind == kind
-            && !self.cancelled.load(Ordering::Relaxed)
+        self.place.get().is_some() && self.stack_kind == kind && !self.is_cancelled()
     }
 
     /// The kind of stack this fiber runs on.
@@ -452,7 +457,47 @@ impl Task {
     /// cancelled (and resumed) already, and waits again in a park (in a
     /// destructor) that nobody has woken yet.
     pub(crate) fn waits_while_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Relaxed) && self.is_parked()
+        self.cancelled_by_shutdown() && self.is_parked()
+    }
+
+    /// Whether the fiber is cancelled: it unwinds at its next switch
+    /// point, or never runs if it has not started.
+    #[inline(always)]
+    pub(crate) fn is_cancelled(&self) -> bool {
+        // Relaxed: a flag read at every switch point. A cancellation seen
+        // a switch late is honoured at the next one; one that must be seen
+        // at once (the fiber parked) comes with a wake-up that publishes it.
+        self.cancelled.load(Ordering::Relaxed) != 0
+    }
+
+    /// Whether the shutdown cancelled the fiber (rather than its handle
+    /// alone).
+    pub(crate) fn cancelled_by_shutdown(&self) -> bool {
+        // Relaxed: set by the shutdown's thread, which alone reads it for
+        // its decisions; the fiber reads it for its error message only.
+        self.cancelled.load(Ordering::Relaxed) & CANCEL_SHUTDOWN != 0
+    }
+
+    /// Cancels the fiber from its handle: it unwinds from its next switch
+    /// point (woken first if it is parked), or never runs if it has not
+    /// started. Does nothing to a fiber that has finished.
+    pub(crate) fn cancel(&self) {
+        // Relaxed: the wake-up below publishes the flag to a parked fiber
+        // (its AcqRel pairs with the fiber's Acquire as it resumes or
+        // consumes the wake-up); a running one reads it at a later switch.
+        self.cancelled.fetch_or(CANCEL_ASKED, Ordering::Relaxed);
+        // A spurious wake-up to whatever the fiber waits for, which every
+        // wait in the runtime tolerates: it goes round its loop and parks
+        // again, and that park's switch raises the cancellation.
+        self.unpark();
+    }
+
+    /// Cancels the fiber for the shutdown, which then resumes it.
+    pub(crate) fn cancel_for_shutdown(&self) {
+        // Relaxed: the shutdown's thread is the only one running fibers
+        // now, and resumes this one itself.
+        self.cancelled
+            .fetch_or(CANCEL_ASKED | CANCEL_SHUTDOWN, Ordering::Relaxed);
     }
 
     /// Gives up on a cancelled fiber that waits in a park nobody has woken,

@@ -782,7 +782,7 @@ fn after_resume(task: &Task) {
 /// could keep a cancelled fiber from ever unwinding.
 #[inline(always)]
 fn unwind_if_cancelled(task: &Task) {
-    if task.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+    if task.is_cancelled() {
         raise_cancel(task);
     }
 }

@@ -1,0 +1,293 @@
+//! `JoinHandle::cancel`: a cancelled fiber unwinds from its next switch
+//! point wherever it is (parked, sleeping, spinning, not started yet), its
+//! destructors run, what it held or was handed goes on to others, and its
+//! join reports the cancellation, unless it finished first.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fiber_rt::dag::GraphBuilder;
+use fiber_rt::sync::{mpsc, Mutex, Semaphore};
+use fiber_rt::{Builder, FiberBuilder, JoinError, JoinHandle};
+
+/// Sets its flag when dropped: tells that a fiber's destructors ran.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, SeqCst);
+    }
+}
+
+/// Joins `handle` from a plain thread, failing the test instead of hanging
+/// it if the fiber does not finish within a minute.
+fn join_within_a_minute<T: Send + 'static>(handle: JoinHandle<T>) -> Result<T, JoinError> {
+    let (tx, rx) = std_mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(handle.join());
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the cancelled fiber finished")
+}
+
+#[test]
+fn a_fiber_parked_on_a_channel_unwinds_and_runs_its_destructors() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let dropped = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::unbounded::<u32>();
+    let (started_tx, started) = std_mpsc::channel();
+    let guard = SetOnDrop(dropped.clone());
+    let waiting = rt.spawn(move || {
+        let _guard = guard;
+        started_tx.send(()).unwrap();
+        rx.recv()
+    });
+    started.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(10));
+    waiting.cancel();
+    let error = join_within_a_minute(waiting).unwrap_err();
+    assert!(error.is_cancelled());
+    assert!(!error.is_panic());
+    assert!(dropped.load(SeqCst), "the fiber's destructors ran");
+    // The receiver went with the fiber: the channel is closed.
+    assert!(tx.send(1).is_err());
+}
+
+#[test]
+fn a_cancelled_fibers_error_says_its_handle_cancelled_it() {
+    let rt = Builder::new().workers(1).build().unwrap();
+    let handle = FiberBuilder::new()
+        .name("reader")
+        .spawn_on(&rt, || loop {
+            fiber_rt::sleep(Duration::from_secs(3600));
+        })
+        .unwrap();
+    handle.cancel();
+    let error = join_within_a_minute(handle).unwrap_err();
+    assert_eq!(error.fiber_name(), "reader");
+    assert_eq!(
+        error.to_string(),
+        "fiber 'reader' was cancelled by its handle"
+    );
+}
+
+#[test]
+fn a_sleeping_fiber_is_cancelled_at_once() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let sleeper = rt.spawn(|| fiber_rt::sleep(Duration::from_secs(3600)));
+    std::thread::sleep(Duration::from_millis(10));
+    sleeper.cancel();
+    assert!(join_within_a_minute(sleeper).unwrap_err().is_cancelled());
+}
+
+#[test]
+fn a_spinning_fiber_is_cancelled_at_its_next_probe() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let spins = Arc::new(AtomicUsize::new(0));
+    let spinner = {
+        let spins = spins.clone();
+        rt.spawn(move || loop {
+            spins.fetch_add(1, SeqCst);
+            fiber_rt::preempt::point();
+        })
+    };
+    while spins.load(SeqCst) == 0 {
+        std::thread::yield_now();
+    }
+    spinner.cancel();
+    assert!(join_within_a_minute(spinner).unwrap_err().is_cancelled());
+}
+
+#[test]
+fn a_fiber_cancelled_before_it_starts_never_runs_and_drops_its_closure() {
+    let rt = Builder::new().workers(1).build().unwrap();
+    let (ran, dropped) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (ran2, guard) = (ran.clone(), SetOnDrop(dropped.clone()));
+    let error = rt.block_on(move || {
+        // One worker, which runs us: the child waits in the queue until
+        // we switch.
+        let child = fiber_rt::spawn(move || {
+            let _guard = guard;
+            ran2.store(true, SeqCst);
+        });
+        child.cancel();
+        child.join().unwrap_err()
+    });
+    assert!(error.is_cancelled());
+    assert!(
+        !ran.load(SeqCst),
+        "a fiber cancelled before its start never runs"
+    );
+    assert!(dropped.load(SeqCst), "its closure was dropped");
+}
+
+#[test]
+fn a_fiber_that_finished_first_keeps_its_result() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let handle = rt.spawn(|| 42);
+    while !handle.is_finished() {
+        std::thread::yield_now();
+    }
+    handle.cancel();
+    assert_eq!(handle.join().unwrap(), 42);
+}
+
+#[test]
+fn catching_the_cancellation_does_not_stop_it() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let caught = Arc::new(AtomicUsize::new(0));
+    let (started_tx, started) = std_mpsc::channel();
+    let stubborn = {
+        let caught = caught.clone();
+        rt.spawn(move || {
+            started_tx.send(()).unwrap();
+            let first = catch_unwind(AssertUnwindSafe(|| loop {
+                fiber_rt::yield_now();
+            }));
+            assert!(first.is_err(), "the loop only ends by an unwind");
+            caught.fetch_add(1, SeqCst);
+            // The payload is dropped: the next switch point raises it anew.
+            drop(first);
+            loop {
+                fiber_rt::yield_now();
+            }
+        })
+    };
+    started.recv().unwrap();
+    stubborn.cancel();
+    assert!(join_within_a_minute(stubborn).unwrap_err().is_cancelled());
+    assert_eq!(caught.load(SeqCst), 1);
+}
+
+#[test]
+fn a_cancelled_mutex_waiter_passes_the_lock_on() {
+    // The waiter is cancelled at varying moments around the release that
+    // hands it the lock: either way, the next waiter gets it.
+    let rt = Builder::new().workers(2).build().unwrap();
+    for round in 0..200u64 {
+        let lock = Arc::new(Mutex::new(0u64));
+        let held = lock.lock();
+        let (queued_tx, queued) = std_mpsc::channel();
+        let cancelled = {
+            let (lock, queued_tx) = (lock.clone(), queued_tx.clone());
+            rt.spawn(move || {
+                queued_tx.send(()).unwrap();
+                *lock.lock() += 1;
+            })
+        };
+        queued.recv().unwrap();
+        let next = {
+            let lock = lock.clone();
+            rt.spawn(move || {
+                queued_tx.send(()).unwrap();
+                *lock.lock() += 10;
+            })
+        };
+        queued.recv().unwrap();
+        for _ in 0..(round * 7919) % 2048 {
+            std::hint::spin_loop();
+        }
+        if round % 2 == 0 {
+            cancelled.cancel();
+            drop(held);
+        } else {
+            drop(held);
+            cancelled.cancel();
+        }
+        let first = join_within_a_minute(cancelled);
+        join_within_a_minute(next).expect("the next waiter got the lock");
+        let total = *lock.lock();
+        match first {
+            Ok(()) => assert_eq!(total, 11, "round {round}"),
+            Err(error) => {
+                assert!(error.is_cancelled());
+                assert_eq!(total, 10, "round {round}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_cancelled_semaphore_waiter_loses_no_permits() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    for round in 0..200u64 {
+        let gate = Arc::new(Semaphore::new(2));
+        let held = gate.try_acquire_many(2).unwrap();
+        let (queued_tx, queued) = std_mpsc::channel();
+        let waiter = {
+            let (gate, queued_tx) = (gate.clone(), queued_tx.clone());
+            rt.spawn(move || {
+                queued_tx.send(()).unwrap();
+                // Given back when the fiber returns, if it gets them.
+                let _permits = gate.acquire_many(2);
+            })
+        };
+        queued.recv().unwrap();
+        let next = {
+            let gate = gate.clone();
+            rt.spawn(move || {
+                queued_tx.send(()).unwrap();
+                drop(gate.acquire());
+            })
+        };
+        queued.recv().unwrap();
+        for _ in 0..(round * 7919) % 2048 {
+            std::hint::spin_loop();
+        }
+        waiter.cancel();
+        drop(held);
+        // The waiter was handed both permits before its cancellation was
+        // seen (and returned with them), or unwound: out of the queue, or
+        // giving back what it had been handed.
+        if let Err(error) = join_within_a_minute(waiter) {
+            assert!(error.is_cancelled());
+        }
+        join_within_a_minute(next).expect("the next waiter got a permit");
+        assert_eq!(gate.available_permits(), 2, "round {round}");
+    }
+}
+
+#[test]
+fn a_fiber_joining_another_is_cancelled_and_the_other_runs_on() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let (release_tx, release) = mpsc::unbounded::<()>();
+    let (done_tx, done) = std_mpsc::channel();
+    let joiner = rt.spawn(move || {
+        let worker = fiber_rt::spawn(move || {
+            release.recv().unwrap();
+            done_tx.send(()).unwrap();
+        });
+        worker.join()
+    });
+    std::thread::sleep(Duration::from_millis(10));
+    joiner.cancel();
+    assert!(join_within_a_minute(joiner).unwrap_err().is_cancelled());
+    release_tx.send(()).unwrap();
+    done.recv_timeout(Duration::from_secs(60))
+        .expect("the joined fiber was not cancelled with its joiner");
+}
+
+#[test]
+fn a_fiber_running_a_graph_is_cancelled_out_of_a_waiting_node() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let (_tx, rx) = mpsc::unbounded::<u32>();
+    let (started_tx, started) = std_mpsc::channel();
+    let caller = rt.spawn(move || {
+        let mut graph = GraphBuilder::new();
+        graph.node("waits", move || {
+            started_tx.send(()).unwrap();
+            let _ = rx.recv();
+        });
+        fiber_rt::run(graph.build().unwrap())
+    });
+    started.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(10));
+    caller.cancel();
+    assert!(join_within_a_minute(caller).unwrap_err().is_cancelled());
+}
