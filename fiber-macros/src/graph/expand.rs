@@ -84,7 +84,9 @@ pub(crate) fn graph(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
                 #constructor
             }
 
-            impl ::fiber_rt::__private::StaticGraph for #name {
+            // SAFETY: the slots are `Slot`s alone, which are `Send` and
+            // `Sync` (see `StaticGraph`).
+            unsafe impl ::fiber_rt::__private::StaticGraph for #name {
                 type Slots = __Slots;
                 type Outputs = #outputs;
                 const TABLE: &'static ::fiber_rt::__private::Table = &__TABLE;

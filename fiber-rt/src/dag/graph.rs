@@ -95,8 +95,19 @@ pub trait Plan: Send + Sync + 'static {
 
 /// What `depends!` implements for a graph; [`StaticPlan`] turns it into a
 /// [`Plan`].
+///
+/// # Safety
+///
+/// `Slots` is `Send` and `Sync`: the slots of one run are shared by the
+/// workers that run its nodes. (`depends!` makes them of [`Slot`]s alone,
+/// which are, each access being checked on its own: a value moved in or
+/// out must be `Send`, one lent to several nodes `Sync`.) The bound is not
+/// spelt out, so that a graph naming something that is not a fiber gets
+/// the one error on that name, not more about the slots it cannot have.
+///
+/// [`Slot`]: crate::__private::Slot
 #[doc(hidden)]
-pub trait StaticGraph: Sized + Send + 'static {
+pub unsafe trait StaticGraph: Sized + Send + 'static {
     /// One output slot per node and one per run-time input.
     type Slots: 'static;
     /// The outputs struct.
@@ -140,10 +151,15 @@ impl<G: StaticGraph> std::fmt::Debug for StaticPlan<G> {
     }
 }
 
-impl<G: StaticGraph> Plan for StaticPlan<G>
-where
-    G::Slots: Send + Sync,
-{
+// SAFETY: a `StaticPlan` is its slots, which are `Send` by the contract
+// of `StaticGraph`.
+unsafe impl<G: StaticGraph> Send for StaticPlan<G> {}
+
+// SAFETY: as for `Send`: its slots are `Sync` by the contract of
+// `StaticGraph`.
+unsafe impl<G: StaticGraph> Sync for StaticPlan<G> {}
+
+impl<G: StaticGraph> Plan for StaticPlan<G> {
     type Outputs = G::Outputs;
 
     fn len(&self) -> usize {
