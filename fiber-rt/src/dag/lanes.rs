@@ -11,9 +11,9 @@
 //!
 //! A runner takes a lane only when it first has a node to queue (in many
 //! small graphs, only one runner ever does), lanes are reused by the
-//! runners that come after, and their deques and the table of lanes
-//! itself by later runs on the same thread: a run in its steady state
-//! allocates none of it.
+//! runners that come after, and the table of lanes, with the deques made
+//! in it, by later runs on the same thread: a run in its steady state
+//! allocates none of it, and makes no lane anew.
 
 use std::cell::{OnceCell, RefCell};
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -26,16 +26,12 @@ use super::shared_queue::SharedQueue;
 /// at most.
 const BATCH: usize = 32;
 
-/// Spare empty deques a thread keeps for its next runs, at most.
-const SPARES: usize = 16;
-
 /// Spare lane tables a thread keeps for its next runs, at most.
 const SPARE_TABLES: usize = 4;
 
 thread_local! {
-    /// Empty deques of runs that ended on this thread.
-    static SPARE: RefCell<Vec<Worker<u32>>> = const { RefCell::new(Vec::new()) };
-    /// Lane tables of runs that ended on this thread, every lane unmade.
+    /// Lane tables of runs that ended on this thread, every lane free and
+    /// empty (made or not).
     static TABLES: RefCell<Vec<Box<[LaneSlot]>>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -116,9 +112,7 @@ impl Lanes {
                 Some(worker) => worker,
                 // Never made: make it. (Made and absent means held.)
                 None if slot.stealer.get().is_none() => {
-                    let worker = SPARE
-                        .with_borrow_mut(Vec::pop)
-                        .unwrap_or_else(Worker::new_lifo);
+                    let worker = Worker::new_lifo();
                     // Only the holder of the lock sets it, once.
                     let _ = slot.stealer.set(worker.stealer());
                     worker
@@ -200,13 +194,12 @@ fn table(count: usize) -> Box<[LaneSlot]> {
 
 impl Drop for Lanes {
     fn drop(&mut self) {
-        // Keeps the deques, then the emptied table, for the next runs on
-        // this thread. Once the stealers are gone, nothing else refers to
-        // them. (A thread that is being torn down keeps nothing.)
-        self.keep_deques();
-        let table = std::mem::take(&mut self.slots);
-        // A lock poisoned by a panic would stay so: such a table goes.
-        if table.iter().any(|slot| slot.owner.is_poisoned()) {
+        // Keeps the table whole, its deques and their stealers, for the
+        // next runs on this thread: no runner of this run is left to refer
+        // to them, and a later run's thieves find them empty. (A thread
+        // that is being torn down keeps nothing.)
+        let mut table = std::mem::take(&mut self.slots);
+        if !table.iter_mut().all(LaneSlot::is_reusable) {
             return;
         }
         let _ = TABLES.try_with(|tables| {
@@ -218,23 +211,17 @@ impl Drop for Lanes {
     }
 }
 
-impl Lanes {
-    /// Takes every lane's deque out of the table, so that every lane is
-    /// unmade, keeping the empty ones for the next runs on this thread.
-    fn keep_deques(&mut self) {
-        for slot in self.slots.iter_mut() {
-            slot.stealer.take();
-            let owner = slot.owner.get_mut();
-            let worker = owner.unwrap_or_else(PoisonError::into_inner).take();
-            let Some(worker) = worker.filter(Worker::is_empty) else {
-                continue;
-            };
-            let _ = SPARE.try_with(|kept| {
-                let mut kept = kept.borrow_mut();
-                if kept.len() < SPARES {
-                    kept.push(worker);
-                }
-            });
+impl LaneSlot {
+    /// Whether a later run may take this lane as it is: free (no runner
+    /// holds it), empty, and not poisoned (a lock poisoned by a panic
+    /// would stay so). Every lane is free once its run is dropped, and
+    /// empty once its run ended.
+    fn is_reusable(&mut self) -> bool {
+        let made = self.stealer.get().is_some();
+        match self.owner.get_mut() {
+            Ok(Some(worker)) => worker.is_empty(),
+            Ok(None) => !made,
+            Err(_) => false,
         }
     }
 }
@@ -283,5 +270,67 @@ impl Drop for Held<'_> {
             .owner
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = self.worker.take();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A run's lanes are kept whole for the next run on the thread: made
+    //! lanes stay made, and a lane left with nodes, held, or poisoned
+    //! is never handed to a later run.
+
+    use super::{Lanes, TABLES};
+
+    /// How many lanes of the tables this thread keeps are made.
+    fn made_in_kept_tables() -> usize {
+        TABLES.with_borrow(|tables| {
+            tables
+                .iter()
+                .flat_map(|table| table.iter())
+                .filter(|slot| slot.stealer.get().is_some())
+                .count()
+        })
+    }
+
+    #[test]
+    fn an_emptied_tables_made_lanes_are_kept_for_the_next_run() {
+        TABLES.with_borrow_mut(Vec::clear);
+        let lanes = Lanes::new(3);
+        {
+            let lane = lanes.lane(true);
+            lane.push(7);
+            assert_eq!(lane.pop(), Some(7));
+        }
+        drop(lanes);
+        assert_eq!(made_in_kept_tables(), 1);
+        // The next run takes the table, and its made lane, back.
+        let lanes = Lanes::new(3);
+        assert_eq!(made_in_kept_tables(), 0);
+        let lane = lanes.lane(true);
+        lane.push(8);
+        assert_eq!(
+            lanes
+                .slots
+                .iter()
+                .filter(|s| s.stealer.get().is_some())
+                .count(),
+            1
+        );
+        assert_eq!(lane.pop(), Some(8));
+    }
+
+    #[test]
+    fn a_table_with_nodes_left_is_not_kept() {
+        TABLES.with_borrow_mut(Vec::clear);
+        let lanes = Lanes::new(2);
+        {
+            let lane = lanes.lane(true);
+            lane.push(1);
+        }
+        drop(lanes);
+        assert!(
+            TABLES.with_borrow(Vec::is_empty),
+            "a lane still held a node"
+        );
     }
 }
