@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fiber_rt::dag::GraphBuilder;
-use fiber_rt::sync::{mpsc, Mutex, Semaphore};
+use fiber_rt::sync::{mpsc, Barrier, Condvar, Mutex, Semaphore};
 use fiber_rt::{Builder, FiberBuilder, JoinError, JoinHandle};
 
 /// Sets its flag when dropped: tells that a fiber's destructors ran.
@@ -290,4 +290,150 @@ fn a_fiber_running_a_graph_is_cancelled_out_of_a_waiting_node() {
     std::thread::sleep(Duration::from_millis(10));
     caller.cancel();
     assert!(join_within_a_minute(caller).unwrap_err().is_cancelled());
+}
+
+/// Locks a shared counter when dropped, and counts itself there.
+struct CountOnDrop(Arc<Mutex<u32>>);
+
+impl Drop for CountOnDrop {
+    fn drop(&mut self) {
+        *self.0.lock() += 1;
+    }
+}
+
+#[test]
+fn a_cancelled_fiber_may_wait_in_its_destructors() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let count = Arc::new(Mutex::new(0u32));
+    // Held by this thread while the fiber unwinds: its destructor parks.
+    let held = count.lock();
+    let (_tx, rx) = mpsc::unbounded::<()>();
+    let (started_tx, started) = std_mpsc::channel();
+    let waiting = {
+        let count = count.clone();
+        rt.spawn(move || {
+            let _count = CountOnDrop(count);
+            started_tx.send(()).unwrap();
+            let _ = rx.recv();
+        })
+    };
+    started.recv().unwrap();
+    waiting.cancel();
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(!waiting.is_finished(), "the destructor waits for the lock");
+    drop(held);
+    assert!(join_within_a_minute(waiting).unwrap_err().is_cancelled());
+    assert_eq!(*count.lock(), 1);
+}
+
+#[test]
+fn a_cancellation_racing_the_fibers_end_either_wins_or_loses_whole() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let (mut cancelled, mut finished) = (0, 0);
+    for round in 0..2000u64 {
+        let handle = rt.spawn(move || {
+            for _ in 0..round % 4 {
+                fiber_rt::yield_now();
+            }
+            7
+        });
+        for _ in 0..(round * 7919) % 1024 {
+            std::hint::spin_loop();
+        }
+        handle.cancel();
+        match join_within_a_minute(handle) {
+            Ok(value) => {
+                assert_eq!(value, 7);
+                finished += 1;
+            }
+            Err(error) => {
+                assert!(error.is_cancelled(), "round {round}: {error}");
+                cancelled += 1;
+            }
+        }
+    }
+    assert_eq!(cancelled + finished, 2000);
+}
+
+#[test]
+fn a_cancelled_barrier_waiter_no_longer_counts_as_arrived() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let barrier = Arc::new(Barrier::new(2));
+    let first = {
+        let barrier = barrier.clone();
+        rt.spawn(move || drop(barrier.wait()))
+    };
+    std::thread::sleep(Duration::from_millis(10));
+    first.cancel();
+    assert!(join_within_a_minute(first).unwrap_err().is_cancelled());
+    let second = {
+        let barrier = barrier.clone();
+        rt.spawn(move || drop(barrier.wait()))
+    };
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(
+        !second.is_finished(),
+        "the cancelled party's arrival was taken back"
+    );
+    barrier.wait();
+    join_within_a_minute(second).unwrap();
+}
+
+#[test]
+fn a_cancelled_condvar_waiter_passes_its_notification_on() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    for round in 0..200u64 {
+        let state = Arc::new((Mutex::new(false), Condvar::new()));
+        let (queued_tx, queued) = std_mpsc::channel();
+        let wait = |state: Arc<(Mutex<bool>, Condvar)>, queued_tx: std_mpsc::Sender<()>| {
+            move || {
+                let (ready, cv) = &*state;
+                let mut ready = ready.lock();
+                queued_tx.send(()).unwrap();
+                while !*ready {
+                    ready = cv.wait(ready);
+                }
+            }
+        };
+        let cancelled = rt.spawn(wait(state.clone(), queued_tx.clone()));
+        queued.recv().unwrap();
+        let other = rt.spawn(wait(state.clone(), queued_tx));
+        queued.recv().unwrap();
+        // Both wait once the lock is free again.
+        drop(state.0.lock());
+        for _ in 0..(round * 7919) % 2048 {
+            std::hint::spin_loop();
+        }
+        match round % 3 {
+            0 => {
+                *state.0.lock() = true;
+                state.1.notify_one();
+                cancelled.cancel();
+            }
+            1 => {
+                *state.0.lock() = true;
+                cancelled.cancel();
+                state.1.notify_one();
+            }
+            _ => {
+                // Notified, the waiter parks to lock again, and is
+                // cancelled there: out of the wait, it still passes on.
+                let mut ready = state.0.lock();
+                *ready = true;
+                state.1.notify_one();
+                std::thread::sleep(Duration::from_micros(round % 100));
+                cancelled.cancel();
+                drop(ready);
+            }
+        }
+        match join_within_a_minute(cancelled) {
+            // It took the notification and returned: the other one still
+            // needs one.
+            Ok(()) => state.1.notify_one(),
+            // Cancelled, whenever: the notification it was given, if any,
+            // went on to the other one.
+            Err(error) => assert!(error.is_cancelled()),
+        }
+        join_within_a_minute(other).expect("the notification reached the other waiter");
+    }
 }

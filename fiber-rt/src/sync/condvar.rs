@@ -31,7 +31,7 @@ impl Condvar {
         self.list().push_back(waiter.clone());
         let mutex: &'a Mutex<T> = guard.unlock_for_wait();
         waiter::wait_or_cancel(&waiter, &"Condvar::wait", || self.cancel_wait(&waiter));
-        MutexGuard::relock(mutex)
+        self.relock(mutex, true)
     }
 
     /// Waits while `condition` holds.
@@ -64,7 +64,7 @@ impl Condvar {
         });
         // Timed out, unless a notifier took the waiter off the list first.
         let timed_out = !notified && waiter::remove(&mut self.list(), &waiter);
-        (MutexGuard::relock(mutex), WaitTimeoutResult(timed_out))
+        (self.relock(mutex, !timed_out), WaitTimeoutResult(timed_out))
     }
 
     /// Waits while `condition` holds, for at most `timeout` in all. The
@@ -100,6 +100,26 @@ impl Condvar {
 
     fn list(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Waiter>>> {
         self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Locks `mutex` again after a wait. A waiter cancelled while it
+    /// parks for the lock never looks at its condition: a notification
+    /// it took (`notified`) goes on to the next waiter, as it does from a
+    /// waiter cancelled before its wake-up (see `cancel_wait`).
+    fn relock<'a, T: ?Sized>(&self, mutex: &'a Mutex<T>, notified: bool) -> MutexGuard<'a, T> {
+        /// Passes a notification on when dropped armed: on an unwind.
+        struct PassOn<'c>(Option<&'c Condvar>);
+        impl Drop for PassOn<'_> {
+            fn drop(&mut self) {
+                if let Some(condvar) = self.0 {
+                    condvar.notify_one();
+                }
+            }
+        }
+        let mut pass_on = PassOn(notified.then_some(self));
+        let guard = MutexGuard::relock(mutex);
+        pass_on.0 = None;
+        guard
     }
 
     fn cancel_wait(&self, waiter: &Arc<Waiter>) {
