@@ -150,3 +150,57 @@ fn a_fiber_that_spawns_in_a_loop_yields_when_asked() {
         );
     }
 }
+
+/// Two spinners on two workers each get one: one woken by the other goes
+/// into its LIFO slot, and a preempted fiber goes back to its worker's
+/// queue; an idle worker is told of it, or it would sleep on while the two
+/// took turns on the other.
+#[test]
+fn two_spinners_on_two_workers_use_both() {
+    let rt = Builder::new().workers(2).time_slice(SLICE).build().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = fiber_rt::sync::oneshot::channel::<()>();
+    let spin = |stop: &AtomicBool| {
+        while !stop.load(Ordering::Relaxed) {
+            preempt::point();
+        }
+    };
+    // Parks first: its worker has nothing left, and sleeps.
+    let woken = {
+        let stop = stop.clone();
+        rt.spawn(move || {
+            rx.recv().unwrap();
+            spin(&stop);
+        })
+    };
+    std::thread::sleep(Duration::from_millis(20));
+    let waker = {
+        let stop = stop.clone();
+        rt.spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_millis(20) {
+                preempt::point();
+            }
+            // Into this worker's LIFO slot.
+            tx.send(()).unwrap();
+            spin(&stop);
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let before = rt.metrics();
+    std::thread::sleep(Duration::from_millis(500));
+    let after = rt.metrics();
+    stop.store(true, Ordering::Relaxed);
+    waker.join().unwrap();
+    woken.join().unwrap();
+    let idle: Vec<Duration> = before
+        .per_worker
+        .iter()
+        .zip(&after.per_worker)
+        .map(|(before, after)| after.idle - before.idle)
+        .collect();
+    assert!(
+        idle.iter().all(|&idle| idle < Duration::from_millis(250)),
+        "a worker slept through 500 ms while two spinners shared the other: idle {idle:?}"
+    );
+}

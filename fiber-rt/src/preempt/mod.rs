@@ -420,4 +420,52 @@ mod tests {
         });
         assert_eq!((inside, after), (0, 1));
     }
+
+    /// The state a monitor request leaves when it lands inside a new
+    /// slice's `start_slice`, between its clearing of the clock's flag and
+    /// of the thread's: the clock's flag set, the thread's clear. The
+    /// monitor asks again a slice later all the same, so a fiber spinning
+    /// in code with probes is still preempted.
+    #[test]
+    fn a_request_landing_inside_start_slice_is_not_lost() {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        use std::time::{Duration, Instant};
+        let rt = crate::Builder::new()
+            .workers(1)
+            .time_slice(Duration::from_millis(2))
+            .build()
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let spinner = {
+            let stop = stop.clone();
+            rt.spawn(move || {
+                let task = crate::sched::task::Task::current().unwrap();
+                // SAFETY: the running task, on its own fiber.
+                let worker = unsafe { task.worker() };
+                let clock = worker.registry.clock(worker.index);
+                // The interleaving: worker clears the clock's flag; the
+                // monitor sets it, then the thread's; the worker clears
+                // the thread's.
+                clock.flag.store(1, Ordering::Relaxed);
+                set_own_flag(0);
+                let start = Instant::now();
+                while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_millis(500)
+                {
+                    point();
+                }
+                task.preemptions.load(Ordering::Relaxed)
+            })
+        };
+        let queued = rt.spawn(Instant::now);
+        let ran_at = queued.join().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        let preemptions = spinner.join().unwrap();
+        assert!(
+            preemptions > 0,
+            "the spinner was never preempted in 500 ms with a 2 ms slice; \
+             the fiber queued behind it ran {:?} after it",
+            ran_at.elapsed()
+        );
+    }
 }

@@ -152,9 +152,12 @@ impl Monitor {
                     }
                     continue;
                 }
-                if now.duration_since(seen.since) >= slice
-                    && clock.flag.load(Ordering::Relaxed) == 0
-                {
+                // Asked whether or not the clock's flag is set already: a
+                // request that lands in a new slice's `start_slice`, between
+                // its clearing of the clock's flag and of the thread's,
+                // leaves the first set and the second clear, and asking only
+                // while the first is clear would never ask again.
+                if now.duration_since(seen.since) >= slice {
                     super::request(clock);
                     seen.flagged = Some(now);
                     // Relaxed: a statistic.

@@ -346,7 +346,14 @@ impl Worker {
             Switch::Yield => self.yield_target(me),
             Switch::Preempt => {
                 self.leave_post(Post::Requeue(me));
-                self.yield_slice()
+                let target = self.yield_slice();
+                // The preempted fiber is work an idle worker could take: two
+                // fibers that spin, one woken into the other's LIFO slot,
+                // would otherwise share this worker while another sleeps
+                // (the monitor's balancing only moves a fiber between
+                // queues that differ by two). One fence a slice.
+                self.registry.notify_work();
+                target
             }
             Switch::Park => {
                 self.leave_post(Post::Park(me));
