@@ -332,6 +332,36 @@ pub(crate) fn detach_thread(clock: &WorkerClock) {
     );
 }
 
+/// A thread's preemption flag, for another thread to set: the shutdown's
+/// watchdog asks a cancelled fiber that loops in code with probes to yield
+/// on the thread that unwinds it.
+#[derive(Clone, Copy)]
+pub(crate) struct ThreadFlag(*mut AtomicU8);
+
+// SAFETY: the address of a byte that other threads only store to
+// atomically (`request`), under that method's contract.
+unsafe impl Send for ThreadFlag {}
+
+impl ThreadFlag {
+    /// The calling thread's flag.
+    pub(crate) fn current() -> Self {
+        ThreadFlag(own_flag())
+    }
+
+    /// Sets the flag: the fiber running on that thread yields at its next
+    /// probe (the next slice it starts clears the flag).
+    ///
+    /// # Safety
+    ///
+    /// The flag's thread has not been joined (its static TLS block, which
+    /// holds the flag, is mapped until then).
+    pub(crate) unsafe fn request(self) {
+        // SAFETY: the caller's contract; `AtomicU8` has the layout of a
+        // byte. Relaxed: a request seen late is honoured at a later probe.
+        unsafe { (*self.0).store(1, Ordering::Relaxed) };
+    }
+}
+
 /// For the monitor: asks the fiber running on `clock`'s worker to yield.
 pub(crate) fn request(clock: &WorkerClock) {
     // Relaxed: a request seen late is honoured at a later probe or switch.

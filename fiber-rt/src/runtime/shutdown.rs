@@ -2,9 +2,10 @@
 //! has not finished, newest first, on a thread started for it; destructors
 //! of cancelled fibers may wait for each other.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Steal, Worker as LocalQueue};
 
@@ -48,6 +49,12 @@ fn finish(registry: &Arc<Registry>, mut threads: Vec<thread::JoinHandle<()>>) {
     // The monitor first: it signals worker threads, which must not be
     // joined before it has stopped.
     registry.monitor.stop();
+    if threads.len() > registry.config.workers {
+        if let Some(monitor) = threads.pop() {
+            let _ = monitor.join();
+        }
+    }
+    ask_workers_to_stop(registry, &threads);
     for t in threads.into_iter().rev() {
         // A worker thread never panics out of its loop; if it did, the
         // panic was already reported and there is nothing left to do.
@@ -63,6 +70,26 @@ fn finish(registry: &Arc<Registry>, mut threads: Vec<thread::JoinHandle<()>>) {
     }
     drop(registry.offers.clear());
     registry.clear_live();
+}
+
+/// Waits for the worker threads to leave their loops, which each does at
+/// its running fiber's next switch point. A fiber that spins in code with
+/// probes reaches one only when asked to yield, as the monitor asked it
+/// each slice while the runtime ran; with the monitor stopped, this asks
+/// in its place until every worker thread has ended. The flags it sets
+/// belong to threads not joined yet (workers, and threads the backstop
+/// started, which are joined after), whose static TLS blocks are mapped.
+/// Code without probes that never switches keeps its worker, and the
+/// drop, for as long as it runs.
+fn ask_workers_to_stop(registry: &Registry, workers: &[thread::JoinHandle<()>]) {
+    // Most workers are on their way out already: look again soon, then
+    // less and less often, up to every half slice.
+    let mut pause = Duration::from_micros(20);
+    while !workers.iter().all(thread::JoinHandle::is_finished) {
+        registry.clocks.iter().for_each(crate::preempt::request);
+        thread::sleep(pause);
+        pause = (pause * 2).min(registry.config.time_slice / 2);
+    }
 }
 
 /// Runs [`cancel_all`] on a thread started for it, or here if none can be
@@ -104,7 +131,9 @@ fn cancel_on_a_thread_of_its_own(registry: &Arc<Registry>) {
 /// loop that never ends, the drop returns.
 fn cancel_all(registry: &Arc<Registry>) {
     crate::sched::thread::set_cancelling(true);
+    let watchdog = Watchdog::start(registry.config.time_slice);
     let worker = Worker::new(usize::MAX, registry.clone(), LocalQueue::new_fifo());
+    let run = |task: &TaskRef| watchdog.watch(|| worker.run_until_switch(task.clone()));
     registry.shutdown_wait.set_thread(Some(thread::current()));
     let timeout = registry.config.shutdown_timeout;
     // The live count, and since when it has been that.
@@ -123,7 +152,7 @@ fn cancel_all(registry: &Arc<Registry>) {
             .checked_sub(since.elapsed())
             .filter(|d| !d.is_zero())
         else {
-            give_up(registry, &worker, live);
+            give_up(registry, &worker, run, live);
             break;
         };
         let mut ran = false;
@@ -133,7 +162,7 @@ fn cancel_all(registry: &Arc<Registry>) {
             }
             task.cancel_for_shutdown();
             task.resume_for_shutdown();
-            worker.run_until_switch(task.clone());
+            run(task);
             ran = true;
         }
         worker.drop_queued();
@@ -158,7 +187,7 @@ const LAST_TURNS: usize = 3;
 /// party waits for is lost with it. One woken just before, or that keeps
 /// running, gets another turn, up to [`LAST_TURNS`], and is then abandoned
 /// whatever it does.
-fn give_up(registry: &Registry, worker: &Worker, mut left: Vec<TaskRef>) {
+fn give_up(registry: &Registry, worker: &Worker, run: impl Fn(&TaskRef), mut left: Vec<TaskRef>) {
     for turn in 0..=LAST_TURNS {
         left.retain(|task| {
             let reason = *task.parked_on.get();
@@ -177,7 +206,7 @@ fn give_up(registry: &Registry, worker: &Worker, mut left: Vec<TaskRef>) {
         }
         for task in &left {
             task.resume_for_shutdown();
-            worker.run_until_switch(task.clone());
+            run(task);
         }
         worker.drop_queued();
         left.retain(|task| task.is_live());
@@ -202,4 +231,91 @@ fn report(registry: &Registry, task: &Task, doing: &str) {
         "fiber '{name}' was cancelled by its runtime's shutdown, but its unwinding still {doing} after {:?} in which no fiber finished: it is left unfinished, its stack not reclaimed",
         registry.config.shutdown_timeout
     );
+}
+
+/// Asks the fiber the shutdown runs to yield, at its next probe, once it
+/// has run a whole slice in one turn: a cancelled fiber's destructors may
+/// loop in code with probes, and the shutdown's patience runs out only
+/// between turns. The thread that runs the fibers starts it and stops it
+/// (joining it), so the flag it sets belongs to a live thread.
+struct Watchdog {
+    shared: Arc<Watched>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+struct Watched {
+    /// Turns begun plus turns ended: odd while a turn runs.
+    turns: AtomicU64,
+    stop: Mutex<bool>,
+    stopped: Condvar,
+}
+
+impl Watchdog {
+    /// Watches the calling thread's turns. Without a thread for it, turns
+    /// are not watched: only a fiber that loops for good then keeps the
+    /// shutdown, as it did the runtime's workers.
+    fn start(slice: Duration) -> Self {
+        let shared = Arc::new(Watched {
+            turns: AtomicU64::new(0),
+            stop: Mutex::new(false),
+            stopped: Condvar::new(),
+        });
+        let flag = crate::preempt::ThreadFlag::current();
+        let watched = shared.clone();
+        let thread = thread::Builder::new()
+            .name("fiber-shutdown-watchdog".into())
+            .spawn(move || {
+                let mut seen = 0;
+                let mut stop = watched.stop.lock().unwrap_or_else(PoisonError::into_inner);
+                while !*stop {
+                    stop = watched
+                        .stopped
+                        .wait_timeout(stop, slice)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                    // Relaxed: a request seen a turn late is harmless (the
+                    // next turn's slice clears it), and one seen late is
+                    // made again a slice later.
+                    let turns = watched.turns.load(Ordering::Relaxed);
+                    if turns % 2 == 1 && turns == seen && !*stop {
+                        // SAFETY: the watched thread joins this one before
+                        // it ends (`Drop`).
+                        unsafe { flag.request() };
+                    }
+                    seen = turns;
+                }
+            })
+            .ok();
+        Watchdog { shared, thread }
+    }
+
+    /// Runs one turn, watched.
+    fn watch(&self, turn: impl FnOnce()) {
+        /// Ends the turn, also on an unwind.
+        struct End<'a>(&'a AtomicU64);
+        impl Drop for End<'_> {
+            fn drop(&mut self) {
+                // Relaxed: see the watchdog's loop.
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        // Relaxed: see the watchdog's loop.
+        self.shared.turns.fetch_add(1, Ordering::Relaxed);
+        let _end = End(&self.shared.turns);
+        turn();
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        *self
+            .shared
+            .stop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = true;
+        self.shared.stopped.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
