@@ -34,14 +34,23 @@ static mut PREVIOUS: MaybeUninit<libc::sigaction> = MaybeUninit::zeroed();
 /// Installs the SIGURG handler, once per process.
 pub(crate) fn install() {
     INSTALL.call_once(|| {
-        // SAFETY: valid, zero-initialised structs; PREVIOUS is written once,
-        // here, before our handler can run, and only read afterwards.
+        // SAFETY: valid, zero-initialised structs. PREVIOUS is written once,
+        // here, by the first call, which only reads the action in place;
+        // the second installs ours, so our handler can run only once
+        // PREVIOUS holds what it passes foreign signals on to. (Asking for
+        // the old action in the installing call would leave a window in
+        // which the kernel has installed ours and not yet written it.)
         unsafe {
+            libc::sigaction(
+                libc::SIGURG,
+                ptr::null(),
+                ptr::addr_of_mut!(PREVIOUS).cast(),
+            );
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = on_sigurg as *const () as usize;
             action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
             libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(libc::SIGURG, &action, ptr::addr_of_mut!(PREVIOUS).cast());
+            libc::sigaction(libc::SIGURG, &action, ptr::null_mut());
         }
     });
 }
