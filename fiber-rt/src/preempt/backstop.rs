@@ -34,12 +34,13 @@ static mut PREVIOUS: MaybeUninit<libc::sigaction> = MaybeUninit::zeroed();
 /// Installs the SIGURG handler, once per process.
 pub(crate) fn install() {
     INSTALL.call_once(|| {
-        // SAFETY: valid, zero-initialised structs. PREVIOUS is written once,
-        // here, by the first call, which only reads the action in place;
-        // the second installs ours, so our handler can run only once
-        // PREVIOUS holds what it passes foreign signals on to. (Asking for
-        // the old action in the installing call would leave a window in
-        // which the kernel has installed ours and not yet written it.)
+        // The action in place is read first, and ours installed by a second
+        // call, so our handler runs only once PREVIOUS holds what it passes
+        // foreign signals on to. (Asking for the old action in the
+        // installing call leaves a window in which the kernel has installed
+        // ours and not yet written it.)
+        // SAFETY: valid, zero-initialised structs; PREVIOUS is written once,
+        // here, before our handler can run, and only read afterwards.
         unsafe {
             libc::sigaction(
                 libc::SIGURG,
