@@ -288,3 +288,54 @@ fn values_made_while_a_cancelled_fiber_s_closure_is_dropped_are_dropped() {
         .expect("the runtime's drop ends");
     assert_eq!(TRACKED_LIVE.load(SeqCst), 0, "fiber-local values leaked");
 }
+
+fiber_local! {
+    static SEEN: Cell<u32> = Cell::new(0);
+}
+
+/// Sets `SEEN` in the fiber that drops it.
+struct SetsSeen;
+
+impl Drop for SetsSeen {
+    fn drop(&mut self) {
+        SEEN.with(|seen| seen.set(7));
+    }
+}
+
+#[test]
+fn a_value_made_by_a_result_nobody_joins_does_not_reach_the_next_fiber() {
+    // The result is dropped on its fiber after the fiber's values were,
+    // and the next fiber takes that fiber's stack over.
+    let rt = Builder::new().workers(1).build().unwrap();
+    let seen: Vec<u32> = rt.block_on(|| {
+        (0..4)
+            .map(|_| {
+                drop(fiber_rt::spawn(|| SetsSeen));
+                fiber_rt::spawn(|| SEEN.with(Cell::get)).join().unwrap()
+            })
+            .collect()
+    });
+    assert_eq!(seen, [0, 0, 0, 0]);
+}
+
+#[test]
+fn a_value_made_by_a_result_nobody_joins_does_not_go_to_the_pool() {
+    // As above, with a stack that goes back to the pool in between.
+    let rt = Builder::new().workers(1).build().unwrap();
+    let seen: Vec<u32> = rt.block_on(|| {
+        (0..4)
+            .map(|_| {
+                let big = || fiber_rt::FiberBuilder::new().stack_size(1 << 20);
+                drop(big().spawn(|| SetsSeen).unwrap());
+                // A fiber of another stack size: no take-over of that one.
+                fiber_rt::spawn(|| ()).join().unwrap();
+                big()
+                    .spawn(|| SEEN.with(Cell::get))
+                    .unwrap()
+                    .join()
+                    .unwrap()
+            })
+            .collect()
+    });
+    assert_eq!(seen, [0, 0, 0, 0]);
+}

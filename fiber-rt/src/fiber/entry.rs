@@ -82,7 +82,9 @@ impl<I, Y, R> Control<I, Y, R> {
         let top = stack.top().as_ptr() as usize;
         let need = std::mem::size_of::<Block<I, Y, R, F>>();
         let align = std::mem::align_of::<Block<I, Y, R, F>>().max(16);
-        if need + fiber_asm::INIT_FRAME_SIZE + 4096 > stack.usable_size() {
+        // The block starts up to `align - 1` bytes below `top - need`: a
+        // closure aligned to more than its size leaves that much unused.
+        if need + align + fiber_asm::INIT_FRAME_SIZE + 4096 > stack.usable_size() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
@@ -93,8 +95,9 @@ impl<I, Y, R> Control<I, Y, R> {
         }
         let at = (top - need) & !(align - 1);
         let block = at as *mut Block<I, Y, R, F>;
-        // SAFETY: `[at, top)` lies in the stack's usable range (checked
-        // above), is aligned for `Block`, and nothing else uses it.
+        // SAFETY: `[at, top)` lies in the stack's usable range (at most
+        // `need + align` bytes, checked above, with room below for the
+        // first frame), is aligned for `Block`, and nothing else uses it.
         unsafe {
             block.write(Block {
                 control: Control {

@@ -102,7 +102,9 @@ impl std::error::Error for ResumeError {}
 /// [`suspend`](Suspender::suspend) passes out, `R` what the closure returns.
 ///
 /// Dropping a fiber that is suspended unwinds its stack first, so every
-/// destructor on it runs.
+/// destructor on it runs. Under `panic = "abort"` that unwind aborts the
+/// process, even for a fiber that never started: finish such fibers (or
+/// `mem::forget` them, leaking their stacks) in programs built that way.
 pub struct Fiber<I, Y, R> {
     /// Data shared with the code on the fiber's stack; lives at the top of
     /// the stack, so it never moves.

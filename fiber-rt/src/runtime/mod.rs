@@ -268,8 +268,11 @@ where
     // may run on without ever parking (its children done by another
     // worker by the time it joins them), and without this it would look
     // like a spinner, go unpreempted, and get its worker handed off.
+    // The handle first: a cancellation raised at the probe drops it, which
+    // detaches the child (its result is dropped when it comes).
+    let handle = join::handle(task);
     crate::preempt::point();
-    Ok(join::handle(task))
+    Ok(handle)
 }
 
 /// The runtime of the calling fiber, borrowed from its task (which lives

@@ -42,7 +42,7 @@ pub(super) fn place<F: FnOnce() + Send + 'static>(
     let top = stack.top().as_ptr() as usize;
     let size = std::mem::size_of::<Block<F>>();
     let align = std::mem::align_of::<Block<F>>().max(16);
-    // Fits: checked by `create`.
+    // Fits, alignment included: checked by `create`.
     let at = (top - size) & !(align - 1);
     let block = at as *mut Block<F>;
     // SAFETY: `[at, top)` is inside the stack's usable range (checked by
@@ -138,6 +138,10 @@ fn run<F: FnOnce() + Send + 'static>(task: &Task, func: Option<F>) {
                 crate::sched::abort_with("a fiber's completion handler panicked");
             }
         }
+        // Values made after the closure's own were dropped: by the
+        // destructor of a result nobody joins, or of a panic payload. They
+        // would stay on the stack for the next fiber that runs on it.
+        crate::local::drop_at_exit();
     } else {
         // The closure is dropped by the cancellation's unwind, as a running
         // fiber's locals are: its destructors may wait, with real parks

@@ -170,7 +170,10 @@ impl Task {
             // Its 64 bytes fit the smallest stack, with room to run.
             None
         } else {
-            let size = std::mem::size_of::<start::Block<F>>();
+            // The block starts up to `align - 1` bytes below `top - size`
+            // (see `start::place`).
+            let size = std::mem::size_of::<start::Block<F>>()
+                + std::mem::align_of::<start::Block<F>>().max(16);
             assert!(
                 size + 8192 < stack_kind.usable_size(),
                 "a fiber's closure of {size} bytes does not fit its stack of {} bytes",
@@ -354,6 +357,10 @@ impl Task {
         let stack = from.stack.take();
         debug_assert!(stack.is_some() && from.lent.get().is_null());
         self.stack.set(stack);
+        debug_assert!(
+            self.header().locals.get().is_null(),
+            "a fiber's locals outlived it"
+        );
         // The header names us before `from` can be freed: what finds the
         // running fiber from the stack pointer never sees a freed task.
         self.claim_header(self.header());

@@ -13,7 +13,7 @@
 //! Mappings are made with `MAP_FIXED_NOREPLACE`, so nothing is ever clobbered.
 
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// log2 of the address range given to each size class.
@@ -28,6 +28,12 @@ const CLASSES: usize = (MAX_SHIFT - MIN_SHIFT + 1) as usize;
 static NEXT_SLOT: [AtomicUsize; CLASSES] = [const { AtomicUsize::new(0) }; CLASSES];
 /// Slots whose mapping was given back to the kernel, for reuse.
 static FREE_SLOTS: [Mutex<Vec<usize>>; CLASSES] = [const { Mutex::new(Vec::new()) }; CLASSES];
+/// Mappings (base, shift) the kernel refused to unmap, tried again at the
+/// next map or unmap. Unmapping part of a mapping that neighbours merged
+/// into splits it, which fails at the process's limit on mappings.
+static UNMAP_LATER: Mutex<Vec<(usize, u32)>> = Mutex::new(Vec::new());
+/// Whether `UNMAP_LATER` may hold anything: skips its lock otherwise.
+static ANY_UNMAP_LATER: AtomicBool = AtomicBool::new(false);
 
 /// The size class (log2 of the size) of the stack holding `addr`, if `addr`
 /// lies in a stack arena.
@@ -51,6 +57,7 @@ fn slot_addr(shift: u32, slot: usize) -> usize {
 /// Maps `2^shift` read-write bytes aligned to their size inside the class's
 /// arena, and returns the lowest address.
 pub(crate) fn map(shift: u32) -> io::Result<usize> {
+    retry_unmaps();
     let class = (shift - MIN_SHIFT) as usize;
     let size = 1usize << shift;
     let slots = 1usize << (ARENA_SHIFT - shift);
@@ -97,6 +104,9 @@ pub(crate) fn map(shift: u32) -> io::Result<usize> {
                 slot = NEXT_SLOT[class].fetch_add(1, Ordering::Relaxed);
                 continue;
             }
+            // The slot stays usable: a later map may succeed there (once
+            // the process holds fewer mappings, say).
+            give_back_slot(class, slot);
             return Err(map_error(err, size));
         }
         if got as usize != want {
@@ -119,16 +129,53 @@ pub(crate) fn map(shift: u32) -> io::Result<usize> {
 ///
 /// `base` was returned by `map(shift)` and nothing uses the memory any more.
 pub(crate) unsafe fn unmap(base: usize, shift: u32) {
+    retry_unmaps();
+    // SAFETY: forwarded from the caller.
+    if !unsafe { try_unmap(base, shift) } {
+        UNMAP_LATER
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((base, shift));
+        // Relaxed: a later caller that misses it tries at the call after.
+        ANY_UNMAP_LATER.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Unmaps a mapping made by [`map`] and frees its slot; `false` if the
+/// kernel refused.
+///
+/// # Safety
+///
+/// As for [`unmap`].
+unsafe fn try_unmap(base: usize, shift: u32) -> bool {
     // SAFETY: the caller hands over a mapping of exactly this size.
     let rc = unsafe { libc::munmap(base as *mut libc::c_void, 1usize << shift) };
     if rc == 0 {
         let slot = (base - slot_addr(shift, 0)) >> shift;
-        let class = (shift - MIN_SHIFT) as usize;
-        FREE_SLOTS[class]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(slot);
+        give_back_slot((shift - MIN_SHIFT) as usize, slot);
     }
+    rc == 0
+}
+
+/// Tries again the unmaps the kernel refused before.
+fn retry_unmaps() {
+    // Relaxed: see `unmap`.
+    if !ANY_UNMAP_LATER.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut later = UNMAP_LATER.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: each was handed over to `unmap`, unused since.
+    later.retain(|&(base, shift)| !unsafe { try_unmap(base, shift) });
+    // Relaxed: under the lock that guards the list.
+    ANY_UNMAP_LATER.store(!later.is_empty(), Ordering::Relaxed);
+}
+
+/// Makes `slot` of class `class` available to [`map`] again.
+fn give_back_slot(class: usize, slot: usize) {
+    FREE_SLOTS[class]
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(slot);
 }
 
 /// Turns the lowest page of a mapping into a guard page.
@@ -159,7 +206,7 @@ fn map_error(err: io::Error, size: usize) -> io::Error {
             "mapping a {} fiber stack: {err}. Each stack with a guard page takes two \
              memory mappings and the process may hold at most vm.max_map_count = {limit}. \
              Raise it (`sysctl -w vm.max_map_count=1048576`) or use stacks without guard \
-             pages (`StackPool::unguarded`, `Builder::guard_pages(false)`)",
+             pages (`Builder::guard_pages(false)`, `Stack::with_guard(size, false)`)",
             human(size)
         ),
     )

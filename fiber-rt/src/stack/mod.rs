@@ -57,11 +57,15 @@ impl Stack {
 
     fn map(kind: StackKind) -> io::Result<Stack> {
         let base = arena::map(kind.shift())?;
-        // Own it at once so that an error below unmaps it.
-        let stack = Stack { base, kind };
         if kind.guarded {
-            arena::protect_guard(base, stack.size())?;
+            if let Err(e) = arena::protect_guard(base, kind.size()) {
+                // Not as a `Stack`, whose drop would pool it as guarded.
+                // SAFETY: mapped just above, and nothing uses it.
+                unsafe { arena::unmap(base, kind.shift()) };
+                return Err(e);
+            }
         }
+        let stack = Stack { base, kind };
         let header = stack.header_ptr().cast_mut();
         // SAFETY: the header lies in the fresh read-write mapping we own;
         // nothing else refers to it yet.

@@ -44,16 +44,21 @@ pub(crate) fn ensure_handler() {
 
 fn install() {
     for sig in [libc::SIGSEGV, libc::SIGBUS] {
+        // The action in place is read first, and ours installed by a second
+        // call: asking for the old action in the installing call leaves a
+        // window in which the kernel has installed ours and not yet written
+        // the old one, and a fault then would find nothing to pass on to.
         // SAFETY: sigaction is given valid, zero-initialised structs; PREVIOUS
-        // is written once, here, before our handler can run (it is installed
-        // by this very call), and only read afterwards.
+        // is written once, here, before our handler can run, and only read
+        // afterwards.
         unsafe {
+            let previous = ptr::addr_of_mut!(PREVIOUS[slot(sig)]).cast::<libc::sigaction>();
+            libc::sigaction(sig, ptr::null(), previous);
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = handler as *const () as usize;
             action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
             libc::sigemptyset(&mut action.sa_mask);
-            let previous = ptr::addr_of_mut!(PREVIOUS[slot(sig)]).cast::<libc::sigaction>();
-            libc::sigaction(sig, &action, previous);
+            libc::sigaction(sig, &action, ptr::null_mut());
         }
     }
 }
