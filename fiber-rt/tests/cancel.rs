@@ -7,6 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use fiber_rt::dag::GraphBuilder;
@@ -258,13 +259,16 @@ fn a_fiber_joining_another_is_cancelled_and_the_other_runs_on() {
     let rt = Builder::new().workers(2).build().unwrap();
     let (release_tx, release) = mpsc::unbounded::<()>();
     let (done_tx, done) = std_mpsc::channel();
+    let (joining_tx, joining) = std_mpsc::channel();
     let joiner = rt.spawn(move || {
         let worker = fiber_rt::spawn(move || {
             release.recv().unwrap();
             done_tx.send(()).unwrap();
         });
+        joining_tx.send(()).unwrap();
         worker.join()
     });
+    joining.recv().unwrap();
     std::thread::sleep(Duration::from_millis(10));
     joiner.cancel();
     assert!(join_within_a_minute(joiner).unwrap_err().is_cancelled());
@@ -439,5 +443,89 @@ fn a_cancelled_condvar_waiter_passes_its_notification_on() {
             Err(error) => assert!(error.is_cancelled()),
         }
         join_within_a_minute(other).expect("the notification reached the other waiter");
+    }
+}
+
+/// Records the threads its drop starts and ends on, sleeping (a real
+/// park) in between.
+struct SleepOnDrop(Arc<std::sync::Mutex<Option<(ThreadId, ThreadId)>>>);
+
+impl Drop for SleepOnDrop {
+    fn drop(&mut self) {
+        let before = std::thread::current().id();
+        fiber_rt::sleep(Duration::from_millis(2));
+        *self.0.lock().unwrap() = Some((before, std::thread::current().id()));
+    }
+}
+
+/// Parks in its drop.
+struct ParkOnDrop;
+
+impl Drop for ParkOnDrop {
+    fn drop(&mut self) {
+        fiber_rt::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_cancellation_on_a_thread_whose_unwind_count_is_off_unwinds_once() {
+    // A cancelled fiber whose destructor parks may end its unwind on
+    // another thread than it began on: that thread counts one unwind too
+    // few from then on. A cancellation raised there once again must still
+    // not be raised a second time in its own unwind (which would abort).
+    let rt = Builder::new().workers(2).build().unwrap();
+    let mut skewed = None;
+    for _ in 0..500 {
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let (_tx, rx) = mpsc::unbounded::<()>();
+        let guard = SleepOnDrop(seen.clone());
+        let (started_tx, started) = std_mpsc::channel();
+        let handle = rt.spawn(move || {
+            let _guard = guard;
+            started_tx.send(()).unwrap();
+            let _ = rx.recv();
+        });
+        started.recv().unwrap();
+        std::thread::sleep(Duration::from_micros(200));
+        handle.cancel();
+        assert!(join_within_a_minute(handle).unwrap_err().is_cancelled());
+        let (before, after) = seen.lock().unwrap().take().unwrap();
+        if before != after {
+            skewed = Some(after);
+            break;
+        }
+    }
+    let Some(skewed) = skewed else {
+        // Every unwind ended where it began: nothing to check this time.
+        return;
+    };
+    for _ in 0..1000 {
+        let (here_tx, here) = std_mpsc::channel();
+        let go = Arc::new(AtomicBool::new(false));
+        let handle = {
+            let go = go.clone();
+            rt.spawn(move || {
+                let mine = std::thread::current().id() == skewed;
+                here_tx.send(mine).unwrap();
+                // No switch point: it stays on its thread.
+                while !go.load(SeqCst) {
+                    std::hint::spin_loop();
+                }
+                if mine {
+                    let _guard = ParkOnDrop;
+                    fiber_rt::yield_now(); // the cancellation is raised here
+                }
+            })
+        };
+        let mine = here.recv().unwrap();
+        if mine {
+            handle.cancel();
+        }
+        go.store(true, SeqCst);
+        let result = join_within_a_minute(handle);
+        if mine {
+            assert!(result.unwrap_err().is_cancelled());
+            return;
+        }
     }
 }

@@ -23,35 +23,32 @@
 
 use std::mem::MaybeUninit;
 use std::ptr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
 
 use crate::sched::thread;
 
 static INSTALL: Once = Once::new();
 static mut PREVIOUS: MaybeUninit<libc::sigaction> = MaybeUninit::zeroed();
+/// Set once PREVIOUS is written.
+static READY: AtomicBool = AtomicBool::new(false);
 
 /// Installs the SIGURG handler, once per process.
 pub(crate) fn install() {
     INSTALL.call_once(|| {
-        // The action in place is read first, and ours installed by a second
-        // call, so our handler runs only once PREVIOUS holds what it passes
-        // foreign signals on to. (Asking for the old action in the
-        // installing call leaves a window in which the kernel has installed
-        // ours and not yet written it.)
-        // SAFETY: valid, zero-initialised structs; PREVIOUS is written once,
-        // here, before our handler can run, and only read afterwards.
+        // SAFETY: a valid, zero-initialised action; PREVIOUS is written
+        // once, here, and read only after `wait_written` on READY.
         unsafe {
-            libc::sigaction(
-                libc::SIGURG,
-                ptr::null(),
-                ptr::addr_of_mut!(PREVIOUS).cast(),
-            );
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = on_sigurg as *const () as usize;
             action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
             libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(libc::SIGURG, &action, ptr::null_mut());
+            crate::stack::chain::install(
+                libc::SIGURG,
+                &action,
+                ptr::addr_of_mut!(PREVIOUS).cast(),
+                &READY,
+            );
         }
     });
 }
@@ -137,7 +134,8 @@ fn detach_if_asked() -> bool {
 
 /// Passes a SIGURG that is not ours to the handler installed before ours.
 fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    // SAFETY: PREVIOUS was filled before our handler was installed.
+    crate::stack::chain::wait_written(&READY);
+    // SAFETY: PREVIOUS is written (see `wait_written`), and never again.
     let previous = unsafe { *ptr::addr_of!(PREVIOUS).cast::<libc::sigaction>() };
     // SIG_DFL and SIG_IGN both ignore SIGURG: nothing to do then.
     crate::stack::chain::call_previous(&previous, sig, info, ctx);

@@ -82,7 +82,8 @@ impl<T> JoinHandle<T> {
     /// loop in a function without `#[fiber]` and without
     /// [`preempt::point`](crate::preempt::point)) runs on until it does.
     /// A fiber that catches the cancellation's unwind (with
-    /// `catch_unwind`) is cancelled again at its next switch point.
+    /// `catch_unwind`) is cancelled again at its next switch point, once
+    /// it has dropped the payload.
     ///
     /// Cancelling is for fibers the program no longer needs, whose
     /// destructors leave shared state consistent: what the fiber held

@@ -72,7 +72,7 @@ fn finish(registry: &Arc<Registry>, mut threads: Vec<thread::JoinHandle<()>>) {
     registry.clear_live();
 }
 
-/// Waits for the worker threads to leave their loops, which each does at
+/// Waits for the workers to leave their loops, which each does at
 /// its running fiber's next switch point. A fiber that spins in code with
 /// probes reaches one only when asked to yield, as the monitor asked it
 /// each slice while the runtime ran; with the monitor stopped, this asks
@@ -85,7 +85,9 @@ fn ask_workers_to_stop(registry: &Registry, workers: &[thread::JoinHandle<()>]) 
     // Most workers are on their way out already: look again soon, then
     // less and less often, up to every half slice.
     let mut pause = Duration::from_micros(20);
-    while !workers.iter().all(thread::JoinHandle::is_finished) {
+    // A worker the backstop moved runs on a thread of the backstop's.
+    while !workers.iter().all(thread::JoinHandle::is_finished) || !registry.extra_threads_finished()
+    {
         registry.clocks.iter().for_each(crate::preempt::request);
         thread::sleep(pause);
         pause = (pause * 2).min(registry.config.time_slice / 2);
@@ -133,7 +135,19 @@ fn cancel_all(registry: &Arc<Registry>) {
     crate::sched::thread::set_cancelling(true);
     let watchdog = Watchdog::start(registry.config.time_slice);
     let worker = Worker::new(usize::MAX, registry.clone(), LocalQueue::new_fifo());
-    let run = |task: &TaskRef| watchdog.watch(|| worker.run_until_switch(task.clone()));
+    // Runs a turn of `task`. One the watchdog cut short goes on with the
+    // same fiber until `until`, not with the next: the fiber may hold a
+    // lock (a `std` one, which parks nothing) that the next one's
+    // destructors wait for on this very thread.
+    let run = |task: &TaskRef, until: Instant| {
+        while watchdog.watch(|| worker.run_until_switch(task.clone())) {
+            worker.drop_queued();
+            if !task.is_live() || task.is_parked() || Instant::now() >= until {
+                break;
+            }
+            task.resume_for_shutdown();
+        }
+    };
     registry.shutdown_wait.set_thread(Some(thread::current()));
     let timeout = registry.config.shutdown_timeout;
     // The live count, and since when it has been that.
@@ -162,7 +176,7 @@ fn cancel_all(registry: &Arc<Registry>) {
             }
             task.cancel_for_shutdown();
             task.resume_for_shutdown();
-            run(task);
+            run(task, since + timeout);
             ran = true;
         }
         worker.drop_queued();
@@ -187,7 +201,12 @@ const LAST_TURNS: usize = 3;
 /// party waits for is lost with it. One woken just before, or that keeps
 /// running, gets another turn, up to [`LAST_TURNS`], and is then abandoned
 /// whatever it does.
-fn give_up(registry: &Registry, worker: &Worker, run: impl Fn(&TaskRef), mut left: Vec<TaskRef>) {
+fn give_up(
+    registry: &Registry,
+    worker: &Worker,
+    run: impl Fn(&TaskRef, Instant),
+    mut left: Vec<TaskRef>,
+) {
     for turn in 0..=LAST_TURNS {
         left.retain(|task| {
             let reason = *task.parked_on.get();
@@ -206,7 +225,8 @@ fn give_up(registry: &Registry, worker: &Worker, run: impl Fn(&TaskRef), mut lef
         }
         for task in &left {
             task.resume_for_shutdown();
-            run(task);
+            // One turn each, of a slice at most.
+            run(task, Instant::now());
         }
         worker.drop_queued();
         left.retain(|task| task.is_live());
@@ -246,6 +266,8 @@ struct Watchdog {
 struct Watched {
     /// Turns begun plus turns ended: odd while a turn runs.
     turns: AtomicU64,
+    /// The last value of `turns` during which the watchdog asked.
+    asked: AtomicU64,
     stop: Mutex<bool>,
     stopped: Condvar,
 }
@@ -257,6 +279,7 @@ impl Watchdog {
     fn start(slice: Duration) -> Self {
         let shared = Arc::new(Watched {
             turns: AtomicU64::new(0),
+            asked: AtomicU64::new(0),
             stop: Mutex::new(false),
             stopped: Condvar::new(),
         });
@@ -278,6 +301,12 @@ impl Watchdog {
                     // made again a slice later.
                     let turns = watched.turns.load(Ordering::Relaxed);
                     if turns % 2 == 1 && turns == seen && !*stop {
+                        // Release: pairs with `watch`'s Acquire. The probe
+                        // reads the flag set below with a plain load, so a
+                        // turn may end on this request before `asked` is
+                        // seen (not on x86, where stores are seen in
+                        // order): it then counts as an ordinary switch.
+                        watched.asked.store(turns, Ordering::Release);
                         // SAFETY: the watched thread joins this one before
                         // it ends (`Drop`).
                         unsafe { flag.request() };
@@ -289,8 +318,9 @@ impl Watchdog {
         Watchdog { shared, thread }
     }
 
-    /// Runs one turn, watched.
-    fn watch(&self, turn: impl FnOnce()) {
+    /// Runs one turn, watched; says whether the watchdog asked the fiber
+    /// to yield during it.
+    fn watch(&self, turn: impl FnOnce()) -> bool {
         /// Ends the turn, also on an unwind.
         struct End<'a>(&'a AtomicU64);
         impl Drop for End<'_> {
@@ -300,9 +330,12 @@ impl Watchdog {
             }
         }
         // Relaxed: see the watchdog's loop.
-        self.shared.turns.fetch_add(1, Ordering::Relaxed);
-        let _end = End(&self.shared.turns);
+        let this = self.shared.turns.fetch_add(1, Ordering::Relaxed) + 1;
+        let end = End(&self.shared.turns);
         turn();
+        drop(end);
+        // Acquire: pairs with the watchdog's Release.
+        self.shared.asked.load(Ordering::Acquire) == this
     }
 }
 

@@ -279,6 +279,16 @@ impl Registry {
         }
     }
 
+    /// Whether every thread the backstop started has ended (none starts
+    /// once the monitor has stopped).
+    pub(crate) fn extra_threads_finished(&self) -> bool {
+        self.extra_threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .all(std::thread::JoinHandle::is_finished)
+    }
+
     /// Joins the threads the backstop started and lets go of the workers.
     pub(crate) fn join_extra_threads(&self) {
         loop {

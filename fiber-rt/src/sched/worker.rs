@@ -797,13 +797,20 @@ fn unwind_if_cancelled(task: &Task) {
 #[cold]
 #[inline(never)]
 fn raise_cancel(task: &Task) {
-    // A cancellation's payload caught and kept (not dropped) leaves the
-    // flag set; with no unwind counted on this thread, where every
-    // cancellation is raised, none is on its way any more.
+    // The payload's drop says the cancellation's unwind is over. A fiber
+    // that caught the payload and keeps it leaves the flag set; on the
+    // shutdown's thread, where every one of its cancellations is raised,
+    // no unwind counted there says none is on its way any more, and the
+    // fiber is cancelled again. A worker thread's count cannot say so (a
+    // fiber that finished its unwinding on another thread than it began
+    // on leaves both counts off), and raising a cancellation inside that
+    // unwind would abort: there, a fiber that keeps the payload is not
+    // cancelled again while it does.
     // Relaxed: see `Task::cancel_raised`.
     if task
         .cancel_raised
         .load(std::sync::atomic::Ordering::Relaxed)
+        && thread::state().cancelling.get()
         && !std::thread::panicking()
     {
         task.cancel_raised

@@ -14,6 +14,7 @@
 use std::cell::Cell;
 use std::mem::MaybeUninit;
 use std::ptr;
+use std::sync::atomic::AtomicBool;
 use std::sync::Once;
 
 use super::arena;
@@ -21,6 +22,8 @@ use super::header::StackHeader;
 
 /// Handlers that were installed before ours, indexed by [`slot`].
 static mut PREVIOUS: [MaybeUninit<libc::sigaction>; 2] = [MaybeUninit::zeroed(); 2];
+/// Set once the matching PREVIOUS is written.
+static READY: [AtomicBool; 2] = [const { AtomicBool::new(false) }; 2];
 static INSTALL: Once = Once::new();
 
 /// Size of the alternate signal stacks we create for threads that lack one.
@@ -44,21 +47,16 @@ pub(crate) fn ensure_handler() {
 
 fn install() {
     for sig in [libc::SIGSEGV, libc::SIGBUS] {
-        // The action in place is read first, and ours installed by a second
-        // call: asking for the old action in the installing call leaves a
-        // window in which the kernel has installed ours and not yet written
-        // the old one, and a fault then would find nothing to pass on to.
-        // SAFETY: sigaction is given valid, zero-initialised structs; PREVIOUS
-        // is written once, here, before our handler can run, and only read
-        // afterwards.
+        // SAFETY: a valid, zero-initialised action; PREVIOUS[slot] is
+        // written once, here, and read only after `wait_written` on its
+        // READY flag.
         unsafe {
-            let previous = ptr::addr_of_mut!(PREVIOUS[slot(sig)]).cast::<libc::sigaction>();
-            libc::sigaction(sig, ptr::null(), previous);
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = handler as *const () as usize;
             action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
             libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(sig, &action, ptr::null_mut());
+            let previous = ptr::addr_of_mut!(PREVIOUS[slot(sig)]).cast::<libc::sigaction>();
+            super::chain::install(sig, &action, previous, &READY[slot(sig)]);
         }
     }
 }
@@ -121,7 +119,9 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
         }
     }
     // Not ours: hand the fault on.
-    // SAFETY: PREVIOUS[slot] was filled before this handler was installed.
+    super::chain::wait_written(&READY[slot(sig)]);
+    // SAFETY: PREVIOUS[slot] is written (see `wait_written`), and never
+    // again.
     let previous = unsafe { *ptr::addr_of!(PREVIOUS[slot(sig)]).cast::<libc::sigaction>() };
     if !super::chain::call_previous(&previous, sig, info, ctx) {
         // Restore the default action and return: the faulting instruction
