@@ -278,6 +278,11 @@ where
             // handle takes.
             unsafe { task.join.complete(result) }
         }));
+        if !matches!(completed, Ok(false)) {
+            // Dropped here: its destructor may have made fiber-locals
+            // anew, which would stay on the stack for the next fiber.
+            crate::local::drop_at_exit();
+        }
         task.retire();
         if let Err(payload) = completed {
             // A destructor cancelled (by the shutdown, or by a handle

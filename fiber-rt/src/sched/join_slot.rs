@@ -46,12 +46,13 @@ impl JoinSlot {
     }
 
     /// Fiber side: leaves `value` for the handle, and wakes a waiting
-    /// joiner. Called at most once per task.
+    /// joiner. Called at most once per task. Returns whether the value was
+    /// dropped here instead, its handle gone.
     ///
     /// # Safety
     ///
     /// Called once, by the task's fiber, with the type the handle takes.
-    pub(crate) unsafe fn complete<V>(&self, value: V) {
+    pub(crate) unsafe fn complete<V>(&self, value: V) -> bool {
         // SAFETY: the slot is ours until COMPLETE is published.
         unsafe { self.write(value) };
         // AcqRel: Release publishes the value to the joiner; Acquire sees
@@ -61,13 +62,16 @@ impl JoinSlot {
             // Nobody will take it: the slot is ours again.
             // SAFETY: written just above, and read by nobody else.
             drop(unsafe { self.read::<V>() });
-        } else if before & WAITING != 0 {
+            return true;
+        }
+        if before & WAITING != 0 {
             // SAFETY: the joiner gave the waker up when it set WAITING.
             let waker = unsafe { (*self.waker.get()).take() };
             if let Some(waker) = waker {
                 waker.wake_joiner();
             }
         }
+        false
     }
 
     /// Handle side: waits for the result and takes it.

@@ -138,10 +138,6 @@ fn run<F: FnOnce() + Send + 'static>(task: &Task, func: Option<F>) {
                 crate::sched::abort_with("a fiber's completion handler panicked");
             }
         }
-        // Values made after the closure's own were dropped: by the
-        // destructor of a result nobody joins, or of a panic payload. They
-        // would stay on the stack for the next fiber that runs on it.
-        crate::local::drop_at_exit();
     } else {
         // The closure is dropped by the cancellation's unwind, as a running
         // fiber's locals are: its destructors may wait, with real parks
