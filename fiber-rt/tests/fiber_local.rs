@@ -302,40 +302,34 @@ impl Drop for SetsSeen {
     }
 }
 
+/// What `SEEN` reads in fibers each started after one whose unjoined
+/// result set it as it was dropped (after the fiber's own values were):
+/// `round` does one of four rounds on a one-worker runtime.
+fn seen_after_unjoined_results(round: fn() -> u32) -> Vec<u32> {
+    let rt = Builder::new().workers(1).build().unwrap();
+    rt.block_on(move || (0..4).map(|_| round()).collect())
+}
+
 #[test]
 fn a_value_made_by_a_result_nobody_joins_does_not_reach_the_next_fiber() {
-    // The result is dropped on its fiber after the fiber's values were,
-    // and the next fiber takes that fiber's stack over.
-    let rt = Builder::new().workers(1).build().unwrap();
-    let seen: Vec<u32> = rt.block_on(|| {
-        (0..4)
-            .map(|_| {
-                drop(fiber_rt::spawn(|| SetsSeen));
-                fiber_rt::spawn(|| SEEN.with(Cell::get)).join().unwrap()
-            })
-            .collect()
+    // The next fiber takes the finished one's stack over.
+    let seen = seen_after_unjoined_results(|| {
+        drop(fiber_rt::spawn(|| SetsSeen));
+        fiber_rt::spawn(|| SEEN.with(Cell::get)).join().unwrap()
     });
     assert_eq!(seen, [0, 0, 0, 0]);
 }
 
 #[test]
 fn a_value_made_by_a_result_nobody_joins_does_not_go_to_the_pool() {
-    // As above, with a stack that goes back to the pool in between.
-    let rt = Builder::new().workers(1).build().unwrap();
-    let seen: Vec<u32> = rt.block_on(|| {
-        (0..4)
-            .map(|_| {
-                let big = || fiber_rt::FiberBuilder::new().stack_size(1 << 20);
-                drop(big().spawn(|| SetsSeen).unwrap());
-                // A fiber of another stack size: no take-over of that one.
-                fiber_rt::spawn(|| ()).join().unwrap();
-                big()
-                    .spawn(|| SEEN.with(Cell::get))
-                    .unwrap()
-                    .join()
-                    .unwrap()
-            })
-            .collect()
+    // The stack goes back to the pool in between, and out again.
+    let seen = seen_after_unjoined_results(|| {
+        let big = || fiber_rt::FiberBuilder::new().stack_size(1 << 20);
+        drop(big().spawn(|| SetsSeen).unwrap());
+        // A fiber of another stack size: no take-over of that one.
+        fiber_rt::spawn(|| ()).join().unwrap();
+        let reader = big().spawn(|| SEEN.with(Cell::get)).unwrap();
+        reader.join().unwrap()
     });
     assert_eq!(seen, [0, 0, 0, 0]);
 }

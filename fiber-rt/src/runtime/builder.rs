@@ -123,7 +123,9 @@ impl Builder {
     /// slot a release would have handed it goes to the next waiter, so a
     /// thread that shares the primitive is not left waiting. A fiber that
     /// was woken just before the timeout, or keeps running, gets a few
-    /// more turns first.
+    /// more turns first. A loop is seen only at its probes (`#[fiber]`
+    /// code, [`preempt::point`](crate::preempt::point)): one without any
+    /// keeps its thread, and the drop, for as long as it runs.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.config.shutdown_timeout = timeout;
         self

@@ -36,10 +36,9 @@ pub(crate) mod worker;
 pub(crate) mod yielded;
 
 /// The panic payload that unwinds a cancelled fiber (by its handle, or at
-/// shutdown). Dropped
-/// where the unwind is caught, it tells its fiber that the unwind is over:
-/// a fiber that caught it and goes on is cancelled again at its next
-/// switch point.
+/// shutdown). Dropped where the unwind is caught, it tells its fiber that
+/// the unwind is over: a fiber that caught it and goes on is cancelled
+/// again at its next switch point.
 pub(crate) struct Cancelled(pub(crate) task_ref::TaskRef);
 
 impl Drop for Cancelled {

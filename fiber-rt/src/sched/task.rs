@@ -172,11 +172,12 @@ impl Task {
         } else {
             // The block starts up to `align - 1` bytes below `top - size`
             // (see `start::place`).
-            let size = std::mem::size_of::<start::Block<F>>()
+            let room = std::mem::size_of::<start::Block<F>>()
                 + std::mem::align_of::<start::Block<F>>().max(16);
             assert!(
-                size + 8192 < stack_kind.usable_size(),
-                "a fiber's closure of {size} bytes does not fit its stack of {} bytes",
+                room + 8192 < stack_kind.usable_size(),
+                "a fiber's closure, which takes {room} bytes at the top of its stack \
+                 (its alignment included), does not fit its stack of {} bytes",
                 stack_kind.usable_size()
             );
             Some(stack_kind.take()?)
