@@ -25,6 +25,7 @@ pub mod dag;
 pub mod debug;
 pub mod fiber;
 pub mod local;
+pub mod net;
 pub mod preempt;
 mod runtime;
 pub(crate) mod sched;

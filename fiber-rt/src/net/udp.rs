@@ -1,0 +1,184 @@
+//! UDP sockets whose waits park the fiber.
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::registered::Registered;
+use super::source::Interest;
+
+/// A UDP socket: [`std::net::UdpSocket`] whose sends and receives park the
+/// calling fiber, never its worker thread (a plain thread blocks, as with
+/// std). Handles made by [`try_clone`](Self::try_clone) share one socket.
+///
+/// ```
+/// use fiber_rt::net::UdpSocket;
+///
+/// let rt = fiber_rt::Runtime::new().unwrap();
+/// rt.block_on(|| {
+///     let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+///     let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+///     let to = b.local_addr().unwrap();
+///     let echo = fiber_rt::spawn(move || {
+///         let mut buf = [0; 16];
+///         let (n, from) = b.recv_from(&mut buf).unwrap();
+///         b.send_to(&buf[..n], from).unwrap();
+///     });
+///     a.send_to(b"ping", to).unwrap();
+///     let mut buf = [0; 16];
+///     let (n, _) = a.recv_from(&mut buf).unwrap();
+///     assert_eq!(&buf[..n], b"ping");
+///     echo.join().unwrap();
+/// });
+/// ```
+pub struct UdpSocket {
+    inner: Arc<Registered<std::net::UdpSocket>>,
+}
+
+impl UdpSocket {
+    /// Binds to the first of `addr`'s addresses that can be bound.
+    /// Resolving a host name blocks the calling thread.
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
+        UdpSocket::from_std(std::net::UdpSocket::bind(addr)?)
+    }
+
+    /// Takes over a std socket, switching it to non-blocking mode.
+    pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        socket.set_nonblocking(true)?;
+        Ok(UdpSocket {
+            inner: Arc::new(Registered::new(socket)?),
+        })
+    }
+
+    /// Another handle to the same socket (its time-outs included).
+    pub fn try_clone(&self) -> io::Result<UdpSocket> {
+        Ok(UdpSocket {
+            inner: self.inner.clone(),
+        })
+    }
+
+    /// Receives one datagram and the address it came from.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.inner.io(Interest::Read, &"UdpSocket::recv_from", |s| {
+            s.recv_from(buf)
+        })
+    }
+
+    /// Receives one datagram without taking it out of the queue.
+    pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.inner.io(Interest::Read, &"UdpSocket::peek_from", |s| {
+            s.peek_from(buf)
+        })
+    }
+
+    /// Sends one datagram to `addr` (its first address). Resolving a host
+    /// name blocks the calling thread.
+    pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
+        let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
+        })?;
+        self.inner.io(Interest::Write, &"UdpSocket::send_to", |s| {
+            s.send_to(buf, addr)
+        })
+    }
+
+    /// Sets the peer that [`send`](Self::send) sends to and
+    /// [`recv`](Self::recv) receives from.
+    pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
+        // A UDP connect only records the address: it never blocks.
+        self.inner.socket().connect(addr)
+    }
+
+    /// Sends one datagram to the connected peer.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.inner
+            .io(Interest::Write, &"UdpSocket::send", |s| s.send(buf))
+    }
+
+    /// Receives one datagram from the connected peer.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner
+            .io(Interest::Read, &"UdpSocket::recv", |s| s.recv(buf))
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.socket().local_addr()
+    }
+
+    /// The connected peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.socket().peer_addr()
+    }
+
+    /// Sets the receive time-out; `None` waits for good, a zero duration
+    /// is an error.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.inner.set_timeout(Interest::Read, timeout)
+    }
+
+    /// Sets the send time-out; `None` waits for good, a zero duration is
+    /// an error.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.inner.set_timeout(Interest::Write, timeout)
+    }
+
+    /// The receive time-out.
+    pub fn read_timeout(&self) -> Option<Duration> {
+        self.inner.timeout(Interest::Read)
+    }
+
+    /// The send time-out.
+    pub fn write_timeout(&self) -> Option<Duration> {
+        self.inner.timeout(Interest::Write)
+    }
+
+    /// Sets `SO_BROADCAST`.
+    pub fn set_broadcast(&self, broadcast: bool) -> io::Result<()> {
+        self.inner.socket().set_broadcast(broadcast)
+    }
+
+    /// Whether `SO_BROADCAST` is set.
+    pub fn broadcast(&self) -> io::Result<bool> {
+        self.inner.socket().broadcast()
+    }
+
+    /// Sets the IP time-to-live.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.inner.socket().set_ttl(ttl)
+    }
+
+    /// The IP time-to-live.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.inner.socket().ttl()
+    }
+
+    /// Takes the socket's pending error, if any.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.socket().take_error()
+    }
+}
+
+impl fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdpSocket")
+            .field("addr", &self.local_addr().ok())
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}
+
+impl AsRawFd for UdpSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
+    }
+}
+
+impl AsFd for UdpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.socket().as_fd()
+    }
+}

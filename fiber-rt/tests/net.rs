@@ -1,0 +1,397 @@
+//! `fiber_rt::net`: sockets whose waits park the fiber, never the worker.
+//! Most tests run client and server on a runtime of one worker without the
+//! preemption signal (whose backstop would hand a blocked worker to a new
+//! thread): there a wait that blocked the thread instead of parking the
+//! fiber hangs the test, and each is joined with a deadline, so a hang
+//! fails it.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fiber_rt::net::{TcpListener, TcpStream, UdpSocket};
+use fiber_rt::{Builder, JoinError, JoinHandle, Runtime};
+
+/// Joins `handle` from a plain thread. A fiber not done within a minute
+/// ends the test binary with an error: its worker may be blocked for good,
+/// and then dropping the runtime would hang too.
+fn join_within_a_minute<T: Send + 'static>(handle: JoinHandle<T>) -> Result<T, JoinError> {
+    let (tx, rx) = std_mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(handle.join());
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| {
+            eprintln!("a fiber did not finish within a minute: its worker is blocked");
+            std::process::exit(101)
+        })
+}
+
+/// Runs `f` as a fiber on `rt` and returns its result, within a minute.
+fn run<T: Send + 'static>(rt: &Runtime, f: impl FnOnce() -> T + Send + 'static) -> T {
+    join_within_a_minute(rt.spawn(f)).unwrap()
+}
+
+/// One worker, and no backstop to rescue it from a blocking call.
+fn one_worker() -> Runtime {
+    Builder::new()
+        .workers(1)
+        .preempt_signals(false)
+        .build()
+        .unwrap()
+}
+
+/// A listener on a free local port.
+fn listener() -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    (listener, addr)
+}
+
+/// Echoes every connection `listener` accepts, each on a fiber of its own,
+/// until `connections` have been served.
+fn echo_server(listener: TcpListener, connections: usize) {
+    let served: Vec<_> = (0..connections)
+        .map(|_| {
+            let (mut stream, _) = listener.accept().unwrap();
+            fiber_rt::spawn(move || {
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = stream.read(&mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    stream.write_all(&buf[..n]).unwrap();
+                }
+            })
+        })
+        .collect();
+    served.into_iter().for_each(|h| h.join().unwrap());
+}
+
+#[test]
+fn many_clients_and_their_server_share_one_worker() {
+    const CLIENTS: usize = 64;
+    const ROUNDS: usize = 50;
+    let rt = one_worker();
+    let (listener, addr) = listener();
+    let server = rt.spawn(move || echo_server(listener, CLIENTS));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|id| {
+            rt.spawn(move || {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                stream.set_nodelay(true).unwrap();
+                for round in 0..ROUNDS {
+                    let message = format!("client {id} round {round}\n");
+                    stream.write_all(message.as_bytes()).unwrap();
+                    let mut reply = vec![0; message.len()];
+                    stream.read_exact(&mut reply).unwrap();
+                    assert_eq!(reply, message.as_bytes());
+                }
+                stream.shutdown(Shutdown::Write).unwrap();
+                let mut rest = Vec::new();
+                stream.read_to_end(&mut rest).unwrap();
+                assert!(rest.is_empty(), "the server echoes nothing more");
+                ROUNDS
+            })
+        })
+        .collect();
+    let rounds: usize = clients
+        .into_iter()
+        .map(|c| join_within_a_minute(c).unwrap())
+        .sum();
+    assert_eq!(rounds, CLIENTS * ROUNDS);
+    join_within_a_minute(server).unwrap();
+}
+
+#[test]
+fn megabytes_written_past_the_socket_buffers_arrive_whole_and_in_order() {
+    // Far more than the kernel buffers on both sides: the writer has to
+    // wait for room (the write direction's edges), the reader for data.
+    const LEN: usize = 16 << 20;
+    let rt = one_worker();
+    let (listener, addr) = listener();
+    let reader = rt.spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut received = Vec::with_capacity(LEN);
+        stream.read_to_end(&mut received).unwrap();
+        received
+    });
+    let writer = rt.spawn(move || {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let data: Vec<u8> = (0..LEN).map(|i| (i % 251) as u8).collect();
+        stream.write_all(&data).unwrap();
+    });
+    join_within_a_minute(writer).unwrap();
+    let received = join_within_a_minute(reader).unwrap();
+    assert_eq!(received.len(), LEN);
+    assert!(received
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == (i % 251) as u8));
+}
+
+#[test]
+fn a_read_time_out_ends_the_wait_and_the_worker_runs_others_meanwhile() {
+    let rt = one_worker();
+    let (listener, addr) = listener();
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    // A fiber that counts while the reader waits: on one worker it only
+    // runs if the wait parked the reader.
+    let ticker = {
+        let (ticks, done) = (ticks.clone(), done.clone());
+        rt.spawn(move || {
+            while !done.load(SeqCst) {
+                ticks.fetch_add(1, SeqCst);
+                fiber_rt::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    let reader = rt.spawn(move || {
+        let _client = TcpStream::connect(addr).unwrap();
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        assert_eq!(stream.read_timeout(), Some(Duration::from_millis(100)));
+        let start = Instant::now();
+        let error = stream.read(&mut [0; 8]).unwrap_err();
+        (error.kind(), start.elapsed())
+    });
+    let (kind, waited) = join_within_a_minute(reader).unwrap();
+    done.store(true, SeqCst);
+    join_within_a_minute(ticker).unwrap();
+    assert_eq!(kind, ErrorKind::TimedOut);
+    assert!(waited >= Duration::from_millis(100), "waited {waited:?}");
+    assert!(
+        ticks.load(SeqCst) >= 10,
+        "the other fiber ran {} times during the wait",
+        ticks.load(SeqCst)
+    );
+}
+
+#[test]
+fn a_zero_time_out_is_refused_as_std_refuses_it() {
+    let (listener, _) = listener();
+    let error = listener
+        .set_accept_timeout(Some(Duration::ZERO))
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidInput);
+    assert_eq!(listener.accept_timeout(), None);
+}
+
+#[test]
+fn accept_times_out_when_nobody_connects() {
+    let rt = one_worker();
+    let kind = run(&rt, move || {
+        let (listener, _) = listener();
+        listener
+            .set_accept_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        listener.accept().unwrap_err().kind()
+    });
+    assert_eq!(kind, ErrorKind::TimedOut);
+}
+
+#[test]
+fn a_refused_connection_is_an_error_not_a_hang() {
+    let rt = one_worker();
+    // A port that was free a moment ago: nothing listens there.
+    let addr = listener().1;
+    let kind = run(&rt, move || TcpStream::connect(addr).unwrap_err().kind());
+    assert_eq!(kind, ErrorKind::ConnectionRefused);
+}
+
+#[test]
+fn connect_timeout_connects_to_a_listening_socket() {
+    let rt = one_worker();
+    let (listener, addr) = listener();
+    let peer = run(&rt, move || {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
+        let (_, peer) = listener.accept().unwrap();
+        assert_eq!(stream.local_addr().unwrap(), peer);
+        stream.peer_addr().unwrap()
+    });
+    assert_eq!(peer, addr);
+}
+
+#[test]
+fn a_cancelled_reader_unwinds_out_of_its_wait_and_the_socket_stays_usable() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let (listener, addr) = listener();
+    let client = Arc::new(run(&rt, move || TcpStream::connect(addr).unwrap()));
+    let (mut server, _) = run(&rt, move || listener.accept().unwrap());
+    let (started_tx, started) = std_mpsc::channel();
+    let reading = {
+        let client = client.clone();
+        rt.spawn(move || {
+            started_tx.send(()).unwrap();
+            (&*client).read(&mut [0; 8])
+        })
+    };
+    started.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    reading.cancel();
+    assert!(join_within_a_minute(reading).unwrap_err().is_cancelled());
+    // The socket still works for the next reader, which gets the bytes the
+    // cancelled one never read.
+    server.write_all(b"after").unwrap();
+    let mut buf = [0; 5];
+    let read = rt.spawn(move || {
+        (&*client).read_exact(&mut buf).unwrap();
+        buf
+    });
+    assert_eq!(&join_within_a_minute(read).unwrap(), b"after");
+}
+
+#[test]
+fn a_reader_and_a_writer_share_a_stream_through_try_clone() {
+    const MESSAGES: u32 = 1000;
+    let rt = Builder::new().workers(2).build().unwrap();
+    let (listener, addr) = listener();
+    let server = rt.spawn(move || echo_server(listener, 1));
+    let stream = run(&rt, move || TcpStream::connect(addr).unwrap());
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = stream;
+    let sent = rt.spawn(move || {
+        for i in 0..MESSAGES {
+            writer.write_all(&i.to_le_bytes()).unwrap();
+        }
+        writer.shutdown(Shutdown::Write).unwrap();
+    });
+    let received = rt.spawn(move || {
+        let mut all = Vec::new();
+        reader.read_to_end(&mut all).unwrap();
+        all.chunks(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect::<Vec<_>>()
+    });
+    join_within_a_minute(sent).unwrap();
+    assert_eq!(
+        join_within_a_minute(received).unwrap(),
+        (0..MESSAGES).collect::<Vec<_>>()
+    );
+    join_within_a_minute(server).unwrap();
+}
+
+#[test]
+fn peek_leaves_the_bytes_for_the_next_read() {
+    let rt = one_worker();
+    let (listener, addr) = listener();
+    let (peeked, read) = run(&rt, move || {
+        let mut client = TcpStream::connect(addr).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let peeking = fiber_rt::spawn(move || {
+            let mut peeked = [0; 4];
+            let n = server.peek(&mut peeked).unwrap();
+            let mut read = [0; 4];
+            (&server).read_exact(&mut read).unwrap();
+            (peeked[..n].to_vec(), read)
+        });
+        fiber_rt::sleep(Duration::from_millis(5));
+        client.write_all(b"data").unwrap();
+        peeking.join().unwrap()
+    });
+    assert!(!peeked.is_empty() && b"data".starts_with(&peeked));
+    assert_eq!(&read, b"data");
+}
+
+#[test]
+fn sockets_work_from_plain_threads_too() {
+    let (listener, addr) = listener();
+    let server = std::thread::spawn(move || echo_server_on_thread(listener));
+    let mut client = TcpStream::connect(addr).unwrap();
+    client.write_all(b"thread").unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    let mut reply = String::new();
+    client.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "thread");
+    server.join().unwrap();
+}
+
+fn echo_server_on_thread(listener: TcpListener) {
+    let (mut stream, _) = listener.accept().unwrap();
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all).unwrap();
+    stream.write_all(&all).unwrap();
+}
+
+#[test]
+fn udp_ping_pong_on_one_worker() {
+    const ROUNDS: u32 = 2000;
+    let rt = one_worker();
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    a.connect(b.local_addr().unwrap()).unwrap();
+    b.connect(a.local_addr().unwrap()).unwrap();
+    let ponger = rt.spawn(move || {
+        let mut buf = [0; 4];
+        for _ in 0..ROUNDS {
+            let n = b.recv(&mut buf).unwrap();
+            let value = u32::from_le_bytes(buf[..n].try_into().unwrap());
+            b.send(&(value + 1).to_le_bytes()).unwrap();
+        }
+    });
+    let pinger = rt.spawn(move || {
+        let mut value = 0u32;
+        let mut buf = [0; 4];
+        for _ in 0..ROUNDS {
+            a.send(&value.to_le_bytes()).unwrap();
+            let n = a.recv(&mut buf).unwrap();
+            value = u32::from_le_bytes(buf[..n].try_into().unwrap());
+        }
+        value
+    });
+    assert_eq!(join_within_a_minute(pinger).unwrap(), ROUNDS);
+    join_within_a_minute(ponger).unwrap();
+}
+
+#[test]
+fn udp_recv_from_reports_the_sender_and_times_out() {
+    let rt = one_worker();
+    let (from, kind) = run(&rt, move || {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        a.send_to(b"x", b.local_addr().unwrap()).unwrap();
+        let mut buf = [0; 1];
+        let (_, from) = b.recv_from(&mut buf).unwrap();
+        assert_eq!(from, a.local_addr().unwrap());
+        b.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+        (from, b.recv_from(&mut buf).unwrap_err().kind())
+    });
+    assert_eq!(from.ip().to_string(), "127.0.0.1");
+    assert_eq!(kind, ErrorKind::TimedOut);
+}
+
+#[test]
+fn closed_sockets_leave_nothing_registered_to_wake() {
+    // Open and close many sockets, each waited on once: a descriptor
+    // number reused by a later socket must not wake or confuse its waits.
+    let rt = one_worker();
+    run(&rt, move || {
+        for _ in 0..200 {
+            let (listener, addr) = listener();
+            let mut client = TcpStream::connect(addr).unwrap();
+            let (mut server, _) = listener.accept().unwrap();
+            let reader = fiber_rt::spawn(move || {
+                let mut buf = [0; 2];
+                server.read_exact(&mut buf).unwrap();
+                buf
+            });
+            client.write_all(b"ok").unwrap();
+            assert_eq!(&reader.join().unwrap(), b"ok");
+        }
+    });
+}
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<TcpListener>();
+    check::<TcpStream>();
+    check::<UdpSocket>();
+}
