@@ -9,6 +9,7 @@
 mod core;
 mod dag;
 mod harness;
+mod net;
 mod preempt;
 mod runtime;
 
@@ -24,6 +25,8 @@ const WORKLOADS: &[Workload] = &[
     ("yield", runtime::yield_round_trip),
     ("pingpong", runtime::channel_ping_pong),
     ("mutex", runtime::contended_mutex),
+    ("tcp-pingpong", net::tcp_ping_pong),
+    ("tcp-many", net::tcp_many),
     ("preempt-probes", preempt::probe_overhead),
     ("preempt-starve", preempt::starvation),
     ("dag-chain", dag::chain),

@@ -25,7 +25,7 @@ fn tokio_rt(workers: usize) -> tokio::runtime::Runtime {
 }
 
 /// may has one global runtime; its worker count is set once.
-fn may_init() {
+pub fn may_init() {
     static INIT: std::sync::Once = std::sync::Once::new();
     INIT.call_once(|| {
         may::config().set_workers(WORKERS);

@@ -171,3 +171,21 @@ fn build_system_builds_every_step_and_draws_the_build() {
         .contains("\"ph\":\"X\""));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn echo_server_answers_every_line_of_every_client() {
+    let out = run("echo_server", &["300", "20"]);
+    assert!(
+        out.contains("answered 6000 lines for 300 clients on "),
+        "{out}"
+    );
+    // The clients connect at once and each waits for its answers, so the
+    // server has many connections open together, each parked on its socket.
+    let busiest: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("at most "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no 'at most' line in {out}"));
+    assert!(busiest > 1, "{out}");
+}

@@ -243,3 +243,29 @@ fn a_dropped_result_whose_destructor_parks_is_cancelled_at_shutdown() {
     assert_eq!(drops.load(Ordering::SeqCst), 1);
     drop(tx);
 }
+
+#[test]
+fn a_join_error_converts_into_errors_that_cross_threads() {
+    let rt = rt();
+    let error = rt.spawn(|| panic!("out of cheese")).join().unwrap_err();
+    // `?` into `Box<dyn Error + Send + Sync>` needs the error to be both.
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(error);
+    let shared = Arc::new(boxed);
+    let message = std::thread::spawn({
+        let shared = shared.clone();
+        move || shared.to_string()
+    })
+    .join()
+    .unwrap();
+    assert!(message.ends_with("panicked: out of cheese"), "{message}");
+    let io = std::io::Error::other(rt.spawn(|| panic!("again")).join().unwrap_err());
+    assert!(io.to_string().ends_with("panicked: again"), "{io}");
+    // The payload still comes out whole, to resume the panic with.
+    let payload = rt
+        .spawn(|| std::panic::panic_any(7u32))
+        .join()
+        .unwrap_err()
+        .into_panic()
+        .unwrap();
+    assert_eq!(payload.downcast_ref::<u32>(), Some(&7));
+}

@@ -8,9 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::connect::connect;
+use super::reactor::cvt;
 use super::each_addr;
 use super::registered::Registered;
 use super::source::Interest;
+
+/// The backlog of a listener made by [`TcpListener::bind`], as tokio's.
+const BACKLOG: libc::c_int = 1024;
 
 /// A TCP socket server, listening for connections: [`std::net::TcpListener`]
 /// whose `accept` parks the calling fiber, never its worker thread (a plain
@@ -47,8 +51,15 @@ impl TcpListener {
     /// Binds to the first of `addr`'s addresses that can be bound, as
     /// [`std::net::TcpListener::bind`] does. Resolving a host name blocks
     /// the calling thread (no resolver here parks).
+    ///
+    /// The queue of connections not yet accepted holds 1024 (std's holds
+    /// 128, too few when many fibers connect at once).
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
-        TcpListener::from_std(std::net::TcpListener::bind(addr)?)
+        let listener = std::net::TcpListener::bind(addr)?;
+        // Listening again on a listening socket only changes its backlog.
+        // SAFETY: a plain system call on a socket `listener` owns.
+        cvt(unsafe { libc::listen(listener.as_raw_fd(), BACKLOG) })?;
+        TcpListener::from_std(listener)
     }
 
     /// Takes over a std listener, switching it to non-blocking mode.

@@ -30,7 +30,12 @@ pub struct JoinError {
 }
 
 enum Kind {
-    Panicked(Box<dyn Any + Send + 'static>),
+    Panicked {
+        payload: Payload,
+        /// The payload's message, when it is a string, read as the error
+        /// was made.
+        message: Option<Box<str>>,
+    },
     /// By [`JoinHandle::cancel`], or with `by_shutdown` by the runtime's
     /// shutdown.
     Cancelled {
@@ -38,6 +43,25 @@ enum Kind {
     },
     /// No stack could be had for the fiber's first run.
     NoStack(io::Error),
+}
+
+/// A panic payload: `Send`, and not `Sync` in general, but never reached
+/// through a shared reference (`into_panic` moves it out), so that a
+/// `JoinError` is `Sync` and converts into `Box<dyn Error + Send + Sync>`
+/// (and `io::Error::other`, and error types that ask for both).
+struct Payload(Box<dyn Any + Send + 'static>);
+
+// SAFETY: no method reads the box through `&Payload`; it is only moved.
+unsafe impl Sync for Payload {}
+
+impl Kind {
+    fn panicked(payload: Box<dyn Any + Send + 'static>) -> Kind {
+        let message = panic_message(payload.as_ref()).map(Box::from);
+        Kind::Panicked {
+            payload: Payload(payload),
+            message,
+        }
+    }
 }
 
 impl<T> JoinHandle<T> {
@@ -142,7 +166,7 @@ impl JoinError {
     /// Whether the fiber panicked (rather than being cancelled, or never
     /// starting).
     pub fn is_panic(&self) -> bool {
-        matches!(self.kind, Kind::Panicked(_))
+        matches!(self.kind, Kind::Panicked { .. })
     }
 
     /// Whether the fiber was cancelled before it finished: by
@@ -166,7 +190,7 @@ impl JoinError {
     /// The panic message, when the payload is a string.
     pub fn panic_message(&self) -> Option<&str> {
         match &self.kind {
-            Kind::Panicked(p) => panic_message(p.as_ref()),
+            Kind::Panicked { message, .. } => message.as_deref(),
             _ => None,
         }
     }
@@ -175,7 +199,7 @@ impl JoinError {
     /// `std::panic::resume_unwind`.
     pub fn into_panic(self) -> Option<Box<dyn Any + Send + 'static>> {
         match self.kind {
-            Kind::Panicked(p) => Some(p),
+            Kind::Panicked { payload, .. } => Some(payload.0),
             _ => None,
         }
     }
@@ -198,7 +222,7 @@ impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.fiber_name();
         match &self.kind {
-            Kind::Panicked(_) => match self.panic_message() {
+            Kind::Panicked { .. } => match self.panic_message() {
                 Some(msg) => write!(f, "fiber '{name}' panicked: {msg}"),
                 None => write!(f, "fiber '{name}' panicked"),
             },
@@ -264,7 +288,7 @@ where
             let kind = if payload.is::<Cancelled>() {
                 cancelled(task)
             } else {
-                Kind::Panicked(payload)
+                Kind::panicked(payload)
             };
             error(task, kind)
         });
