@@ -38,7 +38,11 @@ fn since(start: Instant, n: u64) -> f64 {
 }
 
 pub fn tcp_ping_pong() -> Report {
-    tcp_echo(1, 20_000, "TCP echo round trip, one connection, loopback, 2 workers")
+    tcp_echo(
+        1,
+        20_000,
+        "TCP echo round trip, one connection, loopback, 2 workers",
+    )
 }
 
 pub fn tcp_many() -> Report {

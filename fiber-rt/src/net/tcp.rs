@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::connect::connect;
-use super::reactor::cvt;
 use super::each_addr;
+use super::reactor::cvt;
 use super::registered::Registered;
 use super::source::Interest;
 

@@ -38,9 +38,7 @@ enum Kind {
     },
     /// By [`JoinHandle::cancel`], or with `by_shutdown` by the runtime's
     /// shutdown.
-    Cancelled {
-        by_shutdown: bool,
-    },
+    Cancelled { by_shutdown: bool },
     /// No stack could be had for the fiber's first run.
     NoStack(io::Error),
 }
