@@ -12,7 +12,7 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fiber_rt::net::{TcpListener, TcpStream, UdpSocket};
+use fiber_rt::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
 use fiber_rt::{Builder, JoinError, JoinHandle, Runtime};
 
 /// Joins `handle` from a plain thread. A fiber not done within a minute
@@ -394,4 +394,77 @@ fn handles_are_send_and_sync() {
     check::<TcpListener>();
     check::<TcpStream>();
     check::<UdpSocket>();
+    check::<UnixListener>();
+    check::<UnixStream>();
+}
+
+#[test]
+fn a_unix_stream_pair_ping_pongs_on_one_worker() {
+    const ROUNDS: u32 = 2000;
+    let rt = one_worker();
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    let ponger = rt.spawn(move || {
+        let mut buf = [0; 4];
+        while b.read_exact(&mut buf).is_ok() {
+            b.write_all(&(u32::from_le_bytes(buf) + 1).to_le_bytes())
+                .unwrap();
+        }
+    });
+    let pinger = rt.spawn(move || {
+        let mut value = 0u32;
+        let mut buf = [0; 4];
+        for _ in 0..ROUNDS {
+            a.write_all(&value.to_le_bytes()).unwrap();
+            a.read_exact(&mut buf).unwrap();
+            value = u32::from_le_bytes(buf);
+        }
+        value
+    });
+    assert_eq!(join_within_a_minute(pinger).unwrap(), ROUNDS);
+    join_within_a_minute(ponger).unwrap();
+}
+
+#[test]
+fn a_unix_listener_serves_many_clients_on_one_worker_and_times_out() {
+    const CLIENTS: usize = 32;
+    let dir = std::env::temp_dir().join(format!("fiber-net-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("echo.sock");
+    let rt = one_worker();
+    let listener = UnixListener::bind(&path).unwrap();
+    let server = rt.spawn(move || {
+        let served: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                let (mut stream, _) = listener.accept().unwrap();
+                fiber_rt::spawn(move || {
+                    let mut all = Vec::new();
+                    stream.read_to_end(&mut all).unwrap();
+                    stream.write_all(&all).unwrap();
+                })
+            })
+            .collect();
+        served.into_iter().for_each(|h| h.join().unwrap());
+        listener
+            .set_accept_timeout(Some(Duration::from_millis(10)))
+            .unwrap();
+        listener.accept().unwrap_err().kind()
+    });
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|id| {
+            let path = path.clone();
+            rt.spawn(move || {
+                let mut stream = UnixStream::connect(&path).unwrap();
+                stream.write_all(format!("client {id}").as_bytes()).unwrap();
+                stream.shutdown(Shutdown::Write).unwrap();
+                let mut reply = String::new();
+                stream.read_to_string(&mut reply).unwrap();
+                reply == format!("client {id}")
+            })
+        })
+        .collect();
+    for client in clients {
+        assert!(join_within_a_minute(client).unwrap());
+    }
+    assert_eq!(join_within_a_minute(server).unwrap(), ErrorKind::TimedOut);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

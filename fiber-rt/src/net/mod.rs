@@ -1,6 +1,7 @@
 //! Network sockets whose waits park the fiber, never its worker thread:
 //! [`TcpListener`], [`TcpStream`] and [`UdpSocket`], with the methods of
-//! their `std::net` counterparts.
+//! their `std::net` counterparts, and [`UnixListener`] and [`UnixStream`],
+//! with those of `std::os::unix::net`.
 //!
 //! A fiber that reads from a socket with nothing to read parks; the
 //! runtime's other fibers run on its worker meanwhile, and the fiber is
@@ -25,15 +26,108 @@
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
+/// `Read` and `Write` for a stream type and for shared references to it
+/// (so that one fiber may read while another writes), and its
+/// descriptor. The type has an `inner: Arc<Registered<_>>`.
+macro_rules! stream_impls {
+    ($stream:ident) => {
+        impl std::io::Read for &$stream {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.inner.io(
+                    $crate::net::source::Interest::Read,
+                    &concat!(stringify!($stream), "::read"),
+                    |mut s| std::io::Read::read(&mut s, buf),
+                )
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                self.inner.io(
+                    $crate::net::source::Interest::Read,
+                    &concat!(stringify!($stream), "::read"),
+                    |mut s| std::io::Read::read_vectored(&mut s, bufs),
+                )
+            }
+        }
+
+        impl std::io::Write for &$stream {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.inner.io(
+                    $crate::net::source::Interest::Write,
+                    &concat!(stringify!($stream), "::write"),
+                    |mut s| std::io::Write::write(&mut s, buf),
+                )
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                self.inner.io(
+                    $crate::net::source::Interest::Write,
+                    &concat!(stringify!($stream), "::write"),
+                    |mut s| std::io::Write::write_vectored(&mut s, bufs),
+                )
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                // Nothing is buffered here.
+                Ok(())
+            }
+        }
+
+        impl std::io::Read for $stream {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                (&*self).read(buf)
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                (&*self).read_vectored(bufs)
+            }
+        }
+
+        impl std::io::Write for $stream {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                (&*self).write(buf)
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                (&*self).write_vectored(bufs)
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $stream {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.inner.as_raw_fd()
+            }
+        }
+
+        impl std::os::fd::AsFd for $stream {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.inner.socket().as_fd()
+            }
+        }
+    };
+}
+pub(crate) use stream_impls;
+
 mod connect;
 mod reactor;
 mod registered;
 mod source;
 mod tcp;
 mod udp;
+mod unix;
 
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
+pub use unix::{UnixListener, UnixStream};
 
 /// Runs `f` on each of `addr`'s addresses until one succeeds; the last
 /// error otherwise, as std does.
