@@ -468,3 +468,43 @@ fn a_unix_listener_serves_many_clients_on_one_worker_and_times_out() {
     assert_eq!(join_within_a_minute(server).unwrap(), ErrorKind::TimedOut);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn dropping_the_runtime_cancels_fibers_parked_on_sockets() {
+    let (listener, addr) = listener();
+    let unwound = Arc::new(AtomicUsize::new(0));
+    /// Counts the fibers whose destructors ran.
+    struct Unwound(Arc<AtomicUsize>);
+    impl Drop for Unwound {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+    let (parked_tx, parked) = std_mpsc::channel();
+    let rt = one_worker();
+    let guard = Unwound(unwound.clone());
+    let accepting = rt.spawn(move || {
+        let _guard = guard;
+        let (stream, _) = listener.accept().unwrap();
+        stream
+    });
+    let guard = Unwound(unwound.clone());
+    let _reading = rt.spawn(move || {
+        let _guard = guard;
+        let mut stream = TcpStream::connect(addr).unwrap();
+        parked_tx.send(()).unwrap();
+        stream.read(&mut [0; 8])
+    });
+    parked.recv().unwrap();
+    let _server_side = join_within_a_minute(accepting).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let (dropped_tx, dropped) = std_mpsc::channel();
+    std::thread::spawn(move || {
+        drop(rt);
+        dropped_tx.send(()).unwrap();
+    });
+    dropped
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the runtime's drop returned");
+    assert_eq!(unwound.load(SeqCst), 2, "both fibers unwound");
+}
