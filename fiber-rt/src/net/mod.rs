@@ -117,6 +117,41 @@ macro_rules! stream_impls {
 }
 pub(crate) use stream_impls;
 
+/// A socket type's time-out methods and `take_error`, inside its `impl`
+/// block. The type has an `inner: Arc<Registered<_>>`.
+macro_rules! timeout_methods {
+    () => {
+        /// Sets the time-out of reads (receives): past it, a wait fails
+        /// with `TimedOut`. `None` waits for good; a zero duration is an
+        /// error, as with std.
+        pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+            self.inner.set_timeout(Interest::Read, timeout)
+        }
+
+        /// Sets the time-out of writes (sends), as
+        /// [`set_read_timeout`](Self::set_read_timeout) does for reads.
+        pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+            self.inner.set_timeout(Interest::Write, timeout)
+        }
+
+        /// The read time-out.
+        pub fn read_timeout(&self) -> Option<Duration> {
+            self.inner.timeout(Interest::Read)
+        }
+
+        /// The write time-out.
+        pub fn write_timeout(&self) -> Option<Duration> {
+            self.inner.timeout(Interest::Write)
+        }
+
+        /// Takes the socket's pending error, if any.
+        pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+            self.inner.socket().take_error()
+        }
+    };
+}
+pub(crate) use timeout_methods;
+
 mod connect;
 mod reactor;
 mod registered;

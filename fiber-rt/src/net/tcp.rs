@@ -202,27 +202,7 @@ impl TcpStream {
             .io(Interest::Read, &"TcpStream::peek", |s| s.peek(buf))
     }
 
-    /// Sets the read time-out; `None` waits for good, a zero duration is
-    /// an error.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.inner.set_timeout(Interest::Read, timeout)
-    }
-
-    /// Sets the write time-out; `None` waits for good, a zero duration is
-    /// an error.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.inner.set_timeout(Interest::Write, timeout)
-    }
-
-    /// The read time-out.
-    pub fn read_timeout(&self) -> Option<Duration> {
-        self.inner.timeout(Interest::Read)
-    }
-
-    /// The write time-out.
-    pub fn write_timeout(&self) -> Option<Duration> {
-        self.inner.timeout(Interest::Write)
-    }
+    super::timeout_methods!();
 
     /// Sets `TCP_NODELAY` (Nagle's algorithm off when `true`).
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
@@ -242,11 +222,6 @@ impl TcpStream {
     /// The IP time-to-live.
     pub fn ttl(&self) -> io::Result<u32> {
         self.inner.socket().ttl()
-    }
-
-    /// Takes the socket's pending error, if any.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.socket().take_error()
     }
 }
 

@@ -114,27 +114,7 @@ impl UdpSocket {
         self.inner.socket().peer_addr()
     }
 
-    /// Sets the receive time-out; `None` waits for good, a zero duration
-    /// is an error.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.inner.set_timeout(Interest::Read, timeout)
-    }
-
-    /// Sets the send time-out; `None` waits for good, a zero duration is
-    /// an error.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.inner.set_timeout(Interest::Write, timeout)
-    }
-
-    /// The receive time-out.
-    pub fn read_timeout(&self) -> Option<Duration> {
-        self.inner.timeout(Interest::Read)
-    }
-
-    /// The send time-out.
-    pub fn write_timeout(&self) -> Option<Duration> {
-        self.inner.timeout(Interest::Write)
-    }
+    super::timeout_methods!();
 
     /// Sets `SO_BROADCAST`.
     pub fn set_broadcast(&self, broadcast: bool) -> io::Result<()> {
@@ -154,11 +134,6 @@ impl UdpSocket {
     /// The IP time-to-live.
     pub fn ttl(&self) -> io::Result<u32> {
         self.inner.socket().ttl()
-    }
-
-    /// Takes the socket's pending error, if any.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.socket().take_error()
     }
 }
 

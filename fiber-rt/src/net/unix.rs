@@ -163,32 +163,7 @@ impl UnixStream {
         self.inner.socket().shutdown(how)
     }
 
-    /// Sets the read time-out; `None` waits for good, a zero duration is
-    /// an error.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.inner.set_timeout(Interest::Read, timeout)
-    }
-
-    /// Sets the write time-out; `None` waits for good, a zero duration is
-    /// an error.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.inner.set_timeout(Interest::Write, timeout)
-    }
-
-    /// The read time-out.
-    pub fn read_timeout(&self) -> Option<Duration> {
-        self.inner.timeout(Interest::Read)
-    }
-
-    /// The write time-out.
-    pub fn write_timeout(&self) -> Option<Duration> {
-        self.inner.timeout(Interest::Write)
-    }
-
-    /// Takes the socket's pending error, if any.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.socket().take_error()
-    }
+    super::timeout_methods!();
 }
 
 super::stream_impls!(UnixStream);
