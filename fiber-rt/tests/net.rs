@@ -157,7 +157,10 @@ fn a_read_time_out_ends_the_wait_and_the_worker_runs_others_meanwhile() {
         stream
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
-        assert_eq!(stream.read_timeout(), Some(Duration::from_millis(100)));
+        assert_eq!(
+            stream.read_timeout().unwrap(),
+            Some(Duration::from_millis(100))
+        );
         let start = Instant::now();
         let error = stream.read(&mut [0; 8]).unwrap_err();
         (error.kind(), start.elapsed())
@@ -181,7 +184,10 @@ fn a_zero_time_out_is_refused_as_std_refuses_it() {
         .set_accept_timeout(Some(Duration::ZERO))
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::InvalidInput);
-    assert_eq!(listener.accept_timeout(), None);
+    assert_eq!(listener.accept_timeout().unwrap(), None);
+    let error =
+        TcpStream::connect_timeout(&listener.local_addr().unwrap(), Duration::ZERO).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidInput);
 }
 
 #[test]
@@ -507,4 +513,51 @@ fn dropping_the_runtime_cancels_fibers_parked_on_sockets() {
         .recv_timeout(Duration::from_secs(60))
         .expect("the runtime's drop returned");
     assert_eq!(unwound.load(SeqCst), 2, "both fibers unwound");
+}
+
+#[test]
+fn a_time_out_set_on_the_std_socket_carries_over() {
+    let (listener, addr) = listener();
+    let std_stream = std::net::TcpStream::connect(addr).unwrap();
+    std_stream
+        .set_read_timeout(Some(Duration::from_millis(30)))
+        .unwrap();
+    // As the kernel keeps it (rounded to its clock's ticks).
+    let kept = std_stream.read_timeout().unwrap();
+    assert!(kept.is_some());
+    let stream = TcpStream::from_std(std_stream).unwrap();
+    assert_eq!(stream.read_timeout().unwrap(), kept);
+    let _server_side = listener.accept().unwrap();
+    // On a plain thread, which polls the socket itself.
+    let start = Instant::now();
+    let error = (&stream).read(&mut [0; 4]).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::TimedOut);
+    assert!(start.elapsed() >= Duration::from_millis(30));
+}
+
+#[test]
+fn fibers_on_two_runtimes_wait_on_sockets_at_once() {
+    // Each runtime's idle worker waits for the same epoll instance; a
+    // socket's event wakes its fiber whichever of them takes it.
+    let (a, b) = (one_worker(), one_worker());
+    let (listener, addr) = listener();
+    let server = a.spawn(move || echo_server(listener, 2));
+    let clients: Vec<_> = [&a, &b]
+        .into_iter()
+        .map(|rt| {
+            rt.spawn(move || {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                for round in 0..200u32 {
+                    stream.write_all(&round.to_le_bytes()).unwrap();
+                    let mut buf = [0; 4];
+                    stream.read_exact(&mut buf).unwrap();
+                    assert_eq!(u32::from_le_bytes(buf), round);
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        join_within_a_minute(client).unwrap();
+    }
+    join_within_a_minute(server).unwrap();
 }

@@ -50,7 +50,7 @@ pub(crate) fn connect(
     loop {
         if !socket
             .source()
-            .wait_past(Interest::Write, seen, deadline, &"TcpStream::connect")
+            .wait(fd, Interest::Write, seen, deadline, &"TcpStream::connect")
         {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,

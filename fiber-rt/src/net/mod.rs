@@ -10,10 +10,14 @@
 //! a worker thread serves any number of them. From a plain thread the
 //! same calls block the thread, as std's do.
 //!
-//! One thread per process, started at the first socket, waits for every
-//! socket at once in `epoll_wait`, each registered once, edge-triggered:
-//! an operation that can go ahead costs its system call and an atomic
-//! load, and only one that would block talks to that thread.
+//! Every socket is registered once, edge-triggered, with one epoll
+//! instance per process. An operation that can go ahead costs its system
+//! call and an atomic load; one that would block parks the fiber until
+//! the socket's next edge. No thread of its own waits for the edges: an
+//! idle worker waits for them in place of sleeping, so the fiber a socket
+//! wakes is queued by a thread that is awake already, and the preemption
+//! monitor takes them at its ticks while every worker is busy (as Go's
+//! scheduler polls the network). A plain thread polls its socket itself.
 //!
 //! What does not park: resolving a host name (`"example.com:80"`) blocks
 //! the calling thread, as std's resolver does; resolve in
@@ -135,13 +139,13 @@ macro_rules! timeout_methods {
         }
 
         /// The read time-out.
-        pub fn read_timeout(&self) -> Option<Duration> {
-            self.inner.timeout(Interest::Read)
+        pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+            Ok(self.inner.timeout(Interest::Read))
         }
 
         /// The write time-out.
-        pub fn write_timeout(&self) -> Option<Duration> {
-            self.inner.timeout(Interest::Write)
+        pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+            Ok(self.inner.timeout(Interest::Write))
         }
 
         /// Takes the socket's pending error, if any.
@@ -153,7 +157,7 @@ macro_rules! timeout_methods {
 pub(crate) use timeout_methods;
 
 mod connect;
-mod reactor;
+pub(crate) mod reactor;
 mod registered;
 mod source;
 mod tcp;

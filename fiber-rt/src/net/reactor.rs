@@ -1,185 +1,178 @@
-//! The process's one I/O thread: it waits in `epoll_wait` for every
-//! registered socket at once and wakes the fibers (or threads) waiting on
-//! the sockets that became ready.
+//! The process's one epoll instance, which every socket is registered
+//! with, once, edge-triggered, for both directions; and the harvest of its
+//! events, which bumps the edge counts of the sockets they name and wakes
+//! the fibers waiting for them (see `source.rs`).
 //!
-//! Sockets are registered once, edge-triggered, for both directions, so a
-//! socket costs no system call per wait: a fiber tries its operation, and
-//! only after `EAGAIN` waits for the next edge (see `source.rs`).
+//! No thread of its own waits for the events. An idle worker does, in
+//! place of sleeping (`sched/sleep`), so that the fiber a socket wakes is
+//! queued by a thread that is awake already, and the preemption monitor
+//! takes what is ready at each of its ticks while every worker is busy.
+//! This is how Go's scheduler polls the network. A plain thread that waits
+//! for a socket polls that socket itself (`poll`), and needs none of it.
 //!
-//! A registration's [`Source`] is shared with the epoll instance by a
-//! pointer (the event's user data). A socket that closes takes its source
-//! out of the epoll set, then hands its reference to the I/O thread, which
-//! drops it only after the events it is handling: an event it took from
-//! the kernel before the removal may still name the source, never one it
-//! takes afterwards.
+//! A socket's [`Source`] lives in a slab that is never freed, and the
+//! event's user data is its index: an event harvested just before its
+//! socket closed may bump the counts of the next socket to take the slot,
+//! which only makes that socket's waiters try their operation again.
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use super::source::Source;
 
-/// Events handled per `epoll_wait`.
-const EVENTS: usize = 256;
+/// Events taken from the kernel per `epoll_wait`.
+const EVENTS: usize = 64;
+/// Sources per slab chunk, and chunks at most: a million sockets at once.
+const CHUNK: usize = 1024;
+const CHUNKS: usize = 1024;
 
-/// The user data of the eventfd that wakes the I/O thread (no source is
-/// ever at address 0).
-const WAKE_TOKEN: u64 = 0;
-
-/// The epoll instance and its thread.
+/// The epoll instance and the slab of sources.
 pub(crate) struct Reactor {
     epoll: RawFd,
-    /// Wakes the I/O thread so that it drops retired sources.
-    wake: RawFd,
-    /// Sources taken out of the epoll set, to drop after the events in
-    /// hand.
-    retired: Mutex<Vec<Arc<Source>>>,
+    /// Chunks of sources, made as needed and never freed, so that a
+    /// harvest finds a source by its index without a lock.
+    chunks: Box<[OnceLock<Box<[Source]>>]>,
+    /// Indexes given back by closed sockets, and the next never used.
+    free: Mutex<(Vec<u32>, u32)>,
+    /// Registered sockets; workers drive the reactor only while there are
+    /// any.
+    registered: AtomicUsize,
 }
 
-static REACTOR: OnceLock<Result<Reactor, io::ErrorKind>> = OnceLock::new();
+static REACTOR: OnceLock<Reactor> = OnceLock::new();
 
-/// The reactor, started at first use. A failure to start it (no file
-/// descriptors or threads left) is returned to every caller.
+/// The reactor, made at first use. A failure to make it (no file
+/// descriptors left) is returned, and the next call tries again.
 pub(crate) fn get() -> io::Result<&'static Reactor> {
-    REACTOR
-        .get_or_init(|| Reactor::start().map_err(|e| e.kind()))
-        .as_ref()
-        .map_err(|&kind| io::Error::new(kind, "fiber-rt could not start its I/O thread"))
+    if let Some(reactor) = REACTOR.get() {
+        return Ok(reactor);
+    }
+    /// Makes one reactor at a time, so that no epoll instance is made
+    /// only to be dropped.
+    static MAKING: Mutex<()> = Mutex::new(());
+    let _making = MAKING.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(reactor) = REACTOR.get() {
+        return Ok(reactor);
+    }
+    let reactor = Reactor::new()?;
+    Ok(REACTOR.get_or_init(|| reactor))
+}
+
+/// The reactor, if sockets are registered with it now: a worker waits for
+/// sockets only then.
+pub(crate) fn in_use() -> Option<&'static Reactor> {
+    let reactor = REACTOR.get()?;
+    // Relaxed: a hint. A fiber that parks on a socket registered it first,
+    // on a worker that then drives, or that the monitor's ticks cover.
+    (reactor.registered.load(Ordering::Relaxed) > 0).then_some(reactor)
 }
 
 impl Reactor {
-    fn start() -> io::Result<Reactor> {
-        // SAFETY: plain system calls; every descriptor made here is either
-        // kept in the reactor or closed on the error path.
+    fn new() -> io::Result<Reactor> {
+        // SAFETY: a plain system call.
         let epoll = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
-        // SAFETY: as above.
-        let wake = match cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) }) {
-            Ok(fd) => fd,
-            Err(e) => {
-                close(epoll);
-                return Err(e);
+        Ok(Reactor {
+            epoll,
+            chunks: (0..CHUNKS).map(|_| OnceLock::new()).collect(),
+            free: Mutex::new((Vec::new(), 0)),
+            registered: AtomicUsize::new(0),
+        })
+    }
+
+    /// The epoll descriptor, for a driver to wait on (nested in its own).
+    pub(crate) fn fd(&self) -> RawFd {
+        self.epoll
+    }
+
+    /// The source at `index`, if its chunk was made.
+    fn source(&self, index: u32) -> Option<&Source> {
+        let index = index as usize;
+        self.chunks.get(index / CHUNK)?.get()?.get(index % CHUNK)
+    }
+
+    /// Adds `fd` to the epoll set, both directions, edge-triggered; returns
+    /// its source and the index to give back to
+    /// [`deregister`](Self::deregister).
+    pub(crate) fn register(&self, fd: RawFd) -> io::Result<(&Source, u32)> {
+        let index = {
+            let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+            match free.0.pop() {
+                Some(index) => index,
+                None if (free.1 as usize) < CHUNK * CHUNKS => {
+                    free.1 += 1;
+                    free.1 - 1
+                }
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::OutOfMemory,
+                        "fiber-rt registers a million sockets at most",
+                    ))
+                }
             }
         };
-        let reactor = Reactor {
-            epoll,
-            wake,
-            retired: Mutex::new(Vec::new()),
-        };
-        let mut event = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-            u64: WAKE_TOKEN,
-        };
-        // SAFETY: both descriptors are open; `event` is a valid event.
-        cvt(unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, wake, &mut event) })
-            .inspect_err(|_| reactor.close())?;
-        std::thread::Builder::new()
-            .name("fiber-io".into())
-            // The loop needs little: a buffer of events on the heap.
-            .stack_size(64 * 1024)
-            .spawn(move || {
-                // The reactor is in the static by the time anything is
-                // registered, so the thread finds it there.
-                let reactor = get().expect("the I/O thread runs once its reactor exists");
-                reactor.run()
-            })
-            .inspect_err(|_| reactor.close())?;
-        Ok(reactor)
-    }
-
-    fn close(&self) {
-        close(self.wake);
-        close(self.epoll);
-    }
-
-    /// Adds `fd` to the epoll set, both directions, edge-triggered, with
-    /// `source` as its user data. The reactor keeps a reference to
-    /// `source` until [`deregister`](Self::deregister).
-    pub(crate) fn register(&self, fd: RawFd, source: &Arc<Source>) -> io::Result<()> {
-        let data = Arc::into_raw(source.clone());
+        self.chunks[index as usize / CHUNK]
+            .get_or_init(|| (0..CHUNK).map(|_| Source::default()).collect());
+        let source = self.source(index).expect("its chunk was just made");
         let mut event = libc::epoll_event {
             events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
-            u64: data as u64,
+            u64: u64::from(index),
         };
         // SAFETY: `fd` is an open socket its owner keeps open until it
         // deregisters; `event` is valid.
-        let added =
-            cvt(unsafe { libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_ADD, fd, &mut event) });
-        if added.is_err() {
-            // SAFETY: the reference made above, never given to epoll.
-            drop(unsafe { Arc::from_raw(data) });
+        match cvt(unsafe { libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_ADD, fd, &mut event) }) {
+            Ok(_) => {
+                // Relaxed: see `in_use`.
+                self.registered.fetch_add(1, Ordering::Relaxed);
+                Ok((source, index))
+            }
+            Err(e) => {
+                self.give_back(index);
+                Err(e)
+            }
         }
-        added.map(drop)
     }
 
-    /// Takes `fd` out of the epoll set and lets go of the reactor's
-    /// reference to `source` once no event in hand can name it. `fd` must
-    /// still be open.
-    pub(crate) fn deregister(&self, fd: RawFd, source: &Arc<Source>) {
+    /// Takes `fd`, which must still be open, out of the epoll set, and
+    /// gives its source's slot back.
+    pub(crate) fn deregister(&self, fd: RawFd, index: u32) {
         // SAFETY: `fd` is open (the caller closes it afterwards). A null
         // event is allowed for EPOLL_CTL_DEL since Linux 2.6.9.
-        let removed =
-            unsafe { libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
-        if removed != 0 {
-            // Never registered, or already gone: no reference to give back
-            // (a leak of one source at worst, if the kernel failed to
-            // remove a registered descriptor).
-            return;
-        }
-        // SAFETY: the reference `register` made by `into_raw` for epoll,
-        // which no longer holds it. The retired list keeps it until the
-        // I/O thread has handled the events in hand.
-        let held = unsafe { Arc::from_raw(Arc::as_ptr(source)) };
-        let first = {
-            let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
-            retired.push(held);
-            retired.len() == 1
+        unsafe { libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
+        // Relaxed: see `in_use`.
+        self.registered.fetch_sub(1, Ordering::Relaxed);
+        self.give_back(index);
+    }
+
+    fn give_back(&self, index: u32) {
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        free.0.push(index);
+    }
+
+    /// Takes the events that are ready, waiting for them up to `timeout_ms`
+    /// (0: not at all), and wakes their waiters. Returns how many it took.
+    /// Any thread may harvest, several at once.
+    pub(crate) fn harvest(&self, timeout_ms: libc::c_int) -> usize {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; EVENTS];
+        // SAFETY: `events` has room for EVENTS entries.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.epoll,
+                events.as_mut_ptr(),
+                EVENTS as libc::c_int,
+                timeout_ms,
+            )
         };
-        if first {
-            self.wake_thread();
-        }
-    }
-
-    fn wake_thread(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a live u64 to the eventfd. A full
-        // counter (EAGAIN) already wakes the thread.
-        unsafe { libc::write(self.wake, (&one as *const u64).cast(), 8) };
-    }
-
-    /// The I/O thread's loop.
-    fn run(&self) -> ! {
-        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS];
-        loop {
-            // SAFETY: `events` has room for EVENTS entries.
-            let n = unsafe {
-                libc::epoll_wait(self.epoll, events.as_mut_ptr(), EVENTS as libc::c_int, -1)
-            };
-            // EINTR: a signal for this thread; anything else cannot happen
-            // with a valid epoll descriptor and buffer.
-            let n = usize::try_from(n).unwrap_or(0);
-            for event in &events[..n] {
-                let (token, bits) = (event.u64, event.events);
-                if token == WAKE_TOKEN {
-                    self.drain_wake();
-                    continue;
-                }
-                // SAFETY: a source's pointer stays valid while it is in the
-                // epoll set, and after its removal until the retired list
-                // is dropped below, after this batch.
-                let source = unsafe { &*(token as *const Source) };
+        // EINTR (a signal) or nothing ready: nothing taken.
+        let n = usize::try_from(n).unwrap_or(0);
+        for event in &events[..n] {
+            let (index, bits) = (event.u64, event.events);
+            if let Some(source) = u32::try_from(index).ok().and_then(|i| self.source(i)) {
                 source.on_event(bits);
             }
-            let retired =
-                std::mem::take(&mut *self.retired.lock().unwrap_or_else(PoisonError::into_inner));
-            drop(retired);
         }
-    }
-
-    fn drain_wake(&self) {
-        let mut count: u64 = 0;
-        // SAFETY: reads 8 bytes into a live u64; the eventfd is
-        // non-blocking, so an empty one returns EAGAIN at once.
-        unsafe { libc::read(self.wake, (&mut count as *mut u64).cast(), 8) };
+        n
     }
 }
 
@@ -190,9 +183,4 @@ pub(crate) fn cvt(result: libc::c_int) -> io::Result<libc::c_int> {
     } else {
         Ok(result)
     }
-}
-
-fn close(fd: RawFd) {
-    // SAFETY: closes a descriptor this module made and no one else uses.
-    unsafe { libc::close(fd) };
 }

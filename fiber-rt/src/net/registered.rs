@@ -1,20 +1,21 @@
-//! A std socket in non-blocking mode, registered with the I/O thread, with
+//! A std socket in non-blocking mode, registered with the reactor, with
 //! the time-outs its handles share.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::reactor;
-use super::source::{Interest, Source};
+use super::source::{Deadline, Interest, Source};
 use crate::sched::park::Reason;
 
 /// A registered socket; taken out of the epoll set before it closes.
 pub(crate) struct Registered<S: AsRawFd> {
     socket: S,
-    source: Arc<Source>,
+    source: &'static Source,
+    /// The source's slot in the reactor.
+    index: u32,
     /// Read and write time-outs in nanoseconds; 0 for none.
     read_timeout: AtomicU64,
     write_timeout: AtomicU64,
@@ -23,13 +24,17 @@ pub(crate) struct Registered<S: AsRawFd> {
 impl<S: AsRawFd> Registered<S> {
     /// Registers `socket`, which must already be non-blocking.
     pub(crate) fn new(socket: S) -> io::Result<Self> {
-        let source = Arc::new(Source::default());
-        reactor::get()?.register(socket.as_raw_fd(), &source)?;
+        // Time-outs set on the socket before (std's `set_read_timeout`) do
+        // nothing in non-blocking mode: they become ours.
+        let read_timeout = socket_timeout(&socket, libc::SO_RCVTIMEO)?;
+        let write_timeout = socket_timeout(&socket, libc::SO_SNDTIMEO)?;
+        let (source, index) = reactor::get()?.register(socket.as_raw_fd())?;
         Ok(Registered {
             socket,
             source,
-            read_timeout: AtomicU64::new(0),
-            write_timeout: AtomicU64::new(0),
+            index,
+            read_timeout: AtomicU64::new(read_timeout),
+            write_timeout: AtomicU64::new(write_timeout),
         })
     }
 
@@ -38,7 +43,7 @@ impl<S: AsRawFd> Registered<S> {
     }
 
     pub(crate) fn source(&self) -> &Source {
-        &self.source
+        self.source
     }
 
     /// Runs `op` until it does not block, parking the caller meanwhile,
@@ -47,24 +52,15 @@ impl<S: AsRawFd> Registered<S> {
         &self,
         interest: Interest,
         reason: Reason,
-        op: impl FnMut(&S) -> io::Result<T>,
-    ) -> io::Result<T> {
-        let deadline = self
-            .timeout(interest)
-            .map(crate::sync::waiter::deadline_after);
-        self.io_until(interest, deadline, reason, op)
-    }
-
-    /// [`io`](Self::io) with a deadline of the caller's.
-    pub(crate) fn io_until<T>(
-        &self,
-        interest: Interest,
-        deadline: Option<Instant>,
-        reason: Reason,
         mut op: impl FnMut(&S) -> io::Result<T>,
     ) -> io::Result<T> {
+        let deadline = match self.timeout(interest) {
+            Some(timeout) => Deadline::After(timeout),
+            None => Deadline::None,
+        };
+        let fd = self.socket.as_raw_fd();
         self.source
-            .io(interest, deadline, reason, || op(&self.socket))
+            .io(fd, interest, deadline, reason, || op(&self.socket))
     }
 
     /// Sets the time-out of `interest`'s operations; `None` waits for good.
@@ -111,12 +107,35 @@ impl<S: AsRawFd> Registered<S> {
     }
 }
 
+/// A socket's `option` time-out (`SO_RCVTIMEO` or `SO_SNDTIMEO`) in
+/// nanoseconds, 0 for none.
+fn socket_timeout(socket: &impl AsRawFd, option: libc::c_int) -> io::Result<u64> {
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+    // SAFETY: `tv` and `len` are live and `len` is `tv`'s size.
+    reactor::cvt(unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&mut tv as *mut libc::timeval).cast(),
+            &mut len,
+        )
+    })?;
+    let timeout =
+        Duration::new(tv.tv_sec.max(0) as u64, 0) + Duration::from_micros(tv.tv_usec.max(0) as u64);
+    Ok(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX))
+}
+
 impl<S: AsRawFd> Drop for Registered<S> {
     fn drop(&mut self) {
         // Before `socket` closes: the descriptor must be open to be taken
         // out, and a new socket may reuse its number at once.
         if let Ok(reactor) = reactor::get() {
-            reactor.deregister(self.socket.as_raw_fd(), &self.source);
+            reactor.deregister(self.socket.as_raw_fd(), self.index);
         }
     }
 }

@@ -1,5 +1,5 @@
 //! What a registered socket keeps for its waiters: per direction, a count
-//! of the readiness edges the I/O thread has seen, and the parties
+//! of the readiness edges harvested from epoll so far, and the parties
 //! waiting for the next one.
 //!
 //! The protocol needs no clearing of readiness, so any number of fibers
@@ -9,17 +9,19 @@
 //! edge that came after the read makes the party try again; one that came
 //! before it left the socket ready, so the operation would not have said
 //! `EAGAIN`. The wait registers under the direction's lock and looks at
-//! the count again there, and the I/O thread bumps the count before it
+//! the count again there, and a harvest bumps the count before it
 //! takes that lock to wake the waiters: a wake-up is never lost between
 //! the look and the park.
 
 use std::collections::VecDeque;
 use std::io;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use crate::sched::park::Reason;
+use crate::sched::task::Task;
 use crate::sync::waiter::{self, Waiter};
 
 /// Which readiness an operation waits for.
@@ -29,7 +31,7 @@ pub(crate) enum Interest {
     Write,
 }
 
-/// A socket's readiness, shared by its handles and the I/O thread.
+/// A socket's readiness, shared by its handles and the harvests.
 #[derive(Default)]
 pub(crate) struct Source {
     read: Direction,
@@ -45,15 +47,15 @@ struct Direction {
 }
 
 impl Source {
-    /// Called by the I/O thread with an event's bits.
+    /// Called by a harvest with an event's bits.
     pub(crate) fn on_event(&self, bits: u32) {
         // A hang-up or an error ends waits in both directions: the next
         // operation reports it (or reads the end of the stream).
-        let fail = (libc::EPOLLHUP | libc::EPOLLERR) as u32;
-        if bits & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI) as u32 | bits & fail != 0 {
+        let fail = libc::EPOLLHUP | libc::EPOLLERR;
+        if bits & (libc::EPOLLIN | libc::EPOLLRDHUP | fail) as u32 != 0 {
             self.read.edge();
         }
-        if bits & libc::EPOLLOUT as u32 | bits & fail != 0 {
+        if bits & (libc::EPOLLOUT | fail) as u32 != 0 {
             self.write.edge();
         }
     }
@@ -65,58 +67,131 @@ impl Source {
         }
     }
 
-    /// Runs `op` (a non-blocking operation) until it does anything but
-    /// fail with `WouldBlock` or `Interrupted`, waiting for the next edge of
-    /// `interest` after each `WouldBlock`. Past `deadline`, fails with
-    /// `TimedOut`.
+    /// Runs `op` (a non-blocking operation on `fd`) until it does anything
+    /// but fail with `WouldBlock` or `Interrupted`, waiting for `interest`
+    /// after each `WouldBlock`. Past `deadline` (`Deadline::After` counts
+    /// from the first `WouldBlock`, so that an operation that goes ahead
+    /// never reads the clock), fails with `TimedOut`.
     pub(crate) fn io<T>(
         &self,
+        fd: RawFd,
         interest: Interest,
-        deadline: Option<Instant>,
+        mut deadline: Deadline,
         reason: Reason,
         mut op: impl FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
-        let direction = self.direction(interest);
         loop {
-            let seen = direction.seen();
+            let seen = self.seen(interest);
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 done => return done,
             }
-            if !direction.wait_past(seen, deadline, reason) {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("{} timed out", reason),
-                ));
+            let at = deadline.start();
+            // Looked at before each wait, not only by it: a party that keeps
+            // losing a shared socket's edges to others would otherwise go
+            // on past its deadline.
+            if at.is_some_and(|at| Instant::now() >= at)
+                || !self.wait(fd, interest, seen, at, reason)
+            {
+                return Err(timed_out(reason));
             }
         }
     }
 
-    /// The count of `interest`'s edges, to wait past with
-    /// [`wait_past`](Self::wait_past) (for operations that are not a
-    /// single call, such as a connect).
+    /// The count of `interest`'s edges, to [`wait`](Self::wait) past (for
+    /// operations that are not a single call, such as a connect).
     pub(crate) fn seen(&self, interest: Interest) -> u64 {
         self.direction(interest).seen()
     }
 
-    /// Waits until `interest` has had an edge past `seen`; `false` if
-    /// `deadline` came first.
-    pub(crate) fn wait_past(
+    /// Waits until `interest` may have come on `fd`: a fiber parks until
+    /// the count of its edges is past `seen`; a plain thread polls `fd`.
+    /// `false` if `deadline` came first.
+    pub(crate) fn wait(
         &self,
+        fd: RawFd,
         interest: Interest,
         seen: u64,
         deadline: Option<Instant>,
         reason: Reason,
     ) -> bool {
-        self.direction(interest).wait_past(seen, deadline, reason)
+        if Task::current().is_some() {
+            self.direction(interest).wait_past(seen, deadline, reason)
+        } else {
+            poll(fd, interest, deadline)
+        }
+    }
+}
+
+/// When an operation's wait ends.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Deadline {
+    /// Never.
+    None,
+    /// At this instant.
+    At(Instant),
+    /// This long after the operation first has to wait.
+    After(std::time::Duration),
+}
+
+impl Deadline {
+    /// The instant, fixing an `After` from now on.
+    fn start(&mut self) -> Option<Instant> {
+        match *self {
+            Deadline::None => None,
+            Deadline::At(at) => Some(at),
+            Deadline::After(timeout) => {
+                let at = crate::sync::waiter::deadline_after(timeout);
+                *self = Deadline::At(at);
+                Some(at)
+            }
+        }
+    }
+}
+
+/// The error of a wait that ran out of time.
+pub(crate) fn timed_out(what: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, format!("{what} timed out"))
+}
+
+/// Blocks the calling thread until `fd` is ready for `interest` (or has
+/// hung up, or failed); `false` if `deadline` came first.
+fn poll(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> bool {
+    let events = match interest {
+        Interest::Read => libc::POLLIN | libc::POLLRDHUP,
+        Interest::Write => libc::POLLOUT,
+    };
+    loop {
+        let timeout_ms = match deadline {
+            None => -1,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return false;
+                }
+                // Rounded up, so that the wait never ends early.
+                libc::c_int::try_from(left.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX)
+            }
+        };
+        let mut pollfd = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut pollfd, 1, timeout_ms) };
+        if ready > 0 {
+            return true;
+        }
+        // 0: the time-out ran out (looked at again above); -1: EINTR.
     }
 }
 
 impl Direction {
     fn seen(&self) -> u64 {
         // SeqCst: read before the operation's system call; an edge the
-        // I/O thread counts after this read makes the wait below return.
+        // harvest counts after this read makes the wait below return.
         self.edges.load(Ordering::SeqCst)
     }
 

@@ -95,8 +95,8 @@ impl TcpListener {
     }
 
     /// `accept`'s time-out.
-    pub fn accept_timeout(&self) -> Option<Duration> {
-        self.inner.timeout(Interest::Read)
+    pub fn accept_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.inner.timeout(Interest::Read))
     }
 
     /// Sets the IP time-to-live of connections from this listener.
@@ -156,7 +156,14 @@ impl TcpStream {
     }
 
     /// Connects to `addr`, giving up with `TimedOut` after `timeout`.
+    /// A zero duration is an error, as with std.
     pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        if timeout.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
         let deadline = crate::sync::waiter::deadline_after(timeout);
         connect(addr, Some(deadline)).map(TcpStream::new)
     }
@@ -173,7 +180,9 @@ impl TcpStream {
         }
     }
 
-    /// Another handle to the same socket (its time-outs included).
+    /// Another handle to the same socket, its time-outs included: unlike
+    /// std's, it shares the descriptor (`as_raw_fd` is the same) rather
+    /// than duplicating it, and the socket closes with the last handle.
     pub fn try_clone(&self) -> io::Result<TcpStream> {
         Ok(TcpStream {
             inner: self.inner.clone(),

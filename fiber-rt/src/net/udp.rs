@@ -53,7 +53,8 @@ impl UdpSocket {
         })
     }
 
-    /// Another handle to the same socket (its time-outs included).
+    /// Another handle to the same socket, its time-outs included, sharing
+    /// its descriptor (see [`TcpStream::try_clone`](super::TcpStream::try_clone)).
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
         Ok(UdpSocket {
             inner: self.inner.clone(),

@@ -141,7 +141,8 @@ impl UnixStream {
         })
     }
 
-    /// Another handle to the same socket (its time-outs included).
+    /// Another handle to the same socket, its time-outs included, sharing
+    /// its descriptor (see [`TcpStream::try_clone`](super::TcpStream::try_clone)).
     pub fn try_clone(&self) -> io::Result<UnixStream> {
         Ok(UnixStream {
             inner: self.inner.clone(),

@@ -87,6 +87,11 @@ impl Monitor {
             if state.stop {
                 return;
             }
+            // Sockets' events, for fibers whose workers are all busy: an
+            // idle worker waits for them itself (`sched/sleep/driver.rs`).
+            if let Some(reactor) = crate::net::reactor::in_use() {
+                reactor.harvest(0);
+            }
             let now = Instant::now();
             let mut any_running = false;
             for (index, (clock, seen)) in clocks.iter().zip(seen.iter_mut()).enumerate() {

@@ -161,10 +161,18 @@ impl Worker {
                     }
                 }
                 None => {
-                    self.registry
+                    let drove = self
+                        .registry
                         .sleep
                         .sleep(|| self.registry.has_work_for(self));
                     clock.idle_end(idle);
+                    if let Some(reactor) = drove {
+                        // Counted as searching while it queues the fibers
+                        // the sockets wake, so that no sleeper is signalled
+                        // for them: this worker looks at the queues next.
+                        let _searching = self.registry.start_searching();
+                        reactor.harvest(0);
+                    }
                 }
             }
         }
@@ -618,6 +626,15 @@ impl Worker {
             }
             if self.registry.is_shutdown() {
                 return None;
+            }
+            // Sockets' events that came meanwhile: their fibers are found
+            // by the next round (counted as searching, this signals no
+            // sleeper), where they would wait for the end of the search
+            // and the sleep's wait otherwise.
+            if let Some(reactor) = crate::net::reactor::in_use() {
+                if reactor.harvest(0) > 0 {
+                    continue;
+                }
             }
             if round % 8 == 7 {
                 std::thread::yield_now();

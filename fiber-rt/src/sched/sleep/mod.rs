@@ -1,8 +1,14 @@
-//! Idle workers sleep on a condition variable; see `README.md` beside this
-//! file for the protocol and why it loses no wake-up.
+//! Idle workers sleep on a condition variable, or one of them waits for
+//! sockets (`driver.rs`); see `README.md` beside this file for the
+//! protocol and why it loses no wake-up.
+
+mod driver;
 
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+
+use crate::net::reactor::{self, Reactor};
+use driver::Driver;
 
 pub(crate) struct Sleep {
     /// Workers registered as about to sleep or asleep.
@@ -11,6 +17,10 @@ pub(crate) struct Sleep {
     waking: AtomicBool,
     state: Mutex<State>,
     cv: Condvar,
+    /// Made when a worker first waits for sockets; `None` if it could not
+    /// be made (workers then sleep on the condition variable, and the
+    /// monitor's ticks take the sockets' events).
+    driver: OnceLock<Option<Driver>>,
 }
 
 struct State {
@@ -22,6 +32,12 @@ struct State {
     waking: bool,
     /// Shutdown: nobody sleeps any more.
     all_awake: bool,
+    /// A worker waits for sockets (in place of `cv`).
+    driving: bool,
+    /// That worker was told to come back, and has not yet.
+    driver_woken: bool,
+    /// The driver's wait failed: workers sleep on `cv` only.
+    driver_broken: bool,
 }
 
 impl Sleep {
@@ -34,8 +50,12 @@ impl Sleep {
                 waiting: 0,
                 waking: false,
                 all_awake: false,
+                driving: false,
+                driver_woken: false,
+                driver_broken: false,
             }),
             cv: Condvar::new(),
+            driver: OnceLock::new(),
         }
     }
 
@@ -44,28 +64,62 @@ impl Sleep {
     }
 
     /// Puts the calling worker to sleep unless `has_work` says otherwise
-    /// once it is registered as a sleeper.
-    pub(crate) fn sleep(&self, has_work: impl Fn() -> bool) {
+    /// once it is registered as a sleeper. While sockets are in use, the
+    /// first worker to sleep waits for them instead; then it returns the
+    /// reactor, whose ready events the caller is to take (README,
+    /// "Waiting for sockets").
+    #[must_use = "a driver that came back takes the sockets' events"]
+    pub(crate) fn sleep(&self, has_work: impl Fn() -> bool) -> Option<&'static Reactor> {
         let epoch = self.lock().epoch;
         // SeqCst: the worker half of the Dekker pair (README, step 2).
         self.sleepers.fetch_add(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
+        let mut drove = None;
         if !has_work() {
             let mut state = self.lock();
             if state.epoch == epoch && !state.all_awake {
-                state.waiting += 1;
-                while state.epoch == epoch && !state.all_awake {
-                    state = self.cv.wait(state).unwrap_or_else(|e| e.into_inner());
+                match self.free_driver(&state) {
+                    Some((reactor, driver)) => {
+                        state.driving = true;
+                        drop(state);
+                        let working = driver.wait();
+                        let mut state = self.lock();
+                        state.driving = false;
+                        state.driver_broken |= !working;
+                        state.driver_woken = false;
+                        drove = Some(reactor);
+                    }
+                    None => {
+                        state.waiting += 1;
+                        while state.epoch == epoch && !state.all_awake {
+                            state = self.cv.wait(state).unwrap_or_else(|e| e.into_inner());
+                        }
+                        state.waiting -= 1;
+                        // Whoever wakes clears the flag, so it never outlives
+                        // the signal it stands for. SeqCst: read by `wake_one`.
+                        state.waking = false;
+                        self.waking.store(false, Ordering::SeqCst);
+                    }
                 }
-                state.waiting -= 1;
-                // Whoever wakes clears the flag, so it never outlives the
-                // signal it stands for. SeqCst: read by `wake_one`.
-                state.waking = false;
-                self.waking.store(false, Ordering::SeqCst);
             }
         }
         // SeqCst: keeps the count exact for producers' SeqCst reads.
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        drove
+    }
+
+    /// The reactor and this runtime's driver, if sockets are in use and no
+    /// worker waits for them yet.
+    fn free_driver(&self, state: &State) -> Option<(&'static Reactor, &Driver)> {
+        if state.driving || state.driver_broken {
+            return None;
+        }
+        let reactor = reactor::in_use()?;
+        let driver = self
+            .driver
+            .get_or_init(|| Driver::new(reactor).ok())
+            .as_ref()?;
+        Some((reactor, driver))
     }
 
     /// Wakes one sleeping worker, if any and none is already being woken
@@ -85,6 +139,15 @@ impl Sleep {
             // SeqCst: see `sleep`.
             self.waking.store(true, Ordering::SeqCst);
             self.cv.notify_one();
+        } else if state.driving && !state.driver_woken {
+            state.driver_woken = true;
+            self.wake_driver();
+        }
+    }
+
+    fn wake_driver(&self) {
+        if let Some(Some(driver)) = self.driver.get() {
+            driver.wake();
         }
     }
 
@@ -94,5 +157,8 @@ impl Sleep {
         state.all_awake = true;
         state.epoch += 1;
         self.cv.notify_all();
+        if state.driving {
+            self.wake_driver();
+        }
     }
 }
