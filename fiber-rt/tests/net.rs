@@ -561,3 +561,100 @@ fn fibers_on_two_runtimes_wait_on_sockets_at_once() {
     }
     join_within_a_minute(server).unwrap();
 }
+
+#[test]
+fn a_destructor_reading_a_socket_during_the_runtime_s_drop_is_woken() {
+    // The workers are gone by then: the shutdown's own thread has to take
+    // the socket's events, or the fiber is abandoned at the time-out.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let rt = one_worker();
+    let acknowledged = Arc::new(AtomicBool::new(false));
+    /// Waits for the peer's acknowledgement as it is dropped.
+    struct Goodbye(TcpStream, Arc<AtomicBool>);
+    impl Drop for Goodbye {
+        fn drop(&mut self) {
+            let mut ack = [0; 3];
+            if self.0.read_exact(&mut ack).is_ok() && &ack == b"ack" {
+                self.1.store(true, SeqCst);
+            }
+        }
+    }
+    let (connected_tx, connected) = std_mpsc::channel();
+    let flag = acknowledged.clone();
+    let _sleeper = rt.spawn(move || {
+        let _goodbye = Goodbye(TcpStream::connect(addr).unwrap(), flag);
+        connected_tx.send(()).unwrap();
+        fiber_rt::sleep(Duration::from_secs(3600));
+    });
+    connected.recv().unwrap();
+    let (mut peer, _) = listener.accept().unwrap();
+    let acker = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        peer.write_all(b"ack").unwrap();
+        peer
+    });
+    drop(rt);
+    assert!(
+        acknowledged.load(SeqCst),
+        "the destructor's read was never woken"
+    );
+    acker.join().unwrap();
+}
+
+#[test]
+fn a_socket_is_still_waited_for_when_its_waiting_worker_goes_to_run_a_spinner() {
+    // Two workers, no preemption signal, the longest slice: the worker
+    // that waited for sockets wakes a fiber that then spins on it for
+    // 700 ms. The other worker, asleep meanwhile, has to take the waiting
+    // over, or a socket's event waits for the monitor's next tick (up to
+    // 500 ms here). Three rounds, so that a tick that happens to come
+    // soon after the ping does not hide it.
+    let rt = Builder::new()
+        .workers(2)
+        .preempt_signals(false)
+        .time_slice(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let (b, mut b_peer) = connected_pair();
+    let echo = rt.spawn(move || {
+        let mut byte = [0; 1];
+        while (&b).read(&mut byte).unwrap() == 1 {
+            (&b).write_all(&byte).unwrap();
+        }
+    });
+    let mut pings = Vec::new();
+    for _ in 0..3 {
+        let (a, mut a_peer) = connected_pair();
+        let spinner = rt.spawn(move || {
+            (&a).read_exact(&mut [0; 2]).unwrap();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_millis(700) {
+                std::hint::spin_loop();
+            }
+        });
+        // Both fibers parked on their sockets, both workers idle.
+        std::thread::sleep(Duration::from_millis(50));
+        a_peer.write_all(b"go").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let start = Instant::now();
+        b_peer.write_all(b"p").unwrap();
+        b_peer.read_exact(&mut [0; 1]).unwrap();
+        pings.push(start.elapsed());
+        join_within_a_minute(spinner).unwrap();
+    }
+    assert!(
+        pings.iter().all(|&ping| ping < Duration::from_millis(150)),
+        "pings waited {pings:?} while a worker slept"
+    );
+    drop(b_peer);
+    join_within_a_minute(echo).unwrap();
+}
+
+/// A connected pair: ours, and the peer's plain std end.
+fn connected_pair() -> (TcpStream, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (ours, _) = listener.accept().unwrap();
+    (TcpStream::from_std(ours).unwrap(), peer)
+}

@@ -184,6 +184,11 @@ fn poll(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> bool {
         if ready > 0 {
             return true;
         }
+        if ready < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            // Cannot wait (ENOMEM): let the operation run again and report
+            // what it finds, rather than spin here.
+            return true;
+        }
         // 0: the time-out ran out (looked at again above); -1: EINTR.
     }
 }

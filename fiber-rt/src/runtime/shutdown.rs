@@ -182,12 +182,25 @@ fn cancel_all(registry: &Arc<Registry>) {
         worker.drop_queued();
         if !ran {
             // Every fiber left waits: until one is woken, or the time is up.
-            thread::park_timeout(left);
+            match crate::net::reactor::in_use() {
+                // Some may wait on a socket, whose events no worker takes
+                // any more: take them here, a short wait at a time, so
+                // that a wake-up by another fiber is not kept waiting.
+                Some(reactor) => {
+                    let ms = left.as_millis().clamp(1, SOCKET_WAIT_MS as u128);
+                    reactor.harvest(ms as libc::c_int);
+                }
+                None => thread::park_timeout(left),
+            }
         }
     }
     registry.shutdown_wait.set_thread(None);
     crate::sched::thread::set_cancelling(false);
 }
+
+/// The longest the shutdown's thread waits for sockets at once, while
+/// fibers still to be cancelled wait on them (or on anything else).
+const SOCKET_WAIT_MS: u64 = 2;
 
 /// Turns the shutdown gives the fibers still live before it abandons
 /// those that keep running (or keep being woken).

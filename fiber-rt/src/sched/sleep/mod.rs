@@ -10,6 +10,10 @@ use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use crate::net::reactor::{self, Reactor};
 use driver::Driver;
 
+/// How often a sleeping worker takes the sockets' events while no worker
+/// can wait for them.
+const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+
 pub(crate) struct Sleep {
     /// Workers registered as about to sleep or asleep.
     sleepers: AtomicUsize,
@@ -17,10 +21,10 @@ pub(crate) struct Sleep {
     waking: AtomicBool,
     state: Mutex<State>,
     cv: Condvar,
-    /// Made when a worker first waits for sockets; `None` if it could not
-    /// be made (workers then sleep on the condition variable, and the
-    /// monitor's ticks take the sockets' events).
-    driver: OnceLock<Option<Driver>>,
+    /// Made when a worker first waits for sockets. Until it can be made
+    /// (or once its wait fails), workers sleep on the condition variable
+    /// and wake every `POLL_INTERVAL` to take the sockets' events.
+    driver: OnceLock<Driver>,
 }
 
 struct State {
@@ -87,12 +91,38 @@ impl Sleep {
                         state.driving = false;
                         state.driver_broken |= !working;
                         state.driver_woken = false;
+                        // Another sleeper takes the waiting for sockets
+                        // over, as this worker goes to run what it finds:
+                        // woken, it searches, finds nothing, and drives.
+                        if state.waiting > 0 && !state.waking {
+                            state.epoch += 1;
+                            state.waking = true;
+                            // SeqCst: read by `wake_one`.
+                            self.waking.store(true, Ordering::SeqCst);
+                            self.cv.notify_one();
+                        }
                         drove = Some(reactor);
                     }
                     None => {
+                        // Sockets in use, and no worker waits for them (no
+                        // driver could be made): wake up now and then to
+                        // take their events.
+                        let poll = (!state.driving).then(reactor::in_use).flatten();
                         state.waiting += 1;
                         while state.epoch == epoch && !state.all_awake {
-                            state = self.cv.wait(state).unwrap_or_else(|e| e.into_inner());
+                            if poll.is_none() {
+                                state = self.cv.wait(state).unwrap_or_else(|e| e.into_inner());
+                                continue;
+                            }
+                            let (woken, waited) = self
+                                .cv
+                                .wait_timeout(state, POLL_INTERVAL)
+                                .unwrap_or_else(|e| e.into_inner());
+                            state = woken;
+                            if waited.timed_out() {
+                                drove = poll;
+                                break;
+                            }
                         }
                         state.waiting -= 1;
                         // Whoever wakes clears the flag, so it never outlives
@@ -115,10 +145,15 @@ impl Sleep {
             return None;
         }
         let reactor = reactor::in_use()?;
-        let driver = self
-            .driver
-            .get_or_init(|| Driver::new(reactor).ok())
-            .as_ref()?;
+        let driver = match self.driver.get() {
+            Some(driver) => driver,
+            // Tried again at each sleep until it can be made (when file
+            // descriptors ran out, and come back).
+            None => {
+                let made = Driver::new(reactor).ok()?;
+                self.driver.get_or_init(|| made)
+            }
+        };
         Some((reactor, driver))
     }
 
@@ -146,7 +181,7 @@ impl Sleep {
     }
 
     fn wake_driver(&self) {
-        if let Some(Some(driver)) = self.driver.get() {
+        if let Some(driver) = self.driver.get() {
             driver.wake();
         }
     }
