@@ -500,13 +500,17 @@ fn a_cancellation_on_a_thread_whose_unwind_count_is_off_unwinds_once() {
         return;
     };
     for _ in 0..1000 {
-        let (here_tx, here) = std_mpsc::channel();
+        // Atomics only, in the fiber: on the skewed thread a std lock's
+        // guard may take a panic elsewhere in the process for its own
+        // and poison the lock (see the limits chapter), as a std channel's
+        // inner lock did here.
+        let here = Arc::new(AtomicUsize::new(0));
         let go = Arc::new(AtomicBool::new(false));
         let handle = {
-            let go = go.clone();
+            let (here, go) = (here.clone(), go.clone());
             rt.spawn(move || {
                 let mine = std::thread::current().id() == skewed;
-                here_tx.send(mine).unwrap();
+                here.store(if mine { 1 } else { 2 }, SeqCst);
                 // No switch point: it stays on its thread.
                 while !go.load(SeqCst) {
                     std::hint::spin_loop();
@@ -517,7 +521,12 @@ fn a_cancellation_on_a_thread_whose_unwind_count_is_off_unwinds_once() {
                 }
             })
         };
-        let mine = here.recv().unwrap();
+        let mine = loop {
+            match here.load(SeqCst) {
+                0 => std::thread::yield_now(),
+                seen => break seen == 1,
+            }
+        };
         if mine {
             handle.cancel();
         }
