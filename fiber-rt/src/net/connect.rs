@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::reactor::cvt;
 use super::registered::Registered;
-use super::source::Interest;
+use super::source::{timed_out, Interest};
 
 /// Connects to `addr`, parking until the handshake ends or `deadline`.
 pub(crate) fn connect(
@@ -52,10 +52,7 @@ pub(crate) fn connect(
             .source()
             .wait(fd, Interest::Write, seen, deadline, &"TcpStream::connect")
         {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("connecting to {addr} timed out"),
-            ));
+            return Err(timed_out(format_args!("connecting to {addr}")));
         }
         // The edge may be an earlier one (a fresh socket reports itself
         // writable when registered): ask the socket whether it is done.

@@ -31,8 +31,8 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 /// `Read` and `Write` for a stream type and for shared references to it
-/// (so that one fiber may read while another writes), and its
-/// descriptor. The type has an `inner: Arc<Registered<_>>`.
+/// (so that one fiber may read while another writes). The type has an
+/// `inner: Arc<Registered<_>>`.
 macro_rules! stream_impls {
     ($stream:ident) => {
         impl std::io::Read for &$stream {
@@ -105,21 +105,38 @@ macro_rules! stream_impls {
                 Ok(())
             }
         }
+    };
+}
+pub(crate) use stream_impls;
 
-        impl std::os::fd::AsRawFd for $stream {
+/// `AsRawFd` and `AsFd` for a socket type with an `inner` registration.
+macro_rules! fd_impls {
+    ($socket:ident) => {
+        impl std::os::fd::AsRawFd for $socket {
             fn as_raw_fd(&self) -> std::os::fd::RawFd {
                 self.inner.as_raw_fd()
             }
         }
 
-        impl std::os::fd::AsFd for $stream {
+        impl std::os::fd::AsFd for $socket {
             fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-                self.inner.socket().as_fd()
+                std::os::fd::AsFd::as_fd(self.inner.socket())
             }
         }
     };
 }
-pub(crate) use stream_impls;
+pub(crate) use fd_impls;
+
+/// The backlog of a listener made by a `bind` here, as tokio's: std's 128
+/// reset connections when a thousand fibers connected at once.
+const BACKLOG: libc::c_int = 1024;
+
+/// Gives a std listener the backlog of [`BACKLOG`]. Listening again on a
+/// listening socket only changes its backlog.
+fn widen_backlog(listener: &impl std::os::fd::AsRawFd) -> io::Result<()> {
+    // SAFETY: a plain system call on a socket `listener` owns.
+    reactor::cvt(unsafe { libc::listen(listener.as_raw_fd(), BACKLOG) }).map(drop)
+}
 
 /// A socket type's time-out methods and `take_error`, inside its `impl`
 /// block. The type has an `inner: Arc<Registered<_>>`.

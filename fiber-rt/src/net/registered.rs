@@ -22,8 +22,11 @@ pub(crate) struct Registered<S: AsRawFd> {
 }
 
 impl<S: AsRawFd> Registered<S> {
-    /// Registers `socket`, which must already be non-blocking.
+    /// Switches `socket` to non-blocking mode and registers it.
     pub(crate) fn new(socket: S) -> io::Result<Self> {
+        let on: libc::c_int = 1;
+        // SAFETY: FIONBIO reads one int from a live local.
+        reactor::cvt(unsafe { libc::ioctl(socket.as_raw_fd(), libc::FIONBIO, &on) })?;
         // Time-outs set on the socket before (std's `set_read_timeout`) do
         // nothing in non-blocking mode: they become ours.
         let read_timeout = socket_timeout(&socket, libc::SO_RCVTIMEO)?;

@@ -195,8 +195,11 @@ fn poll(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> bool {
 
 impl Direction {
     fn seen(&self) -> u64 {
-        // SeqCst: read before the operation's system call; an edge the
-        // harvest counts after this read makes the wait below return.
+        // SeqCst: read before the operation's system call (which the
+        // compiler cannot move it past). An edge counted after this read
+        // is seen by the wait's look under the direction's lock, which is
+        // what loses no wake-up; SeqCst keeps this read in one total
+        // order with the harvests' increments.
         self.edges.load(Ordering::SeqCst)
     }
 

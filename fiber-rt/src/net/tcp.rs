@@ -3,18 +3,14 @@
 use std::fmt;
 use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::connect::connect;
 use super::each_addr;
-use super::reactor::cvt;
 use super::registered::Registered;
 use super::source::Interest;
-
-/// The backlog of a listener made by [`TcpListener::bind`], as tokio's.
-const BACKLOG: libc::c_int = 1024;
 
 /// A TCP socket server, listening for connections: [`std::net::TcpListener`]
 /// whose `accept` parks the calling fiber, never its worker thread (a plain
@@ -56,15 +52,12 @@ impl TcpListener {
     /// 128, too few when many fibers connect at once).
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         let listener = std::net::TcpListener::bind(addr)?;
-        // Listening again on a listening socket only changes its backlog.
-        // SAFETY: a plain system call on a socket `listener` owns.
-        cvt(unsafe { libc::listen(listener.as_raw_fd(), BACKLOG) })?;
+        super::widen_backlog(&listener)?;
         TcpListener::from_std(listener)
     }
 
     /// Takes over a std listener, switching it to non-blocking mode.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
-        listener.set_nonblocking(true)?;
         Ok(TcpListener {
             inner: Registered::new(listener)?,
         })
@@ -124,17 +117,7 @@ impl fmt::Debug for TcpListener {
     }
 }
 
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.socket().as_fd()
-    }
-}
+super::fd_impls!(TcpListener);
 
 /// A TCP connection: [`std::net::TcpStream`] whose reads, writes and
 /// connect park the calling fiber, never its worker thread (a plain thread
@@ -170,7 +153,6 @@ impl TcpStream {
 
     /// Takes over a connected std stream, switching it to non-blocking mode.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
-        stream.set_nonblocking(true)?;
         Ok(TcpStream::new(Registered::new(stream)?))
     }
 
@@ -235,6 +217,7 @@ impl TcpStream {
 }
 
 super::stream_impls!(TcpStream);
+super::fd_impls!(TcpStream);
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

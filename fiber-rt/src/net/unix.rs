@@ -3,18 +3,13 @@
 use std::fmt;
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::AsRawFd;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::reactor::cvt;
 use super::registered::Registered;
 use super::source::Interest;
-
-/// The backlog of a listener made by [`UnixListener::bind`], as for TCP.
-const BACKLOG: libc::c_int = 1024;
 
 /// A Unix domain socket server: [`std::os::unix::net::UnixListener`] whose
 /// `accept` parks the calling fiber, never its worker thread.
@@ -52,15 +47,12 @@ impl UnixListener {
     /// connections not yet accepted.
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
         let listener = std::os::unix::net::UnixListener::bind(path)?;
-        // Listening again on a listening socket only changes its backlog.
-        // SAFETY: a plain system call on a socket `listener` owns.
-        cvt(unsafe { libc::listen(listener.as_raw_fd(), BACKLOG) })?;
+        super::widen_backlog(&listener)?;
         UnixListener::from_std(listener)
     }
 
     /// Takes over a std listener, switching it to non-blocking mode.
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
-        listener.set_nonblocking(true)?;
         Ok(UnixListener {
             inner: Registered::new(listener)?,
         })
@@ -105,11 +97,7 @@ impl fmt::Debug for UnixListener {
     }
 }
 
-impl std::os::fd::AsRawFd for UnixListener {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.inner.as_raw_fd()
-    }
-}
+super::fd_impls!(UnixListener);
 
 /// A Unix domain stream: [`std::os::unix::net::UnixStream`] whose reads
 /// and writes park the calling fiber, never its worker thread. Handles
@@ -135,7 +123,6 @@ impl UnixStream {
     /// Takes over a connected std stream, switching it to non-blocking
     /// mode.
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
-        stream.set_nonblocking(true)?;
         Ok(UnixStream {
             inner: Arc::new(Registered::new(stream)?),
         })
@@ -168,6 +155,7 @@ impl UnixStream {
 }
 
 super::stream_impls!(UnixStream);
+super::fd_impls!(UnixStream);
 
 impl fmt::Debug for UnixStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

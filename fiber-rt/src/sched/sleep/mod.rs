@@ -94,12 +94,8 @@ impl Sleep {
                         // Another sleeper takes the waiting for sockets
                         // over, as this worker goes to run what it finds:
                         // woken, it searches, finds nothing, and drives.
-                        if state.waiting > 0 && !state.waking {
-                            state.epoch += 1;
-                            state.waking = true;
-                            // SeqCst: read by `wake_one`.
-                            self.waking.store(true, Ordering::SeqCst);
-                            self.cv.notify_one();
+                        if state.waiting > 0 {
+                            self.signal_waiter(&mut state);
                         }
                         drove = Some(reactor);
                     }
@@ -167,17 +163,28 @@ impl Sleep {
             return;
         }
         let mut state = self.lock();
-        // Stops workers that registered but do not wait yet from waiting.
-        state.epoch += 1;
-        if state.waiting > 0 && !state.waking {
-            state.waking = true;
-            // SeqCst: see `sleep`.
-            self.waking.store(true, Ordering::SeqCst);
-            self.cv.notify_one();
-        } else if state.driving && !state.driver_woken {
+        if !self.signal_waiter(&mut state) && state.driving && !state.driver_woken {
             state.driver_woken = true;
             self.wake_driver();
         }
+    }
+
+    /// Bumps `epoch` (which also stops workers that registered but do not
+    /// wait yet from waiting) and signals one worker waiting on the
+    /// condition variable, unless one is being woken already. Returns
+    /// whether a worker waits there.
+    fn signal_waiter(&self, state: &mut State) -> bool {
+        state.epoch += 1;
+        if state.waiting == 0 {
+            return false;
+        }
+        if !state.waking {
+            state.waking = true;
+            // SeqCst: read by `wake_one`'s fast path.
+            self.waking.store(true, Ordering::SeqCst);
+            self.cv.notify_one();
+        }
+        true
     }
 
     fn wake_driver(&self) {
