@@ -917,6 +917,11 @@ where
         loop {
             while let Some((node, poisoned)) = next {
                 next = self.step(node, poisoned, stack, lane);
+                // A runner may go on through thousands of nodes: it yields
+                // here when its slice is over, as a fiber's loop does at
+                // its probe. Without it the backstop took its worker away
+                // from it, and each long run started threads of its own.
+                crate::preempt::point();
             }
             next = self
                 .pop_ready(lane, stack)
