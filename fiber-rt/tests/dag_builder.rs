@@ -24,9 +24,18 @@ impl XorShift {
 
 /// Checks, inside each node, that all its dependencies have finished.
 /// (SeqCst: the check reads other threads' marks and must see them in order.)
+/// Nodes are added after their dependencies (every edge forward, which
+/// `build` takes as they come), and for two of the seeds also in a
+/// shuffled order (which `build` sorts).
 #[test]
 fn random_dags_respect_every_edge() {
-    for seed in [3u64, 17, 2024] {
+    for (seed, shuffled) in [
+        (3u64, false),
+        (17, false),
+        (2024, false),
+        (3, true),
+        (17, true),
+    ] {
         let mut rng = XorShift(seed);
         let nodes = 2000;
         let done: Arc<Vec<AtomicUsize>> =
@@ -40,22 +49,30 @@ fn random_dags_respect_every_edge() {
                 }
             }
         }
-        let mut builder = GraphBuilder::new();
-        let ids: Vec<NodeId> = (0..nodes)
-            .map(|node| {
-                let (done, deps) = (Arc::clone(&done), deps[node].clone());
-                builder.node(format!("n{node}"), move || {
-                    for dep in deps {
-                        assert_eq!(
-                            done[dep].load(Ordering::SeqCst),
-                            1,
-                            "n{dep} finished before n{node}"
-                        );
-                    }
-                    done[node].fetch_add(1, Ordering::SeqCst);
-                })
-            })
-            .collect();
+        // The order the nodes are added in.
+        let mut order: Vec<usize> = (0..nodes).collect();
+        if shuffled {
+            for i in (1..nodes).rev() {
+                order.swap(i, rng.below(i + 1));
+            }
+        }
+        let edges = deps.iter().map(Vec::len).sum();
+        let mut builder = GraphBuilder::with_capacity(nodes, edges);
+        let mut ids = vec![None; nodes];
+        for &node in &order {
+            let (done, deps) = (Arc::clone(&done), deps[node].clone());
+            ids[node] = Some(builder.node(format!("n{node}"), move || {
+                for dep in deps {
+                    assert_eq!(
+                        done[dep].load(Ordering::SeqCst),
+                        1,
+                        "n{dep} finished before n{node}"
+                    );
+                }
+                done[node].fetch_add(1, Ordering::SeqCst);
+            }));
+        }
+        let ids: Vec<NodeId> = ids.into_iter().map(Option::unwrap).collect();
         for (to, froms) in deps.iter().enumerate() {
             for &from in froms {
                 builder.edge(ids[from], ids[to]);
@@ -64,7 +81,7 @@ fn random_dags_respect_every_edge() {
         run_with(builder.build().unwrap(), on_threads).unwrap();
         assert!(
             done.iter().all(|count| count.load(Ordering::SeqCst) == 1),
-            "seed {seed}: every node ran once"
+            "seed {seed} (shuffled: {shuffled}): every node ran once"
         );
     }
 }

@@ -78,6 +78,19 @@ impl GraphBuilder {
         GraphBuilder::default()
     }
 
+    /// An empty builder with room for `nodes` nodes and `edges` edges
+    /// before it grows: a big graph then skips the copies of its arrays
+    /// that growing makes (building a binary tree of 1M nodes: 74 ns a
+    /// node in the median, from 80, and far steadier).
+    pub fn with_capacity(nodes: usize, edges: usize) -> Self {
+        GraphBuilder {
+            names: Names::with_capacity(nodes),
+            costs: huge::with_capacity(nodes),
+            jobs: Jobs::with_capacity(nodes),
+            edges: huge::with_capacity(edges),
+        }
+    }
+
     /// Adds a node that runs `body`; its name shows in errors and `dot()`.
     pub fn node(
         &mut self,
@@ -162,19 +175,37 @@ impl GraphBuilder {
             // The run keeps a flag in the counter's top bit.
             assert!(*degree < 1 << 31, "a node waits for fewer than 2^31 others");
         }
-        let order =
-            topological_order(&starts, &successors, &in_degree).map_err(|cycle| CycleError {
-                path: cycle
-                    .iter()
-                    .map(|&n| self.names.get(n as usize).to_owned())
-                    .collect(),
-            })?;
+        // Nodes added after every node they wait for (every edge goes
+        // forward) are in a topological order already, and have no cycle:
+        // no sort to make, and the ranks come from one sweep backwards
+        // over the arrays. Most graphs are built that way, as a node is
+        // usually added once its inputs exist. Any other graph is sorted,
+        // which reads the rows in an order of its own: building the random
+        // 1M-node graph of the benchmarks took 160-215 ns a node sorted,
+        // and takes 71-90 ns so (a binary tree: 50-64, now 34-37).
+        let order = if self.edges.iter().all(|&(from, to)| from < to) {
+            None
+        } else {
+            Some(
+                topological_order(&starts, &successors, &in_degree).map_err(|cycle| {
+                    CycleError {
+                        path: cycle
+                            .iter()
+                            .map(|&n| self.names.get(n as usize).to_owned())
+                            .collect(),
+                    }
+                })?,
+            )
+        };
         let mut rank = huge::filled(len, 0u64);
-        for &node in order.iter().rev() {
-            let node = node as usize;
+        let mut set_rank = |node: usize| {
             let row = &successors[starts[node] as usize..starts[node + 1] as usize];
             let longest = row.iter().map(|&s| rank[s as usize]).max().unwrap_or(0);
             rank[node] = u64::from(self.costs[node]).saturating_add(longest);
+        };
+        match &order {
+            Some(order) => order.iter().rev().for_each(|&node| set_rank(node as usize)),
+            None => (0..len).rev().for_each(set_rank),
         }
         for node in 0..len {
             let row = &mut successors[starts[node] as usize..starts[node + 1] as usize];
@@ -542,6 +573,42 @@ mod tests {
         assert_eq!(graph.successors(root).collect::<Vec<_>>(), [dear, cheap]);
         assert_eq!(Plan::sources(&graph), [0]);
         assert!(graph.dot("g").contains("n0 -> n2;\n    n0 -> n1;"));
+    }
+
+    #[test]
+    fn nodes_added_before_their_dependencies_get_the_same_ranks_and_rows() {
+        // The same diamond with a tail, added in dependency order (every
+        // edge forward, no sort needed) and backwards (sorted).
+        let names = ["top", "left", "right", "bottom", "tail"];
+        let edges = [(0, 1), (0, 2), (1, 3), (2, 3), (3, 4)];
+        let build = |order: &[usize]| {
+            let mut builder = GraphBuilder::new();
+            let mut ids = [NodeId(0); 5];
+            for &n in order {
+                ids[n] = builder.node(names[n], || {});
+            }
+            builder.cost(ids[2], 10);
+            for &(from, to) in &edges {
+                builder.edge(ids[from], ids[to]);
+            }
+            let graph = builder.build().unwrap();
+            names
+                .iter()
+                .enumerate()
+                .map(|(n, name)| {
+                    let row: Vec<String> = graph
+                        .successors(ids[n])
+                        .map(|s| graph.name(s).to_owned())
+                        .collect();
+                    (*name, graph.rank(ids[n]), row)
+                })
+                .collect::<Vec<_>>()
+        };
+        let forward = build(&[0, 1, 2, 3, 4]);
+        assert_eq!(forward, build(&[4, 3, 2, 1, 0]));
+        assert_eq!(forward[0].1, 13);
+        assert_eq!(forward[0].2, ["right", "left"]);
+        assert_eq!(forward[3].1, 2);
     }
 
     #[test]

@@ -192,6 +192,14 @@ impl Jobs {
         super::huge::push(&mut self.list, job);
     }
 
+    /// Room for `count` jobs before the list grows.
+    pub(super) fn with_capacity(count: usize) -> Self {
+        Jobs {
+            list: super::huge::with_capacity(count),
+            any_drop: false,
+        }
+    }
+
     pub(super) fn len(&self) -> usize {
         self.list.len()
     }

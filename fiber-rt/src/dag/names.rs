@@ -12,6 +12,14 @@ pub(super) struct Names {
 }
 
 impl Names {
+    /// Room for `count` names before the table of their ends grows.
+    pub(super) fn with_capacity(count: usize) -> Self {
+        Names {
+            text: String::new(),
+            ends: super::huge::with_capacity(count),
+        }
+    }
+
     pub(super) fn push(&mut self, name: &str) {
         self.text.push_str(name);
         super::huge::push(&mut self.ends, self.text.len());
