@@ -658,3 +658,40 @@ fn connected_pair() -> (TcpStream, std::net::TcpStream) {
     let (ours, _) = listener.accept().unwrap();
     (TcpStream::from_std(ours).unwrap(), peer)
 }
+
+#[test]
+fn host_names_are_resolved_in_every_form_from_fibers_and_threads() {
+    // "localhost" comes from the hosts file: no network needed. It may
+    // resolve to ::1 first, where nothing listens: connect tries each.
+    let rt = one_worker();
+    let listener = TcpListener::bind(("localhost", 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    assert!(listener.local_addr().unwrap().ip().is_loopback());
+    let server = rt.spawn(move || {
+        for _ in 0..3 {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream.write_all(b"hi").unwrap();
+        }
+    });
+    let read_hi = |mut stream: TcpStream| {
+        let mut buf = [0; 2];
+        stream.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hi");
+    };
+    let client = rt.spawn(move || {
+        read_hi(TcpStream::connect(("localhost", port)).unwrap());
+        read_hi(TcpStream::connect(format!("localhost:{port}")).unwrap());
+        let found: Vec<SocketAddr> = fiber_rt::net::lookup_host("localhost:7").unwrap().collect();
+        assert!(
+            found.iter().all(|a| a.ip().is_loopback() && a.port() == 7),
+            "{found:?}"
+        );
+        assert!(!found.is_empty());
+        let udp = UdpSocket::bind("localhost:0").unwrap();
+        udp.connect(("localhost", port)).unwrap();
+    });
+    join_within_a_minute(client).unwrap();
+    // A plain thread resolves the name itself.
+    read_hi(TcpStream::connect(("localhost", port)).unwrap());
+    join_within_a_minute(server).unwrap();
+}

@@ -19,16 +19,16 @@
 //! monitor takes them at its ticks while every worker is busy (as Go's
 //! scheduler polls the network). A plain thread polls its socket itself.
 //!
-//! What does not park: resolving a host name (`"example.com:80"`) blocks
-//! the calling thread, as std's resolver does; resolve in
-//! [`spawn_blocking`](crate::spawn_blocking) for names that may be slow,
-//! and pass addresses. A time-out ends a wait with
+//! Addresses are taken in every form std takes them ([`ToSocketAddrs`]);
+//! a host name (`"example.com:80"`) is resolved by the system's resolver
+//! on a thread of the blocking pool while the fiber parks. A time-out ends
+//! a wait with
 //! [`ErrorKind::TimedOut`](std::io::ErrorKind::TimedOut) (std reports
 //! `WouldBlock` on Unix). A cancelled fiber unwinds out of its wait (see
 //! [`JoinHandle::cancel`](crate::JoinHandle::cancel)).
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
 /// `Read` and `Write` for a stream type and for shared references to it
 /// (so that one fiber may read while another writes). The type has an
@@ -173,6 +173,7 @@ macro_rules! timeout_methods {
 }
 pub(crate) use timeout_methods;
 
+mod addr;
 mod connect;
 pub(crate) mod reactor;
 mod registered;
@@ -181,6 +182,7 @@ mod tcp;
 mod udp;
 mod unix;
 
+pub use addr::{lookup_host, ToSocketAddrs};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
@@ -192,7 +194,7 @@ fn each_addr<T>(
     mut f: impl FnMut(&SocketAddr) -> io::Result<T>,
 ) -> io::Result<T> {
     let mut last = None;
-    for addr in addr.to_socket_addrs()? {
+    for addr in addr.resolve()? {
         match f(&addr) {
             Ok(done) => return Ok(done),
             Err(e) => last = Some(e),

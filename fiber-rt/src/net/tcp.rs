@@ -2,15 +2,15 @@
 
 use std::fmt;
 use std::io;
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::connect::connect;
-use super::each_addr;
 use super::registered::Registered;
 use super::source::Interest;
+use super::{each_addr, ToSocketAddrs};
 
 /// A TCP socket server, listening for connections: [`std::net::TcpListener`]
 /// whose `accept` parks the calling fiber, never its worker thread (a plain
@@ -45,13 +45,13 @@ pub struct TcpListener {
 
 impl TcpListener {
     /// Binds to the first of `addr`'s addresses that can be bound, as
-    /// [`std::net::TcpListener::bind`] does. Resolving a host name blocks
-    /// the calling thread (no resolver here parks).
+    /// [`std::net::TcpListener::bind`] does (a host name is resolved while
+    /// the fiber parks).
     ///
     /// The queue of connections not yet accepted holds 1024 (std's holds
     /// 128, too few when many fibers connect at once).
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
-        let listener = std::net::TcpListener::bind(addr)?;
+        let listener = each_addr(addr, |addr| std::net::TcpListener::bind(addr))?;
         super::widen_backlog(&listener)?;
         TcpListener::from_std(listener)
     }
@@ -133,7 +133,7 @@ pub struct TcpStream {
 impl TcpStream {
     /// Connects to the first of `addr`'s addresses that accepts, as
     /// [`std::net::TcpStream::connect`] does, parking the caller during
-    /// each handshake. Resolving a host name blocks the calling thread.
+    /// each handshake (and while a host name is resolved).
     pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
         each_addr(addr, |addr| connect(addr, None)).map(TcpStream::new)
     }

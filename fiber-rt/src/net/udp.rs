@@ -2,7 +2,9 @@
 
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
+
+use super::{each_addr, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,10 +41,10 @@ pub struct UdpSocket {
 }
 
 impl UdpSocket {
-    /// Binds to the first of `addr`'s addresses that can be bound.
-    /// Resolving a host name blocks the calling thread.
+    /// Binds to the first of `addr`'s addresses that can be bound (a host
+    /// name is resolved while the fiber parks).
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
-        UdpSocket::from_std(std::net::UdpSocket::bind(addr)?)
+        UdpSocket::from_std(each_addr(addr, |addr| std::net::UdpSocket::bind(addr))?)
     }
 
     /// Takes over a std socket, switching it to non-blocking mode.
@@ -74,10 +76,10 @@ impl UdpSocket {
         })
     }
 
-    /// Sends one datagram to `addr` (its first address). Resolving a host
-    /// name blocks the calling thread.
+    /// Sends one datagram to `addr` (its first address; a host name is
+    /// resolved while the fiber parks).
     pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
-        let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
+        let addr = addr.resolve()?.into_iter().next().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
         })?;
         self.inner.io(Interest::Write, &"UdpSocket::send_to", |s| {
@@ -86,10 +88,11 @@ impl UdpSocket {
     }
 
     /// Sets the peer that [`send`](Self::send) sends to and
-    /// [`recv`](Self::recv) receives from.
+    /// [`recv`](Self::recv) receives from: the first of `addr`'s addresses
+    /// that can be set (a host name is resolved while the fiber parks).
     pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
         // A UDP connect only records the address: it never blocks.
-        self.inner.socket().connect(addr)
+        each_addr(addr, |addr| self.inner.socket().connect(addr))
     }
 
     /// Sends one datagram to the connected peer.
