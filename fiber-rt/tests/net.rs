@@ -12,7 +12,7 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fiber_rt::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
+use fiber_rt::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
 use fiber_rt::{Builder, JoinError, JoinHandle, Runtime};
 
 /// Joins `handle` from a plain thread. A fiber not done within a minute
@@ -694,4 +694,81 @@ fn host_names_are_resolved_in_every_form_from_fibers_and_threads() {
     // A plain thread resolves the name itself.
     read_hi(TcpStream::connect(("localhost", port)).unwrap());
     join_within_a_minute(server).unwrap();
+}
+
+#[test]
+fn unix_datagrams_go_by_path_and_a_full_queue_parks_the_sender() {
+    const DATAGRAMS: u32 = 2000;
+    let dir = std::env::temp_dir().join(format!("fiber-net-dgram-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (server_path, client_path) = (dir.join("server.sock"), dir.join("client.sock"));
+    let rt = one_worker();
+    let server = UnixDatagram::bind(&server_path).unwrap();
+    let client = UnixDatagram::bind(&client_path).unwrap();
+    // Far more than the receiver's queue holds (`net.unix.max_dgram_qlen`,
+    // 10 by default): the sender parks while it is full, and only the
+    // receiver, on the same worker, can empty it.
+    let receiver = rt.spawn(move || {
+        // Lets the queue fill first.
+        fiber_rt::sleep(Duration::from_millis(20));
+        let mut buf = [0; 8];
+        let mut last_from = None;
+        for expected in 0..DATAGRAMS {
+            let (n, from) = server.recv_from(&mut buf).unwrap();
+            assert_eq!(u32::from_le_bytes(buf[..n].try_into().unwrap()), expected);
+            last_from = from.as_pathname().map(|p| p.to_owned());
+        }
+        server.send_to(b"done", last_from.unwrap()).unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_millis(10)))
+            .unwrap();
+        server.recv(&mut buf).unwrap_err().kind()
+    });
+    let sender = rt.spawn(move || {
+        for i in 0..DATAGRAMS {
+            client.send_to(&i.to_le_bytes(), &server_path).unwrap();
+        }
+        let mut buf = [0; 8];
+        let n = client.recv(&mut buf).unwrap();
+        buf[..n].to_vec()
+    });
+    assert_eq!(join_within_a_minute(sender).unwrap(), b"done");
+    assert_eq!(join_within_a_minute(receiver).unwrap(), ErrorKind::TimedOut);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_unix_datagram_pair_ping_pongs_on_one_worker() {
+    const ROUNDS: u32 = 2000;
+    let rt = one_worker();
+    let (a, b) = UnixDatagram::pair().unwrap();
+    let ponger = rt.spawn(move || {
+        let mut buf = [0; 4];
+        for _ in 0..ROUNDS {
+            let n = b.recv(&mut buf).unwrap();
+            let value = u32::from_le_bytes(buf[..n].try_into().unwrap());
+            b.send(&(value + 1).to_le_bytes()).unwrap();
+        }
+    });
+    let pinger = rt.spawn(move || {
+        let mut value = 0u32;
+        let mut buf = [0; 4];
+        for _ in 0..ROUNDS {
+            a.send(&value.to_le_bytes()).unwrap();
+            let n = a.recv(&mut buf).unwrap();
+            value = u32::from_le_bytes(buf[..n].try_into().unwrap());
+        }
+        value
+    });
+    assert_eq!(join_within_a_minute(pinger).unwrap(), ROUNDS);
+    join_within_a_minute(ponger).unwrap();
+}
+
+#[test]
+fn udp_multicast_settings_read_back() {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_multicast_loop_v4(false).unwrap();
+    assert!(!socket.multicast_loop_v4().unwrap());
+    socket.set_multicast_ttl_v4(7).unwrap();
+    assert_eq!(socket.multicast_ttl_v4().unwrap(), 7);
 }

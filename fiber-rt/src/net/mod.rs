@@ -1,7 +1,7 @@
 //! Network sockets whose waits park the fiber, never its worker thread:
 //! [`TcpListener`], [`TcpStream`] and [`UdpSocket`], with the methods of
-//! their `std::net` counterparts, and [`UnixListener`] and [`UnixStream`],
-//! with those of `std::os::unix::net`.
+//! their `std::net` counterparts, and [`UnixListener`], [`UnixStream`] and
+//! [`UnixDatagram`], with those of `std::os::unix::net`.
 //!
 //! A fiber that reads from a socket with nothing to read parks; the
 //! runtime's other fibers run on its worker meanwhile, and the fiber is
@@ -181,11 +181,13 @@ mod source;
 mod tcp;
 mod udp;
 mod unix;
+mod unix_datagram;
 
 pub use addr::{lookup_host, ToSocketAddrs};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
+pub use unix_datagram::UnixDatagram;
 
 /// Runs `f` on each of `addr`'s addresses until one succeeds; the last
 /// error otherwise, as std does.

@@ -2,15 +2,14 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
-
-use super::{each_addr, ToSocketAddrs};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::registered::Registered;
 use super::source::Interest;
+use super::{each_addr, ToSocketAddrs};
 
 /// A UDP socket: [`std::net::UdpSocket`] whose sends and receives park the
 /// calling fiber, never its worker thread (a plain thread blocks, as with
@@ -137,6 +136,58 @@ impl UdpSocket {
     /// The IP time-to-live.
     pub fn ttl(&self) -> io::Result<u32> {
         self.inner.socket().ttl()
+    }
+
+    /// Joins the IPv4 multicast group `group` on the interface with
+    /// address `interface` (`UNSPECIFIED`: the system's choice).
+    pub fn join_multicast_v4(&self, group: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        self.inner.socket().join_multicast_v4(group, interface)
+    }
+
+    /// Leaves an IPv4 multicast group joined before.
+    pub fn leave_multicast_v4(&self, group: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        self.inner.socket().leave_multicast_v4(group, interface)
+    }
+
+    /// Joins the IPv6 multicast group `group` on interface number
+    /// `interface` (0: the system's choice).
+    pub fn join_multicast_v6(&self, group: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.inner.socket().join_multicast_v6(group, interface)
+    }
+
+    /// Leaves an IPv6 multicast group joined before.
+    pub fn leave_multicast_v6(&self, group: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.inner.socket().leave_multicast_v6(group, interface)
+    }
+
+    /// Sets whether this socket's IPv4 multicast datagrams loop back to it.
+    pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
+        self.inner.socket().set_multicast_loop_v4(on)
+    }
+
+    /// Whether IPv4 multicast datagrams loop back.
+    pub fn multicast_loop_v4(&self) -> io::Result<bool> {
+        self.inner.socket().multicast_loop_v4()
+    }
+
+    /// Sets the time-to-live of IPv4 multicast datagrams.
+    pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
+        self.inner.socket().set_multicast_ttl_v4(ttl)
+    }
+
+    /// The time-to-live of IPv4 multicast datagrams.
+    pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
+        self.inner.socket().multicast_ttl_v4()
+    }
+
+    /// Sets whether this socket's IPv6 multicast datagrams loop back to it.
+    pub fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()> {
+        self.inner.socket().set_multicast_loop_v6(on)
+    }
+
+    /// Whether IPv6 multicast datagrams loop back.
+    pub fn multicast_loop_v6(&self) -> io::Result<bool> {
+        self.inner.socket().multicast_loop_v6()
     }
 }
 
