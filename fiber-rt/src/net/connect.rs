@@ -31,10 +31,12 @@ pub(crate) fn connect(
     })?;
     // SAFETY: `fd` was just made and is owned by nothing else.
     let stream = std::net::TcpStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    // Registered first, so that the edge the handshake's end makes is
-    // counted past what is read before the connect.
+    // A fiber registers the socket first, so that the edge the
+    // handshake's end makes is counted past what is read before the
+    // connect (a plain thread polls the socket instead).
     let socket = Registered::new(stream)?;
-    let seen = socket.source().seen(Interest::Write);
+    let source = socket.source()?;
+    let seen = source.seen(Interest::Write);
     let (storage, len) = sockaddr(addr);
     // SAFETY: `storage` holds a socket address of `len` bytes.
     let started =
@@ -48,15 +50,12 @@ pub(crate) fn connect(
     }
     let mut seen = seen;
     loop {
-        if !socket
-            .source()
-            .wait(fd, Interest::Write, seen, deadline, &"TcpStream::connect")
-        {
+        if !source.wait(fd, Interest::Write, seen, deadline, &"TcpStream::connect") {
             return Err(timed_out(format_args!("connecting to {addr}")));
         }
         // The edge may be an earlier one (a fresh socket reports itself
         // writable when registered): ask the socket whether it is done.
-        seen = socket.source().seen(Interest::Write);
+        seen = source.seen(Interest::Write);
         if let Some(error) = socket.socket().take_error()? {
             return Err(error);
         }

@@ -10,14 +10,16 @@
 //! a worker thread serves any number of them. From a plain thread the
 //! same calls block the thread, as std's do.
 //!
-//! Every socket is registered once, edge-triggered, with one epoll
-//! instance per process. An operation that can go ahead costs its system
-//! call and an atomic load; one that would block parks the fiber until
-//! the socket's next edge. No thread of its own waits for the edges: an
-//! idle worker waits for them in place of sleeping, so the fiber a socket
-//! wakes is queued by a thread that is awake already, and the preemption
-//! monitor takes them at its ticks while every worker is busy (as Go's
-//! scheduler polls the network). A plain thread polls its socket itself.
+//! A socket is registered once, edge-triggered, with one epoll instance
+//! per process, by the first operation a fiber makes on it (a socket that
+//! only plain threads use never is). An operation that can go ahead costs
+//! its system call and an atomic load; one that would block parks the
+//! fiber until the socket's next edge. No thread of its own waits for the
+//! edges: an idle worker waits for them in place of sleeping, so the fiber
+//! a socket wakes is queued by a thread that is awake already, and the
+//! preemption monitor takes them at its ticks while every worker is busy
+//! (as Go's scheduler polls the network). A plain thread polls its socket
+//! itself.
 //!
 //! Addresses are taken in every form std takes them ([`ToSocketAddrs`]);
 //! a host name (`"example.com:80"`) is resolved by the system's resolver

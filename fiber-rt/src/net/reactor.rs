@@ -1,7 +1,7 @@
-//! The process's one epoll instance, which every socket is registered
-//! with, once, edge-triggered, for both directions; and the harvest of its
-//! events, which bumps the edge counts of the sockets they name and wakes
-//! the fibers waiting for them (see `source.rs`).
+//! The process's one epoll instance, which every socket a fiber uses is
+//! registered with, once, edge-triggered, for both directions; and the
+//! harvest of its events, which bumps the edge counts of the sockets they
+//! name and wakes the fibers waiting for them (see `source.rs`).
 //!
 //! No thread of its own waits for the events. An idle worker does, in
 //! place of sleeping (`sched/sleep`), so that the fiber a socket wakes is

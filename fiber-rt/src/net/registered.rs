@@ -1,28 +1,36 @@
-//! A std socket in non-blocking mode, registered with the reactor, with
-//! the time-outs its handles share.
+//! A std socket in non-blocking mode, registered with the reactor once a
+//! fiber uses it, with the time-outs its handles share.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use super::reactor;
 use super::source::{Deadline, Interest, Source};
 use crate::sched::park::Reason;
+use crate::sched::task::Task;
 
-/// A registered socket; taken out of the epoll set before it closes.
+/// A socket in non-blocking mode. The first operation a fiber makes on it
+/// registers it with the reactor; a socket that only plain threads use
+/// (they poll it themselves) never is, so its traffic never wakes a
+/// worker waiting for sockets. Taken out of the epoll set before it
+/// closes.
 pub(crate) struct Registered<S: AsRawFd> {
     socket: S,
-    source: &'static Source,
-    /// The source's slot in the reactor.
-    index: u32,
+    /// The source and its slot in the reactor, once registered.
+    registration: OnceLock<(&'static Source, u32)>,
+    /// Held while registering, so that a socket shared by fibers on
+    /// several workers is added to the epoll set once.
+    registering: Mutex<()>,
     /// Read and write time-outs in nanoseconds; 0 for none.
     read_timeout: AtomicU64,
     write_timeout: AtomicU64,
 }
 
 impl<S: AsRawFd> Registered<S> {
-    /// Switches `socket` to non-blocking mode and registers it.
+    /// Switches `socket` to non-blocking mode.
     pub(crate) fn new(socket: S) -> io::Result<Self> {
         let on: libc::c_int = 1;
         // SAFETY: FIONBIO reads one int from a live local.
@@ -31,11 +39,10 @@ impl<S: AsRawFd> Registered<S> {
         // nothing in non-blocking mode: they become ours.
         let read_timeout = socket_timeout(&socket, libc::SO_RCVTIMEO)?;
         let write_timeout = socket_timeout(&socket, libc::SO_SNDTIMEO)?;
-        let (source, index) = reactor::get()?.register(socket.as_raw_fd())?;
         Ok(Registered {
             socket,
-            source,
-            index,
+            registration: OnceLock::new(),
+            registering: Mutex::new(()),
             read_timeout: AtomicU64::new(read_timeout),
             write_timeout: AtomicU64::new(write_timeout),
         })
@@ -45,8 +52,27 @@ impl<S: AsRawFd> Registered<S> {
         &self.socket
     }
 
-    pub(crate) fn source(&self) -> &Source {
-        self.source
+    /// The socket's readiness for the caller to wait on: on a fiber,
+    /// registering the socket first if need be (which may fail, as adding
+    /// to the epoll set can); on a plain thread, which polls the socket
+    /// itself, a source no harvest ever moves unless a fiber registered
+    /// the socket.
+    pub(crate) fn source(&self) -> io::Result<&Source> {
+        if let Some((source, _)) = self.registration.get() {
+            return Ok(source);
+        }
+        if Task::current().is_none() {
+            return Ok(&UNREGISTERED);
+        }
+        let _registering = self
+            .registering
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((source, _)) = self.registration.get() {
+            return Ok(source);
+        }
+        let registered = reactor::get()?.register(self.socket.as_raw_fd())?;
+        Ok(self.registration.get_or_init(|| registered).0)
     }
 
     /// Runs `op` until it does not block, parking the caller meanwhile,
@@ -62,7 +88,7 @@ impl<S: AsRawFd> Registered<S> {
             None => Deadline::None,
         };
         let fd = self.socket.as_raw_fd();
-        self.source
+        self.source()?
             .io(fd, interest, deadline, reason, || op(&self.socket))
     }
 
@@ -110,6 +136,10 @@ impl<S: AsRawFd> Registered<S> {
     }
 }
 
+/// What plain threads wait on for a socket no fiber has used: they poll
+/// the socket, and read counts that never move.
+static UNREGISTERED: Source = Source::new();
+
 /// A socket's `option` time-out (`SO_RCVTIMEO` or `SO_SNDTIMEO`) in
 /// nanoseconds, 0 for none.
 fn socket_timeout(socket: &impl AsRawFd, option: libc::c_int) -> io::Result<u64> {
@@ -137,8 +167,62 @@ impl<S: AsRawFd> Drop for Registered<S> {
     fn drop(&mut self) {
         // Before `socket` closes: the descriptor must be open to be taken
         // out, and a new socket may reuse its number at once.
-        if let Ok(reactor) = reactor::get() {
-            reactor.deregister(self.socket.as_raw_fd(), self.index);
+        if let (Some(&(_, index)), Ok(reactor)) = (self.registration.get(), reactor::get()) {
+            reactor.deregister(self.socket.as_raw_fd(), index);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Only fibers register a socket: plain threads poll it themselves.
+
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Reads one byte from `socket`, waiting for it as the caller does.
+    fn read_one(socket: &Registered<UnixStream>) -> u8 {
+        let mut buf = [0; 1];
+        let n = socket
+            .io(Interest::Read, &"test read", |mut s| s.read(&mut buf))
+            .unwrap();
+        assert_eq!(n, 1);
+        buf[0]
+    }
+
+    /// Writes `byte` to `peer` from another thread after a while, so that
+    /// the reader has to wait.
+    fn write_later(mut peer: UnixStream, byte: u8) -> std::thread::JoinHandle<UnixStream> {
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            peer.write_all(&[byte]).unwrap();
+            peer
+        })
+    }
+
+    #[test]
+    fn a_socket_is_registered_by_the_first_fiber_that_uses_it() {
+        let (ours, peer) = UnixStream::pair().unwrap();
+        let ours = Arc::new(Registered::new(ours).unwrap());
+        // A plain thread waits by polling: the socket stays out of epoll.
+        let peer = write_later(peer, 1).join().unwrap();
+        assert_eq!(read_one(&ours), 1);
+        let peer = write_later(peer, 2);
+        assert_eq!(read_one(&ours), 2);
+        assert!(ours.registration.get().is_none());
+        // A fiber waits on the reactor: its first use registers the socket.
+        let rt = crate::Builder::new().workers(1).build().unwrap();
+        let writer = write_later(peer.join().unwrap(), 3);
+        let got = rt.block_on({
+            let ours = ours.clone();
+            move || read_one(&ours)
+        });
+        assert_eq!(got, 3);
+        assert!(ours.registration.get().is_some());
+        drop(writer.join().unwrap());
     }
 }

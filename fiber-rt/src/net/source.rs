@@ -46,7 +46,24 @@ struct Direction {
     waiters: Mutex<VecDeque<Arc<Waiter>>>,
 }
 
+impl Direction {
+    const fn new() -> Direction {
+        Direction {
+            edges: AtomicU64::new(0),
+            waiters: Mutex::new(VecDeque::new()),
+        }
+    }
+}
+
 impl Source {
+    /// No edge seen, nobody waiting.
+    pub(crate) const fn new() -> Source {
+        Source {
+            read: Direction::new(),
+            write: Direction::new(),
+        }
+    }
+
     /// Called by a harvest with an event's bits.
     pub(crate) fn on_event(&self, bits: u32) {
         // A hang-up or an error ends waits in both directions: the next
