@@ -279,6 +279,28 @@ fn scoped_fibers_borrow_from_the_caller() {
 }
 
 #[test]
+fn a_scoped_handle_says_when_its_fiber_is_done() {
+    let rt = rt(1);
+    let gate = fiber_rt::sync::WaitGroup::new();
+    gate.add(1);
+    let own_id = rt.scope(|s| {
+        let handle = s.spawn(|| {
+            gate.wait();
+            fiber_rt::current().expect("a fiber").id
+        });
+        assert!(!handle.is_finished());
+        gate.done();
+        while !handle.is_finished() {
+            fiber_rt::yield_now();
+        }
+        let id = handle.id();
+        assert_eq!(handle.join().unwrap(), id);
+        id
+    });
+    assert!(own_id > 0);
+}
+
+#[test]
 fn a_scope_waits_for_unjoined_fibers_and_reports_their_panic() {
     let rt = rt(2);
     let finished = AtomicUsize::new(0);

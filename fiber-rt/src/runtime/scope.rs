@@ -40,6 +40,16 @@ impl<T> ScopedJoinHandle<'_, T> {
         }
         result
     }
+
+    /// Whether the fiber has finished (so `join` would not wait).
+    pub fn is_finished(&self) -> bool {
+        self.inner.is_finished()
+    }
+
+    /// The fiber's id, unique within its runtime.
+    pub fn id(&self) -> u64 {
+        self.inner.id()
+    }
 }
 
 /// Runs `f` with a [`Scope`] on which it can spawn fibers that borrow from
