@@ -230,6 +230,7 @@ mod tests {
             })
         };
         let (tx, rx) = mpsc::channel();
+        let progress = asked.clone();
         let fiber = rt.spawn(move || {
             for round in 1..=ROUNDS {
                 let flag = Arc::new(AtomicBool::new(false));
@@ -250,7 +251,22 @@ mod tests {
             }
             tx.send(()).unwrap();
         });
-        let finished = rx.recv_timeout(Duration::from_secs(30));
+        // A lost wake-up leaves the fiber parked for good: its round
+        // stops moving. A loaded machine only slows the rounds down.
+        let mut last = (0, std::time::Instant::now());
+        let finished = loop {
+            match rx.recv_timeout(Duration::from_secs(1)) {
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                other => break other,
+            }
+            // Relaxed: a progress sample.
+            let round = progress.load(Ordering::Relaxed);
+            if round != last.0 {
+                last = (round, std::time::Instant::now());
+            } else if last.1.elapsed() > Duration::from_secs(10) {
+                break Err(mpsc::RecvTimeoutError::Timeout);
+            }
+        };
         done.store(true, Ordering::Relaxed);
         waker_thread.join().unwrap();
         if finished.is_err() {
