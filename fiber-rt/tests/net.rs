@@ -328,26 +328,42 @@ fn echo_server_on_thread(listener: TcpListener) {
 
 #[test]
 fn udp_ping_pong_on_one_worker() {
-    const ROUNDS: u32 = 2000;
-    let rt = one_worker();
     let a = UdpSocket::bind("127.0.0.1:0").unwrap();
     let b = UdpSocket::bind("127.0.0.1:0").unwrap();
     a.connect(b.local_addr().unwrap()).unwrap();
     b.connect(a.local_addr().unwrap()).unwrap();
+    datagram_ping_pong_on_one_worker(a, b, UdpSocket::send, UdpSocket::recv);
+}
+
+/// Send and receive on a connected datagram socket.
+type SendFn<S> = fn(&S, &[u8]) -> std::io::Result<usize>;
+type RecvFn<S> = fn(&S, &mut [u8]) -> std::io::Result<usize>;
+
+/// Two fibers on one worker bounce a counter between the connected
+/// datagram sockets `a` and `b` 2000 times: each receive parks its fiber
+/// until the other has sent.
+fn datagram_ping_pong_on_one_worker<S: Send + 'static>(
+    a: S,
+    b: S,
+    send: SendFn<S>,
+    recv: RecvFn<S>,
+) {
+    const ROUNDS: u32 = 2000;
+    let rt = one_worker();
     let ponger = rt.spawn(move || {
         let mut buf = [0; 4];
         for _ in 0..ROUNDS {
-            let n = b.recv(&mut buf).unwrap();
+            let n = recv(&b, &mut buf).unwrap();
             let value = u32::from_le_bytes(buf[..n].try_into().unwrap());
-            b.send(&(value + 1).to_le_bytes()).unwrap();
+            send(&b, &(value + 1).to_le_bytes()).unwrap();
         }
     });
     let pinger = rt.spawn(move || {
         let mut value = 0u32;
         let mut buf = [0; 4];
         for _ in 0..ROUNDS {
-            a.send(&value.to_le_bytes()).unwrap();
-            let n = a.recv(&mut buf).unwrap();
+            send(&a, &value.to_le_bytes()).unwrap();
+            let n = recv(&a, &mut buf).unwrap();
             value = u32::from_le_bytes(buf[..n].try_into().unwrap());
         }
         value
@@ -739,29 +755,8 @@ fn unix_datagrams_go_by_path_and_a_full_queue_parks_the_sender() {
 
 #[test]
 fn a_unix_datagram_pair_ping_pongs_on_one_worker() {
-    const ROUNDS: u32 = 2000;
-    let rt = one_worker();
     let (a, b) = UnixDatagram::pair().unwrap();
-    let ponger = rt.spawn(move || {
-        let mut buf = [0; 4];
-        for _ in 0..ROUNDS {
-            let n = b.recv(&mut buf).unwrap();
-            let value = u32::from_le_bytes(buf[..n].try_into().unwrap());
-            b.send(&(value + 1).to_le_bytes()).unwrap();
-        }
-    });
-    let pinger = rt.spawn(move || {
-        let mut value = 0u32;
-        let mut buf = [0; 4];
-        for _ in 0..ROUNDS {
-            a.send(&value.to_le_bytes()).unwrap();
-            let n = a.recv(&mut buf).unwrap();
-            value = u32::from_le_bytes(buf[..n].try_into().unwrap());
-        }
-        value
-    });
-    assert_eq!(join_within_a_minute(pinger).unwrap(), ROUNDS);
-    join_within_a_minute(ponger).unwrap();
+    datagram_ping_pong_on_one_worker(a, b, UnixDatagram::send, UnixDatagram::recv);
 }
 
 #[test]
