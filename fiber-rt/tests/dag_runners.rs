@@ -115,5 +115,5 @@ fn a_runner_going_through_many_nodes_yields_when_its_slice_is_over() {
         seen < NODES,
         "the other fiber ran only after all {NODES} nodes (seen {seen})"
     );
-    assert_eq!(rt.metrics().backstop_signals, 0);
+    assert!(rt.metrics().preempt_yields > 0, "the runner never yielded");
 }

@@ -722,19 +722,21 @@ fn unix_datagrams_go_by_path_and_a_full_queue_parks_the_sender() {
     let server = UnixDatagram::bind(&server_path).unwrap();
     let client = UnixDatagram::bind(&client_path).unwrap();
     // Far more than the receiver's queue holds (`net.unix.max_dgram_qlen`,
-    // 10 by default): the sender parks while it is full, and only the
-    // receiver, on the same worker, can empty it.
+    // 10 by default): the sender waits while it is full, parked, and only
+    // the receiver, on the same worker, can empty it.
     let receiver = rt.spawn(move || {
-        // Lets the queue fill first.
-        fiber_rt::sleep(Duration::from_millis(20));
+        // Lets the queue fill first, and the sender wait.
+        fiber_rt::sleep(Duration::from_millis(200));
         let mut buf = [0; 8];
         let mut last_from = None;
         for expected in 0..DATAGRAMS {
             let (n, from) = server.recv_from(&mut buf).unwrap();
             assert_eq!(u32::from_le_bytes(buf[..n].try_into().unwrap()), expected);
-            last_from = from.as_pathname().map(|p| p.to_owned());
+            last_from = Some(from);
         }
-        server.send_to(b"done", last_from.unwrap()).unwrap();
+        let client_addr = last_from.unwrap();
+        assert!(client_addr.as_pathname().is_some());
+        server.send_to_addr(b"done", &client_addr).unwrap();
         server
             .set_read_timeout(Some(Duration::from_millis(10)))
             .unwrap();
@@ -750,6 +752,10 @@ fn unix_datagrams_go_by_path_and_a_full_queue_parks_the_sender() {
     });
     assert_eq!(join_within_a_minute(sender).unwrap(), b"done");
     assert_eq!(join_within_a_minute(receiver).unwrap(), ErrorKind::TimedOut);
+    // Each refused send parked the sender again at once before (20 000
+    // times in the receiver's 200 ms sleep).
+    let parks = rt.metrics().parks;
+    assert!(parks < 2000, "{parks} parks");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -133,10 +133,18 @@ impl sealed::Sealed for str {}
 /// `"host:port"`: parsed when the host is an address, else looked up.
 impl ToSocketAddrs for str {
     fn resolve(&self) -> io::Result<Addrs> {
-        match self.parse::<SocketAddr>() {
-            Ok(addr) => Addrs::one(addr),
-            Err(_) => lookup(self.to_owned()),
+        if let Ok(addr) = self.parse::<SocketAddr>() {
+            return Addrs::one(addr);
         }
+        let has_port = self
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+        if !has_port {
+            // No resolver needed to refuse it: std's error, here.
+            let addrs = std::net::ToSocketAddrs::to_socket_addrs(self)?;
+            return Ok(Addrs(addrs.collect()));
+        }
+        lookup(self.to_owned())
     }
 }
 
@@ -201,8 +209,15 @@ mod tests {
     }
 
     #[test]
-    fn a_string_that_is_no_address_and_no_name_is_an_error() {
-        assert!("no port here".resolve().is_err());
+    fn a_string_without_a_port_gets_std_s_error() {
+        for bad in ["no port here", "localhost", "localhost:99999", ""] {
+            let ours = bad.resolve().err().map(|e| (e.kind(), e.to_string()));
+            let std = std::net::ToSocketAddrs::to_socket_addrs(bad)
+                .err()
+                .map(|e| (e.kind(), e.to_string()));
+            assert!(ours.is_some(), "{bad:?}");
+            assert_eq!(ours, std, "{bad:?}");
+        }
     }
 
     #[test]
