@@ -2,8 +2,8 @@
 //! which have finished when the scope returns.
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{join, JoinError, JoinHandle};
 use crate::sched::registry::Registry;
@@ -16,22 +16,41 @@ pub struct Scope<'scope, 'env: 'scope> {
     /// Scoped fibers that failed (panicked, or never ran) and whose
     /// handle has not reported it.
     unjoined_failures: Arc<AtomicUsize>,
+    /// Joins of fibers cancelled through their handles, which were then
+    /// dropped unjoined: each says whether its fiber failed, which then
+    /// counts as reported.
+    excused: Arc<Excused>,
     _scope: PhantomData<&'scope mut &'scope ()>,
     _env: PhantomData<&'env mut &'env ()>,
 }
 
+/// See [`Scope::excused`]. The joins borrow what the scope's fibers
+/// return, but `scope` runs every one before those borrows end (see
+/// [`excuse_check`]).
+type Excused = Mutex<Vec<ExcuseCheck>>;
+type ExcuseCheck = Box<dyn FnOnce() -> bool + Send>;
+
 /// A handle to join one scoped fiber.
-#[derive(Debug)]
 pub struct ScopedJoinHandle<'scope, T> {
-    inner: JoinHandle<T>,
+    /// Taken by `join`.
+    inner: Option<JoinHandle<T>>,
     unjoined_failures: Arc<AtomicUsize>,
+    excused: Arc<Excused>,
+    /// [`excuse_check`] for `T`, made where `T: Send` is known.
+    to_check: fn(JoinHandle<T>) -> ExcuseCheck,
+    /// Set by `cancel`.
+    cancelled: AtomicBool,
     _scope: PhantomData<&'scope ()>,
 }
 
 impl<T> ScopedJoinHandle<'_, T> {
+    fn inner(&self) -> &JoinHandle<T> {
+        self.inner.as_ref().expect("taken only by join")
+    }
+
     /// Waits for the fiber's result.
-    pub fn join(self) -> Result<T, JoinError> {
-        let result = self.inner.join();
+    pub fn join(mut self) -> Result<T, JoinError> {
+        let result = self.inner.take().expect("taken only here").join();
         if result.is_err() {
             // Every failure was counted once (see `ScopedRun`); this handle
             // reports it. Relaxed: a counter read after `pending.wait()`
@@ -43,12 +62,61 @@ impl<T> ScopedJoinHandle<'_, T> {
 
     /// Whether the fiber has finished (so `join` would not wait).
     pub fn is_finished(&self) -> bool {
-        self.inner.is_finished()
+        self.inner().is_finished()
     }
 
     /// The fiber's id, unique within its runtime.
     pub fn id(&self) -> u64 {
-        self.inner.id()
+        self.inner().id()
+    }
+
+    /// Cancels the fiber, as [`JoinHandle::cancel`] does: it unwinds from
+    /// its next switch point, and `join` reports the cancellation. A fiber
+    /// cancelled this way is the handle's business: dropped unjoined, the
+    /// handle does not make `scope` panic for it (nor for a panic of its
+    /// own that came first).
+    ///
+    /// ```
+    /// let rt = fiber_rt::Runtime::new().unwrap();
+    /// rt.block_on(|| {
+    ///     let never = fiber_rt::sync::WaitGroup::new();
+    ///     never.add(1);
+    ///     fiber_rt::scope(|s| {
+    ///         // Waits for good, borrowing `never`.
+    ///         let waiting = s.spawn(|| never.wait());
+    ///         waiting.cancel();
+    ///     }); // returns once the fiber has unwound
+    /// });
+    /// ```
+    pub fn cancel(&self) {
+        // Relaxed: read by this handle's own drop.
+        self.cancelled.store(true, Ordering::Relaxed);
+        self.inner().cancel();
+    }
+}
+
+impl<T> Drop for ScopedJoinHandle<'_, T> {
+    fn drop(&mut self) {
+        let Some(inner) = self.inner.take() else {
+            return; // joined
+        };
+        // Relaxed: written by this handle.
+        if self.cancelled.load(Ordering::Relaxed) {
+            // `scope` joins it once every fiber is done, and takes a
+            // failure it reports off the count.
+            self.excused
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((self.to_check)(inner));
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for ScopedJoinHandle<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScopedJoinHandle")
+            .field("inner", &self.inner)
+            .finish()
     }
 }
 
@@ -89,6 +157,7 @@ where
         registry,
         pending: WaitGroup::new(),
         unjoined_failures: Arc::new(AtomicUsize::new(0)),
+        excused: Arc::default(),
         _scope: PhantomData,
         _env: PhantomData,
     };
@@ -102,6 +171,17 @@ where
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&scope)));
     scope.pending.wait();
     wait_on_unwind.0 = None;
+    // Every handle is gone (none outlives `f`) and every fiber done: the
+    // list is whole, and each join returns at once. Run also on an
+    // unwind, so that no join outlives the borrows.
+    let excused =
+        std::mem::take(&mut *scope.excused.lock().unwrap_or_else(PoisonError::into_inner));
+    for failed in excused {
+        if failed() {
+            // Relaxed: as for a join, after `pending.wait()`.
+            scope.unjoined_failures.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
     match result {
         Err(payload) => std::panic::resume_unwind(payload),
         // Relaxed: `pending.wait()` above synchronised with every fiber's end.
@@ -180,11 +260,26 @@ impl<'scope> Scope<'scope, '_> {
             .spawn_joinable(None, None, run, join::cancelled_unrun::<T>)
             .unwrap_or_else(|e| panic!("spawning a scoped fiber: {e}"));
         ScopedJoinHandle {
-            inner: join::handle(task),
+            inner: Some(join::handle(task)),
             unjoined_failures: self.unjoined_failures.clone(),
+            excused: self.excused.clone(),
+            to_check: excuse_check::<T>,
+            cancelled: AtomicBool::new(false),
             _scope: PhantomData,
         }
     }
+}
+
+/// The join that `scope` makes for a cancelled fiber whose handle was
+/// dropped unjoined: whether it failed.
+fn excuse_check<'a, T: Send + 'a>(handle: JoinHandle<T>) -> ExcuseCheck {
+    let check: Box<dyn FnOnce() -> bool + Send + 'a> = Box::new(move || handle.join().is_err());
+    // SAFETY: only the lifetime changes. The check holds a handle whose
+    // result may borrow from the scope; `scope_on` runs every check it is
+    // given, after the fibers are done and before it returns, so none
+    // outlives those borrows (a handle cannot outlive the scope's
+    // closure, so none is added later).
+    unsafe { std::mem::transmute::<Box<dyn FnOnce() -> bool + Send + 'a>, ExcuseCheck>(check) }
 }
 
 /// A scoped fiber's closure with what must happen after it, whether it ran

@@ -57,7 +57,9 @@ impl Driver {
         // call after this one and the harvest. One written meanwhile
         // stays readable, and the next wait takes it at once.
         let woken = usize::try_from(waited).map_or(true, |n| {
-            events[..n].iter().any(|event| event.u64 == self.wake as u64)
+            events[..n]
+                .iter()
+                .any(|event| event.u64 == self.wake as u64)
         });
         if woken {
             let mut count: u64 = 0;
