@@ -301,46 +301,6 @@ fn a_scoped_handle_says_when_its_fiber_is_done() {
 }
 
 #[test]
-fn a_scoped_fiber_cancelled_through_its_handle_is_not_reported_by_the_scope() {
-    let rt = rt(2);
-    let never = fiber_rt::sync::WaitGroup::new();
-    never.add(1);
-    let unwound = AtomicUsize::new(0);
-    rt.scope(|s| {
-        struct CountOnDrop<'a>(&'a AtomicUsize);
-        impl Drop for CountOnDrop<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        // Both wait for good, borrowing `never` and `unwound`; one handle
-        // is joined, the other dropped unjoined.
-        let joined = s.spawn(|| {
-            let _count = CountOnDrop(&unwound);
-            never.wait();
-        });
-        let dropped = s.spawn(|| {
-            let _count = CountOnDrop(&unwound);
-            never.wait();
-        });
-        // Finished before it is cancelled: its result stands.
-        let finished = s.spawn(|| 7);
-        while !finished.is_finished() {
-            fiber_rt::yield_now();
-        }
-        fiber_rt::sleep(Duration::from_millis(5));
-        joined.cancel();
-        dropped.cancel();
-        finished.cancel();
-        drop(dropped);
-        assert!(joined.join().unwrap_err().is_cancelled());
-        assert_eq!(finished.join().unwrap(), 7);
-    });
-    // The scope returned (no panic), after both unwound.
-    assert_eq!(unwound.load(Ordering::Relaxed), 2);
-}
-
-#[test]
 fn a_scope_waits_for_unjoined_fibers_and_reports_their_panic() {
     let rt = rt(2);
     let finished = AtomicUsize::new(0);

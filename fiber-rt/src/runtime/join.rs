@@ -272,6 +272,17 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
+    wrap_reporting(f, |_| {})
+}
+
+/// [`wrap`], telling `report` whether the fiber failed (panicked, was
+/// cancelled, or a fiber-local's destructor panicked) just before the
+/// result reaches the join slot.
+pub(crate) fn wrap_reporting<F, T>(f: F, report: impl FnOnce(bool) + Send) -> impl FnOnce() + Send
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
     move || {
         let result = panic::catch_unwind(AssertUnwindSafe(f));
         let task = Task::current().expect("a spawned closure runs on its fiber");
@@ -290,6 +301,7 @@ where
             };
             error(task, kind)
         });
+        report(result.is_err());
         // With the handle gone, `complete` drops the result here, while
         // the fiber still counts as live: a destructor that parks is
         // found and cancelled by a shutdown like any parked fiber. (So

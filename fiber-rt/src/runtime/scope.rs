@@ -2,8 +2,8 @@
 //! which have finished when the scope returns.
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use super::{join, JoinError, JoinHandle};
 use crate::sched::registry::Registry;
@@ -13,31 +13,50 @@ use crate::sync::WaitGroup;
 pub struct Scope<'scope, 'env: 'scope> {
     registry: Arc<Registry>,
     pending: WaitGroup,
-    /// Scoped fibers that failed (panicked, or never ran) and whose
-    /// handle has not reported it.
+    /// Scoped fibers that failed (panicked, were cancelled, or never
+    /// ran) and whose handle has not reported it, nor excused it.
     unjoined_failures: Arc<AtomicUsize>,
-    /// Joins of fibers cancelled through their handles, which were then
-    /// dropped unjoined: each says whether its fiber failed, which then
-    /// counts as reported.
-    excused: Arc<Excused>,
     _scope: PhantomData<&'scope mut &'scope ()>,
     _env: PhantomData<&'env mut &'env ()>,
 }
 
-/// See [`Scope::excused`]. The joins borrow what the scope's fibers
-/// return, but `scope` runs every one before those borrows end (see
-/// [`excuse_check`]).
-type Excused = Mutex<Vec<ExcuseCheck>>;
-type ExcuseCheck = Box<dyn FnOnce() -> bool + Send>;
+/// What one scoped fiber's failure has come to, shared by the fiber and
+/// its handle: whether it failed ([`FAILED`], set as its result is made,
+/// or as its closure is dropped unrun) and whether its handle excused it
+/// ([`EXCUSED`]: cancelled through the handle, which was then dropped
+/// unjoined). A failure counts in the scope's `unjoined_failures` unless
+/// excused: whichever flag is set second settles it (`fail` counts only
+/// if not excused yet, `excuse` takes a failure counted already back
+/// off), so either order of the two read-modify-writes on the byte ends
+/// with the same count.
+type Outcome = AtomicU8;
+const FAILED: u8 = 1;
+const EXCUSED: u8 = 2;
+
+/// Marks the fiber of `outcome` failed: it counts unless excused.
+fn fail(outcome: &Outcome, failures: &AtomicUsize) {
+    // Relaxed, here and below: the flags are settled by the order of the
+    // read-modify-writes on `outcome` alone, and the count is read after
+    // `pending.wait()` synchronised with every fiber's end (and the
+    // handles are all gone by then, their effects before it too).
+    if outcome.fetch_or(FAILED, Ordering::Relaxed) & EXCUSED == 0 {
+        failures.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Excuses the fiber of `outcome`: a failure counted already is taken off.
+fn excuse(outcome: &Outcome, failures: &AtomicUsize) {
+    if outcome.fetch_or(EXCUSED, Ordering::Relaxed) & FAILED != 0 {
+        failures.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// A handle to join one scoped fiber.
 pub struct ScopedJoinHandle<'scope, T> {
     /// Taken by `join`.
     inner: Option<JoinHandle<T>>,
     unjoined_failures: Arc<AtomicUsize>,
-    excused: Arc<Excused>,
-    /// [`excuse_check`] for `T`, made where `T: Send` is known.
-    to_check: fn(JoinHandle<T>) -> ExcuseCheck,
+    outcome: Arc<Outcome>,
     /// Set by `cancel`.
     cancelled: AtomicBool,
     _scope: PhantomData<&'scope ()>,
@@ -52,9 +71,10 @@ impl<T> ScopedJoinHandle<'_, T> {
     pub fn join(mut self) -> Result<T, JoinError> {
         let result = self.inner.take().expect("taken only here").join();
         if result.is_err() {
-            // Every failure was counted once (see `ScopedRun`); this handle
-            // reports it. Relaxed: a counter read after `pending.wait()`
-            // synchronised.
+            // A failure was counted once, as the result was made or the
+            // closure dropped unrun (never excused: only a handle dropped
+            // unjoined excuses); this handle reports it. Relaxed: a
+            // counter read after `pending.wait()` synchronised.
             self.unjoined_failures.fetch_sub(1, Ordering::Relaxed);
         }
         result
@@ -73,8 +93,8 @@ impl<T> ScopedJoinHandle<'_, T> {
     /// Cancels the fiber, as [`JoinHandle::cancel`] does: it unwinds from
     /// its next switch point, and `join` reports the cancellation. A fiber
     /// cancelled this way is the handle's business: dropped unjoined, the
-    /// handle does not make `scope` panic for it (nor for a panic of its
-    /// own that came first).
+    /// handle does not make `scope` panic for whatever failure the fiber
+    /// had (its cancellation, or a panic of its own).
     ///
     /// ```
     /// let rt = fiber_rt::Runtime::new().unwrap();
@@ -97,18 +117,12 @@ impl<T> ScopedJoinHandle<'_, T> {
 
 impl<T> Drop for ScopedJoinHandle<'_, T> {
     fn drop(&mut self) {
-        let Some(inner) = self.inner.take() else {
-            return; // joined
-        };
         // Relaxed: written by this handle.
-        if self.cancelled.load(Ordering::Relaxed) {
-            // `scope` joins it once every fiber is done, and takes a
-            // failure it reports off the count.
-            self.excused
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push((self.to_check)(inner));
+        if self.inner.is_some() && self.cancelled.load(Ordering::Relaxed) {
+            excuse(&self.outcome, &self.unjoined_failures);
         }
+        // The inner handle (if not joined) goes now, and with it the
+        // fiber's result, if in, as before.
     }
 }
 
@@ -123,8 +137,10 @@ impl<T> std::fmt::Debug for ScopedJoinHandle<'_, T> {
 /// Runs `f` with a [`Scope`] on which it can spawn fibers that borrow from
 /// the caller's stack; returns once every one of them has finished.
 ///
-/// If a scoped fiber panics, or never runs (no stack could be had for it),
-/// and its handle was not joined, `scope` panics after all have finished.
+/// If a scoped fiber panics, is cancelled, or never runs (no stack could
+/// be had for it), and its handle was not joined, `scope` panics after all
+/// have finished; unless that handle cancelled the fiber (see
+/// [`ScopedJoinHandle::cancel`]).
 ///
 /// ```
 /// let rt = fiber_rt::Runtime::new().unwrap();
@@ -157,7 +173,6 @@ where
         registry,
         pending: WaitGroup::new(),
         unjoined_failures: Arc::new(AtomicUsize::new(0)),
-        excused: Arc::default(),
         _scope: PhantomData,
         _env: PhantomData,
     };
@@ -171,17 +186,6 @@ where
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&scope)));
     scope.pending.wait();
     wait_on_unwind.0 = None;
-    // Every handle is gone (none outlives `f`) and every fiber done: the
-    // list is whole, and each join returns at once. Run also on an
-    // unwind, so that no join outlives the borrows.
-    let excused =
-        std::mem::take(&mut *scope.excused.lock().unwrap_or_else(PoisonError::into_inner));
-    for failed in excused {
-        if failed() {
-            // Relaxed: as for a join, after `pending.wait()`.
-            scope.unjoined_failures.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
     match result {
         Err(payload) => std::panic::resume_unwind(payload),
         // Relaxed: `pending.wait()` above synchronised with every fiber's end.
@@ -217,29 +221,23 @@ impl<'scope> Scope<'scope, '_> {
         T: Send + 'scope,
     {
         self.pending.add(1);
-        let panics = self.unjoined_failures.clone();
-        let body = join::wrap(move || {
-            // Count a panic until a join reports it: `scope` panics if none
-            // does. Told by `f` not returning, not by
-            // `std::thread::panicking()`: that counts every unwind parked on
-            // this thread, another fiber's too.
-            struct CountUnlessReturned(Arc<AtomicUsize>, bool);
-            impl Drop for CountUnlessReturned {
-                fn drop(&mut self) {
-                    if !self.1 {
-                        // Relaxed: read after `pending.wait()` synchronised.
-                        self.0.fetch_add(1, Ordering::Relaxed);
-                    }
+        let outcome = Arc::new(Outcome::new(0));
+        // A failure counts until a join reports it (`scope` panics if none
+        // does): told by the result that reaches the handle, so also a
+        // panic of a fiber-local's destructor, or a cancellation while
+        // one parks, after `f` returned.
+        let body = join::wrap_reporting(f, {
+            let (outcome, failures) = (outcome.clone(), self.unjoined_failures.clone());
+            move |failed| {
+                if failed {
+                    fail(&outcome, &failures);
                 }
             }
-            let mut count = CountUnlessReturned(panics, false);
-            let value = f();
-            count.1 = true;
-            value
         });
         let scoped = ScopedRun {
             body: Some(body),
             failures: self.unjoined_failures.clone(),
+            outcome: outcome.clone(),
             _done: Done(self.pending.clone()),
         };
         // `scoped` is used whole, so the closure captures it whole (not
@@ -262,24 +260,11 @@ impl<'scope> Scope<'scope, '_> {
         ScopedJoinHandle {
             inner: Some(join::handle(task)),
             unjoined_failures: self.unjoined_failures.clone(),
-            excused: self.excused.clone(),
-            to_check: excuse_check::<T>,
+            outcome,
             cancelled: AtomicBool::new(false),
             _scope: PhantomData,
         }
     }
-}
-
-/// The join that `scope` makes for a cancelled fiber whose handle was
-/// dropped unjoined: whether it failed.
-fn excuse_check<'a, T: Send + 'a>(handle: JoinHandle<T>) -> ExcuseCheck {
-    let check: Box<dyn FnOnce() -> bool + Send + 'a> = Box::new(move || handle.join().is_err());
-    // SAFETY: only the lifetime changes. The check holds a handle whose
-    // result may borrow from the scope; `scope_on` runs every check it is
-    // given, after the fibers are done and before it returns, so none
-    // outlives those borrows (a handle cannot outlive the scope's
-    // closure, so none is added later).
-    unsafe { std::mem::transmute::<Box<dyn FnOnce() -> bool + Send + 'a>, ExcuseCheck>(check) }
 }
 
 /// A scoped fiber's closure with what must happen after it, whether it ran
@@ -291,8 +276,10 @@ struct ScopedRun<B> {
     /// Taken when the fiber runs.
     body: Option<B>,
     /// Counts a closure dropped unrun as a failure, which its handle
-    /// reports (its join returns the reason) or `scope` does.
+    /// reports (its join returns the reason) or `scope` does, unless the
+    /// handle excused it.
     failures: Arc<AtomicUsize>,
+    outcome: Arc<Outcome>,
     /// Never read: dropped last.
     _done: Done,
 }
@@ -302,8 +289,7 @@ impl<B> Drop for ScopedRun<B> {
         // The closure first, unrun if it is still here: what it captured
         // may borrow from the scope, so it goes before `done`.
         if self.body.take().is_some() {
-            // Relaxed: read after `pending.wait()` synchronised.
-            self.failures.fetch_add(1, Ordering::Relaxed);
+            fail(&self.outcome, &self.failures);
         }
     }
 }

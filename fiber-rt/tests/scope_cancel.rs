@@ -1,0 +1,144 @@
+//! Scoped fibers cancelled through their handles: the scope still waits
+//! for them, and does not panic for a failure whose handle excused it by
+//! being dropped unjoined after its `cancel`; a joined handle reports as
+//! usual, and the count of unreported failures never goes astray.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use fiber_rt::{Builder, Runtime, Scope};
+
+fn rt(workers: usize) -> Runtime {
+    Builder::new().workers(workers).build().unwrap()
+}
+
+#[test]
+fn a_scoped_fiber_cancelled_through_its_handle_is_not_reported_by_the_scope() {
+    let rt = rt(2);
+    let never = fiber_rt::sync::WaitGroup::new();
+    never.add(1);
+    let unwound = AtomicUsize::new(0);
+    rt.scope(|s| {
+        struct CountOnDrop<'a>(&'a AtomicUsize);
+        impl Drop for CountOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        // Both wait for good, borrowing `never` and `unwound`; one handle
+        // is joined, the other dropped unjoined.
+        let joined = s.spawn(|| {
+            let _count = CountOnDrop(&unwound);
+            never.wait();
+        });
+        let dropped = s.spawn(|| {
+            let _count = CountOnDrop(&unwound);
+            never.wait();
+        });
+        // Finished before it is cancelled: its result stands.
+        let finished = s.spawn(|| 7);
+        while !finished.is_finished() {
+            fiber_rt::yield_now();
+        }
+        fiber_rt::sleep(Duration::from_millis(5));
+        joined.cancel();
+        dropped.cancel();
+        finished.cancel();
+        drop(dropped);
+        assert!(joined.join().unwrap_err().is_cancelled());
+        assert_eq!(finished.join().unwrap(), 7);
+    });
+    // The scope returned (no panic), after both unwound.
+    assert_eq!(unwound.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn a_cancelled_handle_returned_by_another_fiber_is_excused_when_dropped() {
+    let rt = rt(2);
+    let never = fiber_rt::sync::WaitGroup::new();
+    never.add(1);
+    rt.scope(|s| {
+        let waiting = s.spawn(|| never.wait());
+        waiting.cancel();
+        // `carrier` returns the cancelled handle, which is dropped, with
+        // the result, when `carrier`'s handle is.
+        let carrier = s.spawn(move || waiting);
+        while !carrier.is_finished() {
+            fiber_rt::yield_now();
+        }
+        drop(carrier);
+    }); // panics if the cancellation stays counted
+}
+
+fiber_rt::fiber_local! {
+    static SLOW_DROP: SlowDrop = SlowDrop;
+}
+
+/// A fiber-local whose destructor parks a while.
+struct SlowDrop;
+
+impl Drop for SlowDrop {
+    fn drop(&mut self) {
+        fiber_rt::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_fiber_cancelled_in_a_fiber_local_destructor_and_joined_leaves_the_scope_whole() {
+    // The cancellation lands after the closure returned, while a
+    // fiber-local's destructor parks: the result is an error all the same,
+    // and must be counted as one, or the join's report would take the
+    // count below zero and the scope would panic.
+    let rt = rt(2);
+    rt.scope(|s| {
+        let handle = s.spawn(|| SLOW_DROP.with(|_| ()));
+        fiber_rt::sleep(Duration::from_millis(50));
+        handle.cancel();
+        assert!(handle.join().unwrap_err().is_cancelled());
+    });
+}
+
+/// A fiber's result whose destructor spawns on the scope.
+struct SpawnOnDrop<'scope, 'env>(&'scope Scope<'scope, 'env>, &'env AtomicBool);
+
+impl Drop for SpawnOnDrop<'_, '_> {
+    fn drop(&mut self) {
+        let ran = self.1;
+        self.0.spawn(move || {
+            fiber_rt::sleep(Duration::from_millis(100));
+            ran.store(true, Ordering::SeqCst);
+        });
+    }
+}
+
+#[test]
+fn the_result_of_a_cancelled_handle_goes_with_the_handle() {
+    // So a fiber its destructor spawns on the scope is waited for too.
+    let rt = rt(2);
+    let ran = AtomicBool::new(false);
+    rt.scope(|s| {
+        let ran = &ran;
+        let handle = s.spawn(move || SpawnOnDrop(s, ran));
+        while !handle.is_finished() {
+            fiber_rt::yield_now();
+        }
+        handle.cancel(); // finished first: its result stands
+        drop(handle);
+    });
+    assert!(ran.load(Ordering::SeqCst), "the scope returned first");
+}
+
+#[test]
+fn fibers_cancelled_around_their_start_leave_no_failure_behind() {
+    // Some run before their cancel comes, the others never run (their
+    // closure is dropped unrun, which counts as a failure until excused):
+    // a scope that counted either wrong panics.
+    let rt = rt(2);
+    for _ in 0..500 {
+        rt.scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| 1).cancel();
+            }
+        });
+    }
+}
