@@ -142,3 +142,19 @@ fn fibers_cancelled_around_their_start_leave_no_failure_behind() {
         });
     }
 }
+
+/// Compiles only while a handle is covariant in its result type, as a
+/// `JoinHandle` is: a handle of `&'static str` passes for one of a
+/// shorter-lived `&str`.
+fn shorten<'scope, 'a>(
+    handle: fiber_rt::ScopedJoinHandle<'scope, &'static str>,
+) -> fiber_rt::ScopedJoinHandle<'scope, &'a str> {
+    handle
+}
+
+#[test]
+fn a_scoped_handle_shortens_its_result_type() {
+    let rt = rt(1);
+    let word = rt.scope(|s| shorten(s.spawn(|| "word")).join().unwrap());
+    assert_eq!(word, "word");
+}
