@@ -158,3 +158,37 @@ fn a_scoped_handle_shortens_its_result_type() {
     let word = rt.scope(|s| shorten(s.spawn(|| "word")).join().unwrap());
     assert_eq!(word, "word");
 }
+
+/// Parks a while as it drops: a fiber cancelled with one on its stack
+/// takes that long to unwind.
+struct SlowUnwind;
+
+impl Drop for SlowUnwind {
+    fn drop(&mut self) {
+        fiber_rt::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_cancelled_handle_whose_join_is_cut_short_still_excuses_its_fiber() {
+    let rt = rt(2);
+    let never = fiber_rt::sync::WaitGroup::new();
+    never.add(1);
+    rt.scope(|s| {
+        let waiting = s.spawn(|| {
+            let _slow = SlowUnwind;
+            never.wait();
+        });
+        fiber_rt::sleep(Duration::from_millis(20));
+        // `joiner` cancels `waiting` and joins it, and is cancelled in
+        // that join, while `waiting` unwinds slowly: neither handle
+        // reports a result, and both cancelled their fibers.
+        let joiner = s.spawn(move || {
+            waiting.cancel();
+            let _ = waiting.join();
+        });
+        fiber_rt::sleep(Duration::from_millis(50));
+        joiner.cancel();
+        drop(joiner);
+    }); // panics if `waiting`'s cancellation stays counted
+}

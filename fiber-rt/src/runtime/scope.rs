@@ -70,6 +70,10 @@ impl<T> ScopedJoinHandle<'_, T> {
     /// Waits for the fiber's result.
     pub fn join(mut self) -> Result<T, JoinError> {
         let result = self.inner.take().expect("taken only here").join();
+        // Reported here: the drop has nothing to excuse. (A join that
+        // unwinds, its caller cancelled, leaves the flag, and the drop
+        // excuses the fiber of a handle that cancelled it.)
+        *self.cancelled.get_mut() = false;
         if result.is_err() {
             // A failure was counted once, as the result was made or the
             // closure dropped unrun (never excused: only a handle dropped
@@ -117,8 +121,7 @@ impl<T> ScopedJoinHandle<'_, T> {
 
 impl<T> Drop for ScopedJoinHandle<'_, T> {
     fn drop(&mut self) {
-        // Relaxed: written by this handle.
-        if self.inner.is_some() && self.cancelled.load(Ordering::Relaxed) {
+        if *self.cancelled.get_mut() {
             excuse(&self.outcome, &self.unjoined_failures);
         }
         // The inner handle (if not joined) goes now, and with it the
@@ -288,9 +291,13 @@ impl<B> Drop for ScopedRun<B> {
     fn drop(&mut self) {
         // The closure first, unrun if it is still here: what it captured
         // may borrow from the scope, so it goes before `done`.
-        if self.body.take().is_some() {
+        let body = self.body.take();
+        if body.is_some() {
+            // Before the closure drops: a destructor of what it captured
+            // may panic (and `Task::fail_start` carry on).
             fail(&self.outcome, &self.failures);
         }
+        drop(body);
     }
 }
 
