@@ -8,7 +8,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use super::reactor;
-use super::source::{Deadline, Interest, Source};
+use super::source::{Deadline, Interest, Retry, Source};
 use crate::sched::park::Reason;
 use crate::sched::task::Task;
 
@@ -75,11 +75,23 @@ impl<S: AsRawFd> Registered<S> {
         Ok(self.registration.get_or_init(|| registered).0)
     }
 
-    /// Runs `op` until it does not block, parking the caller meanwhile,
-    /// within the time-out set for `interest`.
+    /// Runs `op` until it does not block, parking the caller meanwhile
+    /// until the socket's next edge, within the time-out set for
+    /// `interest`.
     pub(crate) fn io<T>(
         &self,
         interest: Interest,
+        reason: Reason,
+        op: impl FnMut(&S) -> io::Result<T>,
+    ) -> io::Result<T> {
+        self.io_retrying(interest, Retry::Edge, reason, op)
+    }
+
+    /// [`io`](Self::io), waiting as `retry` says.
+    pub(crate) fn io_retrying<T>(
+        &self,
+        interest: Interest,
+        retry: Retry,
         reason: Reason,
         mut op: impl FnMut(&S) -> io::Result<T>,
     ) -> io::Result<T> {
@@ -89,7 +101,7 @@ impl<S: AsRawFd> Registered<S> {
         };
         let fd = self.socket.as_raw_fd();
         self.source()?
-            .io(fd, interest, deadline, reason, || op(&self.socket))
+            .io(fd, interest, retry, deadline, reason, || op(&self.socket))
     }
 
     /// Sets the time-out of `interest`'s operations; `None` waits for good.

@@ -18,7 +18,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::sched::park::Reason;
 use crate::sched::task::Task;
@@ -29,6 +29,59 @@ use crate::sync::waiter::{self, Waiter};
 pub(crate) enum Interest {
     Read,
     Write,
+}
+
+/// How a party waits after its operation said `EAGAIN`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Retry {
+    /// For the direction's next edge: the kernel tells the socket when
+    /// the operation may go ahead.
+    Edge,
+    /// For a pause (see [`Backoff`]): the kernel never tells the socket,
+    /// as for an unconnected Unix datagram sent to a full queue, where
+    /// each refused send even makes the sender's socket report itself
+    /// writable, so that a wait for an edge would end at once, again and
+    /// again.
+    Pause,
+}
+
+/// How often a [`Retry::Pause`] party only yields before it tries again:
+/// enough for a party on the same worker to make room.
+const YIELDS: u32 = 4;
+/// Its first pause after those; each next one is twice as long, up to
+/// [`LONGEST_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(1);
+const LONGEST_PAUSE: Duration = Duration::from_millis(16);
+
+/// The waits of one [`Retry::Pause`] operation.
+struct Backoff {
+    refused: u32,
+    pause: Duration,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff {
+            refused: 0,
+            pause: FIRST_PAUSE,
+        }
+    }
+
+    /// Yields, or pauses (parking a fiber, sleeping a plain thread), up to
+    /// `deadline`.
+    fn wait(&mut self, deadline: Option<Instant>) {
+        self.refused += 1;
+        if self.refused <= YIELDS {
+            crate::yield_now();
+            return;
+        }
+        let nap = match deadline {
+            Some(at) => self.pause.min(at.saturating_duration_since(Instant::now())),
+            None => self.pause,
+        };
+        crate::sleep(nap);
+        self.pause = (self.pause * 2).min(LONGEST_PAUSE);
+    }
 }
 
 /// A socket's readiness, shared by its handles and the harvests.
@@ -85,18 +138,21 @@ impl Source {
     }
 
     /// Runs `op` (a non-blocking operation on `fd`) until it does anything
-    /// but fail with `WouldBlock` or `Interrupted`, waiting for `interest`
-    /// after each `WouldBlock`. Past `deadline` (`Deadline::After` counts
-    /// from the first `WouldBlock`, so that an operation that goes ahead
-    /// never reads the clock), fails with `TimedOut`.
+    /// but fail with `WouldBlock` or `Interrupted`, waiting as `retry`
+    /// says for `interest` after each `WouldBlock`. Past `deadline`
+    /// (`Deadline::After` counts from the first `WouldBlock`, so that an
+    /// operation that goes ahead never reads the clock), fails with
+    /// `TimedOut`.
     pub(crate) fn io<T>(
         &self,
         fd: RawFd,
         interest: Interest,
+        retry: Retry,
         mut deadline: Deadline,
         reason: Reason,
         mut op: impl FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
+        let mut backoff = Backoff::new();
         loop {
             let seen = self.seen(interest);
             match op() {
@@ -108,10 +164,17 @@ impl Source {
             // Looked at before each wait, not only by it: a party that keeps
             // losing a shared socket's edges to others would otherwise go
             // on past its deadline.
-            if at.is_some_and(|at| Instant::now() >= at)
-                || !self.wait(fd, interest, seen, at, reason)
-            {
+            if at.is_some_and(|at| Instant::now() >= at) {
                 return Err(timed_out(reason));
+            }
+            match retry {
+                Retry::Edge => {
+                    if !self.wait(fd, interest, seen, at, reason) {
+                        return Err(timed_out(reason));
+                    }
+                }
+                // A pause cut short by the deadline is caught above.
+                Retry::Pause => backoff.wait(at),
             }
         }
     }

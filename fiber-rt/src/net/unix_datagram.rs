@@ -6,19 +6,10 @@ use std::net::Shutdown;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::registered::Registered;
-use super::source::{timed_out, Interest};
-
-/// How often a [`UnixDatagram::send_to`] that finds the receiver's queue
-/// full only yields before it tries again: enough for a receiver on the
-/// same worker to drain the queue.
-const YIELDS: u32 = 4;
-/// Its first pause after those; each next one is twice as long, up to
-/// [`LONGEST_PAUSE`].
-const FIRST_PAUSE: Duration = Duration::from_millis(1);
-const LONGEST_PAUSE: Duration = Duration::from_millis(16);
+use super::source::{Interest, Retry};
 
 /// A Unix domain datagram socket: [`std::os::unix::net::UnixDatagram`]
 /// whose sends and receives park the calling fiber, never its worker
@@ -95,59 +86,23 @@ impl UnixDatagram {
     /// write time-out.
     pub fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
         let path = path.as_ref();
-        self.send_unconnected(&"UnixDatagram::send_to", |s| s.send_to(buf, path))
+        self.inner.io_retrying(
+            Interest::Write,
+            Retry::Pause,
+            &"UnixDatagram::send_to",
+            |s| s.send_to(buf, path),
+        )
     }
 
     /// Sends one datagram to the socket at `addr`, as
     /// [`send_to`](Self::send_to) does.
     pub fn send_to_addr(&self, buf: &[u8], addr: &SocketAddr) -> io::Result<usize> {
-        self.send_unconnected(&"UnixDatagram::send_to_addr", |s| s.send_to_addr(buf, addr))
-    }
-
-    /// Runs `send` until the receiver's queue has room. Not by waiting for
-    /// an edge: an unconnected sender is not told when a receiver's queue
-    /// drains (only a connected one is), and each refused send makes its
-    /// own socket report itself writable, so a wait for the next edge
-    /// would end at once, again and again, and spin.
-    fn send_unconnected(
-        &self,
-        what: &'static &'static str,
-        mut send: impl FnMut(&std::os::unix::net::UnixDatagram) -> io::Result<usize>,
-    ) -> io::Result<usize> {
-        let mut deadline = None;
-        let mut pause = FIRST_PAUSE;
-        let mut refused = 0;
-        loop {
-            match send(self.inner.socket()) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                done => return done,
-            }
-            // Read at the first refusal only, as other waits do.
-            let until = *deadline.get_or_insert_with(|| {
-                self.inner
-                    .timeout(Interest::Write)
-                    .map(crate::sync::waiter::deadline_after)
-            });
-            let nap = match until {
-                None => pause,
-                Some(until) => {
-                    let left = until.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(timed_out(what));
-                    }
-                    pause.min(left)
-                }
-            };
-            refused += 1;
-            if refused <= YIELDS {
-                crate::yield_now();
-                continue;
-            }
-            // Parks a fiber, sleeps a plain thread.
-            crate::sleep(nap);
-            pause = (pause * 2).min(LONGEST_PAUSE);
-        }
+        self.inner.io_retrying(
+            Interest::Write,
+            Retry::Pause,
+            &"UnixDatagram::send_to_addr",
+            |s| s.send_to_addr(buf, addr),
+        )
     }
 
     /// Sends one datagram to the connected peer.
