@@ -53,6 +53,40 @@ pub fn tcp_many() -> Report {
     )
 }
 
+/// The echo workload in blocking style, for runtimes whose spawn returns a
+/// handle with a `join` (fiber, may, std threads): `$($spawn)+` is a spawn
+/// function's path or a spawn macro (`may::go!`), `$net` the module with
+/// the `TcpListener` and `TcpStream` to use. Ns per round trip.
+macro_rules! blocking_echo {
+    ($connections:expr, $rounds:expr, $net:path, $($spawn:tt)+) => {{
+        use $net::{TcpListener, TcpStream};
+        let (connections, rounds) = ($connections, $rounds);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = $($spawn)+(move || {
+            for _ in 0..connections {
+                let (stream, _) = listener.accept().unwrap();
+                stream.set_nodelay(true).unwrap();
+                $($spawn)+(move || echo(stream));
+            }
+        });
+        let start = Instant::now();
+        let clients: Vec<_> = (0..connections)
+            .map(|_| {
+                $($spawn)+(move || {
+                    let stream = TcpStream::connect(addr).unwrap();
+                    stream.set_nodelay(true).unwrap();
+                    ping(stream, rounds);
+                })
+            })
+            .collect();
+        clients.into_iter().for_each(|c| c.join().unwrap());
+        let t = since(start, connections * rounds);
+        server.join().unwrap();
+        t
+    }};
+}
+
 /// `connections` clients, each making `rounds` echo round trips with a
 /// server task of its own; ns per round trip over all of them.
 fn tcp_echo(connections: u64, rounds: u64, title: &'static str) -> Report {
@@ -63,32 +97,7 @@ fn tcp_echo(connections: u64, rounds: u64, title: &'static str) -> Report {
     r.add(
         "fiber",
         best(|| {
-            rt.block_on(move || {
-                use fiber_rt::net::{TcpListener, TcpStream};
-                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-                let addr = listener.local_addr().unwrap();
-                let server = fiber_rt::spawn(move || {
-                    for _ in 0..connections {
-                        let (stream, _) = listener.accept().unwrap();
-                        stream.set_nodelay(true).unwrap();
-                        fiber_rt::spawn(move || echo(stream));
-                    }
-                });
-                let start = Instant::now();
-                let clients: Vec<_> = (0..connections)
-                    .map(|_| {
-                        fiber_rt::spawn(move || {
-                            let stream = TcpStream::connect(addr).unwrap();
-                            stream.set_nodelay(true).unwrap();
-                            ping(stream, rounds);
-                        })
-                    })
-                    .collect();
-                clients.into_iter().for_each(|c| c.join().unwrap());
-                let t = since(start, total);
-                server.join().unwrap();
-                t
-            })
+            rt.block_on(move || blocking_echo!(connections, rounds, fiber_rt::net, fiber_rt::spawn))
         }),
     );
     drop(rt);
@@ -147,65 +156,15 @@ fn tcp_echo(connections: u64, rounds: u64, title: &'static str) -> Report {
     r.add(
         "may",
         best(|| {
-            may::go!(move || {
-                use may::net::{TcpListener, TcpStream};
-                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-                let addr = listener.local_addr().unwrap();
-                let server = may::go!(move || {
-                    for _ in 0..connections {
-                        let (stream, _) = listener.accept().unwrap();
-                        stream.set_nodelay(true).unwrap();
-                        may::go!(move || echo(stream));
-                    }
-                });
-                let start = Instant::now();
-                let clients: Vec<_> = (0..connections)
-                    .map(|_| {
-                        may::go!(move || {
-                            let stream = TcpStream::connect(addr).unwrap();
-                            stream.set_nodelay(true).unwrap();
-                            ping(stream, rounds);
-                        })
-                    })
-                    .collect();
-                clients.into_iter().for_each(|c| c.join().unwrap());
-                let t = since(start, total);
-                server.join().unwrap();
-                t
-            })
-            .join()
-            .unwrap()
+            may::go!(move || blocking_echo!(connections, rounds, may::net, may::go!))
+                .join()
+                .unwrap()
         }),
     );
 
     r.add(
         "std threads",
-        best(|| {
-            use std::net::{TcpListener, TcpStream};
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            let server = std::thread::spawn(move || {
-                for _ in 0..connections {
-                    let (stream, _) = listener.accept().unwrap();
-                    stream.set_nodelay(true).unwrap();
-                    std::thread::spawn(move || echo(stream));
-                }
-            });
-            let start = Instant::now();
-            let clients: Vec<_> = (0..connections)
-                .map(|_| {
-                    std::thread::spawn(move || {
-                        let stream = TcpStream::connect(addr).unwrap();
-                        stream.set_nodelay(true).unwrap();
-                        ping(stream, rounds);
-                    })
-                })
-                .collect();
-            clients.into_iter().for_each(|c| c.join().unwrap());
-            let t = since(start, total);
-            server.join().unwrap();
-            t
-        }),
+        best(|| blocking_echo!(connections, rounds, std::net, std::thread::spawn)),
     );
     r
 }
