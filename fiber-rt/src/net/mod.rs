@@ -111,9 +111,21 @@ macro_rules! stream_impls {
 }
 pub(crate) use stream_impls;
 
-/// `AsRawFd` and `AsFd` for a socket type with an `inner` registration.
+/// `AsRawFd`, `AsFd` and `Debug` for a socket type with an `inner`
+/// registration; `Debug` shows the local address, the peer's for a type
+/// given with `peer`, and the descriptor.
 macro_rules! fd_impls {
-    ($socket:ident) => {
+    ($socket:ident $(, $peer:ident)?) => {
+        impl std::fmt::Debug for $socket {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($socket))
+                    .field("addr", &self.local_addr().ok())
+                    $(.field(stringify!($peer), &self.peer_addr().ok()))?
+                    .field("fd", &self.inner.as_raw_fd())
+                    .finish()
+            }
+        }
+
         impl std::os::fd::AsRawFd for $socket {
             fn as_raw_fd(&self) -> std::os::fd::RawFd {
                 self.inner.as_raw_fd()

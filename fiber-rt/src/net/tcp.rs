@@ -1,9 +1,7 @@
 //! TCP listeners and streams whose waits park the fiber.
 
-use std::fmt;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -108,15 +106,6 @@ impl TcpListener {
     }
 }
 
-impl fmt::Debug for TcpListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TcpListener")
-            .field("addr", &self.local_addr().ok())
-            .field("fd", &self.as_raw_fd())
-            .finish()
-    }
-}
-
 super::fd_impls!(TcpListener);
 
 /// A TCP connection: [`std::net::TcpStream`] whose reads, writes and
@@ -217,14 +206,4 @@ impl TcpStream {
 }
 
 super::stream_impls!(TcpStream);
-super::fd_impls!(TcpStream);
-
-impl fmt::Debug for TcpStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TcpStream")
-            .field("addr", &self.local_addr().ok())
-            .field("peer", &self.peer_addr().ok())
-            .field("fd", &self.as_raw_fd())
-            .finish()
-    }
-}
+super::fd_impls!(TcpStream, peer);

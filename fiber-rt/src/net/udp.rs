@@ -1,9 +1,7 @@
 //! UDP sockets whose waits park the fiber.
 
-use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -188,15 +186,6 @@ impl UdpSocket {
     /// Whether IPv6 multicast datagrams loop back.
     pub fn multicast_loop_v6(&self) -> io::Result<bool> {
         self.inner.socket().multicast_loop_v6()
-    }
-}
-
-impl fmt::Debug for UdpSocket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UdpSocket")
-            .field("addr", &self.local_addr().ok())
-            .field("fd", &self.as_raw_fd())
-            .finish()
     }
 }
 

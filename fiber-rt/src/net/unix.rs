@@ -1,6 +1,5 @@
 //! Unix domain stream sockets whose waits park the fiber.
 
-use std::fmt;
 use std::io;
 use std::net::Shutdown;
 use std::os::unix::net::SocketAddr;
@@ -88,15 +87,6 @@ impl UnixListener {
     }
 }
 
-impl fmt::Debug for UnixListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnixListener")
-            .field("addr", &self.local_addr().ok())
-            .field("fd", &self.inner.as_raw_fd())
-            .finish()
-    }
-}
-
 super::fd_impls!(UnixListener);
 
 /// A Unix domain stream: [`std::os::unix::net::UnixStream`] whose reads
@@ -155,14 +145,4 @@ impl UnixStream {
 }
 
 super::stream_impls!(UnixStream);
-super::fd_impls!(UnixStream);
-
-impl fmt::Debug for UnixStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnixStream")
-            .field("addr", &self.local_addr().ok())
-            .field("peer", &self.peer_addr().ok())
-            .field("fd", &self.inner.as_raw_fd())
-            .finish()
-    }
-}
+super::fd_impls!(UnixStream, peer);

@@ -1,6 +1,5 @@
 //! Unix domain datagram sockets whose waits park the fiber.
 
-use std::fmt;
 use std::io;
 use std::net::Shutdown;
 use std::os::unix::net::SocketAddr;
@@ -143,14 +142,4 @@ impl UnixDatagram {
     super::timeout_methods!();
 }
 
-super::fd_impls!(UnixDatagram);
-
-impl fmt::Debug for UnixDatagram {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnixDatagram")
-            .field("addr", &self.local_addr().ok())
-            .field("peer", &self.peer_addr().ok())
-            .field("fd", &self.inner.as_raw_fd())
-            .finish()
-    }
-}
+super::fd_impls!(UnixDatagram, peer);
