@@ -152,7 +152,9 @@ impl Source {
         reason: Reason,
         mut op: impl FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
-        let mut backoff = Backoff::new();
+        // Made at the first pause: an operation that goes ahead, or waits
+        // for edges, never builds one.
+        let mut backoff = None;
         loop {
             let seen = self.seen(interest);
             match op() {
@@ -174,7 +176,7 @@ impl Source {
                     }
                 }
                 // A pause cut short by the deadline is caught above.
-                Retry::Pause => backoff.wait(at),
+                Retry::Pause => backoff.get_or_insert_with(Backoff::new).wait(at),
             }
         }
     }
