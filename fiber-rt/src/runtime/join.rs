@@ -8,11 +8,13 @@ use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::fiber::panic_message;
 use crate::sched::task::{Task, Unrun};
 use crate::sched::task_ref::TaskRef;
 use crate::sched::Cancelled;
+use crate::sync::waiter::deadline_after;
 
 /// Owns the right to wait for a fiber's result. Dropping it detaches the
 /// fiber, which runs on.
@@ -84,6 +86,50 @@ impl<T> JoinHandle<T> {
         // A switch point even when the result was ready (see `spawn_in`).
         crate::preempt::point();
         result
+    }
+
+    /// [`join`](Self::join), waiting at most `timeout`: `Err` gives the
+    /// handle back if the fiber has not finished by then, to join again
+    /// later (or drop, which detaches the fiber). A zero `timeout` only
+    /// looks.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = fiber_rt::Runtime::new().unwrap();
+    /// rt.block_on(|| {
+    ///     let slow = fiber_rt::spawn(|| {
+    ///         fiber_rt::sleep(Duration::from_millis(50));
+    ///         7
+    ///     });
+    ///     // Not yet: the handle comes back.
+    ///     let slow = slow.join_timeout(Duration::from_millis(1)).unwrap_err();
+    ///     let result = slow.join_timeout(Duration::from_secs(10)).ok().unwrap();
+    ///     assert_eq!(result.unwrap(), 7);
+    /// });
+    /// ```
+    pub fn join_timeout(self, timeout: Duration) -> Result<Result<T, JoinError>, Self> {
+        let deadline = deadline_after(timeout);
+        // A joiner cancelled while it waits unwinds out of here, and drops
+        // the handle, which detaches the fiber, as `join`'s does.
+        // SAFETY: the slot is joined by this handle alone, and if this
+        // gives the value, the handle is forgotten below (so never
+        // detaches); its fiber completes with this type (see `wrap`).
+        let joined = unsafe {
+            self.task
+                .join
+                .join_until::<Result<T, JoinError>>(deadline, &"JoinHandle::join_timeout")
+        };
+        let Some(result) = joined else {
+            return Err(self);
+        };
+        let this = ManuallyDrop::new(self);
+        // SAFETY: moved out of a handle that is never dropped, so once.
+        let task = unsafe { std::ptr::read(&this.task) };
+        // As in `join`.
+        task.retire();
+        crate::preempt::point();
+        Ok(result)
     }
 
     /// Whether the fiber has finished (so `join` would not wait).

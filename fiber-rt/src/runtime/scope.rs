@@ -4,6 +4,7 @@
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{join, JoinError, JoinHandle};
 use crate::sched::registry::Registry;
@@ -70,6 +71,26 @@ impl<T> ScopedJoinHandle<'_, T> {
     /// Waits for the fiber's result.
     pub fn join(mut self) -> Result<T, JoinError> {
         let result = self.inner.take().expect("taken only here").join();
+        self.reported(result)
+    }
+
+    /// [`join`](Self::join), waiting at most `timeout`, as
+    /// [`JoinHandle::join_timeout`] does: `Err` gives the handle back if
+    /// the fiber has not finished by then. The scope waits for the fiber
+    /// either way.
+    pub fn join_timeout(mut self, timeout: Duration) -> Result<Result<T, JoinError>, Self> {
+        let inner = self.inner.take().expect("taken only by a join");
+        match inner.join_timeout(timeout) {
+            Ok(result) => Ok(self.reported(result)),
+            Err(inner) => {
+                self.inner = Some(inner);
+                Err(self)
+            }
+        }
+    }
+
+    /// Books the result a join returned: the handle reports its failure.
+    fn reported(&mut self, result: Result<T, JoinError>) -> Result<T, JoinError> {
         // Reported here: the drop has nothing to excuse. (A join that
         // unwinds, its caller cancelled, leaves the flag, and the drop
         // excuses the fiber of a handle that cancelled it.)

@@ -16,8 +16,10 @@
 use std::cell::UnsafeCell;
 use std::mem::{self, MaybeUninit};
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Instant;
 
 use super::park::{park, Reason, Waker};
+use crate::sync::waiter::park_until;
 
 const COMPLETE: u8 = 1;
 const WAITING: u8 = 2;
@@ -101,6 +103,45 @@ impl JoinSlot {
         }
         // SAFETY: COMPLETE is set, so the value is there and ours.
         unsafe { self.read::<V>() }
+    }
+
+    /// Handle side: [`join`](Self::join) until `deadline`; `None` if the
+    /// result was not there by then. The waker is taken back out of the
+    /// slot then, so the handle may join again, from anywhere.
+    ///
+    /// # Safety
+    ///
+    /// As for [`join`](Self::join); after a `None`, `join`, `join_until`
+    /// or `detach` may follow.
+    pub(crate) unsafe fn join_until<V>(&self, deadline: Instant, reason: Reason) -> Option<V> {
+        // Acquire: pairs with the Release in `complete`.
+        if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
+            // SAFETY: the waker is ours until WAITING is set.
+            unsafe { *self.waker.get() = Some(Waker::current()) };
+            // AcqRel: as in `join`.
+            let before = self.state.fetch_or(WAITING, Ordering::AcqRel);
+            if before & COMPLETE != 0 {
+                // SAFETY: as in `join`.
+                drop(unsafe { (*self.waker.get()).take() });
+            } else if !park_until(deadline, reason, || self.is_complete()) {
+                // Too late: the waker is ours again if the fiber has not
+                // completed meanwhile. If it has, it owns the waker (and
+                // wakes us for nothing), and the value is there.
+                // Acquire: sees the value if COMPLETE is set. Nothing to
+                // publish: a fiber that completes after this sees no
+                // WAITING and leaves the waker alone, and a later join
+                // publishes its own waker with its own WAITING.
+                let before = self.state.fetch_and(!WAITING, Ordering::Acquire);
+                if before & COMPLETE == 0 {
+                    // SAFETY: WAITING is cleared before the fiber saw it,
+                    // so the fiber never touches the waker.
+                    drop(unsafe { (*self.waker.get()).take() });
+                    return None;
+                }
+            }
+        }
+        // SAFETY: COMPLETE is set, so the value is there and ours.
+        Some(unsafe { self.read::<V>() })
     }
 
     /// Handle side: the handle is dropped without joining; the result, now

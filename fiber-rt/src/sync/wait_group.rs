@@ -2,6 +2,7 @@
 //! parties to meet (`Barrier`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::waiter::{self, Waiter};
 
@@ -62,18 +63,60 @@ impl WaitGroup {
 
     /// Waits until the count is zero.
     pub fn wait(&self) {
-        let waiter = {
-            let mut g = self.group();
-            if g.count == 0 {
-                return;
-            }
-            let w = Waiter::new();
-            g.waiters.push(w.clone());
-            w
+        let Some(waiter) = self.enqueue() else {
+            return;
         };
         waiter::wait_or_cancel(&waiter, &"WaitGroup::wait", || {
-            self.group().waiters.retain(|w| !Arc::ptr_eq(w, &waiter));
+            self.leave(&waiter);
         });
+    }
+
+    /// [`wait`](Self::wait), for at most `timeout`: whether the count
+    /// reached zero by then.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = fiber_rt::Runtime::new().unwrap();
+    /// rt.block_on(|| {
+    ///     let wg = fiber_rt::sync::WaitGroup::new();
+    ///     wg.add(1);
+    ///     assert!(!wg.wait_timeout(Duration::from_millis(1)));
+    ///     wg.done();
+    ///     assert!(wg.wait_timeout(Duration::from_millis(1)));
+    /// });
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let deadline = waiter::deadline_after(timeout);
+        let Some(waiter) = self.enqueue() else {
+            return true;
+        };
+        let reached =
+            waiter::wait_until_or_cancel(&waiter, deadline, &"WaitGroup::wait_timeout", || {
+                self.leave(&waiter);
+            });
+        // Timed out: gone from the list means `done` took it, and the
+        // count reached zero in time after all.
+        reached || !self.leave(&waiter)
+    }
+
+    /// A waiter in the list, or `None` if the count is zero.
+    fn enqueue(&self) -> Option<Arc<Waiter>> {
+        let mut g = self.group();
+        if g.count == 0 {
+            return None;
+        }
+        let w = Waiter::new();
+        g.waiters.push(w.clone());
+        Some(w)
+    }
+
+    /// Takes `waiter` out of the list; whether it was still there.
+    fn leave(&self, waiter: &Arc<Waiter>) -> bool {
+        let mut g = self.group();
+        let before = g.waiters.len();
+        g.waiters.retain(|w| !Arc::ptr_eq(w, waiter));
+        g.waiters.len() != before
     }
 }
 

@@ -85,40 +85,48 @@ impl Waiter {
     }
 
     /// Parks until notified or until `deadline`, whichever comes first;
-    /// returns whether notified. A fiber has its runtime's timer wake it
-    /// at the deadline, and takes the timer's entry out again if notified
-    /// first; a plain thread blocks with a timeout.
+    /// returns whether notified (see [`park_until`]).
     pub(crate) fn wait_until(&self, deadline: Instant, reason: Reason) -> bool {
-        let Some(task) = Task::current() else {
-            return loop {
-                if self.is_notified() {
-                    break true;
-                }
-                let now = Instant::now();
-                if now >= deadline {
-                    break false;
-                }
-                std::thread::park_timeout(deadline - now);
-            };
+        park_until(deadline, reason, || self.is_notified())
+    }
+}
+
+/// Parks the caller until `done` says so or until `deadline`, whichever
+/// comes first; returns whether `done`. A fiber has its runtime's timer
+/// wake it at the deadline, and takes the timer's entry out again if
+/// done first; a plain thread blocks with a timeout. `done` is asked
+/// first, and again after every wake-up: whoever makes it true wakes the
+/// caller after.
+pub(crate) fn park_until(deadline: Instant, reason: Reason, done: impl Fn() -> bool) -> bool {
+    let Some(task) = Task::current() else {
+        return loop {
+            if done() {
+                break true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break false;
+            }
+            std::thread::park_timeout(deadline - now);
         };
-        if self.is_notified() {
+    };
+    if done() {
+        return true;
+    }
+    // Taken out on return, and on an unwind (a fiber cancelled at
+    // shutdown).
+    let _entry = task
+        .registry
+        .timer
+        .add_guarded(deadline, Waker::Fiber(task.arc()));
+    loop {
+        if done() {
             return true;
         }
-        // Taken out on return, and on an unwind (a fiber cancelled at
-        // shutdown).
-        let _entry = task
-            .registry
-            .timer
-            .add_guarded(deadline, Waker::Fiber(task.arc()));
-        loop {
-            if self.is_notified() {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            park(reason);
+        if Instant::now() >= deadline {
+            return false;
         }
+        park(reason);
     }
 }
 
