@@ -1,5 +1,5 @@
 //! Waits with a time limit: channels, condition variables, one-shot
-//! channels and `sleep_until`, from fibers and plain threads; and the race
+//! channels, locks and `sleep_until`, from fibers and plain threads; and the race
 //! between a timeout and a wake-up, which must neither lose a message or a
 //! notification nor deliver one twice.
 
@@ -268,6 +268,189 @@ fn rwlock_try_read_and_try_write_take_the_lock_only_when_free() {
         assert!(lock.try_write().is_none());
     }
     assert_eq!(*lock.read(), 5);
+}
+
+#[test]
+fn lock_timeouts_give_up_while_the_lock_is_held_on_a_fiber_and_a_thread() {
+    let rt = rt(2);
+    let mutex = Arc::new(Mutex::new(0));
+    let rwlock = Arc::new(RwLock::new(0));
+    let (mutex2, rwlock2) = (mutex.clone(), rwlock.clone());
+    let (held, hold) = (
+        Arc::new(std::sync::Barrier::new(2)),
+        Arc::new(std::sync::Barrier::new(2)),
+    );
+    let (held2, hold2) = (held.clone(), hold.clone());
+    let holder = rt.spawn(move || {
+        let _m = mutex2.lock();
+        let _w = rwlock2.write();
+        held2.wait();
+        hold2.wait();
+    });
+    held.wait();
+    // Timed out, from a fiber and from this thread.
+    let waited = rt.block_on({
+        let (mutex, rwlock) = (mutex.clone(), rwlock.clone());
+        move || {
+            let start = Instant::now();
+            assert!(mutex.lock_timeout(SHORT).is_none());
+            assert!(rwlock.read_timeout(SHORT).is_none());
+            assert!(rwlock.write_timeout(SHORT).is_none());
+            start.elapsed()
+        }
+    });
+    assert!(waited >= SHORT * 3, "gave up after {waited:?}");
+    let start = Instant::now();
+    assert!(mutex.lock_timeout(SHORT).is_none());
+    assert!(rwlock.write_timeout(SHORT).is_none());
+    assert!(start.elapsed() >= SHORT * 2);
+    hold.wait();
+    holder.join().unwrap();
+    // Free again: had at once, and the locks still work.
+    *mutex.lock_timeout(LONG).expect("free") += 1;
+    *rwlock.write_timeout(LONG).expect("free") += 1;
+    assert_eq!(*rwlock.read_timeout(LONG).expect("free"), 1);
+    assert_eq!(*mutex.lock(), 1);
+}
+
+#[test]
+fn a_lock_waiter_that_timed_out_takes_no_wake_up_from_the_one_queued_after_it() {
+    let rt = rt(2);
+    let mutex = Arc::new(Mutex::new(()));
+    let held = mutex.lock();
+    let timed = rt.spawn({
+        let mutex = mutex.clone();
+        move || mutex.lock_timeout(Duration::from_millis(50)).is_some()
+    });
+    std::thread::sleep(Duration::from_millis(10));
+    // Queued after the timed waiter, which gives up before the release.
+    let waiting = rt.spawn({
+        let mutex = mutex.clone();
+        move || drop(mutex.lock())
+    });
+    assert!(!timed.join().unwrap(), "the lock was held all along");
+    drop(held);
+    assert!(
+        waiting.join_timeout(LONG).is_ok(),
+        "the release woke the waiter that had timed out, not the one waiting"
+    );
+}
+
+#[test]
+fn a_writer_that_times_out_lets_the_readers_queued_behind_it_in() {
+    // A reader holds the lock; a writer waits with a time-out, and a
+    // reader queued after it waits too (no reader passes a waiting
+    // writer). When the writer gives up, that reader gets in at once,
+    // while the first still holds the lock.
+    let rt = rt(2);
+    let lock = Arc::new(RwLock::new(()));
+    let first = lock.read();
+    let writer = rt.spawn({
+        let lock = lock.clone();
+        move || lock.write_timeout(Duration::from_millis(50)).is_some()
+    });
+    std::thread::sleep(SHORT);
+    let reader = rt.spawn({
+        let lock = lock.clone();
+        move || drop(lock.read())
+    });
+    let start = Instant::now();
+    while !reader.is_finished() {
+        assert!(
+            start.elapsed() < LONG,
+            "the reader behind the writer that gave up never got in"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(first);
+    assert!(
+        !writer.join().unwrap(),
+        "the writer got the lock a reader held"
+    );
+    reader.join().unwrap();
+}
+
+#[test]
+fn lock_timeouts_racing_releases_lose_no_wake_up_and_never_share_the_lock() {
+    // Fibers take each lock with random short time-outs, or without, and
+    // hold it briefly: every one that got it counted once, inside; none
+    // waited for good for a wake-up a timed-out waiter swallowed.
+    const FIBERS: u64 = 16;
+    const ROUNDS: u64 = 300;
+    let rt = rt(2);
+    let mutex = Arc::new(Mutex::new((0u64, false)));
+    let rwlock = Arc::new(RwLock::new((0u64, false)));
+    let timeouts = Arc::new(AtomicUsize::new(0));
+    let fibers: Vec<_> = (0..FIBERS)
+        .map(|f| {
+            let (mutex, rwlock, timeouts) = (mutex.clone(), rwlock.clone(), timeouts.clone());
+            rt.spawn(move || {
+                let mut rng = Rng(0x7153_0000_0000_0001 + f);
+                let mut got = 0;
+                for _ in 0..ROUNDS {
+                    let wait = Duration::from_micros(rng.next() % 80);
+                    let timed = rng.next().is_multiple_of(2);
+                    let guard = if timed {
+                        mutex.lock_timeout(wait)
+                    } else {
+                        Some(mutex.lock())
+                    };
+                    match guard {
+                        Some(mut g) => {
+                            assert!(!g.1, "two holders of the mutex");
+                            g.1 = true;
+                            g.0 += 1;
+                            fiber_rt::yield_now();
+                            g.1 = false;
+                            got += 1;
+                        }
+                        None => {
+                            timeouts.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    let wait = Duration::from_micros(rng.next() % 80);
+                    match rng.next() % 3 {
+                        0 => {
+                            if let Some(g) = rwlock.read_timeout(wait) {
+                                assert!(!g.1, "a reader beside a writer");
+                            } else {
+                                timeouts.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        1 => match rwlock.write_timeout(wait) {
+                            Some(mut g) => {
+                                assert!(!g.1, "two writers");
+                                g.1 = true;
+                                g.0 += 1;
+                                fiber_rt::yield_now();
+                                g.1 = false;
+                            }
+                            None => {
+                                timeouts.fetch_add(1, Ordering::Relaxed);
+                            }
+                        },
+                        _ => {
+                            let mut g = rwlock.write();
+                            g.0 += 1;
+                        }
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    let mut got = 0;
+    for fiber in fibers {
+        match fiber.join_timeout(LONG * 3) {
+            Ok(result) => got += result.unwrap(),
+            Err(_) => panic!("a fiber waited for good: a wake-up was lost"),
+        }
+    }
+    assert_eq!(mutex.lock().0, got);
+    assert!(
+        timeouts.load(Ordering::Relaxed) > 0,
+        "nothing ever timed out: it raced nothing"
+    );
 }
 
 #[test]

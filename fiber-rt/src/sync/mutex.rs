@@ -7,6 +7,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::waiter::{self, Waiter};
 
@@ -74,9 +75,32 @@ impl<T: ?Sized> Mutex<T> {
     /// Locks, parking the caller while another holds the lock.
     pub fn lock(&self) -> MutexGuard<'_, T> {
         if !self.try_acquire() {
-            self.lock_slow();
+            self.lock_slow(None);
         }
         MutexGuard { mutex: self }
+    }
+
+    /// Locks, parking the caller for at most `timeout` while another
+    /// holds the lock; `None` if it was still held then.
+    ///
+    /// ```
+    /// use fiber_rt::{Runtime, sync::Mutex};
+    /// use std::time::Duration;
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// rt.block_on(|| {
+    ///     let lock = Mutex::new(0);
+    ///     let held = lock.lock();
+    ///     fiber_rt::scope(|s| {
+    ///         s.spawn(|| assert!(lock.lock_timeout(Duration::from_millis(5)).is_none()));
+    ///     });
+    ///     drop(held);
+    ///     assert!(lock.lock_timeout(Duration::from_millis(5)).is_some());
+    /// });
+    /// ```
+    pub fn lock_timeout(&self, timeout: Duration) -> Option<MutexGuard<'_, T>> {
+        let locked = self.try_acquire() || self.lock_slow(Some(waiter::deadline_after(timeout)));
+        locked.then(|| MutexGuard { mutex: self })
     }
 
     /// Locks if nobody holds the lock.
@@ -100,8 +124,9 @@ impl<T: ?Sized> Mutex<T> {
             .is_ok()
     }
 
+    /// Waits for the lock, until `deadline` if any; whether it got it.
     #[cold]
-    fn lock_slow(&self) {
+    fn lock_slow(&self, deadline: Option<Instant>) -> bool {
         loop {
             let waiter = {
                 let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -109,15 +134,31 @@ impl<T: ?Sized> Mutex<T> {
                 self.waiting.fetch_add(1, Ordering::SeqCst);
                 if self.try_acquire() {
                     self.waiting.fetch_sub(1, Ordering::SeqCst);
-                    return;
+                    return true;
                 }
                 let waiter = Waiter::new();
                 queue.push_back(waiter.clone());
                 waiter
             };
-            waiter::wait_or_cancel(&waiter, &"Mutex::lock", || self.cancel_wait(&waiter));
+            let leave = || self.cancel_wait(&waiter);
+            match deadline {
+                None => waiter::wait_or_cancel(&waiter, &"Mutex::lock", leave),
+                Some(deadline) => {
+                    if !waiter::wait_until_or_cancel(
+                        &waiter,
+                        deadline,
+                        &"Mutex::lock_timeout",
+                        leave,
+                    ) {
+                        // Out of the queue, or the wake-up that came
+                        // meanwhile passed on; then one last try.
+                        self.cancel_wait(&waiter);
+                        return self.try_acquire();
+                    }
+                }
+            }
             if self.try_acquire() {
-                return;
+                return true;
             }
         }
     }

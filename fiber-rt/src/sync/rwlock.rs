@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::waiter::{self, Waiter};
 
@@ -76,6 +77,36 @@ impl<T: ?Sized> RwLock<T> {
         RwLockWriteGuard { lock: self }
     }
 
+    /// [`read`](Self::read), parking for at most `timeout`; `None` if
+    /// the lock could not be had by then.
+    pub fn read_timeout(&self, timeout: Duration) -> Option<RwLockReadGuard<'_, T>> {
+        self.acquire_until(false, Some(waiter::deadline_after(timeout)))
+            .then(|| RwLockReadGuard { lock: self })
+    }
+
+    /// [`write`](Self::write), parking for at most `timeout`; `None` if
+    /// the lock could not be had by then.
+    ///
+    /// ```
+    /// use fiber_rt::{Runtime, sync::RwLock};
+    /// use std::time::Duration;
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// rt.block_on(|| {
+    ///     let lock = RwLock::new(0);
+    ///     let reading = lock.read();
+    ///     fiber_rt::scope(|s| {
+    ///         s.spawn(|| assert!(lock.write_timeout(Duration::from_millis(5)).is_none()));
+    ///     });
+    ///     drop(reading);
+    ///     assert!(lock.write_timeout(Duration::from_millis(5)).is_some());
+    /// });
+    /// ```
+    pub fn write_timeout(&self, timeout: Duration) -> Option<RwLockWriteGuard<'_, T>> {
+        self.acquire_until(true, Some(waiter::deadline_after(timeout)))
+            .then(|| RwLockWriteGuard { lock: self })
+    }
+
     /// Shared access if it can be had now: no writer holds the lock or
     /// waits for it.
     pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
@@ -110,39 +141,72 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     fn acquire(&self, write: bool) {
+        self.acquire_until(write, None);
+    }
+
+    /// Waits for the lock, until `deadline` if any; whether it got it.
+    fn acquire_until(&self, write: bool, deadline: Option<Instant>) -> bool {
         let waiter = {
             let mut s = self.state();
             if Self::take_if_free(&mut s, write) {
-                return;
+                return true;
             }
             let waiter = Waiter::new();
             s.queue.push_back((waiter.clone(), write));
             waiter
         };
         // Once notified, the lock has been handed to us by `release`.
-        let reason = if write {
-            &"RwLock::write"
-        } else {
-            &"RwLock::read"
+        let leave = || {
+            self.cancel_wait(&waiter, write);
         };
-        waiter::wait_or_cancel(&waiter, reason, || self.cancel_wait(&waiter, write));
+        match deadline {
+            None => {
+                let reason = if write {
+                    &"RwLock::write"
+                } else {
+                    &"RwLock::read"
+                };
+                waiter::wait_or_cancel(&waiter, reason, leave);
+                true
+            }
+            Some(deadline) => {
+                let reason = if write {
+                    &"RwLock::write_timeout"
+                } else {
+                    &"RwLock::read_timeout"
+                };
+                // Timed out: still queued, it leaves; handed the lock
+                // meanwhile, it keeps it, as if the hand-over came in time.
+                waiter::wait_until_or_cancel(&waiter, deadline, reason, leave)
+                    || self.leave_or_keep(&waiter)
+            }
+        }
+    }
+
+    /// Takes a waiter whose time ran out off the queue (`false`), or, if
+    /// `grant` took it off first, handing it the lock, says it holds the
+    /// lock (`true`).
+    fn leave_or_keep(&self, waiter: &Arc<Waiter>) -> bool {
+        let mut s = self.state();
+        let Some(i) = s.queue.iter().position(|(w, _)| Arc::ptr_eq(w, waiter)) else {
+            // A waiter that is running was not abandoned, so no waker
+            // gave its lock back: it is ours. (The claim keeps a waker
+            // that finds it abandoned later from releasing it again.)
+            return waiter.claim_return();
+        };
+        s.queue.remove(i);
+        // A writer that leaves may let the readers behind it in.
+        let woken = Self::grant(&mut s);
+        drop(s);
+        self.hand_over(woken);
+        false
     }
 
     fn cancel_wait(&self, waiter: &Arc<Waiter>, write: bool) {
-        let mut s = self.state();
-        if let Some(i) = s.queue.iter().position(|(w, _)| Arc::ptr_eq(w, waiter)) {
-            s.queue.remove(i);
-            let woken = Self::grant(&mut s);
-            drop(s);
-            self.hand_over(woken);
-        } else {
+        if self.leave_or_keep(waiter) {
             // Only `grant` takes a waiter off the queue, handing it the
-            // lock (even if its flag is not set yet): give it back, unless
-            // the waker found us abandoned and did.
-            drop(s);
-            if waiter.claim_return() {
-                self.release(write);
-            }
+            // lock (even if its flag is not set yet): give it back.
+            self.release(write);
         }
     }
 
