@@ -1,7 +1,7 @@
 //! Timed joins and waits: `JoinHandle::join_timeout` gives the handle back
 //! when the fiber is not done in time, and that handle joins again from
-//! anywhere; `ScopedJoinHandle::join_timeout` and `WaitGroup::wait_timeout`
-//! likewise.
+//! anywhere; `ScopedJoinHandle::join_timeout`,
+//! `BlockingHandle::join_timeout` and `WaitGroup::wait_timeout` likewise.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -223,4 +223,21 @@ fn a_wait_group_wait_times_out_and_then_sees_the_count_reach_zero() {
     assert!(!wg.wait_timeout(Duration::from_millis(1)));
     wg.done();
     assert!(wg.wait_timeout(LONG));
+}
+
+#[test]
+fn a_blocking_job_s_timed_join_gives_the_handle_back_until_the_job_is_done() {
+    let rt = rt();
+    let result = rt.block_on(|| {
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let job = fiber_rt::spawn_blocking(move || {
+            wait.recv().unwrap();
+            "done"
+        });
+        let job = job.join_timeout(SHORT).unwrap_err();
+        assert!(!job.is_finished());
+        go.send(()).unwrap();
+        job.join_timeout(LONG).ok().unwrap()
+    });
+    assert_eq!(result.unwrap(), "done");
 }

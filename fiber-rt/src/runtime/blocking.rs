@@ -6,7 +6,7 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
-use crate::sync::oneshot;
+use crate::sync::oneshot::{self, RecvTimeoutError};
 
 /// Idle blocking threads exit after this long without work.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -113,5 +113,23 @@ impl<T> BlockingHandle<T> {
             Ok(result) => result,
             Err(_) => unreachable!("a blocking job always sends its result"),
         }
+    }
+
+    /// [`join`](Self::join), waiting at most `timeout`: `Err` gives the
+    /// handle back if the job has not finished by then (it runs on
+    /// either way: a thread cannot be stopped).
+    pub fn join_timeout(mut self, timeout: Duration) -> Result<std::thread::Result<T>, Self> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(result) => Ok(result),
+            Err(RecvTimeoutError::Timeout) => Err(self),
+            Err(RecvTimeoutError::Disconnected) => {
+                unreachable!("a blocking job always sends its result")
+            }
+        }
+    }
+
+    /// Whether the job has finished (so `join` would not wait).
+    pub fn is_finished(&self) -> bool {
+        self.rx.is_ready()
     }
 }
