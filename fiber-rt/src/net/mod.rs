@@ -39,10 +39,9 @@ macro_rules! stream_impls {
     ($stream:ident) => {
         impl std::io::Read for &$stream {
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                self.inner.transfer(
+                self.inner.io(
                     $crate::net::source::Interest::Read,
                     &concat!(stringify!($stream), "::read"),
-                    buf.len(),
                     |mut s| std::io::Read::read(&mut s, buf),
                 )
             }
@@ -51,10 +50,9 @@ macro_rules! stream_impls {
                 &mut self,
                 bufs: &mut [std::io::IoSliceMut<'_>],
             ) -> std::io::Result<usize> {
-                self.inner.transfer(
+                self.inner.io(
                     $crate::net::source::Interest::Read,
                     &concat!(stringify!($stream), "::read"),
-                    bufs.iter().map(|b| b.len()).sum(),
                     |mut s| std::io::Read::read_vectored(&mut s, bufs),
                 )
             }
@@ -62,19 +60,17 @@ macro_rules! stream_impls {
 
         impl std::io::Write for &$stream {
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.inner.transfer(
+                self.inner.io(
                     $crate::net::source::Interest::Write,
                     &concat!(stringify!($stream), "::write"),
-                    buf.len(),
                     |mut s| std::io::Write::write(&mut s, buf),
                 )
             }
 
             fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
-                self.inner.transfer(
+                self.inner.io(
                     $crate::net::source::Interest::Write,
                     &concat!(stringify!($stream), "::write"),
-                    bufs.iter().map(|b| b.len()).sum(),
                     |mut s| std::io::Write::write_vectored(&mut s, bufs),
                 )
             }

@@ -115,7 +115,6 @@ impl Reactor {
         self.chunks[index as usize / CHUNK]
             .get_or_init(|| (0..CHUNK).map(|_| Source::default()).collect());
         let source = self.source(index).expect("its chunk was just made");
-        source.forget_drained();
         let mut event = libc::epoll_event {
             events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
             u64: u64::from(index),

@@ -84,21 +84,7 @@ impl<S: AsRawFd> Registered<S> {
         reason: Reason,
         op: impl FnMut(&S) -> io::Result<T>,
     ) -> io::Result<T> {
-        self.run(interest, Retry::Edge, reason, op, |_| false)
-    }
-
-    /// [`io`](Self::io) for a stream's transfer of `len` bytes: one that
-    /// comes back short has drained the socket (a read) or filled its
-    /// buffer (a write), and the next one waits for an edge before it
-    /// tries (see `Source::io`).
-    pub(crate) fn transfer(
-        &self,
-        interest: Interest,
-        reason: Reason,
-        len: usize,
-        op: impl FnMut(&S) -> io::Result<usize>,
-    ) -> io::Result<usize> {
-        self.run(interest, Retry::Edge, reason, op, |&n| n > 0 && n < len)
+        self.io_retrying(interest, Retry::Edge, reason, op)
     }
 
     /// [`io`](Self::io), waiting as `retry` says.
@@ -107,33 +93,15 @@ impl<S: AsRawFd> Registered<S> {
         interest: Interest,
         retry: Retry,
         reason: Reason,
-        op: impl FnMut(&S) -> io::Result<T>,
-    ) -> io::Result<T> {
-        self.run(interest, retry, reason, op, |_| false)
-    }
-
-    fn run<T>(
-        &self,
-        interest: Interest,
-        retry: Retry,
-        reason: Reason,
         mut op: impl FnMut(&S) -> io::Result<T>,
-        emptied: impl Fn(&T) -> bool,
     ) -> io::Result<T> {
         let deadline = match self.timeout(interest) {
             Some(timeout) => Deadline::After(timeout),
             None => Deadline::None,
         };
         let fd = self.socket.as_raw_fd();
-        self.source()?.io(
-            fd,
-            interest,
-            retry,
-            deadline,
-            reason,
-            || op(&self.socket),
-            emptied,
-        )
+        self.source()?
+            .io(fd, interest, retry, deadline, reason, || op(&self.socket))
     }
 
     /// Sets the time-out of `interest`'s operations; `None` waits for good.
@@ -220,8 +188,6 @@ impl<S: AsRawFd> Drop for Registered<S> {
 #[cfg(test)]
 mod tests {
     //! Only fibers register a socket: plain threads poll it themselves.
-    //! A fiber's read that drained the socket makes the next one wait for
-    //! an edge before it tries.
 
     use std::io::{Read, Write};
     use std::os::unix::net::UnixStream;
@@ -270,83 +236,5 @@ mod tests {
         assert_eq!(got, 3);
         assert!(ours.registration.get().is_some());
         drop(writer.join().unwrap());
-    }
-
-    #[test]
-    fn a_read_after_a_short_read_waits_for_an_edge_before_it_tries() {
-        const ROUNDS: usize = 20;
-        let (ours, peer) = UnixStream::pair().unwrap();
-        let ours = Registered::new(ours).unwrap();
-        let rt = crate::Builder::new().workers(1).build().unwrap();
-        let would_block = rt.block_on(move || {
-            let mut peer = Some(peer);
-            let mut would_block = 0;
-            for round in 0..ROUNDS {
-                // Written well after the reader has begun to wait, by a
-                // thread: each round's read finds the socket empty.
-                let writer = std::thread::spawn({
-                    let mut peer = peer.take().unwrap();
-                    move || {
-                        std::thread::sleep(Duration::from_millis(5));
-                        peer.write_all(&[round as u8; 3]).unwrap();
-                        peer
-                    }
-                });
-                let mut buf = [0; 16];
-                let n = ours
-                    .transfer(Interest::Read, &"test read", buf.len(), |mut s| {
-                        let result = s.read(&mut buf);
-                        if matches!(&result, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-                            would_block += 1;
-                        }
-                        result
-                    })
-                    .unwrap();
-                // Short: the socket is drained.
-                assert_eq!(&buf[..n], &[round as u8; 3]);
-                peer = Some(writer.join().unwrap());
-            }
-            would_block
-        });
-        // Each round's read came after a short one (but the first), so it
-        // waited for the edge without its `WouldBlock` call. A stray
-        // edge harvested after a mark costs a round its call: a few may.
-        assert!(
-            would_block <= ROUNDS / 4,
-            "{would_block} of {ROUNDS} reads tried before their edge"
-        );
-    }
-
-    #[test]
-    fn a_short_read_that_leaves_the_end_of_the_stream_behind_does_not_wait() {
-        let (ours, peer) = UnixStream::pair().unwrap();
-        let ours = Registered::new(ours).unwrap();
-        let rt = crate::Builder::new().workers(1).build().unwrap();
-        let results = rt.block_on(move || {
-            let mut buf = [0; 16];
-            let mut read =
-                || ours.transfer(Interest::Read, &"test read", 16, |mut s| s.read(&mut buf));
-            // Registers the socket: nothing to read yet.
-            ours.set_timeout(Interest::Read, Some(Duration::from_millis(10)))
-                .unwrap();
-            let first = read().map_err(|e| e.kind());
-            // The peer's bytes and its end of the stream arrive together,
-            // and their edges are taken while this fiber sleeps.
-            let mut peer = peer;
-            peer.write_all(&[7; 3]).unwrap();
-            drop(peer);
-            crate::sleep(Duration::from_millis(50));
-            // Long enough for any wait to be a hang.
-            ours.set_timeout(Interest::Read, Some(Duration::from_secs(5)))
-                .unwrap();
-            let data = read().map_err(|e| e.kind());
-            let end = read().map_err(|e| e.kind());
-            (first, data, end)
-        });
-        assert_eq!(results.0, Err(io::ErrorKind::TimedOut));
-        // Short: the socket is drained, but for its end, whose edge came
-        // before this read.
-        assert_eq!(results.1, Ok(3));
-        assert_eq!(results.2, Ok(0), "the end of the stream was not read");
     }
 }

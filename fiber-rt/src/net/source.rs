@@ -12,11 +12,22 @@
 //! the count again there, and a harvest bumps the count before it
 //! takes that lock to wake the waiters: a wake-up is never lost between
 //! the look and the park.
+//!
+//! Nothing is taken to be empty without a `WouldBlock`. tokio clears a
+//! socket's readiness after a stream read that returns less than asked,
+//! which saves the next read's `WouldBlock` call; here that rule left a
+//! fiber waiting for an edge that never comes, with bytes in the socket:
+//! a vectored read over more than 1024 slices (the kernel takes the
+//! first 1024), a Unix stream read that stops at a passed descriptor or
+//! at urgent data (TCP's too, which the peer controls), and a socket of
+//! another type wrapped as a stream. A write that came back short is no
+//! proof of a full buffer either. The call it saves is one of about ten
+//! per round trip, and no round trip got faster.
 
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -95,27 +106,6 @@ pub(crate) struct Source {
 struct Direction {
     /// Readiness edges seen so far.
     edges: AtomicU64,
-    /// One more than the count of edges at which a fiber's operation
-    /// last found the socket drained in this direction (0: none). It said
-    /// `WouldBlock`, or it was a stream transfer that came back short, so
-    /// everything the socket had was taken (or its buffer was filled).
-    /// While the count stays there, no edge has come since, so trying
-    /// again would only say `WouldBlock`: the next operation waits for the
-    /// edge at once, as tokio clears a socket's readiness after a short
-    /// read or write. What comes after that operation brings an edge:
-    /// edge-triggered epoll reports every arrival, and every buffer that
-    /// frees up after a send was refused.
-    ///
-    /// This saves a read's `WouldBlock` call in every round trip of a
-    /// request-and-reply exchange. It is not trusted once the direction
-    /// is closed: a short read may leave the end of the stream behind it,
-    /// whose edge came already. Its one exception is TCP's urgent data,
-    /// at whose mark a read stops short with data left behind it: the
-    /// reader then waits for the next segment (see the limits chapter).
-    drained: AtomicU64,
-    /// An edge said the direction closed (a hang-up, the peer's end of
-    /// the stream, an error): every operation tries its call from then on.
-    closed: AtomicBool,
     /// Parties waiting for the next edge.
     waiters: Mutex<VecDeque<Arc<Waiter>>>,
 }
@@ -124,30 +114,8 @@ impl Direction {
     const fn new() -> Direction {
         Direction {
             edges: AtomicU64::new(0),
-            drained: AtomicU64::new(0),
-            closed: AtomicBool::new(false),
             waiters: Mutex::new(VecDeque::new()),
         }
-    }
-
-    /// Whether an operation found the socket drained at the edge count
-    /// `seen`, no edge has come since, and none said the direction closed.
-    fn drained_at(&self, seen: u64) -> bool {
-        // Relaxed: the mark is a claim about the socket that holds from
-        // the system call that made it on, whoever reads it and when; the
-        // edges that end it are ordered by the count (`seen`). The closed
-        // flag was stored before the count's increment that `seen` (read
-        // with SeqCst, before this) includes, if it does.
-        !self.closed.load(Ordering::Relaxed)
-            && self.drained.load(Ordering::Relaxed) == seen.wrapping_add(1)
-    }
-
-    /// Marks the socket drained at the edge count `seen`, read before the
-    /// operation that found it so.
-    fn mark_drained(&self, seen: u64) {
-        // Relaxed: see `drained_at`. A party that marks an older count
-        // than another only clears that one's mark: it costs a system call.
-        self.drained.store(seen.wrapping_add(1), Ordering::Relaxed);
     }
 }
 
@@ -164,13 +132,12 @@ impl Source {
     pub(crate) fn on_event(&self, bits: u32) {
         // A hang-up or an error ends waits in both directions: the next
         // operation reports it (or reads the end of the stream).
-        let fail = (libc::EPOLLHUP | libc::EPOLLERR) as u32;
-        let read_closed = fail | libc::EPOLLRDHUP as u32;
-        if bits & (libc::EPOLLIN as u32 | read_closed) != 0 {
-            self.read.edge(bits & read_closed != 0);
+        let fail = libc::EPOLLHUP | libc::EPOLLERR;
+        if bits & (libc::EPOLLIN | libc::EPOLLRDHUP | fail) as u32 != 0 {
+            self.read.edge();
         }
-        if bits & (libc::EPOLLOUT as u32 | fail) != 0 {
-            self.write.edge(bits & fail != 0);
+        if bits & (libc::EPOLLOUT | fail) as u32 != 0 {
+            self.write.edge();
         }
     }
 
@@ -187,15 +154,6 @@ impl Source {
     /// (`Deadline::After` counts from the first `WouldBlock`, so that an
     /// operation that goes ahead never reads the clock), fails with
     /// `TimedOut`.
-    ///
-    /// `emptied` says of a result that the operation left the socket with
-    /// nothing more to give in its direction: a stream's read that returned
-    /// less than asked drained the socket, and a stream's write that took
-    /// less than given filled its buffer. A fiber's next operation in that
-    /// direction then waits for the next edge without trying its system
-    /// call first, which would only say `WouldBlock` (see
-    /// [`Direction::drained`]).
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn io<T>(
         &self,
         fd: RawFd,
@@ -204,34 +162,16 @@ impl Source {
         mut deadline: Deadline,
         reason: Reason,
         mut op: impl FnMut() -> io::Result<T>,
-        emptied: impl Fn(&T) -> bool,
     ) -> io::Result<T> {
-        let direction = self.direction(interest);
-        // Only fibers keep and trust the mark: a plain thread on a socket no
-        // fiber has used reads a source shared by all such sockets, and
-        // only edges of waits for edges move it.
-        let marks = matches!(retry, Retry::Edge) && Task::current().is_some();
         // Made at the first pause: an operation that goes ahead, or waits
         // for edges, never builds one.
         let mut backoff = None;
         loop {
-            let seen = direction.seen();
-            if !(marks && direction.drained_at(seen)) {
-                match op() {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        if marks {
-                            direction.mark_drained(seen);
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Ok(done) => {
-                        if marks && emptied(&done) {
-                            direction.mark_drained(seen);
-                        }
-                        return Ok(done);
-                    }
-                    failed => return failed,
-                }
+            let seen = self.seen(interest);
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                done => return done,
             }
             let at = deadline.start();
             // Looked at before each wait, not only by it: a party that keeps
@@ -249,20 +189,6 @@ impl Source {
                 // A pause cut short by the deadline is caught above.
                 Retry::Pause => backoff.get_or_insert_with(Backoff::new).wait(at),
             }
-        }
-    }
-
-    /// Forgets what operations found of the socket that had this source
-    /// before: for a socket that takes the slot over.
-    pub(crate) fn forget_drained(&self) {
-        // Relaxed: the registering fiber stores these before it adds the
-        // socket to the epoll set, and other parties find the source
-        // through the socket's registration, which it publishes after. A
-        // stale event of the old socket that says "closed" only makes the
-        // new one's operations try their calls.
-        for direction in [&self.read, &self.write] {
-            direction.drained.store(0, Ordering::Relaxed);
-            direction.closed.store(false, Ordering::Relaxed);
         }
     }
 
@@ -370,14 +296,7 @@ impl Direction {
         self.edges.load(Ordering::SeqCst)
     }
 
-    /// Counts an edge and wakes the waiters; `closing` if it says the
-    /// direction is closed (a hang-up or an error).
-    fn edge(&self, closing: bool) {
-        if closing {
-            // Relaxed: stored before the count's increment below, which
-            // publishes it to every party whose `seen` includes this edge.
-            self.closed.store(true, Ordering::Relaxed);
-        }
+    fn edge(&self) {
         // SeqCst: counted before the lock below, so a party that looks at
         // the count under that lock after this sees it, and one that
         // looked before has registered and is woken here.
