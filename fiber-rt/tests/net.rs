@@ -773,3 +773,41 @@ fn udp_multicast_settings_read_back() {
     socket.set_multicast_ttl_v4(7).unwrap();
     assert_eq!(socket.multicast_ttl_v4().unwrap(), 7);
 }
+
+#[test]
+fn a_writer_waiting_for_room_is_woken_by_its_own_side_s_shutdown() {
+    // The kernel tells a Unix stream's writer nothing of its own side's
+    // shutdown while the buffer stays full: the shutdown itself wakes it,
+    // and its next try reports the broken pipe. TCP too, for good measure.
+    fn check<S: Send + Sync + 'static>(ours: S, shutdown: fn(&S) -> std::io::Result<()>)
+    where
+        for<'a> &'a S: Write,
+    {
+        let rt = one_worker();
+        let ours = Arc::new(ours);
+        let writer = rt.spawn({
+            let ours = ours.clone();
+            move || {
+                let big = vec![7u8; 64 << 20];
+                (&*ours).write_all(&big).map_err(|e| e.kind())
+            }
+        });
+        let shut = rt.spawn(move || {
+            // Long enough for the writer to fill the buffer and park.
+            fiber_rt::sleep(Duration::from_millis(100));
+            shutdown(&ours).unwrap();
+        });
+        join_within_a_minute(shut).unwrap();
+        assert_eq!(
+            join_within_a_minute(writer).unwrap(),
+            Err(ErrorKind::BrokenPipe)
+        );
+    }
+    let (ours, _peer) = UnixStream::pair().unwrap();
+    check(ours, |s| s.shutdown(Shutdown::Write));
+    let (listener, addr) = listener();
+    let peer = std::thread::spawn(move || listener.accept().unwrap());
+    let ours = TcpStream::connect(addr).unwrap();
+    let _peer = peer.join().unwrap();
+    check(ours, |s| s.shutdown(Shutdown::Write));
+}

@@ -143,6 +143,21 @@ impl<S: AsRawFd> Registered<S> {
         }
     }
 
+    /// Shuts `how` down with `shut` (the socket type's own call), and
+    /// wakes the fibers waiting on the halves shut (see
+    /// `Source::shut_down`).
+    pub(crate) fn shutdown(
+        &self,
+        how: std::net::Shutdown,
+        shut: impl FnOnce(&S, std::net::Shutdown) -> io::Result<()>,
+    ) -> io::Result<()> {
+        shut(&self.socket, how)?;
+        if let Some((source, _)) = self.registration.get() {
+            source.shut_down(how);
+        }
+        Ok(())
+    }
+
     pub(crate) fn as_raw_fd(&self) -> RawFd {
         self.socket.as_raw_fd()
     }

@@ -129,6 +129,21 @@ impl Source {
     }
 
     /// Called by a harvest with an event's bits.
+    /// Wakes the parties waiting on the halves `how` shut down, as an edge
+    /// would: the kernel does not always send one (a writer waiting for
+    /// room in a Unix stream's full buffer hears nothing of its own
+    /// side's shutdown). They try again, and see the end of the stream or
+    /// the broken pipe.
+    pub(crate) fn shut_down(&self, how: std::net::Shutdown) {
+        use std::net::Shutdown;
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            self.read.edge();
+        }
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            self.write.edge();
+        }
+    }
+
     pub(crate) fn on_event(&self, bits: u32) {
         // A hang-up or an error ends waits in both directions: the next
         // operation reports it (or reads the end of the stream).

@@ -173,7 +173,7 @@ impl TcpStream {
     /// Shuts down the read half, the write half or both; waiting parties
     /// of that half then see the end of the stream or an error.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.inner.socket().shutdown(how)
+        self.inner.shutdown(how, std::net::TcpStream::shutdown)
     }
 
     /// Reads without taking the bytes out of the socket's queue.

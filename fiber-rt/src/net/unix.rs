@@ -136,9 +136,11 @@ impl UnixStream {
         self.inner.socket().peer_addr()
     }
 
-    /// Shuts down the read half, the write half or both.
+    /// Shuts down the read half, the write half or both; waiting parties
+    /// of that half then see the end of the stream or an error.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.inner.socket().shutdown(how)
+        self.inner
+            .shutdown(how, std::os::unix::net::UnixStream::shutdown)
     }
 
     super::timeout_methods!();

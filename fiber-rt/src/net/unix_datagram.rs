@@ -136,7 +136,8 @@ impl UnixDatagram {
 
     /// Shuts down the read half, the write half or both.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.inner.socket().shutdown(how)
+        self.inner
+            .shutdown(how, std::os::unix::net::UnixDatagram::shutdown)
     }
 
     super::timeout_methods!();
