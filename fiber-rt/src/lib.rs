@@ -1,5 +1,40 @@
 //! fiber-rt: stackful fibers on their own stacks, switched by a few lines
-//! of assembly, scheduled by work stealing across worker threads.
+//! of assembly, scheduled by work stealing across worker threads, and
+//! preempted, so that a fiber spinning in a loop cannot starve the others.
+//!
+//! Mark ordinary functions [`#[fiber]`](macro@fiber) and say which feeds which
+//! with [`depends!`]: the graph is checked at compile time (a cycle, an
+//! unknown fiber, an output that does not fit its parameter are compile
+//! errors) and laid out in static memory, and [`Runtime::run`] runs it,
+//! each node a fiber, with a typed field per node in its output:
+//!
+//! ```
+//! use fiber_rt::{depends, fiber, Runtime};
+//!
+//! #[fiber]
+//! fn load() -> Vec<u64> { (1..=100).collect() }
+//! #[fiber]
+//! fn sum(xs: &[u64]) -> u64 { xs.iter().sum() }
+//! #[fiber]
+//! fn max(xs: &[u64]) -> u64 { xs.iter().copied().max().unwrap_or(0) }
+//!
+//! depends! {
+//!     graph Stats {
+//!         sum(load);
+//!         max(load);
+//!     }
+//! }
+//!
+//! let out = Runtime::new().unwrap().run(Stats).unwrap();
+//! assert_eq!((out.sum, out.max), (5050, 100));
+//! ```
+//!
+//! Graphs whose shape depends on data are built at run time with
+//! [`dag::GraphBuilder`]. Beside graphs it is a complete fiber runtime:
+//! [`spawn`], [`JoinHandle::join`], [`yield_now`], [`sleep`], [`scope`],
+//! [`spawn_blocking`], fiber-local values ([`fiber_local!`]), fiber-aware
+//! locks and channels in [`sync`], and sockets in [`net`], whose waits
+//! park the fiber, never its worker thread:
 //!
 //! ```
 //! use fiber_rt::{sync::mpsc, Runtime};

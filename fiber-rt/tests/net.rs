@@ -390,6 +390,30 @@ fn udp_recv_from_reports_the_sender_and_times_out() {
 }
 
 #[test]
+fn udp_peek_waits_for_a_datagram_and_leaves_it_for_recv() {
+    let rt = one_worker();
+    let (peeked, received) = run(&rt, move || {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        b.connect(a.local_addr().unwrap()).unwrap();
+        let target = b.local_addr().unwrap();
+        // Sent once the peek has parked: it must wait, not fail.
+        let sender = fiber_rt::spawn(move || {
+            fiber_rt::sleep(Duration::from_millis(5));
+            a.send_to(b"ping", target).unwrap();
+        });
+        let mut buf = [0; 8];
+        let n = b.peek(&mut buf).unwrap();
+        let peeked = buf[..n].to_vec();
+        let n = b.recv(&mut buf).unwrap();
+        sender.join().unwrap();
+        (peeked, buf[..n].to_vec())
+    });
+    assert_eq!(peeked, b"ping");
+    assert_eq!(received, b"ping");
+}
+
+#[test]
 fn closed_sockets_leave_nothing_registered_to_wake() {
     // Open and close many sockets, each waited on once: a descriptor
     // number reused by a later socket must not wake or confuse its waits.

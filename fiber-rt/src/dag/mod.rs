@@ -153,9 +153,10 @@
 //! A runtime runs a graph with [`start`], handing it a callback that runs a
 //! [`Task`] (on a fiber) and one that receives the result;
 //! [`run_with`] does the same and blocks for the result, with any spawner.
-//! `Runtime::run` and `fiber_rt::run` called from a fiber with a stack at
-//! least as large as the nodes ask for also run nodes on that fiber, which
-//! would otherwise only wait.
+//! `Runtime::run` and `fiber_rt::run` called from a fiber of the runtime
+//! also run nodes on that fiber, which would otherwise only wait: on its
+//! own stack if enough of it is left for what the nodes ask, on a stack
+//! borrowed from the pool otherwise.
 
 mod builder;
 mod dot;

@@ -1,7 +1,9 @@
 //! Network sockets whose waits park the fiber, never its worker thread:
 //! [`TcpListener`], [`TcpStream`] and [`UdpSocket`], with the methods of
 //! their `std::net` counterparts, and [`UnixListener`], [`UnixStream`] and
-//! [`UnixDatagram`], with the stable ones of `std::os::unix::net`.
+//! [`UnixDatagram`], with the stable ones of `std::os::unix::net`; all but
+//! `set_nonblocking` (a fiber's socket always is) and the listeners'
+//! `try_clone` (share a listener through an `Arc`: it is `Sync`).
 //!
 //! A fiber that reads from a socket with nothing to read parks; the
 //! runtime's other fibers run on its worker meanwhile, and the fiber is

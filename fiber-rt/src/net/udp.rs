@@ -104,6 +104,13 @@ impl UdpSocket {
             .io(Interest::Read, &"UdpSocket::recv", |s| s.recv(buf))
     }
 
+    /// Receives one datagram from the connected peer, leaving it queued
+    /// for the next receive.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner
+            .io(Interest::Read, &"UdpSocket::peek", |s| s.peek(buf))
+    }
+
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.socket().local_addr()

@@ -8,10 +8,10 @@
 //!   probe reads the calling thread's preemption flag, a byte of
 //!   thread-local storage (initial-exec: an immediate and one load from
 //!   `fs`, no call), and branches on it; the branch is never taken until the
-//!   monitor asks for a yield. That is three instructions wherever the
-//!   probe sits: loops pay about 1% here, but a tiny recursive function
-//!   (`fib`, about 3 cycles a call) takes 1.4 times as long, which any load
-//!   and branch per call costs it (a plain global byte costs the same).
+//!   monitor asks for a yield. That is one compare-and-branch wherever the
+//!   probe sits (see [`point`]): loops pay about 1% here, but a tiny
+//!   recursive function (`fib`, about 3 cycles a call) takes about 1.27
+//!   times as long, which any load and branch per call costs it.
 //! - **Monitor**: one thread per runtime looks at every worker each half
 //!   slice; a worker that has run the same fiber for a slice gets its
 //!   preemption flag set, together with the flag of the thread running it,

@@ -17,8 +17,10 @@ use crate::sync::oneshot;
 
 impl Runtime {
     /// Runs `graph` to the end and returns the output of every node, or
-    /// the error naming the nodes that failed. From a fiber, the fiber
-    /// parks meanwhile; from a plain thread, the thread blocks.
+    /// the error naming the nodes that failed. From a fiber of this
+    /// runtime, the fiber runs nodes itself (on a stack borrowed from the
+    /// pool if it has less room left than a node asks for), then parks
+    /// until the rest are done; from a plain thread, the thread blocks.
     ///
     /// ```
     /// use fiber_rt::dag::GraphBuilder;
