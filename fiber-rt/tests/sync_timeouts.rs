@@ -372,22 +372,31 @@ fn a_writer_that_times_out_lets_the_readers_queued_behind_it_in() {
 
 #[test]
 fn lock_timeouts_racing_releases_lose_no_wake_up_and_never_share_the_lock() {
-    // Fibers take each lock with random short time-outs, or without, and
-    // hold it briefly: every one that got it counted once, inside; none
-    // waited for good for a wake-up a timed-out waiter swallowed.
-    const FIBERS: u64 = 16;
-    const ROUNDS: u64 = 300;
+    lock_timeouts_race(16, 300);
+}
+
+/// The same race, longer: `cargo test --release -- --ignored`.
+#[test]
+#[ignore]
+fn lock_timeouts_racing_releases_for_long() {
+    lock_timeouts_race(32, 20_000);
+}
+
+/// Fibers take each lock with random short time-outs, or without, and
+/// hold it briefly: every one that got it counted once, inside; none
+/// waited for good for a wake-up a timed-out waiter swallowed.
+fn lock_timeouts_race(fibers: u64, rounds: u64) {
     let rt = rt(2);
     let mutex = Arc::new(Mutex::new((0u64, false)));
     let rwlock = Arc::new(RwLock::new((0u64, false)));
     let timeouts = Arc::new(AtomicUsize::new(0));
-    let fibers: Vec<_> = (0..FIBERS)
+    let handles: Vec<_> = (0..fibers)
         .map(|f| {
             let (mutex, rwlock, timeouts) = (mutex.clone(), rwlock.clone(), timeouts.clone());
             rt.spawn(move || {
                 let mut rng = Rng(0x7153_0000_0000_0001 + f);
                 let mut got = 0;
-                for _ in 0..ROUNDS {
+                for _ in 0..rounds {
                     let wait = Duration::from_micros(rng.next() % 80);
                     let timed = rng.next().is_multiple_of(2);
                     let guard = if timed {
@@ -440,8 +449,8 @@ fn lock_timeouts_racing_releases_lose_no_wake_up_and_never_share_the_lock() {
         })
         .collect();
     let mut got = 0;
-    for fiber in fibers {
-        match fiber.join_timeout(LONG * 3) {
+    for handle in handles {
+        match handle.join_timeout(LONG * 3) {
             Ok(result) => got += result.unwrap(),
             Err(_) => panic!("a fiber waited for good: a wake-up was lost"),
         }
