@@ -4,6 +4,7 @@
 mod condvar;
 pub mod mpsc;
 mod mutex;
+mod once;
 pub mod oneshot;
 mod rwlock;
 mod select;
@@ -13,6 +14,7 @@ pub(crate) mod waiter;
 
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use mutex::{Mutex, MutexGuard};
+pub use once::{LazyLock, OnceLock};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use select::{Select, Selectable};
 pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit, MAX_PERMITS};

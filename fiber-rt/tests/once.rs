@@ -1,0 +1,214 @@
+//! One-time initialisation: `OnceLock` runs one closure however many
+//! parties race for it, and the others wait parked, so an initialiser that
+//! parks on the same worker still finishes; a closure that fails, panics
+//! or is cancelled leaves the cell for the next party; `LazyLock` makes its
+//! value once and is poisoned by a panic.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fiber_rt::sync::{oneshot, LazyLock, OnceLock};
+use fiber_rt::{Builder, Runtime};
+
+fn one_worker() -> Runtime {
+    // No backstop: a waiter that blocked the worker would hang the test.
+    Builder::new()
+        .workers(1)
+        .preempt_signals(false)
+        .build()
+        .unwrap()
+}
+
+const LONG: Duration = Duration::from_secs(30);
+
+#[test]
+fn waiters_park_while_an_initialiser_parks_on_the_same_worker() {
+    let rt = one_worker();
+    let cell = Arc::new(OnceLock::new());
+    let runs = Arc::new(AtomicUsize::new(0));
+    let readers: Vec<_> = (0..8)
+        .map(|i| {
+            let (cell, runs) = (cell.clone(), runs.clone());
+            rt.spawn(move || {
+                *cell.get_or_init(|| {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    // Parks: the worker must go on running the others,
+                    // and come back here.
+                    fiber_rt::sleep(Duration::from_millis(20));
+                    i
+                })
+            })
+        })
+        .collect();
+    let values: Vec<u32> = readers
+        .into_iter()
+        .map(|r| match r.join_timeout(LONG) {
+            Ok(value) => value.unwrap(),
+            Err(_) => panic!("a reader never got the value: the worker is stuck"),
+        })
+        .collect();
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "the closure ran more than once"
+    );
+    assert!(values.iter().all(|&v| v == values[0]), "{values:?}");
+    assert_eq!(cell.get(), Some(&values[0]));
+}
+
+#[test]
+fn a_failed_panicked_or_cancelled_initialiser_leaves_the_cell_to_the_next() {
+    let rt = one_worker();
+    let cell: Arc<OnceLock<&str>> = Arc::new(OnceLock::new());
+
+    // An `Err` leaves it empty.
+    assert_eq!(cell.get_or_try_init(|| Err("not yet")), Err("not yet"));
+    assert!(cell.get().is_none());
+
+    // A panic too, and a party waiting meanwhile initialises it then.
+    let (started, wait_started) = oneshot::channel::<()>();
+    let panicking = rt.spawn({
+        let cell = cell.clone();
+        move || {
+            cell.get_or_init(|| {
+                started.send(()).unwrap();
+                fiber_rt::sleep(Duration::from_millis(10));
+                panic!("init failed")
+            });
+        }
+    });
+    wait_started.recv().unwrap();
+    let waiting = rt.spawn({
+        let cell = cell.clone();
+        move || *cell.get_or_init(|| "second")
+    });
+    assert!(panicking.join().unwrap_err().is_panic());
+    assert_eq!(waiting.join().unwrap(), "second");
+
+    // A cancelled initialiser, parked in its closure, also lets go.
+    let other: Arc<OnceLock<&str>> = Arc::new(OnceLock::new());
+    let (started, wait_started) = oneshot::channel::<()>();
+    let stuck = rt.spawn({
+        let other = other.clone();
+        move || {
+            other.get_or_init(|| {
+                started.send(()).unwrap();
+                fiber_rt::sleep(Duration::from_secs(3600));
+                "never"
+            });
+        }
+    });
+    wait_started.recv().unwrap();
+    let waiting = rt.spawn({
+        let other = other.clone();
+        move || *other.get_or_init(|| "after the cancel")
+    });
+    stuck.cancel();
+    assert!(stuck.join().unwrap_err().is_cancelled());
+    match waiting.join_timeout(LONG) {
+        Ok(value) => assert_eq!(value.unwrap(), "after the cancel"),
+        Err(_) => panic!("the waiter was never woken after the initialiser's cancel"),
+    }
+}
+
+#[test]
+fn set_take_into_inner_and_drop_keep_one_value() {
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut cell = OnceLock::new();
+    assert!(cell.set(Counted(drops.clone())).is_ok());
+    let refused = cell.set(Counted(drops.clone())).unwrap_err();
+    drop(refused);
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "the refused value is given back"
+    );
+    assert!(cell.take().is_some());
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+    assert!(cell.get().is_none());
+    assert!(cell.set(Counted(drops.clone())).is_ok());
+    drop(cell);
+    assert_eq!(drops.load(Ordering::SeqCst), 3, "the cell drops its value");
+    let cell = OnceLock::from(Counted(drops.clone()));
+    assert!(cell.into_inner().is_some());
+    assert_eq!(drops.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn fibers_and_threads_racing_for_a_cell_see_one_value() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    for round in 0..200u32 {
+        let cell = Arc::new(OnceLock::new());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let init = |cell: &OnceLock<u32>, runs: &AtomicUsize, by: u32| {
+            *cell.get_or_init(|| {
+                runs.fetch_add(1, Ordering::SeqCst);
+                if by.is_multiple_of(2) {
+                    fiber_rt::yield_now();
+                }
+                by
+            })
+        };
+        let fibers: Vec<_> = (0..4)
+            .map(|by| {
+                let (cell, runs) = (cell.clone(), runs.clone());
+                rt.spawn(move || init(&cell, &runs, by))
+            })
+            .collect();
+        let threads: Vec<_> = (4..6)
+            .map(|by| {
+                let (cell, runs) = (cell.clone(), runs.clone());
+                std::thread::spawn(move || init(&cell, &runs, by))
+            })
+            .collect();
+        let mut seen: Vec<u32> = fibers.into_iter().map(|f| f.join().unwrap()).collect();
+        seen.extend(threads.into_iter().map(|t| t.join().unwrap()));
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "round {round}");
+        assert!(
+            seen.iter().all(|&v| v == seen[0]),
+            "round {round}: {seen:?}"
+        );
+    }
+}
+
+#[test]
+fn a_lazy_value_is_made_once_and_a_panic_poisons_it() {
+    static MADE: AtomicUsize = AtomicUsize::new(0);
+    static SQUARES: LazyLock<Vec<u64>> = LazyLock::new(|| {
+        MADE.fetch_add(1, Ordering::SeqCst);
+        fiber_rt::sleep(Duration::from_millis(5));
+        (0..10).map(|i| i * i).collect()
+    });
+    let rt = one_worker();
+    let sums: Vec<u64> = (0..4)
+        .map(|_| rt.spawn(|| SQUARES.iter().sum::<u64>()))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    assert_eq!(sums, [285; 4]);
+    assert_eq!(MADE.load(Ordering::SeqCst), 1);
+
+    let broken: Arc<LazyLock<u32, Box<dyn FnOnce() -> u32 + Send>>> =
+        Arc::new(LazyLock::new(Box::new(|| panic!("cannot make it"))));
+    let first = rt.spawn({
+        let broken = broken.clone();
+        move || **broken
+    });
+    assert_eq!(
+        first.join().unwrap_err().panic_message(),
+        Some("cannot make it")
+    );
+    let again = rt.spawn(move || **broken);
+    assert_eq!(
+        again.join().unwrap_err().panic_message(),
+        Some("LazyLock instance has previously been poisoned")
+    );
+}
