@@ -835,3 +835,31 @@ fn a_writer_waiting_for_room_is_woken_by_its_own_side_s_shutdown() {
     let _peer = peer.join().unwrap();
     check(ours, |s| s.shutdown(Shutdown::Write));
 }
+
+#[test]
+fn a_plain_thread_waiting_for_room_sees_its_own_side_shut_down() {
+    // A plain thread waits in `poll`, which the kernel never ends for this
+    // on a Unix stream: it looks again every 100 ms. Whether or not a
+    // fiber registered the socket first.
+    for register_first in [false, true] {
+        let (ours, _peer) = UnixStream::pair().unwrap();
+        let ours = Arc::new(ours);
+        let rt = one_worker();
+        if register_first {
+            let ours = ours.clone();
+            run(&rt, move || (&*ours).write_all(b"x").unwrap());
+        }
+        let (done, finished) = std_mpsc::channel();
+        let writer = ours.clone();
+        std::thread::spawn(move || {
+            let big = vec![7u8; 64 << 20];
+            let _ = done.send((&*writer).write_all(&big).map_err(|e| e.kind()));
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        ours.shutdown(Shutdown::Write).unwrap();
+        match finished.recv_timeout(Duration::from_secs(20)) {
+            Ok(result) => assert_eq!(result, Err(ErrorKind::BrokenPipe)),
+            Err(_) => panic!("the writer never saw the shutdown (registered: {register_first})"),
+        }
+    }
+}

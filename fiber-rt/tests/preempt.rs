@@ -51,10 +51,13 @@ fn spinners_with_probes_do_not_starve_a_sleeper() {
         "sleeper lateness under {} spinners: p50 {p50:?}, p90 {p90:?}",
         4 * workers
     );
-    // Waiting for a worker takes at most one slice plus a monitor tick;
-    // allow slack for a loaded machine.
+    // Waiting for a worker takes at most one slice plus a monitor tick
+    // (p90 1.1-4.1 ms in four runs here). The bound only tells preemption
+    // from starvation, which would keep the sleeper waiting until the
+    // spinners stop: on a machine loaded by other work (other tests'
+    // runtimes, a build) p90 reached 14 ms.
     assert!(
-        p90 < SLICE * 5,
+        p90 < SLICE * 50,
         "p90 lateness {p90:?} with a {SLICE:?} slice"
     );
     let m = rt.metrics();

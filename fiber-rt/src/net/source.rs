@@ -128,7 +128,6 @@ impl Source {
         }
     }
 
-    /// Called by a harvest with an event's bits.
     /// Wakes the parties waiting on the halves `how` shut down, as an edge
     /// would: the kernel does not always send one (a writer waiting for
     /// room in a Unix stream's full buffer hears nothing of its own
@@ -144,6 +143,7 @@ impl Source {
         }
     }
 
+    /// Called by a harvest with an event's bits.
     pub(crate) fn on_event(&self, bits: u32) {
         // A hang-up or an error ends waits in both directions: the next
         // operation reports it (or reads the end of the stream).
@@ -263,23 +263,36 @@ pub(crate) fn timed_out(what: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, format!("{what} timed out"))
 }
 
+/// The longest a plain thread waits for room before it tries again: the
+/// kernel tells a writer on a Unix stream with a full buffer nothing of
+/// its own side's shutdown, which a fiber hears from the shutdown itself
+/// (see `Source::shut_down`) but a thread in `poll` cannot.
+const WRITE_RECHECK_MS: libc::c_int = 100;
+
 /// Blocks the calling thread until `fd` is ready for `interest` (or has
-/// hung up, or failed); `false` if `deadline` came first.
+/// hung up, or failed), or, for a write, at most [`WRITE_RECHECK_MS`];
+/// `false` if `deadline` came first.
 fn poll(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> bool {
-    let events = match interest {
-        Interest::Read => libc::POLLIN | libc::POLLRDHUP,
-        Interest::Write => libc::POLLOUT,
+    let (events, cap) = match interest {
+        Interest::Read => (libc::POLLIN | libc::POLLRDHUP, None),
+        Interest::Write => (libc::POLLOUT, Some(WRITE_RECHECK_MS)),
     };
     loop {
-        let timeout_ms = match deadline {
-            None => -1,
-            Some(deadline) => {
+        let (timeout_ms, capped) = match (deadline, cap) {
+            (None, None) => (-1, false),
+            (None, Some(cap)) => (cap, true),
+            (Some(deadline), cap) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return false;
                 }
                 // Rounded up, so that the wait never ends early.
-                libc::c_int::try_from(left.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX)
+                let left = libc::c_int::try_from(left.as_micros().div_ceil(1000))
+                    .unwrap_or(libc::c_int::MAX);
+                match cap {
+                    Some(cap) if cap < left => (cap, true),
+                    _ => (left, false),
+                }
             }
         };
         let mut pollfd = libc::pollfd {
@@ -295,6 +308,10 @@ fn poll(fd: RawFd, interest: Interest, deadline: Option<Instant>) -> bool {
         if ready < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
             // Cannot wait (ENOMEM): let the operation run again and report
             // what it finds, rather than spin here.
+            return true;
+        }
+        if ready == 0 && capped {
+            // Time to try again: the operation reports a shutdown.
             return true;
         }
         // 0: the time-out ran out (looked at again above); -1: EINTR.
