@@ -51,10 +51,17 @@ fn a_fiber_after_one_with_a_large_closure_has_the_room_of_a_fresh_stack() {
         .unwrap();
     let (fresh, after_small, after_big) = on_big_stack(&rt, || {
         let fresh = fiber_rt::spawn(room).join().unwrap();
-        let small = fiber_rt::spawn(|| 1u8);
-        let next = fiber_rt::spawn(room);
-        small.join().unwrap();
-        let after_small = next.join().unwrap();
+        // A few times: a finish that falls on the worker's periodic look
+        // at the global queue (one scheduling decision in 61) goes through
+        // the scheduler loop, and the next fiber gets a fresh stack.
+        let after_small: Vec<usize> = (0..5)
+            .map(|_| {
+                let small = fiber_rt::spawn(|| 1u8);
+                let next = fiber_rt::spawn(room);
+                small.join().unwrap();
+                next.join().unwrap()
+            })
+            .collect();
         let big = [7u8; 8 * 1024];
         let large = fiber_rt::spawn(move || std::hint::black_box(big)[100]);
         let next = fiber_rt::spawn(room);
@@ -63,8 +70,9 @@ fn a_fiber_after_one_with_a_large_closure_has_the_room_of_a_fresh_stack() {
     });
     // After a small closure the stack was taken over: a little less room.
     assert!(
-        after_small < fresh && fresh - after_small < 1024,
-        "fresh {fresh}, after a small closure {after_small}"
+        after_small.iter().any(|&room| room < fresh)
+            && after_small.iter().all(|&room| fresh - room < 1024),
+        "fresh {fresh}, after a small closure {after_small:?}"
     );
     assert!(
         fresh - after_big < 1024,

@@ -443,10 +443,12 @@ impl Worker {
     /// (see `sleep/README.md`). A worker without a slot (the shutdown's
     /// temporary one) requeues `task` instead.
     ///
-    /// Always inlined, with the slot's `put` and `take`: the compiler's
-    /// own choice made it a call in some builds (about 10 instructions a
-    /// yield more, callgrind: 190 against 180 a yield).
-    #[inline(always)]
+    /// Always inlined in optimized builds, with the slot's `put` and
+    /// `take`: the compiler's own choice made it a call in some builds
+    /// (about 10 instructions a yield more, callgrind: 190 against 180 a
+    /// yield). Not in debug builds, whose inlined frames left `finish`
+    /// deeper than a stack take-over allows (see `finish_current`).
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn put_yielded(&self, task: TaskRef) {
         match self.yielded_slot() {
             Some(slot) => {

@@ -37,7 +37,7 @@ impl YieldedSlot {
     }
 
     /// Takes the fiber in the slot, if any. Any thread.
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub(crate) fn take(&self) -> Option<TaskRef> {
         // Relaxed: only skips the swap when there is nothing to take; the
         // swap below decides.
@@ -55,7 +55,7 @@ impl YieldedSlot {
     /// Puts `task`, a fiber off its stack with its context saved, in the
     /// slot; returns the fiber that was there. Only the worker that owns
     /// the slot puts: other threads only take.
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub(crate) fn put(&self, task: TaskRef) -> Option<TaskRef> {
         let older = self.take();
         // Release: publishes the saved context to whoever takes the fiber.
