@@ -212,3 +212,71 @@ fn a_lazy_value_is_made_once_and_a_panic_poisons_it() {
         Some("LazyLock instance has previously been poisoned")
     );
 }
+
+#[test]
+fn wait_parks_until_another_party_sets_the_cell() {
+    let rt = one_worker();
+    let cell: Arc<OnceLock<u32>> = Arc::new(OnceLock::new());
+    let waiting = rt.spawn({
+        let cell = cell.clone();
+        move || *cell.wait()
+    });
+    let thread_waiting = std::thread::spawn({
+        let cell = cell.clone();
+        move || *cell.wait()
+    });
+    // An initialiser that gives up first: the waiters wait on.
+    assert!(rt.block_on({
+        let cell = cell.clone();
+        move || {
+            fiber_rt::sleep(Duration::from_millis(10));
+            cell.get_or_try_init(|| Err::<u32, _>("not yet")).is_err()
+        }
+    }));
+    assert!(!waiting.is_finished());
+    rt.block_on({
+        let cell = cell.clone();
+        move || cell.set(5).unwrap()
+    });
+    match waiting.join_timeout(LONG) {
+        Ok(value) => assert_eq!(value.unwrap(), 5),
+        Err(_) => panic!("the waiting fiber was never woken"),
+    }
+    assert_eq!(thread_waiting.join().unwrap(), 5);
+}
+
+#[test]
+fn a_call_from_inside_its_own_initialisation_panics_instead_of_waiting_for_itself() {
+    let rt = one_worker();
+    let cell: Arc<OnceLock<u32>> = Arc::new(OnceLock::new());
+    let reentrant = rt.spawn({
+        let cell = cell.clone();
+        move || *cell.get_or_init(|| *cell.get_or_init(|| 1) + 1)
+    });
+    match reentrant.join_timeout(LONG) {
+        Ok(result) => assert_eq!(
+            result.unwrap_err().panic_message(),
+            Some("OnceLock waited on from inside its own initialisation")
+        ),
+        Err(_) => panic!("the re-entrant call waited for itself"),
+    }
+    // The panic left the cell empty, for the next party.
+    assert_eq!(*cell.get_or_init(|| 7), 7);
+}
+
+#[test]
+fn clone_eq_and_the_lazy_value_s_mutable_access_work_as_std_s() {
+    let cell = OnceLock::new();
+    assert_eq!(cell.clone(), OnceLock::<String>::new());
+    cell.set("a".to_string()).unwrap();
+    let copy = cell.clone();
+    assert_eq!(copy.get().map(String::as_str), Some("a"));
+    assert_eq!(copy, cell);
+
+    let mut lazy: LazyLock<Vec<u32>> = LazyLock::default();
+    assert!(LazyLock::get(&lazy).is_none());
+    lazy.push(3); // made by `DerefMut`, then changed
+    assert_eq!(LazyLock::get(&lazy), Some(&vec![3]));
+    LazyLock::get_mut(&mut lazy).unwrap().push(4);
+    assert_eq!(*LazyLock::force(&lazy), [3, 4]);
+}

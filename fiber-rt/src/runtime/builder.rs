@@ -121,7 +121,9 @@ impl Builder {
     /// them cancelled, and the drop returns. An abandoned fiber's place in
     /// a `fiber_rt::sync` queue is skipped: the lock, notification or free
     /// slot a release would have handed it goes to the next waiter, so a
-    /// thread that shares the primitive is not left waiting. A fiber that
+    /// thread that shares the primitive is not left waiting; but what the
+    /// abandoned fiber itself holds (a `Mutex` guard, a `OnceLock` it is
+    /// initialising) stays held for good. A fiber that
     /// was woken just before the timeout, or keeps running, gets a few
     /// more turns first. A loop is seen only at its probes (`#[fiber]`
     /// code, [`preempt::point`](crate::preempt::point)): one without any

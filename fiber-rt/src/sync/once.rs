@@ -23,6 +23,15 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use super::waiter::{self, Waiter};
+use crate::sched::park::Waker;
+
+/// Who waits for a cell's initialiser, and who that is (to tell a
+/// re-entrant call, which would wait for itself).
+#[derive(Default)]
+struct Waiting {
+    initializer: Option<Waker>,
+    waiters: Vec<Arc<Waiter>>,
+}
 
 const EMPTY: u8 = 0;
 const RUNNING: u8 = 1;
@@ -65,8 +74,8 @@ const DONE: u8 = 2;
 /// ```
 pub struct OnceLock<T> {
     state: AtomicU8,
-    /// Parties waiting for the initialiser to finish.
-    waiters: std::sync::Mutex<Vec<Arc<Waiter>>>,
+    /// Parties waiting for the initialiser to finish, and the initialiser.
+    waiters: std::sync::Mutex<Waiting>,
     /// Written once by the initialiser, before `state` becomes `DONE`.
     value: UnsafeCell<MaybeUninit<T>>,
 }
@@ -88,7 +97,10 @@ impl<T> OnceLock<T> {
     pub const fn new() -> Self {
         OnceLock {
             state: AtomicU8::new(EMPTY),
-            waiters: std::sync::Mutex::new(Vec::new()),
+            waiters: std::sync::Mutex::new(Waiting {
+                initializer: None,
+                waiters: Vec::new(),
+            }),
             value: UnsafeCell::new(MaybeUninit::uninit()),
         }
     }
@@ -116,9 +128,23 @@ impl<T> OnceLock<T> {
         }
     }
 
+    /// The value, waiting (parked, if a fiber) until some party has
+    /// initialised the cell.
+    pub fn wait(&self) -> &T {
+        loop {
+            if let Some(value) = self.get() {
+                return value;
+            }
+            self.wait_until_set();
+        }
+    }
+
     /// The value, initialising the cell with `f` if it is empty. A party
     /// that finds another initialising waits for it (parked, if a fiber).
-    /// Calling it again from inside `f`, on the same cell, waits for good.
+    ///
+    /// # Panics
+    ///
+    /// If `f` calls it again on the same cell (it would wait for itself).
     pub fn get_or_init(&self, f: impl FnOnce() -> T) -> &T {
         match self.get_or_try_init(|| Ok::<T, std::convert::Infallible>(f())) {
             Ok(value) => value,
@@ -184,6 +210,7 @@ impl<T> OnceLock<T> {
 
     /// Runs the initialiser's closure; the cell is RUNNING and ours.
     fn run<E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<&T, E> {
+        self.lock().initializer = Some(Waker::current());
         // A panic, or a cancellation's unwind, leaves the cell empty and
         // wakes the waiters, one of which initialises it then.
         let reset = Finish { cell: self };
@@ -210,7 +237,11 @@ impl<T> OnceLock<T> {
         // waiters' lock is taken, so a party that registers after sees it
         // (see the module's protocol).
         self.state.store(state, Ordering::Release);
-        let waiters = std::mem::take(&mut *self.lock());
+        let waiters = {
+            let mut waiting = self.lock();
+            waiting.initializer = None;
+            std::mem::take(&mut waiting.waiters)
+        };
         for waiter in waiters {
             // Hands nothing over: a waiter that never acts on it (an
             // abandoned fiber) takes nothing from the others, who all try.
@@ -220,25 +251,40 @@ impl<T> OnceLock<T> {
 
     /// Waits until the initialiser at work is done (or gave up).
     fn wait_while_running(&self) {
+        self.wait_for(RUNNING, &"OnceLock::get_or_init");
+    }
+
+    /// Waits until the cell has a value, or its initialiser gave up.
+    fn wait_until_set(&self) {
+        self.wait_for(EMPTY, &"OnceLock::wait");
+        self.wait_for(RUNNING, &"OnceLock::wait");
+    }
+
+    /// Waits while the state is `state` (EMPTY or RUNNING).
+    fn wait_for(&self, state: u8, reason: crate::sched::park::Reason) {
         let waiter = {
-            let mut waiters = self.lock();
+            let mut waiting = self.lock();
             // Relaxed: under the lock, after which `finish` stores; a
-            // stale RUNNING only means one more registration, woken by
-            // the `finish` that follows. The caller's next look reads
-            // the state with Acquire.
-            if self.state.load(Ordering::Relaxed) != RUNNING {
+            // stale state only means one more registration, woken by the
+            // `finish` that follows. The caller's next look reads the
+            // state with Acquire.
+            if self.state.load(Ordering::Relaxed) != state {
                 return;
             }
+            if state == RUNNING && waiting.initializer.as_ref().is_some_and(Waker::is_current) {
+                drop(waiting);
+                panic!("OnceLock waited on from inside its own initialisation");
+            }
             let waiter = Waiter::new();
-            waiters.push(waiter.clone());
+            waiting.waiters.push(waiter.clone());
             waiter
         };
-        waiter::wait_or_cancel(&waiter, &"OnceLock::get_or_init", || {
-            self.lock().retain(|w| !Arc::ptr_eq(w, &waiter));
+        waiter::wait_or_cancel(&waiter, reason, || {
+            self.lock().waiters.retain(|w| !Arc::ptr_eq(w, &waiter));
         });
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Waiter>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
         // Nothing under the lock can panic halfway.
         self.waiters
             .lock()
@@ -273,11 +319,31 @@ impl<T> From<T> for OnceLock<T> {
     fn from(value: T) -> Self {
         OnceLock {
             state: AtomicU8::new(DONE),
-            waiters: std::sync::Mutex::new(Vec::new()),
+            waiters: std::sync::Mutex::new(Waiting {
+                initializer: None,
+                waiters: Vec::new(),
+            }),
             value: UnsafeCell::new(MaybeUninit::new(value)),
         }
     }
 }
+
+impl<T: Clone> Clone for OnceLock<T> {
+    fn clone(&self) -> Self {
+        match self.get() {
+            Some(value) => OnceLock::from(value.clone()),
+            None => OnceLock::new(),
+        }
+    }
+}
+
+impl<T: PartialEq> PartialEq for OnceLock<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl<T: Eq> Eq for OnceLock<T> {}
 
 impl<T: fmt::Debug> fmt::Debug for OnceLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -293,8 +359,12 @@ impl<T: fmt::Debug> fmt::Debug for OnceLock<T> {
 /// A value made at its first use, whose other first users wait, parked,
 /// while it is made: std's `LazyLock`, for fibers (see [`OnceLock`]).
 ///
-/// If the function panics (or its fiber is cancelled), the value is never
-/// made, and every later use panics, as std's does.
+/// If the function panics, the value is never made, and every later use
+/// panics, as std's does. So does a cancellation of the fiber running it
+/// (by its handle, or by the runtime's shutdown, which cancels every
+/// fiber): a function that parks is where cancellations land, and it
+/// cannot run twice. For a value whose making may park and be cancelled,
+/// use a [`OnceLock`] and `get_or_init`, which the next party retries.
 ///
 /// ```
 /// use fiber_rt::sync::LazyLock;
@@ -335,8 +405,54 @@ impl<T, F: FnOnce() -> T> LazyLock<T, F> {
     pub fn force(this: &Self) -> &T {
         this.cell.get_or_init(|| match this.init.take() {
             Some(init) => init(),
-            None => panic!("LazyLock instance has previously been poisoned"),
+            None => poisoned(),
         })
+    }
+
+    /// The value, made now if it was not yet; `&mut` proves nobody else
+    /// looks.
+    ///
+    /// # Panics
+    ///
+    /// If making it panicked before.
+    pub fn force_mut(this: &mut Self) -> &mut T {
+        if this.cell.get_mut().is_none() {
+            let value = match this.init.get_mut().take() {
+                Some(init) => init(),
+                None => poisoned(),
+            };
+            // Empty, and exclusively ours: it takes the value.
+            let _ = this.cell.set(value);
+        }
+        this.cell.get_mut().expect("made just above")
+    }
+
+    /// The value, if it has been made; never waits.
+    pub fn get(this: &Self) -> Option<&T> {
+        this.cell.get()
+    }
+
+    /// The value, if it has been made.
+    pub fn get_mut(this: &mut Self) -> Option<&mut T> {
+        this.cell.get_mut()
+    }
+}
+
+#[cold]
+fn poisoned() -> ! {
+    panic!("LazyLock instance has previously been poisoned")
+}
+
+impl<T: Default> Default for LazyLock<T> {
+    /// A value to be made by `T::default` at its first use.
+    fn default() -> Self {
+        LazyLock::new(T::default)
+    }
+}
+
+impl<T, F: FnOnce() -> T> std::ops::DerefMut for LazyLock<T, F> {
+    fn deref_mut(&mut self) -> &mut T {
+        LazyLock::force_mut(self)
     }
 }
 
