@@ -6,8 +6,9 @@ use syn::{FnArg, Type};
 use super::ast::{Fiber, Param};
 use crate::errors::Errors;
 
-/// Smallest and largest stack the option accepts.
-const MIN_STACK: u64 = 4 << 10;
+/// Smallest and largest stack the option accepts: the runtime's own
+/// bounds (`fiber_rt::stack::MIN_STACK_SIZE`, its largest size class).
+const MIN_STACK: u64 = 16 << 10;
 const MAX_STACK: u64 = 1 << 30;
 
 /// Runs every rule and reports all the errors together.
@@ -134,13 +135,14 @@ fn output_is_concrete(fiber: &Fiber<'_>, errors: &mut Errors) {
     }
 }
 
-/// The runtime maps stacks in whole pages and caps their size.
+/// The runtime's stacks come in sizes from 16 KiB to 1 GiB: a size
+/// outside is a mistake, which the runtime would only round or refuse.
 fn stack_in_range(fiber: &Fiber<'_>, errors: &mut Errors) {
     if let Some((bytes, span)) = fiber.options.stack {
         if !(MIN_STACK..=MAX_STACK).contains(&bytes) {
             errors.push(syn::Error::new(
                 span,
-                format!("a fiber's stack is from 4 KiB to 1 GiB; this is {bytes} bytes"),
+                format!("a fiber's stack is from 16 KiB to 1 GiB; this is {bytes} bytes"),
             ));
         }
     }

@@ -1,4 +1,5 @@
-// `#[fiber(stack = ..)]` rejects an unknown unit and a size below one page.
+// `#[fiber(stack = ..)]` rejects an unknown unit and a size below the
+// runtime's smallest stack (16 KiB).
 use fiber_rt::fiber;
 
 #[fiber(stack = "64 parsecs")]
