@@ -35,14 +35,8 @@ fn run<T: Send + 'static>(rt: &Runtime, f: impl FnOnce() -> T + Send + 'static) 
     join_within_a_minute(rt.spawn(f)).unwrap()
 }
 
-/// One worker, and no backstop to rescue it from a blocking call.
-fn one_worker() -> Runtime {
-    Builder::new()
-        .workers(1)
-        .preempt_signals(false)
-        .build()
-        .unwrap()
-}
+mod common;
+use common::one_worker;
 
 /// A listener on a free local port.
 fn listener() -> (TcpListener, SocketAddr) {

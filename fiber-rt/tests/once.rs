@@ -9,16 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fiber_rt::sync::{oneshot, LazyLock, OnceLock};
-use fiber_rt::{Builder, Runtime};
+use fiber_rt::Builder;
 
-fn one_worker() -> Runtime {
-    // No backstop: a waiter that blocked the worker would hang the test.
-    Builder::new()
-        .workers(1)
-        .preempt_signals(false)
-        .build()
-        .unwrap()
-}
+mod common;
+use common::one_worker;
 
 const LONG: Duration = Duration::from_secs(30);
 

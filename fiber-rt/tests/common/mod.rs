@@ -1,4 +1,6 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests. Not every test file that
+//! includes this module uses every helper.
+#![allow(dead_code)]
 
 /// A tiny xorshift generator, so that a stress test is repeatable from its
 /// seed (a seed of zero would stay zero: mix it first).
@@ -11,4 +13,15 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0
     }
+}
+
+/// One worker, and no preemption backstop to rescue it from a call that
+/// blocks the thread: a wait that blocked the worker hangs the test
+/// instead of passing by luck.
+pub fn one_worker() -> fiber_rt::Runtime {
+    fiber_rt::Builder::new()
+        .workers(1)
+        .preempt_signals(false)
+        .build()
+        .unwrap()
 }
