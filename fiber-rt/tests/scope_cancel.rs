@@ -192,3 +192,61 @@ fn a_cancelled_handle_whose_join_is_cut_short_still_excuses_its_fiber() {
         drop(joiner);
     }); // panics if `waiting`'s cancellation stays counted
 }
+
+/// Runs its closure when dropped.
+struct RunOnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for RunOnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
+#[test]
+fn the_runtime_s_drop_while_a_cancelled_child_unwinds_and_its_owner_parks_in_the_scope() {
+    // The shutdown cancels the owner in its closure (or in the scope's
+    // wait); the scope waits for the child, whose slow unwinding began on
+    // a worker and ends on the shutdown's thread, which leaves that
+    // thread's count of unwinds one too low. A cancellation raised in the
+    // scope's wait, and again inside its own unwind once the count said
+    // none was on its way, aborted the process.
+    for owner_in_closure in [true, false] {
+        drop_while_a_cancelled_child_unwinds(owner_in_closure);
+    }
+}
+
+fn drop_while_a_cancelled_child_unwinds(owner_in_closure: bool) {
+    let rt = rt(2);
+    let finished = std::sync::Arc::new(AtomicUsize::new(0));
+    let _owner = rt.spawn({
+        let finished = finished.clone();
+        move || {
+            let data = 5u32;
+            fiber_rt::scope(|s| {
+                let (data, finished) = (&data, finished.clone());
+                let child = s.spawn(move || {
+                    let _slow = RunOnDrop(|| {
+                        fiber_rt::sleep(Duration::from_millis(300));
+                        assert_eq!(*data, 5, "the borrow outlived its scope");
+                        finished.fetch_add(1, Ordering::SeqCst);
+                    });
+                    fiber_rt::sleep(Duration::from_secs(3600));
+                });
+                fiber_rt::sleep(Duration::from_millis(10));
+                child.cancel();
+                drop(child);
+                if owner_in_closure {
+                    // Parks in its closure, not in the scope's wait.
+                    fiber_rt::sleep(Duration::from_secs(3600));
+                }
+            });
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    drop(rt);
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        1,
+        "the child's unwinding did not finish"
+    );
+}

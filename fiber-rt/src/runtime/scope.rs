@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::{join, JoinError, JoinHandle};
 use crate::sched::registry::Registry;
+use crate::sched::CancelHold;
 use crate::sync::WaitGroup;
 
 /// A scope to spawn fibers that borrow from outside it; see [`scope`].
@@ -201,14 +202,22 @@ where
         _env: PhantomData,
     };
     // Every fiber must be done before the borrows they hold end, panic or
-    // not, and also when the owner is cancelled at shutdown as it waits:
-    // then the cancellation's unwind waits here, where its parks are real
-    // ones (see `worker::unwind_if_cancelled`), until the last child has
-    // finished its own unwinding. A child that never does gets the owner
-    // abandoned with it, its stack leaked, and the borrows with it.
+    // not, and also when the owner is cancelled (at shutdown, say): the
+    // wait holds the owner's cancellation, so it is a real one, until the
+    // last child has finished its own unwinding; a cancellation caught
+    // from `f` goes on after it, and one asked for meanwhile is raised at
+    // the owner's next switch point. Raised in the wait instead, it would
+    // unwind past a payload kept here, and could be raised again inside
+    // its own unwind, which aborts. A child that never finishes gets the
+    // owner abandoned with it, its stack leaked, and the borrows with it.
+    // The wait on an unwind is a last resort, should the wait itself
+    // unwind.
     let mut wait_on_unwind = WaitOnUnwind(Some(&scope.pending));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&scope)));
-    scope.pending.wait();
+    {
+        let _hold = CancelHold::new();
+        scope.pending.wait();
+    }
     wait_on_unwind.0 = None;
     match result {
         Err(payload) => std::panic::resume_unwind(payload),
@@ -227,6 +236,7 @@ struct WaitOnUnwind<'a>(Option<&'a WaitGroup>);
 impl Drop for WaitOnUnwind<'_> {
     fn drop(&mut self) {
         if let Some(pending) = self.0 {
+            let _hold = CancelHold::new();
             pending.wait();
         }
     }

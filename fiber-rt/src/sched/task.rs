@@ -52,13 +52,16 @@ pub(crate) struct Task {
     /// [`CANCEL_SHUTDOWN`] by the shutdown): it unwinds at its next switch
     /// point. Read through [`is_cancelled`](Self::is_cancelled).
     cancelled: AtomicU8,
-    /// Set while the cancellation's unwind is on its way (from the point
-    /// that raised it until its payload is dropped, where it is caught):
-    /// meanwhile the fiber's destructors run, and its switches are real
-    /// ones (see `worker::unwind_if_cancelled`).
+    /// Nonzero while a cancellation's unwind is on its way (from the
+    /// point that raised it until its payload is dropped, where it is
+    /// caught): meanwhile the fiber's destructors run, and its switches are
+    /// real ones (see `worker::unwind_if_cancelled`). It holds the raise's
+    /// number, which its payload carries: a payload caught and kept (by
+    /// `scope`, say) while a later cancellation unwinds says nothing of
+    /// that one when it is dropped, and clears only its own.
     /// Relaxed throughout: written and read on the fiber's own thread of
     /// the moment, but the payload may be dropped on any thread.
-    pub(crate) cancel_raised: AtomicBool,
+    pub(crate) cancel_raised: AtomicU32,
     /// The thread (its `ThreadState`) on which the fiber switched away
     /// while that thread was unwinding, or null: the fiber parked or
     /// yielded in a destructor during a panic, its own most likely (see
@@ -190,7 +193,7 @@ impl Task {
             registry,
             state: AtomicU8::new(RUNNING),
             cancelled: AtomicU8::new(0),
-            cancel_raised: AtomicBool::new(false),
+            cancel_raised: AtomicU32::new(0),
             unwound_on: Cell::new(std::ptr::null()),
             parked_on: Cell::new(&""),
             sp: Cell::new(None),

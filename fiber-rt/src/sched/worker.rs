@@ -830,14 +830,18 @@ fn raise_cancel(task: &Task) {
     // unwind would abort: there, a fiber that keeps the payload is not
     // cancelled again while it does.
     // Relaxed: see `Task::cancel_raised`.
-    if task
+    // A fiber that holds its cancellation (a scope waiting for its
+    // fibers, see `super::CancelHold`) is not cancelled again meanwhile.
+    let raised = task
         .cancel_raised
-        .load(std::sync::atomic::Ordering::Relaxed)
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if raised != 0
+        && raised & super::CANCEL_HELD == 0
         && thread::state().cancelling.get()
         && !std::thread::panicking()
     {
         task.cancel_raised
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+            .store(0, std::sync::atomic::Ordering::Relaxed);
     }
     if may_raise_cancel(task) {
         cancel_now(task);
@@ -846,19 +850,16 @@ fn raise_cancel(task: &Task) {
 
 /// Raises the cancellation of `task`, the running fiber, here.
 pub(crate) fn cancel_now(task: &Task) -> ! {
-    // Relaxed: see `Task::cancel_raised`.
-    task.cancel_raised
-        .store(true, std::sync::atomic::Ordering::Relaxed);
-    std::panic::resume_unwind(Box::new(super::Cancelled(task.arc())))
+    std::panic::resume_unwind(Box::new(super::Cancelled::raise(task.arc())))
 }
 
 /// Whether a cancellation may be raised in `task` now: none is on its
 /// way, and the fiber did not switch away in the middle of an unwind.
 fn may_raise_cancel(task: &Task) -> bool {
     // Relaxed: see `Task::cancel_raised`.
-    !task
-        .cancel_raised
+    task.cancel_raised
         .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
         && task.unwound_on.get().is_null()
 }
 
