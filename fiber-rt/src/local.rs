@@ -208,6 +208,15 @@ pub(crate) fn drop_current(task: &Task) {
     }
 }
 
+/// Takes the running fiber's fiber-local values, if any, out of its stack
+/// for good, without dropping them: for destructors that keep making new
+/// ones, so that none reaches the next fiber on the stack.
+pub(crate) fn forget_current(task: &Task) {
+    let list = task.header().locals.replace(std::ptr::null_mut());
+    // Leaked on purpose: dropping more values could make more.
+    let _ = list;
+}
+
 impl<T: 'static> fmt::Debug for LocalKey<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LocalKey").finish_non_exhaustive()

@@ -333,3 +333,44 @@ fn a_value_made_by_a_result_nobody_joins_does_not_go_to_the_pool() {
     });
     assert_eq!(seen, [0, 0, 0, 0]);
 }
+
+/// Panics as it is dropped, with a payload that uses a fiber-local as it
+/// is dropped in turn.
+struct PanicsWithLocalUsingPayload;
+
+impl Drop for PanicsWithLocalUsingPayload {
+    fn drop(&mut self) {
+        std::panic::panic_any(UsesLocalOnDrop);
+    }
+}
+
+struct UsesLocalOnDrop;
+
+impl Drop for UsesLocalOnDrop {
+    fn drop(&mut self) {
+        LEFT_BEHIND.with(|v| v.set(0xdead));
+    }
+}
+
+fiber_local! {
+    static LEFT_BEHIND: Cell<u64> = Cell::new(0);
+    static PANICKY: PanicsWithLocalUsingPayload = PanicsWithLocalUsingPayload;
+}
+
+#[test]
+fn a_local_made_by_a_dropped_panic_payload_reaches_no_other_fiber() {
+    // The fiber panics of its own; its local's destructor panics too, and
+    // that second payload, dropped, makes a local anew: it must go with
+    // the fiber, not stay on the stack for the next one (which takes the
+    // stack over, on one worker).
+    let rt = fiber_rt::Builder::new().workers(1).build().unwrap();
+    for _ in 0..20 {
+        let failing = rt.spawn(|| {
+            PANICKY.with(|_| ());
+            panic!("its own panic first")
+        });
+        let next = rt.spawn(|| LEFT_BEHIND.with(Cell::get));
+        assert!(failing.join().unwrap_err().is_panic());
+        assert_eq!(next.join().unwrap(), 0, "another fiber's value");
+    }
+}

@@ -380,15 +380,32 @@ where
 /// Drops the fiber's locals (see `wrap`); a destructor's panic becomes the
 /// fiber's `result` if it had none of its own. Out of line: most fibers
 /// have no locals.
+/// Rounds of dropping a fiber's locals that drops made anew.
+const LOCALS_ROUNDS: usize = 8;
+
 #[cold]
 #[inline(never)]
 fn drop_locals<T>(task: &Task, result: &mut std::thread::Result<T>) {
-    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| crate::local::drop_current(task)))
-    {
-        if result.is_ok() {
-            *result = Err(payload);
+    // A destructor's panic payload that is not kept (the fiber had a
+    // panic of its own) is dropped here, and its drop may make fiber-locals
+    // anew: they go too, a few rounds at most, before the stack can pass to
+    // another fiber, which must never see them.
+    for _ in 0..LOCALS_ROUNDS {
+        if !crate::local::any() {
+            return;
+        }
+        let dropped = panic::catch_unwind(AssertUnwindSafe(|| crate::local::drop_current(task)));
+        if let Err(payload) = dropped {
+            if result.is_ok() {
+                *result = Err(payload);
+            } else if let Err(again) = panic::catch_unwind(AssertUnwindSafe(|| drop(payload))) {
+                // A payload whose drop panics too: kept from going on.
+                std::mem::forget(again);
+            }
         }
     }
+    // Destructors that keep making values: leaked, not handed on.
+    crate::local::forget_current(task);
 }
 
 /// Why `task` is reported cancelled.
