@@ -377,12 +377,12 @@ where
     }
 }
 
-/// Drops the fiber's locals (see `wrap`); a destructor's panic becomes the
-/// fiber's `result` if it had none of its own. Out of line: most fibers
-/// have no locals.
 /// Rounds of dropping a fiber's locals that drops made anew.
 const LOCALS_ROUNDS: usize = 8;
 
+/// Drops the fiber's locals (see `wrap`); a destructor's panic becomes the
+/// fiber's `result` if it had none of its own. Out of line: most fibers
+/// have no locals.
 #[cold]
 #[inline(never)]
 fn drop_locals<T>(task: &Task, result: &mut std::thread::Result<T>) {
