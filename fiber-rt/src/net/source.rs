@@ -361,17 +361,9 @@ impl Direction {
         let leave = || {
             waiter::remove(&mut self.lock(), &waiter);
         };
-        match deadline {
-            None => {
-                waiter::wait_or_cancel(&waiter, reason, leave);
-                true
-            }
-            Some(deadline) => {
-                waiter::wait_until_or_cancel(&waiter, deadline, reason, leave)
-                    // Timed out: take the waiter out. If an edge took it out
-                    // first, the wake-up is this party's all the same.
-                    || !waiter::remove(&mut self.lock(), &waiter)
-            }
-        }
+        waiter::wait_until_or_cancel(&waiter, deadline, reason, leave)
+            // Timed out: take the waiter out. If an edge took it out first,
+            // the wake-up is this party's all the same.
+            || !waiter::remove(&mut self.lock(), &waiter)
     }
 }

@@ -123,7 +123,7 @@ impl JoinSlot {
             if before & COMPLETE != 0 {
                 // SAFETY: as in `join`.
                 drop(unsafe { (*self.waker.get()).take() });
-            } else if !park_until(deadline, reason, || self.is_complete()) {
+            } else if !park_until(Some(deadline), reason, || self.is_complete()) {
                 // Too late: the waker is ours again if the fiber has not
                 // completed meanwhile. If it has, it owns the waker (and
                 // wakes us for nothing), and the value is there.

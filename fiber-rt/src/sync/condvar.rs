@@ -59,9 +59,10 @@ impl Condvar {
         // Registered before the unlock, as in `wait`.
         self.list().push_back(waiter.clone());
         let mutex: &'a Mutex<T> = guard.unlock_for_wait();
-        let notified = waiter::wait_until_or_cancel(&waiter, deadline, &"Condvar::wait", || {
-            self.cancel_wait(&waiter)
-        });
+        let notified =
+            waiter::wait_until_or_cancel(&waiter, Some(deadline), &"Condvar::wait", || {
+                self.cancel_wait(&waiter)
+            });
         // Timed out, unless a notifier took the waiter off the list first.
         let timed_out = !notified && waiter::remove(&mut self.list(), &waiter);
         (self.relock(mutex, !timed_out), WaitTimeoutResult(timed_out))

@@ -195,10 +195,6 @@ impl<T> Sender<T> {
                 }
             };
             let reason = &"mpsc::Sender::send";
-            let Some(deadline) = deadline else {
-                waiter::wait_or_cancel(&waiter, reason, cancel);
-                continue;
-            };
             if !waiter::wait_until_or_cancel(&waiter, deadline, reason, cancel)
                 && waiter::remove(&mut self.chan.state().send_waiters, &waiter)
             {
@@ -245,10 +241,6 @@ impl<T> Receiver<T> {
             };
             let cancel = || self.chan.state().recv_waiter = None;
             let reason = &"mpsc::Receiver::recv";
-            let Some(deadline) = deadline else {
-                waiter::wait_or_cancel(&waiter, reason, cancel);
-                continue;
-            };
             if !waiter::wait_until_or_cancel(&waiter, deadline, reason, cancel) {
                 let mut s = self.chan.state();
                 // Still listed: no sender came. Otherwise a sender took the

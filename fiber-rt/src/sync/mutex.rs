@@ -141,21 +141,11 @@ impl<T: ?Sized> Mutex<T> {
                 waiter
             };
             let leave = || self.cancel_wait(&waiter);
-            match deadline {
-                None => waiter::wait_or_cancel(&waiter, &"Mutex::lock", leave),
-                Some(deadline) => {
-                    if !waiter::wait_until_or_cancel(
-                        &waiter,
-                        deadline,
-                        &"Mutex::lock_timeout",
-                        leave,
-                    ) {
-                        // Out of the queue, or the wake-up that came
-                        // meanwhile passed on; then one last try.
-                        self.cancel_wait(&waiter);
-                        return self.try_acquire();
-                    }
-                }
+            if !waiter::wait_until_or_cancel(&waiter, deadline, &"Mutex::lock", leave) {
+                // Out of the queue, or the wake-up that came meanwhile
+                // passed on; then one last try.
+                self.cancel_wait(&waiter);
+                return self.try_acquire();
             }
             if self.try_acquire() {
                 return true;

@@ -128,10 +128,6 @@ impl<T> Receiver<T> {
             };
             let cancel = || lock(&self.inner).waiter = None;
             let reason = &"oneshot::Receiver::recv";
-            let Some(deadline) = deadline else {
-                waiter::wait_or_cancel(&waiter, reason, cancel);
-                continue;
-            };
             if !waiter::wait_until_or_cancel(&waiter, deadline, reason, cancel) {
                 let mut s = lock(&self.inner);
                 // Still listed: the sender has done nothing. Otherwise it

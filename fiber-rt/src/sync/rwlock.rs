@@ -159,28 +159,15 @@ impl<T: ?Sized> RwLock<T> {
         let leave = || {
             self.cancel_wait(&waiter, write);
         };
-        match deadline {
-            None => {
-                let reason = if write {
-                    &"RwLock::write"
-                } else {
-                    &"RwLock::read"
-                };
-                waiter::wait_or_cancel(&waiter, reason, leave);
-                true
-            }
-            Some(deadline) => {
-                let reason = if write {
-                    &"RwLock::write_timeout"
-                } else {
-                    &"RwLock::read_timeout"
-                };
-                // Timed out: still queued, it leaves; handed the lock
-                // meanwhile, it keeps it, as if the hand-over came in time.
-                waiter::wait_until_or_cancel(&waiter, deadline, reason, leave)
-                    || self.leave_or_keep(&waiter)
-            }
-        }
+        let reason = if write {
+            &"RwLock::write"
+        } else {
+            &"RwLock::read"
+        };
+        // Timed out: still queued, it leaves; handed the lock meanwhile, it
+        // keeps it, as if the hand-over came in time.
+        waiter::wait_until_or_cancel(&waiter, deadline, reason, leave)
+            || self.leave_or_keep(&waiter)
     }
 
     /// Takes a waiter whose time ran out off the queue (`false`), or, if

@@ -149,13 +149,7 @@ impl<'a> Select<'a> {
             }
             let reason = &"Select::ready";
             let cancel = || self.unwatch(&watched, &waiter);
-            let woken = match deadline {
-                None => {
-                    waiter::wait_or_cancel(&waiter.0, reason, cancel);
-                    true
-                }
-                Some(deadline) => waiter::wait_until_or_cancel(&waiter.0, deadline, reason, cancel),
-            };
+            let woken = waiter::wait_until_or_cancel(&waiter.0, deadline, reason, cancel);
             self.unwatch(&watched, &waiter);
             if !woken {
                 // A message may have come just as the time ran out.

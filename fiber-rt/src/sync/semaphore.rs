@@ -131,7 +131,7 @@ impl Semaphore {
             return Some(self.permit(n));
         };
         let granted =
-            waiter::wait_until_or_cancel(&waiter, deadline, &"Semaphore::acquire", || {
+            waiter::wait_until_or_cancel(&waiter, Some(deadline), &"Semaphore::acquire", || {
                 self.cancel_wait(&waiter, n)
             });
         if granted || !self.leave_queue(&waiter) {

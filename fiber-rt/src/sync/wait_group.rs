@@ -91,10 +91,14 @@ impl WaitGroup {
         let Some(waiter) = self.enqueue() else {
             return true;
         };
-        let reached =
-            waiter::wait_until_or_cancel(&waiter, deadline, &"WaitGroup::wait_timeout", || {
+        let reached = waiter::wait_until_or_cancel(
+            &waiter,
+            Some(deadline),
+            &"WaitGroup::wait_timeout",
+            || {
                 self.leave(&waiter);
-            });
+            },
+        );
         // Timed out: gone from the list means `done` took it, and the
         // count reached zero in time after all.
         reached || !self.leave(&waiter)

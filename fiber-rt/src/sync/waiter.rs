@@ -77,27 +77,34 @@ impl Waiter {
         self.notified.load(Ordering::Acquire)
     }
 
-    /// Parks until notified. `reason` shows in fiber dumps.
-    pub(crate) fn wait(&self, reason: Reason) {
-        while !self.is_notified() {
-            park(reason);
-        }
-    }
-
-    /// Parks until notified or until `deadline`, whichever comes first;
-    /// returns whether notified (see [`park_until`]).
-    pub(crate) fn wait_until(&self, deadline: Instant, reason: Reason) -> bool {
+    /// Parks until notified or until `deadline`, if any, whichever comes
+    /// first; returns whether notified (see [`park_until`]). `reason`
+    /// shows in fiber dumps.
+    pub(crate) fn wait_until(&self, deadline: Option<Instant>, reason: Reason) -> bool {
         park_until(deadline, reason, || self.is_notified())
     }
 }
 
-/// Parks the caller until `done` says so or until `deadline`, whichever
-/// comes first; returns whether `done`. A fiber has its runtime's timer
-/// wake it at the deadline, and takes the timer's entry out again if
-/// done first; a plain thread blocks with a timeout. `done` is asked
-/// first, and again after every wake-up: whoever makes it true wakes the
-/// caller after.
-pub(crate) fn park_until(deadline: Instant, reason: Reason, done: impl Fn() -> bool) -> bool {
+/// Parks the caller until `done` says so or until `deadline`, if any,
+/// whichever comes first; returns whether `done`. `done` is asked first,
+/// and again after every wake-up (parks may end for nothing): whoever
+/// makes it true wakes the caller after. With a deadline, a fiber has its
+/// runtime's timer wake it then, and takes the timer's entry out again if
+/// done first; a plain thread blocks with a timeout.
+pub(crate) fn park_until(
+    deadline: Option<Instant>,
+    reason: Reason,
+    done: impl Fn() -> bool,
+) -> bool {
+    if done() {
+        return true;
+    }
+    let Some(deadline) = deadline else {
+        while !done() {
+            park(reason);
+        }
+        return true;
+    };
     let Some(task) = Task::current() else {
         return loop {
             if done() {
@@ -110,9 +117,6 @@ pub(crate) fn park_until(deadline: Instant, reason: Reason, done: impl Fn() -> b
             std::thread::park_timeout(deadline - now);
         };
     };
-    if done() {
-        return true;
-    }
     // Taken out on return, and on an unwind (a fiber cancelled at
     // shutdown).
     let _entry = task
@@ -148,19 +152,17 @@ pub(crate) fn remove(
 /// (a fiber cancelled at shutdown), runs `on_cancel` so the primitive can
 /// drop the waiter from its lists or pass on a wake-up it was given.
 pub(crate) fn wait_or_cancel(waiter: &Waiter, reason: Reason, on_cancel: impl FnOnce()) {
-    let mut guard = OnUnwind(Some(on_cancel));
-    waiter.wait(reason);
-    guard.0 = None;
+    wait_until_or_cancel(waiter, None, reason, on_cancel);
 }
 
-/// [`wait_or_cancel`] with a deadline: returns whether `waiter` was
-/// notified before it. A caller whose wait timed out still has to take
-/// the waiter off its primitive's lists, under the primitive's lock, and
-/// if it is no longer there, a notifier took it: the wake-up is the
-/// caller's, as if it had come in time.
+/// [`wait_or_cancel`] until `deadline`, if any: returns whether `waiter`
+/// was notified before it (always, without one). A caller whose wait
+/// timed out still has to take the waiter off its primitive's lists,
+/// under the primitive's lock, and if it is no longer there, a notifier
+/// took it: the wake-up is the caller's, as if it had come in time.
 pub(crate) fn wait_until_or_cancel(
     waiter: &Waiter,
-    deadline: Instant,
+    deadline: Option<Instant>,
     reason: Reason,
     on_cancel: impl FnOnce(),
 ) -> bool {
@@ -206,7 +208,10 @@ mod tests {
                 let waiter = Waiter::new();
                 let notifier = waiter.clone();
                 crate::spawn(move || notifier.notify());
-                assert!(waiter.wait_until(hour, &"test"), "notified, not timed out");
+                assert!(
+                    waiter.wait_until(Some(hour), &"test"),
+                    "notified, not timed out"
+                );
             }
             let registry = &Task::current().expect("a fiber").registry;
             assert_eq!(registry.timer.len(), 0);
@@ -218,7 +223,7 @@ mod tests {
         let rt = Builder::new().workers(1).build().unwrap();
         let wait = || {
             let deadline = Instant::now() + Duration::from_millis(10);
-            assert!(!Waiter::new().wait_until(deadline, &"test"));
+            assert!(!Waiter::new().wait_until(Some(deadline), &"test"));
             assert!(Instant::now() >= deadline);
         };
         rt.block_on(wait);
