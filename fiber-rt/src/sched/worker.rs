@@ -829,9 +829,9 @@ fn raise_cancel(task: &Task) {
     // on leaves both counts off), and raising a cancellation inside that
     // unwind would abort: there, a fiber that keeps the payload is not
     // cancelled again while it does.
-    // Relaxed: see `Task::cancel_raised`.
     // A fiber that holds its cancellation (a scope waiting for its
     // fibers, see `super::CancelHold`) is not cancelled again meanwhile.
+    // Relaxed: see `Task::cancel_raised`.
     let raised = task
         .cancel_raised
         .load(std::sync::atomic::Ordering::Relaxed);
