@@ -110,7 +110,7 @@ impl<T> OnceLock<T> {
         // Acquire: pairs with the Release that publishes DONE, so the
         // value written before it is seen.
         if self.state.load(Ordering::Acquire) == DONE {
-            // SAFETY: DONE: written once, never again.
+            // SAFETY: DONE: written, and kept until `take` (`&mut self`).
             Some(unsafe { (*self.value.get()).assume_init_ref() })
         } else {
             None
@@ -201,7 +201,7 @@ impl<T> OnceLock<T> {
                     let f = f.take().expect("an initialiser runs its closure once");
                     return self.run(f);
                 }
-                // SAFETY: DONE: written once, never again.
+                // SAFETY: DONE: written, and kept until `take` (`&mut self`).
                 Err(DONE) => return Ok(unsafe { (*self.value.get()).assume_init_ref() }),
                 Err(_) => self.wait_while_running(),
             }
