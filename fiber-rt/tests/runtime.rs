@@ -351,6 +351,53 @@ fn fibers_may_spawn_fibers_and_block_on_runs_nested() {
 }
 
 #[test]
+fn block_on_borrows_from_its_caller() {
+    let rt = rt(2);
+    let words = vec!["one".to_string(), "three".to_string()];
+    let mut log = Vec::new();
+    let total = rt.block_on(|| {
+        // Parks and moves between workers while holding both borrows.
+        fiber_rt::sleep(Duration::from_millis(5));
+        log.push(words.len());
+        words.iter().map(String::len).sum::<usize>()
+    });
+    assert_eq!(total, 8);
+    assert_eq!(log, [2]);
+    // From inside a fiber, borrowing that fiber's stack.
+    let inner = rt.block_on(|| {
+        let mut seen = 0;
+        for word in &words {
+            seen += rt.block_on(|| word.len());
+        }
+        seen
+    });
+    assert_eq!(inner, 8);
+}
+
+#[test]
+fn block_on_resumes_a_panic_of_its_fiber_after_it_has_finished() {
+    let rt = rt(2);
+    let dropped = AtomicBool::new(false);
+    struct SetOnDrop<'a>(&'a AtomicBool);
+    impl Drop for SetOnDrop<'_> {
+        fn drop(&mut self) {
+            // Parks while unwinding: block_on must wait for it.
+            fiber_rt::sleep(Duration::from_millis(20));
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(|| {
+            let _guard = SetOnDrop(&dropped);
+            panic!("boom in block_on");
+        })
+    }));
+    let payload = result.expect_err("the panic reaches the caller");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom in block_on"));
+    assert!(dropped.load(Ordering::SeqCst), "unwound before returning");
+}
+
+#[test]
 fn spawn_blocking_keeps_workers_free() {
     let rt = rt(1);
     let ticks = rt.block_on(|| {

@@ -82,16 +82,44 @@ impl Runtime {
 
     /// Runs `f` as a fiber and waits for its result. A panic in `f` is
     /// resumed on the caller.
+    ///
+    /// The caller waits until `f` has finished, so `f` may borrow from it,
+    /// as a fiber spawned on a [`scope`](Runtime::scope) may:
+    ///
+    /// ```
+    /// let rt = fiber_rt::Runtime::new().unwrap();
+    /// let words = vec!["a", "bb", "ccc"];
+    /// let total = rt.block_on(|| {
+    ///     let handles: Vec<_> = words
+    ///         .iter()
+    ///         .map(|w| fiber_rt::spawn({
+    ///             let len = w.len();
+    ///             move || len
+    ///         }))
+    ///         .collect();
+    ///     handles.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
+    /// });
+    /// assert_eq!(total, 6);
+    /// assert_eq!(words.len(), 3); // still ours
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `f` panics (with its payload), or if its fiber was cancelled or
+    /// never ran (no stack could be had for it), with the [`JoinError`].
     pub fn block_on<F, T>(&self, f: F) -> T
     where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
+        F: FnOnce() -> T + Send,
+        T: Send,
     {
-        match self.spawn(f).join() {
+        // A scoped fiber: the scope waits for it however the wait below
+        // ends (a panic, or the caller's cancellation if it is a fiber),
+        // so nothing `f` borrows can end while it runs.
+        self.scope(|s| match s.spawn(f).join() {
             Ok(value) => value,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic().unwrap()),
             Err(e) => panic!("{e}"),
-        }
+        })
     }
 
     /// Like [`scope()`], from a thread outside the runtime: fibers spawned on
