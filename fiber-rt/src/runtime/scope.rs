@@ -243,6 +243,12 @@ impl Drop for WaitOnUnwind<'_> {
 }
 
 impl<'scope> Scope<'scope, '_> {
+    /// Waits until every fiber spawned on this scope so far has finished
+    /// and dropped what it captured (what `scope` waits for as it ends).
+    pub(crate) fn wait_all(&self) {
+        self.pending.wait();
+    }
+
     /// Spawns a fiber that may borrow anything that outlives the scope.
     ///
     /// # Panics
