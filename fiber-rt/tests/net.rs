@@ -857,3 +857,135 @@ fn a_plain_thread_waiting_for_room_sees_its_own_side_shut_down() {
         }
     }
 }
+
+#[test]
+fn a_writer_waiting_for_room_sees_the_peer_shut_its_read_half() {
+    // The kernel sends a Unix stream's writer no edge when the peer shuts
+    // its read half while the buffer is full: a waiting writer looks again
+    // every 100 ms, from a fiber as from a thread, and then sees the
+    // broken pipe.
+    let rt = one_worker();
+    let (ours, peer) = UnixStream::pair().unwrap();
+    let writer = rt.spawn(move || {
+        let big = vec![7u8; 64 << 20];
+        (&ours).write_all(&big).map_err(|e| e.kind())
+    });
+    // Long enough for the writer to fill the buffer and park.
+    std::thread::sleep(Duration::from_millis(100));
+    peer.shutdown(Shutdown::Read).unwrap();
+    assert_eq!(
+        join_within_a_minute(writer).unwrap(),
+        Err(ErrorKind::BrokenPipe)
+    );
+}
+
+#[test]
+fn a_writer_waiting_for_room_sees_a_shutdown_through_another_descriptor() {
+    // A shutdown made with `libc::shutdown` on the raw descriptor bypasses
+    // the handle, which cannot wake the writer itself: the writer's next
+    // look finds it.
+    use std::os::fd::AsRawFd;
+    let rt = one_worker();
+    let (ours, _peer) = UnixStream::pair().unwrap();
+    let ours = Arc::new(ours);
+    let writer = rt.spawn({
+        let ours = ours.clone();
+        move || {
+            let big = vec![7u8; 64 << 20];
+            (&*ours).write_all(&big).map_err(|e| e.kind())
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    // SAFETY: the descriptor is open (`ours` holds it) and shutdown only
+    // changes the socket's state.
+    assert_eq!(
+        unsafe { libc::shutdown(ours.as_raw_fd(), libc::SHUT_WR) },
+        0
+    );
+    assert_eq!(
+        join_within_a_minute(writer).unwrap(),
+        Err(ErrorKind::BrokenPipe)
+    );
+}
+
+#[test]
+fn a_worker_asleep_since_before_the_first_socket_waits_for_its_events() {
+    // Both workers fall asleep while no socket is in use. A fiber then
+    // wakes a spinner into its own worker's LIFO slot (which signals no
+    // sleeper), registers a socket by waiting on it, and parks. Its worker
+    // spins, so the sleeping one must take the socket's event: woken by
+    // the registration, it waits for sockets. Without that, the event
+    // waited for the monitor's tick (half the slice: up to 500 ms here),
+    // and three rounds all under 150 ms were unlikely (about 3%).
+    let rt = Builder::new()
+        .workers(2)
+        .preempt_signals(false)
+        .time_slice(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let mut latencies = Vec::new();
+    for _ in 0..3 {
+        let (tx, rx) = fiber_rt::sync::mpsc::unbounded::<()>();
+        let spinner = rt.spawn(move || {
+            rx.recv().unwrap();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_millis(700) {
+                std::hint::spin_loop();
+            }
+        });
+        std::thread::sleep(Duration::from_millis(100)); // both workers asleep
+        let (ours, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let ours = UnixStream::from_std(ours).unwrap();
+        let reader = rt.spawn(move || {
+            tx.send(()).unwrap();
+            (&ours).read_exact(&mut [0u8; 1]).unwrap();
+            Instant::now()
+        });
+        std::thread::sleep(Duration::from_millis(50)); // the reader parks
+        let sent = Instant::now();
+        peer.write_all(b"x").unwrap();
+        latencies.push(join_within_a_minute(reader).unwrap() - sent);
+        join_within_a_minute(spinner).unwrap();
+    }
+    assert!(
+        latencies.iter().all(|l| *l < Duration::from_millis(150)),
+        "{latencies:?}"
+    );
+}
+
+#[test]
+fn unix_sockets_bind_and_connect_by_address_abstract_names_included() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::SocketAddr as UnixAddr;
+    let rt = one_worker();
+    let name = format!("fiber-rt-test-{}", std::process::id());
+    let stream_addr = UnixAddr::from_abstract_name(format!("{name}-stream")).unwrap();
+    let listener = UnixListener::bind_addr(&stream_addr).unwrap();
+    let server = rt.spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut got = [0u8; 5];
+        stream.read_exact(&mut got).unwrap();
+        stream.write_all(&got).unwrap();
+    });
+    let echoed = rt.spawn(move || {
+        let mut stream = UnixStream::connect_addr(&stream_addr).unwrap();
+        stream.write_all(b"hello").unwrap();
+        let mut got = [0u8; 5];
+        stream.read_exact(&mut got).unwrap();
+        got
+    });
+    join_within_a_minute(server).unwrap();
+    assert_eq!(&join_within_a_minute(echoed).unwrap(), b"hello");
+
+    let datagram_addr = UnixAddr::from_abstract_name(format!("{name}-datagram")).unwrap();
+    let receiver = UnixDatagram::bind_addr(&datagram_addr).unwrap();
+    let sender = UnixDatagram::unbound().unwrap();
+    sender.connect_addr(&datagram_addr).unwrap();
+    let got = rt.spawn(move || {
+        let mut buf = [0u8; 8];
+        let n = receiver.recv(&mut buf).unwrap();
+        buf[..n].to_vec()
+    });
+    sender.send(b"dgram").unwrap();
+    assert_eq!(join_within_a_minute(got).unwrap(), b"dgram");
+}

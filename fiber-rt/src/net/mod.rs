@@ -1,7 +1,8 @@
 //! Network sockets whose waits park the fiber, never its worker thread:
 //! [`TcpListener`], [`TcpStream`] and [`UdpSocket`], with the methods of
 //! their `std::net` counterparts, and [`UnixListener`], [`UnixStream`] and
-//! [`UnixDatagram`], with the stable ones of `std::os::unix::net`; all but
+//! [`UnixDatagram`], with the stable ones of `std::os::unix::net` (the
+//! `*_addr` ones for abstract names included); all but
 //! `set_nonblocking` (a fiber's socket always is) and the listeners'
 //! `try_clone` (share a listener through an `Arc`: it is `Sync`).
 //!

@@ -72,7 +72,11 @@ impl<S: AsRawFd> Registered<S> {
             return Ok(source);
         }
         let registered = reactor::get()?.register(self.socket.as_raw_fd())?;
-        Ok(self.registration.get_or_init(|| registered).0)
+        let source = self.registration.get_or_init(|| registered).0;
+        if let Some(task) = Task::current() {
+            task.registry.sleep.socket_registered();
+        }
+        Ok(source)
     }
 
     /// Runs `op` until it does not block, parking the caller meanwhile
@@ -194,8 +198,12 @@ impl<S: AsRawFd> Drop for Registered<S> {
     fn drop(&mut self) {
         // Before `socket` closes: the descriptor must be open to be taken
         // out, and a new socket may reuse its number at once.
-        if let (Some(&(_, index)), Ok(reactor)) = (self.registration.get(), reactor::get()) {
-            reactor.deregister(self.socket.as_raw_fd(), index);
+        // A registered socket found the reactor made; one never registered
+        // leaves it unmade (`get` is not called for it).
+        if let Some(&(_, index)) = self.registration.get() {
+            if let Ok(reactor) = reactor::get() {
+                reactor.deregister(self.socket.as_raw_fd(), index);
+            }
         }
     }
 }

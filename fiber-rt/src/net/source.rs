@@ -224,10 +224,22 @@ impl Source {
         deadline: Option<Instant>,
         reason: Reason,
     ) -> bool {
-        if Task::current().is_some() {
-            self.direction(interest).wait_past(seen, deadline, reason)
-        } else {
-            poll(fd, interest, deadline)
+        if Task::current().is_none() {
+            return poll(fd, interest, deadline);
+        }
+        let direction = self.direction(interest);
+        match interest {
+            Interest::Read => direction.wait_past(seen, deadline, reason),
+            // At most `WRITE_RECHECK`, as a thread's poll: the kernel tells
+            // a writer on a full Unix stream nothing when the peer shuts
+            // its read half (nor of a shutdown through another descriptor).
+            Interest::Write => {
+                let recheck = Instant::now() + WRITE_RECHECK;
+                let until = deadline.map_or(recheck, |at| at.min(recheck));
+                // Cut short by the recheck, the wait says "try again": `io`
+                // looks at the deadline itself before waiting again.
+                direction.wait_past(seen, Some(until), reason) || until == recheck
+            }
         }
     }
 }
@@ -263,11 +275,14 @@ pub(crate) fn timed_out(what: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, format!("{what} timed out"))
 }
 
-/// The longest a plain thread waits for room before it tries again: the
-/// kernel tells a writer on a Unix stream with a full buffer nothing of
-/// its own side's shutdown, which a fiber hears from the shutdown itself
-/// (see `Source::shut_down`) but a thread in `poll` cannot.
-const WRITE_RECHECK_MS: libc::c_int = 100;
+/// The longest a party waits for room before it tries again. The kernel
+/// tells a writer on a Unix stream with a full buffer nothing of the
+/// peer's shutdown of its read half, nor of a shutdown of its own side
+/// made through another descriptor, nor (in `poll`) of one made through
+/// this socket's handle, which fibers hear of from the shutdown itself
+/// (see `Source::shut_down`).
+const WRITE_RECHECK: Duration = Duration::from_millis(100);
+const WRITE_RECHECK_MS: libc::c_int = WRITE_RECHECK.as_millis() as libc::c_int;
 
 /// Blocks the calling thread until `fd` is ready for `interest` (or has
 /// hung up, or failed), or, for a write, at most [`WRITE_RECHECK_MS`];

@@ -50,6 +50,14 @@ impl UnixListener {
         UnixListener::from_std(listener)
     }
 
+    /// Binds to `addr` (a path, or an abstract name made with
+    /// `SocketAddrExt::from_abstract_name`), as [`bind`](Self::bind) does.
+    pub fn bind_addr(addr: &SocketAddr) -> io::Result<UnixListener> {
+        let listener = std::os::unix::net::UnixListener::bind_addr(addr)?;
+        super::widen_backlog(&listener)?;
+        UnixListener::from_std(listener)
+    }
+
     /// Takes over a std listener, switching it to non-blocking mode.
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
         Ok(UnixListener {
@@ -102,6 +110,12 @@ impl UnixStream {
     /// blocks the calling thread until the listener accepts.
     pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
         UnixStream::from_std(std::os::unix::net::UnixStream::connect(path)?)
+    }
+
+    /// Connects to the socket at `addr` (a path, or an abstract name), as
+    /// [`connect`](Self::connect) does.
+    pub fn connect_addr(addr: &SocketAddr) -> io::Result<UnixStream> {
+        UnixStream::from_std(std::os::unix::net::UnixStream::connect_addr(addr)?)
     }
 
     /// Two connected streams.

@@ -47,6 +47,12 @@ impl UnixDatagram {
         UnixDatagram::from_std(std::os::unix::net::UnixDatagram::bind(path)?)
     }
 
+    /// A socket bound to `addr` (a path, or an abstract name made with
+    /// `SocketAddrExt::from_abstract_name`).
+    pub fn bind_addr(addr: &SocketAddr) -> io::Result<UnixDatagram> {
+        UnixDatagram::from_std(std::os::unix::net::UnixDatagram::bind_addr(addr)?)
+    }
+
     /// A socket bound to no address: it can send, and receive replies
     /// only once connected.
     pub fn unbound() -> io::Result<UnixDatagram> {
@@ -78,6 +84,11 @@ impl UnixDatagram {
     /// [`recv`](Self::recv) receives from. It never waits.
     pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
         self.inner.socket().connect(path)
+    }
+
+    /// [`connect`](Self::connect) to `addr` (a path, or an abstract name).
+    pub fn connect_addr(&self, addr: &SocketAddr) -> io::Result<()> {
+        self.inner.socket().connect_addr(addr)
     }
 
     /// Sends one datagram to the socket at `path`; while its queue is

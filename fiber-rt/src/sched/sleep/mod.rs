@@ -134,6 +134,28 @@ impl Sleep {
         drove
     }
 
+    /// Called after a fiber of this runtime registered a socket. Workers
+    /// that went to sleep while no socket was in use wait on the condition
+    /// variable with no time-out, so none would wait for the new socket's
+    /// events (the monitor's ticks would take them): if none drives, one
+    /// is woken, to search, find nothing, and drive (README, "Waiting for
+    /// sockets").
+    pub(crate) fn socket_registered(&self) {
+        // SeqCst: the registering half of a Dekker pair with a worker going
+        // to sleep, which adds itself to `sleepers`, fences, and only then
+        // looks whether sockets are in use: after the registration's count
+        // (`reactor::in_use`) and this fence, either it sees the socket, or
+        // this sees it as a sleeper and takes the lock it decides under.
+        fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let mut state = self.lock();
+        if !state.driving && state.waiting > 0 {
+            self.signal_waiter(&mut state);
+        }
+    }
+
     /// The reactor and this runtime's driver, if sockets are in use and no
     /// worker waits for them yet.
     fn free_driver(&self, state: &State) -> Option<(&'static Reactor, &Driver)> {
