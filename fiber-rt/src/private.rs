@@ -174,6 +174,17 @@ pub trait Fits<T: ?Sized>: Sized {
     }
 }
 
+/// A `&'static T` output (or input) can be read as `&T` too, not only as
+/// `&&'static T`: `shout(text: &str)` reads a `&'static str` output.
+impl<T: ?Sized + Sync> Fits<T> for &'static T {
+    fn lend(slot: &Slot<Self>) -> Option<&T>
+    where
+        T: Sync,
+    {
+        slot.get().map(|value| &**value)
+    }
+}
+
 /// A `Vec<T>` output can be read as `&[T]`. (`T: Sync` is asked here
 /// because rustc cannot derive it from the method's `[T]: Sync`.)
 impl<T: Sync> Fits<[T]> for Vec<T> {

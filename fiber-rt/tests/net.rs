@@ -898,10 +898,8 @@ fn a_writer_waiting_for_room_sees_a_shutdown_through_another_descriptor() {
     std::thread::sleep(Duration::from_millis(100));
     // SAFETY: the descriptor is open (`ours` holds it) and shutdown only
     // changes the socket's state.
-    assert_eq!(
-        unsafe { libc::shutdown(ours.as_raw_fd(), libc::SHUT_WR) },
-        0
-    );
+    let shut = unsafe { libc::shutdown(ours.as_raw_fd(), libc::SHUT_WR) };
+    assert_eq!(shut, 0);
     assert_eq!(
         join_within_a_minute(writer).unwrap(),
         Err(ErrorKind::BrokenPipe)

@@ -300,3 +300,21 @@ fn a_failed_try_lock_leaves_the_lock_held() {
     drop(held);
     assert!(mutex.try_lock().is_some());
 }
+
+#[test]
+fn a_wait_group_count_that_would_overflow_panics_instead_of_wrapping() {
+    // Wrapped to zero, the count would let new waits through while a fiber
+    // parked on the old count waits for good.
+    let rt = Builder::new().workers(2).build().unwrap();
+    let group = WaitGroup::new();
+    group.add(1);
+    let waiter = rt.spawn({
+        let group = group.clone();
+        move || group.wait()
+    });
+    let overflow = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| group.add(usize::MAX)));
+    assert!(overflow.is_err(), "the add panics");
+    assert_eq!(group.count(), 1, "and leaves the count as it was");
+    group.done();
+    waiter.join().unwrap();
+}

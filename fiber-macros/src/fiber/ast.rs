@@ -197,7 +197,10 @@ impl<'a> Fiber<'a> {
             .map(|arg| match arg {
                 FnArg::Receiver(_) => None,
                 FnArg::Typed(typed) => Some(match peel(&typed.ty) {
-                    Type::Reference(reference) => Param {
+                    // `&'static T` is a value of its own (a dependency
+                    // that outputs `&'static str`, say), not a borrow of
+                    // the output, which lives only as long as the run.
+                    Type::Reference(reference) if !is_static(reference) => Param {
                         pass: Pass::Borrow,
                         target: &reference.elem,
                         ty: peel(&typed.ty),
@@ -234,6 +237,14 @@ impl<'a> Fiber<'a> {
             .as_ref()
             .map_or_else(|| crate::names::name(&self.func.sig.ident), LitStr::value)
     }
+}
+
+/// Whether a reference type is written `&'static T`.
+fn is_static(reference: &syn::TypeReference) -> bool {
+    reference
+        .lifetime
+        .as_ref()
+        .is_some_and(|lifetime| lifetime.ident == "static")
 }
 
 /// `ty` without the invisible group a `macro_rules!` `$t:ty` puts around

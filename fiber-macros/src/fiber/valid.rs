@@ -3,7 +3,7 @@
 use syn::visit::Visit;
 use syn::{FnArg, Type};
 
-use super::ast::{Fiber, Param};
+use super::ast::{Fiber, Param, Pass};
 use crate::errors::Errors;
 
 /// Smallest and largest stack the option accepts: the runtime's own
@@ -102,7 +102,8 @@ fn parameters_are_concrete(fiber: &Fiber<'_>, errors: &mut Errors) {
 }
 
 fn check_param(param: &Param<'_>, errors: &mut Errors) {
-    if let Type::Reference(reference) = param.ty {
+    // A `&'static T` parameter is a value (see `ast`): nothing to check.
+    if let (Pass::Borrow, Type::Reference(reference)) = (param.pass, param.ty) {
         if reference.mutability.is_some() {
             errors.push(syn::Error::new_spanned(
                 param.ty,
@@ -110,17 +111,18 @@ fn check_param(param: &Param<'_>, errors: &mut Errors) {
             ));
             return;
         }
-        if let Some(lifetime) = &reference.lifetime {
+        // `'_` is the elided lifetime, spelt out.
+        if let Some(lifetime) = reference.lifetime.as_ref().filter(|l| l.ident != "_") {
             errors.push(syn::Error::new_spanned(
                 lifetime,
-                "write `&T` without a lifetime: a fiber borrows its inputs for as long as it runs",
+                "write `&T` without a lifetime to borrow the output, which lives as long as the run; `&'static T` takes an output of that type by value",
             ));
         }
     }
     if let Some(impl_trait) = find_impl_trait(param.target) {
         errors.push(syn::Error::new_spanned(
             impl_trait,
-            "a fiber cannot take `impl Trait`: that makes it generic; name a concrete type (for example `Box<dyn Trait>`)",
+            "a fiber cannot take `impl Trait`: that makes it generic; name a concrete type (for example `Box<dyn Trait + Send + Sync>`)",
         ));
     }
 }
@@ -130,7 +132,7 @@ fn output_is_concrete(fiber: &Fiber<'_>, errors: &mut Errors) {
     if let Some(impl_trait) = fiber.output.and_then(find_impl_trait) {
         errors.push(syn::Error::new_spanned(
             impl_trait,
-            "a fiber cannot return `impl Trait`: its output is stored for its dependents; name a concrete type (for example `Box<dyn Trait>`)",
+            "a fiber cannot return `impl Trait`: its output is stored for its dependents; name a concrete type (for example `Box<dyn Trait + Send + Sync>`: an output crosses threads)",
         ));
     }
 }

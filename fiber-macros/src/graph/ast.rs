@@ -42,6 +42,28 @@ pub(crate) struct NodeStmt {
     pub deps: Vec<Ident>,
 }
 
+impl GraphDef {
+    /// The graph's attributes, visibility, name and inputs, without its
+    /// statements.
+    pub fn clone_header(&self) -> GraphDef {
+        GraphDef {
+            attrs: self.attrs.clone(),
+            vis: self.vis.clone(),
+            name: self.name.clone(),
+            inputs: self
+                .inputs
+                .iter()
+                .map(|input| InputDef {
+                    name: input.name.clone(),
+                    ty: input.ty.clone(),
+                })
+                .collect(),
+            body_span: self.body_span,
+            stmts: Vec::new(),
+        }
+    }
+}
+
 impl Parse for GraphDef {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let attrs = input.call(Attribute::parse_outer)?;
@@ -53,6 +75,11 @@ impl Parse for GraphDef {
         }
         input.parse::<graph>()?;
         let name = input.parse()?;
+        if input.peek(Token![<]) {
+            return Err(input.error(
+                "a graph cannot be generic: its fibers and inputs have concrete types, and its inputs are owned (`Vec<T>`, `String`, `Arc<T>`) or `&'static`",
+            ));
+        }
         let mut inputs = Vec::new();
         if input.peek(syn::token::Paren) {
             let content;
@@ -127,8 +154,9 @@ impl Parse for NodeStmt {
         }
         let content;
         let parens = parenthesized!(content in input);
-        let deps = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?
+        let deps = Punctuated::<Dependency, Token![,]>::parse_terminated(&content)?
             .into_iter()
+            .map(|dep| dep.0)
             .collect();
         if !input.peek(Token![;]) {
             return Err(input.error(format!("expected `;` after `{node}(..)`")));
@@ -140,5 +168,28 @@ impl Parse for NodeStmt {
             parens: parens.span.join(),
             deps,
         })
+    }
+}
+
+/// One dependency: a fiber's or an input's name, nothing more.
+struct Dependency(Ident);
+
+impl Parse for Dependency {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        if input.peek(Token![&]) {
+            return Err(input.error(
+                "write the dependency's name alone: the parameter's type says how it is read (`&T` borrows the output, `T` takes it)",
+            ));
+        }
+        if !input.peek(Ident) {
+            return Err(input.error("expected the name of a `#[fiber]` function or of an input"));
+        }
+        let name: Ident = input.parse()?;
+        if !input.is_empty() && !input.peek(Token![,]) {
+            return Err(input.error(format!(
+                "expected `,` or `)` after `{name}`: a dependency is a name alone"
+            )));
+        }
+        Ok(Dependency(name))
     }
 }

@@ -10,6 +10,31 @@ use syn::Ident;
 use super::ast::GraphDef;
 use super::model::{Dep, Model, Source};
 
+/// The graph's own struct beside the errors of a graph that has some, so
+/// that code using it still resolves: its input types with every borrow
+/// made `'static`, so that an input that borrows (an error already) adds
+/// no errors about lifetimes.
+pub(crate) fn graph_struct_for_errors(graph: &GraphDef) -> TokenStream {
+    struct Static;
+    impl syn::visit_mut::VisitMut for Static {
+        fn visit_type_reference_mut(&mut self, reference: &mut syn::TypeReference) {
+            let span = reference.and_token.span;
+            reference.lifetime = Some(syn::Lifetime::new("'static", span));
+            syn::visit_mut::visit_type_reference_mut(self, reference);
+        }
+        fn visit_lifetime_mut(&mut self, lifetime: &mut syn::Lifetime) {
+            *lifetime = syn::Lifetime::new("'static", lifetime.span());
+        }
+        fn visit_type_bare_fn_mut(&mut self, _: &mut syn::TypeBareFn) {}
+        fn visit_type_trait_object_mut(&mut self, _: &mut syn::TypeTraitObject) {}
+    }
+    let mut graph = graph.clone_header();
+    for input in &mut graph.inputs {
+        syn::visit_mut::VisitMut::visit_type_mut(&mut Static, &mut input.ty);
+    }
+    graph_struct(&graph)
+}
+
 /// The graph's own struct: unit, or one public field per input.
 pub(crate) fn graph_struct(graph: &GraphDef) -> TokenStream {
     let GraphDef {

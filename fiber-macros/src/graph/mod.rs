@@ -18,7 +18,7 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
         Err(err) => {
             // The graph's struct still exists, so code using it resolves and
             // only the graph itself shows errors.
-            let item = expand::graph_struct(&graph);
+            let item = expand::graph_struct_for_errors(&graph);
             let errors = err.to_compile_error();
             quote::quote!(#item #errors)
         }

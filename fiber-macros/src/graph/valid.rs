@@ -14,9 +14,10 @@ use crate::errors::Errors;
 /// reports all errors together.
 pub(crate) fn check(graph: &GraphDef) -> syn::Result<Model<'_>> {
     let mut errors = Errors::default();
-    let rules: [fn(&GraphDef, &mut Errors); 7] = [
+    let rules: [fn(&GraphDef, &mut Errors); 8] = [
         not_empty,
         inputs_named_once,
+        inputs_are_owned,
         inputs_are_not_fibers,
         fibers_listed_once,
         no_self_dependency,
@@ -58,6 +59,52 @@ fn inputs_named_once(graph: &GraphDef, errors: &mut Errors) {
                 format!("the graph has two inputs named `{}`", input.name),
             ));
         }
+    }
+}
+
+/// An input is moved into the run, which may outlive its caller (the
+/// run's fibers can be cancelled and abandoned): it owns its data, or
+/// borrows it for `'static`.
+fn inputs_are_owned(graph: &GraphDef, errors: &mut Errors) {
+    struct Borrows<'e> {
+        input: &'e syn::Ident,
+        errors: &'e mut Errors,
+    }
+    impl<'ast> syn::visit::Visit<'ast> for Borrows<'_> {
+        fn visit_type_reference(&mut self, reference: &'ast syn::TypeReference) {
+            if reference.lifetime.is_none() {
+                self.errors.push(syn::Error::new_spanned(
+                    reference.and_token,
+                    format!(
+                        "input `{}` borrows: a graph's inputs are moved into the run; make it owned (`Vec<T>`, `String`, `Arc<T>`) or `&'static`",
+                        self.input
+                    ),
+                ));
+            }
+            syn::visit::visit_type_reference(self, reference);
+        }
+        fn visit_lifetime(&mut self, lifetime: &'ast syn::Lifetime) {
+            if lifetime.ident != "static" {
+                self.errors.push(syn::Error::new_spanned(
+                    lifetime,
+                    format!(
+                        "input `{}` borrows for `{lifetime}`: a graph's inputs are moved into the run; make it owned (`Vec<T>`, `String`, `Arc<T>`) or `&'static`",
+                        self.input
+                    ),
+                ));
+            }
+        }
+        // A function pointer's or trait object's own borrows are its
+        // business (higher-ranked), not the input's.
+        fn visit_type_bare_fn(&mut self, _: &'ast syn::TypeBareFn) {}
+        fn visit_type_trait_object(&mut self, _: &'ast syn::TypeTraitObject) {}
+    }
+    for input in &graph.inputs {
+        let mut borrows = Borrows {
+            input: &input.name,
+            errors,
+        };
+        syn::visit::Visit::visit_type(&mut borrows, &input.ty);
     }
 }
 
@@ -130,21 +177,63 @@ fn dependencies_listed_once(graph: &GraphDef, errors: &mut Errors) {
     }
 }
 
-/// An input that no fiber reads is a mistake (a typo, or a leftover).
+/// An input that no fiber reads is a mistake (a typo, or a leftover). A
+/// dependency spelt nearly like it, and not a fiber of the graph's own
+/// statements, is likely the typo: it is pointed at too (rustc would say
+/// nothing of it, as it stops at these errors).
 fn inputs_are_used(graph: &GraphDef, errors: &mut Errors) {
     for input in &graph.inputs {
-        if !graph
+        if graph
             .stmts
             .iter()
             .any(|stmt| stmt.deps.contains(&input.name))
         {
+            continue;
+        }
+        errors.push(syn::Error::new_spanned(
+            &input.name,
+            format!(
+                "input `{}` is not used: pass it to a fiber, as in `node({});`, or remove it",
+                input.name, input.name
+            ),
+        ));
+        let wanted = crate::names::name(&input.name);
+        let typos = graph
+            .stmts
+            .iter()
+            .flat_map(|stmt| &stmt.deps)
+            .filter(|dep| !graph.stmts.iter().any(|stmt| stmt.node == **dep))
+            .filter(|dep| close(&crate::names::name(dep), &wanted));
+        for dep in typos {
             errors.push(syn::Error::new_spanned(
-                &input.name,
+                dep,
                 format!(
-                    "input `{}` is not used: pass it to a fiber, as in `node({});`, or remove it",
-                    input.name, input.name
+                    "`{dep}` is not an input of the graph: did you mean `{}`?",
+                    input.name
                 ),
             ));
         }
     }
+}
+
+/// Whether two names are at most two edits apart (and not equal), by
+/// Levenshtein distance.
+fn close(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if a == b || a.len().abs_diff(b.len()) > 2 {
+        return false;
+    }
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != cb))
+                .min(above + 1)
+                .min(row[j] + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()] <= 2
 }

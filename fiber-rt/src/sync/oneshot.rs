@@ -59,7 +59,8 @@ pub struct Receiver<T> {
     inner: Shared<T>,
 }
 
-/// The sender was dropped without sending.
+/// No value will come: the sender was dropped without sending, or the
+/// value was received already (by `try_recv`, say).
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub struct RecvError;
 
@@ -207,7 +208,9 @@ impl<T> fmt::Debug for Receiver<T> {
 
 impl fmt::Display for RecvError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the sender was dropped without sending")
+        f.write_str(
+            "no value will come: the sender was dropped without sending, or the value was taken",
+        )
     }
 }
 

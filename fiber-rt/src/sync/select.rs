@@ -16,8 +16,8 @@ use super::waiter::{self, Waiter};
 /// (A `oneshot` receiver can be shared by reference; the guarantee holds
 /// as long as no one else receives through it meanwhile.)
 ///
-/// When several are ready, each call starts looking one past where the
-/// last started, so a busy channel does not starve the others.
+/// When several are ready, each look starts one past where the last look
+/// started, so a busy channel does not starve the others.
 ///
 /// ```
 /// use fiber_rt::sync::{mpsc, oneshot, Select};

@@ -221,7 +221,8 @@ impl Semaphore {
         self.hand_out(state);
     }
 
-    /// Permits free now (none while a waiter collects them).
+    /// Permits free now, those that a waiter at the head of the queue is
+    /// collecting (it asked for more than were free) included.
     pub fn available_permits(&self) -> usize {
         self.state().free
     }

@@ -31,8 +31,17 @@ impl WaitGroup {
     }
 
     /// Adds `n` to the count.
+    ///
+    /// # Panics
+    ///
+    /// If the count would overflow (it would wrap to a small number, and
+    /// leave the fibers waiting for it parked for good).
     pub fn add(&self, n: usize) {
-        self.group().count += n;
+        let mut g = self.group();
+        g.count = g
+            .count
+            .checked_add(n)
+            .expect("WaitGroup::add overflowed the count");
     }
 
     /// Subtracts one from the count, waking the waiters when it reaches
