@@ -164,3 +164,47 @@ fn a_wide_random_graph_runs_every_node_once_after_its_dependencies() {
         );
     }
 }
+
+#[fiber(name = "inner node")]
+fn inner_node() -> Option<String> {
+    fiber_rt::current().and_then(|me| me.node)
+}
+
+depends! {
+    graph NamedInner {
+        inner_node();
+    }
+}
+
+#[fiber(name = "outer node")]
+fn outer_node() -> (Option<String>, Option<String>) {
+    let inner = fiber_rt::run(NamedInner)
+        .expect("the inner graph runs")
+        .inner_node;
+    // Back in the outer node: its own name again.
+    (inner, fiber_rt::current().and_then(|me| me.node))
+}
+
+depends! {
+    graph NamedOuter {
+        outer_node();
+    }
+}
+
+#[test]
+fn a_node_knows_its_name_in_nested_runs_and_built_graphs() {
+    let rt = Runtime::new().unwrap();
+    let out = rt.run(NamedOuter).unwrap();
+    assert_eq!(
+        out.outer_node,
+        (Some("inner node".into()), Some("outer node".into()))
+    );
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let mut builder = GraphBuilder::new();
+    builder.node("built", {
+        let seen = seen.clone();
+        move || *seen.lock().unwrap() = fiber_rt::current().and_then(|me| me.node)
+    });
+    rt.run(builder.build().unwrap()).unwrap();
+    assert_eq!(seen.lock().unwrap().as_deref(), Some("built"));
+}

@@ -386,3 +386,44 @@ fn sigquit_prints_a_dump_to_stderr_and_the_process_lives_on() {
     assert!(report.ends_with("end of fiber dump\n"), "{report}");
     assert!(alive, "the process keeps running after a dump");
 }
+
+#[fiber_rt::fiber(name = "waits for the gate")]
+fn gatekeeper(gate: &fiber_rt::sync::WaitGroup) -> usize {
+    // Parked here while the test dumps.
+    gate.wait();
+    fiber_rt::current()
+        .and_then(|me| me.node)
+        .map_or(0, |node| node.len())
+}
+
+fiber_rt::depends! {
+    graph Gated(gate: fiber_rt::sync::WaitGroup) {
+        gatekeeper(gate);
+    }
+}
+
+#[test]
+fn a_fiber_parked_in_a_graph_node_shows_the_node() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let gate = fiber_rt::sync::WaitGroup::new();
+    gate.add(1);
+    let run = rt.spawn({
+        let gate = gate.clone();
+        move || fiber_rt::run(Gated::new(gate))
+    });
+    let dump = dump_when(&rt, |dump| {
+        dump.fibers
+            .iter()
+            .any(|f| f.node.as_deref() == Some("waits for the gate"))
+    });
+    assert!(
+        dump.to_string().contains("(node waits for the gate)"),
+        "{dump}"
+    );
+    gate.done();
+    // The node saw its own name through `current`.
+    let out = run.join().unwrap().unwrap();
+    assert_eq!(out.gatekeeper, "waits for the gate".len());
+    // Outside a node, no node.
+    assert_eq!(rt.block_on(|| fiber_rt::current().unwrap().node), None);
+}

@@ -143,3 +143,29 @@ fn running_out_of_mappings_names_the_sysctl() {
     assert!(stdout.contains("UNGUARDED=100000"), "{stdout}");
     assert!(!stdout.contains("NEXT_GUARDED=false"), "{stdout}");
 }
+
+#[fiber_rt::fiber(name = "deep parser")]
+fn deep_parse() -> u64 {
+    bottomless(0)
+}
+
+fiber_rt::depends! {
+    graph Deep {
+        deep_parse();
+    }
+}
+
+#[test]
+fn an_overflow_in_a_graph_node_names_the_node() {
+    if is_child("an_overflow_in_a_graph_node_names_the_node") {
+        let rt = fiber_rt::Builder::new().workers(1).build().unwrap();
+        let _ = rt.run(Deep);
+        unreachable!("the overflow aborts the process");
+    }
+    let out = run_child("an_overflow_in_a_graph_node_names_the_node");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("running graph node 'deep parser', has overflowed its stack"),
+        "stderr was: {stderr}"
+    );
+}

@@ -13,6 +13,7 @@ use super::graph::{Graph, Plan};
 use super::huge;
 use super::job::{Job, Jobs};
 use super::names::Names;
+use crate::stack::header::NodeNames;
 
 /// A node of a [`GraphBuilder`], returned when it is added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -447,6 +448,10 @@ impl Plan for DynGraph {
 
     fn name(&self, node: u32) -> &str {
         self.names.get(node as usize)
+    }
+
+    fn node_names(&self) -> NodeNames {
+        self.names.node_names()
     }
 
     fn stack_size(&self, _node: u32) -> usize {

@@ -49,6 +49,7 @@ use super::lanes::{Lane, Lanes};
 use crate::debug::recorder::Recorder;
 use crate::sched::park::{self, ParkHook};
 use crate::sched::Cancelled;
+use crate::stack::header::{NodeNames, StackHeader};
 
 /// Runs a [`Task`] somewhere: on a fiber, a thread, a pool, or inline.
 pub type Spawn = Arc<dyn Fn(Task) + Send + Sync>;
@@ -420,6 +421,9 @@ struct Run<P: Plan, S, E> {
     end: E,
     /// Set for a traced run: times and workers of each node.
     trace: Option<Arc<Recorder>>,
+    /// Where the plan's node names are, for the headers of the stacks its
+    /// nodes run on (which point here while they do).
+    names: NodeNames,
 }
 
 // SAFETY: the only field that is not `Sync` by itself is the plan's cell,
@@ -442,7 +446,9 @@ where
         trace: Option<Arc<Recorder>>,
     ) -> Self {
         let counters = plan.take_counters().unwrap_or_else(|| counters(&plan));
+        let names = plan.node_names();
         Run {
+            names,
             plan: UnsafeCell::new(plan),
             counters,
             spawn,
@@ -885,6 +891,40 @@ where
     }
 }
 
+/// Names the nodes a runner runs in the header of the stack it runs on,
+/// for messages and dumps (see `StackHeader::node`), and gives the header
+/// back as it was when dropped: to the node of an outer run, if this run
+/// runs inside one.
+struct Naming<'a> {
+    header: &'a StackHeader,
+    outer: (u32, *const NodeNames),
+}
+
+impl<'a> Naming<'a> {
+    fn new(header: &'a StackHeader, names: &NodeNames) -> Self {
+        let outer = (header.node.replace(0), header.node_names.replace(names));
+        Naming { header, outer }
+    }
+
+    /// `node` runs from now until `ended`.
+    #[inline]
+    fn started(&self, node: u32) {
+        self.header.node.set(node + 1);
+    }
+
+    #[inline]
+    fn ended(&self) {
+        self.header.node.set(0);
+    }
+}
+
+impl Drop for Naming<'_> {
+    fn drop(&mut self) {
+        self.header.node.set(self.outer.0);
+        self.header.node_names.set(self.outer.1);
+    }
+}
+
 /// Lets go of a task's hold on its run when dropped.
 struct Release<'a, R: Resume>(&'a R);
 
@@ -911,12 +951,19 @@ where
             .map(|hook| park::HookGuard::install(hook as &dyn ParkHook));
         let lane = self.lanes.lane(counted);
         let lane = &lane;
+        // The stack the nodes run on (a runner never leaves it), which
+        // names the node running there for messages and dumps.
+        // SAFETY: the header of the stack this code runs on, which is live
+        // while it does.
+        let naming =
+            StackHeader::current().map(|header| Naming::new(unsafe { &*header }, &self.names));
+        let naming = naming.as_ref();
         // A spawner hands the task over to another thread in a way that
         // orders the poison bit's write before this read.
         let mut next = first.map(|first| (first, self.poisoned(first)));
         loop {
             while let Some((node, poisoned)) = next {
-                next = self.step(node, poisoned, stack, lane);
+                next = self.step(node, poisoned, stack, lane, naming);
                 // A runner may go on through thousands of nodes: it yields
                 // here when its slice is over, as a fiber's loop does at
                 // its probe. Without it the backstop took its worker away
@@ -940,6 +987,7 @@ where
         poisoned: bool,
         stack: usize,
         lane: &Lane<'_>,
+        naming: Option<&Naming<'_>>,
     ) -> Option<(u32, bool)> {
         let ok = if poisoned {
             // Relaxed: read only in `outcome`, after every task has let go
@@ -952,14 +1000,23 @@ where
                 drop_quietly(payload);
             }
             false
-        } else if let Some(trace) = &self.trace {
-            // The untraced path pays this one predictable branch.
-            trace.started(node);
-            let ok = self.execute(node);
-            trace.finished(node);
-            ok
         } else {
-            self.execute(node)
+            if let Some(naming) = naming {
+                naming.started(node);
+            }
+            let ok = if let Some(trace) = &self.trace {
+                // The untraced path pays this one predictable branch.
+                trace.started(node);
+                let ok = self.execute(node);
+                trace.finished(node);
+                ok
+            } else {
+                self.execute(node)
+            };
+            if let Some(naming) = naming {
+                naming.ended();
+            }
+            ok
         };
         self.release_successors(node, ok, stack, lane)
     }

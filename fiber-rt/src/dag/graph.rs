@@ -4,7 +4,8 @@
 use std::sync::atomic::AtomicU32;
 
 use super::error::Failure;
-use super::table::Table;
+use super::table::{NodeInfo, Table};
+use crate::stack::header::NodeNames;
 
 /// A dependency graph that can be run: a `depends!` graph, or a
 /// [`DynGraph`](super::DynGraph) from the [`GraphBuilder`](super::GraphBuilder).
@@ -58,6 +59,16 @@ pub trait Plan: Send + Sync + 'static {
     fn sources(&self) -> &[u32];
     /// The node's display name.
     fn name(&self, node: u32) -> &str;
+    /// Where the node names are, as plain data (see [`NodeNames`]): a
+    /// stack's header points there while one of the nodes runs on it.
+    /// They stay where they are for the whole run.
+    fn node_names(&self) -> NodeNames {
+        NodeNames {
+            kind: NodeNames::NONE,
+            first: 0,
+            step: 0,
+        }
+    }
     /// A hint that `node` is ready and will run soon: a plan may start
     /// loading what running it reads. Does nothing by default.
     #[inline]
@@ -180,6 +191,14 @@ impl<G: StaticGraph> Plan for StaticPlan<G> {
 
     fn name(&self, node: u32) -> &str {
         G::TABLE.nodes[node as usize].name
+    }
+
+    fn node_names(&self) -> NodeNames {
+        NodeNames {
+            kind: NodeNames::STRIDED,
+            first: G::TABLE.nodes.as_ptr() as usize + std::mem::offset_of!(NodeInfo, name),
+            step: std::mem::size_of::<NodeInfo>(),
+        }
     }
 
     fn stack_size(&self, node: u32) -> usize {

@@ -31,6 +31,16 @@ impl Names {
         &self.text[start..self.ends[node]]
     }
 
+    /// Where the names are, as plain data (they stay there until the
+    /// names are dropped or pushed to).
+    pub(super) fn node_names(&self) -> crate::stack::header::NodeNames {
+        crate::stack::header::NodeNames {
+            kind: crate::stack::header::NodeNames::PACKED,
+            first: self.text.as_ptr() as usize,
+            step: self.ends.as_ptr() as usize,
+        }
+    }
+
     pub(super) fn len(&self) -> usize {
         self.ends.len()
     }

@@ -16,6 +16,7 @@ use super::symbols::{resolve, Symbol};
 use crate::sched::registry::Registry;
 use crate::sched::task::Task;
 use crate::sched::task_ref::TaskRef;
+use crate::stack::header::{NodeNames, StackHeader};
 
 /// Every live fiber of a runtime at one moment, from
 /// [`Runtime::dump`](crate::Runtime::dump). `Display` prints a report
@@ -53,6 +54,8 @@ pub struct FiberInfo {
     pub id: u64,
     /// The name given with [`FiberBuilder::name`](crate::FiberBuilder::name).
     pub name: Option<Arc<str>>,
+    /// The graph node it was running, for a fiber off its stack in a node.
+    pub node: Option<String>,
     /// What the fiber was doing.
     pub state: FiberState,
     /// Time since it was spawned (to a few milliseconds).
@@ -134,9 +137,14 @@ pub(crate) fn take(registry: &Registry) -> Dump {
 
 fn describe(registry: &Registry, task: &TaskRef, now: u64) -> FiberInfo {
     let state = state_of(registry, task);
-    let backtrace = match state {
-        FiberState::Running { .. } | FiberState::Detached | FiberState::Finished => Vec::new(),
-        _ => saved_sp(task).map_or_else(Vec::new, |sp| {
+    let off_stack = !matches!(
+        state,
+        FiberState::Running { .. } | FiberState::Detached | FiberState::Finished
+    );
+    let sp = saved_sp(task).filter(|_| off_stack);
+    let backtrace = match sp {
+        None => Vec::new(),
+        Some(sp) => {
             walk(sp)
                 .into_iter()
                 .map(|addr| Frame {
@@ -149,11 +157,12 @@ fn describe(registry: &Registry, task: &TaskRef, now: u64) -> FiberInfo {
                     }),
                 })
                 .collect()
-        }),
+        }
     };
     FiberInfo {
         id: task.id,
         name: task.name.clone(),
+        node: sp.and_then(node_at),
         state,
         age: Duration::from_nanos(now.saturating_sub(task.created)),
         backtrace,
@@ -205,6 +214,46 @@ fn parked_on(task: &Task) -> String {
     read_str(ptr, len, 256).unwrap_or_default()
 }
 
+/// The graph node named in the header of the stack holding `sp`, a saved
+/// stack pointer. Read as a checked copy, like the park's reason: a fiber
+/// resumed meanwhile, or a run that ended, gives a wrong name at worst.
+fn node_at(sp: usize) -> Option<String> {
+    let header = StackHeader::of_addr(sp)? as usize;
+    // The low half of the word holding the `u32` (little-endian).
+    let node = read_word(header + std::mem::offset_of!(StackHeader, node))? as u32;
+    let names = read_word(header + std::mem::offset_of!(StackHeader, node_names))?;
+    if node == 0 || names == 0 {
+        return None;
+    }
+    let index = node as usize - 1;
+    let kind = read_word(names + std::mem::offset_of!(NodeNames, kind))?;
+    let first = read_word(names + std::mem::offset_of!(NodeNames, first))?;
+    let step = read_word(names + std::mem::offset_of!(NodeNames, step))?;
+    let (ptr, len) = match kind {
+        NodeNames::STRIDED => {
+            let at = first + index * step;
+            let (a, b) = (read_word(at)?, read_word(at + 8)?);
+            // `&str` is (pointer, length) in either order: take the order
+            // whose length is plausible.
+            if b < 4096 {
+                (a, b)
+            } else {
+                (b, a)
+            }
+        }
+        NodeNames::PACKED => {
+            let start = match index {
+                0 => 0,
+                _ => read_word(step + (index - 1) * 8)?,
+            };
+            let end = read_word(step + index * 8)?;
+            (first + start, end.checked_sub(start)?)
+        }
+        _ => return None,
+    };
+    read_str(ptr, len, 256).filter(|node| !node.is_empty())
+}
+
 /// The fiber's saved stack pointer, if it has one (it is off its stack).
 fn saved_sp(task: &Task) -> Option<usize> {
     // `Option<StackPointer>` is a nullable pointer: 0 is `None`.
@@ -238,6 +287,9 @@ impl fmt::Display for FiberInfo {
         write!(f, "fiber {}", self.id)?;
         if let Some(name) = &self.name {
             write!(f, " \"{name}\"")?;
+        }
+        if let Some(node) = &self.node {
+            write!(f, " (node {node})")?;
         }
         write!(f, " [{}, {}]", self.state, Age(self.age))?;
         if self.backtrace.is_empty() {
@@ -357,6 +409,7 @@ mod tests {
         let info = FiberInfo {
             id: 3,
             name: None,
+            node: None,
             state: FiberState::Parked { on: "x".into() },
             age: Duration::from_millis(5),
             backtrace: frames.to_vec(),

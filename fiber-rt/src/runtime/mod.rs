@@ -382,13 +382,23 @@ pub struct CurrentFiber {
     pub id: u64,
     /// The name given with [`FiberBuilder::name`].
     pub name: Option<Arc<str>>,
+    /// The graph node the fiber is running, if it runs one: a graph's
+    /// nodes run on the fibers of its run (the caller's included), so a
+    /// node sees their id and name, and its own here.
+    pub node: Option<String>,
 }
 
-/// Id and name of the calling fiber; `None` on a plain thread.
+/// Id and name of the calling fiber, and the graph node it runs, if any;
+/// `None` on a plain thread.
 pub fn current() -> Option<CurrentFiber> {
     Task::current().map(|t| CurrentFiber {
         id: t.id,
         name: t.name.clone(),
+        node: crate::stack::header::StackHeader::current().and_then(|header| {
+            // SAFETY: the header of the stack this code runs on, live while
+            // it does; called on that stack.
+            unsafe { (*header).running_node() }.map(str::to_owned)
+        }),
     })
 }
 

@@ -77,6 +77,8 @@ impl Stack {
                 name: std::cell::Cell::new("" as *const str),
                 owner: Default::default(),
                 locals: std::cell::Cell::new(std::ptr::null_mut()),
+                node: std::cell::Cell::new(0),
+                node_names: std::cell::Cell::new(std::ptr::null()),
             })
         };
         Ok(stack)
@@ -90,6 +92,8 @@ impl Stack {
         h.owner
             .store(std::ptr::null_mut(), std::sync::atomic::Ordering::Relaxed);
         h.name.set("" as *const str);
+        h.node.set(0);
+        h.node_names.set(std::ptr::null());
         debug_assert!(h.locals.get().is_null(), "a fiber's locals outlived it");
     }
 

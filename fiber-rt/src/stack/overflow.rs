@@ -111,11 +111,18 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     let addr = unsafe { (*info).si_addr() } as usize;
     if let Some(header) = guard_hit(addr) {
         // SAFETY: a fault in our guard page: the stack above is mapped, its
-        // header set, its name in the owner's data, alive while it runs.
-        let (name, size, guarded) =
-            unsafe { (&*(*header).name.get(), (*header).size, (*header).guarded) };
+        // header set, its names in the owner's data (and the run's plan),
+        // alive while it runs.
+        let (name, node, size, guarded) = unsafe {
+            (
+                &*(*header).name.get(),
+                (*header).running_node().unwrap_or_default(),
+                (*header).size,
+                (*header).guarded,
+            )
+        };
         if guarded {
-            report_overflow(name, size);
+            report_overflow(name, node, size);
         }
     }
     // Not ours: hand the fault on.
@@ -132,7 +139,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
 }
 
 /// Prints the overflow message with async-signal-safe calls only, then aborts.
-fn report_overflow(name: &str, size: usize) -> ! {
+fn report_overflow(name: &str, node: &str, size: usize) -> ! {
     let mut buf = [0u8; 512];
     let mut w = Writer {
         buf: &mut buf,
@@ -144,7 +151,13 @@ fn report_overflow(name: &str, size: usize) -> ! {
     } else {
         name.as_bytes()
     });
-    w.put(b"' has overflowed its stack (");
+    w.put(b"'");
+    if !node.is_empty() {
+        w.put(b", running graph node '");
+        w.put(node.as_bytes());
+        w.put(b"',");
+    }
+    w.put(b" has overflowed its stack (");
     let (n, unit): (usize, &[u8]) = match size {
         s if s >= 1 << 30 => (s >> 30, b" GiB"),
         s if s >= 1 << 20 => (s >> 20, b" MiB"),
