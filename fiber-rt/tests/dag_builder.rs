@@ -140,3 +140,32 @@ fn dot_shows_the_built_graph() {
     assert!(dot.starts_with("digraph \"built\""));
     assert!(dot.contains("n0 -> n1;"));
 }
+
+#[test]
+fn an_id_from_another_builder_is_refused_even_in_range() {
+    let mut first = GraphBuilder::new();
+    let a0 = first.node("a0", || {});
+    let a1 = first.node("a1", || {});
+    let mut second = GraphBuilder::new();
+    let b0 = second.node("b0", || {});
+    let b1 = second.node("b1", || {});
+    // Same indices, other builder: an edge with them would wire the wrong
+    // nodes, so it panics instead.
+    for (before, after) in [(a1, b0), (b0, a1), (a0, a1)] {
+        let edge = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            second.edge(before, after);
+        }));
+        let message = edge.expect_err("another builder's id");
+        let message = message.downcast_ref::<String>().expect("a message");
+        assert!(
+            message.contains("is not a node of this builder"),
+            "{message}"
+        );
+    }
+    second.edge(b0, b1);
+    let graph = second.build().unwrap();
+    assert_eq!(graph.successors(b0).collect::<Vec<_>>(), [b1]);
+    assert_eq!(graph.name(b1), "b1");
+    let name = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| graph.name(a0).to_owned()));
+    assert!(name.is_err(), "a node of another graph has no name here");
+}

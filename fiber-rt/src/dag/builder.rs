@@ -15,15 +15,30 @@ use super::job::{Job, Jobs};
 use super::names::Names;
 use crate::stack::header::NodeNames;
 
-/// A node of a [`GraphBuilder`], returned when it is added.
+/// A node of a [`GraphBuilder`], returned when it is added. It belongs to
+/// that builder (and the graph it builds): another builder's methods panic
+/// on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeId(u32);
+pub struct NodeId {
+    index: u32,
+    /// The builder's number (see [`next_builder`]).
+    builder: u32,
+}
 
 impl NodeId {
     /// The node's index: nodes are numbered from 0 in the order added.
     pub fn index(self) -> usize {
-        self.0 as usize
+        self.index as usize
     }
+}
+
+/// A number for a new builder, which its node ids carry. Only told apart
+/// from the others (after 2^32 builders the numbers come round again, and
+/// a stray id of a builder that far back goes unnoticed).
+fn next_builder() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Relaxed: only the numbers' being distinct matters.
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Builds a graph at run time.
@@ -56,12 +71,25 @@ impl NodeId {
 /// }
 /// run_with(builder.build().unwrap(), |task| task.run()).unwrap();
 /// ```
-#[derive(Default)]
 pub struct GraphBuilder {
     names: Names,
     costs: Vec<u32>,
     jobs: Jobs,
     edges: Vec<(u32, u32)>,
+    /// This builder's number, in its node ids.
+    id: u32,
+}
+
+impl Default for GraphBuilder {
+    fn default() -> Self {
+        GraphBuilder {
+            names: Names::default(),
+            costs: Vec::new(),
+            jobs: Jobs::default(),
+            edges: Vec::new(),
+            id: next_builder(),
+        }
+    }
 }
 
 impl fmt::Debug for GraphBuilder {
@@ -89,6 +117,7 @@ impl GraphBuilder {
             costs: huge::with_capacity(nodes),
             jobs: Jobs::with_capacity(nodes),
             edges: huge::with_capacity(edges),
+            id: next_builder(),
         }
     }
 
@@ -128,7 +157,10 @@ impl GraphBuilder {
         self.names.push(&name);
         huge::push(&mut self.costs, 1);
         self.jobs.push(job);
-        NodeId(id)
+        NodeId {
+            index: id,
+            builder: self.id,
+        }
     }
 
     /// Sets a node's cost hint (default 1): among ready nodes, those on the
@@ -143,17 +175,17 @@ impl GraphBuilder {
     /// harmless; an edge from a node to itself is a cycle.
     ///
     /// # Panics
-    /// When either id does not belong to this builder.
+    /// When either id belongs to another builder.
     pub fn edge(&mut self, before: NodeId, after: NodeId) -> &mut Self {
         self.check(before);
         self.check(after);
-        huge::push(&mut self.edges, (before.0, after.0));
+        huge::push(&mut self.edges, (before.index, after.index));
         self
     }
 
     fn check(&self, node: NodeId) -> usize {
         assert!(
-            node.index() < self.jobs.len(),
+            node.builder == self.id && node.index() < self.jobs.len(),
             "{node:?} is not a node of this builder"
         );
         node.index()
@@ -220,6 +252,7 @@ impl GraphBuilder {
             block.sort_by_key(|&s| std::cmp::Reverse(rank[s as usize]));
         }
         Ok(DynGraph {
+            id: self.id,
             names: self.names,
             costs: self.costs,
             jobs: self.jobs,
@@ -345,6 +378,8 @@ impl Error for CycleError {}
 
 /// A graph from [`GraphBuilder::build`], ready to run once.
 pub struct DynGraph {
+    /// The number of the builder that made it, in its node ids.
+    id: u32,
     names: Names,
     costs: Vec<u32>,
     jobs: Jobs,
@@ -378,18 +413,33 @@ impl DynGraph {
     }
 
     /// A node's name.
+    ///
+    /// # Panics
+    ///
+    /// When `node` belongs to another graph, as the methods below.
     pub fn name(&self, node: NodeId) -> &str {
-        self.names.get(node.index())
+        self.names.get(self.check(node))
     }
 
     /// A node's critical-path rank: its cost plus the largest rank after it.
     pub fn rank(&self, node: NodeId) -> u64 {
-        self.rank[node.index()]
+        self.rank[self.check(node)]
     }
 
     /// The nodes that wait for `node`, highest rank first.
     pub fn successors(&self, node: NodeId) -> impl Iterator<Item = NodeId> + '_ {
-        self.row(node.0).iter().map(|&n| NodeId(n))
+        let builder = self.id;
+        self.row(self.check(node) as u32)
+            .iter()
+            .map(move |&index| NodeId { index, builder })
+    }
+
+    fn check(&self, node: NodeId) -> usize {
+        assert!(
+            node.builder == self.id && node.index() < self.names.len(),
+            "{node:?} is not a node of this graph"
+        );
+        node.index()
     }
 
     // Inlined: called for every node of a run.
@@ -530,8 +580,8 @@ mod tests {
         });
         let graph = builder.build().unwrap();
         assert_eq!(std::sync::Arc::strong_count(&token), 5);
-        graph.run_node(a.0).unwrap();
-        graph.run_node(b.0).unwrap();
+        graph.run_node(a.index).unwrap();
+        graph.run_node(b.index).unwrap();
         assert_eq!(std::sync::Arc::strong_count(&token), 3);
         drop(graph);
         assert_eq!(std::sync::Arc::strong_count(&token), 1);
@@ -541,7 +591,11 @@ mod tests {
     fn a_cycle_is_named_in_order() {
         let mut builder = chain(&["a", "b", "c"], true);
         let tail = builder.node("tail", || {});
-        builder.edge(NodeId(2), tail);
+        let c = NodeId {
+            index: 2,
+            builder: builder.id,
+        };
+        builder.edge(c, tail);
         let err = builder.build().unwrap_err();
         assert_eq!(err.to_string(), "cycle: a -> b -> c -> a");
     }
@@ -559,7 +613,11 @@ mod tests {
         let mut builder = chain(&["x", "y"], false);
         let p = builder.node("p", || {});
         let q = builder.node("q", || {});
-        builder.edge(NodeId(1), p).edge(p, q).edge(q, p);
+        let y = NodeId {
+            index: 1,
+            builder: builder.id,
+        };
+        builder.edge(y, p).edge(p, q).edge(q, p);
         assert_eq!(
             builder.build().unwrap_err().to_string(),
             "cycle: p -> q -> p"
@@ -588,10 +646,11 @@ mod tests {
         let edges = [(0, 1), (0, 2), (1, 3), (2, 3), (3, 4)];
         let build = |order: &[usize]| {
             let mut builder = GraphBuilder::new();
-            let mut ids = [NodeId(0); 5];
+            let mut added = [None; 5];
             for &n in order {
-                ids[n] = builder.node(names[n], || {});
+                added[n] = Some(builder.node(names[n], || {}));
             }
+            let ids = added.map(|id| id.expect("every node added"));
             builder.cost(ids[2], 10);
             for &(from, to) in &edges {
                 builder.edge(ids[from], ids[to]);

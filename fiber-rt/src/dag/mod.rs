@@ -140,7 +140,10 @@
 //! A fiber that panics or returns `Err` fails the run: every fiber that
 //! depends on it (directly or not) is skipped, every other one still runs,
 //! and the [`GraphError`] names each failed fiber with its panic message or
-//! error text. A run always ends.
+//! error text. No failure leaves a run hanging (a node that waits for
+//! something that never comes does: a channel whose sender the run holds
+//! as an output, or as an input a node borrows; see the book's chapter
+//! on errors).
 //!
 //! # Graphs built at run time
 //!
