@@ -352,3 +352,39 @@ impl<E> DescribeType for ErrorText<'_, E> {
 pub fn failure(text: String) -> Failure {
     Failure::error(text)
 }
+
+/// One field of an outputs struct, for its `Debug`: the value where it is
+/// `Debug`, else its type's name. Chosen by method resolution on the
+/// concrete type: `(&&FieldDebug(&value)).debug_field()` finds
+/// [`DebugValue`] first, where the value's type is `Debug`, and falls back
+/// to [`DebugOpaque`].
+#[derive(Clone, Copy)]
+pub struct FieldDebug<'a, T>(pub &'a T);
+
+/// The value itself (see [`FieldDebug`]).
+pub trait DebugValue<'a> {
+    fn debug_field(&self) -> &'a dyn fmt::Debug;
+}
+
+impl<'a, T: fmt::Debug> DebugValue<'a> for &FieldDebug<'a, T> {
+    fn debug_field(&self) -> &'a dyn fmt::Debug {
+        self.0
+    }
+}
+
+/// The value's type, for a value that is not `Debug` (see [`FieldDebug`]).
+pub trait DebugOpaque {
+    fn debug_field(&self) -> &dyn fmt::Debug;
+}
+
+impl<T> DebugOpaque for FieldDebug<'_, T> {
+    fn debug_field(&self) -> &dyn fmt::Debug {
+        self
+    }
+}
+
+impl<T> fmt::Debug for FieldDebug<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{}>", std::any::type_name::<T>())
+    }
+}

@@ -167,7 +167,7 @@ depends! {
 
 #[test]
 fn a_panic_skips_dependents_and_lets_other_branches_finish() {
-    let err = run_with(Fragile, on_threads).err().expect("the run fails");
+    let err = run_with(Fragile, on_threads).expect_err("the run fails");
     assert_eq!(err.node(), Some("explode"));
     assert_eq!(err.failures()[0].kind, FailureKind::Panicked);
     assert_eq!(err.failures()[0].message, "exploded on purpose");

@@ -58,6 +58,7 @@ pub(crate) fn graph(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
     let vis = &graph.vis;
     let outputs = format_ident!("{}Outputs", name);
     let outputs_struct = outputs_struct(graph, model, &outputs);
+    let outputs_debug = outputs_debug(model, &outputs);
     let table = table(graph, model);
     let constructor = constructor(graph);
     let slots = slots_struct(graph, model);
@@ -91,6 +92,7 @@ pub(crate) fn graph(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
         const _: () = {
             #slots
             #table
+            #outputs_debug
 
             #[allow(dead_code)]
             impl #name {
@@ -155,7 +157,7 @@ fn outputs_struct(graph: &GraphDef, model: &Model<'_>, outputs: &Ident) -> Token
         quote!(#(#docs)* #[doc = #doc] #vis #ident: #ty,)
     });
     let doc = format!(
-        "Outputs of a successful run of [`{}`]: a field per fiber.",
+        "Outputs of a successful run of [`{}`]: a field per fiber. Its `Debug` shows each field's value, or the name of its type where that has no `Debug`.",
         graph.name
     );
     quote! {
@@ -166,6 +168,31 @@ fn outputs_struct(graph: &GraphDef, model: &Model<'_>, outputs: &Ident) -> Token
         // what users see, so that is not a leak.
         #[allow(dead_code, private_interfaces)]
         #vis struct #outputs { #(#fields)* }
+    }
+}
+
+/// `Debug` for the outputs struct: every field, shown by its `Debug` where
+/// it has one, else by its type's name, so that `{:?}`, `dbg!` and
+/// `Result::unwrap_err` work whatever the fibers output.
+fn outputs_debug(model: &Model<'_>, outputs: &Ident) -> TokenStream {
+    let shown = model.nodes.iter().map(|node| {
+        let ident = node.ident;
+        let field = crate::names::name(ident);
+        // On the node's name: a name that is not a fiber is reported there
+        // once, not again here.
+        quote_spanned!(ident.span()=> .field(#field, &(&&::fiber_rt::__private::FieldDebug(&self.#ident)).debug_field()))
+    });
+    let outputs_name = outputs.to_string();
+    quote! {
+        impl ::core::fmt::Debug for #outputs {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                #[allow(unused_imports)]
+                use ::fiber_rt::__private::{DebugOpaque as _, DebugValue as _};
+                f.debug_struct(#outputs_name)
+                    #(#shown)*
+                    .finish()
+            }
+        }
     }
 }
 

@@ -41,14 +41,14 @@ fn main() {
     let run = |text: &str, path: &str| fiber_rt::dag::run_with(Load::new(text.into(), path.into()), |task| task.run());
     assert_eq!(run("42", "abc").unwrap().combine, "42 3 Err(\"kept as a value\")");
 
-    let err = run("x", "abc").err().unwrap();
+    let err = run("x", "abc").unwrap_err();
     assert_eq!(err.to_string(), "fiber `parse` returned an error: invalid digit found in string (1 dependent fiber skipped)");
 
-    let err = run("1", "").err().unwrap();
+    let err = run("1", "").unwrap_err();
     assert_eq!(err.node(), Some("open"));
     assert_eq!(err.failures()[0].message, "empty path");
 
-    let err = fiber_rt::dag::run_with(opaque::Fails, |task| task.run()).err().unwrap();
+    let err = fiber_rt::dag::run_with(opaque::Fails, |task| task.run()).unwrap_err();
     let message = &err.failures()[0].message;
     assert!(message.starts_with("an error of type `") && message.contains("Opaque`"), "{message}");
     assert!(message.ends_with("(it implements neither `Display` nor `Debug`)"), "{message}");
