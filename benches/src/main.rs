@@ -57,3 +57,40 @@ fn main() {
         r.print();
     }
 }
+
+#[cfg(test)]
+mod interop {
+    //! Fibers waiting on a real async runtime's futures: the bridge that
+    //! `fiber_rt::block_on_future` is for, checked against tokio (a peer
+    //! here anyway).
+
+    use std::time::Duration;
+
+    #[test]
+    fn fibers_wait_for_tokio_tasks_and_channels() {
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .build()
+            .unwrap();
+        let handle = tokio.handle().clone();
+        let rt = fiber_rt::Builder::new().workers(1).build().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
+        let sum = rt.block_on(|| {
+            // A fiber on the same worker runs while the first one waits.
+            let sender = fiber_rt::spawn(move || {
+                fiber_rt::sleep(Duration::from_millis(5));
+                tx.send(30).unwrap();
+            });
+            let timed = handle.spawn(async {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                12
+            });
+            let from_task = fiber_rt::block_on_future(timed).unwrap();
+            let from_channel = fiber_rt::block_on_future(rx).unwrap();
+            sender.join().unwrap();
+            from_task + from_channel
+        });
+        assert_eq!(sum, 42);
+    }
+}

@@ -73,7 +73,7 @@ pub mod __private;
 
 pub use fiber_macros::{depends, fiber};
 pub use runtime::{
-    current, run, scope, sleep, sleep_until, spawn, spawn_blocking, yield_now, BlockingHandle,
-    Builder, CurrentFiber, FiberBuilder, JoinError, JoinHandle, Metrics, Runtime, Scope,
-    ScopedJoinHandle, WorkerMetrics,
+    block_on_future, current, run, scope, sleep, sleep_until, spawn, spawn_blocking, yield_now,
+    BlockingHandle, Builder, CurrentFiber, FiberBuilder, JoinError, JoinHandle, Metrics, Runtime,
+    Scope, ScopedJoinHandle, WorkerMetrics,
 };

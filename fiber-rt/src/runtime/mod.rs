@@ -3,6 +3,7 @@
 
 mod blocking;
 mod builder;
+mod future;
 mod graph;
 mod join;
 mod scope;
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 
 pub use blocking::{spawn_blocking, BlockingHandle};
 pub use builder::{Builder, FiberBuilder};
+pub use future::block_on_future;
 pub use graph::run;
 pub use join::{JoinError, JoinHandle};
 pub use scope::{scope, Scope, ScopedJoinHandle};
