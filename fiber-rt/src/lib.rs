@@ -74,6 +74,6 @@ pub mod __private;
 pub use fiber_macros::{depends, fiber};
 pub use runtime::{
     block_on_future, current, run, scope, sleep, sleep_until, spawn, spawn_blocking, yield_now,
-    BlockingHandle, Builder, CurrentFiber, FiberBuilder, JoinError, JoinHandle, Metrics, Runtime,
-    Scope, ScopedJoinHandle, WorkerMetrics,
+    BlockingHandle, Builder, CurrentFiber, FiberBuilder, JoinError, JoinHandle, JoinSet,
+    JoinSetTimeout, Metrics, Runtime, Scope, ScopedJoinHandle, WorkerMetrics,
 };

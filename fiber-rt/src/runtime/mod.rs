@@ -6,6 +6,7 @@ mod builder;
 mod future;
 mod graph;
 mod join;
+mod join_set;
 mod scope;
 mod shutdown;
 
@@ -20,6 +21,7 @@ pub use builder::{Builder, FiberBuilder};
 pub use future::block_on_future;
 pub use graph::run;
 pub use join::{JoinError, JoinHandle};
+pub use join_set::{JoinSet, Timeout as JoinSetTimeout};
 pub use scope::{scope, Scope, ScopedJoinHandle};
 
 use crate::sched::park::{park, Waker};

@@ -1,0 +1,234 @@
+//! A set of fibers joined in the order they finish.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use super::{JoinError, JoinHandle, Runtime};
+use crate::sync::mpsc::{self, RecvTimeoutError};
+
+/// Fibers spawned together and joined as each finishes, whichever that is.
+///
+/// `join_next` parks the caller (or blocks a plain thread) until one of the
+/// set's fibers has finished, and returns its result; `None` once the set
+/// is empty. Dropping the set cancels the fibers still in it (they unwind
+/// from their next switch point), as [`cancel_all`](Self::cancel_all) does:
+/// nothing spawned on a set outlives it unnoticed.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let rt = fiber_rt::Runtime::new().unwrap();
+/// let order = rt.block_on(|| {
+///     let mut set = fiber_rt::JoinSet::new();
+///     for ms in [30u64, 10, 20] {
+///         set.spawn(move || {
+///             fiber_rt::sleep(Duration::from_millis(ms));
+///             ms
+///         });
+///     }
+///     let mut order = Vec::new();
+///     while let Some(result) = set.join_next() {
+///         order.push(result.unwrap());
+///     }
+///     order
+/// });
+/// assert_eq!(order, [10, 20, 30]);
+/// ```
+pub struct JoinSet<T> {
+    /// The fibers not joined yet, by their key in this set.
+    fibers: HashMap<u64, JoinHandle<T>>,
+    next_key: u64,
+    /// Each fiber sends its key as it ends (or as its closure is dropped
+    /// unrun), so that the receiver learns which one to join.
+    done: mpsc::Sender<u64>,
+    finished: mpsc::Receiver<u64>,
+}
+
+impl<T: Send + 'static> JoinSet<T> {
+    /// An empty set.
+    pub fn new() -> Self {
+        let (done, finished) = mpsc::unbounded();
+        JoinSet {
+            fibers: HashMap::new(),
+            next_key: 0,
+            done,
+            finished,
+        }
+    }
+
+    /// Spawns `f` on the caller's runtime into the set; returns the new
+    /// fiber's id.
+    ///
+    /// # Panics
+    ///
+    /// Where [`spawn`](crate::spawn) does: outside a fiber (use
+    /// [`spawn_on`](Self::spawn_on) there).
+    pub fn spawn<F>(&mut self, f: F) -> u64
+    where
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let (key, f) = self.keyed(f);
+        self.insert(key, crate::spawn(f))
+    }
+
+    /// Spawns `f` on `rt` into the set; returns the new fiber's id.
+    ///
+    /// # Panics
+    ///
+    /// Where [`Runtime::spawn`] does.
+    pub fn spawn_on<F>(&mut self, rt: &Runtime, f: F) -> u64
+    where
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let (key, f) = self.keyed(f);
+        self.insert(key, rt.spawn(f))
+    }
+
+    /// `f` with what tells the set that it ended: its key, sent when the
+    /// closure (run or not) is dropped, which a panic or cancellation
+    /// does too.
+    fn keyed<F>(&mut self, f: F) -> (u64, impl FnOnce() -> T + Send + 'static)
+    where
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let key = self.next_key;
+        self.next_key += 1;
+        let notice = Notice {
+            done: self.done.clone(),
+            key,
+        };
+        (key, move || {
+            let _notice = notice;
+            f()
+        })
+    }
+
+    fn insert(&mut self, key: u64, handle: JoinHandle<T>) -> u64 {
+        let id = handle.id();
+        self.fibers.insert(key, handle);
+        id
+    }
+
+    /// Waits for the next fiber of the set to finish and returns its
+    /// result; `None` if the set is empty.
+    pub fn join_next(&mut self) -> Option<Result<T, JoinError>> {
+        while !self.fibers.is_empty() {
+            // The set holds a sender, so the channel never closes.
+            let key = self.finished.recv().ok()?;
+            if let Some(result) = self.joined(key) {
+                return Some(result);
+            }
+        }
+        None
+    }
+
+    /// [`join_next`](Self::join_next), waiting at most `timeout`: `Err`
+    /// if no fiber finished by then (the set is unchanged).
+    pub fn join_next_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<Result<T, JoinError>>, Timeout> {
+        let deadline = crate::sync::waiter::deadline_after(timeout);
+        while !self.fibers.is_empty() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.finished.recv_timeout(left) {
+                Ok(key) => {
+                    if let Some(result) = self.joined(key) {
+                        return Ok(Some(result));
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => return Err(Timeout),
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        Ok(None)
+    }
+
+    /// The result of a fiber of the set that has finished, if any, without
+    /// waiting.
+    pub fn try_join_next(&mut self) -> Option<Result<T, JoinError>> {
+        while let Ok(key) = self.finished.try_recv() {
+            if let Some(result) = self.joined(key) {
+                return Some(result);
+            }
+        }
+        None
+    }
+
+    /// Joins the fiber of `key`, which told the set it ended: its result
+    /// follows at once (its closure is done; the runtime stores it next).
+    fn joined(&mut self, key: u64) -> Option<Result<T, JoinError>> {
+        self.fibers.remove(&key).map(JoinHandle::join)
+    }
+
+    /// Waits for every fiber of the set; their results in the order they
+    /// finished.
+    pub fn join_all(mut self) -> Vec<Result<T, JoinError>> {
+        std::iter::from_fn(|| self.join_next()).collect()
+    }
+
+    /// Cancels every fiber of the set: each unwinds from its next switch
+    /// point, and `join_next` reports the cancellation (or the result, for
+    /// one that finished first).
+    pub fn cancel_all(&self) {
+        self.fibers.values().for_each(JoinHandle::cancel);
+    }
+
+    /// Fibers spawned on the set and not joined yet.
+    pub fn len(&self) -> usize {
+        self.fibers.len()
+    }
+
+    /// Whether no fiber of the set is left to join.
+    pub fn is_empty(&self) -> bool {
+        self.fibers.is_empty()
+    }
+}
+
+impl<T: Send + 'static> Default for JoinSet<T> {
+    fn default() -> Self {
+        JoinSet::new()
+    }
+}
+
+impl<T> Drop for JoinSet<T> {
+    fn drop(&mut self) {
+        // Dropping the handles then detaches the fibers, which unwind.
+        self.fibers.values().for_each(JoinHandle::cancel);
+    }
+}
+
+impl<T> fmt::Debug for JoinSet<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinSet")
+            .field("len", &self.fibers.len())
+            .finish()
+    }
+}
+
+/// Sends its fiber's key when dropped: at the end of the closure, on its
+/// unwind, or with the closure of a fiber that never ran.
+struct Notice {
+    done: mpsc::Sender<u64>,
+    key: u64,
+}
+
+impl Drop for Notice {
+    fn drop(&mut self) {
+        // The set may be gone (it cancelled us): nobody to tell then.
+        let _ = self.done.send(self.key);
+    }
+}
+
+/// [`JoinSet::join_next_timeout`]'s error: no fiber finished in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeout;
+
+impl fmt::Display for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("no fiber of the set finished in time")
+    }
+}
+
+impl std::error::Error for Timeout {}
