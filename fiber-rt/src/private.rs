@@ -158,7 +158,7 @@ impl<'a, T> Mode<'a> for ByValue<T> {
 #[diagnostic::on_unimplemented(
     message = "this dependency outputs `{Self}`, but the parameter at its position reads `{T}`",
     label = "gives `{Self}`, the parameter reads `{T}`",
-    note = "a dependency's output goes to the parameter at the same position: check the order, or the types"
+    note = "a dependency's output goes to the parameter at the same position: check the order, or the types (a `&'static T` parameter takes an output of type `&'static T` by value; `&T` borrows the output)"
 )]
 pub trait Fits<T: ?Sized>: Sized {
     /// Borrows the value as a `T`.

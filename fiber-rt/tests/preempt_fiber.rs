@@ -258,8 +258,10 @@ fn fiber_spinners_do_not_starve_a_sleeper() {
     // A woken sleeper waits for one spinner's slice to end: at most about
     // a slice. Generous bounds, for a loaded machine; without preemption
     // the sleeper would never run, and `within` would fail the test.
-    assert!(p50 < SLICE * 5, "p50 lateness {p50:?}, slice {SLICE:?}");
-    assert!(p90 < SLICE * 10, "p90 lateness {p90:?}, slice {SLICE:?}");
+    // (p90 reached 10 slices once with the whole suite running beside it:
+    // these bounds only tell preemption from its absence.)
+    assert!(p50 < SLICE * 25, "p50 lateness {p50:?}, slice {SLICE:?}");
+    assert!(p90 < SLICE * 50, "p90 lateness {p90:?}, slice {SLICE:?}");
     assert!(
         spins.iter().all(|&n| n > 0),
         "a spinner never ran: {spins:?}"

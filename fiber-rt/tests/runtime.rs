@@ -398,6 +398,45 @@ fn block_on_resumes_a_panic_of_its_fiber_after_it_has_finished() {
 }
 
 #[test]
+fn a_fiber_cancelled_in_block_on_cancels_the_closure_s_fiber_too() {
+    // The caller, a fiber of `rt`, waits in `other.block_on` for a closure
+    // that would wait for good: cancelling the caller cancels the closure,
+    // and the caller's join returns once both have unwound.
+    let rt = Arc::new(rt(2));
+    let other = Arc::new(self::rt(1));
+    let never = fiber_rt::sync::WaitGroup::new();
+    never.add(1);
+    let caller = rt.spawn({
+        let (other, never) = (other.clone(), never.clone());
+        move || other.block_on(|| never.wait())
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    caller.cancel();
+    let joined = caller
+        .join_timeout(Duration::from_secs(30))
+        .expect("the caller unwinds");
+    assert!(joined.unwrap_err().is_cancelled());
+    // The same wait, its caller's runtime dropped: no time-out needed.
+    let owner = Builder::new()
+        .workers(1)
+        .shutdown_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    owner.spawn({
+        let (other, never) = (other.clone(), never.clone());
+        move || other.block_on(|| never.wait())
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    let start = Instant::now();
+    drop(owner);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "the drop waited for its shutdown time-out: {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
 fn spawn_blocking_keeps_workers_free() {
     let rt = rt(1);
     let ticks = rt.block_on(|| {

@@ -198,17 +198,26 @@ fn inputs_are_used(graph: &GraphDef, errors: &mut Errors) {
             ),
         ));
         let wanted = crate::names::name(&input.name);
+        let is_input = |name: &String| {
+            graph
+                .inputs
+                .iter()
+                .any(|input| crate::names::name(&input.name) == *name)
+        };
         let typos = graph
             .stmts
             .iter()
             .flat_map(|stmt| &stmt.deps)
             .filter(|dep| !graph.stmts.iter().any(|stmt| stmt.node == **dep))
-            .filter(|dep| close(&crate::names::name(dep), &wanted));
+            .filter(|dep| {
+                let name = crate::names::name(dep);
+                !is_input(&name) && close(&name, &wanted)
+            });
         for dep in typos {
             errors.push(syn::Error::new_spanned(
                 dep,
                 format!(
-                    "`{dep}` is not an input of the graph: did you mean `{}`?",
+                    "`{dep}` is not an input of the graph: did you mean the unused input `{}`?",
                     input.name
                 ),
             ));

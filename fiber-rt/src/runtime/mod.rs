@@ -121,11 +121,17 @@ impl Runtime {
         // so nothing `f` borrows can end while it runs.
         self.scope(|s| {
             let handle = s.spawn(f);
+            // A caller cancelled while it waits cancels the fiber too, as
+            // the wait unwinds: the scope then waits for it to unwind, and
+            // the caller goes on unwinding (it would wait for the fiber to
+            // finish by itself otherwise, maybe for good).
+            let cancel_on_unwind = CancelOnUnwind(&handle);
             // The fiber's end first, then its result, which is in by then:
             // one wait. Joined first, a plain thread was woken for the
             // result and then often again for the end (four futex calls a
             // call against two, and twice the time).
             s.wait_all();
+            std::mem::forget(cancel_on_unwind);
             match handle.join() {
                 Ok(value) => value,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic().unwrap()),
@@ -379,8 +385,19 @@ pub fn sleep_until(deadline: Instant) {
 
 pub use crate::sched::park::yield_now;
 
+/// Cancels a scoped fiber when dropped: on an unwind out of `block_on`'s
+/// wait for it.
+struct CancelOnUnwind<'h, 'scope, T>(&'h ScopedJoinHandle<'scope, T>);
+
+impl<T> Drop for CancelOnUnwind<'_, '_, T> {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
 /// The calling fiber, if the caller is one.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CurrentFiber {
     /// Unique within its runtime.
     pub id: u64,
