@@ -10,6 +10,7 @@ use std::fmt;
 pub use std::option::Option;
 pub use std::result::Result;
 pub use std::string::String;
+pub use std::sync::atomic::AtomicU32;
 
 pub use crate::dag::error::Failure;
 pub use crate::dag::graph::{Plan, StaticGraph, StaticPlan};
@@ -265,6 +266,44 @@ where
 #[cold]
 fn missing_input() -> ! {
     panic!("a graph node ran before its input was ready (this is a bug in fiber-rt)")
+}
+
+/// Counts a run-time input's readers down as each is done (run, failed or
+/// skipped): the last one drops the input, so that what it holds (a
+/// channel's sender, a large buffer) goes as soon as no fiber reads it,
+/// not with the run. Dropped after the reader's call, whose borrow of the
+/// input has ended then, also on an unwind.
+#[derive(Debug)]
+pub struct InputRead<'a, T> {
+    slot: &'a Slot<T>,
+    left: &'a std::sync::atomic::AtomicU32,
+}
+
+impl<'a, T> InputRead<'a, T> {
+    /// A reader of the input in `slot`, which `left` readers (this one
+    /// included) have yet to be done with.
+    ///
+    /// # Safety
+    ///
+    /// Each of the `left` readers makes one `InputRead` and drops it only
+    /// once its borrow of the input, if any, has ended; nothing else
+    /// borrows the input.
+    pub unsafe fn new(slot: &'a Slot<T>, left: &'a std::sync::atomic::AtomicU32) -> Self {
+        InputRead { slot, left }
+    }
+}
+
+impl<T> Drop for InputRead<'_, T> {
+    fn drop(&mut self) {
+        // AcqRel: each reader's Release orders its use of the input before
+        // the decrement; the last one's Acquire sees them all before it
+        // drops the value.
+        if self.left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+            // SAFETY: every reader is done and its borrow ended (the
+            // contract of `new`), so none is alive or asked for again.
+            unsafe { self.slot.drop_lent() }
+        }
+    }
 }
 
 /// Stores a node's output; every output must be `Send`, as nodes run on any

@@ -208,3 +208,103 @@ fn a_node_knows_its_name_in_nested_runs_and_built_graphs() {
     rt.run(builder.build().unwrap()).unwrap();
     assert_eq!(seen.lock().unwrap().as_deref(), Some("built"));
 }
+
+#[fiber]
+fn port_config() -> Result<u32, String> {
+    Ok(7)
+}
+
+#[fiber]
+fn send_borrowed(port: &u32, tx: &fiber_rt::sync::mpsc::Sender<u32>) {
+    tx.send(*port).unwrap();
+}
+
+#[fiber]
+fn collect_all(rx: fiber_rt::sync::mpsc::Receiver<u32>) -> Vec<u32> {
+    // Ends when every sender is gone: the graph's input included.
+    rx.iter().collect()
+}
+
+depends! {
+    graph Borrowed(tx: fiber_rt::sync::mpsc::Sender<u32>, rx: fiber_rt::sync::mpsc::Receiver<u32>) {
+        send_borrowed(port_config, tx);
+        collect_all(rx);
+    }
+}
+
+#[test]
+fn an_input_goes_when_its_last_reader_is_done_with_it() {
+    // `send_borrowed` borrows the sender: the run drops it once that node
+    // is done, so `collect_all` sees the channel close. (Kept until the
+    // run's end, it hung the run.)
+    let rt = Runtime::new().unwrap();
+    let (tx, rx) = fiber_rt::sync::mpsc::unbounded();
+    let out = rt.run(Borrowed::new(tx, rx)).unwrap();
+    assert_eq!(out.collect_all, [7]);
+}
+
+/// Counts its drops.
+struct Tracked(Arc<AtomicUsize>);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[fiber]
+fn peek_a(t: &Tracked) -> usize {
+    t.0.load(Ordering::SeqCst)
+}
+
+#[fiber]
+fn peek_b(t: &Tracked) -> usize {
+    fiber_rt::sleep(Duration::from_millis(5));
+    t.0.load(Ordering::SeqCst)
+}
+
+#[fiber]
+fn fails_first(t: &Tracked) -> Result<usize, String> {
+    let _ = t;
+    Err("no".into())
+}
+
+#[fiber]
+fn watch(drops: &Arc<AtomicUsize>, _a: &usize, _b: &usize) -> usize {
+    // Runs after both readers of `tracked`: it is gone by then.
+    drops.load(Ordering::SeqCst)
+}
+
+depends! {
+    graph Shared(tracked: Tracked, drops: Arc<AtomicUsize>) {
+        peek_a(tracked);
+        peek_b(tracked);
+        watch(drops, peek_a, peek_b);
+    }
+}
+
+depends! {
+    graph FailingReader(tracked: Tracked) {
+        fails_first(tracked);
+        peek_b(tracked);
+    }
+}
+
+#[test]
+fn a_shared_input_goes_after_its_last_reader_even_one_that_fails() {
+    let rt = Runtime::new().unwrap();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let out = rt
+        .run(Shared::new(Tracked(drops.clone()), drops.clone()))
+        .unwrap();
+    assert_eq!((out.peek_a, out.peek_b), (0, 0), "alive while read");
+    assert_eq!(out.watch, 1, "dropped once both readers were done");
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "and only once");
+
+    let drops = Arc::new(AtomicUsize::new(0));
+    let err = rt
+        .run(FailingReader::new(Tracked(drops.clone())))
+        .unwrap_err();
+    assert!(err.to_string().contains("fails_first"), "{err}");
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}

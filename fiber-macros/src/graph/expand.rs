@@ -314,9 +314,15 @@ fn slots_struct(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
         let (ident, ty) = (&input.name, &input.ty);
         quote!(#ident: ::fiber_rt::__private::Slot<#ty>,)
     });
+    let input_count = graph.inputs.len();
     quote! {
         #[doc(hidden)]
-        pub struct __Slots { #(#nodes)* #(#inputs)* }
+        pub struct __Slots {
+            #(#nodes)*
+            #(#inputs)*
+            /// Per input, its readers not done with it yet (see `InputRead`).
+            __readers: [::fiber_rt::__private::AtomicU32; #input_count],
+        }
     }
 }
 
@@ -332,11 +338,16 @@ fn into_slots(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
         let fill = quote_spanned!(input.ty_span()=> ::fiber_rt::__private::input_slot(self.#ident));
         quote!(#ident: #fill,)
     });
+    let readers = model.inputs.iter().map(|input| {
+        let count = input.consumers.len() as u32;
+        quote!(::fiber_rt::__private::AtomicU32::new(#count))
+    });
     quote! {
         fn into_slots(self) -> __Slots {
             __Slots {
                 #(#nodes)*
                 #(#inputs)*
+                __readers: [#(#readers),*],
             }
         }
     }
@@ -347,6 +358,7 @@ fn into_slots(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
 fn run_node(model: &Model<'_>) -> TokenStream {
     let arms = model.nodes.iter().enumerate().map(|(i, node)| {
         let ident = node.ident;
+        let reads = input_reads(model, node);
         let args = node.deps.iter().map(|dep| argument(model, dep));
         let call = node_item(ident, "CALL");
         let callee = quote_spanned!(ident.span()=> (#call));
@@ -361,6 +373,7 @@ fn run_node(model: &Model<'_>) -> TokenStream {
         let value = Ident::new("value", ident.span());
         quote_spanned! {ident.span()=>
             #i => {
+                #reads
                 let #value = #callee #args?;
                 #store;
             }
@@ -403,8 +416,10 @@ fn skip_node(model: &Model<'_>) -> TokenStream {
                 quote_spanned!(span=> <#mode as ::fiber_rt::__private::Discard>::discard(&slots.#field);)
             })
         });
+        let reads = input_reads(model, node);
         let i = Literal::u32_unsuffixed(i as u32);
-        quote!(#i => { #(#drops)* })
+        // The reads drop at the end of the arm, after the discards.
+        quote!(#i => { #reads #(#drops)* })
     });
     quote! {
         fn skip_node(slots: &__Slots, node: u32) {
@@ -414,6 +429,31 @@ fn skip_node(model: &Model<'_>) -> TokenStream {
             }
         }
     }
+}
+
+/// For each run-time input `node` reads, an `InputRead` that counts the
+/// node out of its readers when the arm ends (the call returned, failed or
+/// unwound, or the node was skipped), so that the last reader drops the
+/// input.
+fn input_reads(model: &Model<'_>, node: &super::model::Node<'_>) -> TokenStream {
+    let reads = node.deps.iter().filter_map(|dep| match dep.source {
+        Source::Input(input) => {
+            let field = &model.inputs[input].def.name;
+            let read = format_ident!("__read_{}", input);
+            let index = unsuffixed(input);
+            // `unsafe`: each reader of the input makes one `InputRead`, in
+            // its arm, before its argument borrows the input, and it drops
+            // at the end of the arm, after the call's borrow has ended;
+            // nothing else borrows an input.
+            Some(quote! {
+                let #read = unsafe {
+                    ::fiber_rt::__private::InputRead::new(&slots.#field, &slots.__readers[#index])
+                };
+            })
+        }
+        Source::Node(_) => None,
+    });
+    quote!(#(#reads)*)
 }
 
 /// One argument: borrowed or taken from the dependency's slot, spanned on

@@ -142,8 +142,8 @@
 //! and the [`GraphError`] names each failed fiber with its panic message or
 //! error text. No failure leaves a run hanging (a node that waits for
 //! something that never comes does: a channel whose sender the run holds
-//! as an output, or as an input a node borrows; see the book's chapter
-//! on errors).
+//! as an output; see the book's chapter on errors). A run-time input goes
+//! as soon as the last fiber reading it is done with it.
 //!
 //! # Graphs built at run time
 //!

@@ -146,6 +146,28 @@ impl<T> Slot<T> {
     }
 }
 
+impl<T> Slot<T> {
+    /// Drops the value, lent out or not, through a shared reference: for
+    /// a run-time input once its last reader is done with it.
+    ///
+    /// # Safety
+    ///
+    /// No borrow handed out by [`get`](Slot::get) is alive, and none is
+    /// asked for afterwards (the value is gone; `get` would say `None`,
+    /// but a borrow taken before this call would dangle).
+    pub unsafe fn drop_lent(&self) {
+        // Acquire: the value was written (Release in `put`, or by the
+        // slot's making) before it was lent or taken.
+        let state = self.state.swap(TAKEN, Ordering::Acquire);
+        if matches!(state, FULL | SHARED) {
+            // SAFETY: the state said initialised, the swap made this the
+            // only party to drop it, and no borrow is alive (the caller's
+            // contract).
+            unsafe { (*self.value.get()).assume_init_drop() };
+        }
+    }
+}
+
 impl<T> Drop for Slot<T> {
     fn drop(&mut self) {
         if matches!(*self.state.get_mut(), FULL | SHARED) {
