@@ -235,15 +235,29 @@ impl<T> Fits<T> for T {
     }
 }
 
-/// Only a borrowed parameter can read an output that several fibers read.
+/// How a parameter reads an output that several fibers read (`Self` is
+/// what it reads, `M` how): borrowed, or copied out for a `Copy` type taken
+/// by value.
 #[diagnostic::on_unimplemented(
-    message = "this dependency has several consumers, so its output `{T}` can only be borrowed",
-    label = "the parameter at this position takes `{T}` by value",
-    note = "take `&{T}` in that parameter, or clone the value inside the fiber"
+    message = "this dependency has several consumers, so its output `{Self}` can only be borrowed (or copied, were it `Copy`)",
+    label = "the parameter at this position takes `{Self}` by value",
+    note = "take `&{Self}` in that parameter, or clone the value inside the fiber"
 )]
-pub trait Shareable<T: ?Sized> {}
+pub trait SharedAs<'a, M>: 'a {
+    fn share(value: &'a Self) -> M;
+}
 
-impl<T: ?Sized> Shareable<T> for &T {}
+impl<'a, T: ?Sized + 'a> SharedAs<'a, &'a T> for T {
+    fn share(value: &'a T) -> &'a T {
+        value
+    }
+}
+
+impl<'a, T: Copy + 'a> SharedAs<'a, ByValue<T>> for T {
+    fn share(value: &'a T) -> ByValue<T> {
+        ByValue(*value)
+    }
+}
 
 /// The argument for a parameter fed by an output with a single consumer.
 pub fn input<'a, O, M>(slot: &'a Slot<O>) -> M
@@ -257,10 +271,13 @@ where
 /// The argument for a parameter fed by an output with several consumers.
 pub fn shared_input<'a, O, M>(slot: &'a Slot<O>) -> M
 where
-    M: Mode<'a> + Shareable<M::Target>,
+    M: Mode<'a>,
+    M::Target: SharedAs<'a, M> + Sync,
     O: Fits<M::Target>,
 {
-    M::fetch(slot).unwrap_or_else(|| missing_input())
+    O::lend(slot)
+        .map(<M::Target as SharedAs<'a, M>>::share)
+        .unwrap_or_else(|| missing_input())
 }
 
 #[cold]

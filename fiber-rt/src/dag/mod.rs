@@ -55,9 +55,10 @@
 //!
 //! **Parameters** are `&T` (borrow the dependency's output; any number of
 //! fibers may borrow the same output) or `T` (take it by value: allowed only
-//! when that dependency has exactly one consumer, checked at compile time).
-//! A `Vec<T>` output can also be borrowed as `&[T]`, and a `String` as
-//! `&str`.
+//! when that dependency has exactly one consumer, or `T` is `Copy`, checked
+//! at compile time). A `Vec<T>` output can also be borrowed as `&[T]`, a
+//! `String` as `&str`, and a `&'static T` as `&T`; a `&'static T`
+//! parameter takes a `&'static T` output by value.
 //! Any irrefutable pattern works, since the function is called as written.
 //! A fiber cannot be `async`, `unsafe`, generic, take `impl Trait` or `self`,
 //! or take `&mut T`.
@@ -129,7 +130,8 @@
 //! lists it, `cycle: a -> b -> a`), a fiber depending on itself, a fiber
 //! listed twice, a dependency listed twice, a name that is not a `#[fiber]`,
 //! the wrong number of dependencies, an output whose type does not fit the
-//! parameter, a `T` parameter fed by an output with several consumers, an
+//! parameter, a `T` parameter (not `Copy`) fed by an output with several
+//! consumers, an
 //! empty graph, an unused input, an input named like a fiber, a path where
 //! a bare name belongs, and outputs that cannot cross threads
 //! (nodes run on any worker: every output must be `Send`, and a borrowed
