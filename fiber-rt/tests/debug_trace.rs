@@ -464,3 +464,22 @@ fn the_checkers_reject_broken_input() {
         ["svg", "rect"]
     );
 }
+
+#[test]
+fn a_fiber_traces_a_run_on_its_own_runtime() {
+    let rt = fiber_rt::Builder::new().workers(2).build().unwrap();
+    let (nodes, ordered) = rt.block_on(|| {
+        let mut b = fiber_rt::dag::GraphBuilder::new();
+        let first = b.node("first", || {
+            fiber_rt::sleep(std::time::Duration::from_millis(2))
+        });
+        let second = b.node("second", || ());
+        b.edge(first, second);
+        let (result, trace) = fiber_rt::run_traced(b.build().unwrap());
+        result.unwrap();
+        let spans: Vec<_> = trace.nodes().iter().map(|n| n.span.unwrap()).collect();
+        (trace.nodes().len(), spans[0].end <= spans[1].start)
+    });
+    assert_eq!(nodes, 2);
+    assert!(ordered, "second starts after first ends");
+}

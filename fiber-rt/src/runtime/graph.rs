@@ -76,17 +76,41 @@ impl Runtime {
     where
         G::Outputs: Send,
     {
-        let (tx, rx) = oneshot::channel();
-        let recorder = dag::exec::start_traced(
-            graph,
-            Arc::new(spawner(self.registry())),
-            self.registry().config.workers,
-            Some(self.registry().config.stack_size),
-            sender(tx),
-        );
-        let result = rx.recv().expect("a graph run always reports its result");
-        (result, recorder.finish())
+        run_traced_on(self.registry(), graph)
     }
+}
+
+/// [`Runtime::run_traced`] on the caller's runtime: the caller must be a
+/// fiber, which parks until the run is done (its nodes all run on fibers
+/// of their own, so that the trace shows each on its worker).
+///
+/// # Panics
+///
+/// If called outside a fiber; use [`Runtime::run_traced`] there.
+pub fn run_traced<G: Graph>(graph: G) -> (Result<G::Outputs, GraphError>, Trace)
+where
+    G::Outputs: Send,
+{
+    run_traced_on(super::current_registry("run_traced"), graph)
+}
+
+fn run_traced_on<G: Graph>(
+    registry: &Arc<Registry>,
+    graph: G,
+) -> (Result<G::Outputs, GraphError>, Trace)
+where
+    G::Outputs: Send,
+{
+    let (tx, rx) = oneshot::channel();
+    let recorder = dag::exec::start_traced(
+        graph,
+        Arc::new(spawner(registry)),
+        registry.config.workers,
+        Some(registry.config.stack_size),
+        sender(tx),
+    );
+    let result = rx.recv().expect("a graph run always reports its result");
+    (result, recorder.finish())
 }
 
 /// Runs each ready node as a fiber of `registry`.

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 pub use blocking::{spawn_blocking, BlockingHandle};
 pub use builder::{Builder, FiberBuilder};
 pub use future::block_on_future;
-pub use graph::run;
+pub use graph::{run, run_traced};
 pub use join::{JoinError, JoinHandle};
 pub use join_set::{JoinSet, Timeout as JoinSetTimeout};
 pub use scope::{scope, Scope, ScopedJoinHandle};
