@@ -411,7 +411,7 @@ pub fn failure(text: String) -> Failure {
 
 /// One field of an outputs struct, for its `Debug`: the value where it is
 /// `Debug`, else its type's name. Chosen by method resolution on the
-/// concrete type: `(&&FieldDebug(&value)).debug_field()` finds
+/// concrete type: `(&&FieldDebug(&value)).__fiber_rt_debug_field()` finds
 /// [`DebugValue`] first, where the value's type is `Debug`, and falls back
 /// to [`DebugOpaque`].
 #[derive(Clone, Copy)]
@@ -419,22 +419,22 @@ pub struct FieldDebug<'a, T>(pub &'a T);
 
 /// The value itself (see [`FieldDebug`]).
 pub trait DebugValue<'a> {
-    fn debug_field(&self) -> &'a dyn fmt::Debug;
+    fn __fiber_rt_debug_field(&self) -> &'a dyn fmt::Debug;
 }
 
 impl<'a, T: fmt::Debug> DebugValue<'a> for &FieldDebug<'a, T> {
-    fn debug_field(&self) -> &'a dyn fmt::Debug {
+    fn __fiber_rt_debug_field(&self) -> &'a dyn fmt::Debug {
         self.0
     }
 }
 
 /// The value's type, for a value that is not `Debug` (see [`FieldDebug`]).
 pub trait DebugOpaque {
-    fn debug_field(&self) -> &dyn fmt::Debug;
+    fn __fiber_rt_debug_field(&self) -> &dyn fmt::Debug;
 }
 
 impl<T> DebugOpaque for FieldDebug<'_, T> {
-    fn debug_field(&self) -> &dyn fmt::Debug {
+    fn __fiber_rt_debug_field(&self) -> &dyn fmt::Debug {
         self
     }
 }

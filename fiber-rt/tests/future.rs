@@ -182,3 +182,45 @@ fn a_fiber_cancelled_while_it_waits_drops_the_future() {
     assert!(error.is_cancelled(), "{error}");
     assert!(dropped.load(Ordering::SeqCst));
 }
+
+/// Pending, waking itself each time, until the flag is set: a future that
+/// "yields" to others this way.
+struct Spin(Arc<AtomicBool>);
+
+impl Future for Spin {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.load(Ordering::SeqCst) {
+            return Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+#[test]
+fn a_future_that_wakes_itself_lets_the_others_on_its_worker_run() {
+    // One worker, no preemption signal: polling again at once, without a
+    // switch, the waiter kept the fiber that sets the flag from ever
+    // running.
+    let rt = Builder::new()
+        .workers(1)
+        .preempt_signals(false)
+        .build()
+        .unwrap();
+    let flag = Arc::new(AtomicBool::new(false));
+    let waiter = rt.spawn({
+        let flag = flag.clone();
+        move || block_on_future(Spin(flag))
+    });
+    let setter = rt.spawn(move || flag.store(true, Ordering::SeqCst));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send((setter.join().is_ok(), waiter.join().is_ok()));
+    });
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("both finish"),
+        (true, true)
+    );
+}

@@ -122,3 +122,105 @@ fn cancel_all_reports_each_cancellation_through_join_next() {
             .all(|r| r.as_ref().unwrap_err().is_cancelled()));
     });
 }
+
+fiber_rt::fiber_local! {
+    /// Its destructor parks for a while: the fiber's result comes that
+    /// much after its closure ended.
+    static SLOW_TO_DROP: std::cell::Cell<Option<SlowDrop>> = std::cell::Cell::new(None);
+}
+
+struct SlowDrop;
+
+impl Drop for SlowDrop {
+    fn drop(&mut self) {
+        fiber_rt::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn try_and_timed_joins_never_wait_for_a_fiber_still_dropping_its_locals() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    rt.block_on(|| {
+        let mut set = JoinSet::new();
+        set.spawn(|| {
+            SLOW_TO_DROP.with(|slot| slot.set(Some(SlowDrop)));
+            7
+        });
+        fiber_rt::sleep(Duration::from_millis(50)); // its closure is done
+        let start = std::time::Instant::now();
+        assert!(set.try_join_next().is_none(), "not finished yet");
+        assert!(set.join_next_timeout(Duration::from_millis(10)).is_err());
+        assert!(
+            start.elapsed() < Duration::from_millis(200),
+            "waited for the destructor: {:?}",
+            start.elapsed()
+        );
+        assert_eq!(set.join_next().unwrap().unwrap(), 7);
+    });
+}
+
+#[test]
+fn a_fiber_the_shutdown_abandoned_is_still_reported() {
+    // Its destructor waits for good, so the shutdown gives up on it: its
+    // closure never ends, and only its handle says what became of it.
+    let rt = Builder::new()
+        .workers(1)
+        .shutdown_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let never = fiber_rt::sync::WaitGroup::new();
+    never.add(1);
+    struct WaitForGood(fiber_rt::sync::WaitGroup);
+    impl Drop for WaitForGood {
+        fn drop(&mut self) {
+            self.0.wait();
+        }
+    }
+    let mut set = JoinSet::new();
+    set.spawn_on(&rt, {
+        let never = never.clone();
+        move || {
+            let _stuck = WaitForGood(never);
+            fiber_rt::sleep(Duration::from_secs(60));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    drop(rt);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(set.join_next().map(|r| r.is_err())));
+    let reported = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("join_next returns");
+    assert_eq!(reported, Some(true), "reported as failed");
+}
+
+#[test]
+fn a_spawner_cancelled_at_its_spawn_leaves_no_fiber_outside_the_set() {
+    // The spawn's switch point comes after the set keeps the handle: a
+    // cancellation raised there finds the new fiber in the set, which
+    // cancels it as it drops.
+    let rt = Builder::new().workers(2).build().unwrap();
+    let escaped = Arc::new(AtomicUsize::new(0));
+    let spawner = rt.spawn({
+        let escaped = escaped.clone();
+        move || {
+            let mut set = JoinSet::new();
+            loop {
+                let escaped = escaped.clone();
+                set.spawn(move || {
+                    fiber_rt::sleep(Duration::from_millis(300));
+                    escaped.fetch_add(1, Ordering::SeqCst);
+                });
+                let spin = std::time::Instant::now();
+                while spin.elapsed() < Duration::from_micros(50) {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    spawner.cancel();
+    assert!(spawner.join().unwrap_err().is_cancelled());
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(escaped.load(Ordering::SeqCst), 0, "a fiber got away");
+}

@@ -180,7 +180,7 @@ fn outputs_debug(model: &Model<'_>, outputs: &Ident) -> TokenStream {
         let field = crate::names::name(ident);
         // On the node's name: a name that is not a fiber is reported there
         // once, not again here.
-        quote_spanned!(ident.span()=> .field(#field, &(&&::fiber_rt::__private::FieldDebug(&self.#ident)).debug_field()))
+        quote_spanned!(ident.span()=> .field(#field, &(&&::fiber_rt::__private::FieldDebug(&self.#ident)).__fiber_rt_debug_field()))
     });
     let outputs_name = outputs.to_string();
     quote! {

@@ -82,6 +82,12 @@ pub fn block_on_future<F: Future>(future: F) -> F::Output {
         }
         // AcqRel: takes the wake-up (so the next wait waits for a new one)
         // and sees what the waker's caller did before it.
+        if signal.woken.swap(false, Ordering::AcqRel) {
+            // Woken during its own poll (a future that yields to others so):
+            // let them run before polling again, or this loop would spin.
+            crate::yield_now();
+            continue;
+        }
         park_until(None, &"block_on_future", || {
             signal.woken.swap(false, Ordering::AcqRel)
         });

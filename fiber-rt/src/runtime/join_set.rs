@@ -1,8 +1,8 @@
 //! A set of fibers joined in the order they finish.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{JoinError, JoinHandle, Runtime};
 use crate::sync::mpsc::{self, RecvTimeoutError};
@@ -16,7 +16,7 @@ use crate::sync::mpsc::{self, RecvTimeoutError};
 /// nothing spawned on a set outlives it unnoticed.
 ///
 /// ```
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 ///
 /// let rt = fiber_rt::Runtime::new().unwrap();
 /// let order = rt.block_on(|| {
@@ -39,21 +39,30 @@ pub struct JoinSet<T> {
     /// The fibers not joined yet, by their key in this set.
     fibers: HashMap<u64, JoinHandle<T>>,
     next_key: u64,
-    /// Each fiber sends its key as it ends (or as its closure is dropped
-    /// unrun), so that the receiver learns which one to join.
+    /// Each fiber sends its key as its closure ends (or is dropped unrun),
+    /// so that the set learns which one to join. A hint: the fiber's
+    /// result comes a little later (after its fiber-locals' destructors),
+    /// and a fiber the runtime's shutdown abandoned sends nothing.
     done: mpsc::Sender<u64>,
-    finished: mpsc::Receiver<u64>,
+    ended: mpsc::Receiver<u64>,
+    /// Keys received whose fiber may not have its result in yet.
+    arrived: VecDeque<u64>,
 }
+
+/// How long `join_next` waits for a key before it looks at every fiber of
+/// the set: one the shutdown abandoned never sends its key.
+const RESCAN: Duration = Duration::from_millis(100);
 
 impl<T: Send + 'static> JoinSet<T> {
     /// An empty set.
     pub fn new() -> Self {
-        let (done, finished) = mpsc::unbounded();
+        let (done, ended) = mpsc::unbounded();
         JoinSet {
             fibers: HashMap::new(),
             next_key: 0,
             done,
-            finished,
+            ended,
+            arrived: VecDeque::new(),
         }
     }
 
@@ -69,7 +78,8 @@ impl<T: Send + 'static> JoinSet<T> {
         F: FnOnce() -> T + Send + 'static,
     {
         let (key, f) = self.keyed(f);
-        self.insert(key, crate::spawn(f))
+        let registry = super::current_registry("JoinSet::spawn");
+        self.insert(key, super::spawn_unprobed(registry, f))
     }
 
     /// Spawns `f` on `rt` into the set; returns the new fiber's id.
@@ -82,7 +92,7 @@ impl<T: Send + 'static> JoinSet<T> {
         F: FnOnce() -> T + Send + 'static,
     {
         let (key, f) = self.keyed(f);
-        self.insert(key, rt.spawn(f))
+        self.insert(key, super::spawn_unprobed(rt.registry(), f))
     }
 
     /// `f` with what tells the set that it ended: its key, sent when the
@@ -104,23 +114,28 @@ impl<T: Send + 'static> JoinSet<T> {
         })
     }
 
+    /// Keeps the handle, and only then makes the spawn's switch point: a
+    /// cancellation raised there finds the fiber in the set, which cancels
+    /// it as it drops (with the handle dropped first, it got away).
     fn insert(&mut self, key: u64, handle: JoinHandle<T>) -> u64 {
         let id = handle.id();
         self.fibers.insert(key, handle);
+        crate::preempt::point();
         id
     }
 
     /// Waits for the next fiber of the set to finish and returns its
     /// result; `None` if the set is empty.
     pub fn join_next(&mut self) -> Option<Result<T, JoinError>> {
-        while !self.fibers.is_empty() {
-            // The set holds a sender, so the channel never closes.
-            let key = self.finished.recv().ok()?;
-            if let Some(result) = self.joined(key) {
+        loop {
+            if self.fibers.is_empty() {
+                return None;
+            }
+            if let Some(result) = self.try_join_next() {
                 return Some(result);
             }
+            self.wait_for_an_end(None);
         }
-        None
     }
 
     /// [`join_next`](Self::join_next), waiting at most `timeout`: `Err`
@@ -130,36 +145,65 @@ impl<T: Send + 'static> JoinSet<T> {
         timeout: Duration,
     ) -> Result<Option<Result<T, JoinError>>, Timeout> {
         let deadline = crate::sync::waiter::deadline_after(timeout);
-        while !self.fibers.is_empty() {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.finished.recv_timeout(left) {
-                Ok(key) => {
-                    if let Some(result) = self.joined(key) {
-                        return Ok(Some(result));
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => return Err(Timeout),
-                Err(RecvTimeoutError::Disconnected) => break,
+        loop {
+            if self.fibers.is_empty() {
+                return Ok(None);
             }
+            if let Some(result) = self.try_join_next() {
+                return Ok(Some(result));
+            }
+            if Instant::now() >= deadline {
+                return Err(Timeout);
+            }
+            self.wait_for_an_end(Some(deadline));
         }
-        Ok(None)
     }
 
     /// The result of a fiber of the set that has finished, if any, without
     /// waiting.
     pub fn try_join_next(&mut self) -> Option<Result<T, JoinError>> {
-        while let Ok(key) = self.finished.try_recv() {
-            if let Some(result) = self.joined(key) {
-                return Some(result);
-            }
+        self.arrived.extend(self.ended.try_iter());
+        let finished = self
+            .arrived
+            .iter()
+            .position(|key| self.fibers.get(key).is_none_or(JoinHandle::is_finished))?;
+        let key = self.arrived.remove(finished)?;
+        match self.fibers.remove(&key) {
+            // Finished: this join does not wait.
+            Some(handle) => Some(handle.join()),
+            // A key of a spawn that failed: nothing to join.
+            None => self.try_join_next(),
         }
-        None
     }
 
-    /// Joins the fiber of `key`, which told the set it ended: its result
-    /// follows at once (its closure is done; the runtime stores it next).
-    fn joined(&mut self, key: u64) -> Option<Result<T, JoinError>> {
-        self.fibers.remove(&key).map(JoinHandle::join)
+    /// Waits until a fiber of the set may have finished: a key comes, a
+    /// fiber whose key came may have its result in (it parks in its
+    /// fiber-locals' destructors at most), or, now and then, a look at
+    /// every fiber finds one (a fiber the shutdown abandoned sends no key,
+    /// but its handle reports it).
+    fn wait_for_an_end(&mut self, deadline: Option<Instant>) {
+        let now = Instant::now();
+        let slice = if self.arrived.is_empty() {
+            RESCAN
+        } else {
+            Duration::from_millis(1)
+        };
+        let until = deadline.map_or(now + slice, |at| at.min(now + slice));
+        match self
+            .ended
+            .recv_timeout(until.saturating_duration_since(now))
+        {
+            Ok(key) => self.arrived.push_back(key),
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                let abandoned: Vec<u64> = self
+                    .fibers
+                    .iter()
+                    .filter(|(key, handle)| handle.is_finished() && !self.arrived.contains(key))
+                    .map(|(&key, _)| key)
+                    .collect();
+                self.arrived.extend(abandoned);
+            }
+        }
     }
 
     /// Waits for every fiber of the set; their results in the order they

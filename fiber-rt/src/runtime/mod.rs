@@ -298,6 +298,19 @@ pub struct WorkerMetrics {
     pub parks: u64,
 }
 
+/// A spawn with no switch point after it (see `spawn_in`), for callers
+/// that must keep the handle before one.
+pub(crate) fn spawn_unprobed<F, T>(registry: &Arc<Registry>, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    registry
+        .spawn_joinable(None, None, join::wrap(f), join::cancelled_unrun::<T>)
+        .map(join::handle)
+        .unwrap_or_else(|e| panic!("spawning a fiber: {e}"))
+}
+
 pub(crate) fn spawn_in<F, T>(
     registry: &Arc<Registry>,
     name: Option<Arc<str>>,

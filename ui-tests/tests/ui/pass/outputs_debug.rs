@@ -5,6 +5,16 @@ use fiber_rt::{depends, fiber, Runtime};
 
 struct Opaque;
 
+/// A trait of the user's with a method the `Debug` impl might have
+/// collided with, in scope for every type.
+#[allow(dead_code)]
+trait DebugField {
+    fn debug_field(&self) -> String {
+        String::new()
+    }
+}
+impl<T: ?Sized> DebugField for T {}
+
 #[fiber]
 fn count() -> u32 {
     3
