@@ -15,6 +15,18 @@ use std::time::{Duration, Instant};
 use fiber_rt::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
 use fiber_rt::{Builder, JoinError, JoinHandle, Runtime};
 
+/// Two workers, no preemption signal, the longest slice: the monitor's
+/// ticks, which also take sockets' events while every worker is busy, come
+/// only every 500 ms, so an event that waits for one shows.
+fn two_workers_with_rare_ticks() -> Runtime {
+    Builder::new()
+        .workers(2)
+        .preempt_signals(false)
+        .time_slice(Duration::from_secs(1))
+        .build()
+        .unwrap()
+}
+
 /// Joins `handle` from a plain thread. A fiber not done within a minute
 /// ends the test binary with an error: its worker may be blocked for good,
 /// and then dropping the runtime would hang too.
@@ -644,12 +656,7 @@ fn a_socket_is_still_waited_for_when_its_waiting_worker_goes_to_run_a_spinner() 
     // over, or a socket's event waits for the monitor's next tick (up to
     // 500 ms here). Three rounds, so that a tick that happens to come
     // soon after the ping does not hide it.
-    let rt = Builder::new()
-        .workers(2)
-        .preempt_signals(false)
-        .time_slice(Duration::from_secs(1))
-        .build()
-        .unwrap();
+    let rt = two_workers_with_rare_ticks();
     let (b, mut b_peer) = connected_pair();
     let echo = rt.spawn(move || {
         let mut byte = [0; 1];
@@ -915,12 +922,7 @@ fn a_worker_asleep_since_before_the_first_socket_waits_for_its_events() {
     // the registration, it waits for sockets. Without that, the event
     // waited for the monitor's tick (half the slice: up to 500 ms here),
     // and three rounds all under 150 ms were unlikely (about 3%).
-    let rt = Builder::new()
-        .workers(2)
-        .preempt_signals(false)
-        .time_slice(Duration::from_secs(1))
-        .build()
-        .unwrap();
+    let rt = two_workers_with_rare_ticks();
     let mut latencies = Vec::new();
     for _ in 0..3 {
         let (tx, rx) = fiber_rt::sync::mpsc::unbounded::<()>();
