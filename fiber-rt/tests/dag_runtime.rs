@@ -308,3 +308,37 @@ fn a_shared_input_goes_after_its_last_reader_even_one_that_fails() {
     assert!(err.to_string().contains("fails_first"), "{err}");
     assert_eq!(drops.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn a_cancelled_caller_stops_its_run_from_starting_more_nodes() {
+    // 2000 independent nodes of 1 ms each: about a second on two workers.
+    // Cancelled after 30 ms, the run skips the nodes not started yet
+    // instead of running them all for nobody.
+    let rt = Builder::new().workers(2).build().unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let mut builder = GraphBuilder::new();
+    for _ in 0..2000 {
+        let ran = ran.clone();
+        builder.node("", move || {
+            // Busy, not asleep: a node that parks gives its runner's place
+            // to another, and all 2000 would sleep at once.
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_millis(1) {
+                std::hint::spin_loop();
+            }
+            ran.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    let graph = builder.build().unwrap();
+    let caller = rt.spawn(move || fiber_rt::run(graph).is_ok());
+    std::thread::sleep(Duration::from_millis(30));
+    caller.cancel();
+    assert!(caller.join().unwrap_err().is_cancelled());
+    // Long enough for the whole run, had it gone on.
+    std::thread::sleep(Duration::from_millis(1500));
+    let ran = ran.load(Ordering::SeqCst);
+    assert!(
+        ran < 1000,
+        "{ran} of 2000 nodes ran after the caller was cancelled"
+    );
+}

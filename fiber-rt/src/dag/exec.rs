@@ -134,12 +134,29 @@ where
         None,
     );
     let run = Arc::new(run);
+    // A caller cancelled while it runs nodes or waits abandons the run.
+    let abandon_on_unwind = AbandonOnUnwind(&*run);
     if let (Some(task), Some(stack)) = (launch(&run, here), here) {
         run_first(task, stack);
     }
     let result = run.end.wait();
+    std::mem::forget(abandon_on_unwind);
     withdraw(Arc::as_ptr(&run) as *const () as usize);
     result
+}
+
+/// Abandons a run when dropped: on an unwind out of its caller's part.
+struct AbandonOnUnwind<'a, P: Plan, S, E: End<P::Outputs>>(&'a Run<P, S, E>)
+where
+    S: Fn(Task) + Send + Sync + 'static;
+
+impl<P: Plan, S, E: End<P::Outputs>> Drop for AbandonOnUnwind<'_, P, S, E>
+where
+    S: Fn(Task) + Send + Sync + 'static,
+{
+    fn drop(&mut self) {
+        self.0.abandon();
+    }
 }
 
 /// Like [`start`], and records when and where each node runs; the
@@ -412,6 +429,11 @@ struct Run<P: Plan, S, E> {
     default_stack: Option<usize>,
     /// Nodes skipped because a dependency failed; only touched on failure.
     skipped: AtomicUsize,
+    /// Set when the run's caller, or a fiber running one of its nodes, was
+    /// cancelled: the nodes not started yet are skipped, so that a
+    /// cancelled run ends soon instead of running its independent
+    /// branches for nobody. Read at every node; written once.
+    abandoned: AtomicBool,
     /// Nodes that panicked or returned `Err`; only touched on failure.
     failures: Mutex<Vec<(u32, FailureKind, String)>>,
     /// Tasks alive, plus one for the launcher while it hands sources out:
@@ -460,6 +482,7 @@ where
             width: width.max(1),
             default_stack,
             skipped: AtomicUsize::new(0),
+            abandoned: AtomicBool::new(false),
             failures: Mutex::new(Vec::new()),
             holders: AtomicUsize::new(1),
             end,
@@ -514,6 +537,7 @@ where
                     "its fiber was cancelled by its handle"
                 };
                 self.record_failure(node, FailureKind::Dropped, message.into());
+                self.abandon();
                 resume_unwind(payload)
             }
             Err(payload) => {
@@ -989,7 +1013,9 @@ where
         lane: &Lane<'_>,
         naming: Option<&Naming<'_>>,
     ) -> Option<(u32, bool)> {
-        let ok = if poisoned {
+        // Relaxed: a node started after the flag is set runs for nothing,
+        // but runs correctly; the flag only saves work.
+        let ok = if poisoned || self.abandoned.load(Ordering::Relaxed) {
             // Relaxed: read only in `outcome`, after every task has let go
             // of its hold, which orders this before it.
             self.skipped.fetch_add(1, Ordering::Relaxed);
@@ -1067,6 +1093,12 @@ where
             failures,
             self.skipped.load(Ordering::Relaxed),
         ))
+    }
+
+    /// Skips every node not started yet (see `abandoned`).
+    fn abandon(&self) {
+        // Relaxed: see `step`.
+        self.abandoned.store(true, Ordering::Relaxed);
     }
 
     fn record_failure(&self, node: u32, kind: FailureKind, message: String) {
