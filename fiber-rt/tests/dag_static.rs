@@ -172,6 +172,7 @@ fn a_panic_skips_dependents_and_lets_other_branches_finish() {
     assert_eq!(err.failures()[0].kind, FailureKind::Panicked);
     assert_eq!(err.failures()[0].message, "exploded on purpose");
     assert_eq!(err.skipped(), 1);
+    assert_eq!(err.skipped_nodes().collect::<Vec<_>>(), ["after_explode"]);
     assert_eq!(
         AFTER_RAN.load(Ordering::SeqCst),
         0,

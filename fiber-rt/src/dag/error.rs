@@ -49,11 +49,12 @@ impl fmt::Display for NodeFailure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GraphError {
     failures: Vec<NodeFailure>,
-    skipped: usize,
+    /// The names of the skipped fibers, in node-table order.
+    skipped: Vec<String>,
 }
 
 impl GraphError {
-    pub(crate) fn new(failures: Vec<NodeFailure>, skipped: usize) -> Self {
+    pub(crate) fn new(failures: Vec<NodeFailure>, skipped: Vec<String>) -> Self {
         GraphError { failures, skipped }
     }
 
@@ -71,7 +72,13 @@ impl GraphError {
     /// panicked or returned `Err`. (Fibers after a dropped task never become
     /// ready, so they are not counted.)
     pub fn skipped(&self) -> usize {
-        self.skipped
+        self.skipped.len()
+    }
+
+    /// The names of the fibers [`skipped`](Self::skipped) counts, in
+    /// node-table order (a graph built at run time: in the order added).
+    pub fn skipped_nodes(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.skipped.iter().map(String::as_str)
     }
 }
 
@@ -90,7 +97,7 @@ impl fmt::Display for GraphError {
                 }
             }
         }
-        match self.skipped {
+        match self.skipped.len() {
             0 => Ok(()),
             1 => f.write_str(" (1 dependent fiber skipped)"),
             n => write!(f, " ({n} dependent fibers skipped)"),
@@ -137,7 +144,7 @@ mod tests {
     fn one_failure_reads_as_a_sentence() {
         let err = GraphError::new(
             vec![failure("load", FailureKind::Returned, "no such file")],
-            2,
+            vec!["parse".into(), "report".into()],
         );
         assert_eq!(
             err.to_string(),
@@ -153,7 +160,7 @@ mod tests {
                 failure("a", FailureKind::Panicked, "boom"),
                 failure("b", FailureKind::Dropped, "shut down"),
             ],
-            0,
+            Vec::new(),
         );
         assert_eq!(
             err.to_string(),

@@ -427,8 +427,9 @@ struct Run<P: Plan, S, E> {
     /// The size of a default stack, for nodes that ask for none (`None`:
     /// unknown, see `fits`).
     default_stack: Option<usize>,
-    /// Nodes skipped because a dependency failed; only touched on failure.
-    skipped: AtomicUsize,
+    /// Nodes skipped because a dependency failed (or the run was
+    /// abandoned); only touched on failure.
+    skipped: Mutex<Vec<u32>>,
     /// Set when the run's caller, or a fiber running one of its nodes, was
     /// cancelled: the nodes not started yet are skipped, so that a
     /// cancelled run ends soon instead of running its independent
@@ -481,7 +482,7 @@ where
             helper_pending: AtomicBool::new(false),
             width: width.max(1),
             default_stack,
-            skipped: AtomicUsize::new(0),
+            skipped: Mutex::new(Vec::new()),
             abandoned: AtomicBool::new(false),
             failures: Mutex::new(Vec::new()),
             holders: AtomicUsize::new(1),
@@ -1016,9 +1017,10 @@ where
         // Relaxed: a node started after the flag is set runs for nothing,
         // but runs correctly; the flag only saves work.
         let ok = if poisoned || self.abandoned.load(Ordering::Relaxed) {
-            // Relaxed: read only in `outcome`, after every task has let go
-            // of its hold, which orders this before it.
-            self.skipped.fetch_add(1, Ordering::Relaxed);
+            self.skipped
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(node);
             // What the node would have consumed goes now, not with the
             // plan at the end: an independent node may be waiting for it
             // to go (a channel's sender in its closure, say).
@@ -1075,7 +1077,7 @@ where
             let plan = unsafe { &mut *self.plan.get() };
             return match catch_unwind(AssertUnwindSafe(|| plan.finish())) {
                 Ok(Some(outputs)) => Ok(outputs),
-                _ => Err(GraphError::new(Vec::new(), 0)),
+                _ => Err(GraphError::new(Vec::new(), Vec::new())),
             };
         }
         failed.sort_by_key(|(node, _, _)| *node);
@@ -1087,12 +1089,14 @@ where
                 message,
             })
             .collect();
-        // Relaxed: every task let go of the run before this, which orders
-        // their increments (see `release`).
-        Err(GraphError::new(
-            failures,
-            self.skipped.load(Ordering::Relaxed),
-        ))
+        let mut skipped =
+            std::mem::take(&mut *self.skipped.lock().unwrap_or_else(PoisonError::into_inner));
+        skipped.sort_unstable();
+        let skipped = skipped
+            .into_iter()
+            .map(|node| self.plan().name(node).to_owned())
+            .collect();
+        Err(GraphError::new(failures, skipped))
     }
 
     /// Skips every node not started yet (see `abandoned`).
