@@ -10,6 +10,7 @@
 mod errors;
 mod fiber;
 mod graph;
+mod krate;
 mod names;
 
 use proc_macro::TokenStream;
@@ -17,7 +18,8 @@ use proc_macro::TokenStream;
 /// Marks a function as a fiber that a `depends!` graph can name. The
 /// function stays callable as before. Options: `name = ".."`,
 /// `stack = 65536` or `stack = "64 KiB"`, `cost = 10`, `fallible` /
-/// `fallible = false`. See `fiber_rt::dag`.
+/// `fallible = false`, `crate = "path::to::fiber_rt"` (for a crate that
+/// reaches `fiber_rt` by another path). See `fiber_rt::dag`.
 #[proc_macro_attribute]
 pub fn fiber(args: TokenStream, item: TokenStream) -> TokenStream {
     fiber::expand(args.into(), item.into()).into()

@@ -18,9 +18,11 @@ pub(crate) struct Options {
     pub fallible: Option<bool>,
     /// Where `fallible` was written, for errors.
     pub fallible_span: Option<Span>,
+    /// `crate = ".."`: the path generated code reaches `fiber_rt` by.
+    pub krate: Option<syn::Path>,
 }
 
-const KNOWN: &str = "`name = \"..\"`, `stack = 65536` (or `\"64 KiB\"`), `cost = 10`, `fallible`";
+const KNOWN: &str = "`name = \"..\"`, `stack = 65536` (or `\"64 KiB\"`), `cost = 10`, `fallible`, `crate = \"path::to::fiber_rt\"`";
 
 impl Options {
     /// Parses `name = "..", stack = .., cost = .., fallible`, collecting
@@ -69,6 +71,7 @@ impl Options {
                     ))
                 }
             },
+            ("crate", Meta::NameValue(nv)) => self.krate = Some(crate::krate::parse(&nv.value)?),
             ("name", Meta::NameValue(nv)) => match literal(&nv.value) {
                 Some(Lit::Str(name)) if !name.value().trim().is_empty() => {
                     self.name = Some(name.clone())
@@ -100,7 +103,7 @@ impl Options {
                     ))
                 }
             },
-            ("name" | "stack" | "cost", _) => {
+            ("name" | "stack" | "cost" | "crate", _) => {
                 return Err(syn::Error::new_spanned(
                     meta,
                     format!("write the option as `{key} = value`"),

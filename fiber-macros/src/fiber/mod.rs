@@ -20,14 +20,19 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     let checked = ast::Options::parse(args).and_then(|options| {
+        let krate = options.krate.clone();
         let fiber = ast::Fiber::new(&func, options);
         valid::check(&fiber)?;
-        Ok(expand::node(&fiber))
+        Ok((expand::node(&fiber), krate))
     });
     match checked {
-        Ok(node) => {
+        Ok((node, krate)) => {
             let func = probes::insert(&func);
-            quote::quote!(#func #node)
+            let tokens = quote::quote!(#func #node);
+            match krate {
+                Some(path) => crate::krate::replace(tokens, &path),
+                None => tokens,
+            }
         }
         Err(err) => with_errors(quote::quote!(#func), err),
     }

@@ -24,6 +24,9 @@ pub(crate) struct GraphDef {
     /// The braces, for errors about the graph as a whole.
     pub body_span: Span,
     pub stmts: Vec<NodeStmt>,
+    /// `#[depends(crate = "..")]`: the path generated code reaches
+    /// `fiber_rt` by.
+    pub krate: Option<syn::Path>,
 }
 
 /// `input: Type` in the graph's header.
@@ -60,13 +63,31 @@ impl GraphDef {
                 .collect(),
             body_span: self.body_span,
             stmts: Vec::new(),
+            krate: self.krate.clone(),
         }
     }
 }
 
 impl Parse for GraphDef {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        let attrs = input.call(Attribute::parse_outer)?;
+        let mut attrs = input.call(Attribute::parse_outer)?;
+        let mut krate = None;
+        if let Some(at) = attrs
+            .iter()
+            .position(|attr| attr.path().is_ident("depends"))
+        {
+            let attr = attrs.remove(at);
+            attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("crate") {
+                    krate = Some(crate::krate::parse(&meta.value()?.parse()?)?);
+                    Ok(())
+                } else {
+                    Err(meta.error(
+                        "the one option of `#[depends(..)]` is `crate = \"path::to::fiber_rt\"`",
+                    ))
+                }
+            })?;
+        }
         let vis = input.parse()?;
         if !input.peek(graph) {
             return Err(
@@ -109,6 +130,7 @@ impl Parse for GraphDef {
             inputs,
             body_span: brace.span.join(),
             stmts,
+            krate,
         })
     }
 }

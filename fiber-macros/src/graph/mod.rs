@@ -13,7 +13,7 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
         Ok(graph) => graph,
         Err(err) => return err.to_compile_error(),
     };
-    match valid::check(&graph) {
+    let tokens = match valid::check(&graph) {
         Ok(model) => expand::graph(&graph, &model),
         Err(err) => {
             // The graph's struct still exists, so code using it resolves and
@@ -22,5 +22,9 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
             let errors = err.to_compile_error();
             quote::quote!(#item #errors)
         }
+    };
+    match &graph.krate {
+        Some(path) => crate::krate::replace(tokens, path),
+        None => tokens,
     }
 }

@@ -52,6 +52,7 @@
 //! | `stack = 65536` or `stack = "64 KiB"` | stack size for the fiber (`KiB`, `MiB`, `K`, `M`) | the runtime's |
 //! | `cost = 10` | cost hint for scheduling (see *ranks* below) | 1 |
 //! | `fallible` / `fallible = false` | whether the return type is a `Result` to unwrap | see below |
+//! | `crate = "path::to::fiber_rt"` | where the generated code finds this crate, for a crate that reaches it through a re-export or under another name (on a graph: `#[depends(crate = "..")]`) | `::fiber_rt` |
 //!
 //! **Parameters** are `&T` (borrow the dependency's output; any number of
 //! fibers may borrow the same output) or `T` (take it by value: allowed only
