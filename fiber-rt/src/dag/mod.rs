@@ -61,8 +61,15 @@
 //! `String` as `&str`, and a `&'static T` as `&T`; a `&'static T`
 //! parameter takes a `&'static T` output by value.
 //! Any irrefutable pattern works, since the function is called as written.
-//! A fiber cannot be `async`, `unsafe`, generic, take `impl Trait` or `self`,
-//! or take `&mut T`.
+//! A fiber cannot be `async`, `unsafe`, generic (lifetimes and `where`
+//! clauses included), take `impl Trait` or `self`, take `&mut T`, or
+//! return `impl Trait` or a borrow. It is a free function: in an `impl`
+//! block the struct the attribute emits has no place (rustc's errors
+//! there are about that struct), so call an associated function from a
+//! free one instead. Its output type is named in a public trait's impl for
+//! the node struct, which has the function's visibility, so rustc asks the
+//! type to be at least that visible (`pub(crate) struct Secret` for a
+//! `pub(crate)` fiber).
 //!
 //! **Fallible fibers**: when the return type's last path segment is
 //! `Result` (`Result<T, E>`, `io::Result<T>`, `anyhow::Result<T>`), the
