@@ -309,19 +309,14 @@ fn a_shared_input_goes_after_its_last_reader_even_one_that_fails() {
     assert_eq!(drops.load(Ordering::SeqCst), 1);
 }
 
-#[test]
-fn a_cancelled_caller_stops_its_run_from_starting_more_nodes() {
-    // 2000 independent nodes of 1 ms each: about a second on two workers.
-    // Cancelled after 30 ms, the run skips the nodes not started yet
-    // instead of running them all for nobody.
-    let rt = Builder::new().workers(2).build().unwrap();
-    let ran = Arc::new(AtomicUsize::new(0));
+/// 2000 independent nodes of 1 ms of work each: about a second on two
+/// workers. Busy, not asleep: a node that parks gives its runner's place to
+/// another, and all 2000 would sleep at once.
+fn busy_graph(ran: &Arc<AtomicUsize>) -> fiber_rt::dag::DynGraph {
     let mut builder = GraphBuilder::new();
     for _ in 0..2000 {
         let ran = ran.clone();
         builder.node("", move || {
-            // Busy, not asleep: a node that parks gives its runner's place
-            // to another, and all 2000 would sleep at once.
             let start = std::time::Instant::now();
             while start.elapsed() < Duration::from_millis(1) {
                 std::hint::spin_loop();
@@ -329,16 +324,60 @@ fn a_cancelled_caller_stops_its_run_from_starting_more_nodes() {
             ran.fetch_add(1, Ordering::SeqCst);
         });
     }
-    let graph = builder.build().unwrap();
-    let caller = rt.spawn(move || fiber_rt::run(graph).is_ok());
-    std::thread::sleep(Duration::from_millis(30));
-    caller.cancel();
-    assert!(caller.join().unwrap_err().is_cancelled());
-    // Long enough for the whole run, had it gone on.
-    std::thread::sleep(Duration::from_millis(1500));
-    let ran = ran.load(Ordering::SeqCst);
-    assert!(
-        ran < 1000,
-        "{ran} of 2000 nodes ran after the caller was cancelled"
-    );
+    builder.build().unwrap()
+}
+
+#[test]
+fn a_cancelled_caller_stops_its_run_from_starting_more_nodes() {
+    // Cancelled after 30 ms, the run skips the nodes not started yet
+    // instead of running them all for nobody; a traced run as well.
+    let rt = Builder::new().workers(2).build().unwrap();
+    for traced in [false, true] {
+        let ran = Arc::new(AtomicUsize::new(0));
+        let graph = busy_graph(&ran);
+        let caller = rt.spawn(move || {
+            if traced {
+                fiber_rt::run_traced(graph).0.is_ok()
+            } else {
+                fiber_rt::run(graph).is_ok()
+            }
+        });
+        std::thread::sleep(Duration::from_millis(30));
+        caller.cancel();
+        assert!(caller.join().unwrap_err().is_cancelled());
+        // Long enough for the whole run, had it gone on.
+        std::thread::sleep(Duration::from_millis(1500));
+        let ran = ran.load(Ordering::SeqCst);
+        assert!(
+            ran < 1000,
+            "{ran} of 2000 nodes ran after the caller was cancelled (traced: {traced})"
+        );
+    }
+}
+
+/// Panics as it drops.
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("the input's destructor panics");
+    }
+}
+
+#[fiber]
+fn reads_bomb(_bomb: &Bomb) -> u32 {
+    3
+}
+
+depends! {
+    graph Bombed(bomb: Bomb) {
+        reads_bomb(bomb);
+    }
+}
+
+#[test]
+fn an_input_whose_destructor_panics_fails_no_reader() {
+    let rt = Runtime::new().unwrap();
+    let out = rt.run(Bombed::new(Bomb)).expect("the reader succeeded");
+    assert_eq!(out.reads_bomb, 3);
 }

@@ -382,7 +382,7 @@ fn run_node(model: &Model<'_>) -> TokenStream {
     quote! {
         // A fiber returning `()` binds `()`: fine here.
         #[allow(clippy::let_unit_value)]
-        fn run_node(
+        unsafe fn run_node(
             slots: &__Slots,
             node: u32,
         ) -> ::fiber_rt::__private::Result<(), ::fiber_rt::__private::Failure> {
@@ -422,7 +422,7 @@ fn skip_node(model: &Model<'_>) -> TokenStream {
         quote!(#i => { #reads #(#drops)* })
     });
     quote! {
-        fn skip_node(slots: &__Slots, node: u32) {
+        unsafe fn skip_node(slots: &__Slots, node: u32) {
             match node {
                 #(#arms)*
                 _ => {}
@@ -443,8 +443,9 @@ fn input_reads(model: &Model<'_>, node: &super::model::Node<'_>) -> TokenStream 
             let index = unsuffixed(input);
             // `unsafe`: each reader of the input makes one `InputRead`, in
             // its arm, before its argument borrows the input, and it drops
-            // at the end of the arm, after the call's borrow has ended;
-            // nothing else borrows an input.
+            // at the end of the arm, after the call's borrow has ended; an
+            // arm runs once per node (`run_node`'s and `skip_node`'s
+            // contract), and nothing else borrows an input.
             Some(quote! {
                 let #read = unsafe {
                     ::fiber_rt::__private::InputRead::new(&slots.#field, &slots.__readers[#index])

@@ -514,9 +514,10 @@ impl Plan for DynGraph {
         self.jobs.prefetch(node as usize);
     }
 
-    // Inlined: called for every node of a run.
+    // Inlined: called for every node of a run. (Safe to call in any
+    // order: each closure is taken once, checked.)
     #[inline]
-    fn run_node(&self, node: u32) -> Result<(), Failure> {
+    unsafe fn run_node(&self, node: u32) -> Result<(), Failure> {
         self.jobs
             .call(node as usize)
             .expect("the executor runs each node once")
@@ -535,7 +536,7 @@ impl Plan for DynGraph {
             .map_err(Failure::error)
     }
 
-    fn skip_node(&self, node: u32) {
+    unsafe fn skip_node(&self, node: u32) {
         self.jobs.discard(node as usize);
     }
 
@@ -580,8 +581,10 @@ mod tests {
         });
         let graph = builder.build().unwrap();
         assert_eq!(std::sync::Arc::strong_count(&token), 5);
-        graph.run_node(a.index).unwrap();
-        graph.run_node(b.index).unwrap();
+        // SAFETY: each node once, in order.
+        unsafe { graph.run_node(a.index) }.unwrap();
+        // SAFETY: as above.
+        unsafe { graph.run_node(b.index) }.unwrap();
         assert_eq!(std::sync::Arc::strong_count(&token), 3);
         drop(graph);
         assert_eq!(std::sync::Arc::strong_count(&token), 1);
@@ -703,7 +706,8 @@ mod tests {
         let mut builder = GraphBuilder::new();
         builder.node("early", || {});
         let graph = builder.build().unwrap();
-        graph.run_node(0).unwrap();
+        // SAFETY: the one node, once.
+        unsafe { graph.run_node(0) }.unwrap();
         let rt = crate::Builder::new().workers(1).build().unwrap();
         let err = rt.run(graph).unwrap_err();
         assert!(err.to_string().contains("`early` panicked"), "{err}");

@@ -45,17 +45,28 @@ impl fmt::Display for NodeFailure {
 /// A graph run that did not complete: at least one fiber failed.
 ///
 /// Every fiber that does not depend on a failed one still ran to the end;
-/// the dependents of a failed fiber (directly or not) were skipped.
+/// the dependents of a failed fiber (directly or not) were skipped. (Unless
+/// the run was abandoned: a fiber running it was cancelled, and every
+/// fiber not started by then was skipped too.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GraphError {
     failures: Vec<NodeFailure>,
-    /// The names of the skipped fibers, in node-table order.
-    skipped: Vec<String>,
+    skipped: usize,
+    /// The names of some of the skipped fibers, in node-table order.
+    skipped_names: Vec<String>,
 }
 
 impl GraphError {
-    pub(crate) fn new(failures: Vec<NodeFailure>, skipped: Vec<String>) -> Self {
-        GraphError { failures, skipped }
+    pub(crate) fn new(
+        failures: Vec<NodeFailure>,
+        skipped: usize,
+        skipped_names: Vec<String>,
+    ) -> Self {
+        GraphError {
+            failures,
+            skipped,
+            skipped_names,
+        }
     }
 
     /// The fibers that failed, in node-table order.
@@ -69,16 +80,18 @@ impl GraphError {
     }
 
     /// How many fibers were skipped because something they depend on
-    /// panicked or returned `Err`. (Fibers after a dropped task never become
-    /// ready, so they are not counted.)
+    /// panicked or returned `Err`, or because the run was abandoned.
+    /// (Fibers after a dropped task never become ready, so they are not
+    /// counted.)
     pub fn skipped(&self) -> usize {
-        self.skipped.len()
+        self.skipped
     }
 
-    /// The names of the fibers [`skipped`](Self::skipped) counts, in
-    /// node-table order (a graph built at run time: in the order added).
+    /// The names of the fibers [`skipped`](Self::skipped) counts (of the
+    /// first 64 skipped, in a large graph), in node-table order (a graph
+    /// built at run time: in the order added).
     pub fn skipped_nodes(&self) -> impl ExactSizeIterator<Item = &str> {
-        self.skipped.iter().map(String::as_str)
+        self.skipped_names.iter().map(String::as_str)
     }
 }
 
@@ -97,7 +110,7 @@ impl fmt::Display for GraphError {
                 }
             }
         }
-        match self.skipped.len() {
+        match self.skipped {
             0 => Ok(()),
             1 => f.write_str(" (1 dependent fiber skipped)"),
             n => write!(f, " ({n} dependent fibers skipped)"),
@@ -144,6 +157,7 @@ mod tests {
     fn one_failure_reads_as_a_sentence() {
         let err = GraphError::new(
             vec![failure("load", FailureKind::Returned, "no such file")],
+            2,
             vec!["parse".into(), "report".into()],
         );
         assert_eq!(
@@ -160,6 +174,7 @@ mod tests {
                 failure("a", FailureKind::Panicked, "boom"),
                 failure("b", FailureKind::Dropped, "shut down"),
             ],
+            0,
             Vec::new(),
         );
         assert_eq!(

@@ -58,6 +58,10 @@ pub type Spawn = Arc<dyn Fn(Task) + Send + Sync>;
 pub type Done<O> = Box<dyn FnOnce(Result<O, GraphError>) + Send>;
 
 /// Counter bit set when something a node depends on failed.
+/// How many skipped nodes a failed run names in its error (it counts them
+/// all): a failed graph of a million nodes names no million.
+const NAMED_SKIPS: usize = 64;
+
 const POISONED: u32 = 1 << 31;
 /// Counter bits holding the number of dependencies still running.
 const WAITING: u32 = POISONED - 1;
@@ -167,7 +171,7 @@ pub(crate) fn start_traced<G: Graph>(
     width: usize,
     default_stack: Option<usize>,
     done: Done<G::Outputs>,
-) -> Arc<Recorder> {
+) -> (Arc<Recorder>, Abandon) {
     let plan = graph.into_plan();
     let name = std::any::type_name::<G>();
     let name = name.rsplit("::").next().unwrap_or(name);
@@ -181,9 +185,15 @@ pub(crate) fn start_traced<G: Graph>(
         Callback::new(done),
         Some(recorder.clone()),
     );
-    launch(&Arc::new(run), None);
-    recorder
+    let run = Arc::new(run);
+    launch(&run, None);
+    let abandon: Abandon = Box::new(move || run.abandon());
+    (recorder, abandon)
 }
+
+/// Abandons a run started by [`start_traced`] (see `Run::abandoned`): for
+/// a caller cancelled while it waits for the result.
+pub(crate) type Abandon = Box<dyn FnOnce() + Send>;
 
 /// Hands the sources out: the first `width` to runners of their own, the
 /// others to the shared queue, before any runner can look for them. With
@@ -429,7 +439,9 @@ struct Run<P: Plan, S, E> {
     default_stack: Option<usize>,
     /// Nodes skipped because a dependency failed (or the run was
     /// abandoned); only touched on failure.
-    skipped: Mutex<Vec<u32>>,
+    skipped: AtomicUsize,
+    /// The first [`NAMED_SKIPS`] of them, for the error's list of names.
+    skipped_named: Mutex<Vec<u32>>,
     /// Set when the run's caller, or a fiber running one of its nodes, was
     /// cancelled: the nodes not started yet are skipped, so that a
     /// cancelled run ends soon instead of running its independent
@@ -482,7 +494,8 @@ where
             helper_pending: AtomicBool::new(false),
             width: width.max(1),
             default_stack,
-            skipped: Mutex::new(Vec::new()),
+            skipped: AtomicUsize::new(0),
+            skipped_named: Mutex::new(Vec::new()),
             abandoned: AtomicBool::new(false),
             failures: Mutex::new(Vec::new()),
             holders: AtomicUsize::new(1),
@@ -1017,14 +1030,21 @@ where
         // Relaxed: a node started after the flag is set runs for nothing,
         // but runs correctly; the flag only saves work.
         let ok = if poisoned || self.abandoned.load(Ordering::Relaxed) {
-            self.skipped
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(node);
+            // Relaxed: read only in `outcome`, after every task has let go
+            // of its hold, which orders this before it.
+            if self.skipped.fetch_add(1, Ordering::Relaxed) < NAMED_SKIPS {
+                self.skipped_named
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(node);
+            }
             // What the node would have consumed goes now, not with the
             // plan at the end: an independent node may be waiting for it
             // to go (a channel's sender in its closure, say).
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.plan().skip_node(node))) {
+            // SAFETY: each node is handed to one runner once (see
+            // `execute`), which either runs or, here, skips it.
+            let skipped = catch_unwind(AssertUnwindSafe(|| unsafe { self.plan().skip_node(node) }));
+            if let Err(payload) = skipped {
                 drop_quietly(payload);
             }
             false
@@ -1077,7 +1097,7 @@ where
             let plan = unsafe { &mut *self.plan.get() };
             return match catch_unwind(AssertUnwindSafe(|| plan.finish())) {
                 Ok(Some(outputs)) => Ok(outputs),
-                _ => Err(GraphError::new(Vec::new(), Vec::new())),
+                _ => Err(GraphError::new(Vec::new(), 0, Vec::new())),
             };
         }
         failed.sort_by_key(|(node, _, _)| *node);
@@ -1089,14 +1109,20 @@ where
                 message,
             })
             .collect();
-        let mut skipped =
-            std::mem::take(&mut *self.skipped.lock().unwrap_or_else(PoisonError::into_inner));
-        skipped.sort_unstable();
-        let skipped = skipped
+        let mut named = std::mem::take(
+            &mut *self
+                .skipped_named
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        named.sort_unstable();
+        let named = named
             .into_iter()
             .map(|node| self.plan().name(node).to_owned())
             .collect();
-        Err(GraphError::new(failures, skipped))
+        // Relaxed: as in `step`.
+        let skipped = self.skipped.load(Ordering::Relaxed);
+        Err(GraphError::new(failures, skipped, named))
     }
 
     /// Skips every node not started yet (see `abandoned`).

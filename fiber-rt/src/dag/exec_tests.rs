@@ -444,8 +444,9 @@ fn a_successor_asking_for_its_own_stack_is_spawned() {
                 0
             }
         }
-        fn run_node(&self, node: u32) -> Result<(), super::error::Failure> {
-            self.0.run_node(node)
+        unsafe fn run_node(&self, node: u32) -> Result<(), super::error::Failure> {
+            // SAFETY: forwarded from the caller.
+            unsafe { self.0.run_node(node) }
         }
         fn finish(&mut self) -> Option<()> {
             Some(())

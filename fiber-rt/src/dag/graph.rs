@@ -77,9 +77,16 @@ pub trait Plan: Send + Sync + 'static {
     }
     /// The node's stack size in bytes, 0 for the runtime's default.
     fn stack_size(&self, node: u32) -> usize;
-    /// Runs one node's body. Called once per node, after every node it
-    /// depends on has returned `Ok`. May panic.
-    fn run_node(&self, node: u32) -> Result<(), Failure>;
+    /// Runs one node's body. May panic.
+    ///
+    /// # Safety
+    ///
+    /// Called at most once per node, never for a node that
+    /// [`skip_node`](Plan::skip_node) was called for, and only after every
+    /// node it depends on has returned `Ok`: a run-time input is dropped
+    /// when its last reader is counted out, which a second call of a
+    /// reader would do while another still borrows it.
+    unsafe fn run_node(&self, node: u32) -> Result<(), Failure>;
     /// [`run_node`](Plan::run_node) for a caller that never runs a node on
     /// two threads at once: a plan may then check for a second call
     /// without a locked instruction (a run-time graph's check is one per
@@ -87,16 +94,21 @@ pub trait Plan: Send + Sync + 'static {
     ///
     /// # Safety
     ///
-    /// No call of `run_node` or `run_node_once` for the same node on
-    /// another thread at the same time.
+    /// As for `run_node`, and no call of `run_node` or `run_node_once` for
+    /// the same node on another thread at the same time.
     unsafe fn run_node_once(&self, node: u32) -> Result<(), Failure> {
-        self.run_node(node)
+        // SAFETY: the caller's contract covers `run_node`'s.
+        unsafe { self.run_node(node) }
     }
     /// Drops what `node` would have consumed (a run-time node's closure, a
     /// value it takes by value): it will never run, because a node it
-    /// depends on failed. Called at most once per node, never with
-    /// `run_node` for the same node. Does nothing by default.
-    fn skip_node(&self, node: u32) {
+    /// depends on failed. Does nothing by default.
+    ///
+    /// # Safety
+    ///
+    /// Called at most once per node, never for a node that `run_node` was
+    /// called for (see there).
+    unsafe fn skip_node(&self, node: u32) {
         let _ = node;
     }
     /// Collects the outputs, once every node has returned `Ok`. `None` only
@@ -129,10 +141,18 @@ pub unsafe trait StaticGraph: Sized + Send + 'static {
     fn into_slots(self) -> Self::Slots;
     /// Runs node `node`: reads its inputs from the slots, calls the fiber,
     /// stores its output.
-    fn run_node(slots: &Self::Slots, node: u32) -> Result<(), Failure>;
+    ///
+    /// # Safety
+    ///
+    /// As for [`Plan::run_node`], for the run these slots belong to.
+    unsafe fn run_node(slots: &Self::Slots, node: u32) -> Result<(), Failure>;
     /// Drops the outputs and inputs node `node` would have taken by value:
     /// it never runs (see [`Plan::skip_node`]).
-    fn skip_node(slots: &Self::Slots, node: u32) {
+    ///
+    /// # Safety
+    ///
+    /// As for [`Plan::skip_node`].
+    unsafe fn skip_node(slots: &Self::Slots, node: u32) {
         let _ = (slots, node);
     }
     /// Moves the outputs out of the slots.
@@ -205,12 +225,14 @@ impl<G: StaticGraph> Plan for StaticPlan<G> {
         G::TABLE.nodes[node as usize].stack_size
     }
 
-    fn run_node(&self, node: u32) -> Result<(), Failure> {
-        G::run_node(&self.slots, node)
+    unsafe fn run_node(&self, node: u32) -> Result<(), Failure> {
+        // SAFETY: forwarded from the caller, for this plan's slots.
+        unsafe { G::run_node(&self.slots, node) }
     }
 
-    fn skip_node(&self, node: u32) {
-        G::skip_node(&self.slots, node)
+    unsafe fn skip_node(&self, node: u32) {
+        // SAFETY: forwarded from the caller, for this plan's slots.
+        unsafe { G::skip_node(&self.slots, node) }
     }
 
     fn finish(&mut self) -> Option<G::Outputs> {

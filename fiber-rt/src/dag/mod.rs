@@ -57,9 +57,9 @@
 //! **Parameters** are `&T` (borrow the dependency's output; any number of
 //! fibers may borrow the same output) or `T` (take it by value: allowed only
 //! when that dependency has exactly one consumer, or `T` is `Copy`, checked
-//! at compile time). A `Vec<T>` output can also be borrowed as `&[T]`, a
-//! `String` as `&str`, and a `&'static T` as `&T`; a `&'static T`
-//! parameter takes a `&'static T` output by value.
+//! at compile time). A `Vec<T>` output can also be borrowed as `&[T]`, and
+//! a `String` as `&str`; a `&'static T` parameter takes a `&'static T`
+//! output by value.
 //! Any irrefutable pattern works, since the function is called as written.
 //! A fiber cannot be `async`, `unsafe`, generic (lifetimes and `where`
 //! clauses included), take `impl Trait` or `self`, take `&mut T`, or

@@ -102,14 +102,25 @@ where
     G::Outputs: Send,
 {
     let (tx, rx) = oneshot::channel();
-    let recorder = dag::exec::start_traced(
+    let (recorder, abandon) = dag::exec::start_traced(
         graph,
         Arc::new(spawner(registry)),
         registry.config.workers,
         Some(registry.config.stack_size),
         sender(tx),
     );
+    // A caller cancelled while it waits abandons the run, as `run`'s does.
+    struct AbandonOnUnwind(Option<dag::exec::Abandon>);
+    impl Drop for AbandonOnUnwind {
+        fn drop(&mut self) {
+            if let Some(abandon) = self.0.take() {
+                abandon();
+            }
+        }
+    }
+    let mut on_unwind = AbandonOnUnwind(Some(abandon));
     let result = rx.recv().expect("a graph run always reports its result");
+    on_unwind.0 = None;
     (result, recorder.finish())
 }
 

@@ -47,6 +47,8 @@ pub struct JoinSet<T> {
     ended: mpsc::Receiver<u64>,
     /// Keys received whose fiber may not have its result in yet.
     arrived: VecDeque<u64>,
+    /// When `wait_for_an_end` last looked at every fiber.
+    scanned: Instant,
 }
 
 /// How long `join_next` waits for a key before it looks at every fiber of
@@ -63,6 +65,7 @@ impl<T: Send + 'static> JoinSet<T> {
             done,
             ended,
             arrived: VecDeque::new(),
+            scanned: Instant::now(),
         }
     }
 
@@ -178,30 +181,37 @@ impl<T: Send + 'static> JoinSet<T> {
 
     /// Waits until a fiber of the set may have finished: a key comes, a
     /// fiber whose key came may have its result in (it parks in its
-    /// fiber-locals' destructors at most), or, now and then, a look at
-    /// every fiber finds one (a fiber the shutdown abandoned sends no key,
-    /// but its handle reports it).
+    /// fiber-locals' destructors at most: looked at every millisecond
+    /// meanwhile), or, every [`RESCAN`], a look at every fiber finds one
+    /// (a fiber the shutdown abandoned sends no key, but its handle
+    /// reports it).
     fn wait_for_an_end(&mut self, deadline: Option<Instant>) {
         let now = Instant::now();
-        let slice = if self.arrived.is_empty() {
-            RESCAN
+        let next_scan = self.scanned + RESCAN;
+        let mut until = if self.arrived.is_empty() {
+            next_scan
         } else {
-            Duration::from_millis(1)
+            next_scan.min(now + Duration::from_millis(1))
         };
-        let until = deadline.map_or(now + slice, |at| at.min(now + slice));
+        if let Some(deadline) = deadline {
+            until = until.min(deadline);
+        }
         match self
             .ended
             .recv_timeout(until.saturating_duration_since(now))
         {
             Ok(key) => self.arrived.push_back(key),
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
-                let abandoned: Vec<u64> = self
-                    .fibers
-                    .iter()
-                    .filter(|(key, handle)| handle.is_finished() && !self.arrived.contains(key))
-                    .map(|(&key, _)| key)
-                    .collect();
-                self.arrived.extend(abandoned);
+                if Instant::now() >= next_scan {
+                    self.scanned = Instant::now();
+                    let abandoned: Vec<u64> = self
+                        .fibers
+                        .iter()
+                        .filter(|(key, handle)| handle.is_finished() && !self.arrived.contains(key))
+                        .map(|(&key, _)| key)
+                        .collect();
+                    self.arrived.extend(abandoned);
+                }
             }
         }
     }

@@ -1,6 +1,6 @@
 // `&'static` values flow through a graph: an output or input of type
-// `&'static T` is read as `&T` (a borrow of what it points to), or taken as
-// `&'static T` (a value of its own, moved or, for several readers, not).
+// `&'static T` is taken as `&'static T` (a value of its own: moved, or for
+// several readers copied), or borrowed as `&&'static T`.
 use fiber_rt::{depends, fiber, Runtime};
 
 #[fiber]
@@ -14,12 +14,17 @@ fn shout(text: &'static str) -> String {
 }
 
 #[fiber]
-fn length(text: &str) -> usize {
+fn length(text: &'static str) -> usize {
     text.len()
 }
 
 #[fiber]
-fn sum(xs: &[u64]) -> u64 {
+fn first_byte(text: &&str) -> u8 {
+    text.as_bytes()[0]
+}
+
+#[fiber]
+fn sum(xs: &'static [u64]) -> u64 {
     xs.iter().sum()
 }
 
@@ -40,6 +45,7 @@ depends! {
 depends! {
     graph Shared {
         length(banner);
+        first_byte(banner);
     }
 }
 
@@ -52,5 +58,6 @@ fn main() {
     assert_eq!(out.length, 5);
     assert_eq!(out.sum, 6);
     assert_eq!(out.keep, &NUMBERS);
-    assert_eq!(rt.run(Shared).unwrap().length, 5);
+    let shared = rt.run(Shared).unwrap();
+    assert_eq!((shared.length, shared.first_byte), (5, b'f'));
 }
