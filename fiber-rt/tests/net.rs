@@ -873,17 +873,24 @@ fn a_writer_waiting_for_room_sees_the_peer_shut_its_read_half() {
     // broken pipe.
     let rt = one_worker();
     let (ours, peer) = UnixStream::pair().unwrap();
-    let writer = rt.spawn(move || {
-        let big = vec![7u8; 64 << 20];
-        (&ours).write_all(&big).map_err(|e| e.kind())
-    });
-    // Long enough for the writer to fill the buffer and park.
-    std::thread::sleep(Duration::from_millis(100));
+    let writer = parked_writer(&rt, Arc::new(ours));
     peer.shutdown(Shutdown::Read).unwrap();
     assert_eq!(
         join_within_a_minute(writer).unwrap(),
         Err(ErrorKind::BrokenPipe)
     );
+}
+
+/// A fiber writing 64 MiB to `ours`, parked by the time this returns (the
+/// buffer full); its join gives the write's error kind, if any.
+fn parked_writer(rt: &Runtime, ours: Arc<UnixStream>) -> JoinHandle<Result<(), ErrorKind>> {
+    let writer = rt.spawn(move || {
+        let big = vec![7u8; 64 << 20];
+        (&*ours).write_all(&big).map_err(|e| e.kind())
+    });
+    // Long enough for the writer to fill the buffer and park.
+    std::thread::sleep(Duration::from_millis(100));
+    writer
 }
 
 #[test]
@@ -895,14 +902,7 @@ fn a_writer_waiting_for_room_sees_a_shutdown_through_another_descriptor() {
     let rt = one_worker();
     let (ours, _peer) = UnixStream::pair().unwrap();
     let ours = Arc::new(ours);
-    let writer = rt.spawn({
-        let ours = ours.clone();
-        move || {
-            let big = vec![7u8; 64 << 20];
-            (&*ours).write_all(&big).map_err(|e| e.kind())
-        }
-    });
-    std::thread::sleep(Duration::from_millis(100));
+    let writer = parked_writer(&rt, ours.clone());
     // SAFETY: the descriptor is open (`ours` holds it) and shutdown only
     // changes the socket's state.
     let shut = unsafe { libc::shutdown(ours.as_raw_fd(), libc::SHUT_WR) };

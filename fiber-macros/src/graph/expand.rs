@@ -441,11 +441,11 @@ fn input_reads(model: &Model<'_>, node: &super::model::Node<'_>) -> TokenStream 
             let field = &model.inputs[input].def.name;
             let read = format_ident!("__read_{}", input);
             let index = unsuffixed(input);
-            // `unsafe`: each reader of the input makes one `InputRead`, in
-            // its arm, before its argument borrows the input, and it drops
-            // at the end of the arm, after the call's borrow has ended; an
-            // arm runs once per node (`run_node`'s and `skip_node`'s
-            // contract), and nothing else borrows an input.
+            // Each reader of the input makes one `InputRead`, in its arm,
+            // before its argument borrows the input, and it drops at the
+            // end of the arm, after the call's borrow has ended; an arm runs
+            // once per node (`run_node`'s and `skip_node`'s contract), and
+            // nothing else borrows an input: so the generated SAFETY holds.
             Some(quote! {
                 let #read = unsafe {
                     ::fiber_rt::__private::InputRead::new(&slots.#field, &slots.__readers[#index])
