@@ -732,3 +732,25 @@ fn fibers_that_take_over_a_finished_fiber_s_stack_know_who_they_are() {
     let m = rt.metrics();
     assert_eq!((m.spawned, m.finished, m.live), (301, 301, 0), "{m:?}");
 }
+
+#[test]
+fn an_interval_ticks_on_its_grid_and_skips_what_a_slow_loop_missed() {
+    let rt = rt(1);
+    let (dues, last_next, start) = rt.block_on(|| {
+        let start = Instant::now();
+        let period = Duration::from_millis(10);
+        let mut every = fiber_rt::interval_at(start, period);
+        let mut dues = vec![every.tick(), every.tick()];
+        // Busy past three more instants of the grid: the next tick comes at
+        // once, due at the first missed one, and the ones after it are
+        // skipped.
+        fiber_rt::sleep(Duration::from_millis(35));
+        dues.push(every.tick());
+        (dues, every.next_tick(), start)
+    });
+    let offsets: Vec<u128> = dues.iter().map(|due| (*due - start).as_millis()).collect();
+    assert_eq!(offsets, [0, 10, 20]);
+    // The grid's next instant after the late tick: at least 50 ms in.
+    let next = (last_next - start).as_millis();
+    assert!(next >= 50 && next % 10 == 0, "next tick at {next} ms");
+}
