@@ -664,3 +664,45 @@ fn a_cancelled_scope_owner_waits_for_its_children_before_its_borrows_end() {
         "the scope's borrows ended while a scoped fiber still ran"
     );
 }
+
+#[test]
+fn a_fiber_stuck_in_a_blocking_call_does_not_hang_the_drop() {
+    // The fiber blocks its thread in a std channel's `recv`: the backstop
+    // gives its worker to a new thread, and the fiber stays on the old one,
+    // out of the runtime's reach. The drop waits its shutdown time-out,
+    // says so, and returns (it waited for that thread for good); the fiber
+    // finishes later, on its own thread, when its message comes.
+    let rt = fiber_rt::Builder::new()
+        .workers(1)
+        .shutdown_timeout(std::time::Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<u32>();
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stuck = rt.spawn({
+        let finished = finished.clone();
+        move || {
+            let got = rx.recv().unwrap();
+            finished.store(true, std::sync::atomic::Ordering::SeqCst);
+            got
+        }
+    });
+    // Other fibers still run: the backstop moved the worker.
+    assert_eq!(rt.block_on(|| 6 * 7), 42);
+    let (dropped_tx, dropped_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(rt);
+        let _ = dropped_tx.send(());
+    });
+    if dropped_rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .is_err()
+    {
+        eprintln!("the runtime's drop waited for the blocked fiber's thread");
+        std::process::exit(101);
+    }
+    assert!(!stuck.is_finished());
+    tx.send(7).unwrap();
+    assert_eq!(stuck.join().unwrap(), 7, "it finishes on its own thread");
+    assert!(finished.load(std::sync::atomic::Ordering::SeqCst));
+}

@@ -115,6 +115,13 @@ fn detach_if_asked() -> bool {
         // Its next probe, if it has any, brings it back into the runtime;
         // the monitor no longer sets this thread's flag.
         super::detach_thread(clock);
+        // Relaxed, both: read by the shutdown only after it has stopped
+        // the monitor (whose signal brought this handler) and joined it.
+        task.detached.store(true, Ordering::Relaxed);
+        worker
+            .registry
+            .detached_threads
+            .fetch_add(1, Ordering::Relaxed);
         state
             .orphan
             .set(crate::sched::task_ref::TaskRef::into_raw(task));

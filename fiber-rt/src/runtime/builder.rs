@@ -126,8 +126,15 @@ impl Builder {
     /// initialising) stays held for good. A fiber that
     /// was woken just before the timeout, or keeps running, gets a few
     /// more turns first. A loop is seen only at its probes (`#[fiber]`
-    /// code, [`preempt::point`](crate::preempt::point)): one without any
-    /// keeps its thread, and the drop, for as long as it runs.
+    /// code, [`preempt::point`](crate::preempt::point)), a blocking call
+    /// (a `std` lock or channel, a read of stdin) not at all: the
+    /// preemption backstop gives such a fiber's worker to a new thread and
+    /// leaves the fiber on the old one, and once this time-out has passed
+    /// the drop names it on standard error and returns, leaving it running
+    /// there (it finishes, or switches into the runtime, when its call
+    /// returns; its `JoinHandle` waits for it meanwhile). Without the
+    /// backstop (`preempt_signals(false)`) such a fiber keeps its worker's
+    /// thread, and the drop, for as long as it runs.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.config.shutdown_timeout = timeout;
         self

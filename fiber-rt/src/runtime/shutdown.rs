@@ -56,9 +56,14 @@ fn finish(registry: &Arc<Registry>, mut threads: Vec<thread::JoinHandle<()>>) {
     }
     ask_workers_to_stop(registry, &threads);
     for t in threads.into_iter().rev() {
-        // A worker thread never panics out of its loop; if it did, the
-        // panic was already reported and there is nothing left to do.
-        let _ = t.join();
+        // A thread still running is one the backstop took its worker
+        // from, with a fiber that never came back (see
+        // `ask_workers_to_stop`): let go of, not waited for.
+        if t.is_finished() {
+            // A worker thread never panics out of its loop; if it did, the
+            // panic was already reported and there is nothing left to do.
+            let _ = t.join();
+        }
     }
     registry.join_extra_threads();
     while !matches!(registry.injector.steal(), Steal::Empty) {}
@@ -80,14 +85,30 @@ fn finish(registry: &Arc<Registry>, mut threads: Vec<thread::JoinHandle<()>>) {
 /// belong to threads not joined yet (workers, and threads the backstop
 /// started, which are joined after), whose static TLS blocks are mapped.
 /// Code without probes that never switches keeps its worker, and the
-/// drop, for as long as it runs.
+/// drop, for as long as it runs, unless the backstop took the worker from
+/// it (the default): such a thread runs a detached fiber, out of the
+/// runtime's reach (in a blocking call, say, or a loop without probes), and
+/// once the shutdown time-out has passed with only such threads left, the
+/// drop lets go of them instead of waiting; [`cancel_all`] reports their
+/// fibers.
 fn ask_workers_to_stop(registry: &Registry, workers: &[thread::JoinHandle<()>]) {
+    let start = Instant::now();
     // Most workers are on their way out already: look again soon, then
     // less and less often, up to every half slice.
     let mut pause = Duration::from_micros(20);
-    // A worker the backstop moved runs on a thread of the backstop's.
-    while !workers.iter().all(thread::JoinHandle::is_finished) || !registry.extra_threads_finished()
-    {
+    loop {
+        // A worker the backstop moved runs on a thread of the backstop's.
+        let running =
+            workers.iter().filter(|t| !t.is_finished()).count() + registry.extra_threads_running();
+        if running == 0 {
+            return;
+        }
+        // Acquire: pairs with `orphaned`'s Release (a fiber back in the
+        // runtime is no longer counted).
+        let detached = registry.detached_threads.load(Ordering::Acquire);
+        if running <= detached && start.elapsed() >= registry.config.shutdown_timeout {
+            return;
+        }
         registry.clocks.iter().for_each(crate::preempt::request);
         thread::sleep(pause);
         pause = (pause * 2).min(registry.config.time_slice / 2);
@@ -152,8 +173,24 @@ fn cancel_all(registry: &Arc<Registry>) {
     let timeout = registry.config.shutdown_timeout;
     // The live count, and since when it has been that.
     let mut last_finish: Option<(usize, Instant)> = None;
+    // Fibers running detached on threads the drop let go of: out of reach,
+    // so left alone (their tasks, which they hold, stay alive with them).
+    let mut left_running = Vec::new();
     loop {
-        let live = registry.live_tasks();
+        let mut live = registry.live_tasks();
+        live.retain(|task| {
+            // Acquire: pairs with `orphaned`'s Release.
+            let detached = task.detached.load(Ordering::Acquire);
+            if detached
+                && !left_running
+                    .iter()
+                    .any(|t: &TaskRef| t.as_ptr() == task.as_ptr())
+            {
+                report_left_running(registry, task);
+                left_running.push(task.clone());
+            }
+            !detached
+        });
         if live.is_empty() {
             break;
         }
@@ -262,6 +299,18 @@ fn report(registry: &Registry, task: &Task, doing: &str) {
     };
     eprintln!(
         "fiber '{name}' was cancelled by its runtime's shutdown, but its unwinding still {doing} after {:?} in which no fiber finished: it is left unfinished, its stack not reclaimed",
+        registry.config.shutdown_timeout
+    );
+}
+
+/// Says on standard error that `task` runs detached and is left running.
+fn report_left_running(registry: &Registry, task: &Task) {
+    let name = match &task.name {
+        Some(name) => name.to_string(),
+        None => format!("fiber-{}", task.id),
+    };
+    eprintln!(
+        "fiber '{name}' still runs on a thread of its own after its runtime's shutdown time-out ({:?}), out of the runtime's reach (in a blocking call, or a loop without probes): the runtime's drop leaves it running and returns",
         registry.config.shutdown_timeout
     );
 }

@@ -67,6 +67,9 @@ pub(crate) struct Registry {
     handoff_failing: Vec<AtomicBool>,
     /// Threads started for workers by the backstop, joined at shutdown.
     extra_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Threads running a fiber the backstop detached (see `Task::detached`),
+    /// which a shutdown may have to leave running.
+    pub(crate) detached_threads: std::sync::atomic::AtomicUsize,
     /// When the runtime was built: workers' busy time counts from here.
     pub(crate) started: std::time::Instant,
     /// Graph runs asking idle workers for help.
@@ -147,6 +150,7 @@ impl Registry {
                 .map(|_| AtomicBool::new(false))
                 .collect(),
             extra_threads: Mutex::new(Vec::new()),
+            detached_threads: std::sync::atomic::AtomicUsize::new(0),
             started: std::time::Instant::now(),
             offers: Offers::default(),
             yielded: (0..config_workers).map(|_| YieldedSlot::new()).collect(),
@@ -279,25 +283,26 @@ impl Registry {
         }
     }
 
-    /// Whether every thread the backstop started has ended (none starts
+    /// How many threads the backstop started have not ended (none starts
     /// once the monitor has stopped).
-    pub(crate) fn extra_threads_finished(&self) -> bool {
+    pub(crate) fn extra_threads_running(&self) -> usize {
         self.extra_threads
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .all(std::thread::JoinHandle::is_finished)
+            .filter(|thread| !thread.is_finished())
+            .count()
     }
 
     /// Joins the threads the backstop started and lets go of the workers.
+    ///
+    /// Threads still running are let go of instead (a shutdown found them
+    /// running detached fibers it leaves alone: see `runtime/shutdown.rs`).
     pub(crate) fn join_extra_threads(&self) {
-        loop {
-            let threads =
-                std::mem::take(&mut *self.extra_threads.lock().unwrap_or_else(|e| e.into_inner()));
-            if threads.is_empty() {
-                break;
-            }
-            for t in threads {
+        let threads =
+            std::mem::take(&mut *self.extra_threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            if t.is_finished() {
                 let _ = t.join();
             }
         }

@@ -107,6 +107,11 @@ pub(crate) struct Task {
     /// no saved context when its closure waits in the task, like a running
     /// fiber).
     unstarted: AtomicBool,
+    /// Set while the fiber runs on a thread the backstop took its worker
+    /// from (in a blocking call, or a loop without probes): out of the
+    /// runtime's reach, so a shutdown leaves it alone (see
+    /// `runtime/shutdown.rs`).
+    pub(crate) detached: AtomicBool,
     /// Reports to the fiber's `JoinHandle` that it was cancelled before it
     /// started (called by `start` after dropping the unrun closure).
     pub(super) cancelled_unrun: Option<CancelFn>,
@@ -209,6 +214,7 @@ impl Task {
             join: JoinSlot::new(),
             place: Cell::new(None),
             unstarted: AtomicBool::new(true),
+            detached: AtomicBool::new(false),
             cancelled_unrun,
             lent: Cell::new(std::ptr::null()),
         });

@@ -909,6 +909,14 @@ fn note_unwinding_slow(task: &Task) {
 fn orphaned(registry: &Arc<Registry>) {
     let (task, how) = thread::take_orphan();
     thread::unbind();
+    // Back in the runtime: a shutdown deals with it as with any fiber.
+    // Release, both: what the fiber did before is visible to a shutdown
+    // that sees them (Acquire).
+    task.detached
+        .store(false, std::sync::atomic::Ordering::Release);
+    registry
+        .detached_threads
+        .fetch_sub(1, std::sync::atomic::Ordering::Release);
     match how {
         Some(Switch::Yield | Switch::Preempt) => registry.schedule(task),
         Some(Switch::Park) => {
