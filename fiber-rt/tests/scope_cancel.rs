@@ -4,6 +4,7 @@
 //! usual, and the count of unreported failures never goes astray.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fiber_rt::{Builder, Runtime, Scope};
@@ -249,4 +250,41 @@ fn drop_while_a_cancelled_child_unwinds(owner_in_closure: bool) {
         1,
         "the child's unwinding did not finish"
     );
+}
+
+#[test]
+fn cancelling_the_owner_of_a_scope_cancels_its_fibers_too() {
+    // Before, the owner's unwinding waited in the scope for fibers that
+    // would never finish by themselves. Those that start after the owner
+    // was cancelled are cancelled as they start.
+    struct CountOnDrop(Arc<AtomicUsize>);
+    impl Drop for CountOnDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let rt = Builder::new().workers(2).build().unwrap();
+    let unwound = Arc::new(AtomicUsize::new(0));
+    let owner = rt.spawn({
+        let unwound = unwound.clone();
+        move || {
+            fiber_rt::scope(|s| {
+                for _ in 0..20 {
+                    let unwound = unwound.clone();
+                    s.spawn(move || {
+                        let _count = CountOnDrop(unwound);
+                        fiber_rt::sleep(Duration::from_secs(3600));
+                    });
+                }
+                fiber_rt::sleep(Duration::from_secs(3600));
+            })
+        }
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    owner.cancel();
+    let joined = owner
+        .join_timeout(Duration::from_secs(30))
+        .expect("the owner unwinds, its scope's fibers with it");
+    assert!(joined.unwrap_err().is_cancelled());
+    assert_eq!(unwound.load(Ordering::SeqCst), 20);
 }

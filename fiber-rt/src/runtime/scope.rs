@@ -3,18 +3,22 @@
 
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use super::{join, JoinError, JoinHandle};
 use crate::sched::registry::Registry;
-use crate::sched::CancelHold;
+use crate::sched::task::Task;
+use crate::sched::task_ref::TaskRef;
+use crate::sched::{CancelHold, Cancelled};
 use crate::sync::WaitGroup;
 
 /// A scope to spawn fibers that borrow from outside it; see [`scope`].
 pub struct Scope<'scope, 'env: 'scope> {
     registry: Arc<Registry>,
     pending: WaitGroup,
+    /// Its fibers while they run, to cancel them with their owner.
+    running: Arc<Running>,
     /// Scoped fibers that failed (panicked, were cancelled, or never
     /// ran) and whose handle has not reported it, nor excused it.
     unjoined_failures: Arc<AtomicUsize>,
@@ -34,6 +38,51 @@ pub struct Scope<'scope, 'env: 'scope> {
 type Outcome = AtomicU8;
 const FAILED: u8 = 1;
 const EXCUSED: u8 = 2;
+
+/// A scope's fibers that are running, by id: a scope whose owner is
+/// cancelled cancels them (and any that starts afterwards), so that it
+/// need not wait for them to finish by themselves.
+#[derive(Default)]
+struct Running {
+    fibers: std::sync::Mutex<(bool, std::collections::HashMap<u64, TaskRef>)>,
+}
+
+impl Running {
+    /// The calling fiber, one of the scope's, starts: it is cancelled at
+    /// once if its owner was.
+    fn enter(&self, task: &Task) {
+        let mut fibers = self.fibers.lock().unwrap_or_else(PoisonError::into_inner);
+        if fibers.0 {
+            drop(fibers);
+            // Raised at its first switch point, as any cancellation.
+            task.cancel();
+        } else {
+            fibers.1.insert(task.id, task.arc());
+        }
+    }
+
+    fn leave(&self, id: u64) {
+        let left = self
+            .fibers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .remove(&id);
+        // Dropped outside the lock.
+        drop(left);
+    }
+
+    /// The owner was cancelled: cancels every fiber running, and every one
+    /// that starts from now on.
+    fn cancel_all(&self) {
+        let running: Vec<TaskRef> = {
+            let mut fibers = self.fibers.lock().unwrap_or_else(PoisonError::into_inner);
+            fibers.0 = true;
+            fibers.1.values().cloned().collect()
+        };
+        running.iter().for_each(|task| task.cancel());
+    }
+}
 
 /// Marks the fiber of `outcome` failed: it counts unless excused.
 fn fail(outcome: &Outcome, failures: &AtomicUsize) {
@@ -167,6 +216,10 @@ impl<T> std::fmt::Debug for ScopedJoinHandle<'_, T> {
 /// have finished; unless that handle cancelled the fiber (see
 /// [`ScopedJoinHandle::cancel`]).
 ///
+/// If the caller is cancelled (by its handle, or by the runtime's drop)
+/// while `f` runs, the scope's fibers are cancelled too, those running and
+/// any that starts afterwards, and the caller unwinds once they have.
+///
 /// ```
 /// let rt = fiber_rt::Runtime::new().unwrap();
 /// rt.block_on(|| {
@@ -197,6 +250,7 @@ where
     let scope = Scope {
         registry,
         pending: WaitGroup::new(),
+        running: Arc::default(),
         unjoined_failures: Arc::new(AtomicUsize::new(0)),
         _scope: PhantomData,
         _env: PhantomData,
@@ -214,6 +268,11 @@ where
     // unwind.
     let mut wait_on_unwind = WaitOnUnwind(Some(&scope.pending));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&scope)));
+    if matches!(&result, Err(payload) if payload.is::<Cancelled>()) {
+        // The owner was cancelled: so are its scoped fibers, rather than
+        // waited for until they finish by themselves (maybe never).
+        scope.running.cancel_all();
+    }
     {
         let _hold = CancelHold::new();
         scope.pending.wait();
@@ -274,6 +333,20 @@ impl<'scope> Scope<'scope, '_> {
                 }
             }
         });
+        let running = self.running.clone();
+        let body = move || {
+            let task = Task::current().expect("a scoped closure runs on its fiber");
+            running.enter(task);
+            // Left on an unwind too.
+            struct Leave(Arc<Running>, u64);
+            impl Drop for Leave {
+                fn drop(&mut self) {
+                    self.0.leave(self.1);
+                }
+            }
+            let _leave = Leave(running.clone(), task.id);
+            body();
+        };
         let scoped = ScopedRun {
             body: Some(body),
             failures: self.unjoined_failures.clone(),
