@@ -217,6 +217,87 @@ pub(crate) fn forget_current(task: &Task) {
     let _ = list;
 }
 
+/// The shorthands of `std`'s thread-locals, for a fiber-local `Cell`.
+impl<T: 'static> LocalKey<std::cell::Cell<T>> {
+    /// Sets the fiber's value (made first by the initializer if need be,
+    /// then replaced).
+    pub fn set(&'static self, value: T) {
+        self.with(|cell| cell.set(value));
+    }
+
+    /// A copy of the fiber's value.
+    pub fn get(&'static self) -> T
+    where
+        T: Copy,
+    {
+        self.with(std::cell::Cell::get)
+    }
+
+    /// Takes the fiber's value, leaving `T::default()`.
+    pub fn take(&'static self) -> T
+    where
+        T: Default,
+    {
+        self.with(std::cell::Cell::take)
+    }
+
+    /// Replaces the fiber's value, returning the old one.
+    pub fn replace(&'static self, value: T) -> T {
+        self.with(|cell| cell.replace(value))
+    }
+}
+
+/// The shorthands of `std`'s thread-locals, for a fiber-local `RefCell`.
+impl<T: 'static> LocalKey<std::cell::RefCell<T>> {
+    /// Calls `f` with a shared borrow of the fiber's value.
+    ///
+    /// # Panics
+    ///
+    /// If the value is borrowed mutably (by an enclosing call).
+    pub fn with_borrow<R>(&'static self, f: impl FnOnce(&T) -> R) -> R {
+        self.with(|cell| f(&cell.borrow()))
+    }
+
+    /// Calls `f` with a mutable borrow of the fiber's value.
+    ///
+    /// # Panics
+    ///
+    /// If the value is borrowed (by an enclosing call).
+    pub fn with_borrow_mut<R>(&'static self, f: impl FnOnce(&mut T) -> R) -> R {
+        self.with(|cell| f(&mut cell.borrow_mut()))
+    }
+
+    /// Sets the fiber's value.
+    ///
+    /// # Panics
+    ///
+    /// If the value is borrowed.
+    pub fn set(&'static self, value: T) {
+        self.with(|cell| *cell.borrow_mut() = value);
+    }
+
+    /// Takes the fiber's value, leaving `T::default()`.
+    ///
+    /// # Panics
+    ///
+    /// If the value is borrowed.
+    pub fn take(&'static self) -> T
+    where
+        T: Default,
+    {
+        self.with(|cell| cell.take())
+    }
+
+    /// Replaces the fiber's value, returning the old one.
+    ///
+    /// # Panics
+    ///
+    /// If the value is borrowed.
+    pub fn replace(&'static self, value: T) -> T {
+        self.with(|cell| cell.replace(value))
+    }
+}
+
 impl<T: 'static> fmt::Debug for LocalKey<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LocalKey").finish_non_exhaustive()

@@ -374,3 +374,36 @@ fn a_local_made_by_a_dropped_panic_payload_reaches_no_other_fiber() {
         assert_eq!(next.join().unwrap(), 0, "another fiber's value");
     }
 }
+
+fiber_local! {
+    static HITS: Cell<u32> = Cell::new(0);
+    static NAMES: RefCell<Vec<String>> = RefCell::new(Vec::new());
+}
+
+#[test]
+fn cell_and_refcell_locals_have_std_s_shorthands() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let seen: Vec<(u32, Vec<String>)> = (0..8u32)
+        .map(|i| {
+            rt.spawn(move || {
+                HITS.set(i);
+                fiber_rt::yield_now(); // may move to the other worker
+                assert_eq!(HITS.replace(i + 10), i);
+                NAMES.with_borrow_mut(|names| names.push(format!("fiber {i}")));
+                fiber_rt::sleep(Duration::from_millis(1));
+                NAMES.set(vec![NAMES.with_borrow(|names| names[0].clone())]);
+                (HITS.take() + HITS.get(), NAMES.take())
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    for (i, (hits, names)) in seen.into_iter().enumerate() {
+        assert_eq!(hits, i as u32 + 10, "take left the default");
+        assert_eq!(names, [format!("fiber {i}")]);
+    }
+    // A plain thread has its own value.
+    HITS.set(5);
+    assert_eq!(HITS.get(), 5);
+}

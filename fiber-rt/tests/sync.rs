@@ -318,3 +318,22 @@ fn a_wait_group_count_that_would_overflow_panics_instead_of_wrapping() {
     group.done();
     waiter.join().unwrap();
 }
+
+#[test]
+fn a_channel_tells_its_length_bound_and_whether_the_other_side_is_gone() {
+    let (tx, rx) = mpsc::bounded::<u32>(4);
+    assert_eq!((tx.capacity(), rx.capacity()), (Some(4), Some(4)));
+    assert!(tx.is_empty() && rx.is_empty());
+    tx.send(1).unwrap();
+    tx.send(2).unwrap();
+    assert_eq!((tx.len(), rx.len()), (2, 2));
+    assert!(!tx.is_closed() && !rx.is_closed());
+    drop(tx);
+    assert!(rx.is_closed(), "every sender gone");
+    assert_eq!(rx.recv(), Ok(1), "what is left can still be received");
+    let (tx, rx) = mpsc::unbounded::<u32>();
+    assert_eq!(tx.capacity(), None);
+    drop(rx);
+    assert!(tx.is_closed(), "the receiver is gone");
+    assert_eq!(mpsc::bounded::<u8>(0).0.capacity(), Some(1));
+}

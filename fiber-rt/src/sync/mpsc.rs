@@ -122,6 +122,26 @@ pub enum TryRecvError {
 }
 
 impl<T> Sender<T> {
+    /// Whether the receiver is gone (so every send fails).
+    pub fn is_closed(&self) -> bool {
+        !self.chan.state().receiver
+    }
+
+    /// Messages sent and not received yet.
+    pub fn len(&self) -> usize {
+        self.chan.state().buf.len()
+    }
+
+    /// Whether no message waits to be received.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The channel's bound (`None`: unbounded; `bounded(0)` holds one).
+    pub fn capacity(&self) -> Option<usize> {
+        self.chan.capacity
+    }
+
     /// Sends `value`, waiting while a bounded channel is full. Fails only
     /// if the receiver is gone.
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
@@ -207,6 +227,27 @@ impl<T> Sender<T> {
 }
 
 impl<T> Receiver<T> {
+    /// Whether every sender is gone (the messages left can still be
+    /// received).
+    pub fn is_closed(&self) -> bool {
+        self.chan.state().senders == 0
+    }
+
+    /// Messages sent and not received yet.
+    pub fn len(&self) -> usize {
+        self.chan.state().buf.len()
+    }
+
+    /// Whether no message waits to be received.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The channel's bound (`None`: unbounded; `bounded(0)` holds one).
+    pub fn capacity(&self) -> Option<usize> {
+        self.chan.capacity
+    }
+
     /// Receives the next message, waiting while the channel is empty.
     /// Fails once every sender is gone and nothing is left.
     pub fn recv(&self) -> Result<T, RecvError> {
