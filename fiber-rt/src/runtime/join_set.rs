@@ -82,7 +82,7 @@ impl<T: Send + 'static> JoinSet<T> {
     {
         let (key, f) = self.keyed(f);
         let registry = super::current_registry("JoinSet::spawn");
-        self.insert(key, super::spawn_unprobed(registry, f))
+        self.insert(key, spawned(super::spawn_unprobed(registry, None, None, f)))
     }
 
     /// Spawns `f` on `rt` into the set; returns the new fiber's id.
@@ -95,7 +95,10 @@ impl<T: Send + 'static> JoinSet<T> {
         F: FnOnce() -> T + Send + 'static,
     {
         let (key, f) = self.keyed(f);
-        self.insert(key, super::spawn_unprobed(rt.registry(), f))
+        self.insert(
+            key,
+            spawned(super::spawn_unprobed(rt.registry(), None, None, f)),
+        )
     }
 
     /// `f` with what tells the set that it ended: its key, sent when the
@@ -259,6 +262,11 @@ impl<T> fmt::Debug for JoinSet<T> {
             .field("len", &self.fibers.len())
             .finish()
     }
+}
+
+/// The handle of a spawn, or the panic [`crate::spawn`] makes of its error.
+fn spawned<T>(handle: std::io::Result<JoinHandle<T>>) -> JoinHandle<T> {
+    handle.unwrap_or_else(|e| panic!("spawning a fiber: {e}"))
 }
 
 /// Sends its fiber's key when dropped: at the end of the closure, on its

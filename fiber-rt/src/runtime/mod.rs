@@ -300,17 +300,22 @@ pub struct WorkerMetrics {
     pub parks: u64,
 }
 
-/// A spawn with no switch point after it (see `spawn_in`), for callers
-/// that must keep the handle before one.
-pub(crate) fn spawn_unprobed<F, T>(registry: &Arc<Registry>, f: F) -> JoinHandle<T>
+/// [`spawn_in`] without its switch point after the spawn, for callers
+/// that must keep the handle before one (see `JoinSet`).
+#[inline]
+pub(crate) fn spawn_unprobed<F, T>(
+    registry: &Arc<Registry>,
+    name: Option<Arc<str>>,
+    stack_size: Option<usize>,
+    f: F,
+) -> io::Result<JoinHandle<T>>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
     registry
-        .spawn_joinable(None, None, join::wrap(f), join::cancelled_unrun::<T>)
+        .spawn_joinable(name, stack_size, join::wrap(f), join::cancelled_unrun::<T>)
         .map(join::handle)
-        .unwrap_or_else(|e| panic!("spawning a fiber: {e}"))
 }
 
 pub(crate) fn spawn_in<F, T>(
@@ -323,15 +328,13 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let task =
-        registry.spawn_joinable(name, stack_size, join::wrap(f), join::cancelled_unrun::<T>)?;
+    // The handle first: a cancellation raised at the probe below drops it,
+    // which detaches the child (its result is dropped when it comes).
+    let handle = spawn_unprobed(registry, name, stack_size, f)?;
     // A switch point like a probe: a fiber that spawns and joins in a loop
     // may run on without ever parking (its children done by another
     // worker by the time it joins them), and without this it would look
     // like a spinner, go unpreempted, and get its worker handed off.
-    // The handle first: a cancellation raised at the probe drops it, which
-    // detaches the child (its result is dropped when it comes).
-    let handle = join::handle(task);
     crate::preempt::point();
     Ok(handle)
 }

@@ -291,12 +291,17 @@ fn give_up(
     }
 }
 
-/// Says on standard error that `task` is abandoned, and what it was doing.
-fn report(registry: &Registry, task: &Task, doing: &str) {
-    let name = match &task.name {
+/// The fiber's name for a report: its own, else `fiber-<id>`.
+fn name_of(task: &Task) -> String {
+    match &task.name {
         Some(name) => name.to_string(),
         None => format!("fiber-{}", task.id),
-    };
+    }
+}
+
+/// Says on standard error that `task` is abandoned, and what it was doing.
+fn report(registry: &Registry, task: &Task, doing: &str) {
+    let name = name_of(task);
     eprintln!(
         "fiber '{name}' was cancelled by its runtime's shutdown, but its unwinding still {doing} after {:?} in which no fiber finished: it is left unfinished, its stack not reclaimed",
         registry.config.shutdown_timeout
@@ -305,10 +310,7 @@ fn report(registry: &Registry, task: &Task, doing: &str) {
 
 /// Says on standard error that `task` runs detached and is left running.
 fn report_left_running(registry: &Registry, task: &Task) {
-    let name = match &task.name {
-        Some(name) => name.to_string(),
-        None => format!("fiber-{}", task.id),
-    };
+    let name = name_of(task);
     eprintln!(
         "fiber '{name}' still runs on a thread of its own after its runtime's shutdown time-out ({:?}), out of the runtime's reach (in a blocking call, or a loop without probes): the runtime's drop leaves it running and returns",
         registry.config.shutdown_timeout
