@@ -315,6 +315,7 @@ fn slots_struct(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
         quote!(#ident: ::fiber_rt::__private::Slot<#ty>,)
     });
     let input_count = graph.inputs.len();
+    let node_count = model.nodes.len();
     quote! {
         #[doc(hidden)]
         pub struct __Slots {
@@ -322,6 +323,8 @@ fn slots_struct(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
             #(#inputs)*
             /// Per input, its readers not done with it yet (see `InputRead`).
             __readers: [::fiber_rt::__private::AtomicU32; #input_count],
+            /// The run's counters, one per node (see `Plan::counters`).
+            __counters: [::fiber_rt::__private::AtomicU32; #node_count],
         }
     }
 }
@@ -342,13 +345,23 @@ fn into_slots(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
         let count = input.consumers.len() as u32;
         quote!(::fiber_rt::__private::AtomicU32::new(#count))
     });
+    let counters = (0..model.nodes.len()).map(|node| {
+        let in_degree = Literal::u32_unsuffixed(model.in_degree(node) as u32);
+        quote!(::fiber_rt::__private::AtomicU32::new(#in_degree))
+    });
     quote! {
         fn into_slots(self) -> __Slots {
             __Slots {
                 #(#nodes)*
                 #(#inputs)*
                 __readers: [#(#readers),*],
+                __counters: [#(#counters),*],
             }
+        }
+
+        #[inline]
+        fn counters(slots: &__Slots) -> &[::fiber_rt::__private::AtomicU32] {
+            &slots.__counters
         }
     }
 }

@@ -477,13 +477,9 @@ impl Plan for DynGraph {
         self.names.len()
     }
 
-    fn in_degree(&self, node: u32) -> u32 {
-        // Relaxed: nothing writes the counters before a run takes them.
-        self.in_degree[node as usize].load(Ordering::Relaxed)
-    }
-
-    fn take_counters(&mut self) -> Option<Box<[AtomicU32]>> {
-        Some(std::mem::take(&mut self.in_degree).into_boxed_slice())
+    #[inline]
+    fn counters(&self) -> &[AtomicU32] {
+        &self.in_degree
     }
 
     // Inlined: called for every node of a run.

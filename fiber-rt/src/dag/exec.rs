@@ -422,8 +422,6 @@ trait Resume: Send + Sync {
 struct Run<P: Plan, S, E> {
     /// Only `outcome` takes it mutably, once no task is left (see `plan`).
     plan: UnsafeCell<P>,
-    /// Per node: dependencies still running, plus the `POISONED` bit.
-    counters: Box<[AtomicU32]>,
     spawn: S,
     /// Ready nodes that no runner has taken yet.
     lanes: Lanes,
@@ -473,19 +471,17 @@ where
     E: End<P::Outputs>,
 {
     fn new(
-        mut plan: P,
+        plan: P,
         spawn: S,
         width: usize,
         default_stack: Option<usize>,
         end: E,
         trace: Option<Arc<Recorder>>,
     ) -> Self {
-        let counters = plan.take_counters().unwrap_or_else(|| counters(&plan));
         let names = plan.node_names();
         Run {
             names,
             plan: UnsafeCell::new(plan),
-            counters,
             spawn,
             // A lane for each runner place, and as many again for runners
             // back from a park while their places were taken.
@@ -510,6 +506,13 @@ where
         // runs once the last task has let go of the run: nothing borrows
         // it then, and nothing borrows it afterwards.
         unsafe { &*self.plan.get() }
+    }
+
+    /// Per node: dependencies still running, plus the `POISONED` bit (the
+    /// plan's own, see [`Plan::counters`]).
+    #[inline]
+    fn counters(&self) -> &[AtomicU32] {
+        self.plan().counters()
     }
 
     /// Runs one node's body, catching a panic. Returns whether it succeeded.
@@ -587,7 +590,7 @@ where
         // for running inline, which is queued, so the lane (a LIFO) hands
         // the queued ones back highest rank first.
         for &succ in self.plan().successors(node).iter().rev() {
-            let counter = &self.counters[succ as usize];
+            let counter = &self.counters()[succ as usize];
             // A node waiting for this one alone is ready now: no need for an
             // atomic operation (the common case in chains and trees, and
             // the last dependency of any node). Nothing else writes the
@@ -665,7 +668,7 @@ where
         // Relaxed: the poison bit was set before the node became ready, and
         // whatever handed the node over (the queue, a spawn, this thread)
         // orders that before this load.
-        self.counters[node as usize].load(Ordering::Relaxed) & POISONED != 0
+        self.counters()[node as usize].load(Ordering::Relaxed) & POISONED != 0
     }
 
     /// Calls for a helper for the node just queued if fewer than `width`
@@ -772,21 +775,6 @@ where
             (self.spawn)(Task::new(self.clone(), node, false));
         }
     }
-}
-
-/// A counter per node, at its in-degree.
-fn counters<P: Plan>(plan: &P) -> Box<[AtomicU32]> {
-    let len = u32::try_from(plan.len()).expect("a graph has fewer than 2^32 nodes");
-    (0..len)
-        .map(|node| {
-            let in_degree = plan.in_degree(node);
-            assert!(
-                in_degree <= WAITING,
-                "a node waits for fewer than 2^31 others"
-            );
-            AtomicU32::new(in_degree)
-        })
-        .collect()
 }
 
 /// A counted runner's park hook: while one of its nodes is parked, the

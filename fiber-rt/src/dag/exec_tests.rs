@@ -425,8 +425,8 @@ fn a_successor_asking_for_its_own_stack_is_spawned() {
         fn len(&self) -> usize {
             self.0.len()
         }
-        fn in_degree(&self, node: u32) -> u32 {
-            self.0.in_degree(node)
+        fn counters(&self) -> &[std::sync::atomic::AtomicU32] {
+            self.0.counters()
         }
         fn successors(&self, node: u32) -> &[u32] {
             Plan::successors(&self.0, node)

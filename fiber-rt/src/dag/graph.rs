@@ -40,15 +40,12 @@ pub trait Plan: Send + Sync + 'static {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// How many nodes `node` waits for.
-    fn in_degree(&self, node: u32) -> u32;
-    /// Every node's in-degree as the run's counters, when the plan has
-    /// them ready to hand over (a run-time graph, which serves one run);
-    /// `None` to have the executor make them from [`in_degree`](Plan::in_degree).
-    /// Afterwards `in_degree` need not answer.
-    fn take_counters(&mut self) -> Option<Box<[AtomicU32]>> {
-        None
-    }
+    /// The run's counters, one per node, each at the node's in-degree (how
+    /// many nodes it waits for) when the run starts. The plan serves one
+    /// run, so they are its own: a `depends!` graph keeps them beside its
+    /// output slots and a run-time graph with its rows, and neither run
+    /// allocates them.
+    fn counters(&self) -> &[AtomicU32];
     /// The nodes waiting for `node`, highest critical-path rank first.
     fn successors(&self, node: u32) -> &[u32];
     /// The nodes that wait for nothing, in the order they are started:
@@ -157,6 +154,8 @@ pub unsafe trait StaticGraph: Sized + Send + 'static {
     }
     /// Moves the outputs out of the slots.
     fn finish(slots: &mut Self::Slots) -> Option<Self::Outputs>;
+    /// The run's counters, kept in the slots (see [`Plan::counters`]).
+    fn counters(slots: &Self::Slots) -> &[AtomicU32];
 }
 
 /// The [`Plan`] of a `depends!` graph: its slots, walked along its table.
@@ -197,8 +196,9 @@ impl<G: StaticGraph> Plan for StaticPlan<G> {
         G::TABLE.nodes.len()
     }
 
-    fn in_degree(&self, node: u32) -> u32 {
-        G::TABLE.nodes[node as usize].in_degree
+    #[inline]
+    fn counters(&self) -> &[AtomicU32] {
+        G::counters(&self.slots)
     }
 
     fn successors(&self, node: u32) -> &[u32] {
