@@ -74,7 +74,7 @@ pub mod __private;
 pub use fiber_macros::{depends, fiber};
 pub use runtime::{
     block_on_future, current, interval, interval_at, run, run_traced, scope, sleep, sleep_until,
-    spawn, spawn_blocking, yield_now, BlockingHandle, Builder, CurrentFiber, FiberBuilder,
+    spawn, spawn_blocking, yield_now, BlockingHandle, Builder, CurrentFiber, FiberBuilder, Handle,
     Interval, JoinError, JoinHandle, JoinSet, JoinSetTimeout, Metrics, Runtime, Scope,
     ScopedJoinHandle, WorkerMetrics,
 };

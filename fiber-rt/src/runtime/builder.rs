@@ -263,16 +263,16 @@ impl FiberBuilder {
         spawn_in(registry, self.name, self.stack_size, f)
     }
 
-    /// Spawns on `rt`.
+    /// Spawns on `rt`: a [`Runtime`], or its [`Handle`](crate::Handle).
     ///
     /// # Errors
     ///
     /// As [`spawn`](Self::spawn).
-    pub fn spawn_on<F, T>(self, rt: &Runtime, f: F) -> io::Result<JoinHandle<T>>
+    pub fn spawn_on<F, T>(self, rt: &impl AsRef<super::Handle>, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        spawn_in(rt.registry(), self.name, self.stack_size, f)
+        spawn_in(rt.as_ref().registry(), self.name, self.stack_size, f)
     }
 }

@@ -166,7 +166,7 @@ fn sender<O: Send + 'static>(tx: oneshot::Sender<Result<O, GraphError>>) -> dag:
 /// each running nodes further down one stack, would overflow where a
 /// fresh fiber does not (and without guard pages, silently corrupt
 /// memory).
-fn run_on<G: Graph>(registry: &Arc<Registry>, graph: G) -> Result<G::Outputs, GraphError>
+pub(super) fn run_on<G: Graph>(registry: &Arc<Registry>, graph: G) -> Result<G::Outputs, GraphError>
 where
     G::Outputs: Send,
 {

@@ -4,7 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::{JoinError, JoinHandle, Runtime};
+use super::{JoinError, JoinHandle};
 use crate::sync::mpsc::{self, RecvTimeoutError};
 
 /// Fibers spawned together and joined as each finishes, whichever that is.
@@ -85,19 +85,20 @@ impl<T: Send + 'static> JoinSet<T> {
         self.insert(key, spawned(super::spawn_unprobed(registry, None, None, f)))
     }
 
-    /// Spawns `f` on `rt` into the set; returns the new fiber's id.
+    /// Spawns `f` on `rt` (a [`Runtime`](crate::Runtime) or its [`Handle`](crate::Handle))
+    /// into the set; returns the new fiber's id.
     ///
     /// # Panics
     ///
-    /// Where [`Runtime::spawn`] does.
-    pub fn spawn_on<F>(&mut self, rt: &Runtime, f: F) -> u64
+    /// Where [`Runtime::spawn`](crate::Runtime::spawn) does.
+    pub fn spawn_on<F>(&mut self, rt: &impl AsRef<super::Handle>, f: F) -> u64
     where
         F: FnOnce() -> T + Send + 'static,
     {
         let (key, f) = self.keyed(f);
         self.insert(
             key,
-            spawned(super::spawn_unprobed(rt.registry(), None, None, f)),
+            spawned(super::spawn_unprobed(rt.as_ref().registry(), None, None, f)),
         )
     }
 

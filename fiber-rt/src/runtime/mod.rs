@@ -5,6 +5,7 @@ mod blocking;
 mod builder;
 mod future;
 mod graph;
+mod handle;
 mod interval;
 mod join;
 mod join_set;
@@ -21,6 +22,7 @@ pub use blocking::{spawn_blocking, BlockingHandle};
 pub use builder::{Builder, FiberBuilder};
 pub use future::block_on_future;
 pub use graph::{run, run_traced};
+pub use handle::Handle;
 pub use interval::{interval, interval_at, Interval};
 pub use join::{JoinError, JoinHandle};
 pub use join_set::{JoinSet, Timeout as JoinSetTimeout};
@@ -43,7 +45,7 @@ use crate::sched::task::Task;
 /// still unfinished are reported on standard error and left so, their
 /// stacks not reclaimed.
 pub struct Runtime {
-    registry: Arc<Registry>,
+    handle: Handle,
     threads: Vec<thread::JoinHandle<()>>,
     /// Each worker's busy and idle time as last reported, so that reports
     /// never go backwards (a sample may catch a worker between the two
@@ -64,7 +66,7 @@ impl Runtime {
 
     pub(crate) fn start(registry: Arc<Registry>, threads: Vec<thread::JoinHandle<()>>) -> Runtime {
         Runtime {
-            registry,
+            handle: Handle { registry },
             threads,
             reported: std::sync::Mutex::new(Vec::new()),
         }
@@ -83,7 +85,13 @@ impl Runtime {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        spawn_in(&self.registry, None, None, f).unwrap_or_else(|e| panic!("spawning a fiber: {e}"))
+        self.handle.spawn(f)
+    }
+
+    /// This runtime's [`Handle`]: clone it to spawn on the runtime from
+    /// other threads, or keep it where the runtime itself cannot go.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
     }
 
     /// Runs `f` as a fiber and waits for its result. A panic in `f` is
@@ -118,28 +126,7 @@ impl Runtime {
         F: FnOnce() -> T + Send,
         T: Send,
     {
-        // A scoped fiber: the scope waits for it however the wait below
-        // ends (a panic, or the caller's cancellation if it is a fiber),
-        // so nothing `f` borrows can end while it runs.
-        self.scope(|s| {
-            let handle = s.spawn(f);
-            // A caller cancelled while it waits cancels the fiber too, as
-            // the wait unwinds: the scope then waits for it to unwind, and
-            // the caller goes on unwinding (it would wait for the fiber to
-            // finish by itself otherwise, maybe for good).
-            let cancel_on_unwind = CancelOnUnwind(&handle);
-            // The fiber's end first, then its result, which is in by then:
-            // one wait. Joined first, a plain thread was woken for the
-            // result and then often again for the end (four futex calls a
-            // call against two, and twice the time).
-            s.wait_all();
-            std::mem::forget(cancel_on_unwind);
-            match handle.join() {
-                Ok(value) => value,
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic().unwrap()),
-                Err(e) => panic!("{e}"),
-            }
-        })
+        block_on_in(self.registry(), f)
     }
 
     /// Like [`scope()`], from a thread outside the runtime: fibers spawned on
@@ -149,12 +136,12 @@ impl Runtime {
     where
         F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
     {
-        scope::scope_on(self.registry.clone(), f)
+        self.handle.scope(f)
     }
 
     /// Number of worker threads.
     pub fn workers(&self) -> usize {
-        self.registry.config.workers
+        self.handle.workers()
     }
 
     /// Counters of this runtime so far.
@@ -168,7 +155,7 @@ impl Runtime {
     /// println!("{m:#?}");
     /// ```
     pub fn metrics(&self) -> Metrics {
-        let registry = &self.registry;
+        let registry = self.registry();
         let stats = &registry.stats;
         let uptime = registry.started.elapsed();
         let now_ns = crate::debug::clock::instant_to_ns(Instant::now());
@@ -227,24 +214,24 @@ impl Runtime {
     /// report like Go's SIGQUIT dump; see [`debug`](crate::debug) for what
     /// a build needs for readable backtraces.
     pub fn dump(&self) -> crate::debug::Dump {
-        crate::debug::take_dump(&self.registry)
+        crate::debug::take_dump(self.registry())
     }
 
     pub(crate) fn registry(&self) -> &Arc<Registry> {
-        &self.registry
+        &self.handle.registry
     }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        shutdown::shutdown(&self.registry, std::mem::take(&mut self.threads));
+        shutdown::shutdown(&self.handle.registry, std::mem::take(&mut self.threads));
     }
 }
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
-            .field("workers", &self.registry.config.workers)
+            .field("workers", &self.workers())
             .finish()
     }
 }
@@ -298,6 +285,36 @@ pub struct WorkerMetrics {
     pub idle: Duration,
     /// Fibers that parked on this worker.
     pub parks: u64,
+}
+
+/// [`Runtime::block_on`] on `registry`.
+fn block_on_in<F, T>(registry: &Arc<Registry>, f: F) -> T
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    // A scoped fiber: the scope waits for it however the wait below
+    // ends (a panic, or the caller's cancellation if it is a fiber),
+    // so nothing `f` borrows can end while it runs.
+    scope::scope_on(registry.clone(), |s| {
+        let handle = s.spawn(f);
+        // A caller cancelled while it waits cancels the fiber too, as
+        // the wait unwinds: the scope then waits for it to unwind, and
+        // the caller goes on unwinding (it would wait for the fiber to
+        // finish by itself otherwise, maybe for good).
+        let cancel_on_unwind = CancelOnUnwind(&handle);
+        // The fiber's end first, then its result, which is in by then:
+        // one wait. Joined first, a plain thread was woken for the
+        // result and then often again for the end (four futex calls a
+        // call against two, and twice the time).
+        s.wait_all();
+        std::mem::forget(cancel_on_unwind);
+        match handle.join() {
+            Ok(value) => value,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic().unwrap()),
+            Err(e) => panic!("{e}"),
+        }
+    })
 }
 
 /// [`spawn_in`] without its switch point after the spawn, for callers

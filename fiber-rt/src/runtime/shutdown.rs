@@ -66,6 +66,10 @@ fn finish(registry: &Arc<Registry>, mut threads: Vec<thread::JoinHandle<()>>) {
         }
     }
     registry.join_extra_threads();
+    // No worker runs any more: from now on a spawn is refused (its handle
+    // says the shutdown cancelled it) rather than queued for nobody, and
+    // every fiber spawned before is in the live list.
+    registry.close_live();
     while !matches!(registry.injector.steal(), Steal::Empty) {}
     registry.drain_yielded();
     cancel_on_a_thread_of_its_own(registry);

@@ -24,6 +24,8 @@ struct Shard {
     /// Fibers added so far (counted under the lock: no shared atomic is
     /// written per spawn).
     added: u64,
+    /// Set by the shutdown: nothing is added any more.
+    closed: bool,
 }
 
 const LIVE_SHARDS: usize = 16;
@@ -66,6 +68,7 @@ impl Live {
                     tasks: Vec::new(),
                     swept_len: 0,
                     added: 0,
+                    closed: false,
                 })
             }),
         }
@@ -83,9 +86,12 @@ impl Live {
 
     /// Adds `task`, in the calling thread's shard. It leaves when it has
     /// retired ([`Task::retire`](super::task::Task::retire)) and its shard
-    /// sweeps.
-    pub(crate) fn add(&self, task: TaskRef) {
+    /// sweeps. Once the list is [closed](Self::close), gives `task` back.
+    pub(crate) fn add(&self, task: TaskRef) -> Result<(), TaskRef> {
         let mut shard = self.lock(thread_shard());
+        if shard.closed {
+            return Err(task);
+        }
         if shard.tasks.len() >= (2 * shard.swept_len).max(MIN_SWEEP) {
             // In place, no allocation. Dropping the last reference to a
             // task here is safe under the lock: freeing a task never comes
@@ -95,6 +101,18 @@ impl Live {
         }
         shard.tasks.push(task);
         shard.added += 1;
+        Ok(())
+    }
+
+    /// Refuses every later [`add`](Self::add). For the shutdown, once no
+    /// worker runs (the workers' own parts are not closed): what was added
+    /// before, it finds in the list after this; what comes after, the
+    /// spawner learns of at once, instead of queueing a fiber that nothing
+    /// would ever run.
+    pub(crate) fn close(&self) {
+        for i in 0..LIVE_SHARDS {
+            self.lock(i).closed = true;
+        }
     }
 
     /// Fibers added and fibers retired so far.

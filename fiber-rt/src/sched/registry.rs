@@ -369,13 +369,19 @@ impl Registry {
         let task = Task::create(self.clone(), id, stack, name, f, cancelled)?;
         // SAFETY: `task` was just made, and nothing has seen it yet.
         let [live, queued] = unsafe { task.more_refs::<2>() };
+        let added = match worker {
+            Some(worker) => worker.add_live(live),
+            None => self.add_live(live),
+        };
+        if added.is_err() {
+            drop(entered);
+            // The runtime has shut down: nothing would ever run it.
+            task.refuse();
+            return Ok(task);
+        }
         match worker {
-            Some(worker) => {
-                worker.add_live(live);
-                worker.push_new(queued);
-            }
+            Some(worker) => worker.push_new(queued),
             None => {
-                self.add_live(live);
                 self.injector.push(queued);
                 self.notify_work();
             }
@@ -498,8 +504,15 @@ impl Registry {
     }
 
     /// Adds `task` to the live list, from a thread not running a worker.
-    pub(crate) fn add_live(&self, task: TaskRef) {
-        self.live.add(task);
+    /// Gives the task back once the shutdown has closed the list.
+    pub(crate) fn add_live(&self, task: TaskRef) -> Result<(), TaskRef> {
+        self.live.add(task)
+    }
+
+    /// Refuses every later spawn from a thread that runs no worker (see
+    /// [`Live::close`]).
+    pub(crate) fn close_live(&self) {
+        self.live.close();
     }
 
     /// Worker `index`'s own part of the live list, if it has one.

@@ -324,6 +324,28 @@ impl Task {
     /// found that out, in its scheduler loop, off any fiber's stack.
     #[cold]
     pub(crate) fn fail_start(&self, error: io::Error) {
+        let why = if self.is_cancelled() {
+            Unrun::Cancelled
+        } else {
+            Unrun::NoStack(error)
+        };
+        self.end_unrun(why);
+    }
+
+    /// Ends a fiber that the runtime refused to queue because it has shut
+    /// down (see `Live::close`): its closure is dropped unrun, on the
+    /// spawner's stack, and its handle told that the shutdown cancelled
+    /// it. Called by the spawner, on a fiber that nothing else has seen
+    /// run or queued.
+    #[cold]
+    pub(crate) fn refuse(&self) {
+        self.cancel_for_shutdown();
+        self.end_unrun(Unrun::Cancelled);
+    }
+
+    /// Drops the closure of a fiber that never started and tells its
+    /// handle why (`why`).
+    fn end_unrun(&self, why: Unrun) {
         if let Some(place) = self.place.take() {
             // A destructor that panics loses only its own unwinding: the
             // handle is told below either way.
@@ -333,11 +355,6 @@ impl Task {
                 place(self, Use::Drop)
             }));
         }
-        let why = if self.is_cancelled() {
-            Unrun::Cancelled
-        } else {
-            Unrun::NoStack(error)
-        };
         if let Some(report) = self.cancelled_unrun {
             // SAFETY: once (the closure is gone, so this task never starts),
             // for a closure dropped unrun.

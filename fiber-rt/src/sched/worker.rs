@@ -718,15 +718,20 @@ impl Worker {
     /// Adds a fiber spawned on this worker to the live list. Like every
     /// method that touches the worker's cells, called only on the thread
     /// running this worker, while it holds it (`thread::enter`).
+    /// Gives the task back if the list is closed: the shutdown's own
+    /// worker adds to the shared part, which the shutdown closes.
     #[inline]
-    pub(crate) fn add_live(&self, task: TaskRef) {
+    pub(crate) fn add_live(&self, task: TaskRef) -> Result<(), TaskRef> {
         // The slots live in the registry, which `self.registry` keeps
         // alive as long as this worker. Only the thread running this worker
         // adds to them (see above and the `Sync` impl), and the shutdown
         // clears them only after every worker thread has stopped.
         match self.live {
-            // SAFETY: see above.
-            Some(slots) => unsafe { (*slots).add(task) },
+            Some(slots) => {
+                // SAFETY: see above.
+                unsafe { (*slots).add(task) };
+                Ok(())
+            }
             None => self.registry.add_live(task),
         }
     }
