@@ -471,7 +471,7 @@ mod tests {
         let handles: Vec<_> = (0..10).map(|i| rt.spawn(move || i)).collect();
         let sum: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
         assert_eq!(sum, 45);
-        let registry = Arc::downgrade(&rt.registry);
+        let registry = Arc::downgrade(rt.registry());
         drop(rt);
         // The workers have been joined; nothing of the runtime is left.
         let deadline = Instant::now() + Duration::from_secs(5);
