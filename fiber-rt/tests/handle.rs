@@ -29,7 +29,7 @@ fn a_handle_spawns_blocks_on_and_runs_graphs_from_other_threads() {
             .spawn(|| fiber_rt::current().map(|fiber| fiber.id))
             .join()
             .unwrap();
-        let words = vec!["a", "bb"];
+        let words = ["a", "bb"];
         let total = handle.block_on(|| words.iter().map(|w| w.len()).sum::<usize>());
         let mut b = GraphBuilder::new();
         let ran = Arc::new(AtomicUsize::new(0));
