@@ -12,6 +12,7 @@ mod fiber;
 mod graph;
 mod krate;
 mod names;
+mod stack;
 
 use proc_macro::TokenStream;
 
