@@ -2,7 +2,7 @@
 
 mod ast;
 mod expand;
-mod probes;
+pub(crate) mod probes;
 mod valid;
 
 use proc_macro2::TokenStream;
