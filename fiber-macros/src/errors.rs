@@ -1,4 +1,6 @@
-//! Several errors from one pass, reported together.
+//! Several errors from one pass, reported together, beside the user's item.
+
+use proc_macro2::TokenStream;
 
 /// Collects errors so one pass reports all of them.
 #[derive(Default)]
@@ -24,4 +26,12 @@ impl Errors {
         self.push(last);
         self.0.expect("an error was just pushed")
     }
+}
+
+/// `item` as the user wrote it, followed by `err`'s errors: the item still
+/// resolves, so the rest of the program (and an IDE) sees it, and only the
+/// errors show.
+pub(crate) fn beside(item: TokenStream, err: syn::Error) -> TokenStream {
+    let errors = err.to_compile_error();
+    quote::quote!(#item #errors)
 }

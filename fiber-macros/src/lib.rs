@@ -1,17 +1,20 @@
-//! `#[fiber]` and `depends!`, re-exported and documented by `fiber-rt`
-//! (see `fiber_rt::dag`). Generated code names only `::fiber_rt::__private`
-//! items, so users depend on `fiber-rt` alone.
+//! `#[fiber]`, `depends!`, `#[fiber_rt::main]` and `#[fiber_rt::test]`,
+//! re-exported and documented by `fiber-rt` (see `fiber_rt::dag`).
+//! Generated code names only `::fiber_rt` items (most of them in
+//! `::fiber_rt::__private`), so users depend on `fiber-rt` alone.
 //!
 //! Each macro parses into an AST that keeps the user's tokens for spans
 //! (`ast.rs`), checks it with one small function per rule (`valid.rs`), and
 //! expands it (`expand.rs`). On an error the user's item is still emitted
 //! beside the errors, so the rest of the program keeps resolving.
 
+mod entry;
 mod errors;
 mod fiber;
 mod graph;
 mod krate;
 mod names;
+mod stack;
 
 use proc_macro::TokenStream;
 
@@ -31,4 +34,52 @@ pub fn fiber(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn depends(input: TokenStream) -> TokenStream {
     graph::expand(input.into()).into()
+}
+
+/// Runs the function's body as a fiber on a runtime built for the call,
+/// as `Runtime::new().unwrap().block_on(|| body)` would:
+///
+/// ```text
+/// #[fiber_rt::main]
+/// fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+///     let answer = fiber_rt::spawn(|| 6 * 7).join()?;
+///     println!("{answer}");
+///     Ok(())
+/// }
+/// ```
+///
+/// The function keeps its signature. What it returns comes back from the
+/// fiber to the calling thread, so it must be `Send`: for errors, write
+/// `Box<dyn Error + Send + Sync>` rather than `Box<dyn Error>`. A panic in
+/// the body goes on in the caller with its payload; a runtime that cannot
+/// be built is a panic that says so, with the error. The body's loops get
+/// preemption probes, as a `#[fiber]` function's do.
+///
+/// Options: `workers = 4` (default: one per core), `stack = 65536` or
+/// `stack = "64 KiB"` (the default stack size of the runtime's fibers,
+/// the body's included), `crate = "path::to::fiber_rt"` (for a crate that
+/// reaches `fiber_rt` by another path). An `async fn`, parameters and
+/// generics are compile errors.
+#[proc_macro_attribute]
+pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::expand(entry::Kind::Main, args.into(), item.into()).into()
+}
+
+/// A test whose body runs as a fiber on a runtime built for it, as with
+/// `#[fiber_rt::main]`; it emits `#[test]`, and keeps the function's other
+/// attributes (`#[should_panic]`, `#[ignore]`):
+///
+/// ```text
+/// #[fiber_rt::test(workers = 4)]
+/// fn spawns_and_joins() {
+///     assert_eq!(fiber_rt::spawn(|| 6 * 7).join().unwrap(), 42);
+/// }
+/// ```
+///
+/// A test gets two workers unless `workers = N` says otherwise. Other
+/// options and rules as for `#[fiber_rt::main]`; a `Result`-returning
+/// test returns its `Result` as a plain test does.
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::expand(entry::Kind::Test, args.into(), item.into()).into()
 }

@@ -55,6 +55,23 @@
 //! });
 //! assert_eq!(total, 400);
 //! ```
+//!
+//! [`#[fiber_rt::main]`](macro@main) writes that setup for a program: it
+//! builds a runtime and runs `main`'s body on it as a fiber, and
+//! [`#[fiber_rt::test]`](macro@test) does the same for a test (with two
+//! workers unless `workers = N` says otherwise). The function keeps its
+//! signature; what it returns comes back from the fiber, so it must be
+//! `Send` (`Box<dyn Error + Send + Sync>`, not `Box<dyn Error>`):
+//!
+//! ```
+//! #[fiber_rt::main(workers = 2)]
+//! fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//!     assert!(fiber_rt::current().is_some()); // the body is a fiber
+//!     let n: u64 = "6".parse()?;
+//!     assert_eq!(fiber_rt::spawn(move || n * 7).join()?, 42);
+//!     Ok(())
+//! }
+//! ```
 
 pub mod dag;
 pub mod debug;
@@ -71,7 +88,7 @@ pub mod sync;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use fiber_macros::{depends, fiber};
+pub use fiber_macros::{depends, fiber, main, test};
 pub use runtime::{
     block_on_future, current, interval, interval_at, run, run_traced, scope, sleep, sleep_until,
     spawn, spawn_blocking, yield_now, BlockingHandle, Builder, CurrentFiber, FiberBuilder, Handle,

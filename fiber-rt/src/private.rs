@@ -450,3 +450,25 @@ impl<T> fmt::Debug for FieldDebug<'_, T> {
         write!(f, "<{}>", std::any::type_name::<T>())
     }
 }
+
+/// The attribute `#[fiber_rt::test]` puts on the function (the standard
+/// `#[test]`, named by a path the user cannot shadow).
+pub use core::prelude::v1::test;
+
+/// What `#[fiber_rt::main]` and `#[fiber_rt::test]` expand to: builds the
+/// runtime (a panic naming `attribute`, with the error, if it cannot),
+/// runs `body` on it as a fiber and returns its result; a panic in `body`
+/// goes on here, with its payload. The runtime is dropped before this
+/// returns.
+#[track_caller]
+pub fn entry<T, F>(builder: crate::Builder, attribute: &str, body: F) -> T
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    let rt = match builder.build() {
+        Ok(rt) => rt,
+        Err(e) => panic!("{attribute}: could not build the runtime: {e}"),
+    };
+    rt.block_on(body)
+}

@@ -84,7 +84,7 @@ impl Options {
                 }
             },
             ("stack", Meta::NameValue(nv)) => {
-                self.stack = Some((stack_size(&nv.value)?, nv.value.span()))
+                self.stack = Some((crate::stack::parse(&nv.value)?, nv.value.span()))
             }
             ("cost", Meta::NameValue(nv)) => match literal(&nv.value) {
                 Some(Lit::Int(cost)) => match cost.base10_parse::<u32>() {
@@ -125,41 +125,6 @@ fn literal(expr: &Expr) -> Option<&Lit> {
         Expr::Lit(ExprLit { lit, .. }) => Some(lit),
         _ => None,
     }
-}
-
-/// `65536`, `"65536"`, `"64 KiB"`, `"64K"`, `"1 MiB"`, `"1M"`.
-fn stack_size(value: &Expr) -> syn::Result<u64> {
-    let bad = |what: &str| {
-        syn::Error::new_spanned(value, format!("{what}: write `stack = 65536` or `stack = \"64 KiB\"` (units `KiB`, `MiB`, `K`, `M`)"))
-    };
-    let bytes = match literal(value) {
-        Some(Lit::Int(int)) => int
-            .base10_parse::<u64>()
-            .map_err(|_| bad("the stack size is too large"))?,
-        Some(Lit::Str(text)) => {
-            let text = text.value();
-            let text = text.trim();
-            let split = text
-                .find(|c: char| !c.is_ascii_digit() && c != '_')
-                .unwrap_or(text.len());
-            let (digits, unit) = text.split_at(split);
-            let number: u64 = digits
-                .replace('_', "")
-                .parse()
-                .map_err(|_| bad("the stack size needs a number"))?;
-            let scale = match unit.trim() {
-                "" | "B" => 1,
-                "K" | "KiB" | "KB" | "k" => 1 << 10,
-                "M" | "MiB" | "MB" => 1 << 20,
-                _ => return Err(bad("unknown unit")),
-            };
-            number
-                .checked_mul(scale)
-                .ok_or_else(|| bad("the stack size is too large"))?
-        }
-        _ => return Err(bad("the stack size is a number or a string")),
-    };
-    Ok(bytes)
 }
 
 /// How a parameter receives its dependency's output.

@@ -2,7 +2,7 @@
 
 mod ast;
 mod expand;
-mod probes;
+pub(crate) mod probes;
 mod valid;
 
 use proc_macro2::TokenStream;
@@ -16,7 +16,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                 "`#[fiber]` goes on a function: `#[fiber] fn name(input: &T) -> U { .. }`",
             );
             // Keep whatever the item was, so it still resolves.
-            return with_errors(item, err);
+            return crate::errors::beside(item, err);
         }
     };
     let checked = ast::Options::parse(args).and_then(|options| {
@@ -34,11 +34,6 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                 None => tokens,
             }
         }
-        Err(err) => with_errors(quote::quote!(#func), err),
+        Err(err) => crate::errors::beside(quote::quote!(#func), err),
     }
-}
-
-fn with_errors(item: TokenStream, err: syn::Error) -> TokenStream {
-    let errors = err.to_compile_error();
-    quote::quote!(#item #errors)
 }

@@ -1,8 +1,10 @@
 //! Safe points for preemption: `#[fiber]` calls the runtime's probe at the
 //! entry of the function and at the top of every `loop` and `while` body,
-//! so every iteration passes one (a `continue` included). A probe is a
-//! load of the running thread's preemption flag (thread-local, read afresh
-//! at each probe) and a branch; it is a no-op where no worker runs.
+//! so every iteration passes one (a `continue` included). The entry macros
+//! (`#[fiber_rt::main]`, `#[fiber_rt::test]`) probe the body they run as a
+//! fiber the same way. A probe is a load of the running thread's
+//! preemption flag (thread-local, read afresh at each probe) and a branch;
+//! it is a no-op where no worker runs.
 //!
 //! `for` loops get none: a probe in a loop the compiler would vectorise can
 //! cost several times the loop. Nested functions and `async` blocks are

@@ -6,11 +6,6 @@ use syn::{FnArg, Type};
 use super::ast::{Fiber, Param, Pass};
 use crate::errors::Errors;
 
-/// Smallest and largest stack the option accepts: the runtime's own
-/// bounds (`fiber_rt::stack::MIN_STACK_SIZE`, its largest size class).
-const MIN_STACK: u64 = 16 << 10;
-const MAX_STACK: u64 = 1 << 30;
-
 /// Runs every rule and reports all the errors together.
 pub(crate) fn check(fiber: &Fiber<'_>) -> syn::Result<()> {
     let mut errors = Errors::default();
@@ -141,7 +136,7 @@ fn output_is_concrete(fiber: &Fiber<'_>, errors: &mut Errors) {
 /// outside is a mistake, which the runtime would only round or refuse.
 fn stack_in_range(fiber: &Fiber<'_>, errors: &mut Errors) {
     if let Some((bytes, span)) = fiber.options.stack {
-        if !(MIN_STACK..=MAX_STACK).contains(&bytes) {
+        if !crate::stack::in_range(bytes) {
             errors.push(syn::Error::new(
                 span,
                 format!("a fiber's stack is from 16 KiB to 1 GiB; this is {bytes} bytes"),
