@@ -32,9 +32,9 @@
 //! Graphs whose shape depends on data are built at run time with
 //! [`dag::GraphBuilder`]. Beside graphs it is a complete fiber runtime:
 //! [`spawn`], [`JoinHandle::join`], [`yield_now`], [`sleep`], [`scope`],
-//! [`spawn_blocking`], fiber-local values ([`fiber_local!`]), fiber-aware
-//! locks and channels in [`sync`], and sockets in [`net`], whose waits
-//! park the fiber, never its worker thread:
+//! [`timeout`], [`spawn_blocking`], fiber-local values ([`fiber_local!`]),
+//! fiber-aware locks and channels in [`sync`], and sockets in [`net`],
+//! whose waits park the fiber, never its worker thread:
 //!
 //! ```
 //! use fiber_rt::{sync::mpsc, Runtime};
@@ -91,7 +91,7 @@ pub mod __private;
 pub use fiber_macros::{depends, fiber, main, test};
 pub use runtime::{
     block_on_future, current, interval, interval_at, run, run_traced, scope, sleep, sleep_until,
-    spawn, spawn_blocking, yield_now, BlockingHandle, Builder, CurrentFiber, FiberBuilder, Handle,
-    Interval, JoinError, JoinHandle, JoinSet, JoinSetTimeout, Metrics, Runtime, Scope,
-    ScopedJoinHandle, WorkerMetrics,
+    spawn, spawn_blocking, timeout, timeout_at, yield_now, BlockingHandle, Builder, CurrentFiber,
+    Elapsed, FiberBuilder, Handle, Interval, JoinError, JoinHandle, JoinSet, JoinSetTimeout,
+    Metrics, Runtime, Scope, ScopedJoinHandle, WorkerMetrics,
 };

@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::fiber::panic_message;
 use crate::sched::task::{Task, Unrun};
@@ -109,7 +109,13 @@ impl<T> JoinHandle<T> {
     /// });
     /// ```
     pub fn join_timeout(self, timeout: Duration) -> Result<Result<T, JoinError>, Self> {
-        let deadline = deadline_after(timeout);
+        self.join_until(deadline_after(timeout))
+    }
+
+    /// [`join_timeout`](Self::join_timeout) with a deadline: `Err` gives
+    /// the handle back if the fiber has not finished by `deadline`. A
+    /// deadline that has passed only looks.
+    pub(crate) fn join_until(self, deadline: Instant) -> Result<Result<T, JoinError>, Self> {
         // A joiner cancelled while it waits unwinds out of here, and drops
         // the handle, which detaches the fiber, as `join`'s does.
         // SAFETY: the slot is joined by this handle alone, and if this

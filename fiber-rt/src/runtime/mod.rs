@@ -11,6 +11,7 @@ mod join;
 mod join_set;
 mod scope;
 mod shutdown;
+mod timeout;
 
 use std::io;
 use std::sync::atomic::Ordering::Relaxed;
@@ -27,6 +28,7 @@ pub use interval::{interval, interval_at, Interval};
 pub use join::{JoinError, JoinHandle};
 pub use join_set::{JoinSet, Timeout as JoinSetTimeout};
 pub use scope::{scope, Scope, ScopedJoinHandle};
+pub use timeout::{timeout, timeout_at, Elapsed};
 
 use crate::sched::park::{park, Waker};
 use crate::sched::registry::Registry;

@@ -4,13 +4,14 @@
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{join, JoinError, JoinHandle};
 use crate::sched::registry::Registry;
 use crate::sched::task::Task;
 use crate::sched::task_ref::TaskRef;
 use crate::sched::{CancelHold, Cancelled};
+use crate::sync::waiter::deadline_after;
 use crate::sync::WaitGroup;
 
 /// A scope to spawn fibers that borrow from outside it; see [`scope`].
@@ -128,9 +129,15 @@ impl<T> ScopedJoinHandle<'_, T> {
     /// [`JoinHandle::join_timeout`] does: `Err` gives the handle back if
     /// the fiber has not finished by then. The scope waits for the fiber
     /// either way.
-    pub fn join_timeout(mut self, timeout: Duration) -> Result<Result<T, JoinError>, Self> {
+    pub fn join_timeout(self, timeout: Duration) -> Result<Result<T, JoinError>, Self> {
+        self.join_until(deadline_after(timeout))
+    }
+
+    /// [`join_timeout`](Self::join_timeout) with a deadline, as
+    /// [`JoinHandle::join_until`] does.
+    pub(crate) fn join_until(mut self, deadline: Instant) -> Result<Result<T, JoinError>, Self> {
         let inner = self.inner.take().expect("taken only by a join");
-        match inner.join_timeout(timeout) {
+        match inner.join_until(deadline) {
             Ok(result) => Ok(self.reported(result)),
             Err(inner) => {
                 self.inner = Some(inner);
