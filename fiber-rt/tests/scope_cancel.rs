@@ -288,3 +288,40 @@ fn cancelling_the_owner_of_a_scope_cancels_its_fibers_too() {
     assert!(joined.unwrap_err().is_cancelled());
     assert_eq!(unwound.load(Ordering::SeqCst), 20);
 }
+
+/// A scope in a destructor that runs during the shutdown's cancellation
+/// of its fiber: the scope's fiber never runs (the shutdown cancels or
+/// refuses it) and its handle is dropped unjoined. The scope must not
+/// panic for that inside the unwind, which aborted the process.
+#[test]
+fn a_scope_in_a_destructor_unwound_by_the_shutdown_does_not_abort() {
+    struct ScopeOnDrop(Arc<AtomicBool>);
+    impl Drop for ScopeOnDrop {
+        fn drop(&mut self) {
+            let x = 1;
+            fiber_rt::scope(|s| {
+                s.spawn(|| x + 1);
+            });
+            // Relaxed: read after the runtime's drop, which joined this.
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let rt = rt(1);
+    let done = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = fiber_rt::sync::mpsc::unbounded::<()>();
+    let guard = ScopeOnDrop(done.clone());
+    let waiting = rt.spawn(move || {
+        let _guard = guard;
+        let _tx = tx;
+        // Never answered: the shutdown unwinds the fiber from here.
+        let _ = rx.recv();
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    drop(rt);
+    assert!(waiting.join().unwrap_err().is_cancelled());
+    // Relaxed: as above.
+    assert!(
+        done.load(Ordering::Relaxed),
+        "the destructor ran to its end"
+    );
+}
