@@ -27,7 +27,7 @@ fn links(n: u32, pages: u32) -> Vec<u32> {
 }
 
 #[fiber_rt::main]
-fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<u32>());
     let pages = args.next().transpose()?.unwrap_or(500);
     let fetchers = args.next().transpose()?.unwrap_or(64);

@@ -41,16 +41,19 @@ pub fn depends(input: TokenStream) -> TokenStream {
 ///
 /// ```text
 /// #[fiber_rt::main]
-/// fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
 ///     let answer = fiber_rt::spawn(|| 6 * 7).join()?;
 ///     println!("{answer}");
 ///     Ok(())
 /// }
 /// ```
 ///
-/// The function keeps its signature. What it returns comes back from the
-/// fiber to the calling thread, so it must be `Send`: for errors, write
-/// `Box<dyn Error + Send + Sync>` rather than `Box<dyn Error>`. A panic in
+/// A function that returns `()` keeps its signature. One that returns a
+/// value (a `Result`, an `ExitCode`: any `Termination`, as std asks of
+/// `main` and of tests) has it reported by the fiber, as std would report
+/// it (an `Err` is printed on standard error), and returns the
+/// `ExitCode`: only the code leaves the fiber, so an error type need not
+/// be `Send`. A panic in
 /// the body goes on in the caller with its payload; a runtime that cannot
 /// be built is a panic that says so, with the error. The body's loops get
 /// preemption probes, as a `#[fiber]` function's do.

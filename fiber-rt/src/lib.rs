@@ -59,13 +59,13 @@
 //! [`#[fiber_rt::main]`](macro@main) writes that setup for a program: it
 //! builds a runtime and runs `main`'s body on it as a fiber, and
 //! [`#[fiber_rt::test]`](macro@test) does the same for a test (with two
-//! workers unless `workers = N` says otherwise). The function keeps its
-//! signature; what it returns comes back from the fiber, so it must be
-//! `Send` (`Box<dyn Error + Send + Sync>`, not `Box<dyn Error>`):
+//! workers unless `workers = N` says otherwise). What the function
+//! returns (a `Result`, say) is reported by the fiber as std reports what
+//! `main` returns, so an error type need not be `Send`:
 //!
 //! ```
 //! #[fiber_rt::main(workers = 2)]
-//! fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     assert!(fiber_rt::current().is_some()); // the body is a fiber
 //!     let n: u64 = "6".parse()?;
 //!     assert_eq!(fiber_rt::spawn(move || n * 7).join()?, 42);

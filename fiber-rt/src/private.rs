@@ -472,3 +472,18 @@ where
     };
     rt.block_on(body)
 }
+
+pub use std::process::{ExitCode, Termination};
+
+/// [`entry`] for a `main` or test that returns a value (a `Result`, an
+/// `ExitCode`): the fiber reports it as std would ([`Termination::report`],
+/// which prints an `Err`), and only the exit code comes back, so the value
+/// need not be `Send`.
+#[track_caller]
+pub fn entry_report<T, F>(builder: crate::Builder, attribute: &str, body: F) -> ExitCode
+where
+    F: FnOnce() -> T + Send,
+    T: Termination,
+{
+    entry(builder, attribute, || body().report())
+}

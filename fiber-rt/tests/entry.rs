@@ -78,7 +78,7 @@ fn a_test_may_return_a_result() -> Result<(), std::num::ParseIntError> {
     Ok(())
 }
 
-/// Run only by the test below, which expects its `Err`: `#[ignore]` is
+/// Run only by the test below, which expects its failure: `#[ignore]` is
 /// kept beside the emitted `#[test]`.
 #[fiber_rt::test]
 #[ignore = "fails on purpose; called by `an_err_returned_by_the_body_is_the_result`"]
@@ -87,10 +87,29 @@ fn returns_an_err() -> Result<(), String> {
     Err(format!("on a fiber: {on_a_fiber}"))
 }
 
+/// The fiber reports what the body returns, as std reports what `main`
+/// returns (an `Err` on standard error), and the function returns the
+/// exit code: so the error type need not be `Send` (`Box<dyn Error>` is
+/// not, nor is an `Rc`).
 #[test]
-fn an_err_returned_by_the_body_is_the_result() {
+fn an_err_returned_by_the_body_is_a_failing_exit_code() {
     assert!(fiber_rt::current().is_none());
-    assert_eq!(returns_an_err(), Err("on a fiber: true".to_owned()));
+    assert_eq!(returns_an_err(), std::process::ExitCode::FAILURE);
+    assert_eq!(returns_an_rc(), std::process::ExitCode::FAILURE);
+    assert_eq!(returns_ok(), std::process::ExitCode::SUCCESS);
+}
+
+#[fiber_rt::test]
+#[ignore = "fails on purpose; called by `an_err_returned_by_the_body_is_a_failing_exit_code`"]
+fn returns_an_rc() -> Result<(), Box<dyn std::error::Error>> {
+    let not_send = std::rc::Rc::new(7);
+    Err(format!("an error made beside an Rc of {not_send}").into())
+}
+
+#[fiber_rt::test]
+#[ignore = "called by `an_err_returned_by_the_body_is_a_failing_exit_code`"]
+fn returns_ok() -> Result<(), Box<dyn std::error::Error>> {
+    Ok(())
 }
 
 /// What the attributes expand to panics, naming the attribute and with the

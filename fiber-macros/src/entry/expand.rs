@@ -36,15 +36,33 @@ pub(crate) fn entry(entry: &Entry<'_>) -> TokenStream {
         quote_spanned!(span=> .stack_size(#bytes))
     });
     let attribute = entry.kind.attribute();
+    let builder = quote!(::fiber_rt::Builder::new() #workers #stack);
+    let (output, span) = closure_output(&sig.output);
+    if reports(&sig.output) {
+        // What `main` or a test returns is a `Termination`, which the
+        // fiber reports itself (an `Err` printed as std prints it), so
+        // only the exit code crosses back to the caller's thread: an
+        // error type need not be `Send` (`Box<dyn Error>` is not). The
+        // function returns that code, which std takes from `main` and
+        // from tests alike.
+        let mut sig = sig.clone();
+        sig.output = syn::parse_quote_spanned!(span=> -> ::fiber_rt::__private::ExitCode);
+        let call = quote_spanned! {span=>
+            ::fiber_rt::__private::entry_report(#builder, #attribute, || #output #block)
+        };
+        return quote! {
+            #(#outer)*
+            #test
+            #vis #sig {
+                #(#inner)*
+                #call
+            }
+        };
+    }
     // On the return type: the result crosses from the fiber back to the
     // caller's thread, so a type that is not `Send` is reported there.
-    let (output, span) = closure_output(&sig.output);
     let call = quote_spanned! {span=>
-        ::fiber_rt::__private::entry(
-            ::fiber_rt::Builder::new() #workers #stack,
-            #attribute,
-            || #output #block,
-        )
+        ::fiber_rt::__private::entry(#builder, #attribute, || #output #block)
     };
     quote! {
         #(#outer)*
@@ -52,6 +70,18 @@ pub(crate) fn entry(entry: &Entry<'_>) -> TokenStream {
         #vis #sig {
             #(#inner)*
             #call
+        }
+    }
+}
+
+/// Whether the function returns a value its fiber reports as a
+/// `Termination` (see `entry`): any written type but `()` and `impl Trait`
+/// (a closure cannot name it, so it is returned as it is).
+fn reports(output: &ReturnType) -> bool {
+    match output {
+        ReturnType::Default => false,
+        ReturnType::Type(_, ty) => {
+            !has_impl_trait(ty) && !matches!(&**ty, syn::Type::Tuple(t) if t.elems.is_empty())
         }
     }
 }
@@ -99,7 +129,7 @@ mod tests {
             out,
             "# [should_panic] # [:: fiber_rt :: __private :: test] fn t () { \
              :: fiber_rt :: __private :: entry (:: fiber_rt :: Builder :: new () . workers (2) , \
-             \"#[fiber_rt::test]\" , || -> () { P ; loop { P ; break ; } } ,) }"
+             \"#[fiber_rt::test]\" , || -> () { P ; loop { P ; break ; } }) }"
         );
     }
 
@@ -123,10 +153,16 @@ mod tests {
     fn the_closure_returns_what_the_function_does() {
         let out = expanded(Kind::Main, "", "fn main() -> Result<(), E> { Ok(()) }");
         assert!(out.contains("|| -> Result < () , E > {"), "{out}");
+        // The fiber reports it: the function returns the exit code.
+        assert!(
+            out.contains("fn main () -> :: fiber_rt :: __private :: ExitCode"),
+            "{out}"
+        );
+        assert!(out.contains("__private :: entry_report ("), "{out}");
         // A closure cannot say `impl Trait`: left to inference.
         let out = expanded(Kind::Main, "", "fn run() -> impl Sized { 1 }");
         assert!(out.contains("fn run () -> impl Sized"), "{out}");
-        assert!(out.contains(", || { P ; 1 } ,"), "{out}");
+        assert!(out.contains(", || { P ; 1 })"), "{out}");
     }
 
     #[test]
