@@ -60,9 +60,9 @@ fn main() {
 
 #[cfg(test)]
 mod interop {
-    //! Fibers waiting on a real async runtime's futures: the bridge that
-    //! `fiber_rt::block_on_future` is for, checked against tokio (a peer
-    //! here anyway).
+    //! Fibers waiting on a real async runtime's futures (the bridge that
+    //! `fiber_rt::block_on_future` is for), and async tasks awaiting
+    //! fibers, checked against tokio (a peer here anyway).
 
     use std::time::Duration;
 
@@ -92,5 +92,36 @@ mod interop {
             from_task + from_channel
         });
         assert_eq!(sum, 42);
+    }
+
+    /// The other way: tokio tasks await fibers' `JoinHandle`s, which the
+    /// fibers wake as they finish.
+    #[test]
+    fn tokio_tasks_await_fibers() {
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let rt = fiber_rt::Builder::new().workers(2).build().unwrap();
+        let fibers: Vec<_> = (0..100u64)
+            .map(|i| {
+                rt.spawn(move || {
+                    fiber_rt::sleep(Duration::from_millis(i % 7));
+                    i
+                })
+            })
+            .collect();
+        let sum = tokio.block_on(async move {
+            let tasks: Vec<_> = fibers
+                .into_iter()
+                .map(|fiber| tokio::spawn(async move { fiber.await.unwrap() }))
+                .collect();
+            let mut sum = 0;
+            for task in tasks {
+                sum += task.await.unwrap();
+            }
+            sum
+        });
+        assert_eq!(sum, 4950);
     }
 }

@@ -18,11 +18,30 @@ use crate::sync::waiter::deadline_after;
 
 /// Owns the right to wait for a fiber's result. Dropping it detaches the
 /// fiber, which runs on.
+///
+/// It is also a [`Future`] of the result, for async code that waits for
+/// a fiber: awaiting it parks nothing, and the fiber wakes the task when
+/// it finishes.
+///
+/// ```
+/// let rt = fiber_rt::Runtime::new().unwrap();
+/// let handle = rt.spawn(|| 6 * 7);
+/// // Any executor will do; here, a fiber's own.
+/// let answer = rt.block_on(|| fiber_rt::block_on_future(handle));
+/// assert_eq!(answer.unwrap(), 42);
+/// ```
 pub struct JoinHandle<T> {
     /// The fiber's task, whose join slot receives a `Result<T, JoinError>`.
     task: TaskRef,
+    /// Set once a poll has taken the result, which is then not the
+    /// slot's to drop when the handle goes.
+    taken: bool,
     _result: PhantomData<T>,
 }
+
+// The handle holds no `T` (the fiber's task does, until it is taken), so
+// moving a pinned handle moves nothing a poll relies on.
+impl<T> Unpin for JoinHandle<T> {}
 
 /// Why a fiber has no result.
 pub struct JoinError {
@@ -67,7 +86,12 @@ impl Kind {
 impl<T> JoinHandle<T> {
     /// Waits for the fiber to finish: parks the caller if it is a fiber,
     /// blocks it if it is a plain thread.
+    ///
+    /// # Panics
+    ///
+    /// If the handle, polled as a `Future`, gave its result already.
     pub fn join(self) -> Result<T, JoinError> {
+        assert!(!self.taken, "a JoinHandle joined after it gave its result");
         let this = ManuallyDrop::new(self);
         // SAFETY: moved out of a handle that is never dropped, so once.
         let task = unsafe { std::ptr::read(&this.task) };
@@ -93,6 +117,10 @@ impl<T> JoinHandle<T> {
     /// later (or drop, which detaches the fiber). A zero `timeout` only
     /// looks.
     ///
+    /// # Panics
+    ///
+    /// As [`join`](Self::join).
+    ///
     /// ```
     /// use std::time::Duration;
     ///
@@ -116,6 +144,7 @@ impl<T> JoinHandle<T> {
     /// the handle back if the fiber has not finished by `deadline`. A
     /// deadline that has passed only looks.
     pub(crate) fn join_until(self, deadline: Instant) -> Result<Result<T, JoinError>, Self> {
+        assert!(!self.taken, "a JoinHandle joined after it gave its result");
         // A joiner cancelled while it waits unwinds out of here, and drops
         // the handle, which detaches the fiber, as `join`'s does.
         // SAFETY: the slot is joined by this handle alone, and if this
@@ -206,9 +235,40 @@ impl<T> Drop for DetachOnUnwind<'_, T> {
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
+        if self.taken {
+            return;
+        }
         // SAFETY: a handle that is dropped did not join; the type is the one
         // its fiber completes with.
         unsafe { self.task.join.detach::<Result<T, JoinError>>() };
+    }
+}
+
+impl<T> std::future::Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    /// The result once the fiber has finished; until then `Pending`, with
+    /// the task's waker left for the fiber to wake as it finishes.
+    ///
+    /// # Panics
+    ///
+    /// If polled again after it returned the result.
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.get_mut();
+        assert!(!this.taken, "a JoinHandle polled after it gave its result");
+        // SAFETY: only this handle joins the slot; once the result is
+        // taken the handle neither polls nor detaches again (`taken`); its
+        // fiber completes with this type (see `wrap`).
+        let polled = unsafe { this.task.join.poll::<Result<T, JoinError>>(cx) };
+        if polled.is_ready() {
+            this.taken = true;
+            // As in `join`.
+            this.task.retire();
+        }
+        polled
     }
 }
 
@@ -453,6 +513,7 @@ pub(crate) unsafe fn cancelled_unrun<T>(task: &Task, why: Unrun) {
 pub(crate) fn handle<T>(task: TaskRef) -> JoinHandle<T> {
     JoinHandle {
         task,
+        taken: false,
         _result: PhantomData,
     }
 }

@@ -12,10 +12,17 @@
 //! a joiner that sets `WAITING` after `COMPLETE` takes the result at once,
 //! and a handle dropped after `COMPLETE` drops the result. So the value and
 //! the waker each have one owner at any time, and no wake-up is lost.
+//!
+//! A joiner takes its waker back by clearing `WAITING`: if `COMPLETE` was
+//! not set before, the fiber never saw the bit, and the waker is the
+//! joiner's again (a timed join that gave up, or a poll of the handle as a
+//! `Future` that leaves a newer waker). If it was, the fiber owns the
+//! waker, and the value is there.
 
 use std::cell::UnsafeCell;
 use std::mem::{self, MaybeUninit};
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use super::park::{park, Reason, Waker};
@@ -32,10 +39,17 @@ pub(crate) struct JoinSlot {
     state: AtomicU8,
     /// The joiner's waker; owned by the joiner until it sets `WAITING`,
     /// then by the completing fiber.
-    waker: UnsafeCell<Option<Waker>>,
+    waker: UnsafeCell<Option<Joiner>>,
     /// The result (or a box of it); owned by the fiber until `COMPLETE`,
     /// then by the handle, or by the fiber again if `DETACHED` came first.
     value: UnsafeCell<Inline>,
+}
+
+/// Who waits for the result: a fiber or thread that parks, or an async
+/// task that polled the handle.
+enum Joiner {
+    Parked(Waker),
+    Polled(std::task::Waker),
 }
 
 impl JoinSlot {
@@ -69,8 +83,10 @@ impl JoinSlot {
         if before & WAITING != 0 {
             // SAFETY: the joiner gave the waker up when it set WAITING.
             let waker = unsafe { (*self.waker.get()).take() };
-            if let Some(waker) = waker {
-                waker.wake_joiner();
+            match waker {
+                Some(Joiner::Parked(waker)) => waker.wake_joiner(),
+                Some(Joiner::Polled(waker)) => waker.wake(),
+                None => {}
             }
         }
         false
@@ -84,10 +100,12 @@ impl JoinSlot {
     /// completes with; [`detach`](Self::detach) follows only if this
     /// unwinds (a cancelled joiner).
     pub(crate) unsafe fn join<V>(&self, reason: Reason) -> V {
+        // SAFETY: the handle's own waker, if a poll left one.
+        unsafe { self.reclaim_waker() };
         // Acquire: pairs with the Release in `complete`.
         if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
             // SAFETY: the waker is ours until WAITING is set.
-            unsafe { *self.waker.get() = Some(Waker::current()) };
+            unsafe { *self.waker.get() = Some(Joiner::Parked(Waker::current())) };
             // AcqRel: Release hands the waker over; Acquire sees the value.
             let before = self.state.fetch_or(WAITING, Ordering::AcqRel);
             if before & COMPLETE != 0 {
@@ -114,10 +132,12 @@ impl JoinSlot {
     /// As for [`join`](Self::join); after a `None`, `join`, `join_until`
     /// or `detach` may follow.
     pub(crate) unsafe fn join_until<V>(&self, deadline: Instant, reason: Reason) -> Option<V> {
+        // SAFETY: the handle's own waker, if a poll left one.
+        unsafe { self.reclaim_waker() };
         // Acquire: pairs with the Release in `complete`.
         if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
             // SAFETY: the waker is ours until WAITING is set.
-            unsafe { *self.waker.get() = Some(Waker::current()) };
+            unsafe { *self.waker.get() = Some(Joiner::Parked(Waker::current())) };
             // AcqRel: as in `join`.
             let before = self.state.fetch_or(WAITING, Ordering::AcqRel);
             if before & COMPLETE != 0 {
@@ -142,6 +162,55 @@ impl JoinSlot {
         }
         // SAFETY: COMPLETE is set, so the value is there and ours.
         Some(unsafe { self.read::<V>() })
+    }
+
+    /// Handle side, for a handle polled as a `Future`: the result if it is
+    /// there, else `Pending` with `cx`'s waker left for the fiber to wake.
+    ///
+    /// # Safety
+    ///
+    /// As for [`join`](Self::join); after `Pending`, `poll`, `join`,
+    /// `join_until` or `detach` may follow.
+    pub(crate) unsafe fn poll<V>(&self, cx: &mut Context<'_>) -> Poll<V> {
+        // SAFETY: the waker an earlier poll left, if any, is the handle's.
+        unsafe { self.reclaim_waker() };
+        // Acquire: pairs with the Release in `complete`.
+        if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
+            let waker = Joiner::Polled(cx.waker().clone());
+            // SAFETY: the waker is ours until WAITING is set.
+            unsafe { *self.waker.get() = Some(waker) };
+            // AcqRel: as in `join`.
+            let before = self.state.fetch_or(WAITING, Ordering::AcqRel);
+            if before & COMPLETE == 0 {
+                return Poll::Pending;
+            }
+            // SAFETY: as in `join`: the fiber saw no WAITING.
+            drop(unsafe { (*self.waker.get()).take() });
+        }
+        // SAFETY: COMPLETE is set, so the value is there and ours.
+        Poll::Ready(unsafe { self.read::<V>() })
+    }
+
+    /// Handle side: takes back the waker that an earlier poll left in the
+    /// slot (with `WAITING` set), unless the fiber has completed and owns
+    /// it; then the value is there. Does nothing without such a waker.
+    ///
+    /// # Safety
+    ///
+    /// Called by the handle, which alone sets `WAITING`.
+    unsafe fn reclaim_waker(&self) {
+        // Relaxed: only this handle sets WAITING, so it sees its own bit;
+        // the swap below orders what matters.
+        if self.state.load(Ordering::Relaxed) & WAITING == 0 {
+            return;
+        }
+        // Acquire: sees the value if COMPLETE is set (see `join_until`).
+        let before = self.state.fetch_and(!WAITING, Ordering::Acquire);
+        if before & COMPLETE == 0 {
+            // SAFETY: WAITING is cleared before the fiber saw it, so the
+            // fiber never touches the waker.
+            drop(unsafe { (*self.waker.get()).take() });
+        }
     }
 
     /// Handle side: the handle is dropped without joining; the result, now
