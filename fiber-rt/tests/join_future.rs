@@ -181,7 +181,7 @@ fn a_handle_polled_then_dropped_drops_the_result_when_it_comes() {
 }
 
 #[test]
-#[should_panic(expected = "polled after it gave its result")]
+#[should_panic(expected = "used after a poll gave its result")]
 fn a_poll_after_the_result_panics() {
     let rt = Builder::new().workers(1).build().unwrap();
     let mut handle = rt.spawn(|| 1);
@@ -218,4 +218,38 @@ fn polls_racing_the_fibers_end_lose_no_wake_up() {
         .recv_timeout(Duration::from_secs(120))
         .expect("a poll's wake-up was lost");
     assert_eq!(sum, ROUNDS * (ROUNDS - 1) / 2);
+}
+
+/// Counts its drops.
+struct CountDrops(Arc<AtomicUsize>);
+
+impl Drop for CountDrops {
+    fn drop(&mut self) {
+        // Relaxed: read on this thread after the drops.
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A handle whose poll took the result drops nothing when it goes: the
+/// result is the caller's alone.
+#[test]
+fn a_polled_result_is_dropped_once() {
+    let rt = Builder::new().workers(1).build().unwrap();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut handle = {
+        let drops = drops.clone();
+        rt.spawn(move || CountDrops(drops))
+    };
+    let waker = Waker::from(Arc::new(Count::default()));
+    let result = loop {
+        if let Poll::Ready(result) = poll(&mut handle, &waker) {
+            break result.unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    drop(handle);
+    // Relaxed: see `CountDrops`.
+    assert_eq!(drops.load(Ordering::Relaxed), 0);
+    drop(result);
+    assert_eq!(drops.load(Ordering::Relaxed), 1);
 }

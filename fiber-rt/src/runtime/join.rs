@@ -33,9 +33,6 @@ use crate::sync::waiter::deadline_after;
 pub struct JoinHandle<T> {
     /// The fiber's task, whose join slot receives a `Result<T, JoinError>`.
     task: TaskRef,
-    /// Set once a poll has taken the result, which is then not the
-    /// slot's to drop when the handle goes.
-    taken: bool,
     _result: PhantomData<T>,
 }
 
@@ -91,7 +88,6 @@ impl<T> JoinHandle<T> {
     ///
     /// If the handle, polled as a `Future`, gave its result already.
     pub fn join(self) -> Result<T, JoinError> {
-        assert!(!self.taken, "a JoinHandle joined after it gave its result");
         let this = ManuallyDrop::new(self);
         // SAFETY: moved out of a handle that is never dropped, so once.
         let task = unsafe { std::ptr::read(&this.task) };
@@ -144,7 +140,6 @@ impl<T> JoinHandle<T> {
     /// the handle back if the fiber has not finished by `deadline`. A
     /// deadline that has passed only looks.
     pub(crate) fn join_until(self, deadline: Instant) -> Result<Result<T, JoinError>, Self> {
-        assert!(!self.taken, "a JoinHandle joined after it gave its result");
         // A joiner cancelled while it waits unwinds out of here, and drops
         // the handle, which detaches the fiber, as `join`'s does.
         // SAFETY: the slot is joined by this handle alone, and if this
@@ -235,11 +230,9 @@ impl<T> Drop for DetachOnUnwind<'_, T> {
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
-        if self.taken {
-            return;
-        }
-        // SAFETY: a handle that is dropped did not join; the type is the one
-        // its fiber completes with.
+        // SAFETY: a handle that is dropped did not join (a poll that took
+        // the result is marked in the slot, which then drops nothing);
+        // the type is the one its fiber completes with.
         unsafe { self.task.join.detach::<Result<T, JoinError>>() };
     }
 }
@@ -258,13 +251,11 @@ impl<T> std::future::Future for JoinHandle<T> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
         let this = self.get_mut();
-        assert!(!this.taken, "a JoinHandle polled after it gave its result");
-        // SAFETY: only this handle joins the slot; once the result is
-        // taken the handle neither polls nor detaches again (`taken`); its
-        // fiber completes with this type (see `wrap`).
+        // SAFETY: only this handle joins the slot, and after a poll that
+        // took the result the slot refuses to give it again (and to drop
+        // it); its fiber completes with this type (see `wrap`).
         let polled = unsafe { this.task.join.poll::<Result<T, JoinError>>(cx) };
         if polled.is_ready() {
-            this.taken = true;
             // As in `join`.
             this.task.retire();
         }
@@ -513,7 +504,6 @@ pub(crate) unsafe fn cancelled_unrun<T>(task: &Task, why: Unrun) {
 pub(crate) fn handle<T>(task: TaskRef) -> JoinHandle<T> {
     JoinHandle {
         task,
-        taken: false,
         _result: PhantomData,
     }
 }

@@ -380,6 +380,7 @@ fn current_registry(what: &str) -> &'static Arc<Registry> {
 ///
 /// If called outside a fiber (use [`Runtime::spawn`] there), or where
 /// [`FiberBuilder::spawn`] returns an error (see there).
+#[inline]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,

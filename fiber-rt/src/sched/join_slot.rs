@@ -5,7 +5,9 @@
 //!
 //! - `COMPLETE`: the result is in the slot (set once, by the fiber);
 //! - `WAITING`: a joiner left its waker in the slot and sleeps;
-//! - `DETACHED`: the handle was dropped without taking the result.
+//! - `DETACHED`: the handle was dropped without taking the result;
+//! - `TAKEN`: a poll of the handle took the result (a join takes it by
+//!   consuming the handle, which needs no bit).
 //!
 //! Whoever sets its bit second does the follow-up: a fiber that completes
 //! after `WAITING` wakes the joiner, after `DETACHED` drops its own result;
@@ -31,6 +33,9 @@ use crate::sync::waiter::park_until;
 const COMPLETE: u8 = 1;
 const WAITING: u8 = 2;
 const DETACHED: u8 = 4;
+/// Set by a poll that took the value: the handle may not take it again,
+/// nor drop it.
+const TAKEN: u8 = 8;
 
 /// Room for a result kept in place; larger ones are boxed.
 type Inline = MaybeUninit<[u128; 4]>;
@@ -100,10 +105,8 @@ impl JoinSlot {
     /// completes with; [`detach`](Self::detach) follows only if this
     /// unwinds (a cancelled joiner).
     pub(crate) unsafe fn join<V>(&self, reason: Reason) -> V {
-        // SAFETY: the handle's own waker, if a poll left one.
-        unsafe { self.reclaim_waker() };
-        // Acquire: pairs with the Release in `complete`.
-        if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
+        // SAFETY: called by the handle.
+        if unsafe { self.state_for_handle() } & COMPLETE == 0 {
             // SAFETY: the waker is ours until WAITING is set.
             unsafe { *self.waker.get() = Some(Joiner::Parked(Waker::current())) };
             // AcqRel: Release hands the waker over; Acquire sees the value.
@@ -132,10 +135,8 @@ impl JoinSlot {
     /// As for [`join`](Self::join); after a `None`, `join`, `join_until`
     /// or `detach` may follow.
     pub(crate) unsafe fn join_until<V>(&self, deadline: Instant, reason: Reason) -> Option<V> {
-        // SAFETY: the handle's own waker, if a poll left one.
-        unsafe { self.reclaim_waker() };
-        // Acquire: pairs with the Release in `complete`.
-        if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
+        // SAFETY: called by the handle.
+        if unsafe { self.state_for_handle() } & COMPLETE == 0 {
             // SAFETY: the waker is ours until WAITING is set.
             unsafe { *self.waker.get() = Some(Joiner::Parked(Waker::current())) };
             // AcqRel: as in `join`.
@@ -172,10 +173,8 @@ impl JoinSlot {
     /// As for [`join`](Self::join); after `Pending`, `poll`, `join`,
     /// `join_until` or `detach` may follow.
     pub(crate) unsafe fn poll<V>(&self, cx: &mut Context<'_>) -> Poll<V> {
-        // SAFETY: the waker an earlier poll left, if any, is the handle's.
-        unsafe { self.reclaim_waker() };
-        // Acquire: pairs with the Release in `complete`.
-        if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
+        // SAFETY: called by the handle.
+        if unsafe { self.state_for_handle() } & COMPLETE == 0 {
             let waker = Joiner::Polled(cx.waker().clone());
             // SAFETY: the waker is ours until WAITING is set.
             unsafe { *self.waker.get() = Some(waker) };
@@ -187,23 +186,49 @@ impl JoinSlot {
             // SAFETY: as in `join`: the fiber saw no WAITING.
             drop(unsafe { (*self.waker.get()).take() });
         }
+        // Relaxed: only the handle reads the bit, and it set it.
+        self.state.fetch_or(TAKEN, Ordering::Relaxed);
         // SAFETY: COMPLETE is set, so the value is there and ours.
         Poll::Ready(unsafe { self.read::<V>() })
     }
 
-    /// Handle side: takes back the waker that an earlier poll left in the
-    /// slot (with `WAITING` set), unless the fiber has completed and owns
-    /// it; then the value is there. Does nothing without such a waker.
+    /// Handle side: the slot's state, once the handle has taken back the
+    /// waker an earlier poll left in the slot (with `WAITING` set), unless
+    /// the fiber has completed and owns it (the value is there then).
+    ///
+    /// # Panics
+    ///
+    /// If a poll took the value already.
     ///
     /// # Safety
     ///
-    /// Called by the handle, which alone sets `WAITING`.
-    unsafe fn reclaim_waker(&self) {
-        // Relaxed: only this handle sets WAITING, so it sees its own bit;
-        // the swap below orders what matters.
-        if self.state.load(Ordering::Relaxed) & WAITING == 0 {
-            return;
+    /// Called by the handle, which alone sets `WAITING` and `TAKEN`.
+    #[inline]
+    unsafe fn state_for_handle(&self) -> u8 {
+        // Acquire: pairs with the Release in `complete`.
+        let state = self.state.load(Ordering::Acquire);
+        if state & (WAITING | TAKEN) == 0 {
+            return state;
         }
+        assert!(
+            state & TAKEN == 0,
+            "a JoinHandle used after a poll gave its result"
+        );
+        // SAFETY: the caller's contract.
+        unsafe { self.take_back_waker() };
+        // Acquire: as above.
+        self.state.load(Ordering::Acquire)
+    }
+
+    /// Takes back the waker a poll left (`WAITING` is set), unless the
+    /// fiber has completed and owns it.
+    ///
+    /// # Safety
+    ///
+    /// As for [`state_for_handle`](Self::state_for_handle).
+    #[cold]
+    #[inline(never)]
+    unsafe fn take_back_waker(&self) {
         // Acquire: sees the value if COMPLETE is set (see `join_until`).
         let before = self.state.fetch_and(!WAITING, Ordering::Acquire);
         if before & COMPLETE == 0 {
@@ -223,8 +248,8 @@ impl JoinSlot {
     pub(crate) unsafe fn detach<V>(&self) {
         // AcqRel: Acquire sees a value already there; Release tells the fiber.
         let before = self.state.fetch_or(DETACHED, Ordering::AcqRel);
-        if before & COMPLETE != 0 {
-            // SAFETY: complete, not taken by a join: ours to drop.
+        if before & (COMPLETE | TAKEN) == COMPLETE {
+            // SAFETY: complete, not taken by a join or a poll: ours to drop.
             drop(unsafe { self.read::<V>() });
         }
     }
