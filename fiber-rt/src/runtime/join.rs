@@ -19,7 +19,7 @@ use crate::sync::waiter::deadline_after;
 /// Owns the right to wait for a fiber's result. Dropping it detaches the
 /// fiber, which runs on.
 ///
-/// It is also a [`Future`] of the result, for async code that waits for
+/// It is also a [`Future`](std::future::Future) of the result, for async code that waits for
 /// a fiber: awaiting it parks nothing, and the fiber wakes the task when
 /// it finishes.
 ///
