@@ -486,4 +486,42 @@ mod tests {
             "the registry outlived its runtime"
         );
     }
+
+    /// Spawns from plain threads racing the runtime's drop: a fiber queued
+    /// on the global queue just after the shutdown emptied it stayed there
+    /// for good, and its task kept the registry alive (one round in a few
+    /// hundred leaked before spawns were queued under the live list's
+    /// lock, which the shutdown's close takes).
+    #[test]
+    fn spawns_racing_the_shutdown_leave_nothing_behind() {
+        for round in 0..300 {
+            let rt = Builder::new().workers(1).build().unwrap();
+            let registry = Arc::downgrade(rt.registry());
+            let spawners: Vec<_> = (0..2)
+                .map(|_| {
+                    let handle = rt.handle().clone();
+                    thread::spawn(move || {
+                        let mut after = 0;
+                        while after < 50 {
+                            if handle.is_shut_down() {
+                                after += 1;
+                            }
+                            drop(handle.spawn(|| ()));
+                        }
+                    })
+                })
+                .collect();
+            thread::sleep(Duration::from_micros(round % 7 * 50));
+            drop(rt);
+            spawners.into_iter().for_each(|s| s.join().unwrap());
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while registry.upgrade().is_some() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(1));
+            }
+            assert!(
+                registry.upgrade().is_none(),
+                "round {round}: the registry outlived its runtime"
+            );
+        }
+    }
 }

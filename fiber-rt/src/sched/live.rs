@@ -87,7 +87,12 @@ impl Live {
     /// Adds `task`, in the calling thread's shard. It leaves when it has
     /// retired ([`Task::retire`](super::task::Task::retire)) and its shard
     /// sweeps. Once the list is [closed](Self::close), gives `task` back.
-    pub(crate) fn add(&self, task: TaskRef) -> Result<(), TaskRef> {
+    ///
+    /// `queue` runs under the shard's lock once the task is added (it
+    /// queues the fiber), so that a [`close`](Self::close) that returned
+    /// saw it done: whatever the shutdown drains afterwards holds the
+    /// fiber, and no reference to it is left behind in a queue.
+    pub(crate) fn add(&self, task: TaskRef, queue: impl FnOnce()) -> Result<(), TaskRef> {
         let mut shard = self.lock(thread_shard());
         if shard.closed {
             return Err(task);
@@ -101,14 +106,15 @@ impl Live {
         }
         shard.tasks.push(task);
         shard.added += 1;
+        queue();
         Ok(())
     }
 
     /// Refuses every later [`add`](Self::add). For the shutdown, once no
     /// worker runs (the workers' own parts are not closed): what was added
-    /// before, it finds in the list after this; what comes after, the
-    /// spawner learns of at once, instead of queueing a fiber that nothing
-    /// would ever run.
+    /// before, it finds in the list (and queued) after this; what comes
+    /// after, the spawner learns of at once, instead of queueing a fiber
+    /// that nothing would ever run.
     pub(crate) fn close(&self) {
         for i in 0..LIVE_SHARDS {
             self.lock(i).closed = true;

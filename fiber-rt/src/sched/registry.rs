@@ -370,23 +370,17 @@ impl Registry {
         // SAFETY: `task` was just made, and nothing has seen it yet.
         let [live, queued] = unsafe { task.more_refs::<2>() };
         let added = match worker {
-            Some(worker) => worker.add_live(live),
-            None => self.add_live(live),
+            Some(worker) => worker.add_live(live).map(|()| worker.push_new(queued)),
+            // Queued under the live list's lock: see `Live::add`.
+            None => self.add_live(live, || self.injector.push(queued)),
         };
+        drop(entered);
         if added.is_err() {
-            drop(entered);
             // The runtime has shut down: nothing would ever run it.
             task.refuse();
-            return Ok(task);
+        } else if worker.is_none() {
+            self.notify_work();
         }
-        match worker {
-            Some(worker) => worker.push_new(queued),
-            None => {
-                self.injector.push(queued);
-                self.notify_work();
-            }
-        }
-        drop(entered);
         Ok(task)
     }
 
@@ -504,9 +498,11 @@ impl Registry {
     }
 
     /// Adds `task` to the live list, from a thread not running a worker.
-    /// Gives the task back once the shutdown has closed the list.
-    pub(crate) fn add_live(&self, task: TaskRef) -> Result<(), TaskRef> {
-        self.live.add(task)
+    /// Adds `task` to the shared part of the live list and runs `queue`
+    /// (see [`Live::add`]); gives the task back once the shutdown has
+    /// closed the list.
+    pub(crate) fn add_live(&self, task: TaskRef, queue: impl FnOnce()) -> Result<(), TaskRef> {
+        self.live.add(task, queue)
     }
 
     /// Refuses every later spawn from a thread that runs no worker (see

@@ -732,7 +732,7 @@ impl Worker {
                 unsafe { (*slots).add(task) };
                 Ok(())
             }
-            None => self.registry.add_live(task),
+            None => self.registry.add_live(task, || ()),
         }
     }
 
