@@ -325,3 +325,71 @@ fn a_scope_in_a_destructor_unwound_by_the_shutdown_does_not_abort() {
         "the destructor ran to its end"
     );
 }
+
+/// A fiber parked in its own unwinding leaves its thread's count of
+/// unwinds raised; a scope in another fiber on that thread still panics
+/// for its failed, unjoined fiber.
+#[test]
+fn a_scope_still_reports_beside_a_fiber_parked_in_its_unwinding() {
+    struct SleepOnDrop;
+    impl Drop for SleepOnDrop {
+        fn drop(&mut self) {
+            fiber_rt::sleep(Duration::from_millis(300));
+        }
+    }
+    let rt = rt(1);
+    let parked = rt.spawn(|| {
+        let _guard = SleepOnDrop;
+        panic!("parks in its unwinding");
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let reported = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(|| {
+            fiber_rt::scope(|s| {
+                s.spawn(|| panic!("unjoined"));
+            })
+        })
+    }));
+    assert!(
+        reported.is_err(),
+        "the scope kept its fiber's failure quiet"
+    );
+    assert!(parked.join().unwrap_err().is_panic());
+}
+
+/// An owner cancelled while it waits at the end of its scope cancels the
+/// scope's fibers, rather than waiting for them to end by themselves.
+#[test]
+fn an_owner_cancelled_in_the_scopes_end_wait_cancels_its_fibers() {
+    let rt = rt(2);
+    let unwound = Arc::new(AtomicUsize::new(0));
+    let counted = unwound.clone();
+    let owner = rt.spawn(move || {
+        struct CountOnDrop(Arc<AtomicUsize>);
+        impl Drop for CountOnDrop {
+            fn drop(&mut self) {
+                // Relaxed: read after the owner's join.
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        fiber_rt::scope(|s| {
+            for _ in 0..4 {
+                let counted = counted.clone();
+                s.spawn(move || {
+                    let _count = CountOnDrop(counted);
+                    fiber_rt::sleep(Duration::from_secs(3600));
+                });
+            }
+        });
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    owner.cancel();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(owner.join().unwrap_err().is_cancelled()));
+    let cancelled = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the owner waited for its sleeping fibers");
+    assert!(cancelled);
+    // Relaxed: the join ordered the fibers' ends before this.
+    assert_eq!(unwound.load(Ordering::Relaxed), 4);
+}

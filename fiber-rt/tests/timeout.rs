@@ -470,3 +470,21 @@ fn elapsed_is_an_error_and_converts_to_io() {
     assert_eq!(io.kind(), std::io::ErrorKind::TimedOut);
     assert_eq!(io.to_string(), "deadline has elapsed");
 }
+
+/// A closure that waits at the end of a `scope` for its fibers: the time
+/// limit cancels them too (it waited for them to end by themselves).
+#[test]
+fn a_time_limit_reaches_the_fibers_of_a_scope_it_waits_for() {
+    let rt = fiber_rt::Builder::new().workers(2).build().unwrap();
+    let elapsed = rt.block_on(|| {
+        let start = std::time::Instant::now();
+        let result = fiber_rt::timeout(std::time::Duration::from_millis(20), || {
+            fiber_rt::scope(|s| {
+                s.spawn(|| fiber_rt::sleep(std::time::Duration::from_secs(3600)));
+            })
+        });
+        assert_eq!(result, Err(fiber_rt::Elapsed));
+        start.elapsed()
+    });
+    assert!(elapsed < std::time::Duration::from_secs(30), "{elapsed:?}");
+}

@@ -10,7 +10,7 @@ use super::{join, JoinError, JoinHandle};
 use crate::sched::registry::Registry;
 use crate::sched::task::Task;
 use crate::sched::task_ref::TaskRef;
-use crate::sched::{CancelHold, Cancelled};
+use crate::sched::{CancelHold, Cancelled, CANCEL_HELD};
 use crate::sync::waiter::deadline_after;
 use crate::sync::WaitGroup;
 
@@ -221,13 +221,19 @@ impl<T> std::fmt::Debug for ScopedJoinHandle<'_, T> {
 /// If a scoped fiber panics, is cancelled, or never runs (no stack could
 /// be had for it), and its handle was not joined, `scope` panics after all
 /// have finished; unless that handle cancelled the fiber (see
-/// [`ScopedJoinHandle::cancel`]), or the scope ends during an unwind (in
-/// a destructor of a fiber being cancelled, say), where a panic would
-/// abort the process: it is said on standard error then.
+/// [`ScopedJoinHandle::cancel`]), or the scope ends in a destructor run by
+/// a cancellation's unwind, where a panic would abort the process: it is
+/// said on standard error then. (In a destructor run by a panic, a scope
+/// panics as `std::thread::scope` does, which aborts; the runtime spares
+/// that only when it can tell the unwind, which it may not once the fiber
+/// parked in it and moved threads.)
 ///
-/// If the caller is cancelled (by its handle, or by the runtime's drop)
-/// while `f` runs, the scope's fibers are cancelled too, those running and
-/// any that starts afterwards, and the caller unwinds once they have.
+/// If the caller is cancelled (by its handle, by a [`timeout`] it runs in,
+/// or by the runtime's drop) while `f` runs or while the scope waits for
+/// its fibers, the scope's fibers are cancelled too, those running and any
+/// that starts afterwards, and the caller unwinds once they have.
+///
+/// [`timeout`]: crate::timeout
 ///
 /// ```
 /// let rt = fiber_rt::Runtime::new().unwrap();
@@ -282,28 +288,71 @@ where
         // waited for until they finish by themselves (maybe never).
         scope.running.cancel_all();
     }
-    {
+    // An owner cancelled while it waits here (by its handle, or by a
+    // `timeout` it runs in) cancels the scope's fibers too, those running
+    // and any that starts afterwards, and waits on for them to unwind.
+    let cancelled_in_wait = {
         let _hold = CancelHold::new();
-        scope.pending.wait();
-    }
+        let cancelled = !scope.pending.wait_unless(owner_cancelled);
+        if cancelled {
+            scope.running.cancel_all();
+            scope.pending.wait();
+        }
+        cancelled
+    };
     wait_on_unwind.0 = None;
     let value = match result {
         Err(payload) => std::panic::resume_unwind(payload),
         Ok(value) => value,
     };
+    if cancelled_in_wait {
+        // Its fibers are done: the owner's cancellation goes on from here
+        // (unless it may not be raised now, inside an unwind), and their
+        // failures, its own doing, are not the scope's to report.
+        crate::sched::worker::cancellation_point();
+        return value;
+    }
     // Relaxed: `pending.wait()` above synchronised with every fiber's end.
     if scope.unjoined_failures.load(Ordering::Relaxed) > 0 {
         const UNJOINED: &str =
             "a scoped fiber panicked or never ran, and its handle was not joined";
-        // Not raised inside an unwind (a scope in a destructor of a fiber
-        // being cancelled, whose scoped fibers the shutdown cancels or
-        // refuses): a panic there would abort the process.
-        if !std::thread::panicking() {
-            panic!("{UNJOINED}");
+        // Not raised inside an unwind of the runtime's making (a scope in
+        // a destructor of a fiber being cancelled, whose scoped fibers the
+        // shutdown cancels or refuses, or of one that parked in its
+        // unwinding and may have moved threads): a panic there would
+        // abort the process.
+        if !in_runtime_unwind() {
+            std::panic::panic_any(UNJOINED);
         }
         eprintln!("fiber runtime: {UNJOINED} (during an unwind, so not raised)");
     }
     value
+}
+
+/// Whether the calling fiber has been cancelled (its cancellation held
+/// by the scope's wait); never on a plain thread.
+fn owner_cancelled() -> bool {
+    Task::current().is_some_and(Task::is_cancelled)
+}
+
+/// Whether the caller runs inside an unwind that the runtime can tell of:
+/// on a fiber, a cancellation's (the runtime's own flag), or, as far as
+/// `worker::note_unwinding` could tell, one the fiber switched away in; on
+/// a plain thread, any. Not the thread's count of unwinds on a fiber: a
+/// fiber that parked in its own unwinding leaves that count raised on its
+/// first thread, for whatever runs there next, and off on the thread it
+/// resumes on. A panic's unwind that the runtime cannot tell of is treated
+/// as `std::thread::scope` treats any: the scope panics, and a panic in a
+/// destructor during cleanup aborts the process.
+fn in_runtime_unwind() -> bool {
+    match Task::current() {
+        Some(task) => {
+            // Relaxed: the fiber's own flags, see `Task::cancel_raised`.
+            let raised = task.cancel_raised.load(Ordering::Relaxed) & !CANCEL_HELD;
+            raised != 0 || !task.unwound_on.get().is_null()
+        }
+        None => std::thread::panicking(),
+    }
 }
 
 /// Waits for a scope's fibers if dropped while armed: on an unwind out of

@@ -822,6 +822,15 @@ fn unwind_if_cancelled(task: &Task) {
     }
 }
 
+/// A switch point without the switch: raises the calling fiber's
+/// cancellation here if one was asked for (and may be raised: see
+/// `raise_cancel`). Does nothing on a plain thread.
+pub(crate) fn cancellation_point() {
+    if let Some(task) = Task::current() {
+        unwind_if_cancelled(task);
+    }
+}
+
 #[cold]
 #[inline(never)]
 fn raise_cancel(task: &Task) {

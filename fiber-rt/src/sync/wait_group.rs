@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::waiter::{self, Waiter};
+use super::waiter::{self, park_until, Waiter};
 
 /// Counts outstanding work; `wait` parks until the count is zero.
 ///
@@ -78,6 +78,24 @@ impl WaitGroup {
         waiter::wait_or_cancel(&waiter, &"WaitGroup::wait", || {
             self.leave(&waiter);
         });
+    }
+
+    /// [`wait`](Self::wait), also ended by `stop`, which is asked first
+    /// and after every wake-up of the caller (whoever makes it true wakes
+    /// the caller, as a cancellation does): whether the count reached
+    /// zero.
+    pub(crate) fn wait_unless(&self, stop: impl Fn() -> bool) -> bool {
+        let Some(waiter) = self.enqueue() else {
+            return true;
+        };
+        let mut leave = waiter::OnUnwind(Some(|| {
+            self.leave(&waiter);
+        }));
+        park_until(None, &"WaitGroup::wait", || waiter.is_notified() || stop());
+        leave.0 = None;
+        // Not in the list any more: the count's last `done` took it out,
+        // and the wake-up is ours.
+        waiter.is_notified() || !self.leave(&waiter)
     }
 
     /// [`wait`](Self::wait), for at most `timeout`: whether the count

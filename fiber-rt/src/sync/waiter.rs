@@ -181,7 +181,7 @@ pub(crate) fn deadline_after(timeout: std::time::Duration) -> Instant {
 }
 
 /// Runs its function when dropped, unless taken out first: on an unwind.
-struct OnUnwind<F: FnOnce()>(Option<F>);
+pub(crate) struct OnUnwind<F: FnOnce()>(pub(crate) Option<F>);
 
 impl<F: FnOnce()> Drop for OnUnwind<F> {
     fn drop(&mut self) {
