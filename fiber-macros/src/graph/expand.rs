@@ -316,16 +316,24 @@ fn slots_struct(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
     });
     let input_count = graph.inputs.len();
     let node_count = model.nodes.len();
+    // The run's own arrays beside the slots, not among them, so that no
+    // name a user gives a fiber or an input can clash with theirs.
     quote! {
         #[doc(hidden)]
-        pub struct __Slots {
+        pub struct __Fields {
             #(#nodes)*
             #(#inputs)*
-            /// Per input, its readers not done with it yet (see `InputRead`).
-            __readers: [::fiber_rt::__private::AtomicU32; #input_count],
-            /// The run's counters, one per node (see `Plan::counters`).
-            __counters: [::fiber_rt::__private::AtomicU32; #node_count],
         }
+
+        /// The slots; per input, its readers not done with it yet (see
+        /// `InputRead`); the run's counters, one per node (see
+        /// `Plan::counters`).
+        #[doc(hidden)]
+        pub struct __Slots(
+            __Fields,
+            [::fiber_rt::__private::AtomicU32; #input_count],
+            [::fiber_rt::__private::AtomicU32; #node_count],
+        );
     }
 }
 
@@ -351,17 +359,19 @@ fn into_slots(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
     });
     quote! {
         fn into_slots(self) -> __Slots {
-            __Slots {
-                #(#nodes)*
-                #(#inputs)*
-                __readers: [#(#readers),*],
-                __counters: [#(#counters),*],
-            }
+            __Slots(
+                __Fields {
+                    #(#nodes)*
+                    #(#inputs)*
+                },
+                [#(#readers),*],
+                [#(#counters),*],
+            )
         }
 
         #[inline]
         fn counters(slots: &__Slots) -> &[::fiber_rt::__private::AtomicU32] {
-            &slots.__counters
+            &slots.2
         }
     }
 }
@@ -379,7 +389,7 @@ fn run_node(model: &Model<'_>) -> TokenStream {
         args.set_span(node.stmt.map_or(ident.span(), |stmt| stmt.parens));
         // Spanned on the node: an output that is not `Send` is reported there.
         let store =
-            quote_spanned!(ident.span()=> ::fiber_rt::__private::store(&slots.#ident, value));
+            quote_spanned!(ident.span()=> ::fiber_rt::__private::store(&slots.0.#ident, value));
         let i = Literal::u32_unsuffixed(i as u32);
         // The whole arm on the node's name: rustc reports problems with the
         // node's output type (not `Send`, not a fiber) there.
@@ -426,7 +436,7 @@ fn skip_node(model: &Model<'_>) -> TokenStream {
                 // that is not a fiber is reported there, once.
                 let span = dep.ident.span();
                 let field = crate::names::respanned(field, span);
-                quote_spanned!(span=> <#mode as ::fiber_rt::__private::Discard>::discard(&slots.#field);)
+                quote_spanned!(span=> <#mode as ::fiber_rt::__private::Discard>::discard(&slots.0.#field);)
             })
         });
         let reads = input_reads(model, node);
@@ -461,7 +471,7 @@ fn input_reads(model: &Model<'_>, node: &super::model::Node<'_>) -> TokenStream 
             // nothing else borrows an input: so the generated SAFETY holds.
             Some(quote! {
                 let #read = unsafe {
-                    ::fiber_rt::__private::InputRead::new(&slots.#field, &slots.__readers[#index])
+                    ::fiber_rt::__private::InputRead::new(&slots.0.#field, &slots.1[#index])
                 };
             })
         }
@@ -491,7 +501,7 @@ fn argument(model: &Model<'_>, dep: &Dep<'_>) -> TokenStream {
     );
     // Every token on the edge's span, so rustc points at the edge itself.
     let field = crate::names::respanned(field, span);
-    quote_spanned!(span=> ::fiber_rt::__private::#fetch(&slots.#field))
+    quote_spanned!(span=> ::fiber_rt::__private::#fetch(&slots.0.#field))
 }
 
 /// Moves the outputs out of the slots.
@@ -503,9 +513,9 @@ fn finish(model: &Model<'_>, outputs: &Ident) -> TokenStream {
                 let mode = param_mode(model, *consumer, *param);
                 let span = model.nodes[*consumer].deps[*param].ident.span();
                 let field = crate::names::respanned(ident, span);
-                quote_spanned!(span=> <#mode as ::fiber_rt::__private::Kept<_>>::field(&mut slots.#field)?)
+                quote_spanned!(span=> <#mode as ::fiber_rt::__private::Kept<_>>::field(&mut slots.0.#field)?)
             }
-            _ => quote_spanned!(ident.span()=> ::fiber_rt::__private::keep(&mut slots.#ident)?),
+            _ => quote_spanned!(ident.span()=> ::fiber_rt::__private::keep(&mut slots.0.#ident)?),
         };
         quote!(#ident: #value,)
     });
