@@ -80,8 +80,9 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 ///
 /// A test gets two workers unless `workers = N` says otherwise. Other
-/// options and rules as for `#[fiber_rt::main]`; a `Result`-returning
-/// test returns its `Result` as a plain test does.
+/// options and rules as for `#[fiber_rt::main]`; a test that returns a
+/// `Result` fails on an `Err` as a plain test does (the fiber reports it,
+/// and the function returns the exit code).
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(entry::Kind::Test, args.into(), item.into()).into()

@@ -483,7 +483,19 @@ pub use std::process::{ExitCode, Termination};
 pub fn entry_report<T, F>(builder: crate::Builder, attribute: &str, body: F) -> ExitCode
 where
     F: FnOnce() -> T + Send,
-    T: Termination,
+    T: EntryOutput,
 {
     entry(builder, attribute, || body().report())
 }
+
+/// What a `#[fiber_rt::main]` or `#[fiber_rt::test]` function may return:
+/// what `main` and tests may, a `Termination`. Said in the attribute's
+/// words when a type is not one.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned from `#[fiber_rt::main]` or `#[fiber_rt::test]`",
+    label = "not a `Termination`",
+    note = "return `()`, `Result<(), E>` with `E: Debug`, or an `ExitCode`: what `main` and tests may return"
+)]
+pub trait EntryOutput: Termination {}
+
+impl<T: Termination> EntryOutput for T {}

@@ -74,12 +74,14 @@ impl Options {
         };
         let mut seen: Vec<String> = Vec::new();
         for meta in metas {
+            // A path (`a::b = 1`) is no option's name: it is reported as
+            // unknown, never as a duplicate of another path.
             let key = meta
                 .path()
                 .get_ident()
                 .map(ToString::to_string)
                 .unwrap_or_default();
-            if seen.contains(&key) {
+            if !key.is_empty() && seen.contains(&key) {
                 errors.push(syn::Error::new_spanned(
                     meta.path(),
                     format!("duplicate option `{key}`: give each option once"),

@@ -124,16 +124,19 @@ fn stack_in_range(entry: &Entry<'_>, errors: &mut Errors) {
 }
 
 /// `#[fiber_rt::test]` emits `#[test]` itself: the user's would be a
-/// second one on the same function.
+/// second one on the same function, and so would another test attribute
+/// (`#[fiber_rt::test]` again, `#[tokio::test]`: any path ending in
+/// `test`), which would also run one runtime inside another.
 fn no_second_test_attribute(entry: &Entry<'_>, errors: &mut Errors) {
     if entry.kind != Kind::Test {
         return;
     }
     for attr in &entry.func.attrs {
-        if attr.path().is_ident("test") {
+        let last = attr.path().segments.last();
+        if last.is_some_and(|segment| segment.ident == "test") {
             errors.push(syn::Error::new_spanned(
                 attr,
-                "`#[fiber_rt::test]` already makes the function a test: remove this `#[test]`",
+                "`#[fiber_rt::test]` already makes the function a test: remove this test attribute",
             ));
         }
     }
