@@ -40,7 +40,9 @@ impl From<Elapsed> for io::Error {
 /// the deadline its fiber is cancelled as
 /// [`JoinHandle::cancel`](super::JoinHandle::cancel) does: it unwinds
 /// from its next switch point (a park, a yield, a probe past its time
-/// slice), woken first if it waits (for a lock, a message, a sleep). The caller waits for that unwinding, for as long as it takes:
+/// slice), woken first if it waits (for a lock, a message, a sleep, the
+/// end of a [`scope`](super::scope()), whose fibers are cancelled with
+/// it). The caller waits for that unwinding, for as long as it takes:
 /// code that reaches no switch point (a loop without probes, a blocking
 /// call) runs on, and `timeout` returns when it does reach one, or with
 /// its value if it finishes first. A value `f` returned is never lost,
