@@ -253,3 +253,31 @@ fn a_polled_result_is_dropped_once() {
     drop(result);
     assert_eq!(drops.load(Ordering::Relaxed), 1);
 }
+
+/// A handle polled, then dropped before its fiber finished: the waker it
+/// left goes when the fiber does (it was kept with the task, and an async
+/// task's waker keeps that task alive).
+#[test]
+fn a_polled_then_dropped_handle_lets_go_of_its_waker() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let count = Arc::new(Count::default());
+    let waker = Waker::from(count.clone());
+    let gate = WaitGroup::new();
+    gate.add(1);
+    let handles: Vec<_> = (0..50).map(|_| gated(&rt, &gate, 1)).collect();
+    for mut handle in handles {
+        assert!(poll(&mut handle, &waker).is_pending());
+    }
+    // Ours, and one per pending handle, dropped above with its handle.
+    gate.done();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while Arc::strong_count(&count) > 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} wakers kept",
+            Arc::strong_count(&count) - 2
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(rt);
+}

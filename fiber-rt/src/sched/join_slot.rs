@@ -83,6 +83,13 @@ impl JoinSlot {
             // Nobody will take it: the slot is ours again.
             // SAFETY: written just above, and read by nobody else.
             drop(unsafe { self.read::<V>() });
+            if before & WAITING != 0 {
+                // A handle polled, then dropped: its waker is ours, and
+                // goes now rather than with the task (an async task's
+                // waker keeps that task alive).
+                // SAFETY: the handle gave the waker up when it set WAITING.
+                drop(unsafe { (*self.waker.get()).take() });
+            }
             return true;
         }
         if before & WAITING != 0 {
