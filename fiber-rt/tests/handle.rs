@@ -106,10 +106,22 @@ fn block_on_and_run_after_the_shutdown_say_so() {
         .map(String::as_str)
         .unwrap_or("");
     assert!(message.contains("shut down"), "{message}");
+    // No node runs; those that wait for one that never ran are skipped,
+    // and the error counts and names them as for any failure.
     let mut b = GraphBuilder::new();
-    b.node("parse", || ());
+    let parse = b.node("parse", || ());
+    let check = b.node("check", || ());
+    let report = b.node("report", || ());
+    b.node("other", || ());
+    b.edge(parse, check);
+    b.edge(check, report);
     let error = handle.run(b.build().unwrap()).unwrap_err();
-    assert!(error.to_string().contains("parse"), "{error}");
+    let failed: Vec<_> = error.failures().iter().map(|f| f.node.as_str()).collect();
+    assert_eq!(failed, ["parse", "other"], "{error}");
+    assert_eq!(error.skipped(), 2, "{error}");
+    let mut skipped: Vec<_> = error.skipped_nodes().collect();
+    skipped.sort_unstable();
+    assert_eq!(skipped, ["check", "report"]);
 }
 
 /// Spawns racing the runtime's drop: each one either runs or is

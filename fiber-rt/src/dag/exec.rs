@@ -896,6 +896,7 @@ where
             FailureKind::Dropped,
             "its task was dropped before it ran".into(),
         );
+        self.drop_node(node);
     }
 
     fn hold(&self) {
@@ -1018,23 +1019,9 @@ where
         // Relaxed: a node started after the flag is set runs for nothing,
         // but runs correctly; the flag only saves work.
         let ok = if poisoned || self.abandoned.load(Ordering::Relaxed) {
-            // Relaxed: read only in `outcome`, after every task has let go
-            // of its hold, which orders this before it.
-            if self.skipped.fetch_add(1, Ordering::Relaxed) < NAMED_SKIPS {
-                self.skipped_named
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(node);
-            }
-            // What the node would have consumed goes now, not with the
-            // plan at the end: an independent node may be waiting for it
-            // to go (a channel's sender in its closure, say).
             // SAFETY: each node is handed to one runner once (see
             // `execute`), which either runs or, here, skips it.
-            let skipped = catch_unwind(AssertUnwindSafe(|| unsafe { self.plan().skip_node(node) }));
-            if let Err(payload) = skipped {
-                drop_quietly(payload);
-            }
+            unsafe { self.skip(node) };
             false
         } else {
             if let Some(naming) = naming {
@@ -1111,6 +1098,58 @@ where
         // Relaxed: as in `step`.
         let skipped = self.skipped.load(Ordering::Relaxed);
         Err(GraphError::new(failures, skipped, named))
+    }
+
+    /// Counts `node` skipped, and drops what it would have consumed now,
+    /// not with the plan at the end: an independent node may be waiting
+    /// for it to go (a channel's sender in its closure, say).
+    ///
+    /// # Safety
+    ///
+    /// `node` never runs, and is skipped once (see `Plan::skip_node`).
+    unsafe fn skip(&self, node: u32) {
+        // Relaxed: read only in `outcome`, after every task has let go of
+        // its hold, which orders this before it.
+        if self.skipped.fetch_add(1, Ordering::Relaxed) < NAMED_SKIPS {
+            self.skipped_named
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(node);
+        }
+        // SAFETY: the caller's contract.
+        let skipped = catch_unwind(AssertUnwindSafe(|| unsafe { self.plan().skip_node(node) }));
+        if let Err(payload) = skipped {
+            drop_quietly(payload);
+        }
+    }
+
+    /// `node` will never run (its task was dropped unrun): what it would
+    /// have consumed goes, and every node that waits for it is skipped,
+    /// here, as a failed node's are by the runners (so that the error
+    /// counts and names them), and theirs in turn.
+    fn drop_node(&self, node: u32) {
+        let plan = self.plan();
+        // SAFETY: a dropped task's node was handed to it alone, and never
+        // runs; the skip below drops what it would have consumed, once.
+        let consumed = catch_unwind(AssertUnwindSafe(|| unsafe { plan.skip_node(node) }));
+        if let Err(payload) = consumed {
+            drop_quietly(payload);
+        }
+        let mut released = vec![node];
+        while let Some(node) = released.pop() {
+            for &succ in plan.successors(node) {
+                let counter = &self.counters()[succ as usize];
+                // Relaxed, then AcqRel: as for a failed node's successors
+                // in `release_successors`.
+                counter.fetch_or(POISONED, Ordering::Relaxed);
+                if counter.fetch_sub(1, Ordering::AcqRel) & WAITING == 1 {
+                    // SAFETY: the last of its dependencies to be released
+                    // hands a node over once; a poisoned one never runs.
+                    unsafe { self.skip(succ) };
+                    released.push(succ);
+                }
+            }
+        }
     }
 
     /// Skips every node not started yet (see `abandoned`).

@@ -336,10 +336,12 @@ fn dropped_tasks_fail_the_run_instead_of_hanging_it() {
     builder.edge(first, second);
     let err = run_with(builder.build().unwrap(), drop).unwrap_err();
     assert_eq!(err.failures()[0].kind, FailureKind::Dropped);
+    // What waits for a node that never ran is skipped, as for any failure.
     assert_eq!(
         err.to_string(),
-        "fiber `first` never ran: its task was dropped before it ran"
+        "fiber `first` never ran: its task was dropped before it ran (1 dependent fiber skipped)"
     );
+    assert_eq!(err.skipped_nodes().collect::<Vec<_>>(), ["second"]);
 }
 
 #[test]
