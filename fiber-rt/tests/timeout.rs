@@ -488,3 +488,91 @@ fn a_time_limit_reaches_the_fibers_of_a_scope_it_waits_for() {
     });
     assert!(elapsed < std::time::Duration::from_secs(30), "{elapsed:?}");
 }
+
+mod graph_nodes {
+    //! A time limit around a graph run: the nodes running on fibers of
+    //! their own when the caller gives up are cancelled with the run,
+    //! rather than left running for nobody.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use fiber_rt::{depends, fiber, Builder};
+
+    /// Nodes that started, and nodes whose guard dropped (run or unwound).
+    static STARTED: AtomicUsize = AtomicUsize::new(0);
+    static ENDED: AtomicUsize = AtomicUsize::new(0);
+
+    struct Ends;
+    impl Drop for Ends {
+        fn drop(&mut self) {
+            // SeqCst: read by the test's thread, in a poll loop.
+            ENDED.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn stuck(x: u64) -> u64 {
+        // SeqCst: as above.
+        STARTED.fetch_add(1, Ordering::SeqCst);
+        let _ends = Ends;
+        fiber_rt::sleep(Duration::from_secs(3600));
+        x
+    }
+
+    #[fiber]
+    fn src() -> u64 {
+        1
+    }
+    #[fiber]
+    fn stuck_a(x: &u64) -> u64 {
+        stuck(*x)
+    }
+    #[fiber]
+    fn stuck_b(x: &u64) -> u64 {
+        stuck(*x)
+    }
+    #[fiber]
+    fn stuck_c(x: &u64) -> u64 {
+        stuck(*x)
+    }
+    #[fiber]
+    fn sum(a: &u64, b: &u64, c: &u64) -> u64 {
+        a + b + c
+    }
+
+    depends! {
+        graph Stuck {
+            stuck_a(src);
+            stuck_b(src);
+            stuck_c(src);
+            sum(stuck_a, stuck_b, stuck_c);
+        }
+    }
+
+    #[test]
+    fn a_time_limit_around_a_run_cancels_its_running_nodes() {
+        let rt = Builder::new().workers(2).build().unwrap();
+        for _ in 0..10 {
+            let result = rt
+                .block_on(|| fiber_rt::timeout(Duration::from_millis(20), || fiber_rt::run(Stuck)));
+            assert_eq!(result.err(), Some(fiber_rt::Elapsed));
+        }
+        // Every node that started unwinds, and no fiber is left.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            // SeqCst: as above.
+            let (started, ended) = (STARTED.load(Ordering::SeqCst), ENDED.load(Ordering::SeqCst));
+            if started == ended && rt.metrics().live == 0 {
+                assert!(started > 0);
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {started} nodes still running, {} fibers live",
+                started - ended,
+                rt.metrics().live
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}

@@ -48,6 +48,7 @@ use super::graph::{Graph, Plan};
 use super::lanes::{Lane, Lanes};
 use crate::debug::recorder::Recorder;
 use crate::sched::park::{self, ParkHook};
+use crate::sched::task_ref::TaskRef;
 use crate::sched::Cancelled;
 use crate::stack::header::{NodeNames, StackHeader};
 
@@ -341,7 +342,7 @@ impl Task {
         }
         if let Some(run) = self.run.take() {
             let stack = run.stack_size(self.node);
-            run.resume(self.node, self.counted, stack);
+            run.resume(self.node, self.counted, stack, true);
         }
     }
 
@@ -350,7 +351,8 @@ impl Task {
     /// that ask for more get tasks of their own.
     pub(crate) fn run_here(mut self, stack: usize) {
         if let Some(run) = self.run.take() {
-            run.resume(self.node, self.counted, stack);
+            // The caller: it abandons the run itself as it unwinds.
+            run.resume(self.node, self.counted, stack, false);
         }
     }
 
@@ -400,8 +402,9 @@ impl fmt::Debug for Task {
 trait Resume: Send + Sync {
     /// Runs from `node` on, on a stack with room for nodes asking for up
     /// to `stack` bytes (0: the runtime's default), then lets go of the
-    /// task's hold on the run.
-    fn resume(self: Arc<Self>, node: u32, counted: bool, stack: usize);
+    /// task's hold on the run. A fiber of its own (not the run's caller)
+    /// is `enlisted` meanwhile, to be cancelled if the run is abandoned.
+    fn resume(self: Arc<Self>, node: u32, counted: bool, stack: usize, enlisted: bool);
     /// Joins the run as a runner if it is still going and a place is free,
     /// and runs queued nodes (the [`Task::helper`] case).
     fn help(self: Arc<Self>);
@@ -447,6 +450,9 @@ struct Run<P: Plan, S, E> {
     abandoned: AtomicBool,
     /// Nodes that panicked or returned `Err`; only touched on failure.
     failures: Mutex<Vec<(u32, FailureKind, String)>>,
+    /// The fibers running this run's tasks (its caller's aside), to
+    /// cancel if the run is abandoned.
+    fibers: RunnerFibers,
     /// Tasks alive, plus one for the launcher while it hands sources out:
     /// the run ends when the last lets go.
     holders: AtomicUsize,
@@ -494,6 +500,7 @@ where
             skipped_named: Mutex::new(Vec::new()),
             abandoned: AtomicBool::new(false),
             failures: Mutex::new(Vec::new()),
+            fibers: RunnerFibers::default(),
             holders: AtomicUsize::new(1),
             end,
             trace,
@@ -841,9 +848,10 @@ where
     S: Fn(Task) + Send + Sync + 'static,
     E: End<P::Outputs>,
 {
-    fn resume(self: Arc<Self>, first: u32, counted: bool, stack: usize) {
+    fn resume(self: Arc<Self>, first: u32, counted: bool, stack: usize, enlisted: bool) {
         // Also on an unwind, so that the run still ends.
         let _release = Release(&*self);
+        let _enlisted = enlisted.then(|| Enlisted::new(&self.fibers));
         self.run_from(Some(first), counted, stack);
     }
 
@@ -859,6 +867,7 @@ where
         }
         // Also on an unwind, so that the run still ends.
         let _release = Release(&*self);
+        let _enlisted = Enlisted::new(&self.fibers);
         if self.claim_runner() {
             // More queued than this helper takes at once: call the next
             // one, so that runners keep joining up to `width` (a runner
@@ -949,6 +958,49 @@ impl Drop for Naming<'_> {
     fn drop(&mut self) {
         self.header.node.set(self.outer.0);
         self.header.node_names.set(self.outer.1);
+    }
+}
+
+/// The fibers running a run's tasks, by their task's address.
+#[derive(Default)]
+struct RunnerFibers(Mutex<Vec<TaskRef>>);
+
+impl RunnerFibers {
+    /// Cancels every fiber listed but the calling one, which is the one
+    /// abandoning the run (and unwinding, or about to).
+    fn cancel_all(&self) {
+        let me = crate::sched::task::Task::current().map(|task| task as *const _);
+        let fibers = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for fiber in fibers.iter() {
+            if Some(fiber.as_ptr()) != me {
+                fiber.cancel();
+            }
+        }
+    }
+}
+
+/// Lists the calling fiber, if it is one, among a run's while it lives.
+struct Enlisted<'a>(&'a RunnerFibers, Option<*const crate::sched::task::Task>);
+
+impl<'a> Enlisted<'a> {
+    fn new(fibers: &'a RunnerFibers) -> Self {
+        let me = crate::sched::task::Task::current().map(|task| {
+            let mut list = fibers.0.lock().unwrap_or_else(PoisonError::into_inner);
+            list.push(task.arc());
+            task as *const _
+        });
+        Enlisted(fibers, me)
+    }
+}
+
+impl Drop for Enlisted<'_> {
+    fn drop(&mut self) {
+        if let Some(me) = self.1 {
+            let mut list = self.0 .0.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(i) = list.iter().position(|fiber| fiber.as_ptr() == me) {
+                list.swap_remove(i);
+            }
+        }
     }
 }
 
@@ -1152,10 +1204,14 @@ where
         }
     }
 
-    /// Skips every node not started yet (see `abandoned`).
+    /// Skips every node not started yet (see `abandoned`), and cancels
+    /// the fibers running nodes of the run now (but the calling one): a
+    /// run whose caller gave up (cancelled, or by a `timeout`) leaves no
+    /// node running on for nobody.
     fn abandon(&self) {
         // Relaxed: see `step`.
         self.abandoned.store(true, Ordering::Relaxed);
+        self.fibers.cancel_all();
     }
 
     fn record_failure(&self, node: u32, kind: FailureKind, message: String) {

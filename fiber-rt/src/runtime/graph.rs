@@ -42,6 +42,11 @@ impl Runtime {
 
 /// Runs `graph` on the caller's runtime: the caller must be a fiber.
 ///
+/// A caller cancelled meanwhile (by its handle, or by a
+/// [`timeout`](crate::timeout) around the call) abandons the run: no node
+/// starts any more, the fibers running its nodes are cancelled, and the
+/// caller unwinds at once, without waiting for them to.
+///
 /// # Panics
 ///
 /// If called outside a fiber; use [`Runtime::run`] there.
