@@ -116,6 +116,19 @@ fn a_fiber_that_gets_no_stack_fails_its_join_with_the_reason() {
             .try_recv()
             .expect("the unrun closure was dropped");
     });
+    // Counted, with a detached one: its loss is never silent.
+    assert_eq!(rt.metrics().stackless, 1);
+    drop(
+        FiberBuilder::new()
+            .stack_size(GIB)
+            .spawn_on(&rt, || ())
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while rt.metrics().stackless < 2 {
+        assert!(std::time::Instant::now() < deadline, "never counted");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     // The worker runs on: the holders finish, and their stacks serve a
     // new fiber.
     release(release_tx, holders);
@@ -124,6 +137,7 @@ fn a_fiber_that_gets_no_stack_fails_its_join_with_the_reason() {
         .spawn_on(&rt, || 7)
         .unwrap();
     assert_eq!(again.join().unwrap(), 7);
+    assert_eq!(rt.metrics().stackless, 2);
 }
 
 /// A fiber that needs the last stack the arena has, which a fiber that

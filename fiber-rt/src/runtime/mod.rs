@@ -204,6 +204,7 @@ impl Runtime {
             preempt_yields: stats.preempt_yields.load(Relaxed),
             backstop_signals: stats.backstop_signals.load(Relaxed),
             backstop_handoffs: stats.backstop_handoffs.load(Relaxed),
+            stackless: stats.stackless.load(Relaxed),
             parks: per_worker.iter().map(|w| w.parks).sum(),
             uptime,
             per_worker,
@@ -265,6 +266,10 @@ pub struct Metrics {
     pub backstop_signals: u64,
     /// Times such a fiber was detached and its worker given a new thread.
     pub backstop_handoffs: u64,
+    /// Fibers that never started because no stack could be had for them
+    /// (see [`JoinError::stack_error`]); their closures were dropped
+    /// unrun. Counted as finished too.
+    pub stackless: u64,
     /// Times a fiber parked (waited on a lock, channel, join, sleep..).
     pub parks: u64,
     /// Time since the runtime was built.

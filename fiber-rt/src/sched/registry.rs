@@ -118,6 +118,8 @@ pub(crate) struct Stats {
     pub(crate) backstop_signals: AtomicU64,
     /// Workers handed to a fresh thread, their fiber detached.
     pub(crate) backstop_handoffs: AtomicU64,
+    /// Fibers that never started for want of a stack.
+    pub(crate) stackless: AtomicU64,
 }
 
 impl Registry {

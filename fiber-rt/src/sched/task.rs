@@ -327,6 +327,21 @@ impl Task {
         let why = if self.is_cancelled() {
             Unrun::Cancelled
         } else {
+            // Relaxed: a statistic.
+            let count = self
+                .registry
+                .stats
+                .stackless
+                .fetch_add(1, Ordering::Relaxed)
+                + 1;
+            // Said on standard error too, the first time and then at each
+            // power of two: a fiber whose handle was dropped (or that has
+            // none) would be lost without a word otherwise.
+            if count.is_power_of_two() {
+                eprintln!(
+                    "fiber runtime: {count} fiber(s) so far could not start: no stack could be had ({error});                      their closures were dropped unrun (see Metrics::stackless)"
+                );
+            }
             Unrun::NoStack(error)
         };
         self.end_unrun(why);
