@@ -79,6 +79,11 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// }
 /// ```
 ///
+/// It replaces `#[test]`: put it in `#[test]`'s place, not under it. A
+/// test attribute after it is refused, but one before it cannot be seen
+/// (the compiler hands this attribute none of those above it), and the
+/// test would then run twice.
+///
 /// A test gets two workers unless `workers = N` says otherwise. Other
 /// options and rules as for `#[fiber_rt::main]`; a test that returns a
 /// `Result` fails on an `Err` as a plain test does (the fiber reports it,

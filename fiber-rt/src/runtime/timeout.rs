@@ -57,6 +57,13 @@ impl From<Elapsed> for io::Error {
 /// unwinds, say) makes `timeout` return `Err(Elapsed)`, deadline or not:
 /// `f` was cancelled before it finished, and has unwound.
 ///
+/// What `f` did before the deadline stays done, and what it was in the
+/// middle of is unwound, as any cancellation unwinds it: bytes a buffered
+/// read had taken from its socket and not yet returned are lost with the
+/// read. For a read to retry after a time-out, give the socket a read
+/// time-out instead (`set_read_timeout`), which fails the read without
+/// losing what it had.
+///
 /// Being another fiber, `f` has fiber-locals of its own (it does not see
 /// the caller's), and [`current`](super::current()) tells it its own id.
 /// It costs a spawn and a join, and a wake-up of the caller by the
