@@ -109,6 +109,11 @@ impl Handle {
         self.registry.config.workers
     }
 
+    /// Counters of the runtime so far, as [`Runtime::metrics`] gives them.
+    pub fn metrics(&self) -> super::Metrics {
+        super::metrics_of(&self.registry)
+    }
+
     /// Whether the runtime has begun shutting down (its [`Runtime`] was
     /// dropped): fibers spawned from now on may never run.
     pub fn is_shut_down(&self) -> bool {

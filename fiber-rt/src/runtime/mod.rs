@@ -49,10 +49,6 @@ use crate::sched::task::Task;
 pub struct Runtime {
     handle: Handle,
     threads: Vec<thread::JoinHandle<()>>,
-    /// Each worker's busy and idle time as last reported, so that reports
-    /// never go backwards (a sample may catch a worker between the two
-    /// stores that end an idle stretch).
-    reported: std::sync::Mutex<Vec<(Duration, Duration)>>,
 }
 
 impl Runtime {
@@ -70,7 +66,6 @@ impl Runtime {
         Runtime {
             handle: Handle { registry },
             threads,
-            reported: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -157,59 +152,7 @@ impl Runtime {
     /// println!("{m:#?}");
     /// ```
     pub fn metrics(&self) -> Metrics {
-        let registry = self.registry();
-        let stats = &registry.stats;
-        let uptime = registry.started.elapsed();
-        let now_ns = crate::debug::clock::instant_to_ns(Instant::now());
-        // Relaxed: independent statistics, each exact on its own.
-        let per_worker: Vec<WorkerMetrics> = registry
-            .clocks
-            .iter()
-            .map(|clock| {
-                let since = clock.idle_since.load(Relaxed);
-                let ongoing = if since == 0 {
-                    0
-                } else {
-                    now_ns.saturating_sub(since)
-                };
-                let idle = Duration::from_nanos(clock.idle_ns.load(Relaxed) + ongoing).min(uptime);
-                WorkerMetrics {
-                    busy: uptime - idle,
-                    idle,
-                    parks: clock.parks.load(Relaxed),
-                }
-            })
-            .collect();
-        let (spawned, finished) = registry.spawned_and_finished();
-        let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
-        reported.resize(per_worker.len(), (Duration::ZERO, Duration::ZERO));
-        let per_worker: Vec<WorkerMetrics> = per_worker
-            .into_iter()
-            .zip(reported.iter_mut())
-            .map(|(mut w, (busy, idle))| {
-                w.busy = w.busy.max(*busy);
-                w.idle = w.idle.max(*idle);
-                (*busy, *idle) = (w.busy, w.idle);
-                w
-            })
-            .collect();
-        drop(reported);
-        Metrics {
-            workers: registry.config.workers,
-            spawned,
-            finished,
-            steals: stats.steals.load(Relaxed),
-            live: registry.live_count(),
-            preempt_requests: stats.preempt_requests.load(Relaxed),
-            preempt_yields: stats.preempt_yields.load(Relaxed),
-            backstop_signals: stats.backstop_signals.load(Relaxed),
-            backstop_handoffs: stats.backstop_handoffs.load(Relaxed),
-            stackless: stats.stackless.load(Relaxed),
-            parks: per_worker.iter().map(|w| w.parks).sum(),
-            uptime,
-            per_worker,
-            stack_pool: crate::stack::pool_stats(),
-        }
+        self.handle.metrics()
     }
 
     /// A snapshot of every live fiber: id, name, state, age, and for a
@@ -292,6 +235,62 @@ pub struct WorkerMetrics {
     pub idle: Duration,
     /// Fibers that parked on this worker.
     pub parks: u64,
+}
+
+/// Counters of the runtime of `registry` so far (see [`Runtime::metrics`]).
+pub(crate) fn metrics_of(registry: &Registry) -> Metrics {
+    let stats = &registry.stats;
+    let uptime = registry.started.elapsed();
+    let now_ns = crate::debug::clock::instant_to_ns(Instant::now());
+    // Relaxed: independent statistics, each exact on its own.
+    let per_worker: Vec<WorkerMetrics> = registry
+        .clocks
+        .iter()
+        .map(|clock| {
+            let since = clock.idle_since.load(Relaxed);
+            let ongoing = if since == 0 {
+                0
+            } else {
+                now_ns.saturating_sub(since)
+            };
+            let idle = Duration::from_nanos(clock.idle_ns.load(Relaxed) + ongoing).min(uptime);
+            WorkerMetrics {
+                busy: uptime - idle,
+                idle,
+                parks: clock.parks.load(Relaxed),
+            }
+        })
+        .collect();
+    let (spawned, finished) = registry.spawned_and_finished();
+    let mut reported = stats.reported.lock().unwrap_or_else(|e| e.into_inner());
+    reported.resize(per_worker.len(), (Duration::ZERO, Duration::ZERO));
+    let per_worker: Vec<WorkerMetrics> = per_worker
+        .into_iter()
+        .zip(reported.iter_mut())
+        .map(|(mut w, (busy, idle))| {
+            w.busy = w.busy.max(*busy);
+            w.idle = w.idle.max(*idle);
+            (*busy, *idle) = (w.busy, w.idle);
+            w
+        })
+        .collect();
+    drop(reported);
+    Metrics {
+        workers: registry.config.workers,
+        spawned,
+        finished,
+        steals: stats.steals.load(Relaxed),
+        live: registry.live_count(),
+        preempt_requests: stats.preempt_requests.load(Relaxed),
+        preempt_yields: stats.preempt_yields.load(Relaxed),
+        backstop_signals: stats.backstop_signals.load(Relaxed),
+        backstop_handoffs: stats.backstop_handoffs.load(Relaxed),
+        stackless: stats.stackless.load(Relaxed),
+        parks: per_worker.iter().map(|w| w.parks).sum(),
+        uptime,
+        per_worker,
+        stack_pool: crate::stack::pool_stats(),
+    }
 }
 
 /// [`Runtime::block_on`] on `registry`.

@@ -120,6 +120,10 @@ pub(crate) struct Stats {
     pub(crate) backstop_handoffs: AtomicU64,
     /// Fibers that never started for want of a stack.
     pub(crate) stackless: AtomicU64,
+    /// Each worker's busy and idle time as last reported by the metrics,
+    /// so that reports never go backwards (a sample may catch a worker
+    /// between the two stores that end an idle stretch).
+    pub(crate) reported: std::sync::Mutex<Vec<(std::time::Duration, std::time::Duration)>>,
 }
 
 impl Registry {
