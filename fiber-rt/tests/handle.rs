@@ -42,6 +42,10 @@ fn a_handle_spawns_blocks_on_and_runs_graphs_from_other_threads() {
         });
         b.edge(first, second);
         handle.run(b.build().unwrap()).unwrap();
+        // The runtime's counters, through the handle alone.
+        let metrics = handle.metrics();
+        assert_eq!(metrics.workers, 2);
+        assert!(metrics.spawned >= 2, "{metrics:?}");
         // Relaxed: the run's end orders its nodes' work before this.
         (
             spawned,
