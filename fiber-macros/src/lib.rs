@@ -14,6 +14,7 @@ mod fiber;
 mod graph;
 mod krate;
 mod names;
+mod options;
 mod stack;
 
 use proc_macro::TokenStream;

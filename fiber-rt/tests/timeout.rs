@@ -263,9 +263,16 @@ fn a_closure_waiting_for_a_lock_is_cancelled_and_a_lock_it_held_is_released() {
     });
 }
 
-#[test]
-fn a_caller_cancelled_while_it_waits_cancels_the_closure() {
-    let rt = rt();
+/// A fiber of `rt` waiting in a `timeout` whose closure sleeps for good,
+/// once the closure has started; the flag its closure's guard sets when
+/// dropped; when the closure was seen started.
+fn caller_waiting_in_a_timeout(
+    rt: &Runtime,
+) -> (
+    fiber_rt::JoinHandle<Result<(), Elapsed>>,
+    Arc<AtomicBool>,
+    Instant,
+) {
     let started = Arc::new(AtomicBool::new(false));
     let dropped = Arc::new(AtomicBool::new(false));
     let caller = rt.spawn({
@@ -273,7 +280,7 @@ fn a_caller_cancelled_while_it_waits_cancels_the_closure() {
         move || {
             timeout(LONG, || {
                 let _guard = SetOnDrop(&dropped);
-                // Release: pairs with the test's Acquire below.
+                // Release: pairs with the Acquire below.
                 started.store(true, Ordering::Release);
                 fiber_rt::sleep(Duration::from_secs(3600));
             })
@@ -285,6 +292,13 @@ fn a_caller_cancelled_while_it_waits_cancels_the_closure() {
         assert!(start.elapsed() < PATIENCE, "the closure never started");
         std::thread::sleep(Duration::from_millis(1));
     }
+    (caller, dropped, start)
+}
+
+#[test]
+fn a_caller_cancelled_while_it_waits_cancels_the_closure() {
+    let rt = rt();
+    let (caller, dropped, start) = caller_waiting_in_a_timeout(&rt);
     caller.cancel();
     let error = caller.join().unwrap_err();
     assert!(error.is_cancelled(), "{error}");
@@ -297,25 +311,7 @@ fn a_caller_cancelled_while_it_waits_cancels_the_closure() {
 #[test]
 fn a_caller_cancelled_by_the_shutdown_cancels_the_closure() {
     let rt = rt();
-    let started = Arc::new(AtomicBool::new(false));
-    let dropped = Arc::new(AtomicBool::new(false));
-    let caller = rt.spawn({
-        let (started, dropped) = (started.clone(), dropped.clone());
-        move || {
-            timeout(LONG, || {
-                let _guard = SetOnDrop(&dropped);
-                // Release: pairs with the test's Acquire below.
-                started.store(true, Ordering::Release);
-                fiber_rt::sleep(Duration::from_secs(3600));
-            })
-        }
-    });
-    let start = Instant::now();
-    // Acquire: pairs with the Release above.
-    while !started.load(Ordering::Acquire) {
-        assert!(start.elapsed() < PATIENCE, "the closure never started");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let (caller, dropped, start) = caller_waiting_in_a_timeout(&rt);
     drop(rt);
     assert!(caller.join().unwrap_err().is_cancelled());
     assert!(dropped.load(Ordering::Relaxed));

@@ -72,23 +72,15 @@ impl Options {
                 return (options, errors);
             }
         };
-        let mut seen: Vec<String> = Vec::new();
+        let mut seen = crate::options::Seen::default();
         for meta in metas {
-            // A path (`a::b = 1`) is no option's name: it is reported as
-            // unknown, never as a duplicate of another path.
-            let key = meta
-                .path()
-                .get_ident()
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            if !key.is_empty() && seen.contains(&key) {
-                errors.push(syn::Error::new_spanned(
-                    meta.path(),
-                    format!("duplicate option `{key}`: give each option once"),
-                ));
-                continue;
-            }
-            seen.push(key.clone());
+            let key = match seen.key(&meta) {
+                Ok(key) => key,
+                Err(err) => {
+                    errors.push(err);
+                    continue;
+                }
+            };
             if let Err(err) = options.set(kind, &key, &meta) {
                 errors.push(err);
             }

@@ -31,21 +31,15 @@ impl Options {
         let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args)?;
         let mut options = Options::default();
         let mut errors = Errors::default();
-        let mut seen: Vec<String> = Vec::new();
+        let mut seen = crate::options::Seen::default();
         for meta in metas {
-            let key = meta
-                .path()
-                .get_ident()
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            if seen.contains(&key) {
-                errors.push(syn::Error::new_spanned(
-                    meta.path(),
-                    format!("duplicate option `{key}`: give each option once"),
-                ));
-                continue;
-            }
-            seen.push(key.clone());
+            let key = match seen.key(&meta) {
+                Ok(key) => key,
+                Err(err) => {
+                    errors.push(err);
+                    continue;
+                }
+            };
             if let Err(err) = options.set(&key, &meta) {
                 errors.push(err);
             }
