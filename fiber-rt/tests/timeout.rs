@@ -311,7 +311,7 @@ fn a_caller_cancelled_while_it_waits_cancels_the_closure() {
 #[test]
 fn a_caller_cancelled_by_the_shutdown_cancels_the_closure() {
     let rt = rt();
-    let (caller, dropped, start) = caller_waiting_in_a_timeout(&rt);
+    let (caller, dropped, _started_at) = caller_waiting_in_a_timeout(&rt);
     drop(rt);
     assert!(caller.join().unwrap_err().is_cancelled());
     assert!(dropped.load(Ordering::Relaxed));
