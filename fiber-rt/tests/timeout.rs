@@ -572,3 +572,45 @@ mod graph_nodes {
         }
     }
 }
+
+/// A graph run with a spawner of the caller's own (`run_with`), whose
+/// tasks run on a fiber that serves many runs: a run abandoned by a time
+/// limit does not cancel that fiber, which goes on serving the next run.
+#[test]
+fn an_abandoned_run_leaves_a_spawners_own_fiber_alone() {
+    use fiber_rt::dag::{run_with, GraphBuilder, Task};
+    let rt = rt();
+    let (tx, rx) = mpsc::unbounded::<Task>();
+    let pool = rt.spawn(move || {
+        let mut served = 0;
+        while let Ok(task) = rx.recv() {
+            task.run();
+            served += 1;
+        }
+        served
+    });
+    let graph = || {
+        let mut b = GraphBuilder::new();
+        let slow = b.node("slow", || fiber_rt::sleep(Duration::from_millis(300)));
+        let after = b.node("after", || ());
+        b.edge(slow, after);
+        b.build().unwrap()
+    };
+    let spawner = |tx: mpsc::Sender<Task>| {
+        move |task| {
+            let _ = tx.send(task);
+        }
+    };
+    let timed_out = rt.block_on(|| {
+        let tx = tx.clone();
+        timeout(Duration::from_millis(20), move || {
+            run_with(graph(), spawner(tx))
+        })
+    });
+    assert_eq!(timed_out.err(), Some(Elapsed));
+    // The pool fiber serves the next run to its end.
+    let next = rt.block_on(|| run_with(graph(), spawner(tx.clone())));
+    assert!(next.is_ok(), "{next:?}");
+    drop(tx);
+    assert!(pool.join().unwrap() >= 2);
+}

@@ -333,16 +333,28 @@ impl Task {
     /// A task that a run starts to take queued nodes off a busy runner (its
     /// [`name`](Task::name) is empty) may find that they were taken
     /// meanwhile, and return at once.
-    pub fn run(mut self) {
+    pub fn run(self) {
+        self.run_as(false);
+    }
+
+    /// [`run`](Task::run), on a fiber the runtime started for this task
+    /// alone: the run lists the fiber meanwhile, and cancels it if it is
+    /// abandoned. (A fiber of the caller's own spawner, which may go on to
+    /// other work, is never cancelled by the run.)
+    pub(crate) fn run_on_own_fiber(self) {
+        self.run_as(true);
+    }
+
+    fn run_as(mut self, enlisted: bool) {
         if let Some(run) = self.helper.take() {
             if let Some(run) = run.upgrade() {
-                run.help();
+                run.help(enlisted);
             }
             return;
         }
         if let Some(run) = self.run.take() {
             let stack = run.stack_size(self.node);
-            run.resume(self.node, self.counted, stack, true);
+            run.resume(self.node, self.counted, stack, enlisted);
         }
     }
 
@@ -402,12 +414,13 @@ impl fmt::Debug for Task {
 trait Resume: Send + Sync {
     /// Runs from `node` on, on a stack with room for nodes asking for up
     /// to `stack` bytes (0: the runtime's default), then lets go of the
-    /// task's hold on the run. A fiber of its own (not the run's caller)
+    /// task's hold on the run. A fiber the runtime started for the task
     /// is `enlisted` meanwhile, to be cancelled if the run is abandoned.
     fn resume(self: Arc<Self>, node: u32, counted: bool, stack: usize, enlisted: bool);
     /// Joins the run as a runner if it is still going and a place is free,
-    /// and runs queued nodes (the [`Task::helper`] case).
-    fn help(self: Arc<Self>);
+    /// and runs queued nodes (the [`Task::helper`] case); `enlisted` as
+    /// for `resume`.
+    fn help(self: Arc<Self>, enlisted: bool);
     /// A helper that was called for is gone, run or not.
     fn helper_gone(&self);
     fn name(&self, node: u32) -> &str;
@@ -855,7 +868,7 @@ where
         self.run_from(Some(first), counted, stack);
     }
 
-    fn help(self: Arc<Self>) {
+    fn help(self: Arc<Self>, enlisted: bool) {
         self.helper_gone();
         // SeqCst: pairs with the fence in `wake`: a runner that saw this
         // helper as pending, and so called no other, queued its node
@@ -867,7 +880,7 @@ where
         }
         // Also on an unwind, so that the run still ends.
         let _release = Release(&*self);
-        let _enlisted = Enlisted::new(&self.fibers);
+        let _enlisted = enlisted.then(|| Enlisted::new(&self.fibers));
         if self.claim_runner() {
             // More queued than this helper takes at once: call the next
             // one, so that runners keep joining up to `width` (a runner
@@ -961,45 +974,66 @@ impl Drop for Naming<'_> {
     }
 }
 
-/// The fibers running a run's tasks, by their task's address.
+/// The fibers the runtime started for a run's tasks, while they run it:
+/// slots, with the free ones listed, so that a fiber leaves in constant
+/// time however many run.
 #[derive(Default)]
-struct RunnerFibers(Mutex<Vec<TaskRef>>);
+struct RunnerFibers(Mutex<Slots>);
+
+#[derive(Default)]
+struct Slots {
+    fibers: Vec<Option<TaskRef>>,
+    free: Vec<usize>,
+}
 
 impl RunnerFibers {
     /// Cancels every fiber listed but the calling one, which is the one
-    /// abandoning the run (and unwinding, or about to).
+    /// abandoning the run (and unwinding, or about to). Outside the lock:
+    /// a cancelled fiber that wakes leaves the list at once.
     fn cancel_all(&self) {
         let me = crate::sched::task::Task::current().map(|task| task as *const _);
-        let fibers = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        for fiber in fibers.iter() {
-            if Some(fiber.as_ptr()) != me {
-                fiber.cancel();
-            }
+        let listed: Vec<TaskRef> = {
+            let slots = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            slots.fibers.iter().flatten().cloned().collect()
+        };
+        for fiber in listed.iter().filter(|fiber| Some(fiber.as_ptr()) != me) {
+            fiber.cancel();
         }
     }
 }
 
 /// Lists the calling fiber, if it is one, among a run's while it lives.
-struct Enlisted<'a>(&'a RunnerFibers, Option<*const crate::sched::task::Task>);
+struct Enlisted<'a>(&'a RunnerFibers, Option<usize>);
 
 impl<'a> Enlisted<'a> {
     fn new(fibers: &'a RunnerFibers) -> Self {
-        let me = crate::sched::task::Task::current().map(|task| {
-            let mut list = fibers.0.lock().unwrap_or_else(PoisonError::into_inner);
-            list.push(task.arc());
-            task as *const _
+        let slot = crate::sched::task::Task::current().map(|task| {
+            let mut slots = fibers.0.lock().unwrap_or_else(PoisonError::into_inner);
+            let fiber = Some(task.arc());
+            match slots.free.pop() {
+                Some(slot) => {
+                    slots.fibers[slot] = fiber;
+                    slot
+                }
+                None => {
+                    slots.fibers.push(fiber);
+                    slots.fibers.len() - 1
+                }
+            }
         });
-        Enlisted(fibers, me)
+        Enlisted(fibers, slot)
     }
 }
 
 impl Drop for Enlisted<'_> {
     fn drop(&mut self) {
-        if let Some(me) = self.1 {
-            let mut list = self.0 .0.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(i) = list.iter().position(|fiber| fiber.as_ptr() == me) {
-                list.swap_remove(i);
-            }
+        if let Some(slot) = self.1 {
+            let mut slots = self.0 .0.lock().unwrap_or_else(PoisonError::into_inner);
+            let fiber = slots.fibers[slot].take();
+            slots.free.push(slot);
+            drop(slots);
+            // The reference goes outside the lock.
+            drop(fiber);
         }
     }
 }
@@ -1209,9 +1243,13 @@ where
     /// run whose caller gave up (cancelled, or by a `timeout`) leaves no
     /// node running on for nobody.
     fn abandon(&self) {
-        // Relaxed: see `step`.
-        self.abandoned.store(true, Ordering::Relaxed);
-        self.fibers.cancel_all();
+        // Relaxed: see `step`; the fibers' list has a lock of its own. Once:
+        // each fiber cancelled here abandons the run again as it unwinds,
+        // and walking the list each time cost the square of its length
+        // (24 000 sleeping nodes took 5 s to unwind).
+        if !self.abandoned.swap(true, Ordering::Relaxed) {
+            self.fibers.cancel_all();
+        }
     }
 
     fn record_failure(&self, node: u32, kind: FailureKind, message: String) {

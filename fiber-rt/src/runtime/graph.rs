@@ -145,7 +145,7 @@ fn spawner(registry: &Arc<Registry>) -> impl Fn(dag::Task) + Send + Sync + 'stat
         // dependents) instead of losing it.
         let _ = registry.spawn(None, stack, move || {
             let _locals = crate::local::DropAtExit;
-            task.run()
+            task.run_on_own_fiber()
         });
     }
 }

@@ -339,7 +339,8 @@ impl Task {
             // none) would be lost without a word otherwise.
             if count.is_power_of_two() {
                 eprintln!(
-                    "fiber runtime: {count} fiber(s) so far could not start: no stack could be had ({error});                      their closures were dropped unrun (see Metrics::stackless)"
+                    "fiber runtime: {count} fiber(s) so far could not start: no stack could be had \
+                     ({error}); their closures were dropped unrun (see Metrics::stackless)"
                 );
             }
             Unrun::NoStack(error)

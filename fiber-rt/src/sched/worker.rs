@@ -662,7 +662,7 @@ impl Worker {
         };
         let _ = self.registry.spawn(None, None, move || {
             let _locals = crate::local::DropAtExit;
-            helper.run()
+            helper.run_on_own_fiber()
         });
         true
     }
