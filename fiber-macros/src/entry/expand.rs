@@ -38,7 +38,7 @@ pub(crate) fn entry(entry: &Entry<'_>) -> TokenStream {
     let attribute = entry.kind.attribute();
     let builder = quote!(::fiber_rt::Builder::new() #workers #stack);
     let (output, span) = closure_output(&sig.output);
-    if reports(&sig.output) {
+    let (sig, call) = if reports(&sig.output) {
         // What `main` or a test returns is a `Termination`, which the
         // fiber reports itself (an `Err` printed as std prints it), so
         // only the exit code crosses back to the caller's thread: an
@@ -50,19 +50,15 @@ pub(crate) fn entry(entry: &Entry<'_>) -> TokenStream {
         let call = quote_spanned! {span=>
             ::fiber_rt::__private::entry_report(#builder, #attribute, || #output #block)
         };
-        return quote! {
-            #(#outer)*
-            #test
-            #vis #sig {
-                #(#inner)*
-                #call
-            }
+        (sig, call)
+    } else {
+        // On the return type: the result crosses from the fiber back to
+        // the caller's thread, so a type that is not `Send` is reported
+        // there.
+        let call = quote_spanned! {span=>
+            ::fiber_rt::__private::entry(#builder, #attribute, || #output #block)
         };
-    }
-    // On the return type: the result crosses from the fiber back to the
-    // caller's thread, so a type that is not `Send` is reported there.
-    let call = quote_spanned! {span=>
-        ::fiber_rt::__private::entry(#builder, #attribute, || #output #block)
+        (sig.clone(), call)
     };
     quote! {
         #(#outer)*

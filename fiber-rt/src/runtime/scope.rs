@@ -10,7 +10,7 @@ use super::{join, JoinError, JoinHandle};
 use crate::sched::registry::Registry;
 use crate::sched::task::Task;
 use crate::sched::task_ref::TaskRef;
-use crate::sched::{CancelHold, Cancelled, CANCEL_HELD};
+use crate::sched::{CancelHold, Cancelled};
 use crate::sync::waiter::deadline_after;
 use crate::sync::WaitGroup;
 
@@ -224,9 +224,7 @@ impl<T> std::fmt::Debug for ScopedJoinHandle<'_, T> {
 /// [`ScopedJoinHandle::cancel`]), or the scope ends in a destructor run by
 /// a cancellation's unwind, where a panic would abort the process: it is
 /// said on standard error then. (In a destructor run by a panic, a scope
-/// panics as `std::thread::scope` does, which aborts; the runtime spares
-/// that only when it can tell the unwind, which it may not once the fiber
-/// parked in it and moved threads.)
+/// panics as `std::thread::scope` does, which aborts.)
 ///
 /// If the caller is cancelled (by its handle, by a [`timeout`] it runs in,
 /// or by the runtime's drop) while `f` runs or while the scope waits for
@@ -318,9 +316,8 @@ where
             "a scoped fiber panicked or never ran, and its handle was not joined";
         // Not raised inside an unwind of the runtime's making (a scope in
         // a destructor of a fiber being cancelled, whose scoped fibers the
-        // shutdown cancels or refuses, or of one that parked in its
-        // unwinding and may have moved threads): a panic there would
-        // abort the process.
+        // shutdown cancels or refuses): a panic there would abort the
+        // process.
         if !in_runtime_unwind() {
             std::panic::panic_any(UNJOINED);
         }
@@ -335,22 +332,17 @@ fn owner_cancelled() -> bool {
     Task::current().is_some_and(Task::is_cancelled)
 }
 
-/// Whether the caller runs inside an unwind that the runtime can tell of:
-/// on a fiber, a cancellation's (the runtime's own flag), or, as far as
-/// `worker::note_unwinding` could tell, one the fiber switched away in; on
-/// a plain thread, any. Not the thread's count of unwinds on a fiber: a
-/// fiber that parked in its own unwinding leaves that count raised on its
-/// first thread, for whatever runs there next, and off on the thread it
-/// resumes on. A panic's unwind that the runtime cannot tell of is treated
-/// as `std::thread::scope` treats any: the scope panics, and a panic in a
+/// Whether the caller runs inside an unwind of the runtime's making: on a
+/// fiber, a cancellation's (see `worker::in_cancel_unwind`); on a plain
+/// thread, any. Not the thread's count of unwinds on a fiber: a fiber that
+/// parked in its own unwinding leaves that count raised on its first
+/// thread, for every fiber that runs there next, and off on the thread it
+/// resumes on. A panic's unwind on a fiber is treated as
+/// `std::thread::scope` treats any: the scope panics, and a panic in a
 /// destructor during cleanup aborts the process.
 fn in_runtime_unwind() -> bool {
     match Task::current() {
-        Some(task) => {
-            // Relaxed: the fiber's own flags, see `Task::cancel_raised`.
-            let raised = task.cancel_raised.load(Ordering::Relaxed) & !CANCEL_HELD;
-            raised != 0 || !task.unwound_on.get().is_null()
-        }
+        Some(task) => crate::sched::worker::in_cancel_unwind(task),
         None => std::thread::panicking(),
     }
 }

@@ -877,6 +877,18 @@ fn may_raise_cancel(task: &Task) -> bool {
         && task.unwound_on.get().is_null()
 }
 
+/// Whether a cancellation's unwind is on its way in `task` (the runtime's
+/// own mark, exact). Not `unwound_on`, which is a guess from the thread's
+/// count of unwinds and also marks a fiber that merely switched on a
+/// thread where another fiber parked in its unwinding.
+pub(crate) fn in_cancel_unwind(task: &Task) -> bool {
+    // Relaxed: see `Task::cancel_raised`.
+    let raised = task
+        .cancel_raised
+        .load(std::sync::atomic::Ordering::Relaxed);
+    raised & !super::CANCEL_HELD != 0
+}
+
 /// Notes, as `task` switches away, whether it does so in the middle of an
 /// unwind (see `Task::unwound_on`). The standard library counts unwinds
 /// per thread, so this is a guess: a fiber that parked in its own
