@@ -1038,6 +1038,24 @@ impl Drop for Enlisted<'_> {
     }
 }
 
+/// A node handed to a runner that has not run it yet, settled if the
+/// runner unwinds first: dropped only on an unwind (the runner forgets it
+/// otherwise).
+struct HandedOver<'a, P: Plan, S, E: End<P::Outputs>>(&'a Run<P, S, E>, Option<(u32, bool)>)
+where
+    S: Fn(Task) + Send + Sync + 'static;
+
+impl<P: Plan, S, E: End<P::Outputs>> Drop for HandedOver<'_, P, S, E>
+where
+    S: Fn(Task) + Send + Sync + 'static,
+{
+    fn drop(&mut self) {
+        if let Some((node, poisoned)) = self.1 {
+            self.0.lost_by_runner(node, poisoned);
+        }
+    }
+}
+
 /// Lets go of a task's hold on its run when dropped.
 struct Release<'a, R: Resume>(&'a R);
 
@@ -1081,7 +1099,12 @@ where
                 // here when its slice is over, as a fiber's loop does at
                 // its probe. Without it the backstop took its worker away
                 // from it, and each long run started threads of its own.
-                crate::preempt::point();
+                // A cancellation raised there (the shutdown's, or its
+                // caller's handle) unwinds out of the run with the node
+                // just handed over: the guard settles it on the way out.
+                if fiber_asm::preempt_flag() != 0 {
+                    self.yield_holding(next);
+                }
             }
             next = self
                 .pop_ready(lane, stack)
@@ -1090,6 +1113,16 @@ where
                 return;
             }
         }
+    }
+
+    /// Yields at the slice's end between two nodes, holding `next`, the
+    /// node just handed to this runner (see `HandedOver`).
+    #[cold]
+    #[inline(never)]
+    fn yield_holding(&self, next: Option<(u32, bool)>) {
+        let handed = HandedOver(self, next);
+        crate::preempt::point();
+        std::mem::forget(handed);
     }
 
     /// Runs (or skips) one ready node and releases its successors; returns
@@ -1209,18 +1242,47 @@ where
         }
     }
 
+    /// `node`, handed to the calling runner, will never run: the runner
+    /// unwinds (cancelled) before it could. The run is being abandoned or
+    /// its runtime shut down, but its result may still be read (a plain
+    /// thread waiting for a run the shutdown cut short): the error names
+    /// the node, unless it was to be skipped anyway, and counts its
+    /// dependents as skipped.
+    #[cold]
+    #[inline(never)]
+    fn lost_by_runner(&self, node: u32, poisoned: bool) {
+        if poisoned {
+            // SAFETY: handed to this runner alone, which never runs it.
+            unsafe { self.skip(node) };
+            self.skip_dependents(node);
+        } else {
+            self.record_failure(
+                node,
+                FailureKind::Dropped,
+                "its runner was cancelled before it could run it".into(),
+            );
+            self.drop_node(node);
+        }
+        self.abandon();
+    }
+
     /// `node` will never run (its task was dropped unrun): what it would
-    /// have consumed goes, and every node that waits for it is skipped,
-    /// here, as a failed node's are by the runners (so that the error
-    /// counts and names them), and theirs in turn.
+    /// have consumed goes, and every node that waits for it is skipped.
     fn drop_node(&self, node: u32) {
-        let plan = self.plan();
         // SAFETY: a dropped task's node was handed to it alone, and never
         // runs; the skip below drops what it would have consumed, once.
-        let consumed = catch_unwind(AssertUnwindSafe(|| unsafe { plan.skip_node(node) }));
+        let consumed = catch_unwind(AssertUnwindSafe(|| unsafe { self.plan().skip_node(node) }));
         if let Err(payload) = consumed {
             drop_quietly(payload);
         }
+        self.skip_dependents(node);
+    }
+
+    /// Skips every node that waits for `node`, which will never produce
+    /// an output, here, as a failed node's are by the runners (so that the
+    /// error counts and names them), and theirs in turn.
+    fn skip_dependents(&self, node: u32) {
+        let plan = self.plan();
         let mut released = vec![node];
         while let Some(node) = released.pop() {
             for &succ in plan.successors(node) {

@@ -469,3 +469,42 @@ fn a_successor_asking_for_its_own_stack_is_spawned() {
         [("a".to_owned(), 0), ("b".to_owned(), 1 << 20)]
     );
 }
+
+/// A runner cancelled at its yield between two nodes (by its handle here,
+/// as the shutdown cancels one) unwinds holding the node it was just
+/// handed: the error names that node and counts its dependents skipped.
+/// Before, the node was lost, neither run nor skipped, and the run
+/// reported success without its last two nodes.
+#[test]
+fn a_runner_cancelled_between_nodes_reports_the_node_it_was_handed() {
+    let rt = crate::Builder::new().workers(1).build().unwrap();
+    let fibers: Arc<Mutex<Vec<crate::JoinHandle<()>>>> = Arc::default();
+    let mut builder = GraphBuilder::new();
+    let listed = Arc::clone(&fibers);
+    let first = builder.node("first", move || {
+        let me = crate::current().expect("runners are fibers").id;
+        let listed = listed.lock().unwrap();
+        let mine = listed
+            .iter()
+            .find(|fiber| fiber.id() == me)
+            .expect("listed");
+        mine.cancel();
+        // As if its slice had run out: the runner yields after this node.
+        // SAFETY: this thread is running, so its TLS block is mapped.
+        unsafe { crate::preempt::ThreadFlag::current().request() };
+    });
+    let second = builder.node("second", || panic!("runs after its runner was cancelled"));
+    let third = builder.node("third", || panic!("runs after its dependency was lost"));
+    builder.edge(first, second).edge(second, third);
+    let graph = builder.build().unwrap();
+    let handle = rt.handle().clone();
+    let spawner = move |task: Task| {
+        let mut listed = fibers.lock().unwrap();
+        listed.push(handle.spawn(move || task.run()));
+    };
+    let err = run_with(graph, spawner).unwrap_err();
+    assert_eq!(err.node(), Some("second"), "{err}");
+    assert_eq!(err.failures()[0].kind, FailureKind::Dropped);
+    assert_eq!(err.skipped(), 1);
+    assert_eq!(err.skipped_nodes().collect::<Vec<_>>(), ["third"]);
+}
