@@ -6,6 +6,7 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
+use super::Handle;
 use crate::sync::oneshot::{self, RecvTimeoutError};
 
 /// Idle blocking threads exit after this long without work.
@@ -40,7 +41,9 @@ fn pool() -> &'static Pool {
 
 /// Runs blocking `f` (file I/O, a long computation in a C library, a
 /// `std::sync` wait) on a thread of its own, so no worker stalls. Join the
-/// handle from a fiber to park until it is done.
+/// handle from a fiber to park until it is done. The closure runs in the
+/// caller's runtime, if any ([`Handle::enter`]): `spawn`, `run` and
+/// [`Handle::current`] work in it as in the fiber that called this.
 ///
 /// ```
 /// let rt = fiber_rt::Runtime::new().unwrap();
@@ -55,7 +58,10 @@ where
     T: Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
+    // The closure runs in the caller's runtime, as the caller did.
+    let runtime = Handle::try_current();
     let job: Job = Box::new(move || {
+        let _entered = runtime.as_ref().map(Handle::enter);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
         let _ = tx.send(result);
     });

@@ -242,7 +242,8 @@ impl FiberBuilder {
         self
     }
 
-    /// Spawns on the caller's runtime (the caller must be a fiber).
+    /// Spawns on the caller's runtime (the caller must be a fiber, or a
+    /// thread that entered a runtime: [`Handle::enter`](crate::Handle::enter)).
     ///
     /// # Errors
     ///
@@ -260,7 +261,7 @@ impl FiberBuilder {
         T: Send + 'static,
     {
         let registry = super::current_registry("FiberBuilder::spawn");
-        spawn_in(registry, self.name, self.stack_size, f)
+        spawn_in(&registry, self.name, self.stack_size, f)
     }
 
     /// Spawns on `rt`: a [`Runtime`], or its [`Handle`](crate::Handle).

@@ -49,12 +49,13 @@ impl Runtime {
 ///
 /// # Panics
 ///
-/// If called outside a fiber; use [`Runtime::run`] there.
+/// If called outside a fiber on a thread that entered no runtime
+/// ([`Handle::enter`](crate::Handle::enter)); use [`Runtime::run`] there.
 pub fn run<G: Graph>(graph: G) -> Result<G::Outputs, GraphError>
 where
     G::Outputs: Send,
 {
-    run_on(super::current_registry("run"), graph)
+    run_on(&super::current_registry("run"), graph)
 }
 
 impl Runtime {
@@ -91,12 +92,14 @@ impl Runtime {
 ///
 /// # Panics
 ///
-/// If called outside a fiber; use [`Runtime::run_traced`] there.
+/// If called outside a fiber on a thread that entered no runtime
+/// ([`Handle::enter`](crate::Handle::enter)); use [`Runtime::run_traced`]
+/// there.
 pub fn run_traced<G: Graph>(graph: G) -> (Result<G::Outputs, GraphError>, Trace)
 where
     G::Outputs: Send,
 {
-    run_traced_on(super::current_registry("run_traced"), graph)
+    run_traced_on(&super::current_registry("run_traced"), graph)
 }
 
 fn run_traced_on<G: Graph>(

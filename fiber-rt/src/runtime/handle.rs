@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::context::{self, EnterGuard};
 use super::{graph, scope, spawn_in, JoinHandle, Runtime, Scope};
 use crate::dag::{Graph, GraphError};
 use crate::sched::registry::Registry;
@@ -44,12 +45,39 @@ impl Handle {
         )
     }
 
-    /// The handle of the runtime the calling fiber runs on, or `None` off
-    /// a fiber.
+    /// The handle of the runtime the calling fiber runs on; off a fiber,
+    /// of the runtime the calling thread entered ([`enter`](Self::enter),
+    /// as the threads of [`spawn_blocking`](crate::spawn_blocking) do for
+    /// a closure spawned from a fiber), or `None`.
     pub fn try_current() -> Option<Handle> {
-        Task::current().map(|task| Handle {
-            registry: task.registry.clone(),
-        })
+        match Task::current() {
+            Some(task) => Some(Handle {
+                registry: task.registry.clone(),
+            }),
+            None => context::entered(),
+        }
+    }
+
+    /// Makes this runtime the calling plain thread's current one until
+    /// the guard drops: [`spawn`](crate::spawn), [`run`](crate::run),
+    /// [`scope`](crate::scope), [`JoinSet::spawn`](crate::JoinSet::spawn),
+    /// [`FiberBuilder::spawn`](crate::FiberBuilder::spawn) and
+    /// [`Handle::current`] called there then use it, as from one of its
+    /// fibers. On a fiber the guard changes nothing: a fiber's runtime is
+    /// always its own.
+    ///
+    /// ```
+    /// let rt = fiber_rt::Runtime::new().unwrap();
+    /// let handle = rt.handle().clone();
+    /// std::thread::spawn(move || {
+    ///     let _entered = handle.enter();
+    ///     assert_eq!(fiber_rt::spawn(|| 6 * 7).join().unwrap(), 42);
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// ```
+    pub fn enter(&self) -> EnterGuard {
+        context::enter(self)
     }
 
     /// Runs `f` as a new fiber on this runtime, as [`Runtime::spawn`]

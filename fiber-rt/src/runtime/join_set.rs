@@ -74,15 +74,18 @@ impl<T: Send + 'static> JoinSet<T> {
     ///
     /// # Panics
     ///
-    /// Where [`spawn`](crate::spawn) does: outside a fiber (use
-    /// [`spawn_on`](Self::spawn_on) there).
+    /// Where [`spawn`](crate::spawn) does: outside a fiber, on a thread
+    /// that entered no runtime (use [`spawn_on`](Self::spawn_on) there).
     pub fn spawn<F>(&mut self, f: F) -> u64
     where
         F: FnOnce() -> T + Send + 'static,
     {
         let (key, f) = self.keyed(f);
         let registry = super::current_registry("JoinSet::spawn");
-        self.insert(key, spawned(super::spawn_unprobed(registry, None, None, f)))
+        self.insert(
+            key,
+            spawned(super::spawn_unprobed(&registry, None, None, f)),
+        )
     }
 
     /// Spawns `f` on `rt` (a [`Runtime`](crate::Runtime) or its [`Handle`](crate::Handle))

@@ -3,6 +3,7 @@
 
 mod blocking;
 mod builder;
+mod context;
 mod future;
 mod graph;
 mod handle;
@@ -21,6 +22,8 @@ use std::time::{Duration, Instant};
 
 pub use blocking::{spawn_blocking, BlockingHandle};
 pub use builder::{Builder, FiberBuilder};
+use context::current_registry;
+pub use context::EnterGuard;
 pub use future::block_on_future;
 pub use graph::{run, run_traced};
 pub use handle::Handle;
@@ -362,19 +365,6 @@ where
     Ok(handle)
 }
 
-/// The runtime of the calling fiber, borrowed from its task (which lives
-/// at least as long as the fiber runs: it owns the fiber's stack), so a
-/// spawn pays no reference count for it.
-fn current_registry(what: &str) -> &'static Arc<Registry> {
-    match Task::current() {
-        Some(task) => &task.registry,
-        None => panic!(
-            "fiber_rt::{what} was called outside a fiber: call it from a fiber, \
-             or use the Runtime's own method from a plain thread"
-        ),
-    }
-}
-
 /// Runs `f` as a new fiber on the caller's runtime.
 ///
 /// The fiber takes its stack when it first runs; if none can be had then,
@@ -382,7 +372,8 @@ fn current_registry(what: &str) -> &'static Arc<Registry> {
 ///
 /// # Panics
 ///
-/// If called outside a fiber (use [`Runtime::spawn`] there), or where
+/// If called outside a fiber on a thread that entered no runtime
+/// ([`Handle::enter`]; or use [`Runtime::spawn`] there), or where
 /// [`FiberBuilder::spawn`] returns an error (see there).
 #[inline]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
@@ -390,8 +381,8 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let registry = current_registry("spawn");
-    spawn_in(registry, None, None, f).unwrap_or_else(|e| panic!("spawning a fiber: {e}"))
+    spawn_in(&current_registry("spawn"), None, None, f)
+        .unwrap_or_else(|e| panic!("spawning a fiber: {e}"))
 }
 
 /// Suspends the calling fiber for at least `duration`, letting others

@@ -248,12 +248,14 @@ impl<T> std::fmt::Debug for ScopedJoinHandle<'_, T> {
 ///
 /// # Panics
 ///
-/// If called outside a fiber: use [`Runtime::scope`](super::Runtime::scope) there.
+/// If called outside a fiber on a thread that entered no runtime
+/// ([`Handle::enter`](crate::Handle::enter)): use
+/// [`Runtime::scope`](super::Runtime::scope) there.
 pub fn scope<'env, F, T>(f: F) -> T
 where
     F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
 {
-    scope_on(super::current_registry("scope").clone(), f)
+    scope_on(Arc::clone(&super::current_registry("scope")), f)
 }
 
 pub(crate) fn scope_on<'env, F, T>(registry: Arc<Registry>, f: F) -> T
