@@ -98,6 +98,10 @@ fn a_blocking_closure_runs_in_the_runtime_of_the_fiber_that_spawned_it() {
         .unwrap()
     });
     assert_eq!((workers_seen, spawned), (Some(2), 42));
+    // The test's own thread enters through the runtime itself too.
+    let entered = rt.enter();
+    assert_eq!(Handle::current().workers(), 2);
+    drop(entered);
     // Spawned from a plain thread, a blocking closure has no runtime.
     let none = fiber_rt::spawn_blocking(Handle::try_current)
         .join()

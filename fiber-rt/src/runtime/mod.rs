@@ -94,6 +94,12 @@ impl Runtime {
         &self.handle
     }
 
+    /// Makes this runtime the calling thread's current one while the guard
+    /// lives, as [`Handle::enter`] does.
+    pub fn enter(&self) -> EnterGuard {
+        self.handle.enter()
+    }
+
     /// Runs `f` as a fiber and waits for its result. A panic in `f` is
     /// resumed on the caller.
     ///
