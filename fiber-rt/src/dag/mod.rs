@@ -198,6 +198,4 @@ pub use table::{InputInfo, NodeInfo, Table};
 pub struct Moved;
 
 #[cfg(test)]
-mod exec_tests;
-#[cfg(test)]
 mod lanes_tests;

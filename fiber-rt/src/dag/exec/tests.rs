@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-use super::{run_with, FailureKind, GraphBuilder, NodeId, Task};
+use crate::dag::{run_with, FailureKind, GraphBuilder, NodeId, Task};
 
 /// The pool's queue and whether it is shutting down, with its wake-up.
 type Queue = (Mutex<(VecDeque<Task>, bool)>, Condvar);
@@ -222,7 +222,7 @@ fn ready_successors_are_spawned_by_rank() {
     let pending = Arc::clone(&queue);
     let graph = builder.build().unwrap();
     let (sender, receiver) = std::sync::mpsc::channel();
-    super::exec::start_with_width(
+    super::start_with_width(
         graph,
         Arc::new(move |task| pending.lock().unwrap().push_back(task)),
         1,
@@ -414,7 +414,7 @@ fn a_successor_asking_for_its_own_stack_is_spawned() {
     let inner = builder.build().unwrap();
 
     /// The chain `a -> b`, with `b` asking for a 1 MiB stack.
-    struct Big(super::DynGraph);
+    struct Big(crate::dag::DynGraph);
     impl super::Graph for Big {
         type Outputs = ();
         type Plan = Big;
@@ -446,7 +446,7 @@ fn a_successor_asking_for_its_own_stack_is_spawned() {
                 0
             }
         }
-        unsafe fn run_node(&self, node: u32) -> Result<(), super::error::Failure> {
+        unsafe fn run_node(&self, node: u32) -> Result<(), crate::dag::error::Failure> {
             // SAFETY: forwarded from the caller.
             unsafe { self.0.run_node(node) }
         }
