@@ -68,7 +68,12 @@ where
     let pool = pool();
     let mut state = pool.state.lock().unwrap_or_else(|e| e.into_inner());
     state.queue.push_back(job);
-    if state.idle > 0 {
+    // An idle thread counts as idle until it has the lock back, so the
+    // jobs already queued for the idle threads count too: each job beyond
+    // them gets a thread of its own (a burst of spawns had queued behind
+    // one idle thread, and a job waiting for the next one in line waited
+    // for good).
+    if state.queue.len() <= state.idle {
         pool.cv.notify_one();
     } else if state.threads < MAX_THREADS {
         state.threads += 1;
