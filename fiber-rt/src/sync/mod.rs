@@ -1,11 +1,13 @@
 //! Synchronisation that parks the waiting fiber, never the worker thread
 //! under it. Everything here also works from plain threads, which block.
 
+mod channel_error;
 mod condvar;
 pub mod mpsc;
 mod mutex;
 mod once;
 pub mod oneshot;
+mod queue;
 mod rwlock;
 mod select;
 mod semaphore;
