@@ -1,5 +1,6 @@
-//! The errors of the queue channels ([`mpsc`](super::mpsc)), in a module
-//! of their own for other kinds of channel to share.
+//! The errors of the queue channels, [`mpsc`](super::mpsc) and
+//! [`mpmc`](super::mpmc): both modules re-export them, so a function can
+//! handle either kind's errors.
 
 use std::fmt;
 

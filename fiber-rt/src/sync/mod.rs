@@ -3,6 +3,7 @@
 
 mod channel_error;
 mod condvar;
+pub mod mpmc;
 pub mod mpsc;
 mod mutex;
 mod once;

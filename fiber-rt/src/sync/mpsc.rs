@@ -3,7 +3,9 @@
 //!
 //! The receiver is one: it can move to another fiber or thread but not be
 //! shared or cloned, so after [`Select`](super::Select) names it ready,
-//! its `try_recv` does not come back empty.
+//! its `try_recv` does not come back empty. For several receivers sharing
+//! the messages, see [`mpmc`](super::mpmc), which has the same API and
+//! errors.
 
 use std::fmt;
 use std::time::Duration;

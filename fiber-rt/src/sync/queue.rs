@@ -1,7 +1,8 @@
-//! The queue [`mpsc`](super::mpsc) channels are built on: a buffer under
-//! a lock, the counts of senders and receivers, and the parties parked on
-//! it. Counted receivers, woken one per message, leave room for more than
-//! one; the public handles wrap [`SendEnd`] and [`RecvEnd`].
+//! The queue both [`mpsc`](super::mpsc) and [`mpmc`](super::mpmc) channels
+//! are built on: a buffer under a lock, the counts of senders and
+//! receivers, and the parties parked on it. An `mpsc` channel is the case
+//! of one receiver; the public handles of both wrap [`SendEnd`] and
+//! [`RecvEnd`].
 //!
 //! Wake-ups that hand something over go to one waiter at a time: a message
 //! sent wakes the first parked receiver, a message received (a free slot)
