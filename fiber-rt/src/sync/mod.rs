@@ -14,6 +14,7 @@ mod select;
 mod semaphore;
 mod wait_group;
 pub(crate) mod waiter;
+pub mod watch;
 
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use mutex::{Mutex, MutexGuard};
