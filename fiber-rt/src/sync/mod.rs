@@ -1,6 +1,7 @@
 //! Synchronisation that parks the waiting fiber, never the worker thread
 //! under it. Everything here also works from plain threads, which block.
 
+pub mod broadcast;
 mod channel_error;
 mod condvar;
 pub mod mpmc;
