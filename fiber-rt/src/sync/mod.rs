@@ -1,5 +1,16 @@
 //! Synchronisation that parks the waiting fiber, never the worker thread
 //! under it. Everything here also works from plain threads, which block.
+//!
+//! The channels, by who gets what:
+//!
+//! - [`mpsc`]: many senders, one receiver.
+//! - [`mpmc`]: many senders, many receivers; each message goes to one.
+//! - [`oneshot`]: one value, sent once.
+//! - [`watch`]: one value kept up to date; receivers see the latest, and
+//!   can wait for it to change.
+//! - [`broadcast`]: every message to every receiver, from a bounded ring.
+//!
+//! [`Select`] waits on several `mpsc`, `mpmc` and `oneshot` receivers.
 
 pub mod broadcast;
 mod channel_error;
