@@ -102,9 +102,10 @@ pub struct Receiver<T> {
 }
 
 /// A borrow of the value, from [`Receiver::borrow`] and the like. It holds
-/// the value's read lock: the sender's next send waits for it to drop, so
-/// keep it short, and do not send from the fiber that holds one (it would
-/// wait for itself).
+/// the value's read lock: a send waits (parked) for it to drop, and so does
+/// a borrow asked for behind that send. So keep it short, and neither send
+/// nor borrow again from the fiber that holds one: it would wait for
+/// itself.
 pub struct Ref<'a, T> {
     guard: RwLockReadGuard<'a, T>,
     has_changed: bool,
