@@ -253,6 +253,7 @@ impl<T: Clone> Receiver<T> {
     pub fn recv(&mut self) -> Result<T, RecvError> {
         self.recv_until(None).map_err(|err| match err {
             RecvTimeoutError::Lagged(n) => RecvError::Lagged(n),
+            // With no deadline, never `Timeout`.
             RecvTimeoutError::Closed | RecvTimeoutError::Timeout => RecvError::Closed,
         })
     }
