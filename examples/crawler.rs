@@ -14,7 +14,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use fiber_rt::sync::mpsc;
+use fiber_rt::sync::{mpmc, mpsc};
 
 const LATENCY: Duration = Duration::from_millis(5);
 
@@ -33,18 +33,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fetchers = args.next().transpose()?.unwrap_or(64);
 
     let start = Instant::now();
-    let (todo_tx, todo_rx) = mpsc::unbounded::<u32>();
+    // The fetchers share the pages to fetch: each goes to one of them.
+    let (todo_tx, todo_rx) = mpmc::unbounded::<u32>();
     let (found_tx, found_rx) = mpsc::unbounded::<(u32, Vec<u32>)>();
-    // The fetchers share one receiver behind a fiber-aware mutex.
-    let todo_rx = std::sync::Arc::new(fiber_rt::sync::Mutex::new(todo_rx));
     let workers: Vec<_> = (0..fetchers)
         .map(|_| {
             let (todo_rx, found_tx) = (todo_rx.clone(), found_tx.clone());
             fiber_rt::spawn(move || {
                 let mut fetched = 0;
-                loop {
-                    let next = todo_rx.lock().recv();
-                    let Ok(page) = next else { break };
+                while let Ok(page) = todo_rx.recv() {
                     fiber_rt::sleep(LATENCY); // the network round trip
                     fetched += 1;
                     if found_tx.send((page, links(page, pages))).is_err() {
@@ -55,7 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
         })
         .collect();
-    drop(found_tx);
+    drop((todo_rx, found_tx));
 
     let mut seen = HashSet::from([0u32]);
     let mut pending = 1;

@@ -14,7 +14,9 @@ use super::waiter::{self, Waiter};
 /// gone, never that the channel is empty: an `mpsc` receiver is not
 /// shared between threads, so nobody else takes the message in between.
 /// (A `oneshot` receiver can be shared by reference; the guarantee holds
-/// as long as no one else receives through it meanwhile.)
+/// as long as no one else receives through it meanwhile. An `mpmc`
+/// receiver has clones, which may take the message first: there
+/// `try_recv` may come back empty, and the loop selects again.)
 ///
 /// When several are ready, each look starts one past where the last look
 /// started, so a busy channel does not starve the others.
@@ -61,7 +63,8 @@ pub struct Select<'a> {
     next: usize,
 }
 
-/// A receiver [`Select`] can wait on: `mpsc` and `oneshot` receivers.
+/// A receiver [`Select`] can wait on: `mpsc`, `mpmc` and `oneshot`
+/// receivers.
 pub trait Selectable: sealed::Watch {}
 
 pub(crate) mod sealed {

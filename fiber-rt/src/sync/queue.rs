@@ -1,0 +1,392 @@
+//! The queue both [`mpsc`](super::mpsc) and [`mpmc`](super::mpmc) channels
+//! are built on: a buffer under a lock, the counts of senders and
+//! receivers, and the parties parked on it. An `mpsc` channel is the case
+//! of one receiver; the public handles of both wrap [`SendEnd`] and
+//! [`RecvEnd`].
+//!
+//! Wake-ups that hand something over go to one waiter at a time: a message
+//! sent wakes the first parked receiver, a message received (a free slot)
+//! the first parked sender. A waiter taken off its list was handed that
+//! wake-up, so if it is cancelled before it acts on it, it passes it on;
+//! if its wait times out, it tries once more. `Select` rounds are not
+//! handed anything (they may pick another receiver and take nothing): they
+//! are woken at every message, beside the one receiver.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, MutexGuard};
+use std::time::Instant;
+
+use super::channel_error::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
+use super::select::sealed::Watcher;
+use super::waiter::{self, Waiter};
+use crate::sched::park::Reason;
+
+/// The channel both ends share.
+struct Chan<T> {
+    /// The most messages the buffer holds; `None`: unbounded.
+    capacity: Option<usize>,
+    state: std::sync::Mutex<State<T>>,
+}
+
+struct State<T> {
+    buf: VecDeque<T>,
+    senders: usize,
+    receivers: usize,
+    /// Receivers parked in `recv`, woken one per message sent.
+    recv_waiters: VecDeque<Arc<Waiter>>,
+    /// Senders parked while the channel is full, woken one per message
+    /// received.
+    send_waiters: VecDeque<Arc<Waiter>>,
+    /// `Select` rounds watching a receiver, all woken at every message and
+    /// when the last sender goes.
+    watchers: Vec<Arc<Waiter>>,
+}
+
+impl<T> Chan<T> {
+    fn state(&self) -> MutexGuard<'_, State<T>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_full(&self, s: &State<T>) -> bool {
+        self.capacity.is_some_and(|cap| s.buf.len() >= cap)
+    }
+
+    /// Queues `value` on a channel with room and a receiver, and wakes the
+    /// first parked receiver and every watching `Select`.
+    fn push(&self, mut s: MutexGuard<'_, State<T>>, value: T) {
+        s.buf.push_back(value);
+        let receiver = s.recv_waiters.pop_front();
+        let watchers = std::mem::take(&mut s.watchers);
+        drop(s);
+        watchers.iter().for_each(|w| w.wake());
+        if receiver.is_some_and(|w| !w.notify()) {
+            // Abandoned by the shutdown: it will never take the message.
+            self.wake_receiver();
+        }
+    }
+
+    /// Takes the first message and offers the slot it frees to the first
+    /// parked sender; with no message, gives the lock back.
+    fn pop<'a>(&'a self, mut s: MutexGuard<'a, State<T>>) -> Result<T, MutexGuard<'a, State<T>>> {
+        let Some(value) = s.buf.pop_front() else {
+            return Err(s);
+        };
+        let sender = s.send_waiters.pop_front();
+        drop(s);
+        if sender.is_some_and(|w| !w.notify()) {
+            // Abandoned by the shutdown: it will never use the slot.
+            self.wake_sender();
+        }
+        Ok(value)
+    }
+
+    /// Hands a message's wake-up to the first parked receiver that takes
+    /// it (one the shutdown abandoned never will).
+    fn wake_receiver(&self) {
+        waiter::notify_first(|| self.state().recv_waiters.pop_front());
+    }
+
+    /// Hands a free slot to the first parked sender that takes it.
+    fn wake_sender(&self) {
+        waiter::notify_first(|| self.state().send_waiters.pop_front());
+    }
+}
+
+/// One sender's share of a channel: a clone counts one sender more, a drop
+/// one fewer, and the last one's drop disconnects the receivers.
+pub(crate) struct SendEnd<T>(Arc<Chan<T>>);
+
+/// One receiver's share of a channel, counted as [`SendEnd`] is; the last
+/// one's drop disconnects the senders and drops the messages left.
+pub(crate) struct RecvEnd<T>(Arc<Chan<T>>);
+
+/// A new channel holding at most `capacity` messages (`None`: no bound),
+/// with one sender and one receiver.
+pub(crate) fn channel<T>(capacity: Option<usize>) -> (SendEnd<T>, RecvEnd<T>) {
+    let chan = Arc::new(Chan {
+        capacity,
+        state: std::sync::Mutex::new(State {
+            buf: VecDeque::new(),
+            senders: 1,
+            receivers: 1,
+            recv_waiters: VecDeque::new(),
+            send_waiters: VecDeque::new(),
+            watchers: Vec::new(),
+        }),
+    });
+    (SendEnd(chan.clone()), RecvEnd(chan))
+}
+
+impl<T> SendEnd<T> {
+    /// Whether every receiver is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.0.state().receivers == 0
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.state().buf.len()
+    }
+
+    pub(crate) fn capacity(&self) -> Option<usize> {
+        self.0.capacity
+    }
+
+    pub(crate) fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        let s = self.0.state();
+        if s.receivers == 0 {
+            return Err(TrySendError::Disconnected(value));
+        }
+        if self.0.is_full(&s) {
+            return Err(TrySendError::Full(value));
+        }
+        self.0.push(s, value);
+        Ok(())
+    }
+
+    /// Sends `value`, parking while the channel is full, until `deadline`
+    /// if there is one. `reason` names the wait in fiber dumps.
+    pub(crate) fn send_until(
+        &self,
+        value: T,
+        deadline: Option<Instant>,
+        reason: Reason,
+    ) -> Result<(), SendTimeoutError<T>> {
+        let chan = &*self.0;
+        loop {
+            let waiter = {
+                let mut s = chan.state();
+                if s.receivers == 0 {
+                    return Err(SendTimeoutError::Disconnected(value));
+                }
+                if !chan.is_full(&s) {
+                    chan.push(s, value);
+                    return Ok(());
+                }
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    return Err(SendTimeoutError::Timeout(value));
+                }
+                let waiter = Waiter::new();
+                s.send_waiters.push_back(waiter.clone());
+                waiter
+            };
+            let cancel = || {
+                // Only a receiver takes a sender's waiter off the list (or
+                // the last receiver's drop, which leaves nobody to pass to),
+                // so a waiter no longer listed was handed a free slot, even
+                // if its flag is not set yet: pass it on.
+                if !waiter::remove(&mut chan.state().send_waiters, &waiter) {
+                    chan.wake_sender();
+                }
+            };
+            if !waiter::wait_until_or_cancel(&waiter, deadline, reason, cancel)
+                && waiter::remove(&mut chan.state().send_waiters, &waiter)
+            {
+                return Err(SendTimeoutError::Timeout(value));
+            }
+            // Handed a free slot, maybe just as the time ran out (a
+            // receiver took the waiter off the list): try it.
+        }
+    }
+}
+
+impl<T> RecvEnd<T> {
+    /// Whether every sender is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.0.state().senders == 0
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.state().buf.len()
+    }
+
+    pub(crate) fn capacity(&self) -> Option<usize> {
+        self.0.capacity
+    }
+
+    pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
+        match self.0.pop(self.0.state()) {
+            Ok(value) => Ok(value),
+            Err(s) if s.senders == 0 => Err(TryRecvError::Disconnected),
+            Err(_) => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Receives a message, parking while the channel is empty, until
+    /// `deadline` if there is one. `reason` names the wait in fiber dumps.
+    pub(crate) fn recv_until(
+        &self,
+        deadline: Option<Instant>,
+        reason: Reason,
+    ) -> Result<T, RecvTimeoutError> {
+        let chan = &*self.0;
+        loop {
+            let waiter = {
+                let mut s = match chan.pop(chan.state()) {
+                    Ok(value) => return Ok(value),
+                    Err(s) => s,
+                };
+                if s.senders == 0 {
+                    return Err(RecvTimeoutError::Disconnected);
+                }
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    return Err(RecvTimeoutError::Timeout);
+                }
+                let waiter = Waiter::new();
+                s.recv_waiters.push_back(waiter.clone());
+                waiter
+            };
+            let cancel = || {
+                // Only a sender takes a receiver's waiter off the list, for
+                // a message it queued (or as the last sender gone, which
+                // wakes every receiver anyway): pass the wake-up on, so that
+                // the message does not wait while another receiver parks.
+                if !waiter::remove(&mut chan.state().recv_waiters, &waiter) {
+                    chan.wake_receiver();
+                }
+            };
+            if !waiter::wait_until_or_cancel(&waiter, deadline, reason, cancel)
+                && waiter::remove(&mut chan.state().recv_waiters, &waiter)
+            {
+                return Err(RecvTimeoutError::Timeout);
+            }
+            // Woken for a message (or by the last sender's drop), maybe
+            // just as the time ran out: the loop takes what is there. A
+            // message another receiver took first leaves this one to park
+            // again.
+        }
+    }
+
+    /// Whether a receive would not wait now: a message, or no sender.
+    pub(crate) fn is_ready(&self) -> bool {
+        let s = self.0.state();
+        !s.buf.is_empty() || s.senders == 0
+    }
+
+    /// `true` if ready; else `watcher` is woken at the next message or
+    /// when the last sender goes (see `Select`).
+    pub(crate) fn watch(&self, watcher: &Watcher) -> bool {
+        let mut s = self.0.state();
+        if !s.buf.is_empty() || s.senders == 0 {
+            return true;
+        }
+        s.watchers.push(watcher.0.clone());
+        false
+    }
+
+    /// Takes `watcher` back if it is still listed.
+    pub(crate) fn unwatch(&self, watcher: &Watcher) {
+        self.0
+            .state()
+            .watchers
+            .retain(|w| !Arc::ptr_eq(w, &watcher.0));
+    }
+
+    /// How many receivers and senders are parked, and `Select`s watching.
+    #[cfg(test)]
+    fn parked(&self) -> (usize, usize, usize) {
+        let s = self.0.state();
+        (s.recv_waiters.len(), s.send_waiters.len(), s.watchers.len())
+    }
+}
+
+impl<T> Clone for SendEnd<T> {
+    fn clone(&self) -> Self {
+        self.0.state().senders += 1;
+        SendEnd(self.0.clone())
+    }
+}
+
+impl<T> Clone for RecvEnd<T> {
+    fn clone(&self) -> Self {
+        self.0.state().receivers += 1;
+        RecvEnd(self.0.clone())
+    }
+}
+
+impl<T> Drop for SendEnd<T> {
+    fn drop(&mut self) {
+        let mut s = self.0.state();
+        s.senders -= 1;
+        if s.senders > 0 {
+            return;
+        }
+        let receivers = std::mem::take(&mut s.recv_waiters);
+        let watchers = std::mem::take(&mut s.watchers);
+        drop(s);
+        receivers.iter().chain(&watchers).for_each(|w| w.wake());
+    }
+}
+
+impl<T> Drop for RecvEnd<T> {
+    fn drop(&mut self) {
+        let mut s = self.0.state();
+        s.receivers -= 1;
+        if s.receivers > 0 {
+            return;
+        }
+        let senders = std::mem::take(&mut s.send_waiters);
+        let dropped = std::mem::take(&mut s.buf);
+        drop(s);
+        senders.iter().for_each(|w| w.wake());
+        // Outside the lock: a message's drop may use the channel.
+        drop(dropped);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! What the public tests cannot see: that a wait which ends, however
+    //! it ends, leaves no entry behind on the channel's lists.
+
+    use std::time::Duration;
+
+    use super::channel;
+    use crate::sync::waiter::deadline_after;
+    use crate::Builder;
+
+    #[test]
+    fn timed_out_waits_leave_no_entries_behind() {
+        let (tx, rx) = channel::<u32>(Some(1));
+        let soon = || Some(deadline_after(Duration::from_millis(2)));
+        assert!(rx.recv_until(soon(), &"test").is_err());
+        tx.try_send(1).unwrap();
+        assert!(tx.send_until(2, soon(), &"test").is_err());
+        assert_eq!(rx.parked(), (0, 0, 0));
+    }
+
+    #[test]
+    fn cancelled_receivers_and_senders_leave_no_entries_behind() {
+        let rt = Builder::new().workers(2).build().unwrap();
+        // A full channel parks its sender; an empty one, its receivers.
+        let (full, full_rx) = channel::<u32>(Some(1));
+        full.try_send(0).unwrap();
+        let (empty_tx, empty) = channel::<u32>(None);
+        let (full_rx2, empty2) = (full_rx.clone(), empty.clone());
+        rt.block_on(move || {
+            let sender = crate::spawn(move || full.send_until(1, None, &"test"));
+            let receivers: Vec<_> = (0..2)
+                .map(|_| {
+                    let empty = empty2.clone();
+                    crate::spawn(move || empty.recv_until(None, &"test"))
+                })
+                .collect();
+            while full_rx2.parked().1 < 1 || empty2.parked().0 < 2 {
+                crate::sleep(Duration::from_millis(1));
+            }
+            sender.cancel();
+            assert!(sender.join().unwrap_err().is_cancelled());
+            for receiver in receivers {
+                receiver.cancel();
+                assert!(receiver.join().unwrap_err().is_cancelled());
+            }
+        });
+        assert_eq!(full_rx.parked(), (0, 0, 0));
+        assert_eq!(empty.parked(), (0, 0, 0));
+        assert_eq!(full_rx.try_recv(), Ok(0));
+        assert!(
+            full_rx.try_recv().is_err(),
+            "the cancelled send sent nothing"
+        );
+        drop(empty_tx);
+    }
+}
