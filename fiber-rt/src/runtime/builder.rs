@@ -131,8 +131,11 @@ impl Builder {
     /// preemption backstop gives such a fiber's worker to a new thread and
     /// leaves the fiber on the old one, and once this time-out has passed
     /// the drop names it on standard error and returns, leaving it running
-    /// there (it finishes, or switches into the runtime, when its call
-    /// returns; its `JoinHandle` waits for it meanwhile). Without the
+    /// there: when its call returns it either finishes (its `JoinHandle`,
+    /// which waits for it meanwhile, gets its result) or, at its next
+    /// switch point, is cancelled and unwound on that thread (its
+    /// destructors run, and may wait for locks and messages, though no
+    /// longer for sleeps: the runtime's timer has stopped). Without the
     /// backstop (`preempt_signals(false)`) such a fiber keeps its worker's
     /// thread, and the drop, for as long as it runs.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {

@@ -31,6 +31,7 @@ pub use interval::{interval, interval_at, Interval};
 pub use join::{JoinError, JoinHandle};
 pub use join_set::{JoinSet, Timeout as JoinSetTimeout};
 pub use scope::{scope, Scope, ScopedJoinHandle};
+pub(crate) use shutdown::finish_late;
 pub use timeout::{timeout, timeout_at, Elapsed};
 
 use crate::sched::park::{park, Waker};

@@ -173,7 +173,7 @@ fn cancel_all(registry: &Arc<Registry>) {
             task.resume_for_shutdown();
         }
     };
-    registry.shutdown_wait.set_thread(Some(thread::current()));
+    registry.shutdown_wait.add_thread();
     let timeout = registry.config.shutdown_timeout;
     // The live count, and since when it has been that.
     let mut last_finish: Option<(usize, Instant)> = None;
@@ -196,7 +196,12 @@ fn cancel_all(registry: &Arc<Registry>) {
             !detached
         });
         if live.is_empty() {
-            break;
+            // A fiber left running that came back into the runtime
+            // meanwhile is live again: the next round takes it.
+            if end_pass(registry, &left_running, &worker).is_empty() {
+                break;
+            }
+            continue;
         }
         let since = match last_finish {
             Some((count, since)) if count == live.len() => since,
@@ -208,6 +213,17 @@ fn cancel_all(registry: &Arc<Registry>) {
             .filter(|d| !d.is_zero())
         else {
             give_up(registry, &worker, run, live);
+            // One left running that comes back now has nobody else to
+            // run it: its cancellation runs here.
+            loop {
+                let back = end_pass(registry, &left_running, &worker);
+                if back.is_empty() {
+                    break;
+                }
+                for task in back {
+                    finish_here(registry, &worker, task);
+                }
+            }
             break;
         };
         let mut ran = false;
@@ -235,8 +251,75 @@ fn cancel_all(registry: &Arc<Registry>) {
             }
         }
     }
-    registry.shutdown_wait.set_thread(None);
+    registry.shutdown_wait.remove_thread();
     crate::sched::thread::set_cancelling(false);
+}
+
+/// Ends the shutdown's pass over the live fibers, unless some of those
+/// `left_running` (detached, out of its reach) came back into the runtime
+/// meanwhile: those are returned, still to be cancelled. From the pass's
+/// end on, a fiber that comes back is cancelled by the thread it comes
+/// back on ([`finish_late`]).
+fn end_pass(registry: &Registry, left_running: &[TaskRef], worker: &Worker) -> Vec<TaskRef> {
+    worker.drop_queued();
+    let mut back = Vec::new();
+    registry.shutdown_wait.end_pass(|| {
+        // Acquire: pairs with `orphaned`'s Release, made before it looks
+        // whether the pass is over, under the lock this runs under.
+        back = left_running
+            .iter()
+            .filter(|task| !task.detached.load(Ordering::Acquire) && task.is_live())
+            .cloned()
+            .collect();
+        !back.is_empty()
+    });
+    back
+}
+
+/// For a fiber that ran detached, out of the shutdown's reach, and came
+/// back into the runtime (it switched: its blocking call returned) after
+/// the shutdown's pass had ended: nobody else will ever run it, so its
+/// cancellation runs here, on the thread it came back on, as the pass
+/// would have run it: its destructors run, and its join reports the
+/// cancellation.
+pub(crate) fn finish_late(registry: &Arc<Registry>, task: TaskRef) {
+    crate::sched::thread::set_cancelling(true);
+    registry.shutdown_wait.add_thread();
+    let worker = Worker::new(usize::MAX, registry.clone(), LocalQueue::new_fifo());
+    finish_here(registry, &worker, task);
+    registry.shutdown_wait.remove_thread();
+    crate::sched::thread::set_cancelling(false);
+}
+
+/// Cancels `task` and runs it on `worker`, this thread's, until it has
+/// unwound; while it waits in its unwinding, parks until it is woken,
+/// and gives it up (reported) once the shutdown time-out has passed
+/// without a wake-up.
+fn finish_here(registry: &Registry, worker: &Worker, task: TaskRef) {
+    let timeout = registry.config.shutdown_timeout;
+    loop {
+        task.cancel_for_shutdown();
+        task.resume_for_shutdown();
+        worker.run_until_switch(task.clone());
+        worker.drop_queued();
+        let since = Instant::now();
+        while task.is_live() && task.waits_while_cancelled() {
+            match timeout
+                .checked_sub(since.elapsed())
+                .filter(|d| !d.is_zero())
+            {
+                Some(left) => thread::park_timeout(left),
+                None if task.abandon_if_parked() => {
+                    report(registry, &task, "waits");
+                    return;
+                }
+                None => break,
+            }
+        }
+        if !task.is_live() {
+            return;
+        }
+    }
 }
 
 /// The longest the shutdown's thread waits for sockets at once, while

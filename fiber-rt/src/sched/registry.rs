@@ -86,22 +86,65 @@ pub(crate) struct Registry {
 /// running the cancellations.
 #[derive(Default)]
 pub(crate) struct ShutdownWait {
-    /// The thread running the cancellations, while it does.
-    thread: Mutex<Option<std::thread::Thread>>,
+    state: Mutex<WaitState>,
+}
+
+#[derive(Default)]
+struct WaitState {
+    /// The threads running cancellations: the shutdown's, and any that a
+    /// fiber came back on after it (see `shutdown::finish_late`).
+    threads: Vec<std::thread::Thread>,
+    /// Set once the shutdown's pass over the live fibers has ended: a
+    /// fiber that comes back into the runtime after that (one that ran
+    /// detached, out of its reach) is cancelled by its own thread.
+    pass_over: bool,
 }
 
 impl ShutdownWait {
-    /// Makes the calling thread the one woken, or none.
-    pub(crate) fn set_thread(&self, thread: Option<std::thread::Thread>) {
-        *self.thread.lock().unwrap_or_else(|e| e.into_inner()) = thread;
+    fn state(&self) -> std::sync::MutexGuard<'_, WaitState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A fiber was woken during the shutdown: its thread's next round
-    /// resumes it (the unpark's token is kept if it is not parked yet).
+    /// Makes the calling thread one of those woken, while it runs
+    /// cancellations.
+    pub(crate) fn add_thread(&self) {
+        self.state().threads.push(std::thread::current());
+    }
+
+    /// Takes the calling thread back out of those woken.
+    pub(crate) fn remove_thread(&self) {
+        let me = std::thread::current().id();
+        self.state().threads.retain(|thread| thread.id() != me);
+    }
+
+    /// A fiber was woken during the shutdown: the next round of whichever
+    /// thread runs it resumes it (the unpark's token is kept if that
+    /// thread is not parked yet).
     pub(crate) fn woken(&self) {
-        if let Some(thread) = &*self.thread.lock().unwrap_or_else(|e| e.into_inner()) {
-            thread.unpark();
+        self.state()
+            .threads
+            .iter()
+            .for_each(std::thread::Thread::unpark);
+    }
+
+    /// Ends the shutdown's pass, unless `back()` says a fiber came back
+    /// into the runtime meanwhile (`false`: another round takes it). Under
+    /// the lock [`came_back`](Self::came_back) takes, so a fiber that
+    /// comes back is either seen here or sees the pass over.
+    pub(crate) fn end_pass(&self, back: impl FnOnce() -> bool) -> bool {
+        let mut state = self.state();
+        if back() {
+            return false;
         }
+        state.pass_over = true;
+        true
+    }
+
+    /// For a fiber that ran detached and has just come back into the
+    /// runtime, having marked itself so: whether the shutdown's pass is
+    /// over, so that nobody else will run it.
+    pub(crate) fn came_back(&self) -> bool {
+        self.state().pass_over
     }
 }
 

@@ -943,6 +943,10 @@ fn orphaned(registry: &Arc<Registry>) {
     registry
         .detached_threads
         .fetch_sub(1, std::sync::atomic::Ordering::Release);
+    if how.is_some() && registry.is_shutdown() && registry.shutdown_wait.came_back() {
+        // After the shutdown's pass: nobody else would ever run it.
+        return crate::runtime::finish_late(registry, task);
+    }
     match how {
         Some(Switch::Yield | Switch::Preempt) => registry.schedule(task),
         Some(Switch::Park) => {
