@@ -166,3 +166,33 @@ fn spawns_racing_the_shutdown_all_end() {
         spawner.join().unwrap();
     }
 }
+
+#[test]
+fn block_on_in_a_destructor_the_shutdown_runs_runs_its_closure_there() {
+    /// Blocks on its runtime as it is dropped, and says what it got.
+    struct Flush(Handle, mpsc::Sender<u32>);
+    impl Drop for Flush {
+        fn drop(&mut self) {
+            let got = self.0.block_on(|| {
+                fiber_rt::yield_now();
+                6 * 7
+            });
+            self.1.send(got).unwrap();
+        }
+    }
+    let rt = Builder::new().workers(2).build().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let flush = Flush(rt.handle().clone(), tx);
+    let (started_tx, started) = mpsc::channel();
+    let parked = rt.spawn(move || {
+        let _flush = flush;
+        started_tx.send(()).unwrap();
+        fiber_rt::sleep(Duration::from_secs(3600));
+    });
+    started.recv().unwrap();
+    // The shutdown cancels the sleeping fiber, whose destructor blocks on
+    // the runtime: a panic there aborted the process.
+    drop(rt);
+    assert!(parked.join().unwrap_err().is_cancelled());
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(42));
+}

@@ -103,7 +103,8 @@ impl Handle {
     ///
     /// If `f` panics (with its payload), or if its fiber was cancelled or
     /// never ran, with the [`JoinError`](crate::JoinError): after the
-    /// runtime's shutdown, always.
+    /// runtime's shutdown, always, but where a panic would abort the
+    /// process (see [`Runtime::block_on`]).
     pub fn block_on<F, T>(&self, f: F) -> T
     where
         F: FnOnce() -> T + Send,

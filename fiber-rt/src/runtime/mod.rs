@@ -127,7 +127,11 @@ impl Runtime {
     /// # Panics
     ///
     /// If `f` panics (with its payload), or if its fiber was cancelled or
-    /// never ran (no stack could be had for it), with the [`JoinError`].
+    /// never ran (no stack could be had for it), with the [`JoinError`]:
+    /// after the runtime's shutdown, always, but in a destructor the
+    /// shutdown runs as it cancels a fiber (or on a thread unwinding from
+    /// a panic), where a panic would abort the process: there `f` runs on
+    /// the caller itself.
     pub fn block_on<F, T>(&self, f: F) -> T
     where
         F: FnOnce() -> T + Send,
@@ -309,6 +313,13 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
+    if registry.is_shutdown() && scope::in_runtime_unwind() {
+        // A destructor the shutdown's cancellation runs (or one on a
+        // plain thread unwinding from a panic): no fiber can be spawned
+        // any more, and a panic here would abort the process. `f` runs
+        // on the caller itself, which is what waiting for it amounts to.
+        return f();
+    }
     // A scoped fiber: the scope waits for it however the wait below
     // ends (a panic, or the caller's cancellation if it is a fiber),
     // so nothing `f` borrows can end while it runs.

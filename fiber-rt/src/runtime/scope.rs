@@ -342,7 +342,7 @@ fn owner_cancelled() -> bool {
 /// resumes on. A panic's unwind on a fiber is treated as
 /// `std::thread::scope` treats any: the scope panics, and a panic in a
 /// destructor during cleanup aborts the process.
-fn in_runtime_unwind() -> bool {
+pub(super) fn in_runtime_unwind() -> bool {
     match Task::current() {
         Some(task) => crate::sched::worker::in_cancel_unwind(task),
         None => std::thread::panicking(),
