@@ -191,3 +191,22 @@ fn the_count_of_permits_is_capped_so_it_never_overflows() {
     drop(permit);
     assert_eq!(gate.available_permits(), fiber_rt::sync::MAX_PERMITS);
 }
+
+#[test]
+fn forgotten_permits_leave_room_for_as_many_added() {
+    use fiber_rt::sync::MAX_PERMITS;
+    // A rate limiter: each request takes a permit and forgets it, and a
+    // refill adds permits back; over time more are added than MAX_PERMITS.
+    let limiter = Arc::new(Semaphore::new(MAX_PERMITS));
+    limiter.acquire_many(MAX_PERMITS).forget();
+    assert_eq!(limiter.available_permits(), 0);
+    limiter.add_permits(1);
+    limiter.clone().acquire_owned().forget();
+    limiter.add_permits(1);
+    assert_eq!(limiter.available_permits(), 1);
+    // Held permits still count: the semaphore is full again.
+    let held = limiter.try_acquire_many(1).expect("one is free");
+    drop(held);
+    let overflow = std::panic::catch_unwind(|| limiter.add_permits(MAX_PERMITS));
+    assert!(overflow.is_err(), "more than MAX_PERMITS in all");
+}

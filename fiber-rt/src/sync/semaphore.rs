@@ -51,7 +51,7 @@ pub const MAX_PERMITS: usize = usize::MAX >> 3;
 struct State {
     /// Permits nobody holds and no waiter has been handed.
     free: usize,
-    /// Every permit there is (free, held or forgotten): at most
+    /// Every permit there is, free or held (not those forgotten): at most
     /// [`MAX_PERMITS`], so giving permits back never overflows `free`.
     total: usize,
     /// Who waits, in order, and for how many permits.
@@ -221,6 +221,16 @@ impl Semaphore {
         self.hand_out(state);
     }
 
+    /// `n` held permits were forgotten: they leave the total, so that a
+    /// semaphore whose permits are taken and forgotten while others are
+    /// added (a rate limiter) never reaches [`MAX_PERMITS`].
+    fn forgotten(&self, n: usize) {
+        if n > 0 {
+            // Held permits are part of the total: no underflow.
+            self.state().total -= n;
+        }
+    }
+
     /// Permits free now, those that a waiter at the head of the queue is
     /// collecting (it asked for more than were free) included.
     pub fn available_permits(&self) -> usize {
@@ -307,9 +317,11 @@ impl SemaphorePermit<'_> {
         self.permits
     }
 
-    /// Keeps the permits taken for good: they are not given back.
+    /// Keeps the permits taken for good: they are not given back, and no
+    /// longer count toward [`MAX_PERMITS`] (as many may be added again).
     pub fn forget(self) {
-        self.keep();
+        let semaphore = self.semaphore;
+        semaphore.forgotten(self.keep());
     }
 
     /// Lets go of the permits without giving them back; how many.
@@ -329,9 +341,10 @@ impl OwnedSemaphorePermit {
         &self.semaphore
     }
 
-    /// Keeps the permits taken for good: they are not given back.
+    /// Keeps the permits taken for good: they are not given back, and no
+    /// longer count toward [`MAX_PERMITS`] (as many may be added again).
     pub fn forget(mut self) {
-        self.permits = 0;
+        self.semaphore.forgotten(std::mem::take(&mut self.permits));
     }
 }
 
