@@ -179,3 +179,11 @@ fn two_selects_on_one_shared_oneshot_receiver_both_wake() {
     }
     selectors.into_iter().for_each(|t| t.join().unwrap());
 }
+
+#[test]
+fn ready_timeout_with_no_receivers_waits_out_the_timeout() {
+    let mut sel = Select::new();
+    let start = Instant::now();
+    assert_eq!(sel.ready_timeout(Duration::from_millis(20)), None);
+    assert!(start.elapsed() >= Duration::from_millis(20));
+}

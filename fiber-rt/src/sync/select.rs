@@ -117,13 +117,14 @@ impl<'a> Select<'a> {
     }
 
     /// [`ready`](Self::ready), waiting at most `timeout`: `None` if no
-    /// receiver was ready by then.
-    ///
-    /// # Panics
-    ///
-    /// With no receivers.
+    /// receiver was ready by then (with no receivers, once it has passed).
     pub fn ready_timeout(&mut self, timeout: Duration) -> Option<usize> {
-        self.ready_until(Some(waiter::deadline_after(timeout)))
+        let deadline = waiter::deadline_after(timeout);
+        if self.receivers.is_empty() {
+            crate::sleep_until(deadline);
+            return None;
+        }
+        self.ready_until(Some(deadline))
     }
 
     /// The index of a receiver ready now, without waiting.
