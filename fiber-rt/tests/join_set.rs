@@ -224,3 +224,26 @@ fn a_spawner_cancelled_at_its_spawn_leaves_no_fiber_outside_the_set() {
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(escaped.load(Ordering::SeqCst), 0, "a fiber got away");
 }
+
+#[test]
+fn results_come_with_the_ids_spawn_returned_and_one_fiber_may_be_cancelled() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    rt.block_on(|| {
+        let mut set = JoinSet::new();
+        let quick = set.spawn(|| "quick");
+        let (_keep, never) = fiber_rt::sync::mpsc::unbounded::<()>();
+        let stuck = set.spawn(move || {
+            let _ = never.recv();
+            "stuck"
+        });
+        let (id, result) = set.join_next_with_id().unwrap();
+        assert_eq!((id, result.unwrap()), (quick, "quick"));
+        assert!(!set.cancel(quick), "joined already: no longer in the set");
+        assert!(set.cancel(stuck));
+        let (id, result) = set.join_next_with_id().unwrap();
+        assert_eq!(id, stuck);
+        assert!(result.unwrap_err().is_cancelled());
+        assert!(set.try_join_next_with_id().is_none());
+        assert!(set.is_empty());
+    });
+}

@@ -137,12 +137,18 @@ impl<T: Send + 'static> JoinSet<T> {
     /// Waits for the next fiber of the set to finish and returns its
     /// result; `None` if the set is empty.
     pub fn join_next(&mut self) -> Option<Result<T, JoinError>> {
+        self.join_next_with_id().map(|(_, result)| result)
+    }
+
+    /// [`join_next`](Self::join_next), with the fiber's id (as
+    /// [`spawn`](Self::spawn) returned it), to tell which one finished.
+    pub fn join_next_with_id(&mut self) -> Option<(u64, Result<T, JoinError>)> {
         loop {
             if self.fibers.is_empty() {
                 return None;
             }
-            if let Some(result) = self.try_join_next() {
-                return Some(result);
+            if let Some(joined) = self.try_join_next_with_id() {
+                return Some(joined);
             }
             self.wait_for_an_end(None);
         }
@@ -172,6 +178,11 @@ impl<T: Send + 'static> JoinSet<T> {
     /// The result of a fiber of the set that has finished, if any, without
     /// waiting.
     pub fn try_join_next(&mut self) -> Option<Result<T, JoinError>> {
+        self.try_join_next_with_id().map(|(_, result)| result)
+    }
+
+    /// [`try_join_next`](Self::try_join_next), with the fiber's id.
+    pub fn try_join_next_with_id(&mut self) -> Option<(u64, Result<T, JoinError>)> {
         self.arrived.extend(self.ended.try_iter());
         let finished = self
             .arrived
@@ -180,10 +191,20 @@ impl<T: Send + 'static> JoinSet<T> {
         let key = self.arrived.remove(finished)?;
         match self.fibers.remove(&key) {
             // Finished: this join does not wait.
-            Some(handle) => Some(handle.join()),
+            Some(handle) => Some((handle.id(), handle.join())),
             // A key of a spawn that failed: nothing to join.
-            None => self.try_join_next(),
+            None => self.try_join_next_with_id(),
         }
+    }
+
+    /// Cancels the set's fiber with id `id` (as [`spawn`](Self::spawn)
+    /// returned it): it unwinds from its next switch point, and
+    /// `join_next` reports the cancellation (or its result, if it finished
+    /// first). `false` if no fiber of the set, not joined yet, has that
+    /// id. Looks through the set: a walk over its fibers.
+    pub fn cancel(&self, id: u64) -> bool {
+        let fiber = self.fibers.values().find(|handle| handle.id() == id);
+        fiber.inspect(|handle| handle.cancel()).is_some()
     }
 
     /// Waits until a fiber of the set may have finished: a key comes, a
