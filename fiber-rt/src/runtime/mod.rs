@@ -52,7 +52,9 @@ use crate::sched::task::Task;
 /// stacks not reclaimed.
 pub struct Runtime {
     handle: Handle,
-    threads: Vec<thread::JoinHandle<()>>,
+    /// The runtime's threads, to join at the shutdown; `None` once a
+    /// shutdown has taken them.
+    threads: Option<Vec<thread::JoinHandle<()>>>,
 }
 
 impl Runtime {
@@ -69,7 +71,7 @@ impl Runtime {
     pub(crate) fn start(registry: Arc<Registry>, threads: Vec<thread::JoinHandle<()>>) -> Runtime {
         Runtime {
             handle: Handle { registry },
-            threads,
+            threads: Some(threads),
         }
     }
 
@@ -93,6 +95,51 @@ impl Runtime {
     /// other threads, or keep it where the runtime itself cannot go.
     pub fn handle(&self) -> &Handle {
         &self.handle
+    }
+
+    /// Shuts the runtime down as dropping it does, waiting at most about
+    /// `timeout` (in place of the builder's
+    /// [`shutdown_timeout`](Builder::shutdown_timeout)) for cancelled
+    /// fibers while none finishes, before giving up on those left.
+    pub fn shutdown_timeout(mut self, timeout: Duration) {
+        self.handle.registry.shutdown_wait.set_timeout(timeout);
+        if let Some(threads) = self.threads.take() {
+            shutdown::shutdown(&self.handle.registry, threads);
+        }
+    }
+
+    /// Shuts the runtime down on a thread of its own and returns at once:
+    /// the workers stop and the fibers left are cancelled meanwhile, as
+    /// when it is dropped. For a runtime dropped where waiting for its
+    /// fibers' destructors is not wanted (an async context, a deadline).
+    pub fn shutdown_background(mut self) {
+        let Some(threads) = self.threads.take() else {
+            return;
+        };
+        // Shut down from the caller's point of view: a spawn after this
+        // returns is refused, as after a drop.
+        self.handle.registry.begin_shutdown();
+        // Shared, so that the threads come back here if no thread can be
+        // started to shut down on.
+        let threads = Arc::new(std::sync::Mutex::new(Some(threads)));
+        let take = |threads: &std::sync::Mutex<Option<_>>| {
+            threads.lock().unwrap_or_else(|e| e.into_inner()).take()
+        };
+        let registry = self.handle.registry.clone();
+        let theirs = threads.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("{}-shutdown", registry.config.thread_name))
+            .spawn(move || {
+                if let Some(threads) = take(&theirs) {
+                    shutdown::shutdown(&registry, threads);
+                }
+            });
+        if spawned.is_err() {
+            // No thread to be had: shut down here, as a drop would.
+            if let Some(threads) = take(&threads) {
+                shutdown::shutdown(&self.handle.registry, threads);
+            }
+        }
     }
 
     /// Makes this runtime the calling thread's current one while the guard
@@ -184,7 +231,9 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        shutdown::shutdown(&self.handle.registry, std::mem::take(&mut self.threads));
+        if let Some(threads) = self.threads.take() {
+            shutdown::shutdown(&self.handle.registry, threads);
+        }
     }
 }
 

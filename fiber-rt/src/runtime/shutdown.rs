@@ -110,7 +110,7 @@ fn ask_workers_to_stop(registry: &Registry, workers: &[thread::JoinHandle<()>]) 
         // Acquire: pairs with `orphaned`'s Release (a fiber back in the
         // runtime is no longer counted).
         let detached = registry.detached_threads.load(Ordering::Acquire);
-        if running <= detached && start.elapsed() >= registry.config.shutdown_timeout {
+        if running <= detached && start.elapsed() >= registry.shutdown_timeout() {
             return;
         }
         registry.clocks.iter().for_each(crate::preempt::request);
@@ -174,7 +174,7 @@ fn cancel_all(registry: &Arc<Registry>) {
         }
     };
     registry.shutdown_wait.add_thread();
-    let timeout = registry.config.shutdown_timeout;
+    let timeout = registry.shutdown_timeout();
     // The live count, and since when it has been that.
     let mut last_finish: Option<(usize, Instant)> = None;
     // Fibers running detached on threads the drop let go of: out of reach,
@@ -296,7 +296,7 @@ pub(crate) fn finish_late(registry: &Arc<Registry>, task: TaskRef) {
 /// and gives it up (reported) once the shutdown time-out has passed
 /// without a wake-up.
 fn finish_here(registry: &Registry, worker: &Worker, task: TaskRef) {
-    let timeout = registry.config.shutdown_timeout;
+    let timeout = registry.shutdown_timeout();
     loop {
         task.cancel_for_shutdown();
         task.resume_for_shutdown();
@@ -391,7 +391,7 @@ fn report(registry: &Registry, task: &Task, doing: &str) {
     let name = name_of(task);
     eprintln!(
         "fiber '{name}' was cancelled by its runtime's shutdown, but its unwinding still {doing} after {:?} in which no fiber finished: it is left unfinished, its stack not reclaimed",
-        registry.config.shutdown_timeout
+        registry.shutdown_timeout()
     );
 }
 
@@ -400,7 +400,7 @@ fn report_left_running(registry: &Registry, task: &Task) {
     let name = name_of(task);
     eprintln!(
         "fiber '{name}' still runs on a thread of its own after its runtime's shutdown time-out ({:?}), out of the runtime's reach (in a blocking call, or a loop without probes): the runtime's drop leaves it running and returns",
-        registry.config.shutdown_timeout
+        registry.shutdown_timeout()
     );
 }
 

@@ -94,6 +94,9 @@ struct WaitState {
     /// The threads running cancellations: the shutdown's, and any that a
     /// fiber came back on after it (see `shutdown::finish_late`).
     threads: Vec<std::thread::Thread>,
+    /// A shutdown time-out that replaces the configured one, given by
+    /// `Runtime::shutdown_timeout`.
+    timeout: Option<std::time::Duration>,
     /// Set once the shutdown's pass over the live fibers has ended: a
     /// fiber that comes back into the runtime after that (one that ran
     /// detached, out of its reach) is cancelled by its own thread.
@@ -138,6 +141,11 @@ impl ShutdownWait {
         }
         state.pass_over = true;
         true
+    }
+
+    /// Replaces the configured shutdown time-out.
+    pub(crate) fn set_timeout(&self, timeout: std::time::Duration) {
+        self.state().timeout = Some(timeout);
     }
 
     /// For a fiber that ran detached and has just come back into the
@@ -434,6 +442,15 @@ impl Registry {
     }
 
     /// Queues a woken fiber.
+    /// How long the shutdown waits for cancelled fibers while none
+    /// finishes: the configured time, or the one the drop was given.
+    pub(crate) fn shutdown_timeout(&self) -> std::time::Duration {
+        self.shutdown_wait
+            .state()
+            .timeout
+            .unwrap_or(self.config.shutdown_timeout)
+    }
+
     pub(crate) fn schedule(&self, task: TaskRef) {
         self.schedule_as(task, false)
     }
