@@ -196,3 +196,12 @@ fn block_on_in_a_destructor_the_shutdown_runs_runs_its_closure_there() {
     assert!(parked.join().unwrap_err().is_cancelled());
     assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(42));
 }
+
+#[test]
+fn a_runtime_can_be_used_inside_catch_unwind() {
+    let rt = Builder::new().workers(1).build().unwrap();
+    // Without `AssertUnwindSafe`: the runtime is `RefUnwindSafe`.
+    let caught = std::panic::catch_unwind(|| rt.block_on(|| panic!("inside")));
+    assert!(caught.is_err());
+    assert_eq!(rt.block_on(|| 1), 1, "still usable");
+}

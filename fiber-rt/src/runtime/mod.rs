@@ -237,6 +237,12 @@ impl Drop for Runtime {
     }
 }
 
+// As for its `Handle`: a panic that unwinds past the runtime leaves none
+// of its operations half done (its thread list only changes in the
+// shutdown, which takes it whole).
+impl std::panic::UnwindSafe for Runtime {}
+impl std::panic::RefUnwindSafe for Runtime {}
+
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
