@@ -122,9 +122,10 @@ fn entered_registry(what: &str) -> CurrentRegistry {
     match entered() {
         Some(handle) => CurrentRegistry::Entered(handle),
         None => panic!(
-            "fiber_rt::{what} was called outside a fiber: call it from a fiber, \
-             use the Runtime's own method from a plain thread, or enter the \
-             runtime there first (Handle::enter)"
+            "fiber_rt::{what} was called outside a fiber: call it from a fiber \
+             or from a thread that entered a runtime (Handle::enter), or go \
+             through a Runtime or its Handle (Runtime::spawn, Runtime::run, \
+             JoinSet::spawn_on, FiberBuilder::spawn_on)"
         ),
     }
 }
