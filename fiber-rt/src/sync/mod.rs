@@ -18,6 +18,7 @@ mod condvar;
 pub mod mpmc;
 pub mod mpsc;
 mod mutex;
+mod notify;
 mod once;
 pub mod oneshot;
 mod queue;
@@ -30,6 +31,7 @@ pub mod watch;
 
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use mutex::{Mutex, MutexGuard};
+pub use notify::Notify;
 pub use once::{LazyLock, OnceLock};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use select::{Select, Selectable};
