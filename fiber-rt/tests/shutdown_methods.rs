@@ -1,10 +1,22 @@
 //! `Runtime::shutdown_timeout` and `Runtime::shutdown_background`: a
-//! shutdown with a time-out of its own, and one that does not wait.
+//! shutdown with a time-out of its own (any, `Duration::MAX` included),
+//! and one that does not wait, after which no fiber spawned ever runs.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use fiber_rt::Builder;
+
+/// Sets its flag when dropped.
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        // SeqCst: read by the test thread after the fiber's join.
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
 
 /// Waits, as it is dropped, for a message on `rx`, and then says so.
 struct WaitsOnDrop {
@@ -68,4 +80,76 @@ fn shutdown_background_returns_while_a_destructor_still_waits() {
     assert!(waiting.join().unwrap_err().is_cancelled());
     // Spawns are refused from the moment the call returns.
     assert!(handle.spawn(|| ()).join().unwrap_err().is_cancelled());
+}
+
+#[test]
+fn shutdown_timeout_of_duration_max_still_cancels_the_fibers() {
+    let rt = Builder::new().workers(1).build().unwrap();
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = DropFlag(dropped.clone());
+    let (started_tx, started) = mpsc::channel();
+    let f = rt.spawn(move || {
+        let _f = flag;
+        started_tx.send(()).unwrap();
+        fiber_rt::sleep(Duration::from_secs(3600));
+    });
+    started.recv().unwrap();
+    // `since + timeout` overflowed: the shutdown's thread panicked, and
+    // nothing was cancelled.
+    rt.shutdown_timeout(Duration::MAX);
+    let d = dropped.load(Ordering::SeqCst);
+    let r = f.join_timeout(Duration::from_secs(5));
+    assert!(
+        d && r.is_ok(),
+        "destructor ran: {d}; join completed: {}",
+        r.is_ok()
+    );
+}
+
+#[test]
+fn no_fiber_spawned_after_shutdown_background_returns_ever_runs() {
+    // A worker that found a fiber just before the call, and started it
+    // just after, ran it (a few in each hundred rounds): busy threads make
+    // a searching worker's `yield_now` give its core away, which widens
+    // that window.
+    let stop = Arc::new(AtomicBool::new(false));
+    let hogs: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || while !stop.load(Ordering::Relaxed) {})
+        })
+        .collect();
+    let ran_after = Arc::new(AtomicUsize::new(0));
+    for _ in 0..300 {
+        let rt = Builder::new().workers(2).build().unwrap();
+        let handle = rt.handle().clone();
+        // Keep the workers searching: a stream of tiny spawns.
+        let feeding = Arc::new(AtomicBool::new(true));
+        let f2 = feeding.clone();
+        let h2 = handle.clone();
+        let feeder = std::thread::spawn(move || {
+            while f2.load(Ordering::Relaxed) {
+                drop(h2.spawn(|| ()));
+                std::thread::yield_now();
+            }
+        });
+        std::thread::sleep(Duration::from_millis(2));
+        rt.shutdown_background();
+        // Refused from here on: none of these may run.
+        for _ in 0..20 {
+            let r = ran_after.clone();
+            drop(handle.spawn(move || {
+                r.fetch_add(1, Ordering::SeqCst);
+            }));
+        }
+        feeding.store(false, Ordering::Relaxed);
+        feeder.join().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    hogs.into_iter().for_each(|h| h.join().unwrap());
+    assert_eq!(
+        ran_after.load(Ordering::SeqCst),
+        0,
+        "fibers spawned after shutdown_background ran"
+    );
 }

@@ -175,8 +175,8 @@ fn cancel_all(registry: &Arc<Registry>) {
     };
     registry.shutdown_wait.add_thread();
     let timeout = registry.shutdown_timeout();
-    // The live count, and since when it has been that.
-    let mut last_finish: Option<(usize, Instant)> = None;
+    // The live and finished counts, and since when they have been those.
+    let mut last_finish: Option<((usize, u64), Instant)> = None;
     // Fibers running detached on threads the drop let go of: out of reach,
     // so left alone (their tasks, which they hold, stay alive with them).
     let mut left_running = Vec::new();
@@ -203,28 +203,32 @@ fn cancel_all(registry: &Arc<Registry>) {
             }
             continue;
         }
+        // Patience runs from the last change: a fiber finished, or one
+        // came back into the runtime (the live count alone may stay the
+        // same over both), or one was never cancelled yet (it gets its
+        // turns before anything is given up).
+        let counts = (live.len(), registry.spawned_and_finished().1);
+        let fresh = live.iter().any(|task| !task.cancelled_by_shutdown());
         let since = match last_finish {
-            Some((count, since)) if count == live.len() => since,
+            Some((seen, since)) if seen == counts && !fresh => since,
             _ => Instant::now(),
         };
-        last_finish = Some((live.len(), since));
-        let Some(left) = timeout
+        last_finish = Some((counts, since));
+        let left = timeout
             .checked_sub(since.elapsed())
-            .filter(|d| !d.is_zero())
-        else {
+            .filter(|d| !d.is_zero());
+        // Even with no time left (a zero time-out), every fiber is
+        // cancelled and given a turn before any is given up on.
+        let Some(left) = left.or(fresh.then_some(Duration::ZERO)) else {
             give_up(registry, &worker, run, live);
-            // One left running that comes back now has nobody else to
-            // run it: its cancellation runs here.
-            loop {
-                let back = end_pass(registry, &left_running, &worker);
-                if back.is_empty() {
-                    break;
-                }
-                for task in back {
-                    finish_here(registry, &worker, task);
-                }
+            // A fiber left running that came back meanwhile is live
+            // again: the next rounds take it, with the others that come
+            // back, as any (one may wait for another).
+            if end_pass(registry, &left_running, &worker).is_empty() {
+                break;
             }
-            break;
+            last_finish = None;
+            continue;
         };
         let mut ran = false;
         for task in &live {
@@ -233,7 +237,7 @@ fn cancel_all(registry: &Arc<Registry>) {
             }
             task.cancel_for_shutdown();
             task.resume_for_shutdown();
-            run(task, since + timeout);
+            run(task, far_or_never(since, timeout));
             ran = true;
         }
         worker.drop_queued();
@@ -253,6 +257,14 @@ fn cancel_all(registry: &Arc<Registry>) {
     }
     registry.shutdown_wait.remove_thread();
     crate::sched::thread::set_cancelling(false);
+}
+
+/// `since + timeout`, or a time far enough away to stand for never if
+/// that overflows (a time-out of `Duration::MAX`).
+fn far_or_never(since: Instant, timeout: Duration) -> Instant {
+    since
+        .checked_add(timeout)
+        .unwrap_or_else(|| since + Duration::from_secs(1 << 30))
 }
 
 /// Ends the shutdown's pass over the live fibers, unless some of those

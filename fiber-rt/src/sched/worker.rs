@@ -144,6 +144,15 @@ impl Worker {
                 break;
             }
             if let Some(task) = self.find_task() {
+                // The shutdown began since the look above: the fiber found
+                // is left to it (it cancels it, from the list of live
+                // fibers), so that none spawned after
+                // `Runtime::shutdown_background` returned ever starts.
+                // Acquire, in `is_shutdown`: such a fiber came through a
+                // queue, whose hand-over orders the flag before this load.
+                if self.registry.is_shutdown() {
+                    break;
+                }
                 if self.resume(task) {
                     return orphaned(&self.registry);
                 }
@@ -156,6 +165,10 @@ impl Worker {
             match self.search() {
                 Some(task) => {
                     clock.idle_end(idle);
+                    // As above.
+                    if self.registry.is_shutdown() {
+                        break;
+                    }
                     if self.resume(task) {
                         return orphaned(&self.registry);
                     }
@@ -935,6 +948,13 @@ fn note_unwinding_slow(task: &Task) {
 fn orphaned(registry: &Arc<Registry>) {
     let (task, how) = thread::take_orphan();
     thread::unbind();
+    // The switch is settled first, so that a shutdown that sees the fiber
+    // back (below) never finds it half parked.
+    let runnable = match how {
+        Some(Switch::Yield | Switch::Preempt) => true,
+        Some(Switch::Park) => !task.complete_park(),
+        None => false,
+    };
     // Back in the runtime: a shutdown deals with it as with any fiber.
     // Release, both: what the fiber did before is visible to a shutdown
     // that sees them (Acquire).
@@ -943,17 +963,20 @@ fn orphaned(registry: &Arc<Registry>) {
     registry
         .detached_threads
         .fetch_sub(1, std::sync::atomic::Ordering::Release);
-    if how.is_some() && registry.is_shutdown() && registry.shutdown_wait.came_back() {
-        // After the shutdown's pass: nobody else would ever run it.
-        return crate::runtime::finish_late(registry, task);
+    if how.is_none() {
+        return task.release_stack();
     }
-    match how {
-        Some(Switch::Yield | Switch::Preempt) => registry.schedule(task),
-        Some(Switch::Park) => {
-            if !task.complete_park() {
-                registry.schedule(task);
-            }
+    if registry.is_shutdown() {
+        if registry.shutdown_wait.came_back() {
+            // After the shutdown's pass: nobody else would ever run it.
+            return crate::runtime::finish_late(registry, task);
         }
-        None => task.release_stack(),
+        // The pass takes it at its next round, which this brings on (it
+        // may be waiting for a wake-up, and this fiber's may have come
+        // while the pass still took it for out of reach).
+        return registry.shutdown_wait.woken();
+    }
+    if runnable {
+        registry.schedule(task);
     }
 }
