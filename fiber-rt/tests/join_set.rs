@@ -247,3 +247,25 @@ fn results_come_with_the_ids_spawn_returned_and_one_fiber_may_be_cancelled() {
         assert!(set.is_empty());
     });
 }
+
+#[test]
+fn ids_stay_distinct_in_a_set_spanning_two_runtimes() {
+    let one = Builder::new().workers(1).build().unwrap();
+    let two = Builder::new().workers(1).build().unwrap();
+    let mut set = JoinSet::new();
+    let (_keep, never) = fiber_rt::sync::mpsc::unbounded::<()>();
+    let first = set.spawn_on(&one, move || {
+        let _ = never.recv();
+        1
+    });
+    let second = set.spawn_on(&two, || 2);
+    assert_ne!(first, second, "fiber ids are unique in the process");
+    assert!(set.cancel(first));
+    let mut joined: Vec<_> = std::iter::from_fn(|| set.join_next_with_id())
+        .map(|(id, result)| (id, result.ok()))
+        .collect();
+    joined.sort();
+    let mut expected = vec![(first, None), (second, Some(2))];
+    expected.sort();
+    assert_eq!(joined, expected);
+}

@@ -50,7 +50,7 @@ pub struct Dump {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct FiberInfo {
-    /// The fiber's id, unique within its runtime.
+    /// The fiber's id, unique in the process.
     pub id: u64,
     /// The name given with [`FiberBuilder::name`](crate::FiberBuilder::name).
     pub name: Option<Arc<str>>,

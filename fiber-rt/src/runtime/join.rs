@@ -206,7 +206,7 @@ impl<T> JoinHandle<T> {
         self.task.cancel();
     }
 
-    /// The fiber's id, unique within its runtime.
+    /// The fiber's id, unique in the process.
     pub fn id(&self) -> u64 {
         self.task.id
     }

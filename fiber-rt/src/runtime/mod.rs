@@ -505,7 +505,7 @@ impl<T> Drop for CancelOnUnwind<'_, '_, T> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CurrentFiber {
-    /// Unique within its runtime.
+    /// Unique in the process.
     pub id: u64,
     /// The name given with [`FiberBuilder::name`].
     pub name: Option<Arc<str>>,

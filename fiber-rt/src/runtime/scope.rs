@@ -167,7 +167,7 @@ impl<T> ScopedJoinHandle<'_, T> {
         self.inner().is_finished()
     }
 
-    /// The fiber's id, unique within its runtime.
+    /// The fiber's id, unique in the process.
     pub fn id(&self) -> u64 {
         self.inner().id()
     }

@@ -54,8 +54,6 @@ pub(crate) struct Registry {
     /// counters written often by one side and read or written by another.
     searching: Padded<AtomicUsize>,
     live: Live,
-    /// Taken by every spawn.
-    next_id: Padded<AtomicU64>,
     /// Written by thieves (steals) and the monitor.
     pub(crate) stats: Padded<Stats>,
     /// One per worker, read by the preemption monitor.
@@ -196,7 +194,6 @@ impl Registry {
             shutdown: AtomicBool::new(false),
             searching: Padded(AtomicUsize::new(0)),
             live: Live::new(config_workers),
-            next_id: Padded(AtomicU64::new(1)),
             stats: Padded::default(),
             clocks: (0..config_workers)
                 .map(|_| WorkerClock::default())
@@ -216,14 +213,17 @@ impl Registry {
         (registry, locals)
     }
 
-    /// A fresh fiber id. One counter for the runtime, not blocks per
-    /// worker: a fiber's id is then larger than its spawner's, and the
-    /// shutdown, which cancels newest first, relies on that (a scope's
-    /// owner is cancelled after the fibers it waits for).
+    /// A fresh fiber id, unique in the process (so that ids from several
+    /// runtimes, in one `JoinSet` or one log, never collide). One counter,
+    /// not blocks per worker: a fiber's id is then larger than its
+    /// spawner's, and the shutdown, which cancels newest first, relies on
+    /// that (a scope's owner is cancelled after the fibers it waits for).
     pub(crate) fn next_fiber_id(&self) -> u64 {
+        /// Taken by every spawn, of every runtime: on a line of its own.
+        static NEXT_ID: Padded<AtomicU64> = Padded(AtomicU64::new(1));
         // Relaxed: the counter alone orders the ids; a spawner's id was
         // taken before its own code ran, in the same modification order.
-        self.next_id.fetch_add(1, Ordering::Relaxed)
+        NEXT_ID.fetch_add(1, Ordering::Relaxed)
     }
 
     pub(crate) fn is_shutdown(&self) -> bool {
