@@ -754,3 +754,37 @@ fn an_interval_ticks_on_its_grid_and_skips_what_a_slow_loop_missed() {
     let next = (last_next - start).as_millis();
     assert!(next >= 50 && next % 10 == 0, "next tick at {next} ms");
 }
+
+#[test]
+fn thread_hooks_run_on_every_worker_thread_as_it_starts_and_stops() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let stopped = Arc::new(AtomicUsize::new(0));
+    let (on_start, on_stop) = (started.clone(), stopped.clone());
+    let rt = Builder::new()
+        .workers(3)
+        .on_thread_start(move || {
+            // On the worker thread itself, before any fiber.
+            let name = std::thread::current().name().map(str::to_owned);
+            assert!(name.is_some_and(|n| n.starts_with("fiber-worker-")));
+            on_start.fetch_add(1, Ordering::SeqCst);
+        })
+        .on_thread_stop(move || {
+            on_stop.fetch_add(1, Ordering::SeqCst);
+        })
+        .build()
+        .unwrap();
+    assert_eq!(rt.block_on(|| 1), 1);
+    drop(rt);
+    assert_eq!(started.load(Ordering::SeqCst), 3);
+    assert_eq!(stopped.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn a_panicking_thread_hook_leaves_the_worker_running() {
+    let rt = Builder::new()
+        .workers(1)
+        .on_thread_start(|| panic!("start hook"))
+        .build()
+        .unwrap();
+    assert_eq!(rt.block_on(|| 6 * 7), 42);
+}

@@ -6,7 +6,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::{spawn_in, JoinHandle, Runtime};
-use crate::sched::registry::{Config, Registry};
+use crate::sched::registry::{Config, Registry, ThreadHook};
 use crate::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
 
 /// Settings for a [`Runtime`].
@@ -50,6 +50,8 @@ impl Builder {
                 dump_on_sigquit: false,
                 backstop: true,
                 shutdown_timeout: Duration::from_secs(1),
+                on_thread_start: None,
+                on_thread_stop: None,
             },
         }
     }
@@ -140,6 +142,43 @@ impl Builder {
     /// thread, and the drop, for as long as it runs.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.config.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Runs `f` on each worker thread as it starts, before it runs any
+    /// fiber: to set up thread-local state, pin the thread, name it for a
+    /// profiler. A worker whose thread the preemption backstop replaced
+    /// (see [`preempt_signals`](Self::preempt_signals)) starts on a new
+    /// thread, which runs `f` too. A panic in `f` is reported on standard
+    /// error, and the worker runs on.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let started = Arc::new(AtomicUsize::new(0));
+    /// let counted = started.clone();
+    /// let rt = fiber_rt::Builder::new()
+    ///     .workers(2)
+    ///     .on_thread_start(move || {
+    ///         counted.fetch_add(1, Ordering::SeqCst);
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// drop(rt); // joins the workers
+    /// assert_eq!(started.load(Ordering::SeqCst), 2);
+    /// ```
+    pub fn on_thread_start(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
+        self.config.on_thread_start = Some(ThreadHook(Arc::new(f)));
+        self
+    }
+
+    /// Runs `f` on each worker thread as it stops running its worker (at
+    /// the shutdown, or once the backstop has handed its worker to
+    /// another thread), after the last fiber it ran has switched away.
+    /// A panic in `f` is reported on standard error.
+    pub fn on_thread_stop(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
+        self.config.on_thread_stop = Some(ThreadHook(Arc::new(f)));
         self
     }
 

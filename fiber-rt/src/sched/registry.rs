@@ -36,6 +36,32 @@ pub(crate) struct Config {
     /// How long the shutdown waits for cancelled fibers while none
     /// finishes (see `runtime/shutdown.rs`).
     pub(crate) shutdown_timeout: Duration,
+    /// Run on each worker thread as it starts and as it ends.
+    pub(crate) on_thread_start: Option<ThreadHook>,
+    pub(crate) on_thread_stop: Option<ThreadHook>,
+}
+
+/// A function run on the runtime's worker threads (see
+/// `Builder::on_thread_start`).
+#[derive(Clone)]
+pub(crate) struct ThreadHook(pub(crate) Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for ThreadHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ThreadHook")
+    }
+}
+
+impl ThreadHook {
+    /// Runs the hook; a panic in it is reported and goes no further, so
+    /// that the worker runs on (or ends) as it would have.
+    fn run(hook: Option<&ThreadHook>, when: &str) {
+        if let Some(ThreadHook(hook)) = hook {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook())).is_err() {
+                eprintln!("fiber runtime: the {when} hook panicked; the worker goes on");
+            }
+        }
+    }
 }
 
 pub(crate) struct Registry {
@@ -283,7 +309,10 @@ impl Registry {
                     .clock(index)
                     .thread
                     .store(crate::preempt::current_thread(), Ordering::Relaxed);
+                let config = &worker.registry.config;
+                ThreadHook::run(config.on_thread_start.as_ref(), "thread start");
                 worker.run();
+                ThreadHook::run(config.on_thread_stop.as_ref(), "thread stop");
             })
     }
 
