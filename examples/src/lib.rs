@@ -22,6 +22,7 @@ chapters! {
     data => "data.md",
     errors => "errors.md",
     fibers => "fibers.md",
+    from_tokio => "from-tokio.md",
     preemption => "preemption.md",
     seeing_inside => "seeing-inside.md",
     performance => "performance.md",
