@@ -133,15 +133,22 @@ where
     G::Outputs: Send,
     S: Fn(Task) + Send + Sync + 'static,
 {
-    let run = Run::new(
-        graph.into_plan(),
-        spawn,
-        width,
-        default_stack,
-        Waiting::new(),
-        None,
-    );
-    let run = Arc::new(run);
+    // Made in its allocation: made on the stack and moved in, the run's
+    // state (the plan's slots and counters, the lanes, the locks) took a
+    // copy of some hundred bytes a run.
+    let mut run = Arc::new_uninit();
+    Arc::get_mut(&mut run)
+        .expect("a new Arc is unique")
+        .write(Run::new(
+            graph.into_plan(),
+            spawn,
+            width,
+            default_stack,
+            Waiting::new(),
+            None,
+        ));
+    // SAFETY: written just above.
+    let run = unsafe { run.assume_init() };
     // A caller cancelled while it runs nodes or waits abandons the run.
     let abandon_on_unwind = AbandonOnUnwind(&*run);
     if let (Some(task), Some(stack)) = (launch(&run, here), here) {
