@@ -305,3 +305,25 @@ fn a_fiber_back_while_another_finishes_is_cancelled_not_abandoned() {
         "A was abandoned: its destructors never ran"
     );
 }
+
+#[test]
+fn the_drop_does_not_wait_for_a_blocking_call_that_began_just_before_it() {
+    // The default slice: the monitor's backstop would only act a slice
+    // after the call began, and the drop stops the monitor first.
+    let rt = Builder::new().workers(2).build().unwrap();
+    let (entered, entering) = mpsc::channel();
+    let (release, never) = mpsc::channel::<()>();
+    let blocked = rt.spawn(move || {
+        entered.send(()).unwrap();
+        // A blocking call that outlasts the drop by far.
+        let _ = never.recv();
+    });
+    entering.recv().unwrap();
+    let start = Instant::now();
+    rt.shutdown_timeout(Duration::from_millis(50));
+    let took = start.elapsed();
+    // Before, the drop waited until the call returned (here: for good).
+    assert!(took < Duration::from_secs(20), "the drop took {took:?}");
+    release.send(()).unwrap();
+    assert!(blocked.join_timeout(Duration::from_secs(30)).is_ok());
+}

@@ -59,11 +59,35 @@ pub(crate) fn current_thread() -> u64 {
     unsafe { libc::pthread_self() as u64 }
 }
 
+/// Asks the fiber running on `clock`'s worker, in the slice after
+/// `switches` switches, to leave the worker (see `detach_if_asked`): a
+/// signal to the worker's thread. Whether the signal went out.
+///
+/// The worker's thread must not have been joined: the monitor asks until
+/// the shutdown stops it, the shutdown itself only before it joins the
+/// workers (see `runtime/shutdown.rs`).
+pub(crate) fn ask_to_detach(clock: &super::WorkerClock, switches: u64) -> bool {
+    // Relaxed: written by the worker's thread when it started; a worker
+    // that runs a fiber has one.
+    let thread = clock.thread.load(Ordering::Relaxed);
+    // Release: pairs with the handler's Acquire.
+    clock
+        .backstop
+        .store(switches.wrapping_add(1), Ordering::Release);
+    if thread != 0 && signal(thread) {
+        return true;
+    }
+    // Relaxed: nobody was signalled to read it.
+    clock.backstop.store(0, Ordering::Relaxed);
+    false
+}
+
 /// Signals `thread` (a worker's thread) that its fiber overran.
 pub(crate) fn signal(thread: u64) -> bool {
-    // SAFETY: `thread` is a worker thread not yet joined: the shutdown joins
-    // the monitor (the only caller) first, and a backstop thread is joined
-    // only once no worker's clock names it.
+    // SAFETY: `thread` is a worker thread not yet joined: the shutdown
+    // joins the monitor first and asks itself only before it joins the
+    // workers, and a backstop thread is joined only once no worker's clock
+    // names it.
     unsafe { libc::pthread_kill(thread as libc::pthread_t, libc::SIGURG) == 0 }
 }
 

@@ -56,7 +56,7 @@ mod monitor;
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
-pub(crate) use backstop::{current_thread, install as install_backstop};
+pub(crate) use backstop::{ask_to_detach, current_thread, install as install_backstop};
 pub(crate) use monitor::Monitor;
 
 use crate::stack::StackHeader;

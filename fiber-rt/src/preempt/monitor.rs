@@ -137,21 +137,16 @@ impl Monitor {
                         rescue_queued(&registry, index);
                         seen.flagged = Some(now); // and again a slice later
                     } else if now.duration_since(flagged) >= slice {
-                        let thread = clock.thread.load(Ordering::Relaxed);
-                        // Release: pairs with the handler's Acquire.
-                        clock
-                            .backstop
-                            .store(switches.wrapping_add(1), Ordering::Release);
-                        if thread != 0 && !registry.is_shutdown() && super::backstop::signal(thread)
+                        // Not once the shutdown has begun: it asks itself
+                        // (see `runtime/shutdown.rs`).
+                        if !registry.is_shutdown()
+                            && super::backstop::ask_to_detach(clock, switches)
                         {
                             // Relaxed: a statistic.
                             registry
                                 .stats
                                 .backstop_signals
                                 .fetch_add(1, Ordering::Relaxed);
-                        } else {
-                            // Relaxed: nobody was signalled to read it.
-                            clock.backstop.store(0, Ordering::Relaxed);
                         }
                         seen.flagged = Some(now); // ask again a slice later
                     }

@@ -89,12 +89,13 @@ fn finish(registry: &Arc<Registry>, mut threads: Vec<thread::JoinHandle<()>>) {
 /// belong to threads not joined yet (workers, and threads the backstop
 /// started, which are joined after), whose static TLS blocks are mapped.
 /// Code without probes that never switches keeps its worker, and the
-/// drop, for as long as it runs, unless the backstop took the worker from
+/// drop, for as long as it runs, unless the backstop takes the worker from
 /// it (the default): such a thread runs a detached fiber, out of the
 /// runtime's reach (in a blocking call, say, or a loop without probes), and
 /// once the shutdown time-out has passed with only such threads left, the
 /// drop lets go of them instead of waiting; [`cancel_all`] reports their
-/// fibers.
+/// fibers. Once the time-out has passed, this asks the backstop itself for
+/// workers still held (the monitor, stopped, no longer does).
 fn ask_workers_to_stop(registry: &Registry, workers: &[thread::JoinHandle<()>]) {
     let start = Instant::now();
     // Most workers are on their way out already: look again soon, then
@@ -110,10 +111,26 @@ fn ask_workers_to_stop(registry: &Registry, workers: &[thread::JoinHandle<()>]) 
         // Acquire: pairs with `orphaned`'s Release (a fiber back in the
         // runtime is no longer counted).
         let detached = registry.detached_threads.load(Ordering::Acquire);
-        if running <= detached && start.elapsed() >= registry.shutdown_timeout() {
+        let timed_out = start.elapsed() >= registry.shutdown_timeout();
+        if running <= detached && timed_out {
             return;
         }
         registry.clocks.iter().for_each(crate::preempt::request);
+        if timed_out && registry.config.backstop {
+            // A worker whose fiber is in a blocking call (or a loop with no
+            // probes) that began after the monitor's last look: the monitor
+            // is stopped, so the backstop's signal comes from here, and the
+            // fiber goes on detached while the drop returns. Before, the
+            // drop waited for the call to return, however long it took.
+            for clock in &registry.clocks {
+                // Relaxed: samples, as the monitor's; a fiber that switched
+                // meanwhile ignores the signal, and is asked again.
+                if clock.running.load(Ordering::Relaxed) {
+                    let switches = clock.switches.load(Ordering::Relaxed);
+                    crate::preempt::ask_to_detach(clock, switches);
+                }
+            }
+        }
         thread::sleep(pause);
         pause = (pause * 2).min(registry.config.time_slice / 2);
     }
