@@ -706,3 +706,35 @@ fn a_fiber_stuck_in_a_blocking_call_does_not_hang_the_drop() {
     assert_eq!(stuck.join().unwrap(), 7, "it finishes on its own thread");
     assert!(finished.load(std::sync::atomic::Ordering::SeqCst));
 }
+
+#[test]
+fn a_graph_cut_short_by_the_shutdown_names_the_running_node_and_skips_its_dependents() {
+    let rt = rt(2);
+    let mut graph = fiber_rt::dag::GraphBuilder::new();
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let started_tx = std::sync::Mutex::new(started_tx);
+    let slow = graph.node("slow", move || {
+        started_tx.lock().unwrap().send(()).unwrap();
+        park_for_good();
+    });
+    let after = graph.node("after", || ());
+    let last = graph.node("last", || ());
+    graph.edge(slow, after).edge(after, last);
+    let graph = graph.build().unwrap();
+    // From a plain thread, which reads the run's result after the drop.
+    let handle = rt.handle().clone();
+    let caller = std::thread::spawn(move || handle.run(graph));
+    started.recv().unwrap();
+    drop_or_fail(rt);
+    let err = caller.join().unwrap().unwrap_err();
+    assert_eq!(err.node(), Some("slow"));
+    assert_eq!(
+        err.failures()[0].kind,
+        fiber_rt::dag::FailureKind::Cancelled
+    );
+    assert_eq!(
+        err.to_string(),
+        "fiber `slow` was cancelled: the runtime shut down while it ran (2 dependent fibers skipped)"
+    );
+    assert_eq!(err.skipped_nodes().collect::<Vec<_>>(), ["after", "last"]);
+}

@@ -12,10 +12,14 @@ pub enum FailureKind {
     /// The fiber returned `Err`; the message is the error's `Display` (or
     /// `Debug` when it has no `Display`).
     Returned,
-    /// The fiber never ran, or never finished, because whatever was
-    /// running the graph dropped it, or cancelled it (a runtime shutting
-    /// down).
+    /// The fiber never ran: whatever was running the graph dropped its
+    /// task (a runtime shutting down), or the runner it was handed to was
+    /// cancelled before it could run it.
     Dropped,
+    /// The fiber was cancelled while it ran: its runtime shut down, or a
+    /// handle to the fiber running it cancelled it (which abandons the
+    /// run, see [`GraphError`]).
+    Cancelled,
 }
 
 /// One fiber that failed, and why.
@@ -38,6 +42,9 @@ impl fmt::Display for NodeFailure {
                 write!(f, "fiber `{node}` returned an error: {}", self.message)
             }
             FailureKind::Dropped => write!(f, "fiber `{node}` never ran: {}", self.message),
+            FailureKind::Cancelled => {
+                write!(f, "fiber `{node}` was cancelled: {}", self.message)
+            }
         }
     }
 }
@@ -80,9 +87,8 @@ impl GraphError {
     }
 
     /// How many fibers were skipped because something they depend on
-    /// panicked or returned `Err`, or because the run was abandoned.
-    /// (Fibers after a dropped task never become ready, so they are not
-    /// counted.)
+    /// failed (panicked, returned `Err`, was cancelled, or never ran), or
+    /// because the run was abandoned.
     pub fn skipped(&self) -> usize {
         self.skipped
     }

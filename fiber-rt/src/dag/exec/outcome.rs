@@ -130,7 +130,7 @@ where
     /// Skips every node that waits for `node`, which will never produce
     /// an output, here, as a failed node's are by the runners (so that the
     /// error counts and names them), and theirs in turn.
-    fn skip_dependents(&self, node: u32) {
+    pub(super) fn skip_dependents(&self, node: u32) {
         let plan = self.plan();
         let mut released = vec![node];
         while let Some(node) = released.pop() {

@@ -60,11 +60,14 @@ where
                     .downcast_ref::<Cancelled>()
                     .is_some_and(|cancelled| cancelled.0.cancelled_by_shutdown());
                 let message = if by_shutdown {
-                    "its fiber was cancelled: the runtime shut down"
+                    "the runtime shut down while it ran"
                 } else {
-                    "its fiber was cancelled by its handle"
+                    "the fiber running it was cancelled by its handle"
                 };
-                self.record_failure(node, FailureKind::Dropped, message.into());
+                self.record_failure(node, FailureKind::Cancelled, message.into());
+                // What waits for it is skipped (counted and named), as for
+                // any failed node; the rest of the run is abandoned.
+                self.skip_dependents(node);
                 self.abandon();
                 resume_unwind(payload)
             }
