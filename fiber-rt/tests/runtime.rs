@@ -775,8 +775,38 @@ fn thread_hooks_run_on_every_worker_thread_as_it_starts_and_stops() {
         .unwrap();
     assert_eq!(rt.block_on(|| 1), 1);
     drop(rt);
-    assert_eq!(started.load(Ordering::SeqCst), 3);
-    assert_eq!(stopped.load(Ordering::SeqCst), 3);
+    // The three workers', and the thread the drop unwinds fibers on.
+    assert_eq!(started.load(Ordering::SeqCst), 4);
+    assert_eq!(stopped.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn destructors_the_shutdown_runs_see_what_the_start_hook_set_up() {
+    use std::cell::Cell;
+    thread_local! {
+        static READY: Cell<bool> = const { Cell::new(false) };
+    }
+    struct Check(std::sync::mpsc::Sender<bool>);
+    impl Drop for Check {
+        fn drop(&mut self) {
+            let _ = self.0.send(READY.with(Cell::get));
+        }
+    }
+    let rt = Builder::new()
+        .workers(2)
+        .on_thread_start(|| READY.with(|ready| ready.set(true)))
+        .build()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (started_tx, started) = std::sync::mpsc::channel();
+    rt.spawn(move || {
+        let _check = Check(tx);
+        started_tx.send(READY.with(Cell::get)).unwrap();
+        fiber_rt::sleep(Duration::from_secs(3600));
+    });
+    assert!(started.recv().unwrap(), "set up on the worker");
+    drop(rt);
+    assert!(rx.recv().unwrap(), "set up where the shutdown unwound it");
 }
 
 #[test]

@@ -149,8 +149,10 @@ impl Builder {
     /// fiber: to set up thread-local state, pin the thread, name it for a
     /// profiler. A worker whose thread the preemption backstop replaced
     /// (see [`preempt_signals`](Self::preempt_signals)) starts on a new
-    /// thread, which runs `f` too. A panic in `f` is reported on standard
-    /// error, and the worker runs on.
+    /// thread, which runs `f` too, and so does the thread the runtime's
+    /// drop unwinds the cancelled fibers on (their destructors run there).
+    /// A panic in `f` is reported on standard error, and the worker runs
+    /// on.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};

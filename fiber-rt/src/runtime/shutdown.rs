@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Steal, Worker as LocalQueue};
 
-use crate::sched::registry::Registry;
+use crate::sched::registry::{Registry, ThreadHook};
 use crate::sched::task::Task;
 use crate::sched::task_ref::TaskRef;
 use crate::sched::worker::Worker;
@@ -145,10 +145,14 @@ fn ask_workers_to_stop(registry: &Registry, workers: &[thread::JoinHandle<()>]) 
 fn cancel_on_a_thread_of_its_own(registry: &Arc<Registry>) {
     let name = format!("{}-shutdown", registry.config.thread_name);
     let own = registry.clone();
-    match thread::Builder::new()
-        .name(name)
-        .spawn(move || cancel_all(&own))
-    {
+    match thread::Builder::new().name(name).spawn(move || {
+        // Fibers run here too (their destructors): the thread gets what
+        // the worker threads got for them.
+        let config = &own.config;
+        ThreadHook::run(config.on_thread_start.as_ref(), "thread start");
+        cancel_all(&own);
+        ThreadHook::run(config.on_thread_stop.as_ref(), "thread stop");
+    }) {
         Ok(thread) => {
             // The cancellations catch every panic but a fiber's own
             // completion handler's, which aborts.

@@ -55,7 +55,7 @@ impl std::fmt::Debug for ThreadHook {
 impl ThreadHook {
     /// Runs the hook; a panic in it is reported and goes no further, so
     /// that the worker runs on (or ends) as it would have.
-    fn run(hook: Option<&ThreadHook>, when: &str) {
+    pub(crate) fn run(hook: Option<&ThreadHook>, when: &str) {
         if let Some(ThreadHook(hook)) = hook {
             if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook())).is_err() {
                 eprintln!("fiber runtime: the {when} hook panicked; the worker goes on");
