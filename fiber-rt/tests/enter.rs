@@ -108,3 +108,25 @@ fn a_blocking_closure_runs_in_the_runtime_of_the_fiber_that_spawned_it() {
         .unwrap();
     assert!(none.is_none());
 }
+
+#[test]
+fn a_guard_dropped_out_of_order_panics_instead_of_restoring_the_wrong_runtime() {
+    let one = Builder::new().workers(1).build().unwrap();
+    let two = Builder::new().workers(2).build().unwrap();
+    let (one, two) = (one.handle().clone(), two.handle().clone());
+    std::thread::spawn(move || {
+        let outer = one.enter();
+        let inner = two.enter();
+        let dropped = catch_unwind(AssertUnwindSafe(|| drop(outer)));
+        let message = dropped.unwrap_err();
+        let message = message.downcast_ref::<&str>().copied().unwrap_or_default();
+        assert!(message.contains("out of order"), "{message}");
+        // The out-of-order drop changed nothing: the inner guard still
+        // holds, and gives back what it replaced.
+        assert_eq!(workers(&Handle::current()), 2);
+        drop(inner);
+        assert_eq!(workers(&Handle::current()), 1);
+    })
+    .join()
+    .unwrap();
+}

@@ -16,16 +16,23 @@ use crate::sched::task::Task;
 thread_local! {
     /// The handle entered on this thread, if any.
     static ENTERED: Cell<Option<Handle>> = const { Cell::new(None) };
+    /// How many guards are live on this thread: each knows its place, so
+    /// that one dropped out of order is caught, not left to put back a
+    /// runtime that its successors had replaced.
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Makes a runtime the calling thread's current one until it is dropped;
 /// see [`Handle::enter`]. Drop guards in the reverse order of their
-/// making: each gives back the runtime that was current before it.
+/// making: each gives back the runtime that was current before it, and one
+/// dropped out of order panics.
 #[must_use = "the runtime stays entered only while the guard lives"]
 pub struct EnterGuard {
     /// What was entered before this guard, to put back; `None` for a
     /// guard made on a fiber, which changes nothing.
     previous: Option<Option<Handle>>,
+    /// The number of guards live on the thread with this one.
+    depth: usize,
     /// Thread-bound: the guard puts back the state of the thread it was
     /// made on.
     _thread: PhantomData<*const ()>,
@@ -46,25 +53,42 @@ pub(super) fn enter(handle: &Handle) -> EnterGuard {
     if Task::current().is_some() {
         return EnterGuard {
             previous: None,
+            depth: 0,
             _thread: PhantomData,
         };
     }
     let previous = ENTERED.with(|entered| entered.replace(Some(handle.clone())));
+    let depth = DEPTH.with(|depth| {
+        depth.set(depth.get() + 1);
+        depth.get()
+    });
     EnterGuard {
         previous: Some(previous),
+        depth,
         _thread: PhantomData,
     }
 }
 
 impl Drop for EnterGuard {
     fn drop(&mut self) {
-        if let Some(previous) = self.previous.take() {
-            // A guard dropped while the thread's locals are being torn
-            // down has nothing left to restore.
-            let ours = ENTERED.try_with(|entered| entered.replace(previous)).ok();
-            // The handle goes after the thread-local is settled.
-            drop(ours);
+        let Some(previous) = self.previous.take() else {
+            return;
+        };
+        // A guard dropped while the thread's locals are being torn down
+        // has nothing left to restore.
+        let Ok(live) = DEPTH.try_with(Cell::get) else {
+            return;
+        };
+        if live != self.depth && !std::thread::panicking() {
+            panic!(
+                "an EnterGuard was dropped out of order: drop the guards of \
+                 Handle::enter in the reverse order of their making"
+            );
         }
+        let _ = DEPTH.try_with(|depth| depth.set(depth.get().saturating_sub(1)));
+        let ours = ENTERED.try_with(|entered| entered.replace(previous)).ok();
+        // The handle goes after the thread-local is settled.
+        drop(ours);
     }
 }
 

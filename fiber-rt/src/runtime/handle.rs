@@ -37,11 +37,13 @@ impl Handle {
     ///
     /// # Panics
     ///
-    /// If called outside a fiber; see [`try_current`](Handle::try_current).
+    /// If called outside a fiber, on a thread that entered no runtime; see
+    /// [`try_current`](Handle::try_current).
     pub fn current() -> Handle {
         Handle::try_current().expect(
-            "Handle::current was called outside a fiber: keep a handle from \
-             Runtime::handle for plain threads",
+            "Handle::current was called outside a fiber, on a thread that \
+             entered no runtime: keep a handle from Runtime::handle for plain \
+             threads, or enter one there (Handle::enter)",
         )
     }
 
