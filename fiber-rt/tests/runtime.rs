@@ -766,6 +766,8 @@ fn thread_hooks_run_on_every_worker_thread_as_it_starts_and_stops() {
             // On the worker thread itself, before any fiber.
             let name = std::thread::current().name().map(str::to_owned);
             assert!(name.is_some_and(|n| n.starts_with("fiber-worker-")));
+            // Inside the runtime, as its fibers are.
+            assert_eq!(fiber_rt::Handle::current().workers(), 3);
             on_start.fetch_add(1, Ordering::SeqCst);
         })
         .on_thread_stop(move || {

@@ -151,8 +151,8 @@ impl Builder {
     /// (see [`preempt_signals`](Self::preempt_signals)) starts on a new
     /// thread, which runs `f` too, and so does the thread the runtime's
     /// drop unwinds the cancelled fibers on (their destructors run there).
-    /// A panic in `f` is reported on standard error, and the worker runs
-    /// on.
+    /// `f` runs inside the runtime (`Handle::current` works there). A
+    /// panic in `f` is reported on standard error, and the worker runs on.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};

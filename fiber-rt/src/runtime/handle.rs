@@ -151,6 +151,11 @@ impl Handle {
         self.registry.is_shutdown()
     }
 
+    /// The handle of the runtime `registry` belongs to.
+    pub(crate) fn of(registry: Arc<Registry>) -> Handle {
+        Handle { registry }
+    }
+
     pub(crate) fn registry(&self) -> &Arc<Registry> {
         &self.registry
     }

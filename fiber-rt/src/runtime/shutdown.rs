@@ -149,9 +149,9 @@ fn cancel_on_a_thread_of_its_own(registry: &Arc<Registry>) {
         // Fibers run here too (their destructors): the thread gets what
         // the worker threads got for them.
         let config = &own.config;
-        ThreadHook::run(config.on_thread_start.as_ref(), "thread start");
+        ThreadHook::run(&own, config.on_thread_start.as_ref(), "thread start");
         cancel_all(&own);
-        ThreadHook::run(config.on_thread_stop.as_ref(), "thread stop");
+        ThreadHook::run(&own, config.on_thread_stop.as_ref(), "thread stop");
     }) {
         Ok(thread) => {
             // The cancellations catch every panic but a fiber's own

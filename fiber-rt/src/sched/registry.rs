@@ -53,10 +53,13 @@ impl std::fmt::Debug for ThreadHook {
 }
 
 impl ThreadHook {
-    /// Runs the hook; a panic in it is reported and goes no further, so
+    /// Runs the hook, inside `registry`'s runtime (`Handle::current`
+    /// works there); a panic in it is reported and goes no further, so
     /// that the worker runs on (or ends) as it would have.
-    pub(crate) fn run(hook: Option<&ThreadHook>, when: &str) {
+    pub(crate) fn run(registry: &Arc<Registry>, hook: Option<&ThreadHook>, when: &str) {
         if let Some(ThreadHook(hook)) = hook {
+            let runtime = crate::runtime::Handle::of(registry.clone());
+            let _entered = runtime.enter();
             if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook())).is_err() {
                 eprintln!("fiber runtime: the {when} hook panicked; the worker goes on");
             }
@@ -309,10 +312,10 @@ impl Registry {
                     .clock(index)
                     .thread
                     .store(crate::preempt::current_thread(), Ordering::Relaxed);
-                let config = &worker.registry.config;
-                ThreadHook::run(config.on_thread_start.as_ref(), "thread start");
+                let (registry, config) = (&worker.registry, &worker.registry.config);
+                ThreadHook::run(registry, config.on_thread_start.as_ref(), "thread start");
                 worker.run();
-                ThreadHook::run(config.on_thread_stop.as_ref(), "thread stop");
+                ThreadHook::run(registry, config.on_thread_stop.as_ref(), "thread stop");
             })
     }
 
