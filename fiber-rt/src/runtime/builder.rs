@@ -155,20 +155,22 @@ impl Builder {
     /// panic in `f` is reported on standard error, and the worker runs on.
     ///
     /// ```
-    /// use std::sync::atomic::{AtomicUsize, Ordering};
-    /// use std::sync::Arc;
+    /// use std::sync::{Arc, Mutex};
     ///
-    /// let started = Arc::new(AtomicUsize::new(0));
-    /// let counted = started.clone();
+    /// let started = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = started.clone();
     /// let rt = fiber_rt::Builder::new()
     ///     .workers(2)
     ///     .on_thread_start(move || {
-    ///         counted.fetch_add(1, Ordering::SeqCst);
+    ///         let name = std::thread::current().name().map(str::to_owned);
+    ///         seen.lock().unwrap().push(name.unwrap_or_default());
     ///     })
     ///     .build()
     ///     .unwrap();
     /// drop(rt); // joins the workers
-    /// assert_eq!(started.load(Ordering::SeqCst), 2);
+    /// let started = started.lock().unwrap();
+    /// assert!(started.contains(&"fiber-worker-0".to_owned()));
+    /// assert!(started.contains(&"fiber-worker-1".to_owned()));
     /// ```
     pub fn on_thread_start(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
         self.config.on_thread_start = Some(ThreadHook(Arc::new(f)));
