@@ -2,7 +2,7 @@
 //! shutdown with a time-out of its own (any, `Duration::MAX` included),
 //! and one that does not wait, after which no fiber spawned ever runs.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -152,4 +152,44 @@ fn no_fiber_spawned_after_shutdown_background_returns_ever_runs() {
         0,
         "fibers spawned after shutdown_background ran"
     );
+}
+
+/// A fiber in a loop with a probe every ~2 ms: a zero time-out still
+/// cancels it (it reaches its probe long before any real wait), so its
+/// destructors have run when the drop returns.
+#[test]
+fn a_zero_timeout_still_cancels_a_fiber_with_probes() {
+    let mut detached_runs = 0;
+    for round in 0..20 {
+        let rt = Builder::new().workers(1).build().unwrap();
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = DropFlag(dropped.clone());
+        let spins = Arc::new(AtomicU64::new(0));
+        let s = spins.clone();
+        rt.spawn(move || {
+            let _flag = flag;
+            loop {
+                // ~2 ms without a probe (a `for` loop has none inside).
+                let start = Instant::now();
+                for _ in 0..u64::MAX {
+                    if start.elapsed() > Duration::from_millis(2) {
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+                s.fetch_add(1, Ordering::SeqCst);
+                fiber_rt::preempt::point();
+            }
+        });
+        while spins.load(Ordering::SeqCst) < 3 {
+            std::thread::yield_now();
+        }
+        rt.shutdown_timeout(Duration::ZERO);
+        if !dropped.load(Ordering::SeqCst) {
+            detached_runs += 1;
+            eprintln!("round {round}: the drop returned before the fiber unwound");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(detached_runs, 0);
 }

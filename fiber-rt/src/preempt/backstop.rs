@@ -139,13 +139,13 @@ fn detach_if_asked() -> bool {
         // Its next probe, if it has any, brings it back into the runtime;
         // the monitor no longer sets this thread's flag.
         super::detach_thread(clock);
-        // Relaxed, both: read by the shutdown only after it has stopped
-        // the monitor (whose signal brought this handler) and joined it.
-        task.detached.store(true, Ordering::Relaxed);
+        // Release, both: the shutdown reads them (Acquire) while this may
+        // run, when its own signal brought this handler.
+        task.detached.store(true, Ordering::Release);
         worker
             .registry
             .detached_threads
-            .fetch_add(1, Ordering::Relaxed);
+            .fetch_add(1, Ordering::Release);
         state
             .orphan
             .set(crate::sched::task_ref::TaskRef::into_raw(task));

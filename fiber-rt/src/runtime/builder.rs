@@ -179,8 +179,11 @@ impl Builder {
 
     /// Runs `f` on each worker thread as it stops running its worker (at
     /// the shutdown, or once the backstop has handed its worker to
-    /// another thread), after the last fiber it ran has switched away.
-    /// A panic in `f` is reported on standard error.
+    /// another thread), after the last fiber it ran has switched away, and
+    /// on the thread the drop unwinds cancelled fibers on, once they have.
+    /// `f` runs inside the runtime, but a fiber it spawns during the
+    /// shutdown is refused (its join says it was cancelled). A panic in
+    /// `f` is reported on standard error.
     pub fn on_thread_stop(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
         self.config.on_thread_stop = Some(ThreadHook(Arc::new(f)));
         self

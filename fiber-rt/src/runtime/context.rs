@@ -5,7 +5,7 @@
 //!
 //! [`spawn_blocking`]: super::spawn_blocking
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -14,26 +14,25 @@ use crate::sched::registry::Registry;
 use crate::sched::task::Task;
 
 thread_local! {
-    /// The handle entered on this thread, if any.
-    static ENTERED: Cell<Option<Handle>> = const { Cell::new(None) };
-    /// How many guards are live on this thread: each knows its place, so
-    /// that one dropped out of order is caught, not left to put back a
-    /// runtime that its successors had replaced.
-    static DEPTH: Cell<usize> = const { Cell::new(0) };
+    /// The handles entered on this thread, each with its guard's number,
+    /// the last one current. A guard takes out its own entry however the
+    /// guards are dropped: in any order, or as the thread's locals are
+    /// torn down (a guard kept in another thread-local).
+    static ENTERED: RefCell<Vec<(u64, Handle)>> = const { RefCell::new(Vec::new()) };
+    /// The number of the next guard made on this thread.
+    static NEXT_GUARD: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Makes a runtime the calling thread's current one until it is dropped;
-/// see [`Handle::enter`]. Drop guards in the reverse order of their
-/// making: each gives back the runtime that was current before it, and one
-/// dropped out of order panics.
+/// see [`Handle::enter`]. While several guards live, the runtime of the
+/// newest one is current; dropping a guard takes its runtime out, whatever
+/// the order.
 #[must_use = "the runtime stays entered only while the guard lives"]
 pub struct EnterGuard {
-    /// What was entered before this guard, to put back; `None` for a
-    /// guard made on a fiber, which changes nothing.
-    previous: Option<Option<Handle>>,
-    /// The number of guards live on the thread with this one.
-    depth: usize,
-    /// Thread-bound: the guard puts back the state of the thread it was
+    /// The guard's entry on its thread; `None` for a guard made on a
+    /// fiber, which changes nothing.
+    entry: Option<u64>,
+    /// Thread-bound: the guard takes its entry out of the thread it was
     /// made on.
     _thread: PhantomData<*const ()>,
 }
@@ -41,7 +40,7 @@ pub struct EnterGuard {
 impl std::fmt::Debug for EnterGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EnterGuard")
-            .field("on_fiber", &self.previous.is_none())
+            .field("on_fiber", &self.entry.is_none())
             .finish()
     }
 }
@@ -52,42 +51,37 @@ pub(super) fn enter(handle: &Handle) -> EnterGuard {
     // runtime is the fiber's own anyway.
     if Task::current().is_some() {
         return EnterGuard {
-            previous: None,
-            depth: 0,
+            entry: None,
             _thread: PhantomData,
         };
     }
-    let previous = ENTERED.with(|entered| entered.replace(Some(handle.clone())));
-    let depth = DEPTH.with(|depth| {
-        depth.set(depth.get() + 1);
-        depth.get()
+    let entry = NEXT_GUARD.with(|next| {
+        let entry = next.get();
+        next.set(entry + 1);
+        entry
     });
+    ENTERED.with(|entered| entered.borrow_mut().push((entry, handle.clone())));
     EnterGuard {
-        previous: Some(previous),
-        depth,
+        entry: Some(entry),
         _thread: PhantomData,
     }
 }
 
 impl Drop for EnterGuard {
     fn drop(&mut self) {
-        let Some(previous) = self.previous.take() else {
+        let Some(entry) = self.entry.take() else {
             return;
         };
-        // A guard dropped while the thread's locals are being torn down
-        // has nothing left to restore.
-        let Ok(live) = DEPTH.try_with(Cell::get) else {
-            return;
-        };
-        if live != self.depth && !std::thread::panicking() {
-            panic!(
-                "an EnterGuard was dropped out of order: drop the guards of \
-                 Handle::enter in the reverse order of their making"
-            );
-        }
-        let _ = DEPTH.try_with(|depth| depth.set(depth.get().saturating_sub(1)));
-        let ours = ENTERED.try_with(|entered| entered.replace(previous)).ok();
-        // The handle goes after the thread-local is settled.
+        // Gone already if the thread's locals are being torn down.
+        let ours = ENTERED
+            .try_with(|entered| {
+                let mut entered = entered.borrow_mut();
+                let at = entered.iter().rposition(|(e, _)| *e == entry)?;
+                Some(entered.remove(at))
+            })
+            .ok()
+            .flatten();
+        // The handle goes after the list is let go of.
         drop(ours);
     }
 }
@@ -95,12 +89,7 @@ impl Drop for EnterGuard {
 /// The handle entered on the calling thread, if any.
 pub(super) fn entered() -> Option<Handle> {
     ENTERED
-        .try_with(|entered| {
-            let handle = entered.take();
-            let copy = handle.clone();
-            entered.set(handle);
-            copy
-        })
+        .try_with(|entered| entered.borrow().last().map(|(_, handle)| handle.clone()))
         .ok()
         .flatten()
 }

@@ -101,6 +101,9 @@ fn ask_workers_to_stop(registry: &Registry, workers: &[thread::JoinHandle<()>]) 
     // Most workers are on their way out already: look again soon, then
     // less and less often, up to every half slice.
     let mut pause = Duration::from_micros(20);
+    // Per worker: the switch count it was last seen running at, and since
+    // when (see below).
+    let mut held: Vec<Option<(u64, Instant)>> = vec![None; registry.clocks.len()];
     loop {
         // A worker the backstop moved runs on a thread of the backstop's.
         let running =
@@ -122,12 +125,24 @@ fn ask_workers_to_stop(registry: &Registry, workers: &[thread::JoinHandle<()>]) 
             // is stopped, so the backstop's signal comes from here, and the
             // fiber goes on detached while the drop returns. Before, the
             // drop waited for the call to return, however long it took.
-            for clock in &registry.clocks {
+            // As the monitor does, only a slice after the request to yield
+            // (above) with no switch since: a fiber with probes yields to
+            // that request, and is cancelled in the runtime's reach.
+            for (clock, seen) in registry.clocks.iter().zip(&mut held) {
                 // Relaxed: samples, as the monitor's; a fiber that switched
                 // meanwhile ignores the signal, and is asked again.
-                if clock.running.load(Ordering::Relaxed) {
-                    let switches = clock.switches.load(Ordering::Relaxed);
-                    crate::preempt::ask_to_detach(clock, switches);
+                if !clock.running.load(Ordering::Relaxed) {
+                    *seen = None;
+                    continue;
+                }
+                let switches = clock.switches.load(Ordering::Relaxed);
+                match *seen {
+                    Some((held_at, since)) if held_at == switches => {
+                        if since.elapsed() >= registry.config.time_slice {
+                            crate::preempt::ask_to_detach(clock, switches);
+                        }
+                    }
+                    _ => *seen = Some((switches, Instant::now())),
                 }
             }
         }

@@ -61,7 +61,7 @@ impl ThreadHook {
             let runtime = crate::runtime::Handle::of(registry.clone());
             let _entered = runtime.enter();
             if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook())).is_err() {
-                eprintln!("fiber runtime: the {when} hook panicked; the worker goes on");
+                eprintln!("fiber runtime: the {when} hook panicked; its thread goes on");
             }
         }
     }
@@ -460,6 +460,15 @@ impl Registry {
         let [live, queued] = unsafe { task.more_refs::<2>() };
         let added = match worker {
             Some(worker) => worker.add_live(live).map(|()| worker.push_new(queued)),
+            // A plain thread's spawn once the shutdown has begun is
+            // refused: no worker takes a fiber from the global queue any
+            // more, and one that waited for it there (a thread stop hook
+            // joining it) kept its thread, and so the drop, for good.
+            // Acquire, in `is_shutdown`: pairs with `begin_shutdown`.
+            None if self.is_shutdown() => {
+                drop(queued);
+                Err(live)
+            }
             // Queued under the live list's lock: see `Live::add`.
             None => self.add_live(live, || self.injector.push(queued)),
         };
@@ -473,7 +482,6 @@ impl Registry {
         Ok(task)
     }
 
-    /// Queues a woken fiber.
     /// How long the shutdown waits for cancelled fibers while none
     /// finishes: the configured time, or the one the drop was given.
     pub(crate) fn shutdown_timeout(&self) -> std::time::Duration {
@@ -483,6 +491,7 @@ impl Registry {
             .unwrap_or(self.config.shutdown_timeout)
     }
 
+    /// Queues a woken fiber.
     pub(crate) fn schedule(&self, task: TaskRef) {
         self.schedule_as(task, false)
     }

@@ -1,0 +1,107 @@
+//! Thread start and stop hooks that use the runtime they run in: one that
+//! keeps a runtime entered for its thread's life (a guard kept in a
+//! thread-local, or forgotten) leaves its worker running and the shutdown
+//! unwinding fibers, and one that spawns and joins does not hang the drop.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use fiber_rt::{Builder, EnterGuard, Handle};
+
+thread_local! {
+    static KEEP: RefCell<Option<EnterGuard>> = const { RefCell::new(None) };
+}
+
+/// A start hook that keeps a runtime entered for the thread's life (the
+/// guard kept in a thread-local): the worker must still run fibers.
+#[test]
+fn a_start_hook_that_keeps_a_runtime_entered_leaves_the_worker_running() {
+    let other = Builder::new().workers(1).build().unwrap();
+    let other = other.handle().clone();
+    let rt = Builder::new()
+        .workers(1)
+        .on_thread_start(move || KEEP.with(|k| *k.borrow_mut() = Some(other.enter())))
+        .build()
+        .unwrap();
+    let answer = rt.spawn(|| 42).join_timeout(Duration::from_secs(5));
+    assert!(
+        matches!(answer, Ok(Ok(42))),
+        "the worker never ran the fiber"
+    );
+}
+
+/// Same, with `mem::forget` (as is done with tokio's guard).
+#[test]
+fn a_start_hook_that_forgets_its_guard_leaves_the_worker_running() {
+    let rt = Builder::new()
+        .workers(1)
+        .on_thread_start(|| std::mem::forget(Handle::current().enter()))
+        .build()
+        .unwrap();
+    let answer = rt.spawn(|| 42).join_timeout(Duration::from_secs(5));
+    assert!(
+        matches!(answer, Ok(Ok(42))),
+        "the worker never ran the fiber"
+    );
+}
+
+/// The shutdown's thread runs the hook too: if it dies there, the parked
+/// fiber is never cancelled, its destructors never run.
+#[test]
+fn a_start_hook_that_keeps_a_guard_on_the_shutdown_thread_still_lets_fibers_unwind() {
+    struct Flag(Arc<AtomicBool>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let rt = Builder::new()
+        .workers(1)
+        .on_thread_start(|| {
+            // Only off the workers: the worker threads are left alone.
+            let name = std::thread::current().name().unwrap_or("").to_owned();
+            if name.ends_with("-shutdown") {
+                std::mem::forget(Handle::current().enter());
+            }
+        })
+        .build()
+        .unwrap();
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = Flag(dropped.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    rt.spawn(move || {
+        let _flag = flag;
+        tx.send(()).unwrap();
+        fiber_rt::sleep(Duration::from_secs(3600));
+    });
+    rx.recv().unwrap();
+    drop(rt);
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the fiber was never unwound"
+    );
+}
+
+/// A stop hook that uses the runtime it runs in (which the docs now
+/// promise): the drop must still return.
+#[test]
+fn a_stop_hook_that_spawns_and_joins_does_not_hang_the_drop() {
+    let rt = Builder::new()
+        .workers(1)
+        .on_thread_stop(|| {
+            let _ = fiber_rt::spawn(|| 1).join();
+        })
+        .build()
+        .unwrap();
+    assert_eq!(rt.block_on(|| 1), 1);
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || {
+        drop(rt);
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the runtime's drop hangs");
+}
