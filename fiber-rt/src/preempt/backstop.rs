@@ -84,10 +84,9 @@ pub(crate) fn ask_to_detach(clock: &super::WorkerClock, switches: u64) -> bool {
 
 /// Signals `thread` (a worker's thread) that its fiber overran.
 pub(crate) fn signal(thread: u64) -> bool {
-    // SAFETY: `thread` is a worker thread not yet joined: the shutdown
-    // joins the monitor first and asks itself only before it joins the
-    // workers, and a backstop thread is joined only once no worker's clock
-    // names it.
+    // A backstop thread is joined only once no worker's clock names it; the
+    // shutdown joins the monitor, then asks itself, then joins the workers.
+    // SAFETY: so `thread` is a worker's thread, not joined yet.
     unsafe { libc::pthread_kill(thread as libc::pthread_t, libc::SIGURG) == 0 }
 }
 
