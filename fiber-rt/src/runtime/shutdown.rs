@@ -273,7 +273,7 @@ fn cancel_all(registry: &Arc<Registry>) {
             }
             task.cancel_for_shutdown();
             task.resume_for_shutdown();
-            run(task, far_or_never(since, timeout));
+            run(task, crate::sync::waiter::deadline_from(since, timeout));
             ran = true;
         }
         worker.drop_queued();
@@ -293,14 +293,6 @@ fn cancel_all(registry: &Arc<Registry>) {
     }
     registry.shutdown_wait.remove_thread();
     crate::sched::thread::set_cancelling(false);
-}
-
-/// `since + timeout`, or a time far enough away to stand for never if
-/// that overflows (a time-out of `Duration::MAX`).
-fn far_or_never(since: Instant, timeout: Duration) -> Instant {
-    since
-        .checked_add(timeout)
-        .unwrap_or_else(|| since + Duration::from_secs(1 << 30))
 }
 
 /// Ends the shutdown's pass over the live fibers, unless some of those

@@ -146,14 +146,7 @@ impl Notify {
 
     /// Takes `entry` off the line; `false` if a notifier took it first.
     fn leave_line(&self, entry: &Arc<Entry>) -> bool {
-        let mut state = self.state();
-        match state.waiters.iter().position(|e| Arc::ptr_eq(e, entry)) {
-            Some(i) => {
-                state.waiters.remove(i);
-                true
-            }
-            None => false,
-        }
+        waiter::remove(&mut self.state().waiters, entry)
     }
 
     /// A wait cut short by a cancellation: off the line, or, if a

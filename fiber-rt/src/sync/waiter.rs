@@ -135,10 +135,8 @@ pub(crate) fn park_until(
 }
 
 /// Removes `waiter` from `list` if it is still there; returns whether it was.
-pub(crate) fn remove(
-    list: &mut std::collections::VecDeque<Arc<Waiter>>,
-    waiter: &Arc<Waiter>,
-) -> bool {
+/// (Generic: a primitive may list its waiters with what they were handed.)
+pub(crate) fn remove<W>(list: &mut std::collections::VecDeque<Arc<W>>, waiter: &Arc<W>) -> bool {
     match list.iter().position(|w| Arc::ptr_eq(w, waiter)) {
         Some(i) => {
             list.remove(i);
@@ -175,9 +173,15 @@ pub(crate) fn wait_until_or_cancel(
 /// The instant `timeout` from now; a timeout too long to add stands for
 /// waiting for good, in practice (about 30 years from now).
 pub(crate) fn deadline_after(timeout: std::time::Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout)
-        .unwrap_or_else(|| now + std::time::Duration::from_secs(1 << 30))
+    deadline_from(Instant::now(), timeout)
+}
+
+/// The instant `timeout` after `since`, or about 30 years after it if that
+/// overflows (a time-out of `Duration::MAX`).
+pub(crate) fn deadline_from(since: Instant, timeout: std::time::Duration) -> Instant {
+    since
+        .checked_add(timeout)
+        .unwrap_or_else(|| since + std::time::Duration::from_secs(1 << 30))
 }
 
 /// Runs its function when dropped, unless taken out first: on an unwind.
