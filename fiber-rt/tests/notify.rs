@@ -127,3 +127,100 @@ fn plain_threads_wait_too() {
     }
     waiter.join().unwrap();
 }
+
+#[test]
+fn a_notify_waiters_between_listen_and_wait_is_not_lost() {
+    let notify = Notify::new();
+    let listener = notify.listen();
+    assert!(!listener.is_notified());
+    notify.notify_waiters();
+    assert!(listener.is_notified());
+    assert!(listener.wait_timeout(Duration::from_secs(30)));
+    // `notify_waiters` left no permit for a later wait.
+    assert!(!notify.notified_timeout(Duration::from_millis(10)));
+}
+
+#[test]
+fn a_listener_dropped_unwaited_passes_its_notify_one_on() {
+    let notify = Notify::new();
+    let first = notify.listen();
+    let second = notify.listen();
+    notify.notify_one();
+    assert!(first.is_notified() && !second.is_notified());
+    drop(first);
+    assert!(second.is_notified(), "the next in line got it");
+    second.wait();
+    // Handed on, not copied: nothing is left over.
+    assert!(!notify.notified_timeout(Duration::from_millis(10)));
+}
+
+#[test]
+fn a_listener_dropped_unwaited_gives_the_permit_back() {
+    let notify = Notify::new();
+    notify.notify_one();
+    let listener = notify.listen();
+    assert!(listener.is_notified(), "it took the permit");
+    drop(listener);
+    assert!(notify.notified_timeout(Duration::from_secs(30)));
+}
+
+#[test]
+fn a_listener_that_timed_out_leaves_the_line() {
+    let notify = Notify::new();
+    assert!(!notify.listen().wait_timeout(Duration::from_millis(5)));
+    // Nobody in line: the next `notify_one` is kept as the permit.
+    notify.notify_one();
+    assert!(notify.notified_timeout(Duration::from_secs(30)));
+}
+
+fn spin(times: u64) {
+    for _ in 0..times {
+        std::hint::spin_loop();
+    }
+}
+
+/// A state change announced with `notify_waiters` while the waiter is
+/// between its look at the state and its wait: listening first, the
+/// waiter never misses one. Waiting with `notified` after the look
+/// instead misses some, and its round never ends. The waiter is a plain
+/// thread, so that the two sides surely run at once.
+#[test]
+fn listening_before_the_look_misses_no_state_change() {
+    const ROUNDS: u64 = 20_000;
+    let rt = Builder::new().workers(2).build().unwrap();
+    rt.block_on(|| {
+        let notify = Arc::new(Notify::new());
+        let state = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (ack, acks) = fiber_rt::sync::mpsc::unbounded::<u64>();
+        let waiter = {
+            let (notify, state) = (notify.clone(), state.clone());
+            std::thread::spawn(move || {
+                for round in 1..=ROUNDS {
+                    loop {
+                        let listener = notify.listen();
+                        // Acquire: pairs with the setter's Release.
+                        if state.load(Ordering::Acquire) >= round {
+                            break;
+                        }
+                        // A varying pause between the look and the wait,
+                        // where the change comes in some rounds.
+                        spin(round % 1024);
+                        assert!(
+                            listener.wait_timeout(Duration::from_secs(30)),
+                            "round {round}: the change was missed"
+                        );
+                    }
+                    ack.send(round).unwrap();
+                }
+            })
+        };
+        for round in 1..=ROUNDS {
+            spin(round * 7919 % 1024);
+            // Release: what the waiter reads after its wake-up.
+            state.store(round, Ordering::Release);
+            notify.notify_waiters();
+            assert_eq!(acks.recv().unwrap(), round);
+        }
+        waiter.join().unwrap();
+    });
+}

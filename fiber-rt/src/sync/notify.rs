@@ -9,8 +9,14 @@
 //! A waiter handed a `notify_one` that is cancelled before it acts on it
 //! passes it on (to the next in line, or as the permit), as a lock or a
 //! message would be; one woken by `notify_waiters` hands nothing over.
+//!
+//! `notify_waiters` reaches only those in line, so a party that looks at
+//! some state and then waits for it to change would miss one sent between
+//! the look and the wait. [`Notify::listen`] takes the place in line
+//! first: the look comes after, and the [`Listener`] waits.
 
 use std::collections::VecDeque;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,6 +136,52 @@ impl Notify {
         woken || !self.leave_line(&entry)
     }
 
+    /// Takes a place in line now, to wait in later: a `notify_one` or a
+    /// `notify_waiters` sent after this call and before the wait wakes the
+    /// [`Listener`] at once. Look at the state the wake-up is about
+    /// between the two, and no wake-up is lost, `notify_waiters`' included.
+    /// Takes the permit, if there is one, at once (a listener dropped
+    /// without waiting gives it back, as it passes on a `notify_one` it
+    /// was handed).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use fiber_rt::sync::Notify;
+    ///
+    /// let rt = fiber_rt::Runtime::new().unwrap();
+    /// rt.block_on(|| {
+    ///     let changed = Arc::new(Notify::new());
+    ///     let ready = Arc::new(AtomicBool::new(false));
+    ///     let setter = {
+    ///         let (changed, ready) = (changed.clone(), ready.clone());
+    ///         fiber_rt::spawn(move || {
+    ///             // Acquire/Release: the flag is what the waiter reads.
+    ///             ready.store(true, Ordering::Release);
+    ///             changed.notify_waiters();
+    ///         })
+    ///     };
+    ///     loop {
+    ///         let listener = changed.listen();
+    ///         if ready.load(Ordering::Acquire) {
+    ///             break;
+    ///         }
+    ///         // A `notify_waiters` sent since `listen` ends this at once.
+    ///         listener.wait();
+    ///     }
+    ///     setter.join().unwrap();
+    /// });
+    /// ```
+    pub fn listen(&self) -> Listener<'_> {
+        let entry = self.wait_in_line();
+        Listener {
+            notify: self,
+            permit: entry.is_none(),
+            entry,
+            _one_fiber: PhantomData,
+        }
+    }
+
     /// Takes the permit (`None`: no need to wait), or joins the line.
     fn wait_in_line(&self) -> Option<Arc<Entry>> {
         let mut state = self.state();
@@ -156,6 +208,80 @@ impl Notify {
         // off the line; `leave_line` took the lock after that.
         if !self.leave_line(entry) && entry.handed_one.load(Ordering::Relaxed) {
             self.notify_one();
+        }
+    }
+}
+
+/// A place in a [`Notify`]'s line, taken by [`Notify::listen`] before the
+/// caller looks at the state it waits for. It waits on the fiber (or
+/// thread) that made it, so it cannot be sent elsewhere. Dropped without
+/// waiting, it leaves the line and passes on a `notify_one` (or the
+/// permit) it was handed.
+///
+/// ```compile_fail
+/// // A listener waits on the fiber that made it: it cannot move.
+/// let notify: &'static _ = Box::leak(Box::new(fiber_rt::sync::Notify::new()));
+/// let listener = notify.listen();
+/// std::thread::spawn(move || listener.wait());
+/// ```
+#[derive(Debug)]
+#[must_use = "a listener does nothing unless it waits"]
+pub struct Listener<'a> {
+    notify: &'a Notify,
+    /// The place in line, until the wait (`None` if the permit was taken).
+    entry: Option<Arc<Entry>>,
+    /// The permit was taken at `listen` and not yet used by a wait.
+    permit: bool,
+    /// The entry's waiter wakes the fiber or thread that listened.
+    _one_fiber: PhantomData<*const ()>,
+}
+
+impl Listener<'_> {
+    /// Whether a wake-up has come: the wait would return at once.
+    pub fn is_notified(&self) -> bool {
+        self.permit
+            || self
+                .entry
+                .as_ref()
+                .is_some_and(|entry| entry.waiter.is_notified())
+    }
+
+    /// Waits for the wake-up, which may have come already: the permit
+    /// taken at `listen`, or a `notify_one` or `notify_waiters` sent since.
+    pub fn wait(mut self) {
+        self.permit = false;
+        if let Some(entry) = self.entry.take() {
+            waiter::wait_or_cancel(&entry.waiter, &"Notify::notified", || {
+                self.notify.cancel_wait(&entry)
+            });
+        }
+    }
+
+    /// Like [`wait`](Self::wait), giving up once `timeout` has passed;
+    /// whether woken. A wake-up that comes just as the time runs out
+    /// counts.
+    pub fn wait_timeout(mut self, timeout: Duration) -> bool {
+        self.permit = false;
+        let Some(entry) = self.entry.take() else {
+            return true;
+        };
+        let deadline = Some(waiter::deadline_after(timeout));
+        let woken =
+            waiter::wait_until_or_cancel(&entry.waiter, deadline, &"Notify::notified", || {
+                self.notify.cancel_wait(&entry)
+            });
+        // Timed out, unless a notifier took the entry off the line first.
+        woken || !self.notify.leave_line(&entry)
+    }
+}
+
+impl Drop for Listener<'_> {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            self.notify.cancel_wait(&entry);
+        } else if self.permit {
+            // The permit, taken at `listen` and never used: back it goes.
+            self.notify.notify_one();
         }
     }
 }
