@@ -1,7 +1,8 @@
 //! Thread start and stop hooks that use the runtime they run in: one that
 //! keeps a runtime entered for its thread's life (a guard kept in a
 //! thread-local, or forgotten) leaves its worker running and the shutdown
-//! unwinding fibers, and one that spawns and joins does not hang the drop.
+//! unwinding fibers; one that spawns and joins does not hang the drop, and
+//! a start hook that waits for a fiber panics rather than hang.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,4 +105,39 @@ fn a_stop_hook_that_spawns_and_joins_does_not_hang_the_drop() {
     finished
         .recv_timeout(Duration::from_secs(10))
         .expect("the runtime's drop hangs");
+}
+
+/// A start hook that waits for a fiber would wait for good: its worker
+/// runs no fiber until the hook returns, and every worker runs its hook
+/// at start. The wait panics instead, naming the hook, and the runtime
+/// runs on.
+#[test]
+fn a_start_hook_that_joins_a_fiber_panics_instead_of_hanging() {
+    let (said, told) = mpsc::channel();
+    let said = std::sync::Mutex::new(said);
+    let rt = Builder::new()
+        .workers(1)
+        .on_thread_start(move || {
+            let fiber = fiber_rt::spawn(|| 1);
+            let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fiber.join()));
+            let message = match waited {
+                Ok(joined) => format!("joined: {joined:?}"),
+                Err(payload) => payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            let _ = said.lock().unwrap().send(message);
+        })
+        .build()
+        .unwrap();
+    let message = told
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the start hook's join hangs");
+    assert!(
+        message.contains("JoinHandle::join in a thread start hook"),
+        "{message}"
+    );
+    let answer = rt.spawn(|| 42).join_timeout(Duration::from_secs(10));
+    assert!(matches!(answer, Ok(Ok(42))), "the worker runs on");
 }

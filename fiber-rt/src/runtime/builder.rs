@@ -153,6 +153,10 @@ impl Builder {
     /// drop unwinds the cancelled fibers on (their destructors run there).
     /// `f` runs inside the runtime (`Handle::current` works there). A
     /// panic in `f` is reported on standard error, and the worker runs on.
+    /// `f` may spawn fibers but not wait for them: its worker runs none
+    /// until `f` returns, and every worker runs `f` as it starts, so a
+    /// wait on the runtime's primitives with no time-out there (a `join`,
+    /// a `recv`, a lock) would never end; it panics instead.
     ///
     /// ```
     /// use std::sync::{Arc, Mutex};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Steal, Worker as LocalQueue};
 
-use crate::sched::registry::{Registry, ThreadHook};
+use crate::sched::registry::{HookTime, Registry, ThreadHook};
 use crate::sched::task::Task;
 use crate::sched::task_ref::TaskRef;
 use crate::sched::worker::Worker;
@@ -164,9 +164,9 @@ fn cancel_on_a_thread_of_its_own(registry: &Arc<Registry>) {
         // Fibers run here too (their destructors): the thread gets what
         // the worker threads got for them.
         let config = &own.config;
-        ThreadHook::run(&own, config.on_thread_start.as_ref(), "thread start");
+        ThreadHook::run(&own, config.on_thread_start.as_ref(), HookTime::Start);
         cancel_all(&own);
-        ThreadHook::run(&own, config.on_thread_stop.as_ref(), "thread stop");
+        ThreadHook::run(&own, config.on_thread_stop.as_ref(), HookTime::Stop);
     }) {
         Ok(thread) => {
             // The cancellations catch every panic but a fiber's own

@@ -77,7 +77,25 @@ pub(crate) fn park(reason: Reason) {
             let _clear = ClearReason(task);
             switch_hooked(task, Switch::Park);
         }
-        None => std::thread::park(),
+        None => {
+            refuse_in_hook(reason);
+            std::thread::park()
+        }
+    }
+}
+
+/// A thread start hook (`Builder::on_thread_start`) that waits on the
+/// runtime's primitives with no time-out waits, most often, for a fiber:
+/// one its own worker would run once the hook returns, and with every
+/// worker in its hook at start, none ever runs. A panic that says so
+/// beats that silent hang.
+fn refuse_in_hook(reason: Reason) {
+    if super::thread::state().in_start_hook.get() {
+        panic!(
+            "{reason} in a thread start hook: its worker runs no fiber until the \
+             hook returns, so a start hook must not wait for the runtime's fibers \
+             (std's primitives can wait for other threads)"
+        );
     }
 }
 

@@ -56,15 +56,35 @@ impl ThreadHook {
     /// Runs the hook, inside `registry`'s runtime (`Handle::current`
     /// works there); a panic in it is reported and goes no further, so
     /// that the worker runs on (or ends) as it would have.
-    pub(crate) fn run(registry: &Arc<Registry>, hook: Option<&ThreadHook>, when: &str) {
+    ///
+    /// In a start hook, a wait that would block its thread for good (see
+    /// `park`) panics instead: the worker runs no fiber until its hook
+    /// returns. (A stop hook's worker has stopped for good, or runs on
+    /// another thread: there a wait can end.)
+    pub(crate) fn run(registry: &Arc<Registry>, hook: Option<&ThreadHook>, when: HookTime) {
         if let Some(ThreadHook(hook)) = hook {
             let runtime = crate::runtime::Handle::of(registry.clone());
             let _entered = runtime.enter();
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook())).is_err() {
-                eprintln!("fiber runtime: the {when} hook panicked; its thread goes on");
+            let state = super::thread::state();
+            let name = match when {
+                HookTime::Start => "thread start",
+                HookTime::Stop => "thread stop",
+            };
+            state.in_start_hook.set(when == HookTime::Start);
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook()));
+            state.in_start_hook.set(false);
+            if outcome.is_err() {
+                eprintln!("fiber runtime: the {name} hook panicked; its thread goes on");
             }
         }
     }
+}
+
+/// When a thread hook runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HookTime {
+    Start,
+    Stop,
 }
 
 pub(crate) struct Registry {
@@ -313,9 +333,9 @@ impl Registry {
                     .thread
                     .store(crate::preempt::current_thread(), Ordering::Relaxed);
                 let (registry, config) = (&worker.registry, &worker.registry.config);
-                ThreadHook::run(registry, config.on_thread_start.as_ref(), "thread start");
+                ThreadHook::run(registry, config.on_thread_start.as_ref(), HookTime::Start);
                 worker.run();
-                ThreadHook::run(registry, config.on_thread_stop.as_ref(), "thread stop");
+                ThreadHook::run(registry, config.on_thread_stop.as_ref(), HookTime::Stop);
             })
     }
 

@@ -68,6 +68,9 @@ pub(crate) struct ThreadState {
     pub(crate) orphan_switch: Cell<Option<Switch>>,
     /// Set while the thread runs a shutdown's cancellations.
     pub(crate) cancelling: Cell<bool>,
+    /// Set while the thread runs its runtime's thread start hook: no wait
+    /// on the runtime's primitives may block it (see `park`).
+    pub(crate) in_start_hook: Cell<bool>,
 }
 
 thread_local! {
@@ -78,6 +81,7 @@ thread_local! {
             orphan_loop: Cell::new(None),
             orphan_switch: Cell::new(None),
             cancelling: Cell::new(false),
+            in_start_hook: Cell::new(false),
         }
     };
 }
