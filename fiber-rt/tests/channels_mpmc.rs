@@ -270,7 +270,7 @@ fn a_channel_tells_its_length_bound_and_whether_the_other_side_is_gone() {
     assert_eq!((tx.len(), rx2.len()), (2, 2));
     assert_eq!(rx2.try_iter().collect::<Vec<_>>(), [1, 2]);
     assert_eq!(mpmc::unbounded::<u8>().0.capacity(), None);
-    assert_eq!(mpmc::bounded::<u8>(0).0.capacity(), Some(1));
+    assert_eq!(mpmc::bounded::<u8>(0).0.capacity(), Some(0), "a rendezvous");
     tx.send(3).unwrap();
     drop(tx);
     assert_eq!(rx.into_iter().collect::<Vec<_>>(), [3]);

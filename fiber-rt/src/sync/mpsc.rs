@@ -22,10 +22,12 @@ pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
     make(None)
 }
 
-/// A channel holding at most `capacity` messages (at least 1): `send` waits
-/// while it is full.
+/// A channel holding at most `capacity` messages: `send` waits while it is
+/// full. With a capacity of 0 it is a rendezvous: `send` waits until a
+/// receiver has taken the message (`try_send` succeeds only while a
+/// receiver waits), as with std's `sync_channel(0)`.
 pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
-    make(Some(capacity.max(1)))
+    make(Some(capacity))
 }
 
 fn make<T>(capacity: Option<usize>) -> (Sender<T>, Receiver<T>) {
@@ -68,12 +70,13 @@ impl<T> Sender<T> {
         self.len() == 0
     }
 
-    /// The channel's bound (`None`: unbounded; `bounded(0)` holds one).
+    /// The channel's bound (`None`: unbounded; `Some(0)`: a rendezvous).
     pub fn capacity(&self) -> Option<usize> {
         self.end.capacity()
     }
 
-    /// Sends `value`, waiting while a bounded channel is full. Fails only
+    /// Sends `value`, waiting while a bounded channel is full (at a
+    /// rendezvous, until a receiver has taken it). Fails only
     /// if the receiver is gone.
     pub fn send(&self, value: T) -> Result<(), SendError<T>> {
         self.end
@@ -85,13 +88,15 @@ impl<T> Sender<T> {
             })
     }
 
-    /// Sends `value` if the channel has room now, without waiting.
+    /// Sends `value` if the channel has room now (at a rendezvous, if a
+    /// receiver waits for it), without waiting.
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         self.end.try_send(value)
     }
 
     /// Sends `value`, waiting at most `timeout` while a bounded channel is
-    /// full; the value comes back on a timeout or if the receiver is gone.
+    /// full (at a rendezvous, for a receiver to take it: one that did not
+    /// is not delivered); the value comes back on a timeout or if the receiver is gone.
     pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
         let deadline = Some(deadline_after(timeout));
         self.end.send_until(value, deadline, &"mpsc::Sender::send")
@@ -115,7 +120,7 @@ impl<T> Receiver<T> {
         self.len() == 0
     }
 
-    /// The channel's bound (`None`: unbounded; `bounded(0)` holds one).
+    /// The channel's bound (`None`: unbounded; `Some(0)`: a rendezvous).
     pub fn capacity(&self) -> Option<usize> {
         self.end.capacity()
     }

@@ -11,6 +11,12 @@
 //! if its wait times out, it tries once more. `Select` rounds are not
 //! handed anything (they may pick another receiver and take nothing): they
 //! are woken at every message, beside the one receiver.
+//!
+//! A channel of capacity 0 is a *rendezvous*: a `send` queues its message
+//! and waits until a receiver has taken it (see [`SendEnd::send_until`]),
+//! so the buffer holds only messages whose senders wait. Each is tagged
+//! with a number, so that a sender whose wait ends otherwise (a time-out,
+//! a cancellation, the receivers gone) finds its own and takes it back.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, MutexGuard};
@@ -40,6 +46,13 @@ struct State<T> {
     /// `Select` rounds watching a receiver, all woken at every message and
     /// when the last sender goes.
     watchers: Vec<Arc<Waiter>>,
+    /// Rendezvous only: the number of each message in `buf`, in order.
+    tags: VecDeque<u64>,
+    /// Rendezvous only: the number the next message gets.
+    next_tag: u64,
+    /// Rendezvous only: senders waiting for their message (by number) to
+    /// be taken.
+    handoffs: Vec<(u64, Arc<Waiter>)>,
 }
 
 impl<T> Chan<T> {
@@ -47,13 +60,28 @@ impl<T> Chan<T> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn is_rendezvous(&self) -> bool {
+        self.capacity == Some(0)
+    }
+
+    /// Whether a message would have to wait for room; at a rendezvous,
+    /// whether no receiver is parked to take it.
     fn is_full(&self, s: &State<T>) -> bool {
-        self.capacity.is_some_and(|cap| s.buf.len() >= cap)
+        match self.capacity {
+            Some(0) => s.recv_waiters.is_empty(),
+            Some(cap) => s.buf.len() >= cap,
+            None => false,
+        }
     }
 
     /// Queues `value` on a channel with room and a receiver, and wakes the
     /// first parked receiver and every watching `Select`.
     fn push(&self, mut s: MutexGuard<'_, State<T>>, value: T) {
+        if self.is_rendezvous() {
+            let tag = s.next_tag;
+            s.next_tag += 1;
+            s.tags.push_back(tag);
+        }
         s.buf.push_back(value);
         let receiver = s.recv_waiters.pop_front();
         let watchers = std::mem::take(&mut s.watchers);
@@ -71,7 +99,15 @@ impl<T> Chan<T> {
         let Some(value) = s.buf.pop_front() else {
             return Err(s);
         };
-        let sender = s.send_waiters.pop_front();
+        let sender = match s.tags.pop_front() {
+            // A rendezvous: the message's sender waits for this.
+            Some(tag) => s
+                .handoffs
+                .iter()
+                .position(|&(waits_for, _)| waits_for == tag)
+                .map(|index| s.handoffs.swap_remove(index).1),
+            None => s.send_waiters.pop_front(),
+        };
         drop(s);
         if sender.is_some_and(|w| !w.notify()) {
             // Abandoned by the shutdown: it will never use the slot.
@@ -112,6 +148,9 @@ pub(crate) fn channel<T>(capacity: Option<usize>) -> (SendEnd<T>, RecvEnd<T>) {
             recv_waiters: VecDeque::new(),
             send_waiters: VecDeque::new(),
             watchers: Vec::new(),
+            tags: VecDeque::new(),
+            next_tag: 0,
+            handoffs: Vec::new(),
         }),
     });
     (SendEnd(chan.clone()), RecvEnd(chan))
@@ -144,7 +183,8 @@ impl<T> SendEnd<T> {
     }
 
     /// Sends `value`, parking while the channel is full, until `deadline`
-    /// if there is one. `reason` names the wait in fiber dumps.
+    /// if there is one; at a rendezvous, until a receiver has taken it.
+    /// `reason` names the wait in fiber dumps.
     pub(crate) fn send_until(
         &self,
         value: T,
@@ -152,6 +192,9 @@ impl<T> SendEnd<T> {
         reason: Reason,
     ) -> Result<(), SendTimeoutError<T>> {
         let chan = &*self.0;
+        if chan.is_rendezvous() {
+            return self.hand_over(value, deadline, reason);
+        }
         loop {
             let waiter = {
                 let mut s = chan.state();
@@ -187,6 +230,75 @@ impl<T> SendEnd<T> {
             // receiver took the waiter off the list): try it.
         }
     }
+}
+
+impl<T> SendEnd<T> {
+    /// A rendezvous's send: queues `value` and waits until a receiver has
+    /// taken it. If the wait ends first (the time is up, every receiver is
+    /// gone, or the fiber is cancelled), the message is taken back, so a
+    /// send that fails never delivers.
+    fn hand_over(
+        &self,
+        value: T,
+        deadline: Option<Instant>,
+        reason: Reason,
+    ) -> Result<(), SendTimeoutError<T>> {
+        let chan = &*self.0;
+        let tag = {
+            let s = chan.state();
+            if s.receivers == 0 {
+                return Err(SendTimeoutError::Disconnected(value));
+            }
+            let tag = s.next_tag;
+            chan.push(s, value);
+            tag
+        };
+        loop {
+            let waiter = {
+                let mut s = chan.state();
+                let Some(index) = s.tags.iter().position(|&t| t == tag) else {
+                    return Ok(()); // taken
+                };
+                let timed_out = deadline.is_some_and(|deadline| Instant::now() >= deadline);
+                if s.receivers == 0 || timed_out {
+                    let value = take_back(&mut s, index, tag);
+                    return Err(if timed_out {
+                        SendTimeoutError::Timeout(value)
+                    } else {
+                        SendTimeoutError::Disconnected(value)
+                    });
+                }
+                // Waiting again (woken for nothing): a fresh waiter, as
+                // the old one's flag stays set.
+                s.handoffs.retain(|(waits_for, _)| *waits_for != tag);
+                let waiter = Waiter::new();
+                s.handoffs.push((tag, waiter.clone()));
+                waiter
+            };
+            let cancel = || {
+                // Cancelled: the message goes back too, and is dropped
+                // with the fiber's other values (outside the lock: its drop
+                // may use the channel).
+                let mut s = chan.state();
+                let index = s.tags.iter().position(|&t| t == tag);
+                let value = index.map(|index| take_back(&mut s, index, tag));
+                drop(s);
+                drop(value);
+            };
+            // The loop looks at the message again, whatever ended the wait.
+            let _ = waiter::wait_until_or_cancel(&waiter, deadline, reason, cancel);
+        }
+    }
+}
+
+/// Takes message `tag`, at `index` in the buffer, out of a rendezvous,
+/// with its sender's entry.
+fn take_back<T>(s: &mut State<T>, index: usize, tag: u64) -> T {
+    s.tags.remove(index);
+    s.handoffs.retain(|(waits_for, _)| *waits_for != tag);
+    s.buf
+        .remove(index)
+        .expect("a tagged message is in the buffer")
 }
 
 impl<T> RecvEnd<T> {
@@ -281,6 +393,14 @@ impl<T> RecvEnd<T> {
             .retain(|w| !Arc::ptr_eq(w, &watcher.0));
     }
 
+    /// How many rendezvous senders wait for their message to be taken,
+    /// and how many tagged messages there are.
+    #[cfg(test)]
+    fn handoffs(&self) -> (usize, usize) {
+        let s = self.0.state();
+        (s.handoffs.len(), s.tags.len())
+    }
+
     /// How many receivers and senders are parked, and `Select`s watching.
     #[cfg(test)]
     fn parked(&self) -> (usize, usize, usize) {
@@ -325,9 +445,16 @@ impl<T> Drop for RecvEnd<T> {
             return;
         }
         let senders = std::mem::take(&mut s.send_waiters);
-        let dropped = std::mem::take(&mut s.buf);
+        // At a rendezvous the messages stay for their senders, which take
+        // them back; those `try_send` left go with the channel.
+        let dropped = match self.0.is_rendezvous() {
+            true => VecDeque::new(),
+            false => std::mem::take(&mut s.buf),
+        };
+        let handoffs = std::mem::take(&mut s.handoffs);
         drop(s);
         senders.iter().for_each(|w| w.wake());
+        handoffs.iter().for_each(|(_, w)| w.wake());
         // Outside the lock: a message's drop may use the channel.
         drop(dropped);
     }
@@ -352,6 +479,26 @@ mod tests {
         tx.try_send(1).unwrap();
         assert!(tx.send_until(2, soon(), &"test").is_err());
         assert_eq!(rx.parked(), (0, 0, 0));
+    }
+
+    #[test]
+    fn rendezvous_sends_that_end_untaken_leave_nothing_behind() {
+        let (tx, rx) = channel::<u32>(Some(0));
+        let soon = || Some(deadline_after(Duration::from_millis(2)));
+        assert!(tx.send_until(1, soon(), &"test").is_err());
+        assert_eq!(rx.handoffs(), (0, 0));
+        let rt = Builder::new().workers(2).build().unwrap();
+        let rx2 = rx.clone();
+        rt.block_on(move || {
+            let sender = crate::spawn(move || tx.send_until(2, None, &"test"));
+            while rx2.handoffs().0 < 1 {
+                crate::sleep(Duration::from_millis(1));
+            }
+            sender.cancel();
+            assert!(sender.join().unwrap_err().is_cancelled());
+        });
+        assert_eq!(rx.handoffs(), (0, 0));
+        assert_eq!(rx.len(), 0, "the cancelled send's message went back");
     }
 
     #[test]
