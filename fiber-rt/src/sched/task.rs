@@ -249,6 +249,17 @@ impl Task {
         unsafe { owner.as_ref() }
     }
 
+    /// The id of the task at `owner`, a stack header's owner pointer (for
+    /// the overflow message of an unnamed fiber); `None` for no owner.
+    ///
+    /// # Safety
+    ///
+    /// `owner` is null or a live task.
+    pub(crate) unsafe fn id_of_owner(owner: *mut ()) -> Option<u64> {
+        // SAFETY: the caller's contract.
+        unsafe { (owner as *const Task).as_ref() }.map(|task| task.id)
+    }
+
     /// A new reference to this task.
     pub(crate) fn arc(&self) -> TaskRef {
         // SAFETY: every Task is made by `Task::create`, behind a TaskRef, and

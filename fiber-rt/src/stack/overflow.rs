@@ -113,16 +113,21 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
         // SAFETY: a fault in our guard page: the stack above is mapped, its
         // header set, its names in the owner's data (and the run's plan),
         // alive while it runs.
-        let (name, node, size, guarded) = unsafe {
+        let (name, owner, node, size, guarded) = unsafe {
             (
                 &*(*header).name.get(),
+                (*header).owner.load(std::sync::atomic::Ordering::Relaxed),
                 (*header).running_node().unwrap_or_default(),
                 (*header).size,
                 (*header).guarded,
             )
         };
+        // SAFETY: the owner of a stack its fiber runs on is null or that
+        // fiber's live task. (Relaxed above: stored by this thread, or
+        // before the fiber moved to it.)
+        let id = unsafe { crate::sched::task::Task::id_of_owner(owner) };
         if guarded {
-            report_overflow(name, node, size);
+            report_overflow(name, id, node, size);
         }
     }
     // Not ours: hand the fault on.
@@ -138,19 +143,23 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     }
 }
 
-/// Prints the overflow message with async-signal-safe calls only, then aborts.
-fn report_overflow(name: &str, node: &str, size: usize) -> ! {
+/// Prints the overflow message with async-signal-safe calls only, then
+/// aborts. An unnamed fiber is named by its id, as in its `JoinError`.
+fn report_overflow(name: &str, id: Option<u64>, node: &str, size: usize) -> ! {
     let mut buf = [0u8; 512];
     let mut w = Writer {
         buf: &mut buf,
         len: 0,
     };
     w.put(b"\nfiber '");
-    w.put(if name.is_empty() {
-        b"<unnamed>"
-    } else {
-        name.as_bytes()
-    });
+    match id {
+        _ if !name.is_empty() => w.put(name.as_bytes()),
+        Some(id) => {
+            w.put(b"fiber-");
+            w.num(id as usize);
+        }
+        None => w.put(b"<unnamed>"),
+    }
     w.put(b"'");
     if !node.is_empty() {
         w.put(b", running graph node '");
