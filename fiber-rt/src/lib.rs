@@ -93,7 +93,7 @@ pub mod __private;
 pub use fiber_macros::{depends, fiber, main, test};
 pub use runtime::{
     block_on_future, current, interval, interval_at, run, run_traced, scope, sleep, sleep_until,
-    spawn, spawn_blocking, timeout, timeout_at, yield_now, BlockingHandle, Builder, CurrentFiber,
-    Elapsed, EnterGuard, FiberBuilder, Handle, Interval, JoinError, JoinHandle, JoinSet,
-    JoinSetTimeout, Metrics, Runtime, Scope, ScopedJoinHandle, WorkerMetrics,
+    spawn, spawn_blocking, timeout, timeout_at, yield_now, BlockingHandle, Builder, CancelHandle,
+    CurrentFiber, Elapsed, EnterGuard, FiberBuilder, Handle, Interval, JoinError, JoinHandle,
+    JoinSet, JoinSetTimeout, Metrics, Runtime, Scope, ScopedJoinHandle, WorkerMetrics,
 };

@@ -206,6 +206,13 @@ impl<T> JoinHandle<T> {
         self.task.cancel();
     }
 
+    /// A handle that cancels this fiber from anywhere (see
+    /// [`CancelHandle`](super::CancelHandle)), while this one stays with
+    /// whoever joins it.
+    pub fn cancel_handle(&self) -> super::CancelHandle {
+        super::CancelHandle::new(self.task.clone())
+    }
+
     /// The fiber's id, unique in the process.
     pub fn id(&self) -> u64 {
         self.task.id

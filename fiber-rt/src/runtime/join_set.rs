@@ -207,6 +207,15 @@ impl<T: Send + 'static> JoinSet<T> {
         fiber.inspect(|handle| handle.cancel()).is_some()
     }
 
+    /// A handle that cancels the set's fiber with id `id` from anywhere,
+    /// also while the set's owner waits in `join_next` (see
+    /// [`CancelHandle`](super::CancelHandle)); `None` if no fiber of the
+    /// set, not joined yet, has that id.
+    pub fn cancel_handle(&self, id: u64) -> Option<super::CancelHandle> {
+        let fiber = self.fibers.values().find(|handle| handle.id() == id);
+        fiber.map(JoinHandle::cancel_handle)
+    }
+
     /// Waits until a fiber of the set may have finished: a key comes, a
     /// fiber whose key came may have its result in (it parks in its
     /// fiber-locals' destructors at most: looked at every millisecond

@@ -3,6 +3,7 @@
 
 mod blocking;
 mod builder;
+mod cancel_handle;
 mod context;
 mod future;
 mod graph;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 
 pub use blocking::{spawn_blocking, BlockingHandle};
 pub use builder::{Builder, FiberBuilder};
+pub use cancel_handle::CancelHandle;
 use context::current_registry;
 pub use context::EnterGuard;
 pub use future::block_on_future;
