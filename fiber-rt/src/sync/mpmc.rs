@@ -80,6 +80,21 @@ impl<T> Sender<T> {
         self.end.is_closed()
     }
 
+    /// Waits until every receiver is gone: for a producer to stop once nobody
+    /// listens, beside its sends (a second fiber, or between sends with
+    /// [`is_closed`](Self::is_closed)). Parks a fiber, blocks a plain
+    /// thread.
+    pub fn closed(&self) {
+        self.end.closed_until(None, &"mpmc::Sender::closed");
+    }
+
+    /// Like [`closed`](Self::closed), giving up once `timeout` has passed;
+    /// whether every receiver is gone.
+    pub fn closed_timeout(&self, timeout: Duration) -> bool {
+        let deadline = Some(deadline_after(timeout));
+        self.end.closed_until(deadline, &"mpmc::Sender::closed")
+    }
+
     /// Messages sent and not received yet.
     pub fn len(&self) -> usize {
         self.end.len()

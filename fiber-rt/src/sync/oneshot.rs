@@ -15,6 +15,7 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
         receiver: true,
         waiter: None,
         watchers: Vec::new(),
+        closed_waiter: None,
     }));
     (
         Sender {
@@ -32,6 +33,8 @@ struct State<T> {
     /// `Select`s waiting on the receiver: it may be shared by reference,
     /// so there may be several.
     watchers: Vec<Arc<Waiter>>,
+    /// The sender, waiting in `closed` for the receiver to go.
+    closed_waiter: Option<Arc<Waiter>>,
 }
 
 impl<T> State<T> {
@@ -76,6 +79,63 @@ impl<T> Sender<T> {
         drop(s);
         waiters.iter().for_each(|w| w.wake());
         Ok(())
+    }
+
+    /// Whether the receiver is gone (dropped, or done receiving): a value
+    /// sent now would come back.
+    pub fn is_closed(&self) -> bool {
+        !lock(&self.inner).receiver
+    }
+
+    /// Waits until the receiver is gone: for a fiber computing an answer
+    /// to stop once nobody waits for it (with `Select` or a second fiber,
+    /// or between steps with [`is_closed`](Self::is_closed)). Parks a
+    /// fiber, blocks a plain thread.
+    ///
+    /// ```
+    /// use fiber_rt::sync::oneshot;
+    ///
+    /// let rt = fiber_rt::Runtime::new().unwrap();
+    /// rt.block_on(|| {
+    ///     let (mut tx, rx) = oneshot::channel::<u32>();
+    ///     let worker = fiber_rt::spawn(move || {
+    ///         tx.closed();
+    ///         tx.is_closed()
+    ///     });
+    ///     drop(rx); // the asking side gives up
+    ///     assert!(worker.join().unwrap());
+    /// });
+    /// ```
+    pub fn closed(&mut self) {
+        self.closed_until(None);
+    }
+
+    /// Like [`closed`](Self::closed), giving up once `timeout` has passed;
+    /// whether the receiver is gone.
+    pub fn closed_timeout(&mut self, timeout: Duration) -> bool {
+        self.closed_until(Some(waiter::deadline_after(timeout)))
+    }
+
+    fn closed_until(&self, deadline: Option<Instant>) -> bool {
+        loop {
+            let waiter = {
+                let mut s = lock(&self.inner);
+                if !s.receiver {
+                    return true;
+                }
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    s.closed_waiter = None;
+                    return false;
+                }
+                let w = Waiter::new();
+                s.closed_waiter = Some(w.clone());
+                w
+            };
+            let cancel = || lock(&self.inner).closed_waiter = None;
+            let reason = &"oneshot::Sender::closed";
+            // The loop looks again, however the wait ended.
+            let _ = waiter::wait_until_or_cancel(&waiter, deadline, reason, cancel);
+        }
     }
 }
 
@@ -185,11 +245,14 @@ impl<T> Drop for Sender<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        let value = {
+        let (value, sender) = {
             let mut s = lock(&self.inner);
             s.receiver = false;
-            s.value.take()
+            (s.value.take(), s.closed_waiter.take())
         };
+        if let Some(sender) = sender {
+            sender.wake();
+        }
         drop(value);
     }
 }

@@ -53,6 +53,8 @@ struct State<T> {
     /// Rendezvous only: senders waiting for their message (by number) to
     /// be taken.
     handoffs: Vec<(u64, Arc<Waiter>)>,
+    /// Senders waiting in `closed` for the last receiver to go.
+    closed_waiters: Vec<Arc<Waiter>>,
 }
 
 impl<T> Chan<T> {
@@ -151,6 +153,7 @@ pub(crate) fn channel<T>(capacity: Option<usize>) -> (SendEnd<T>, RecvEnd<T>) {
             tags: VecDeque::new(),
             next_tag: 0,
             handoffs: Vec::new(),
+            closed_waiters: Vec::new(),
         }),
     });
     (SendEnd(chan.clone()), RecvEnd(chan))
@@ -233,6 +236,36 @@ impl<T> SendEnd<T> {
 }
 
 impl<T> SendEnd<T> {
+    /// Waits until every receiver is gone, until `deadline` if there is
+    /// one; whether they are.
+    pub(crate) fn closed_until(&self, deadline: Option<Instant>, reason: Reason) -> bool {
+        let chan = &*self.0;
+        loop {
+            let waiter = {
+                let mut s = chan.state();
+                if s.receivers == 0 {
+                    return true;
+                }
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    return false;
+                }
+                let waiter = Waiter::new();
+                s.closed_waiters.push(waiter.clone());
+                waiter
+            };
+            // Off the list however the wait ends (the last receiver's drop
+            // empties it), so that none is left behind.
+            let leave = || {
+                let mut s = chan.state();
+                s.closed_waiters.retain(|w| !Arc::ptr_eq(w, &waiter));
+            };
+            let woken = waiter::wait_until_or_cancel(&waiter, deadline, reason, leave);
+            if !woken {
+                leave();
+            }
+        }
+    }
+
     /// A rendezvous's send: queues `value` and waits until a receiver has
     /// taken it. If the wait ends first (the time is up, every receiver is
     /// gone, or the fiber is cancelled), the message is taken back, so a
@@ -393,6 +426,12 @@ impl<T> RecvEnd<T> {
             .retain(|w| !Arc::ptr_eq(w, &watcher.0));
     }
 
+    /// How many senders wait in `closed`.
+    #[cfg(test)]
+    fn closed_waiters(&self) -> usize {
+        self.0.state().closed_waiters.len()
+    }
+
     /// How many rendezvous senders wait for their message to be taken,
     /// and how many tagged messages there are.
     #[cfg(test)]
@@ -452,9 +491,11 @@ impl<T> Drop for RecvEnd<T> {
             false => std::mem::take(&mut s.buf),
         };
         let handoffs = std::mem::take(&mut s.handoffs);
+        let closed = std::mem::take(&mut s.closed_waiters);
         drop(s);
         senders.iter().for_each(|w| w.wake());
         handoffs.iter().for_each(|(_, w)| w.wake());
+        closed.iter().for_each(|w| w.wake());
         // Outside the lock: a message's drop may use the channel.
         drop(dropped);
     }
@@ -499,6 +540,24 @@ mod tests {
         });
         assert_eq!(rx.handoffs(), (0, 0));
         assert_eq!(rx.len(), 0, "the cancelled send's message went back");
+    }
+
+    #[test]
+    fn closed_waits_that_time_out_or_are_cancelled_leave_nothing_behind() {
+        let (tx, rx) = channel::<u32>(None);
+        assert!(!tx.closed_until(Some(deadline_after(Duration::from_millis(2))), &"test"));
+        assert_eq!(rx.closed_waiters(), 0);
+        let rt = Builder::new().workers(2).build().unwrap();
+        let rx2 = rx.clone();
+        rt.block_on(move || {
+            let waiting = crate::spawn(move || tx.closed_until(None, &"test"));
+            while rx2.closed_waiters() < 1 {
+                crate::sleep(Duration::from_millis(1));
+            }
+            waiting.cancel();
+            assert!(waiting.join().unwrap_err().is_cancelled());
+        });
+        assert_eq!(rx.closed_waiters(), 0);
     }
 
     #[test]
