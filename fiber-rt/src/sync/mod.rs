@@ -30,7 +30,7 @@ pub(crate) mod waiter;
 pub mod watch;
 
 pub use condvar::{Condvar, WaitTimeoutResult};
-pub use mutex::{Mutex, MutexGuard};
+pub use mutex::{Mutex, MutexGuard, OwnedMutexGuard};
 pub use notify::{Listener, Notify};
 pub use once::{LazyLock, OnceLock};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};

@@ -113,6 +113,37 @@ impl<T: ?Sized> Mutex<T> {
         self.data.get_mut()
     }
 
+    /// Locks a shared mutex and returns a guard that owns its `Arc`, so
+    /// that it has no lifetime: it can move into a spawned fiber, which
+    /// then holds the lock until it drops it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use fiber_rt::sync::Mutex;
+    ///
+    /// let rt = fiber_rt::Runtime::new().unwrap();
+    /// rt.block_on(|| {
+    ///     let log = Arc::new(Mutex::new(Vec::new()));
+    ///     let mut held = log.clone().lock_owned();
+    ///     // The lock is taken here and released by the fiber.
+    ///     let writer = fiber_rt::spawn(move || held.push("first"));
+    ///     log.lock().push("second");
+    ///     writer.join().unwrap();
+    ///     assert_eq!(*log.lock(), ["first", "second"]);
+    /// });
+    /// ```
+    pub fn lock_owned(self: Arc<Self>) -> OwnedMutexGuard<T> {
+        if !self.try_acquire() {
+            self.lock_slow(None);
+        }
+        OwnedMutexGuard { mutex: self }
+    }
+
+    /// [`lock_owned`](Self::lock_owned) if nobody holds the lock.
+    pub fn try_lock_owned(self: Arc<Self>) -> Option<OwnedMutexGuard<T>> {
+        self.try_acquire().then(|| OwnedMutexGuard { mutex: self })
+    }
+
     fn try_acquire(&self) -> bool {
         // SeqCst: with `waiting`, a Dekker pair against `unlock` (a waiter
         // registers, then tries; an unlocker releases, then looks for
@@ -208,6 +239,50 @@ impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
 impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
         self.mutex.unlock();
+    }
+}
+
+/// Proof of holding a shared [`Mutex`], owning its `Arc` (see
+/// [`Mutex::lock_owned`]); unlocks when dropped.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct OwnedMutexGuard<T: ?Sized> {
+    mutex: Arc<Mutex<T>>,
+}
+
+// SAFETY: sharing a guard shares `&T`, fine when T is Sync.
+unsafe impl<T: ?Sized + Sync> Sync for OwnedMutexGuard<T> {}
+
+impl<T: ?Sized> OwnedMutexGuard<T> {
+    /// The mutex this guard holds.
+    pub fn mutex(&self) -> &Arc<Mutex<T>> {
+        &self.mutex
+    }
+}
+
+impl<T: ?Sized> Deref for OwnedMutexGuard<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard proves we hold the lock.
+        unsafe { &*self.mutex.data.get() }
+    }
+}
+
+impl<T: ?Sized> DerefMut for OwnedMutexGuard<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard proves we hold the lock, exclusively.
+        unsafe { &mut *self.mutex.data.get() }
+    }
+}
+
+impl<T: ?Sized> Drop for OwnedMutexGuard<T> {
+    fn drop(&mut self) {
+        self.mutex.unlock();
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for OwnedMutexGuard<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
     }
 }
 
