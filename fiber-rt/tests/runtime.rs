@@ -838,3 +838,14 @@ fn an_interval_far_behind_a_tiny_period_still_ticks_next_after_now() {
         every.next_tick()
     );
 }
+
+#[test]
+fn an_interval_of_a_period_too_long_to_add_ticks_once_and_is_reset_without_overflow() {
+    let mut every = fiber_rt::interval(Duration::MAX);
+    let before = Instant::now();
+    every.tick();
+    // Far away, as a sleep of `Duration::MAX` is.
+    assert!(every.next_tick() > before + Duration::from_secs(365 * 24 * 3600));
+    every.reset();
+    assert!(every.next_tick() > before + Duration::from_secs(365 * 24 * 3600));
+}

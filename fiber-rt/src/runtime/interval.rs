@@ -2,12 +2,18 @@
 
 use std::time::{Duration, Instant};
 
+use crate::sync::waiter::{deadline_after, deadline_from};
+
 /// Ticks every `period`, on a fixed grid from its start: `tick` sleeps
 /// until the next instant of the grid (parking a fiber, sleeping a plain
 /// thread). A tick that comes late (the caller was busy past one or more
 /// instants) returns at once, and the ticks missed meanwhile are skipped:
 /// the next one is the grid's next instant after now, so a slow loop does
 /// not fire a burst to catch up.
+///
+/// A period too long to be added to an instant (`Duration::MAX`) puts the
+/// next tick about 30 years away, as [`sleep`](crate::sleep) takes such a
+/// duration to mean waiting for good.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -72,7 +78,7 @@ impl Interval {
 
     /// Starts the grid again from now: the next tick is one period away.
     pub fn reset(&mut self) {
-        self.next = Instant::now() + self.period;
+        self.next = deadline_after(self.period);
     }
 }
 
@@ -90,7 +96,8 @@ fn next_on_grid(due: Instant, period: Duration, now: Instant) -> Instant {
         u64::try_from(offset / NANOS).unwrap_or(u64::MAX),
         (offset % NANOS) as u32,
     );
-    due + offset
+    // A period too long to add stands for never, as a sleep that long.
+    deadline_from(due, offset)
 }
 
 #[cfg(test)]
