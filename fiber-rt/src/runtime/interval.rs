@@ -9,7 +9,8 @@ use crate::sync::waiter::{deadline_after, deadline_from};
 /// thread). A tick that comes late (the caller was busy past one or more
 /// instants) returns at once, and the ticks missed meanwhile are skipped:
 /// the next one is the grid's next instant after now, so a slow loop does
-/// not fire a burst to catch up.
+/// not fire a burst to catch up (tokio's `MissedTickBehavior::Skip`;
+/// tokio's default bursts).
 ///
 /// A period too long to be added to an instant (`Duration::MAX`) puts the
 /// next tick about 30 years away, as [`sleep`](crate::sleep) takes such a
