@@ -427,3 +427,30 @@ fn a_fiber_parked_in_a_graph_node_shows_the_node() {
     // Outside a node, no node.
     assert_eq!(rt.block_on(|| fiber_rt::current().unwrap().node), None);
 }
+
+#[test]
+fn a_sleep_until_centuries_away_shows_as_that_far_away() {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    let rt = Builder::new().workers(1).build().unwrap();
+    // Past what a u64 of nanoseconds counts (584 years).
+    let until = Instant::now() + 600 * YEAR;
+    let napper = FiberBuilder::new()
+        .name("far")
+        .spawn_on(&rt, move || fiber_rt::sleep_until(until))
+        .unwrap();
+    let begun = Instant::now();
+    let shown = loop {
+        let dump = rt.dump();
+        if let FiberState::Sleeping { until } = named(&dump, "far").state {
+            break until;
+        }
+        assert!(begun.elapsed() < Duration::from_secs(10), "{dump}");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert!(
+        shown > Instant::now() + 500 * YEAR,
+        "shown {:?} away",
+        shown - Instant::now()
+    );
+    napper.cancel();
+}

@@ -820,3 +820,32 @@ fn a_panicking_thread_hook_leaves_the_worker_running() {
         .unwrap();
     assert_eq!(rt.block_on(|| 6 * 7), 42);
 }
+
+#[test]
+fn an_interval_far_behind_a_tiny_period_still_ticks_next_after_now() {
+    // Ten seconds of 1 ns periods missed: more than a u32 counts.
+    let Some(start) = Instant::now().checked_sub(Duration::from_secs(10)) else {
+        return; // The clock started less than ten seconds ago.
+    };
+    let mut every = fiber_rt::interval_at(start, Duration::from_nanos(1));
+    // The next tick is after the late one came, so after this (a 1 ns
+    // grid is past again by the time it is looked at).
+    let before = Instant::now();
+    assert_eq!(every.tick(), start);
+    assert!(
+        every.next_tick() > before,
+        "the next tick, {:?}, is behind {before:?}, when the late one came",
+        every.next_tick()
+    );
+}
+
+#[test]
+fn an_interval_of_a_period_too_long_to_add_ticks_once_and_is_reset_without_overflow() {
+    let mut every = fiber_rt::interval(Duration::MAX);
+    let before = Instant::now();
+    every.tick();
+    // Far away, as a sleep of `Duration::MAX` is.
+    assert!(every.next_tick() > before + Duration::from_secs(365 * 24 * 3600));
+    every.reset();
+    assert!(every.next_tick() > before + Duration::from_secs(365 * 24 * 3600));
+}

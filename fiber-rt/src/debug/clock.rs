@@ -28,9 +28,11 @@ fn epoch() -> Instant {
 }
 
 /// `at` as nanoseconds since the process's epoch, at least 1 (0 means
-/// "none" where it is stored).
+/// "none" where it is stored), and at most `u64::MAX` (584 years): a cast
+/// wrapped a later instant (a `sleep_until` centuries away) to a near one.
 pub(crate) fn instant_to_ns(at: Instant) -> u64 {
-    (at.saturating_duration_since(epoch()).as_nanos() as u64).max(1)
+    let ns = at.saturating_duration_since(epoch()).as_nanos();
+    u64::try_from(ns).unwrap_or(u64::MAX).max(1)
 }
 
 /// The inverse of [`instant_to_ns`].
