@@ -496,9 +496,14 @@ fn a_unix_listener_serves_many_clients_on_one_worker_and_times_out() {
             })
             .collect();
         served.into_iter().for_each(|h| h.join().unwrap());
+        assert_eq!(listener.accept_timeout().unwrap(), None);
         listener
             .set_accept_timeout(Some(Duration::from_millis(10)))
             .unwrap();
+        assert_eq!(
+            listener.accept_timeout().unwrap(),
+            Some(Duration::from_millis(10))
+        );
         listener.accept().unwrap_err().kind()
     });
     let clients: Vec<_> = (0..CLIENTS)

@@ -89,6 +89,11 @@ impl UnixListener {
         self.inner.set_timeout(Interest::Read, timeout)
     }
 
+    /// `accept`'s time-out.
+    pub fn accept_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.inner.timeout(Interest::Read))
+    }
+
     /// Takes the socket's pending error, if any.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.inner.socket().take_error()
