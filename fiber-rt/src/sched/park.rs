@@ -77,11 +77,16 @@ pub(crate) fn park(reason: Reason) {
             let _clear = ClearReason(task);
             switch_hooked(task, Switch::Park);
         }
-        None => {
-            refuse_in_hook(reason);
-            std::thread::park()
-        }
+        None => park_thread(reason),
     }
+}
+
+/// [`park`] on a plain thread: out of line, so that a fiber's park stays
+/// small enough to inline.
+#[inline(never)]
+fn park_thread(reason: Reason) {
+    refuse_in_hook(reason);
+    std::thread::park();
 }
 
 /// A thread start hook (`Builder::on_thread_start`) that waits on the
