@@ -141,3 +141,35 @@ fn a_start_hook_that_joins_a_fiber_panics_instead_of_hanging() {
     let answer = rt.spawn(|| 42).join_timeout(Duration::from_secs(10));
     assert!(matches!(answer, Ok(Ok(42))), "the worker runs on");
 }
+
+/// `Handle::block_on` in a start hook waits for a fiber as a join does:
+/// it must panic as the join does, not abort the process (a second
+/// refusal in the unwind's wait for the fiber would).
+#[test]
+fn a_start_hook_that_calls_block_on_panics_instead_of_aborting() {
+    let (said, told) = mpsc::channel();
+    let said = std::sync::Mutex::new(said);
+    let rt = Builder::new()
+        .workers(1)
+        .on_thread_start(move || {
+            let handle = fiber_rt::Handle::current();
+            let waited =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle.block_on(|| 1)));
+            let message = match waited {
+                Ok(value) => format!("ran: {value}"),
+                Err(payload) => payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            let _ = said.lock().unwrap().send(message);
+        })
+        .build()
+        .unwrap();
+    let message = told
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the start hook's block_on hangs");
+    assert!(message.contains("in a thread start hook"), "{message}");
+    let answer = rt.spawn(|| 42).join_timeout(Duration::from_secs(10));
+    assert!(matches!(answer, Ok(Ok(42))), "the worker runs on");
+}

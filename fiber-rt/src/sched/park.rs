@@ -89,7 +89,7 @@ pub(crate) fn park(reason: Reason) {
 /// one its own worker would run once the hook returns, and with every
 /// worker in its hook at start, none ever runs. A panic that says so
 /// beats that silent hang.
-fn refuse_in_hook(reason: Reason) {
+pub(crate) fn refuse_in_hook(reason: Reason) {
     if super::thread::state().in_start_hook.get() {
         panic!(
             "{reason} in a thread start hook: its worker runs no fiber until the \
