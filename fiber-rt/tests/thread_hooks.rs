@@ -173,3 +173,41 @@ fn a_start_hook_that_calls_block_on_panics_instead_of_aborting() {
     let answer = rt.spawn(|| 42).join_timeout(Duration::from_secs(10));
     assert!(matches!(answer, Ok(Ok(42))), "the worker runs on");
 }
+
+/// A start hook may wait for what a plain thread does: a blocking job's
+/// end, or another worker's start hook initialising a shared cell. Those
+/// waits end, and must not be refused.
+#[test]
+fn a_start_hook_may_wait_for_plain_threads() {
+    static SHARED: fiber_rt::sync::LazyLock<u32> = fiber_rt::sync::LazyLock::new(|| {
+        std::thread::sleep(Duration::from_millis(100));
+        7
+    });
+    let (said, told) = mpsc::channel();
+    let said = std::sync::Mutex::new(said);
+    let both_there = std::sync::Barrier::new(2);
+    let starts = std::sync::atomic::AtomicUsize::new(0);
+    let rt = Builder::new()
+        .workers(2)
+        .on_thread_start(move || {
+            // Relaxed: a count of calls; the barrier orders the rest.
+            if starts.fetch_add(1, Ordering::Relaxed) < 2 {
+                // Both workers at once: one initialises, the other waits.
+                both_there.wait();
+            }
+            let waited = std::panic::catch_unwind(|| {
+                let job = fiber_rt::spawn_blocking(|| 5).join().unwrap();
+                (*SHARED, job)
+            });
+            let _ = said.lock().unwrap().send(waited.is_ok());
+        })
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let waited = told
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a start hook hangs");
+        assert!(waited, "a wait for a plain thread was refused");
+    }
+    drop(rt);
+}
