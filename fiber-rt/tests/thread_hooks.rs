@@ -211,3 +211,38 @@ fn a_start_hook_may_wait_for_plain_threads() {
     }
     drop(rt);
 }
+
+/// `JoinSet::join_next` in a start hook waits for a fiber as a join does
+/// (in timed rounds, none of which ever sees it end): it panics too.
+#[test]
+fn a_start_hook_that_joins_a_set_panics_instead_of_hanging() {
+    let (said, told) = mpsc::channel();
+    let said = std::sync::Mutex::new(said);
+    let rt = Builder::new()
+        .workers(1)
+        .on_thread_start(move || {
+            let mut set = fiber_rt::JoinSet::new();
+            set.spawn(|| 1);
+            let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                set.join_next().map(|joined| joined.is_ok())
+            }));
+            let message = match waited {
+                Ok(joined) => format!("joined: {joined:?}"),
+                Err(payload) => payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            let _ = said.lock().unwrap().send(message);
+        })
+        .build()
+        .unwrap();
+    let Ok(message) = told.recv_timeout(Duration::from_secs(10)) else {
+        // Its drop would wait for the hook for good.
+        std::mem::forget(rt);
+        panic!("the start hook's join_next hangs");
+    };
+    assert!(message.contains("in a thread start hook"), "{message}");
+    let answer = rt.spawn(|| 42).join_timeout(Duration::from_secs(10));
+    assert!(matches!(answer, Ok(Ok(42))), "the worker runs on");
+}
