@@ -169,3 +169,47 @@ fn plain_threads_meet_too() {
     tx.send(2).unwrap();
     assert_eq!(receiver.join().unwrap(), (1, 2));
 }
+
+/// Sets its flag when dropped.
+struct Tracked(Arc<AtomicBool>);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        // SeqCst: a flag the test reads after the drop.
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A `try_send` handed to a waiting receiver that is cancelled before it
+/// takes the message leaves the message queued with no sender waiting for
+/// it. The last receiver's drop must drop it, as it drops what a buffered
+/// channel holds: nobody will ever take it, and its sender (a request's
+/// reply channel, say) waits for it to go.
+#[test]
+fn a_try_sent_message_left_queued_goes_with_the_last_receiver() {
+    rt(1).block_on(|| {
+        let (tx, rx) = mpsc::bounded::<Tracked>(0);
+        // The only receiver: its cancellation's unwind drops it.
+        let receiver = fiber_rt::spawn(move || rx.recv().map(drop));
+        let dropped = Arc::new(AtomicBool::new(false));
+        let mut message = Tracked(dropped.clone());
+        // Handed over while the receiver waits, and the receiver cancelled
+        // before it runs again (one worker: it runs only once we wait).
+        loop {
+            match tx.try_send(message) {
+                Ok(()) => break,
+                Err(TrySendError::Full(back)) => message = back,
+                Err(e) => panic!("{e:?}"),
+            }
+            fiber_rt::sleep(Duration::from_millis(1));
+        }
+        receiver.cancel();
+        assert!(receiver.join().unwrap_err().is_cancelled());
+        assert!(tx.is_closed(), "the receiver is gone");
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "the last receiver's drop left the message queued"
+        );
+        assert_eq!(tx.len(), 0);
+    });
+}

@@ -141,3 +141,108 @@ fn a_start_hook_that_joins_a_fiber_panics_instead_of_hanging() {
     let answer = rt.spawn(|| 42).join_timeout(Duration::from_secs(10));
     assert!(matches!(answer, Ok(Ok(42))), "the worker runs on");
 }
+
+/// `Handle::block_on` in a start hook waits for a fiber as a join does:
+/// it must panic as the join does, not abort the process (a second
+/// refusal in the unwind's wait for the fiber would).
+#[test]
+fn a_start_hook_that_calls_block_on_panics_instead_of_aborting() {
+    let (said, told) = mpsc::channel();
+    let said = std::sync::Mutex::new(said);
+    let rt = Builder::new()
+        .workers(1)
+        .on_thread_start(move || {
+            let handle = fiber_rt::Handle::current();
+            let waited =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle.block_on(|| 1)));
+            let message = match waited {
+                Ok(value) => format!("ran: {value}"),
+                Err(payload) => payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            let _ = said.lock().unwrap().send(message);
+        })
+        .build()
+        .unwrap();
+    let message = told
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the start hook's block_on hangs");
+    assert!(message.contains("in a thread start hook"), "{message}");
+    let answer = rt.spawn(|| 42).join_timeout(Duration::from_secs(10));
+    assert!(matches!(answer, Ok(Ok(42))), "the worker runs on");
+}
+
+/// A start hook may wait for what a plain thread does: a blocking job's
+/// end, or another worker's start hook initialising a shared cell. Those
+/// waits end, and must not be refused.
+#[test]
+fn a_start_hook_may_wait_for_plain_threads() {
+    static SHARED: fiber_rt::sync::LazyLock<u32> = fiber_rt::sync::LazyLock::new(|| {
+        std::thread::sleep(Duration::from_millis(100));
+        7
+    });
+    let (said, told) = mpsc::channel();
+    let said = std::sync::Mutex::new(said);
+    let both_there = std::sync::Barrier::new(2);
+    let starts = std::sync::atomic::AtomicUsize::new(0);
+    let rt = Builder::new()
+        .workers(2)
+        .on_thread_start(move || {
+            // Relaxed: a count of calls; the barrier orders the rest.
+            if starts.fetch_add(1, Ordering::Relaxed) < 2 {
+                // Both workers at once: one initialises, the other waits.
+                both_there.wait();
+            }
+            let waited = std::panic::catch_unwind(|| {
+                let job = fiber_rt::spawn_blocking(|| 5).join().unwrap();
+                (*SHARED, job)
+            });
+            let _ = said.lock().unwrap().send(waited.is_ok());
+        })
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let waited = told
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a start hook hangs");
+        assert!(waited, "a wait for a plain thread was refused");
+    }
+    drop(rt);
+}
+
+/// `JoinSet::join_next` in a start hook waits for a fiber as a join does
+/// (in timed rounds, none of which ever sees it end): it panics too.
+#[test]
+fn a_start_hook_that_joins_a_set_panics_instead_of_hanging() {
+    let (said, told) = mpsc::channel();
+    let said = std::sync::Mutex::new(said);
+    let rt = Builder::new()
+        .workers(1)
+        .on_thread_start(move || {
+            let mut set = fiber_rt::JoinSet::new();
+            set.spawn(|| 1);
+            let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                set.join_next().map(|joined| joined.is_ok())
+            }));
+            let message = match waited {
+                Ok(joined) => format!("joined: {joined:?}"),
+                Err(payload) => payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            let _ = said.lock().unwrap().send(message);
+        })
+        .build()
+        .unwrap();
+    let Ok(message) = told.recv_timeout(Duration::from_secs(10)) else {
+        // Its drop would wait for the hook for good.
+        std::mem::forget(rt);
+        panic!("the start hook's join_next hangs");
+    };
+    assert!(message.contains("in a thread start hook"), "{message}");
+    let answer = rt.spawn(|| 42).join_timeout(Duration::from_secs(10));
+    assert!(matches!(answer, Ok(Ok(42))), "the worker runs on");
+}

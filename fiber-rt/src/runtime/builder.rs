@@ -155,8 +155,11 @@ impl Builder {
     /// panic in `f` is reported on standard error, and the worker runs on.
     /// `f` may spawn fibers but not wait for them: its worker runs none
     /// until `f` returns, and every worker runs `f` as it starts, so a
-    /// wait on the runtime's primitives with no time-out there (a `join`,
-    /// a `recv`, a lock) would never end; it panics instead.
+    /// wait for a fiber's end with no time-out there (a `join`, a scope,
+    /// `block_on`) would never end; it panics instead. A lock, a `recv` or
+    /// a cell's initialisation may wait there for a plain thread (a
+    /// blocking job, another worker's hook), but one that waits for a
+    /// fiber hangs.
     ///
     /// ```
     /// use std::sync::{Arc, Mutex};

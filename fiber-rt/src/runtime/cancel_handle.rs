@@ -13,8 +13,9 @@ use crate::sched::task_ref::TaskRef;
 /// [`JoinHandle::cancel_handle`](super::JoinHandle::cancel_handle) or
 /// [`JoinSet::cancel_handle`](super::JoinSet::cancel_handle).
 ///
-/// It keeps the fiber's control block (a few hundred bytes), not its
-/// stack, for as long as it lives.
+/// It keeps the fiber's control block (a few hundred bytes, not its
+/// stack) for as long as it lives, and through it the runtime's shared
+/// state (not its threads), as a `JoinHandle` does.
 ///
 /// ```
 /// use std::time::Duration;

@@ -150,6 +150,9 @@ impl<T: Send + 'static> JoinSet<T> {
             if let Some(joined) = self.try_join_next_with_id() {
                 return Some(joined);
             }
+            // A wait for a fiber's end, in timed rounds that a start hook
+            // would repeat for good: refused there, as a join is.
+            crate::sched::park::refuse_in_hook(&"JoinSet::join_next");
             self.wait_for_an_end(None);
         }
     }

@@ -377,6 +377,8 @@ where
         // on the caller itself, which is what waiting for it amounts to.
         return f();
     }
+    // It waits for a fiber: in a start hook, refused (see `scope_on`).
+    crate::sched::park::refuse_in_hook(&"block_on");
     // A scoped fiber: the scope waits for it however the wait below
     // ends (a panic, or the caller's cancellation if it is a fiber),
     // so nothing `f` borrows can end while it runs.

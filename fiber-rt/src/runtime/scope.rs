@@ -262,6 +262,10 @@ pub(crate) fn scope_on<'env, F, T>(registry: Arc<Registry>, f: F) -> T
 where
     F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> T,
 {
+    // Its end waits for its fibers, which a start hook's worker does not
+    // run: refused before anything is spawned, as a refusal in that wait
+    // would be raised again in the wait on the unwind, and abort.
+    crate::sched::park::refuse_in_hook(&"scope");
     let scope = Scope {
         registry,
         pending: WaitGroup::new(),

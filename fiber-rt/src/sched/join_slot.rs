@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use super::park::{park, Reason, Waker};
+use super::park::{park, refuse_in_hook, Reason, Waker};
 use crate::sync::waiter::park_until;
 
 const COMPLETE: u8 = 1;
@@ -114,8 +114,14 @@ impl JoinSlot {
     pub(crate) unsafe fn join<V>(&self, reason: Reason) -> V {
         // SAFETY: called by the handle.
         if unsafe { self.state_for_handle() } & COMPLETE == 0 {
+            let waker = Waker::current();
+            if let Waker::Thread(_) = waker {
+                // A wait for a fiber, which a start hook's worker never
+                // runs. (A fiber is never in a hook: no look for it.)
+                refuse_in_hook(reason);
+            }
             // SAFETY: the waker is ours until WAITING is set.
-            unsafe { *self.waker.get() = Some(Joiner::Parked(Waker::current())) };
+            unsafe { *self.waker.get() = Some(Joiner::Parked(waker)) };
             // AcqRel: Release hands the waker over; Acquire sees the value.
             let before = self.state.fetch_or(WAITING, Ordering::AcqRel);
             if before & COMPLETE != 0 {

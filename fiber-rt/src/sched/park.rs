@@ -77,24 +77,18 @@ pub(crate) fn park(reason: Reason) {
             let _clear = ClearReason(task);
             switch_hooked(task, Switch::Park);
         }
-        None => park_thread(reason),
+        None => std::thread::park(),
     }
 }
 
-/// [`park`] on a plain thread: out of line, so that a fiber's park stays
-/// small enough to inline.
-#[inline(never)]
-fn park_thread(reason: Reason) {
-    refuse_in_hook(reason);
-    std::thread::park();
-}
-
-/// A thread start hook (`Builder::on_thread_start`) that waits on the
-/// runtime's primitives with no time-out waits, most often, for a fiber:
+/// A thread start hook (`Builder::on_thread_start`) that waits for a
+/// fiber to end (a join, a scope, `block_on`) with no time-out waits for
 /// one its own worker would run once the hook returns, and with every
 /// worker in its hook at start, none ever runs. A panic that says so
-/// beats that silent hang.
-fn refuse_in_hook(reason: Reason) {
+/// beats that silent hang. Called by those waits only: a lock, a
+/// receive or a cell's initialisation may wait for a plain thread (a
+/// blocking job, another worker's hook), and ends.
+pub(crate) fn refuse_in_hook(reason: Reason) {
     if super::thread::state().in_start_hook.get() {
         panic!(
             "{reason} in a thread start hook: its worker runs no fiber until the \

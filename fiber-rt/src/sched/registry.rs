@@ -57,10 +57,11 @@ impl ThreadHook {
     /// works there); a panic in it is reported and goes no further, so
     /// that the worker runs on (or ends) as it would have.
     ///
-    /// In a start hook, a wait that would block its thread for good (see
-    /// `park`) panics instead: the worker runs no fiber until its hook
-    /// returns. (A stop hook's worker has stopped for good, or runs on
-    /// another thread: there a wait can end.)
+    /// In a start hook, a wait for a fiber's end that would block its
+    /// thread for good (see `park::refuse_in_hook`) panics instead: the
+    /// worker runs no fiber until its hook returns. (A stop hook's worker
+    /// has stopped for good, or runs on another thread: there a wait can
+    /// end.)
     pub(crate) fn run(registry: &Arc<Registry>, hook: Option<&ThreadHook>, when: HookTime) {
         if let Some(ThreadHook(hook)) = hook {
             let runtime = crate::runtime::Handle::of(registry.clone());

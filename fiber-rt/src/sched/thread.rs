@@ -69,7 +69,7 @@ pub(crate) struct ThreadState {
     /// Set while the thread runs a shutdown's cancellations.
     pub(crate) cancelling: Cell<bool>,
     /// Set while the thread runs its runtime's thread start hook: no wait
-    /// on the runtime's primitives may block it (see `park`).
+    /// for a fiber's end may block it (see `park::refuse_in_hook`).
     pub(crate) in_start_hook: Cell<bool>,
 }
 

@@ -81,8 +81,8 @@ impl<T> Sender<T> {
         Ok(())
     }
 
-    /// Whether the receiver is gone (dropped, or done receiving): a value
-    /// sent now would come back.
+    /// Whether the receiver is gone (dropped, or consumed by its `recv`):
+    /// a value sent now would come back.
     pub fn is_closed(&self) -> bool {
         !lock(&self.inner).receiver
     }

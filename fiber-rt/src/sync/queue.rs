@@ -14,9 +14,11 @@
 //!
 //! A channel of capacity 0 is a *rendezvous*: a `send` queues its message
 //! and waits until a receiver has taken it (see [`SendEnd::send_until`]),
-//! so the buffer holds only messages whose senders wait. Each is tagged
+//! so the buffer holds only messages whose senders wait, and those a
+//! `try_send` handed to a receiver that left without them. Each is tagged
 //! with a number, so that a sender whose wait ends otherwise (a time-out,
-//! a cancellation, the receivers gone) finds its own and takes it back.
+//! a cancellation, the receivers gone) finds its own and takes it back;
+//! the last receiver's drop drops the others.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, MutexGuard};
@@ -46,7 +48,8 @@ struct State<T> {
     /// `Select` rounds watching a receiver, all woken at every message and
     /// when the last sender goes.
     watchers: Vec<Arc<Waiter>>,
-    /// Rendezvous only: the number of each message in `buf`, in order.
+    /// Rendezvous only: the number of each message in `buf`, in order
+    /// ([`UNAWAITED`] for one `try_send` left, whose sender does not wait).
     tags: VecDeque<u64>,
     /// Rendezvous only: the number the next message gets.
     next_tag: u64,
@@ -56,6 +59,11 @@ struct State<T> {
     /// Senders waiting in `closed` for the last receiver to go.
     closed_waiters: Vec<Arc<Waiter>>,
 }
+
+/// The tag of a rendezvous message no sender waits for (one `try_send`
+/// handed to a receiver that then left without it): the last receiver's
+/// drop drops it, as nobody takes it back.
+const UNAWAITED: u64 = u64::MAX;
 
 impl<T> Chan<T> {
     fn state(&self) -> MutexGuard<'_, State<T>> {
@@ -77,13 +85,15 @@ impl<T> Chan<T> {
     }
 
     /// Queues `value` on a channel with room and a receiver, and wakes the
-    /// first parked receiver and every watching `Select`. Always inlined,
-    /// as it was before rendezvous existed (a call cost 15 instructions a
+    /// first parked receiver and every watching `Select`. At a rendezvous,
+    /// `awaited` says whether its sender waits for it to be taken (it then
+    /// gets the next number), or not (a `try_send`). Always inlined, as it
+    /// was before rendezvous existed (a call cost 15 instructions a
     /// message).
     #[inline(always)]
-    fn push(&self, mut s: MutexGuard<'_, State<T>>, value: T) {
+    fn push(&self, mut s: MutexGuard<'_, State<T>>, value: T, awaited: bool) {
         if self.is_rendezvous() {
-            tag_next(&mut s);
+            tag_next(&mut s, awaited);
         }
         s.buf.push_back(value);
         let receiver = s.recv_waiters.pop_front();
@@ -178,7 +188,7 @@ impl<T> SendEnd<T> {
         if self.0.is_full(&s) {
             return Err(TrySendError::Full(value));
         }
-        self.0.push(s, value);
+        self.0.push(s, value, false);
         Ok(())
     }
 
@@ -202,7 +212,7 @@ impl<T> SendEnd<T> {
                     return Err(SendTimeoutError::Disconnected(value));
                 }
                 if !chan.is_full(&s) {
-                    chan.push(s, value);
+                    chan.push(s, value, false);
                     return Ok(());
                 }
                 if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
@@ -283,7 +293,7 @@ impl<T> SendEnd<T> {
                 return Err(SendTimeoutError::Disconnected(value));
             }
             let tag = s.next_tag;
-            chan.push(s, value);
+            chan.push(s, value, true);
             tag
         };
         loop {
@@ -324,14 +334,17 @@ impl<T> SendEnd<T> {
     }
 }
 
-/// Numbers the message about to be queued at a rendezvous. Out of line,
-/// as every path of a rendezvous: `push` stays small enough to inline for
-/// the other channels.
+/// Numbers the message about to be queued at a rendezvous, if its sender
+/// waits for it (see `push`). Out of line, as every path of a rendezvous:
+/// `push` stays small enough to inline for the other channels.
 #[cold]
 #[inline(never)]
-fn tag_next<T>(s: &mut State<T>) {
-    let tag = s.next_tag;
-    s.next_tag += 1;
+fn tag_next<T>(s: &mut State<T>, awaited: bool) {
+    let tag = match awaited {
+        true => s.next_tag,
+        false => UNAWAITED,
+    };
+    s.next_tag += u64::from(awaited);
     s.tags.push_back(tag);
 }
 
@@ -508,10 +521,22 @@ impl<T> Drop for RecvEnd<T> {
             return;
         }
         let senders = std::mem::take(&mut s.send_waiters);
-        // At a rendezvous the messages stay for their senders, which take
-        // them back; those `try_send` left go with the channel.
+        // At a rendezvous the messages whose senders wait stay for them to
+        // take back; those `try_send` left go now, as nobody will.
         let dropped = match self.0.is_rendezvous() {
-            true => VecDeque::new(),
+            true => {
+                let (buf, tags) = (std::mem::take(&mut s.buf), std::mem::take(&mut s.tags));
+                let mut dropped = VecDeque::new();
+                for (value, tag) in buf.into_iter().zip(tags) {
+                    if tag == UNAWAITED {
+                        dropped.push_back(value);
+                    } else {
+                        s.buf.push_back(value);
+                        s.tags.push_back(tag);
+                    }
+                }
+                dropped
+            }
             false => std::mem::take(&mut s.buf),
         };
         let handoffs = std::mem::take(&mut s.handoffs);
