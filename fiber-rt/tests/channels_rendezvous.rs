@@ -213,3 +213,28 @@ fn a_try_sent_message_left_queued_goes_with_the_last_receiver() {
         assert_eq!(tx.len(), 0);
     });
 }
+
+/// A zero time-out leaves no time to wait for the take: the message goes
+/// to a receiver that waits already, as with `try_send`, or is not sent.
+#[test]
+fn a_zero_time_out_send_hands_over_only_to_a_waiting_receiver() {
+    rt(2).block_on(|| {
+        let (tx, rx) = mpsc::bounded::<u32>(0);
+        assert_eq!(
+            tx.send_timeout(1, Duration::ZERO),
+            Err(SendTimeoutError::Timeout(1))
+        );
+        assert_eq!(rx.len(), 0, "nothing was queued");
+        let receiver = fiber_rt::spawn(move || rx.recv().unwrap());
+        let mut value = 2;
+        loop {
+            match tx.send_timeout(value, Duration::ZERO) {
+                Ok(()) => break,
+                Err(SendTimeoutError::Timeout(back)) => value = back,
+                Err(other) => panic!("{other:?}"),
+            }
+            fiber_rt::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(receiver.join().unwrap(), 2);
+    });
+}

@@ -130,8 +130,9 @@ impl<T> Sender<T> {
     }
 
     /// Sends `value`, waiting at most `timeout` while a bounded channel is
-    /// full (at a rendezvous, for a receiver to take it: one that did not
-    /// is not delivered); the value comes back on a timeout or if every receiver is
+    /// full (at a rendezvous, for a receiver to take it: one not taken in
+    /// time is not delivered, and a zero time-out hands it only to a
+    /// receiver that waits already); the value comes back on a timeout or if every receiver is
     /// gone.
     pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
         let deadline = Some(deadline_after(timeout));

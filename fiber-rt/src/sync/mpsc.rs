@@ -110,8 +110,9 @@ impl<T> Sender<T> {
     }
 
     /// Sends `value`, waiting at most `timeout` while a bounded channel is
-    /// full (at a rendezvous, for a receiver to take it: one that did not
-    /// is not delivered); the value comes back on a timeout or if the receiver is gone.
+    /// full (at a rendezvous, for a receiver to take it: one not taken in
+    /// time is not delivered, and a zero time-out hands it only to a
+    /// receiver that waits already); the value comes back on a timeout or if the receiver is gone.
     pub fn send_timeout(&self, value: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
         let deadline = Some(deadline_after(timeout));
         self.end.send_until(value, deadline, &"mpsc::Sender::send")

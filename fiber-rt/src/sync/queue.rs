@@ -292,6 +292,16 @@ impl<T> SendEnd<T> {
             if s.receivers == 0 {
                 return Err(SendTimeoutError::Disconnected(value));
             }
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                // No time to wait for the take (a zero time-out): handed to
+                // a receiver that waits already, as `try_send` would, or
+                // not queued at all (waking nobody for nothing).
+                if chan.is_full(&s) {
+                    return Err(SendTimeoutError::Timeout(value));
+                }
+                chan.push(s, value, false);
+                return Ok(());
+            }
             let tag = s.next_tag;
             chan.push(s, value, true);
             tag
