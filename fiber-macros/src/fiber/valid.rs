@@ -200,15 +200,20 @@ fn find_impl_trait(ty: &Type) -> Option<&syn::TypeImplTrait> {
 }
 
 /// `fallible` unwraps a returned `Result`, so there must be a return type.
+/// A fiber that never returns (`-> !`) has nothing to unwrap either.
 fn fallible_returns_something(fiber: &Fiber<'_>, errors: &mut Errors) {
-    if let (Some(true), None, Some(span)) = (
-        fiber.options.fallible,
-        fiber.output,
-        fiber.options.fallible_span,
-    ) {
-        errors.push(syn::Error::new(
+    let (Some(true), Some(span)) = (fiber.options.fallible, fiber.options.fallible_span) else {
+        return;
+    };
+    match fiber.output {
+        None => errors.push(syn::Error::new(
             span,
             "a fallible fiber returns a `Result`: add `-> Result<T, E>`, or remove `fallible`",
-        ));
+        )),
+        Some(ty) if super::ast::is_never(ty) => errors.push(syn::Error::new(
+            span,
+            "a fiber that returns `!` never returns a `Result` to unwrap: remove `fallible`",
+        )),
+        Some(_) => {}
     }
 }

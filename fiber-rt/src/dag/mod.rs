@@ -80,6 +80,11 @@
 //! on as a value, or `#[fiber(fallible)]` for a `Result` behind another
 //! alias name.
 //!
+//! **Fibers that never return** (`-> !`: a server loop, or a fiber that
+//! always panics) output [`Infallible`](std::convert::Infallible), the
+//! stable type with no values: a dependent may name it (`&Infallible`),
+//! and never runs, since the fiber never produces it.
+//!
 //! # Inputs
 //!
 //! A graph can take values at run time:
