@@ -40,15 +40,19 @@ pub(crate) fn graph_struct(graph: &GraphDef) -> TokenStream {
     let GraphDef {
         attrs, vis, name, ..
     } = graph;
+    // Located on the graph's name, so a type of that name already in the
+    // module is reported there; still from the macro (not the user's
+    // code) for lints such as `missing_debug_implementations`.
+    let span = Span::call_site().located_at(name.span());
     if graph.inputs.is_empty() {
-        return quote!(#(#attrs)* #vis struct #name;);
+        return quote_spanned!(span=> #(#attrs)* #vis struct #name;);
     }
     let fields = graph.inputs.iter().map(|input| {
         let (field, ty) = (&input.name, &input.ty);
         let doc = format!("Run-time input `{field}`.");
         quote!(#[doc = #doc] #vis #field: #ty,)
     });
-    quote!(#(#attrs)* #vis struct #name { #(#fields)* })
+    quote_spanned!(span=> #(#attrs)* #vis struct #name { #(#fields)* })
 }
 
 /// Everything `depends!` emits for a valid graph.
@@ -160,7 +164,9 @@ fn outputs_struct(graph: &GraphDef, model: &Model<'_>, outputs: &Ident) -> Token
         "Outputs of a successful run of [`{}`]: a field per fiber. Its `Debug` shows each field's value, or the name of its type where that has no `Debug`.",
         graph.name
     );
-    quote! {
+    // Located on the graph's name, as the graph's own struct.
+    let span = Span::call_site().located_at(graph.name.span());
+    quote_spanned! {span=>
         #[doc = #doc]
         // A run fills every field; a program reads the ones it needs. The
         // field types name each fiber's node type, which may be private to
