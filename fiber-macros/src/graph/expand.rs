@@ -32,7 +32,40 @@ pub(crate) fn graph_struct_for_errors(graph: &GraphDef) -> TokenStream {
     for input in &mut graph.inputs {
         syn::visit_mut::VisitMut::visit_type_mut(&mut Static, &mut input.ty);
     }
-    graph_struct(&graph)
+    let item = graph_struct(&graph);
+    // Its associated items too (with an empty table: the program does not
+    // build anyway), so that code calling them shows no errors of its own.
+    let (name, vis) = (&graph.name, &graph.vis);
+    let constructor = constructor(&graph);
+    let graph_name = crate::names::name(name);
+    let cfgs = cfgs(&graph);
+    quote! {
+        #item
+        #(#cfgs)*
+        #[allow(dead_code)]
+        impl #name {
+            #vis const TABLE: &'static ::fiber_rt::__private::Table = &::fiber_rt::__private::Table {
+                graph: #graph_name,
+                nodes: &[],
+                sources: &[],
+                inputs: &[],
+            };
+            #vis const NODES: &'static [::fiber_rt::__private::NodeInfo] = &[];
+            #vis fn dot() -> ::fiber_rt::__private::String {
+                ::fiber_rt::__private::String::new()
+            }
+            #constructor
+        }
+    }
+}
+
+/// The graph's `#[cfg(..)]` attributes, which hold for all it emits.
+fn cfgs(graph: &GraphDef) -> Vec<&syn::Attribute> {
+    graph
+        .attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("cfg"))
+        .collect()
 }
 
 /// The graph's own struct: unit, or one public field per input.
@@ -82,11 +115,7 @@ pub(crate) fn graph(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
     let finish = finish(model, &outputs);
     let into_slots = into_slots(graph, model);
     // `#[cfg(..)]` on the graph holds for all of it, not the struct alone.
-    let cfgs: Vec<_> = graph
-        .attrs
-        .iter()
-        .filter(|attr| attr.path().is_ident("cfg"))
-        .collect();
+    let cfgs = cfgs(graph);
     quote! {
         #item
         #(#cfgs)*
