@@ -11,6 +11,7 @@
 
 use std::fmt;
 
+pub use std::convert::Infallible;
 pub use std::option::Option;
 pub use std::result::Result;
 pub use std::string::String;

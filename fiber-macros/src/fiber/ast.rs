@@ -179,7 +179,7 @@ impl<'a> Fiber<'a> {
             ReturnType::Default => None,
             ReturnType::Type(_, ty) => Some(&**ty),
         };
-        let fallible = output.is_some()
+        let fallible = output.is_some_and(|ty| !is_never(ty))
             && options
                 .fallible
                 .unwrap_or_else(|| output.is_some_and(named_result));
@@ -217,6 +217,11 @@ fn peel(ty: &Type) -> &Type {
         Type::Paren(paren) => peel(&paren.elem),
         other => other,
     }
+}
+
+/// Whether `ty` is `!`: a fiber that never returns.
+pub(crate) fn is_never(ty: &Type) -> bool {
+    matches!(peel(ty), Type::Never(_))
 }
 
 /// Whether a type's last path segment is `Result`: `Result<T, E>`,

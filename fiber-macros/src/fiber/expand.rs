@@ -53,6 +53,9 @@ pub(crate) fn node(fiber: &Fiber<'_>) -> TokenStream {
     let call_items = quote_spanned! {span=>
         type Call = fn(#(#arg_types),*) -> ::fiber_rt::__private::Result<Self::Output, ::fiber_rt::__private::Failure>;
         const CALL: Self::Call = {
+            // A fiber that never returns (`-> !`) makes the call's result
+            // unreachable: that is its point, not a mistake.
+            #[allow(unreachable_code)]
             fn __fiber_call(#(#args: #arg_types),*) -> ::fiber_rt::__private::Result<<#ident as ::fiber_rt::__private::Node>::Output, ::fiber_rt::__private::Failure> {
                 #call
             }
@@ -117,9 +120,14 @@ fn static_borrows(ty: &syn::Type) -> syn::Type {
 }
 
 /// What dependents receive: the return type, or its `Ok` type when fallible.
+/// A fiber that never returns (`-> !`) outputs `Infallible`, the stable
+/// type with no values, as `!` cannot be named in an associated type.
 fn output_type(fiber: &Fiber<'_>) -> TokenStream {
     match fiber.output {
         None => quote!(()),
+        Some(ty) if super::ast::is_never(ty) => {
+            quote_spanned! {ty.span()=> ::fiber_rt::__private::Infallible }
+        }
         Some(ty) if fiber.fallible => {
             quote_spanned! {ty.span()=> <#ty as ::fiber_rt::__private::Fallible>::Ok }
         }

@@ -52,7 +52,19 @@ fn not_unsafe(fiber: &Fiber<'_>, errors: &mut Errors) {
 /// (lifetimes included: borrowed inputs live as long as the run).
 fn not_generic(fiber: &Fiber<'_>, errors: &mut Errors) {
     let generics = &fiber.func.sig.generics;
-    if !generics.params.is_empty() {
+    let lifetimes_only = generics
+        .params
+        .iter()
+        .all(|param| matches!(param, syn::GenericParam::Lifetime(_)));
+    if generics.params.is_empty() {
+        // Nothing to say.
+    } else if lifetimes_only {
+        // A borrow's lifetime is the run's: nothing to name.
+        errors.push(syn::Error::new_spanned(
+            generics,
+            "a fiber cannot have lifetime parameters: remove them, and write `&T` to borrow a dependency's output (it lives as long as the run)",
+        ));
+    } else {
         errors.push(syn::Error::new_spanned(
             &generics.params,
             "a fiber cannot be generic: a graph needs concrete types; write them out, or call a generic function from a concrete `#[fiber]` one",
@@ -200,15 +212,20 @@ fn find_impl_trait(ty: &Type) -> Option<&syn::TypeImplTrait> {
 }
 
 /// `fallible` unwraps a returned `Result`, so there must be a return type.
+/// A fiber that never returns (`-> !`) has nothing to unwrap either.
 fn fallible_returns_something(fiber: &Fiber<'_>, errors: &mut Errors) {
-    if let (Some(true), None, Some(span)) = (
-        fiber.options.fallible,
-        fiber.output,
-        fiber.options.fallible_span,
-    ) {
-        errors.push(syn::Error::new(
+    let (Some(true), Some(span)) = (fiber.options.fallible, fiber.options.fallible_span) else {
+        return;
+    };
+    match fiber.output {
+        None => errors.push(syn::Error::new(
             span,
             "a fallible fiber returns a `Result`: add `-> Result<T, E>`, or remove `fallible`",
-        ));
+        )),
+        Some(ty) if super::ast::is_never(ty) => errors.push(syn::Error::new(
+            span,
+            "a fiber that returns `!` never returns a `Result` to unwrap: remove `fallible`",
+        )),
+        Some(_) => {}
     }
 }

@@ -32,7 +32,40 @@ pub(crate) fn graph_struct_for_errors(graph: &GraphDef) -> TokenStream {
     for input in &mut graph.inputs {
         syn::visit_mut::VisitMut::visit_type_mut(&mut Static, &mut input.ty);
     }
-    graph_struct(&graph)
+    let item = graph_struct(&graph);
+    // Its associated items too (with an empty table: the program does not
+    // build anyway), so that code calling them shows no errors of its own.
+    let (name, vis) = (&graph.name, &graph.vis);
+    let constructor = constructor(&graph);
+    let graph_name = crate::names::name(name);
+    let cfgs = cfgs(&graph);
+    quote! {
+        #item
+        #(#cfgs)*
+        #[allow(dead_code)]
+        impl #name {
+            #vis const TABLE: &'static ::fiber_rt::__private::Table = &::fiber_rt::__private::Table {
+                graph: #graph_name,
+                nodes: &[],
+                sources: &[],
+                inputs: &[],
+            };
+            #vis const NODES: &'static [::fiber_rt::__private::NodeInfo] = &[];
+            #vis fn dot() -> ::fiber_rt::__private::String {
+                ::fiber_rt::__private::String::new()
+            }
+            #constructor
+        }
+    }
+}
+
+/// The graph's `#[cfg(..)]` attributes, which hold for all it emits.
+fn cfgs(graph: &GraphDef) -> Vec<&syn::Attribute> {
+    graph
+        .attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("cfg"))
+        .collect()
 }
 
 /// The graph's own struct: unit, or one public field per input.
@@ -40,15 +73,19 @@ pub(crate) fn graph_struct(graph: &GraphDef) -> TokenStream {
     let GraphDef {
         attrs, vis, name, ..
     } = graph;
+    // Located on the graph's name, so a type of that name already in the
+    // module is reported there; still from the macro (not the user's
+    // code) for lints such as `missing_debug_implementations`.
+    let span = Span::call_site().located_at(name.span());
     if graph.inputs.is_empty() {
-        return quote!(#(#attrs)* #vis struct #name;);
+        return quote_spanned!(span=> #(#attrs)* #vis struct #name;);
     }
     let fields = graph.inputs.iter().map(|input| {
         let (field, ty) = (&input.name, &input.ty);
         let doc = format!("Run-time input `{field}`.");
         quote!(#[doc = #doc] #vis #field: #ty,)
     });
-    quote!(#(#attrs)* #vis struct #name { #(#fields)* })
+    quote_spanned!(span=> #(#attrs)* #vis struct #name { #(#fields)* })
 }
 
 /// Everything `depends!` emits for a valid graph.
@@ -78,11 +115,7 @@ pub(crate) fn graph(graph: &GraphDef, model: &Model<'_>) -> TokenStream {
     let finish = finish(model, &outputs);
     let into_slots = into_slots(graph, model);
     // `#[cfg(..)]` on the graph holds for all of it, not the struct alone.
-    let cfgs: Vec<_> = graph
-        .attrs
-        .iter()
-        .filter(|attr| attr.path().is_ident("cfg"))
-        .collect();
+    let cfgs = cfgs(graph);
     quote! {
         #item
         #(#cfgs)*
@@ -160,7 +193,9 @@ fn outputs_struct(graph: &GraphDef, model: &Model<'_>, outputs: &Ident) -> Token
         "Outputs of a successful run of [`{}`]: a field per fiber. Its `Debug` shows each field's value, or the name of its type where that has no `Debug`.",
         graph.name
     );
-    quote! {
+    // Located on the graph's name, as the graph's own struct.
+    let span = Span::call_site().located_at(graph.name.span());
+    quote_spanned! {span=>
         #[doc = #doc]
         // A run fills every field; a program reads the ones it needs. The
         // field types name each fiber's node type, which may be private to

@@ -146,7 +146,13 @@ fn fibers_listed_once(graph: &GraphDef, errors: &mut Errors) {
 /// A fiber cannot wait for its own output.
 fn no_self_dependency(graph: &GraphDef, errors: &mut Errors) {
     for stmt in &graph.stmts {
-        for dep in stmt.deps.iter().filter(|dep| **dep == stmt.node) {
+        let node = crate::names::name(&stmt.node);
+        // By name: `r#count` and `count` are one fiber.
+        for dep in stmt
+            .deps
+            .iter()
+            .filter(|dep| crate::names::name(dep) == node)
+        {
             errors.push(syn::Error::new_spanned(
                 dep,
                 format!(
@@ -182,12 +188,21 @@ fn dependencies_listed_once(graph: &GraphDef, errors: &mut Errors) {
 /// statements, is likely the typo: it is pointed at too (rustc would say
 /// nothing of it, as it stops at these errors).
 fn inputs_are_used(graph: &GraphDef, errors: &mut Errors) {
-    for input in &graph.inputs {
-        if graph
+    let is_node = |dep: &syn::Ident| {
+        let name = crate::names::name(dep);
+        graph
             .stmts
             .iter()
-            .any(|stmt| stmt.deps.contains(&input.name))
-        {
+            .any(|stmt| crate::names::name(&stmt.node) == name)
+    };
+    for input in &graph.inputs {
+        // By name: `r#xs` and `xs` are one input.
+        let wanted = crate::names::name(&input.name);
+        if graph.stmts.iter().any(|stmt| {
+            stmt.deps
+                .iter()
+                .any(|dep| crate::names::name(dep) == wanted)
+        }) {
             continue;
         }
         errors.push(syn::Error::new_spanned(
@@ -197,7 +212,6 @@ fn inputs_are_used(graph: &GraphDef, errors: &mut Errors) {
                 input.name, input.name
             ),
         ));
-        let wanted = crate::names::name(&input.name);
         let is_input = |name: &String| {
             graph
                 .inputs
@@ -208,7 +222,7 @@ fn inputs_are_used(graph: &GraphDef, errors: &mut Errors) {
             .stmts
             .iter()
             .flat_map(|stmt| &stmt.deps)
-            .filter(|dep| !graph.stmts.iter().any(|stmt| stmt.node == **dep))
+            .filter(|dep| !is_node(dep))
             .filter(|dep| {
                 let name = crate::names::name(dep);
                 !is_input(&name) && close(&name, &wanted)

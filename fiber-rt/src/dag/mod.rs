@@ -71,6 +71,12 @@
 //! type to be at least that visible (`pub(crate) struct Secret` for a
 //! `pub(crate)` fiber).
 //!
+//! For the same reason (the parameter and output types are named in that
+//! impl, where nothing may be elided) a lifetime hidden in a path must be
+//! written out: `&Cow<'_, str>` or `Cow<'static, str>`, not `Cow<str>`,
+//! which rustc refuses as a missing lifetime specifier. A macro cannot
+//! tell that a type has a lifetime parameter when none is written.
+//!
 //! **Fallible fibers**: when the return type's last path segment is
 //! `Result` (`Result<T, E>`, `io::Result<T>`, `anyhow::Result<T>`), the
 //! fiber is fallible: dependents receive the `T`, and an `Err` fails the
@@ -79,6 +85,11 @@
 //! it has neither). Write `#[fiber(fallible = false)]` to hand the `Result` itself
 //! on as a value, or `#[fiber(fallible)]` for a `Result` behind another
 //! alias name.
+//!
+//! **Fibers that never return** (`-> !`: a server loop, or a fiber that
+//! always panics) output [`Infallible`](std::convert::Infallible), the
+//! stable type with no values: a dependent may name it (`&Infallible`),
+//! and never runs, since the fiber never produces it.
 //!
 //! # Inputs
 //!
@@ -120,6 +131,15 @@
 //! The struct is also `<Name as Graph>::Outputs`. (Its field types are
 //! written in terms of each fiber's node, so rustdoc shows them as
 //! projections; the docs on each field name the fiber.)
+//!
+//! The graph's struct and `NameOutputs` are items of the module the
+//! graph is declared in: a type of either name there is an error on the
+//! graph's name (and for `NameOutputs`, the graph's code then reads the
+//! other type, so rustc also finds its fields missing).
+//!
+//! A graph with a compile error keeps its struct, constructor, `TABLE`,
+//! `NODES` and `dot()`, so code using them adds no errors; but it does not
+//! implement [`Graph`], so a call that runs it adds one of its own.
 //!
 //! # The node table
 //!
