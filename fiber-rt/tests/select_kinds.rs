@@ -204,7 +204,7 @@ fn a_plain_thread_selects_over_watch_broadcast_and_a_handle() {
             sel.ready_timeout(LOST).expect("woken")
         };
         // A sender gone (with the fiber) leaves its receiver ready for
-        // good, and a `Select` made anew looks at it first each time: done.
+        // good: the fiber is done.
         match i {
             0 => match rx_level.has_changed() {
                 Ok(_) => got.push(*rx_level.borrow_and_update()),

@@ -31,7 +31,10 @@ use super::waiter::{self, Waiter};
 /// borrowing them rules out: build the `Select` in a block that returns
 /// the index, so that its borrows end there (the second example).
 /// [`join`](Select::join) adds a fiber's handle, ready once the fiber has
-/// finished, the same way.
+/// finished, the same way. A receiver whose sender is gone stays ready
+/// for good: stop selecting on it then (a `Select` made anew each time
+/// starts its first look at the receiver added first, so one added first
+/// would be named every time).
 ///
 /// ```
 /// use fiber_rt::sync::{mpsc, oneshot, Select};
