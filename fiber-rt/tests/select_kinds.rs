@@ -7,11 +7,22 @@ use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use fiber_rt::sync::{broadcast, mpsc, watch, Select};
-use fiber_rt::Builder;
+use fiber_rt::{Builder, JoinHandle};
 
 /// Long enough that only a lost wake-up runs out of it: it turns a hang
 /// into a failure.
 const LOST: Duration = Duration::from_secs(60);
+
+/// Joins `handle` from a plain thread, failing the test instead of hanging
+/// it if the fiber is not done within [`LOST`]: a `Select` that missed its
+/// wake-up parks for good.
+fn join_unless_lost<T: Send + 'static>(handle: JoinHandle<T>) -> T {
+    let (tx, rx) = std_mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(handle.join());
+    });
+    rx.recv_timeout(LOST).expect("every round woken").unwrap()
+}
 
 #[test]
 fn a_watch_that_changes_first_is_the_one_named() {
@@ -225,7 +236,7 @@ fn a_plain_thread_selects_over_watch_broadcast_and_a_handle() {
 }
 
 /// A sender on another thread sends just as the selector registers; every
-/// round must wake (a lost wake-up would wait out `LOST`).
+/// round must wake (a lost wake-up parks the selector for good).
 #[test]
 fn no_wake_up_is_lost_to_a_sender_on_another_thread() {
     const ROUNDS: u32 = 2000;
@@ -243,7 +254,7 @@ fn no_wake_up_is_lost_to_a_sender_on_another_thread() {
             }
         }
     });
-    rt.block_on(|| {
+    let selector = rt.spawn(move || {
         let (_idle_tx, idle) = mpsc::unbounded::<u32>();
         for round in 0..ROUNDS {
             go.send(round).unwrap();
@@ -252,7 +263,7 @@ fn no_wake_up_is_lost_to_a_sender_on_another_thread() {
                 sel.recv(&idle);
                 sel.recv(&rx_level);
                 sel.recv(&rx_news);
-                sel.ready_timeout(LOST).expect("woken")
+                sel.ready()
             };
             if round % 2 == 0 {
                 assert_eq!(i, 1);
@@ -263,7 +274,7 @@ fn no_wake_up_is_lost_to_a_sender_on_another_thread() {
             }
         }
     });
-    drop(go);
+    join_unless_lost(selector);
     sender.join().unwrap();
 }
 
@@ -273,7 +284,7 @@ fn no_wake_up_is_lost_to_a_sender_on_another_thread() {
 fn no_wake_up_is_lost_to_a_fiber_finishing_on_another_worker() {
     const ROUNDS: u32 = 1000;
     let rt = Builder::new().workers(2).build().unwrap();
-    rt.block_on(|| {
+    let selector = rt.spawn(|| {
         let (_idle_tx, idle) = mpsc::unbounded::<u32>();
         for round in 0..ROUNDS {
             let mut fiber = fiber_rt::spawn(move || round);
@@ -281,11 +292,12 @@ fn no_wake_up_is_lost_to_a_fiber_finishing_on_another_worker() {
                 let mut sel = Select::new();
                 sel.recv(&idle);
                 sel.join(&mut fiber);
-                sel.ready_timeout(LOST).expect("woken")
+                sel.ready()
             };
             assert_eq!(i, 1);
             assert!(fiber.is_finished());
             assert_eq!(fiber.join().unwrap(), round);
         }
     });
+    join_unless_lost(selector);
 }
