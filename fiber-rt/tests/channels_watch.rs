@@ -1,7 +1,8 @@
 //! `watch`: observers see the latest value, `changed` wakes every one of
 //! them (fibers and plain threads), the sender's drop ends their waits
-//! once they have seen its last value, and waits that are cancelled or
-//! time out change nothing for the others.
+//! once they have seen its last value, waits that are cancelled or time
+//! out change nothing for the others, and `wait_for` waits for a value
+//! that satisfies it.
 
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
@@ -273,4 +274,69 @@ fn a_cancelled_wait_leaves_the_others_to_be_woken() {
     tx.send(7).unwrap();
     assert_eq!(join_within_a_minute(first).unwrap(), Ok(7));
     assert_eq!(join_within_a_minute(last).unwrap(), Ok(7));
+}
+
+#[test]
+fn wait_for_returns_at_once_for_a_value_that_satisfies_it_already() {
+    let (tx, mut rx) = watch::channel(3u32);
+    // Seen already, and still looked at.
+    let got = rx.wait_for(|&v| v == 3).unwrap();
+    assert_eq!(*got, 3);
+    assert!(!got.has_changed());
+    drop(got);
+    tx.send(4).unwrap();
+    let got = rx.wait_for(|&v| v % 2 == 0).unwrap();
+    assert_eq!(*got, 4);
+    assert!(got.has_changed(), "new to this receiver");
+    drop(got);
+    assert_eq!(rx.has_changed(), Ok(false), "counted as seen");
+}
+
+#[test]
+fn wait_for_waits_until_a_later_value_satisfies_it() {
+    let rt = rt(2);
+    let (tx, mut rx) = watch::channel(0u32);
+    let (tested_tx, tested) = std_mpsc::channel();
+    let waiter = rt.spawn(move || {
+        let got = *rx
+            .wait_for(|&v| {
+                tested_tx.send(v).unwrap();
+                v >= 3
+            })
+            .unwrap();
+        (got, rx.has_changed())
+    });
+    for v in 1..=3 {
+        // One value at a time, each once the last was looked at.
+        assert_eq!(tested.recv_timeout(Duration::from_secs(60)), Ok(v - 1));
+        tx.send(v).unwrap();
+    }
+    assert_eq!(join_within_a_minute(waiter).unwrap(), (3, Ok(false)));
+    assert_eq!(tested.try_recv(), Ok(3));
+}
+
+#[test]
+fn wait_for_fails_once_the_sender_is_gone_and_its_last_value_will_not_do() {
+    let rt = rt(2);
+    let (tx, mut rx) = watch::channel(0u32);
+    let waiter = rt.spawn(move || {
+        let missed = rx.wait_for(|&v| v > 10).map(|v| *v);
+        // The last value is still looked at.
+        let last = rx.wait_for(|&v| v == 5).map(|v| *v);
+        (missed, last)
+    });
+    let setter = rt.spawn(move || {
+        fiber_rt::yield_now();
+        (1..=5).for_each(|v| tx.send(v).unwrap());
+    });
+    join_within_a_minute(setter).unwrap();
+    assert_eq!(
+        join_within_a_minute(waiter).unwrap(),
+        (Err(RecvError), Ok(5))
+    );
+    // From a plain thread too, with the sender gone before the call.
+    let (tx, mut rx) = watch::channel(1u32);
+    drop(tx);
+    assert_eq!(rx.wait_for(|&v| v == 2).map(|v| *v), Err(RecvError));
+    assert_eq!(rx.wait_for(|&v| v == 1).map(|v| *v), Ok(1));
 }

@@ -14,6 +14,7 @@ use crate::fiber::panic_message;
 use crate::sched::task::{Task, Unrun};
 use crate::sched::task_ref::TaskRef;
 use crate::sched::Cancelled;
+use crate::sync::select::sealed::{WatchJoin, Watcher};
 use crate::sync::waiter::deadline_after;
 
 /// Owns the right to wait for a fiber's result. Dropping it detaches the
@@ -221,6 +222,36 @@ impl<T> JoinHandle<T> {
     /// The fiber's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
         self.task.name.as_deref()
+    }
+}
+
+impl<T> JoinHandle<T> {
+    /// Panics if a poll gave the result already (see [`Select::join`]).
+    ///
+    /// [`Select::join`]: crate::sync::Select::join
+    pub(crate) fn check_joinable(&self) {
+        self.task.join.check_not_taken();
+    }
+}
+
+/// `Select` holds the handle by `&mut` (see [`Select::join`]), so no other
+/// handle-side call on the slot can come meanwhile.
+///
+/// [`Select::join`]: crate::sync::Select::join
+impl<T> WatchJoin for JoinHandle<T> {
+    fn is_ready(&self) -> bool {
+        self.is_finished()
+    }
+
+    fn watch(&mut self, watcher: &Watcher) -> bool {
+        // SAFETY: `&mut self`: the handle, alone on its side of the slot;
+        // `Select` unwatches after every `false`, before anything else.
+        unsafe { self.task.join.watch(&watcher.0) }
+    }
+
+    fn unwatch(&mut self) {
+        // SAFETY: `&mut self`: as in `watch`, which returned `false`.
+        unsafe { self.task.join.unwatch() }
     }
 }
 

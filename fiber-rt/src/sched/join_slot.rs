@@ -24,11 +24,12 @@
 use std::cell::UnsafeCell;
 use std::mem::{self, MaybeUninit};
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use super::park::{park, refuse_in_hook, Reason, Waker};
-use crate::sync::waiter::park_until;
+use crate::sync::waiter::{park_until, Waiter};
 
 const COMPLETE: u8 = 1;
 const WAITING: u8 = 2;
@@ -50,11 +51,12 @@ pub(crate) struct JoinSlot {
     value: UnsafeCell<Inline>,
 }
 
-/// Who waits for the result: a fiber or thread that parks, or an async
-/// task that polled the handle.
+/// Who waits for the result: a fiber or thread that parks, an async
+/// task that polled the handle, or a `Select` round watching it.
 enum Joiner {
     Parked(Waker),
     Polled(std::task::Waker),
+    Watched(Arc<Waiter>),
 }
 
 impl JoinSlot {
@@ -98,6 +100,7 @@ impl JoinSlot {
             match waker {
                 Some(Joiner::Parked(waker)) => waker.wake_joiner(),
                 Some(Joiner::Polled(waker)) => waker.wake(),
+                Some(Joiner::Watched(waiter)) => waiter.wake(),
                 None => {}
             }
         }
@@ -203,6 +206,55 @@ impl JoinSlot {
         self.state.fetch_or(TAKEN, Ordering::Relaxed);
         // SAFETY: COMPLETE is set, so the value is there and ours.
         Poll::Ready(unsafe { self.read::<V>() })
+    }
+
+    /// Handle side, for a `Select` round: `true` if the result is there;
+    /// else `waiter` is left for the fiber to wake as it completes, until
+    /// [`unwatch`](Self::unwatch) takes it back.
+    ///
+    /// # Safety
+    ///
+    /// As for [`poll`](Self::poll): called by the handle, with no other
+    /// handle-side call at the same time; after `false`, `unwatch` follows
+    /// before any other.
+    pub(crate) unsafe fn watch(&self, waiter: &Arc<Waiter>) -> bool {
+        // SAFETY: called by the handle.
+        if unsafe { self.state_for_handle() } & COMPLETE != 0 {
+            return true;
+        }
+        // SAFETY: the waker is ours until WAITING is set.
+        unsafe { *self.waker.get() = Some(Joiner::Watched(waiter.clone())) };
+        // AcqRel: as in `join`.
+        let before = self.state.fetch_or(WAITING, Ordering::AcqRel);
+        if before & COMPLETE == 0 {
+            return false;
+        }
+        // SAFETY: as in `join`: the fiber saw no WAITING.
+        drop(unsafe { (*self.waker.get()).take() });
+        true
+    }
+
+    /// Handle side: takes back the waiter [`watch`](Self::watch) left,
+    /// unless the fiber has completed and owns it (it wakes it, or has).
+    ///
+    /// # Safety
+    ///
+    /// Called by the handle after a `watch` that returned `false`, with no
+    /// other handle-side call at the same time.
+    pub(crate) unsafe fn unwatch(&self) {
+        // SAFETY: the caller's contract; WAITING is set (by `watch`).
+        unsafe { self.take_back_waker() };
+    }
+
+    /// Handle side: panics if a poll took the value already, as every
+    /// handle-side call does.
+    pub(crate) fn check_not_taken(&self) {
+        // Relaxed: only the handle sets TAKEN, and the caller is the handle.
+        let state = self.state.load(Ordering::Relaxed);
+        assert!(
+            state & TAKEN == 0,
+            "a JoinHandle used after a poll gave its result"
+        );
     }
 
     /// Handle side: the slot's state, once the handle has taken back the
@@ -340,3 +392,51 @@ impl JoinSlot {
 unsafe impl Sync for JoinSlot {}
 // SAFETY: as above.
 unsafe impl Send for JoinSlot {}
+
+#[cfg(test)]
+mod tests {
+    //! That a `Select` round's waiter leaves the slot however the round
+    //! ends, and is woken when the fiber completes while it is there.
+
+    use std::sync::Arc;
+
+    use super::JoinSlot;
+    use crate::sync::waiter::Waiter;
+
+    #[test]
+    fn a_watch_taken_back_leaves_no_waiter_in_the_slot() {
+        let slot = JoinSlot::new();
+        let waiter = Waiter::new();
+        // SAFETY: this test is the slot's only handle, and unwatches after
+        // the `false`.
+        assert!(!unsafe { slot.watch(&waiter) });
+        assert_eq!(Arc::strong_count(&waiter), 2, "the slot holds it");
+        // SAFETY: as above.
+        unsafe { slot.unwatch() };
+        assert_eq!(Arc::strong_count(&waiter), 1);
+        assert!(!waiter.is_notified());
+        // SAFETY: completed once, with the type read below.
+        assert!(!unsafe { slot.complete(7u32) });
+        // SAFETY: the only handle; the value is a `u32`.
+        assert_eq!(unsafe { slot.join::<u32>(&"test") }, 7);
+    }
+
+    #[test]
+    fn a_completion_wakes_the_watcher_and_drops_its_entry() {
+        let slot = JoinSlot::new();
+        let waiter = Waiter::new();
+        // SAFETY: this test is the slot's only handle, and unwatches after
+        // the `false`.
+        assert!(!unsafe { slot.watch(&waiter) });
+        // SAFETY: completed once, with the type read below.
+        assert!(!unsafe { slot.complete(7u32) });
+        assert!(waiter.is_notified());
+        assert_eq!(Arc::strong_count(&waiter), 1, "the fiber dropped it");
+        // SAFETY: as above; the fiber owns the waker, which is gone.
+        unsafe { slot.unwatch() };
+        // SAFETY: the only handle; nothing else is on the slot meanwhile.
+        assert!(unsafe { slot.watch(&Waiter::new()) }, "complete: ready");
+        // SAFETY: the only handle; the value is a `u32`.
+        assert_eq!(unsafe { slot.join::<u32>(&"test") }, 7);
+    }
+}

@@ -50,6 +50,7 @@ use std::fmt;
 use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::select::sealed::{Watch, Watcher};
 use super::waiter::{self, Waiter};
 
 /// A channel whose ring holds the last `capacity` messages (at least 1),
@@ -88,8 +89,8 @@ struct State<T> {
     head: u64,
     senders: usize,
     receivers: usize,
-    /// Receivers parked in `recv`, all woken at every message and when the
-    /// last sender goes.
+    /// Receivers parked in `recv` and `Select`s watching a receiver, all
+    /// woken at every message and when the last sender goes.
     waiters: VecDeque<Arc<Waiter>>,
 }
 
@@ -304,11 +305,44 @@ impl<T: Clone> Receiver<T> {
         }
     }
 
-    /// How many waits in `recv` are parked.
+    /// How many waits in `recv` are parked, and `Select`s watching.
     #[cfg(test)]
     fn parked(&self) -> usize {
         self.shared.state().waiters.len()
     }
+}
+
+/// Ready when `recv` would not wait: a message for this receiver, a lag to
+/// report, or every sender gone. Checked and watched under the state lock,
+/// under which a send pushes its message and takes the waiters, and the
+/// last sender's drop counts it gone and takes them: a message either
+/// comes before the look, which sees it, or after, and wakes the watcher.
+impl<T> Watch for Receiver<T> {
+    fn is_ready(&self) -> bool {
+        ready(&self.shared.state(), self.next)
+    }
+
+    fn watch(&self, watcher: &Watcher) -> bool {
+        let mut s = self.shared.state();
+        if ready(&s, self.next) {
+            return true;
+        }
+        s.waiters.push_back(watcher.0.clone());
+        false
+    }
+
+    fn unwatch(&self, watcher: &Watcher) {
+        waiter::remove(&mut self.shared.state().waiters, &watcher.0);
+    }
+}
+
+impl<T> super::select::Selectable for Receiver<T> {}
+
+/// Whether [`take`] at `next` would find something other than `Empty`.
+fn ready<T>(s: &State<T>, next: u64) -> bool {
+    // Behind the head: lagged; before the tail: a message; at the tail,
+    // ready only if no sender is left.
+    next < s.tail() || s.senders == 0
 }
 
 /// Takes the message at `next`, moving `next` on, or says why there is
@@ -469,6 +503,7 @@ mod tests {
     use std::time::Duration;
 
     use super::channel;
+    use crate::sync::Select;
     use crate::Builder;
 
     #[test]
@@ -499,6 +534,48 @@ mod tests {
             Ok(1),
             "the cancelled fibers' receivers are gone"
         );
+        assert_eq!(rx.recv(), Ok(1));
+    }
+
+    #[test]
+    fn selects_that_end_however_they_end_leave_no_entries_behind() {
+        let rt = Builder::new().workers(2).build().unwrap();
+        let (tx, mut rx) = channel::<u32>(4);
+        // Timed out, on a plain thread.
+        let mut sel = Select::new();
+        sel.recv(&rx);
+        assert_eq!(sel.ready_timeout(Duration::from_millis(2)), None);
+        drop(sel);
+        assert_eq!(rx.parked(), 0);
+        // Ready through the other receiver: the broadcast's entry goes.
+        let (other_tx, other) = crate::sync::oneshot::channel::<()>();
+        let probe = rx.clone();
+        let selector = rt.spawn(move || {
+            let mut sel = Select::new();
+            sel.recv(&probe);
+            let o = sel.recv(&other);
+            assert_eq!(sel.ready(), o);
+            probe.parked()
+        });
+        while rx.parked() < 1 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        other_tx.send(()).unwrap();
+        assert_eq!(selector.join().unwrap(), 0);
+        // Cancelled while it waits.
+        let probe = rx.clone();
+        let waiting = rt.spawn(move || {
+            let mut sel = Select::new();
+            sel.recv(&probe);
+            sel.ready()
+        });
+        while rx.parked() < 1 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        waiting.cancel();
+        assert!(waiting.join().unwrap_err().is_cancelled());
+        assert_eq!(rx.parked(), 0);
+        assert_eq!(tx.send(1), Ok(1), "the selecting fibers' clones are gone");
         assert_eq!(rx.recv(), Ok(1));
     }
 }

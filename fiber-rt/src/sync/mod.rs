@@ -10,7 +10,8 @@
 //!   can wait for it to change.
 //! - [`broadcast`]: every message to every receiver, from a bounded ring.
 //!
-//! [`Select`] waits on several `mpsc`, `mpmc` and `oneshot` receivers.
+//! [`Select`] waits on several receivers of any of these kinds, and on
+//! fibers' [`JoinHandle`](crate::JoinHandle)s.
 
 pub mod broadcast;
 mod channel_error;
@@ -23,7 +24,7 @@ mod once;
 pub mod oneshot;
 mod queue;
 mod rwlock;
-mod select;
+pub(crate) mod select;
 mod semaphore;
 mod wait_group;
 pub(crate) mod waiter;

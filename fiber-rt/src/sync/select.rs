@@ -1,4 +1,4 @@
-//! Waiting on several receivers at once.
+//! Waiting on several receivers, and fibers, at once.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -20,6 +20,21 @@ use super::waiter::{self, Waiter};
 ///
 /// When several are ready, each look starts one past where the last look
 /// started, so a busy channel does not starve the others.
+///
+/// A [`watch`](super::watch) receiver is ready when it has a value it has
+/// not seen, or its sender is gone: its `has_changed` then says `Ok(true)`
+/// or `Err`. A [`broadcast`](super::broadcast) receiver is ready when its
+/// `recv` would not wait (a message for it, a lag to report, or every
+/// sender gone): its `try_recv` then does not say `Empty` (its clones keep
+/// places of their own). Their receiving methods (`borrow_and_update`,
+/// `changed`, `recv`, `try_recv`) take `&mut`, which the `Select`
+/// borrowing them rules out: build the `Select` in a block that returns
+/// the index, so that its borrows end there (the second example).
+/// [`join`](Select::join) adds a fiber's handle, ready once the fiber has
+/// finished, the same way. A receiver whose sender is gone stays ready
+/// for good: stop selecting on it then (a `Select` made anew each time
+/// starts its first look at the receiver added first, so one added first
+/// would be named every time).
 ///
 /// ```
 /// use fiber_rt::sync::{mpsc, oneshot, Select};
@@ -57,14 +72,92 @@ use super::waiter::{self, Waiter};
 /// });
 /// assert_eq!(got, [1, 2, 3]);
 /// ```
+///
+/// A fiber that follows a setting until told to stop: the `Select` lives
+/// in a block that returns the index, which ends its borrow of the `watch`
+/// receiver before `borrow_and_update` takes it by `&mut`.
+///
+/// ```
+/// use fiber_rt::sync::{mpsc, oneshot, watch, Select};
+///
+/// let rt = fiber_rt::Runtime::new().unwrap();
+/// let (level, mut rx_level) = watch::channel(0u32);
+/// let (stop, rx_stop) = oneshot::channel::<()>();
+/// let (seen_tx, seen) = mpsc::unbounded::<u32>();
+/// let follower = rt.spawn(move || loop {
+///     let i = {
+///         let mut sel = Select::new();
+///         sel.recv(&rx_level);
+///         sel.recv(&rx_stop);
+///         sel.ready()
+///     };
+///     if i == 0 {
+///         // A value not seen yet (the sender stays until the end).
+///         let now = *rx_level.borrow_and_update();
+///         seen_tx.send(now).unwrap();
+///     } else {
+///         return;
+///     }
+/// });
+/// for n in 1..=3 {
+///     level.send(n).unwrap();
+///     assert_eq!(seen.recv(), Ok(n));
+/// }
+/// stop.send(()).unwrap();
+/// follower.join().unwrap();
+/// ```
 pub struct Select<'a> {
-    receivers: Vec<&'a dyn Selectable>,
+    receivers: Vec<Entry<'a>>,
     /// Where the next call starts looking.
     next: usize,
 }
 
-/// A receiver [`Select`] can wait on: `mpsc`, `mpmc` and `oneshot`
-/// receivers.
+/// One thing a [`Select`] waits on.
+enum Entry<'a> {
+    /// A receiver, watched through a shared borrow: its channel keeps a
+    /// list of watchers under its lock.
+    Receiver(&'a dyn Selectable),
+    /// A fiber's handle, borrowed mutably: its join slot has room for one
+    /// waker, which only the handle's owner may put there.
+    Join(&'a mut dyn sealed::WatchJoin),
+}
+
+impl Entry<'_> {
+    fn is_ready(&self) -> bool {
+        match self {
+            Entry::Receiver(r) => r.is_ready(),
+            Entry::Join(j) => j.is_ready(),
+        }
+    }
+
+    fn watch(&mut self, watcher: &sealed::Watcher) -> bool {
+        match self {
+            Entry::Receiver(r) => r.watch(watcher),
+            Entry::Join(j) => j.watch(watcher),
+        }
+    }
+
+    fn unwatch(&mut self, watcher: &sealed::Watcher) {
+        match self {
+            Entry::Receiver(r) => r.unwatch(watcher),
+            Entry::Join(j) => j.unwatch(),
+        }
+    }
+}
+
+/// A receiver [`Select`] can wait on: the receivers of [`mpsc`],
+/// [`mpmc`] and [`oneshot`] (ready with a message, or with every sender
+/// gone), of [`watch`] (ready with a value the receiver has not seen, or
+/// with the sender gone) and of [`broadcast`] (ready when `recv` would not
+/// wait: a message for this receiver, a lag to report, or every sender
+/// gone). A fiber's [`JoinHandle`](crate::JoinHandle) is waited on too,
+/// through [`Select::join`].
+///
+/// [`mpsc`]: super::mpsc
+/// [`mpmc`]: super::mpmc
+/// [`oneshot`]: super::oneshot
+/// [`watch`]: super::watch
+/// [`broadcast`]: super::broadcast
 pub trait Selectable: sealed::Watch {}
 
 pub(crate) mod sealed {
@@ -88,6 +181,22 @@ pub(crate) mod sealed {
         /// Takes the watcher's waiter back if the channel still holds it.
         fn unwatch(&self, watcher: &Watcher);
     }
+
+    /// What `Select` asks of a fiber's handle, which it holds by `&mut`:
+    /// the join slot keeps one waker, and only the handle may put it there
+    /// or take it back, so no one else may do so meanwhile. Each step is
+    /// one atomic change of the slot's state, which the finishing fiber
+    /// changes too: either it sees the waker, or `watch` sees it finished.
+    pub trait WatchJoin {
+        /// Whether the fiber has finished.
+        fn is_ready(&self) -> bool;
+        /// `true` if finished; else the fiber wakes the watcher's waiter as
+        /// it finishes.
+        fn watch(&mut self, watcher: &Watcher) -> bool;
+        /// Takes the watcher's waiter back unless the fiber, finishing, took
+        /// it.
+        fn unwatch(&mut self);
+    }
 }
 
 impl<'a> Select<'a> {
@@ -102,7 +211,56 @@ impl<'a> Select<'a> {
     /// Adds `receiver`; returns its index, counted from 0 in the order
     /// added.
     pub fn recv(&mut self, receiver: &'a impl Selectable) -> usize {
-        self.receivers.push(receiver);
+        self.receivers.push(Entry::Receiver(receiver));
+        self.receivers.len() - 1
+    }
+
+    /// Adds a fiber's `handle`, ready once the fiber has finished (then
+    /// its `join` returns at once); returns its index, as
+    /// [`recv`](Self::recv) does. The handle is borrowed mutably, as
+    /// `&mut handle` is in `tokio::select!`: it is joined after the
+    /// `Select` is dropped.
+    ///
+    /// # Panics
+    ///
+    /// If the handle, polled as a `Future`, gave its result already.
+    ///
+    /// ```
+    /// use fiber_rt::sync::{mpsc, Select};
+    ///
+    /// let rt = fiber_rt::Runtime::new().unwrap();
+    /// rt.block_on(|| {
+    ///     let (progress, rx) = mpsc::unbounded::<u32>();
+    ///     let mut worker = fiber_rt::spawn(move || {
+    ///         (1..=3).for_each(|n| progress.send(n).unwrap());
+    ///         "done"
+    ///     });
+    ///     let mut seen = 0;
+    ///     loop {
+    ///         let finished = {
+    ///             let mut sel = Select::new();
+    ///             sel.recv(&rx);
+    ///             let w = sel.join(&mut worker);
+    ///             sel.ready() == w
+    ///         };
+    ///         if finished {
+    ///             break;
+    ///         }
+    ///         match rx.try_recv() {
+    ///             Ok(n) => seen += n,
+    ///             // The sender is gone: the fiber is ending.
+    ///             Err(_) => break,
+    ///         }
+    ///     }
+    ///     // Whatever was sent before the fiber ended is still queued.
+    ///     seen += rx.try_iter().sum::<u32>();
+    ///     assert_eq!(seen, 6);
+    ///     assert_eq!(worker.join().unwrap(), "done");
+    /// });
+    /// ```
+    pub fn join<T>(&mut self, handle: &'a mut crate::JoinHandle<T>) -> usize {
+        handle.check_joinable();
+        self.receivers.push(Entry::Join(handle));
         self.receivers.len() - 1
     }
 
@@ -176,7 +334,7 @@ impl<'a> Select<'a> {
         (0..len).map(move |k| (start + k) % len)
     }
 
-    fn unwatch(&self, watched: &[usize], waiter: &sealed::Watcher) {
+    fn unwatch(&mut self, watched: &[usize], waiter: &sealed::Watcher) {
         for &i in watched {
             self.receivers[i].unwatch(waiter);
         }

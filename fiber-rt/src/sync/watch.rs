@@ -40,6 +40,7 @@ use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::rwlock::{RwLock, RwLockReadGuard};
+use super::select::sealed::{Watch, Watcher};
 use super::waiter::{self, Waiter};
 
 /// A channel holding `init`, with one sender and one receiver, which
@@ -75,8 +76,8 @@ struct State {
     /// Whether the sender is still there.
     sender: bool,
     receivers: usize,
-    /// Receivers parked in `changed`, all woken at every send and when the
-    /// sender goes.
+    /// Receivers parked in `changed` and `Select`s watching a receiver,
+    /// all woken at every send and when the sender goes.
     waiters: VecDeque<Arc<Waiter>>,
 }
 
@@ -252,13 +253,71 @@ impl<T> Receiver<T> {
         self.changed_until(Some(waiter::deadline_after(timeout)))
     }
 
+    /// Waits until the current value satisfies `pred`, and returns a
+    /// borrow of it, counted as seen. `pred` sees the current value first,
+    /// seen or not, then each newer one that comes (values in between may
+    /// be skipped, as for [`changed`](Self::changed)). Fails if the sender
+    /// is gone and its last value does not satisfy `pred`.
+    ///
+    /// `pred` runs while the value's read lock is held (see [`Ref`]): it
+    /// should be quick, and neither send nor borrow.
+    ///
+    /// ```
+    /// use fiber_rt::sync::watch;
+    ///
+    /// let rt = fiber_rt::Runtime::new().unwrap();
+    /// let (tx, mut rx) = watch::channel(0u32);
+    /// let setter = rt.spawn(move || (1..=5).for_each(|n| tx.send(n).unwrap()));
+    /// assert_eq!(*rx.wait_for(|&n| n >= 5).unwrap(), 5);
+    /// setter.join().unwrap();
+    /// // The sender is gone, and its last value will not do.
+    /// assert!(rx.wait_for(|&n| n > 5).is_err());
+    /// ```
+    pub fn wait_for(&mut self, mut pred: impl FnMut(&T) -> bool) -> Result<Ref<'_, T>, RecvError> {
+        // Borrowed apart, so that the returned borrow of the value does not
+        // keep `seen` from moving on in the loop.
+        let (shared, seen) = (&*self.shared, &mut self.seen);
+        loop {
+            let guard = shared.value.read();
+            // Read under the value's lock: the version of the value `pred`
+            // sees.
+            let version = shared.state().version;
+            let has_changed = version != *seen;
+            *seen = version;
+            if pred(&guard) {
+                return Ok(Ref { guard, has_changed });
+            }
+            drop(guard);
+            // Fails only if the sender is gone with no newer value: then
+            // `pred` has seen the last one.
+            shared.changed_until(seen, None).map_err(|_| RecvError)?;
+        }
+    }
+
     fn changed_until(&mut self, deadline: Option<Instant>) -> Result<(), RecvTimeoutError> {
-        let shared = &*self.shared;
+        self.shared.changed_until(&mut self.seen, deadline)
+    }
+
+    /// How many waits in `changed` are parked, and `Select`s watching.
+    #[cfg(test)]
+    fn parked(&self) -> usize {
+        self.shared.state().waiters.len()
+    }
+}
+
+impl<T> Shared<T> {
+    /// Waits until a version newer than `seen` is there, and moves `seen`
+    /// to it; fails once the sender is gone and `seen` is its last.
+    fn changed_until(
+        &self,
+        seen: &mut u64,
+        deadline: Option<Instant>,
+    ) -> Result<(), RecvTimeoutError> {
         loop {
             let waiter = {
-                let mut s = shared.state();
-                if s.version != self.seen {
-                    self.seen = s.version;
+                let mut s = self.state();
+                if s.version != *seen {
+                    *seen = s.version;
                     return Ok(());
                 }
                 if !s.sender {
@@ -274,7 +333,7 @@ impl<T> Receiver<T> {
             // Every waiter is woken at every send, so one that leaves hands
             // nothing on: it only takes its entry out.
             let leave = || {
-                waiter::remove(&mut shared.state().waiters, &waiter);
+                waiter::remove(&mut self.state().waiters, &waiter);
             };
             let reason = &"watch::Receiver::changed";
             if !waiter::wait_until_or_cancel(&waiter, deadline, reason, leave) {
@@ -284,12 +343,38 @@ impl<T> Receiver<T> {
             // the time ran out), the sender gone, or the deadline passed.
         }
     }
+}
 
-    /// How many waits in `changed` are parked.
-    #[cfg(test)]
-    fn parked(&self) -> usize {
-        self.shared.state().waiters.len()
+/// Ready when `changed` would not wait: a value not seen yet, or the
+/// sender gone. Checked and watched under the state lock, under which a
+/// send bumps the version and takes the waiters, and the sender's drop
+/// marks it gone and takes them: a change either comes before the look,
+/// which sees it, or after, and wakes the watcher.
+impl<T> Watch for Receiver<T> {
+    fn is_ready(&self) -> bool {
+        ready(&self.shared.state(), self.seen)
     }
+
+    fn watch(&self, watcher: &Watcher) -> bool {
+        let mut s = self.shared.state();
+        if ready(&s, self.seen) {
+            return true;
+        }
+        s.waiters.push_back(watcher.0.clone());
+        false
+    }
+
+    fn unwatch(&self, watcher: &Watcher) {
+        waiter::remove(&mut self.shared.state().waiters, &watcher.0);
+    }
+}
+
+impl<T> super::select::Selectable for Receiver<T> {}
+
+/// Whether a receiver that has seen version `seen` has something to take:
+/// a newer value, or the news that the sender is gone.
+fn ready(s: &State, seen: u64) -> bool {
+    s.version != seen || !s.sender
 }
 
 impl<T> Ref<'_, T> {
@@ -394,6 +479,7 @@ mod tests {
     use std::time::Duration;
 
     use super::channel;
+    use crate::sync::Select;
     use crate::Builder;
 
     #[test]
@@ -419,6 +505,48 @@ mod tests {
             }
             assert_eq!(probe.parked(), 0);
         });
+        tx.send(1).unwrap();
+        assert_eq!(rx.changed(), Ok(()));
+    }
+
+    #[test]
+    fn selects_that_end_however_they_end_leave_no_entries_behind() {
+        let rt = Builder::new().workers(2).build().unwrap();
+        let (tx, mut rx) = channel(0u32);
+        // Timed out, on a plain thread.
+        let mut sel = Select::new();
+        sel.recv(&rx);
+        assert_eq!(sel.ready_timeout(Duration::from_millis(2)), None);
+        drop(sel);
+        assert_eq!(rx.parked(), 0);
+        // Ready through the other receiver: the watch's entry goes.
+        let (other_tx, other) = crate::sync::oneshot::channel::<()>();
+        let probe = rx.clone();
+        let selector = rt.spawn(move || {
+            let mut sel = Select::new();
+            sel.recv(&probe);
+            let o = sel.recv(&other);
+            assert_eq!(sel.ready(), o);
+            probe.parked()
+        });
+        while rx.parked() < 1 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        other_tx.send(()).unwrap();
+        assert_eq!(selector.join().unwrap(), 0);
+        // Cancelled while it waits.
+        let probe = rx.clone();
+        let waiting = rt.spawn(move || {
+            let mut sel = Select::new();
+            sel.recv(&probe);
+            sel.ready()
+        });
+        while rx.parked() < 1 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        waiting.cancel();
+        assert!(waiting.join().unwrap_err().is_cancelled());
+        assert_eq!(rx.parked(), 0);
         tx.send(1).unwrap();
         assert_eq!(rx.changed(), Ok(()));
     }
