@@ -1,9 +1,9 @@
-//! Senders that wait for their receivers to go (`closed`): a producer or a
-//! fiber computing an answer stops once nobody listens.
+//! Senders that wait for their receivers to go (`closed`): a producer, a
+//! publisher or a fiber computing an answer stops once nobody listens.
 
 use std::time::Duration;
 
-use fiber_rt::sync::{mpmc, mpsc, oneshot};
+use fiber_rt::sync::{broadcast, mpmc, mpsc, oneshot, watch};
 use fiber_rt::Builder;
 
 #[test]
@@ -66,5 +66,48 @@ fn an_mpmc_sender_waits_for_the_last_receiver() {
         assert!(!watcher.is_finished(), "a receiver is left");
         drop(rx2);
         assert!(watcher.join().unwrap());
+    });
+}
+
+#[test]
+fn a_watch_publisher_stops_when_its_last_observer_goes() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    rt.block_on(|| {
+        let (tx, rx) = watch::channel(0u32);
+        let rx2 = tx.subscribe();
+        let publisher = fiber_rt::spawn(move || {
+            let mut sent = 0;
+            while !tx.closed_timeout(Duration::from_millis(1)) {
+                sent += 1;
+                let _ = tx.send(sent);
+            }
+            tx.is_closed()
+        });
+        drop(rx);
+        fiber_rt::sleep(Duration::from_millis(5));
+        assert!(!publisher.is_finished(), "an observer is left");
+        drop(rx2);
+        assert!(publisher.join().unwrap());
+    });
+}
+
+#[test]
+fn a_broadcast_sender_waits_for_the_last_receiver() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    rt.block_on(|| {
+        let (tx, rx) = broadcast::channel::<u32>(4);
+        let rx2 = rx.resubscribe();
+        let tx2 = tx.clone();
+        let watcher = fiber_rt::spawn(move || {
+            tx2.closed();
+            tx2.receiver_count()
+        });
+        drop(rx);
+        fiber_rt::sleep(Duration::from_millis(5));
+        assert!(!watcher.is_finished(), "a receiver is left");
+        assert!(!tx.closed_timeout(Duration::from_millis(1)));
+        drop(rx2);
+        assert_eq!(watcher.join().unwrap(), 0);
+        assert!(tx.closed_timeout(Duration::ZERO));
     });
 }

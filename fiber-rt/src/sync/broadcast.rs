@@ -64,6 +64,7 @@ pub fn channel<T: Clone>(capacity: usize) -> (Sender<T>, Receiver<T>) {
             senders: 1,
             receivers: 1,
             waiters: VecDeque::new(),
+            closed_waiters: Vec::new(),
         }),
     });
     (
@@ -92,6 +93,8 @@ struct State<T> {
     /// Receivers parked in `recv` and `Select`s watching a receiver, all
     /// woken at every message and when the last sender goes.
     waiters: VecDeque<Arc<Waiter>>,
+    /// Senders waiting in `closed` for the last receiver to go.
+    closed_waiters: Vec<Arc<Waiter>>,
 }
 
 struct Slot<T> {
@@ -216,6 +219,28 @@ impl<T> Sender<T> {
     /// How many receivers there are.
     pub fn receiver_count(&self) -> usize {
         self.shared.state().receivers
+    }
+
+    /// Waits until every receiver is gone: for a publisher to stop once
+    /// nobody listens. Parks a fiber, blocks a plain thread.
+    pub fn closed(&self) {
+        self.closed_until(None);
+    }
+
+    /// Like [`closed`](Self::closed), giving up once `timeout` has passed;
+    /// whether every receiver is gone.
+    pub fn closed_timeout(&self, timeout: Duration) -> bool {
+        self.closed_until(Some(waiter::deadline_after(timeout)))
+    }
+
+    fn closed_until(&self, deadline: Option<Instant>) -> bool {
+        waiter::wait_until_gone(
+            || self.shared.state(),
+            |s| s.receivers == 0,
+            |s| &mut s.closed_waiters,
+            deadline,
+            &"broadcast::Sender::closed",
+        )
     }
 }
 
@@ -416,11 +441,16 @@ impl<T> Clone for Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        let taken_by_all = {
+        let (taken_by_all, closed) = {
             let mut s = self.shared.state();
             s.receivers -= 1;
-            s.count_readers_from(self.next, -1)
+            let closed = match s.receivers {
+                0 => std::mem::take(&mut s.closed_waiters),
+                _ => Vec::new(),
+            };
+            (s.count_readers_from(self.next, -1), closed)
         };
+        closed.iter().for_each(|w| w.wake());
         // Outside the lock: a message's drop may use the channel.
         drop(taken_by_all);
     }

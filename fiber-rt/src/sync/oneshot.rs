@@ -15,7 +15,7 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
         receiver: true,
         waiter: None,
         watchers: Vec::new(),
-        closed_waiter: None,
+        closed_waiters: Vec::new(),
     }));
     (
         Sender {
@@ -34,7 +34,7 @@ struct State<T> {
     /// so there may be several.
     watchers: Vec<Arc<Waiter>>,
     /// The sender, waiting in `closed` for the receiver to go.
-    closed_waiter: Option<Arc<Waiter>>,
+    closed_waiters: Vec<Arc<Waiter>>,
 }
 
 impl<T> State<T> {
@@ -117,25 +117,13 @@ impl<T> Sender<T> {
     }
 
     fn closed_until(&self, deadline: Option<Instant>) -> bool {
-        loop {
-            let waiter = {
-                let mut s = lock(&self.inner);
-                if !s.receiver {
-                    return true;
-                }
-                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                    s.closed_waiter = None;
-                    return false;
-                }
-                let w = Waiter::new();
-                s.closed_waiter = Some(w.clone());
-                w
-            };
-            let cancel = || lock(&self.inner).closed_waiter = None;
-            let reason = &"oneshot::Sender::closed";
-            // The loop looks again, however the wait ended.
-            let _ = waiter::wait_until_or_cancel(&waiter, deadline, reason, cancel);
-        }
+        waiter::wait_until_gone(
+            || lock(&self.inner),
+            |s| !s.receiver,
+            |s| &mut s.closed_waiters,
+            deadline,
+            &"oneshot::Sender::closed",
+        )
     }
 }
 
@@ -248,11 +236,9 @@ impl<T> Drop for Receiver<T> {
         let (value, sender) = {
             let mut s = lock(&self.inner);
             s.receiver = false;
-            (s.value.take(), s.closed_waiter.take())
+            (s.value.take(), std::mem::take(&mut s.closed_waiters))
         };
-        if let Some(sender) = sender {
-            sender.wake();
-        }
+        sender.iter().for_each(|w| w.wake());
         drop(value);
     }
 }

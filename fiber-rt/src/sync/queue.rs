@@ -246,31 +246,13 @@ impl<T> SendEnd<T> {
     /// Waits until every receiver is gone, until `deadline` if there is
     /// one; whether they are.
     pub(crate) fn closed_until(&self, deadline: Option<Instant>, reason: Reason) -> bool {
-        let chan = &*self.0;
-        loop {
-            let waiter = {
-                let mut s = chan.state();
-                if s.receivers == 0 {
-                    return true;
-                }
-                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                    return false;
-                }
-                let waiter = Waiter::new();
-                s.closed_waiters.push(waiter.clone());
-                waiter
-            };
-            // Off the list however the wait ends (the last receiver's drop
-            // empties it), so that none is left behind.
-            let leave = || {
-                let mut s = chan.state();
-                s.closed_waiters.retain(|w| !Arc::ptr_eq(w, &waiter));
-            };
-            let woken = waiter::wait_until_or_cancel(&waiter, deadline, reason, leave);
-            if !woken {
-                leave();
-            }
-        }
+        waiter::wait_until_gone(
+            || self.0.state(),
+            |s| s.receivers == 0,
+            |s| &mut s.closed_waiters,
+            deadline,
+            reason,
+        )
     }
 
     /// A rendezvous's send: queues `value` and waits until a receiver has

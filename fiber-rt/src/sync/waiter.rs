@@ -170,6 +170,39 @@ pub(crate) fn wait_until_or_cancel(
     notified
 }
 
+/// Waits until the other side of a channel is gone (every receiver, for
+/// a sender's `closed`), until `deadline` if there is one; whether it is.
+/// `lock` gives the channel's state, under which `gone` looks and
+/// `waiters` lists the parties waiting so, which the other side's last
+/// drop takes and wakes (under the same lock, so none is missed). A wait
+/// that ends otherwise takes its entry out again.
+pub(crate) fn wait_until_gone<'a, S: 'a>(
+    lock: impl Fn() -> std::sync::MutexGuard<'a, S>,
+    gone: impl Fn(&S) -> bool,
+    waiters: impl Fn(&mut S) -> &mut Vec<Arc<Waiter>>,
+    deadline: Option<Instant>,
+    reason: Reason,
+) -> bool {
+    loop {
+        let waiter = {
+            let mut s = lock();
+            if gone(&s) {
+                return true;
+            }
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                return false;
+            }
+            let waiter = Waiter::new();
+            waiters(&mut s).push(waiter.clone());
+            waiter
+        };
+        let leave = || waiters(&mut lock()).retain(|w| !Arc::ptr_eq(w, &waiter));
+        if !wait_until_or_cancel(&waiter, deadline, reason, leave) {
+            leave();
+        }
+    }
+}
+
 /// The instant `timeout` from now; a timeout too long to add stands for
 /// waiting for good, in practice (about 30 years from now).
 pub(crate) fn deadline_after(timeout: std::time::Duration) -> Instant {

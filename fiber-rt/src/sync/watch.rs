@@ -53,6 +53,7 @@ pub fn channel<T>(init: T) -> (Sender<T>, Receiver<T>) {
             sender: true,
             receivers: 1,
             waiters: VecDeque::new(),
+            closed_waiters: Vec::new(),
         }),
     });
     (
@@ -79,6 +80,8 @@ struct State {
     /// Receivers parked in `changed` and `Select`s watching a receiver,
     /// all woken at every send and when the sender goes.
     waiters: VecDeque<Arc<Waiter>>,
+    /// The sender, waiting in `closed` for the last receiver to go.
+    closed_waiters: Vec<Arc<Waiter>>,
 }
 
 impl<T> Shared<T> {
@@ -204,6 +207,28 @@ impl<T> Sender<T> {
     /// Whether every receiver is gone (so `send` fails).
     pub fn is_closed(&self) -> bool {
         self.receiver_count() == 0
+    }
+
+    /// Waits until every receiver is gone: for a publisher to stop once
+    /// nobody observes. Parks a fiber, blocks a plain thread.
+    pub fn closed(&self) {
+        self.closed_until(None);
+    }
+
+    /// Like [`closed`](Self::closed), giving up once `timeout` has passed;
+    /// whether every receiver is gone.
+    pub fn closed_timeout(&self, timeout: Duration) -> bool {
+        self.closed_until(Some(waiter::deadline_after(timeout)))
+    }
+
+    fn closed_until(&self, deadline: Option<Instant>) -> bool {
+        waiter::wait_until_gone(
+            || self.shared.state(),
+            |s| s.receivers == 0,
+            |s| &mut s.closed_waiters,
+            deadline,
+            &"watch::Sender::closed",
+        )
     }
 }
 
@@ -404,7 +429,15 @@ impl<T> Clone for Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        self.shared.state().receivers -= 1;
+        let closed = {
+            let mut s = self.shared.state();
+            s.receivers -= 1;
+            match s.receivers {
+                0 => std::mem::take(&mut s.closed_waiters),
+                _ => Vec::new(),
+            }
+        };
+        closed.iter().for_each(|w| w.wake());
     }
 }
 
