@@ -315,6 +315,25 @@ fn wait_for_waits_until_a_later_value_satisfies_it() {
     assert_eq!(tested.try_recv(), Ok(3));
 }
 
+/// A value that comes while `wait_for` waits is as new to the receiver as
+/// one that was there before the call: its borrow says it changed.
+#[test]
+fn wait_for_says_a_value_that_came_while_it_waited_changed() {
+    let rt = rt(2);
+    let (tx, mut rx) = watch::channel(0u32);
+    let waiter = rt.spawn(move || {
+        let got = rx.wait_for(|&v| v == 1).unwrap();
+        (*got, got.has_changed())
+    });
+    let setter = rt.spawn(move || {
+        fiber_rt::yield_now();
+        tx.send(1).unwrap();
+        tx
+    });
+    let _tx = join_within_a_minute(setter).unwrap();
+    assert_eq!(join_within_a_minute(waiter).unwrap(), (1, true));
+}
+
 #[test]
 fn wait_for_fails_once_the_sender_is_gone_and_its_last_value_will_not_do() {
     let rt = rt(2);

@@ -301,3 +301,43 @@ fn no_wake_up_is_lost_to_a_fiber_finishing_on_another_worker() {
     });
     join_unless_lost(selector);
 }
+
+/// A start hook whose `Select` waits on a fiber's handle alone, with no
+/// time-out, waits for a fiber's end as a join does, and its worker runs
+/// no fiber until the hook returns: it panics instead of hanging, and
+/// leaves the handle as it was, to be joined elsewhere.
+#[test]
+fn a_start_hook_that_selects_on_handles_alone_panics_instead_of_hanging() {
+    let (said, told) = std_mpsc::channel();
+    let said = std::sync::Mutex::new(said);
+    let rt = Builder::new()
+        .workers(1)
+        .on_thread_start(move || {
+            let mut fiber = fiber_rt::spawn(|| 1);
+            let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut sel = Select::new();
+                sel.join(&mut fiber);
+                sel.ready()
+            }));
+            let message = match waited {
+                Ok(i) => format!("ready: {i}"),
+                Err(payload) => payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            let _ = said.lock().unwrap().send((message, fiber));
+        })
+        .build()
+        .unwrap();
+    let Ok((message, fiber)) = told.recv_timeout(LOST) else {
+        // Its drop would wait for the hook for good.
+        std::mem::forget(rt);
+        panic!("the start hook's select hangs");
+    };
+    assert!(
+        message.contains("Select::ready in a thread start hook"),
+        "{message}"
+    );
+    assert_eq!(join_unless_lost(fiber), 1);
+}

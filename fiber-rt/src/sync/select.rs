@@ -123,6 +123,10 @@ enum Entry<'a> {
 }
 
 impl Entry<'_> {
+    fn is_join(&self) -> bool {
+        matches!(self, Entry::Join(_))
+    }
+
     fn is_ready(&self) -> bool {
         match self {
             Entry::Receiver(r) => r.is_ready(),
@@ -268,7 +272,10 @@ impl<'a> Select<'a> {
     ///
     /// # Panics
     ///
-    /// With no receivers: it would wait for good.
+    /// With no receivers: it would wait for good. In a thread start hook
+    /// (`Builder::on_thread_start`), with nothing but fibers' handles, none
+    /// of them finished: that waits for a fiber's end, as a join does, and
+    /// the hook's worker runs no fiber until the hook returns.
     pub fn ready(&mut self) -> usize {
         self.ready_until(None)
             .expect("no deadline, so not timed out")
@@ -310,6 +317,15 @@ impl<'a> Select<'a> {
                 watched.push(i);
             }
             let reason = &"Select::ready";
+            if deadline.is_none() && self.receivers.iter().all(Entry::is_join) {
+                // Nothing but fibers' ends can wake it, with no time-out: a
+                // wait for a fiber's end, refused in a start hook as a join
+                // is (its worker runs no fiber until the hook returns). The
+                // handles are left as they were before the panic.
+                let mut unwatch = waiter::OnUnwind(Some(|| self.unwatch(&watched, &waiter)));
+                crate::sched::park::refuse_in_hook(reason);
+                unwatch.0 = None;
+            }
             let cancel = || self.unwatch(&watched, &waiter);
             let woken = waiter::wait_until_or_cancel(&waiter.0, deadline, reason, cancel);
             self.unwatch(&watched, &waiter);

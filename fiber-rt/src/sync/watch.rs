@@ -281,8 +281,10 @@ impl<T> Receiver<T> {
     /// Waits until the current value satisfies `pred`, and returns a
     /// borrow of it, counted as seen. `pred` sees the current value first,
     /// seen or not, then each newer one that comes (values in between may
-    /// be skipped, as for [`changed`](Self::changed)). Fails if the sender
-    /// is gone and its last value does not satisfy `pred`.
+    /// be skipped, as for [`changed`](Self::changed)). The borrow's
+    /// [`has_changed`](Ref::has_changed) says whether the value is newer
+    /// than the last the receiver had seen before the call. Fails if the
+    /// sender is gone and its last value does not satisfy `pred`.
     ///
     /// `pred` runs while the value's read lock is held (see [`Ref`]): it
     /// should be quick, and neither send nor borrow.
@@ -302,14 +304,17 @@ impl<T> Receiver<T> {
         // Borrowed apart, so that the returned borrow of the value does not
         // keep `seen` from moving on in the loop.
         let (shared, seen) = (&*self.shared, &mut self.seen);
+        // What the receiver had seen before the call: a value that comes
+        // while this waits is new to it too, though the wait moves `seen`.
+        let seen_before = *seen;
         loop {
             let guard = shared.value.read();
             // Read under the value's lock: the version of the value `pred`
             // sees.
             let version = shared.state().version;
-            let has_changed = version != *seen;
             *seen = version;
             if pred(&guard) {
+                let has_changed = version != seen_before;
                 return Ok(Ref { guard, has_changed });
             }
             drop(guard);
