@@ -71,7 +71,8 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// A test whose body runs as a fiber on a runtime built for it, as with
 /// `#[fiber_rt::main]`; it emits `#[test]`, and keeps the function's other
-/// attributes (`#[should_panic]`, `#[ignore]`):
+/// attributes (`#[should_panic]`, on a test that returns `()` as std
+/// asks, and `#[ignore]`):
 ///
 /// ```text
 /// #[fiber_rt::test(workers = 4)]

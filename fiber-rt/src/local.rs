@@ -12,7 +12,9 @@
 //! made at the first use and dropped when the fiber's closure is done,
 //! before its `JoinHandle` sees the result. Outside a runtime's fibers (a
 //! plain thread, or a hand-driven [`Fiber`](crate::fiber::Fiber)) the
-//! static is an ordinary thread-local.
+//! static is an ordinary thread-local. That includes the closures of
+//! [`spawn_blocking`](crate::spawn_blocking), whose pool keeps its threads:
+//! a value one job makes is there for the next job on the same thread.
 //!
 //! Graph nodes that never block run inline, on a runner fiber that runs
 //! many nodes in turn: they share that fiber's values. Give a node state of

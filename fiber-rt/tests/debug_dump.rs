@@ -387,6 +387,89 @@ fn sigquit_prints_a_dump_to_stderr_and_the_process_lives_on() {
     assert!(alive, "the process keeps running after a dump");
 }
 
+/// SIGQUITs this child sends itself while it holds stderr's lock, which
+/// keeps the dump thread from printing: more than a pipe holds (64 KiB).
+const QUIT_STORM: usize = 70_000;
+
+/// Run as a child process by the test below: a storm of SIGQUITs that
+/// come while the dump thread cannot print, then a line saying it lived.
+fn sigquit_storm_child() {
+    let rt = Builder::new()
+        .workers(1)
+        .dump_on_sigquit(true)
+        .build()
+        .unwrap();
+    let stderr = std::io::stderr();
+    let lock = stderr.lock();
+    for _ in 0..QUIT_STORM {
+        // SAFETY: sends a signal to this thread, whose handler is installed.
+        unsafe { libc::raise(libc::SIGQUIT) };
+    }
+    drop(lock);
+    eprintln!("raised every SIGQUIT");
+    // Time for the dumps the storm asked for to be printed.
+    std::thread::sleep(Duration::from_secs(2));
+    drop(rt);
+    eprintln!("child done");
+    std::process::exit(0);
+}
+
+/// A signal handler must never block: the SIGQUIT handler's write to its
+/// pipe blocked once the pipe was full, so a storm of SIGQUITs that came
+/// while the dump thread was held up (here, by stderr's lock, which the
+/// blocked thread itself held) hung the process for good. Now a full
+/// pipe drops the byte, and the SIGQUITs that wait in the pipe while a
+/// dump is taken give one dump more, not one each.
+#[test]
+fn a_storm_of_sigquits_neither_blocks_the_process_nor_floods_stderr() {
+    if std::env::var_os("FIBER_SIGQUIT_STORM_CHILD").is_some() {
+        return sigquit_storm_child();
+    }
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_storm_of_sigquits_neither_blocks_the_process_nor_floods_stderr",
+            "--nocapture",
+        ])
+        .env("FIBER_SIGQUIT_STORM_CHILD", "1")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut dumps, mut raised, mut done) = (0, false, false);
+    while let Ok(line) = lines_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        dumps += usize::from(line == "SIGQUIT: fiber dump");
+        raised |= line == "raised every SIGQUIT";
+        if line == "child done" {
+            done = true;
+            break;
+        }
+    }
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    assert!(
+        raised,
+        "the child hung while it sent itself SIGQUITs ({dumps} dumps printed, {status})"
+    );
+    assert!(done, "the child did not finish: {status}");
+    assert!(
+        (1..=16).contains(&dumps),
+        "{dumps} dumps for a storm of {QUIT_STORM} SIGQUITs"
+    );
+}
+
 #[fiber_rt::fiber(name = "waits for the gate")]
 fn gatekeeper(gate: &fiber_rt::sync::WaitGroup) -> usize {
     // Parked here while the test dumps.

@@ -149,3 +149,48 @@ fn metrics_read_while_a_worker_spawns_count_nothing_finished() {
         spawned
     );
 }
+
+/// While fibers are spawned and finish on both workers, every report's
+/// three fiber counts agree: each fiber spawned is either finished or
+/// live. (`live` was counted in a pass of its own, after the other two,
+/// and most reads taken during such churn had more live fibers than
+/// spawned ones.)
+#[test]
+fn spawned_is_finished_plus_live_in_every_report() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let rt = Builder::new().workers(2).build().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let stop = stop.clone();
+        rt.spawn(move || {
+            let mut rounds = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let handles: Vec<_> = (0..64u64).map(|i| fiber_rt::spawn(move || i)).collect();
+                let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+                assert_eq!(sum, 63 * 64 / 2);
+                rounds += 1;
+            }
+            rounds
+        })
+    };
+    let start = Instant::now();
+    let mut reads = 0u64;
+    let mut busy_reads = 0u64;
+    while start.elapsed() < Duration::from_millis(300) || busy_reads < 100 {
+        let m = rt.metrics();
+        assert_eq!(
+            m.spawned,
+            m.finished + m.live as u64,
+            "after {reads} reads: {m:?}"
+        );
+        reads += 1;
+        busy_reads += u64::from(m.live > 1);
+        assert!(start.elapsed() < Duration::from_secs(60), "{m:?}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(churn.join().unwrap() > 0);
+    let m = rt.metrics();
+    assert_eq!((m.finished, m.live), (m.spawned, 0), "{m:?}");
+}

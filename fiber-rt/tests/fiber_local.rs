@@ -182,6 +182,33 @@ fn off_fibers_it_is_a_thread_local() {
     }
 }
 
+fiber_rt::fiber_local! {
+    /// Used by `a_spawn_blocking_job_has_its_pool_thread_s_value` alone.
+    static BLOCKING: Cell<u64> = Cell::new(0);
+}
+
+/// A `spawn_blocking` job runs on a plain thread, where a fiber-local is
+/// that thread's: it does not see the calling fiber's value (a documented
+/// limit: the pool's thread keeps what a job leaves there).
+#[test]
+fn a_spawn_blocking_job_has_its_pool_thread_s_value() {
+    let rt = fiber_rt::Builder::new().workers(1).build().unwrap();
+    let (in_job, after) = rt.block_on(|| {
+        BLOCKING.set(5);
+        let in_job = fiber_rt::spawn_blocking(|| {
+            let seen = BLOCKING.get();
+            BLOCKING.set(seen + 100);
+            seen
+        })
+        .join()
+        .unwrap();
+        (in_job, BLOCKING.get())
+    });
+    assert_ne!(in_job, 5, "the job saw the fiber's value");
+    assert_eq!(in_job % 100, 0);
+    assert_eq!(after, 5, "the job changed the fiber's value");
+}
+
 #[test]
 fn graph_nodes_share_their_runner_s_values_which_are_dropped_after_the_run() {
     use fiber_rt::dag::GraphBuilder;

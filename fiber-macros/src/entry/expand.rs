@@ -73,7 +73,7 @@ pub(crate) fn entry(entry: &Entry<'_>) -> TokenStream {
 /// Whether the function returns a value its fiber reports as a
 /// `Termination` (see `entry`): any written type but `()` (`impl
 /// Termination` included, which the closure leaves to inference).
-fn reports(output: &ReturnType) -> bool {
+pub(super) fn reports(output: &ReturnType) -> bool {
     match output {
         ReturnType::Default => false,
         ReturnType::Type(_, ty) => !matches!(&**ty, syn::Type::Tuple(t) if t.elems.is_empty()),

@@ -7,7 +7,7 @@ use crate::errors::Errors;
 /// Runs every rule and reports all the errors together, after `errors`
 /// (the options' own).
 pub(crate) fn check(entry: &Entry<'_>, mut errors: Errors) -> syn::Result<()> {
-    let rules: [fn(&Entry<'_>, &mut Errors); 8] = [
+    let rules: [fn(&Entry<'_>, &mut Errors); 9] = [
         at_least_one_worker,
         stack_in_range,
         not_async,
@@ -16,6 +16,7 @@ pub(crate) fn check(entry: &Entry<'_>, mut errors: Errors) -> syn::Result<()> {
         not_variadic,
         not_generic,
         no_second_test_attribute,
+        should_panic_returns_unit,
     ];
     for rule in rules {
         rule(entry, &mut errors);
@@ -139,5 +140,26 @@ fn no_second_test_attribute(entry: &Entry<'_>, errors: &mut Errors) {
                 "`#[fiber_rt::test]` already makes the function a test: remove this test attribute",
             ));
         }
+    }
+}
+
+/// A `#[should_panic]` test passes only by panicking, which std allows
+/// only of a test that returns `()`: a returned `Err` would be no panic.
+/// The function this attribute emits returns an exit code, so rustc's own
+/// check would point at the attribute and say nothing of what to write.
+fn should_panic_returns_unit(entry: &Entry<'_>, errors: &mut Errors) {
+    if entry.kind != Kind::Test || !super::expand::reports(&entry.func.sig.output) {
+        return;
+    }
+    let should_panic = entry
+        .func
+        .attrs
+        .iter()
+        .any(|attr| attr.path().is_ident("should_panic"));
+    if should_panic {
+        errors.push(syn::Error::new_spanned(
+            &entry.func.sig.output,
+            "a `#[should_panic]` test passes only by panicking, so it returns `()`: remove the return type, and `.unwrap()` or `panic!` where it would return an `Err`",
+        ));
     }
 }

@@ -7,6 +7,14 @@
 //! wakes up, dumps every runtime built with
 //! [`Builder::dump_on_sigquit`](crate::Builder::dump_on_sigquit), and
 //! prints the dumps to stderr.
+//!
+//! Nor may a handler wait: the pipe's write end is non-blocking, and a
+//! byte that finds the pipe full is dropped (a dump is due anyway). A
+//! blocking write would hang the interrupted thread until the dump thread
+//! read, and for good if that thread waited for something the interrupted
+//! one held (stderr's lock, a lock of the live list) or got the signal
+//! itself. Each read takes every byte waiting, and gives one dump: the
+//! SIGQUITs that came while a dump was taken give one more, not one each.
 
 use std::io::Write;
 use std::sync::{Mutex, OnceLock, Weak};
@@ -40,9 +48,28 @@ fn install() -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     let [read_end, write_end] = fds;
-    std::thread::Builder::new()
+    let close_both = || {
+        // SAFETY: both descriptors are ours, and nothing else has them yet.
+        unsafe {
+            libc::close(read_end);
+            libc::close(write_end);
+        }
+    };
+    // Only the write end is non-blocking: the handler must never wait,
+    // and the dump thread has nothing to do but wait.
+    // SAFETY: `write_end` is an open descriptor of ours.
+    if unsafe { libc::fcntl(write_end, libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
+        let error = std::io::Error::last_os_error();
+        close_both();
+        return Err(error);
+    }
+    if let Err(error) = std::thread::Builder::new()
         .name("fiber-sigquit".into())
-        .spawn(move || serve(read_end))?;
+        .spawn(move || serve(read_end))
+    {
+        close_both();
+        return Err(error);
+    }
     // Relaxed: the handler is installed below, after this store, and a
     // signal delivered before it runs the default action anyway.
     PIPE_WRITE.store(write_end, std::sync::atomic::Ordering::Relaxed);
@@ -67,20 +94,26 @@ extern "C" fn on_sigquit(_: libc::c_int) {
     // Relaxed: set once before the handler was installed.
     let fd = PIPE_WRITE.load(std::sync::atomic::Ordering::Relaxed);
     if fd >= 0 {
-        // SAFETY: `write` is async-signal-safe; the byte is a static. A full
-        // pipe drops the byte, and a dump is pending anyway.
+        // SAFETY: `write` is async-signal-safe; the byte is a static. The
+        // write end is non-blocking: a full pipe drops the byte (EAGAIN),
+        // and a dump is pending anyway.
         unsafe { libc::write(fd, b"q".as_ptr().cast(), 1) };
     }
     // SAFETY: as above.
     unsafe { *libc::__errno_location() = errno };
 }
 
-/// The dump thread: one dump of every registered runtime per byte read.
+/// Bytes one read takes: a pipe's default capacity, so that one read
+/// empties a full pipe.
+const READ_AT_ONCE: usize = 64 << 10;
+
+/// The dump thread: one dump of every registered runtime per read, however
+/// many bytes (SIGQUITs) it took.
 fn serve(read_end: libc::c_int) {
-    let mut byte = 0u8;
+    let mut buf = vec![0u8; READ_AT_ONCE];
     loop {
-        // SAFETY: reads one byte into `byte`.
-        let n = unsafe { libc::read(read_end, std::ptr::addr_of_mut!(byte).cast(), 1) };
+        // SAFETY: reads at most `buf.len()` bytes into `buf`.
+        let n = unsafe { libc::read(read_end, buf.as_mut_ptr().cast(), buf.len()) };
         if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
             continue;
         }

@@ -45,6 +45,13 @@ fn pool() -> &'static Pool {
 /// caller's runtime, if any ([`Handle::enter`]): `spawn`, `run` and
 /// [`Handle::current`] work in it as in the fiber that called this.
 ///
+/// `f` runs on a plain thread, not a fiber: a
+/// [`fiber_local!`](crate::fiber_local) is a thread-local there. It does
+/// not see the caller's values, and the pool keeps its threads, so a value
+/// `f` makes stays with the thread, for the next job to run there to see,
+/// until the thread ends. Pass what `f` needs in its captures, and take
+/// what it makes back in its result.
+///
 /// ```
 /// let rt = fiber_rt::Runtime::new().unwrap();
 /// let n = rt.block_on(|| {

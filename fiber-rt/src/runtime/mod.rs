@@ -270,7 +270,8 @@ pub struct Metrics {
     /// slot, or a batch (up to half a queue) from a run queue, and counts
     /// once.
     pub steals: u64,
-    /// Fibers spawned and not finished (see `finished`).
+    /// Fibers spawned and not finished (see `finished`): in every report,
+    /// `spawned == finished + live`.
     pub live: usize,
     /// Times the monitor asked a fiber that overran its slice to yield.
     pub preempt_requests: u64,
@@ -332,7 +333,8 @@ pub(crate) fn metrics_of(registry: &Registry) -> Metrics {
             }
         })
         .collect();
-    let (spawned, finished) = registry.spawned_and_finished();
+    // One pass for the three, so that `spawned == finished + live`.
+    let counts = registry.live_counts();
     let mut reported = stats.reported.lock().unwrap_or_else(|e| e.into_inner());
     reported.resize(per_worker.len(), (Duration::ZERO, Duration::ZERO));
     let per_worker: Vec<WorkerMetrics> = per_worker
@@ -348,10 +350,10 @@ pub(crate) fn metrics_of(registry: &Registry) -> Metrics {
     drop(reported);
     Metrics {
         workers: registry.config.workers,
-        spawned,
-        finished,
+        spawned: counts.spawned,
+        finished: counts.finished,
         steals: stats.steals.load(Relaxed),
-        live: registry.live_count(),
+        live: counts.live as usize,
         preempt_requests: stats.preempt_requests.load(Relaxed),
         preempt_yields: stats.preempt_yields.load(Relaxed),
         backstop_signals: stats.backstop_signals.load(Relaxed),

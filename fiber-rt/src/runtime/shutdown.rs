@@ -243,7 +243,7 @@ fn cancel_all(registry: &Arc<Registry>) {
         // came back into the runtime (the live count alone may stay the
         // same over both), or one was never cancelled yet (it gets its
         // turns before anything is given up).
-        let counts = (live.len(), registry.spawned_and_finished().1);
+        let counts = (live.len(), registry.live_counts().finished);
         let fresh = live.iter().any(|task| !task.cancelled_by_shutdown());
         let since = match last_finish {
             Some((seen, since)) if seen == counts && !fresh => since,

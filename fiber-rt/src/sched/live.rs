@@ -51,6 +51,14 @@ fn thread_shard() -> usize {
         .unwrap_or(0)
 }
 
+/// Fibers spawned, finished and live, from [`Live::counts`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) spawned: u64,
+    pub(crate) finished: u64,
+    pub(crate) live: u64,
+}
+
 /// Every fiber spawned on a runtime and not yet finished.
 pub(crate) struct Live {
     /// For threads that are not running a worker.
@@ -121,8 +129,12 @@ impl Live {
         }
     }
 
-    /// Fibers added and fibers retired so far.
-    pub(crate) fn spawned_and_finished(&self) -> (u64, u64) {
+    /// Fibers added, fibers retired and fibers live so far, counted in one
+    /// pass: each shard (and each worker's part) gives its three under its
+    /// lock, so `spawned == finished + live` holds exactly. Counted in two
+    /// passes, a fiber spawned (or finished) between them made `live`
+    /// disagree with the other two.
+    pub(crate) fn counts(&self) -> Counts {
         let shared = (0..LIVE_SHARDS).map(|i| {
             let shard = self.lock(i);
             let live = shard.tasks.iter().filter(|t| t.is_live()).count() as u64;
@@ -131,8 +143,10 @@ impl Live {
         let own = self.workers.iter().map(LiveSlots::added_and_live);
         shared
             .chain(own)
-            .fold((0, 0), |(spawned, finished), (added, live)| {
-                (spawned + added, finished + added.saturating_sub(live))
+            .fold(Counts::default(), |counts, (added, live)| Counts {
+                spawned: counts.spawned + added,
+                finished: counts.finished + added.saturating_sub(live),
+                live: counts.live + live.min(added),
             })
     }
 
@@ -167,13 +181,5 @@ impl Live {
             drop(tasks);
         }
         self.workers.iter().for_each(LiveSlots::clear);
-    }
-
-    /// Number of live fibers.
-    pub(crate) fn count(&self) -> usize {
-        let shared: usize = (0..LIVE_SHARDS)
-            .map(|i| self.lock(i).tasks.iter().filter(|t| t.is_live()).count())
-            .sum();
-        shared + self.workers.iter().map(LiveSlots::count).sum::<usize>()
     }
 }

@@ -161,13 +161,6 @@ impl LiveSlots {
         });
     }
 
-    /// Number of live fibers.
-    pub(crate) fn count(&self) -> usize {
-        let mut live = 0;
-        self.for_each(|task| live += usize::from(task.is_live()));
-        live
-    }
-
     /// Fibers added so far, and how many of them are live.
     pub(crate) fn added_and_live(&self) -> (u64, u64) {
         let mut live = 0;

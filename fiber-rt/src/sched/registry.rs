@@ -644,19 +644,14 @@ impl Registry {
         self.live.worker_slots(index)
     }
 
-    /// Fibers spawned and fibers finished so far.
-    pub(crate) fn spawned_and_finished(&self) -> (u64, u64) {
-        self.live.spawned_and_finished()
+    /// Fibers spawned, finished and live so far, from one moment.
+    pub(crate) fn live_counts(&self) -> super::live::Counts {
+        self.live.counts()
     }
 
     /// Every live fiber, newest first.
     pub(crate) fn live_tasks(&self) -> Vec<TaskRef> {
         self.live.tasks()
-    }
-
-    /// Number of live fibers.
-    pub(crate) fn live_count(&self) -> usize {
-        self.live.count()
     }
 
     /// Drops the live list's references to tasks; see [`Live::clear`].
