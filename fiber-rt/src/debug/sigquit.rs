@@ -76,7 +76,9 @@ fn install() -> std::io::Result<()> {
     // SAFETY: an all-zero sigaction is a valid starting value.
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
     action.sa_sigaction = on_sigquit as extern "C" fn(libc::c_int) as usize;
-    action.sa_flags = libc::SA_RESTART;
+    // On the thread's alternate stack where it has one (every worker
+    // does): the signal may land on a fiber whose stack is nearly full.
+    action.sa_flags = libc::SA_RESTART | libc::SA_ONSTACK;
     // SAFETY: `sa_mask` is a field of `action`, which we own.
     unsafe { libc::sigemptyset(&mut action.sa_mask) };
     // SAFETY: the handler only calls async-signal-safe functions.
