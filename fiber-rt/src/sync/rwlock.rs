@@ -20,7 +20,7 @@ use super::waiter::{self, Waiter};
 /// lock, and the data may be left half updated.
 pub struct RwLock<T: ?Sized> {
     state: std::sync::Mutex<State>,
-    data: UnsafeCell<T>,
+    pub(super) data: UnsafeCell<T>,
 }
 
 #[derive(Default)]
@@ -136,11 +136,11 @@ impl<T: ?Sized> RwLock<T> {
         free
     }
 
-    fn try_acquire(&self, write: bool) -> bool {
+    pub(super) fn try_acquire(&self, write: bool) -> bool {
         Self::take_if_free(&mut self.state(), write)
     }
 
-    fn acquire(&self, write: bool) {
+    pub(super) fn acquire(&self, write: bool) {
         self.acquire_until(write, None);
     }
 
@@ -197,7 +197,7 @@ impl<T: ?Sized> RwLock<T> {
         }
     }
 
-    fn release(&self, write: bool) {
+    pub(super) fn release(&self, write: bool) {
         let mut s = self.state();
         if write {
             s.writer = false;
