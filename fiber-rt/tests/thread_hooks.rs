@@ -107,21 +107,21 @@ fn a_stop_hook_that_spawns_and_joins_does_not_hang_the_drop() {
         .expect("the runtime's drop hangs");
 }
 
-/// A start hook that waits for a fiber would wait for good: its worker
-/// runs no fiber until the hook returns, and every worker runs its hook
-/// at start. The wait panics instead, naming the hook, and the runtime
-/// runs on.
-#[test]
-fn a_start_hook_that_joins_a_fiber_panics_instead_of_hanging() {
+/// Runs `wait` in the start hook of a 1-worker runtime and returns the
+/// runtime with the message of the panic `wait` raised there (or what it
+/// returned, if it did not panic). A hook that hangs fails the test and
+/// leaves the runtime behind (its drop would wait for the hook for good).
+fn start_hook_says<T: std::fmt::Debug>(
+    wait: impl Fn() -> T + Send + Sync + 'static,
+) -> (fiber_rt::Runtime, String) {
     let (said, told) = mpsc::channel();
     let said = std::sync::Mutex::new(said);
     let rt = Builder::new()
         .workers(1)
         .on_thread_start(move || {
-            let fiber = fiber_rt::spawn(|| 1);
-            let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fiber.join()));
+            let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&wait));
             let message = match waited {
-                Ok(joined) => format!("joined: {joined:?}"),
+                Ok(value) => format!("returned: {value:?}"),
                 Err(payload) => payload
                     .downcast_ref::<String>()
                     .cloned()
@@ -131,15 +131,31 @@ fn a_start_hook_that_joins_a_fiber_panics_instead_of_hanging() {
         })
         .build()
         .unwrap();
-    let message = told
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the start hook's join hangs");
+    let Ok(message) = told.recv_timeout(Duration::from_secs(10)) else {
+        std::mem::forget(rt);
+        panic!("the start hook hangs");
+    };
+    (rt, message)
+}
+
+/// The worker of `rt` runs fibers after its start hook panicked.
+fn runs_on(rt: &fiber_rt::Runtime) {
+    let answer = rt.spawn(|| 42).join_timeout(Duration::from_secs(10));
+    assert!(matches!(answer, Ok(Ok(42))), "the worker runs on");
+}
+
+/// A start hook that waits for a fiber would wait for good: its worker
+/// runs no fiber until the hook returns, and every worker runs its hook
+/// at start. The wait panics instead, naming the hook, and the runtime
+/// runs on.
+#[test]
+fn a_start_hook_that_joins_a_fiber_panics_instead_of_hanging() {
+    let (rt, message) = start_hook_says(|| fiber_rt::spawn(|| 1).join().is_ok());
     assert!(
         message.contains("JoinHandle::join in a thread start hook"),
         "{message}"
     );
-    let answer = rt.spawn(|| 42).join_timeout(Duration::from_secs(10));
-    assert!(matches!(answer, Ok(Ok(42))), "the worker runs on");
+    runs_on(&rt);
 }
 
 /// `Handle::block_on` in a start hook waits for a fiber as a join does:
@@ -147,31 +163,9 @@ fn a_start_hook_that_joins_a_fiber_panics_instead_of_hanging() {
 /// refusal in the unwind's wait for the fiber would).
 #[test]
 fn a_start_hook_that_calls_block_on_panics_instead_of_aborting() {
-    let (said, told) = mpsc::channel();
-    let said = std::sync::Mutex::new(said);
-    let rt = Builder::new()
-        .workers(1)
-        .on_thread_start(move || {
-            let handle = fiber_rt::Handle::current();
-            let waited =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle.block_on(|| 1)));
-            let message = match waited {
-                Ok(value) => format!("ran: {value}"),
-                Err(payload) => payload
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .unwrap_or_default(),
-            };
-            let _ = said.lock().unwrap().send(message);
-        })
-        .build()
-        .unwrap();
-    let message = told
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the start hook's block_on hangs");
+    let (rt, message) = start_hook_says(|| fiber_rt::Handle::current().block_on(|| 1));
     assert!(message.contains("in a thread start hook"), "{message}");
-    let answer = rt.spawn(|| 42).join_timeout(Duration::from_secs(10));
-    assert!(matches!(answer, Ok(Ok(42))), "the worker runs on");
+    runs_on(&rt);
 }
 
 /// A start hook may wait for what a plain thread does: a blocking job's
@@ -216,33 +210,11 @@ fn a_start_hook_may_wait_for_plain_threads() {
 /// (in timed rounds, none of which ever sees it end): it panics too.
 #[test]
 fn a_start_hook_that_joins_a_set_panics_instead_of_hanging() {
-    let (said, told) = mpsc::channel();
-    let said = std::sync::Mutex::new(said);
-    let rt = Builder::new()
-        .workers(1)
-        .on_thread_start(move || {
-            let mut set = fiber_rt::JoinSet::new();
-            set.spawn(|| 1);
-            let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                set.join_next().map(|joined| joined.is_ok())
-            }));
-            let message = match waited {
-                Ok(joined) => format!("joined: {joined:?}"),
-                Err(payload) => payload
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .unwrap_or_default(),
-            };
-            let _ = said.lock().unwrap().send(message);
-        })
-        .build()
-        .unwrap();
-    let Ok(message) = told.recv_timeout(Duration::from_secs(10)) else {
-        // Its drop would wait for the hook for good.
-        std::mem::forget(rt);
-        panic!("the start hook's join_next hangs");
-    };
+    let (rt, message) = start_hook_says(|| {
+        let mut set = fiber_rt::JoinSet::new();
+        set.spawn(|| 1);
+        set.join_next().map(|joined| joined.is_ok())
+    });
     assert!(message.contains("in a thread start hook"), "{message}");
-    let answer = rt.spawn(|| 42).join_timeout(Duration::from_secs(10));
-    assert!(matches!(answer, Ok(Ok(42))), "the worker runs on");
+    runs_on(&rt);
 }

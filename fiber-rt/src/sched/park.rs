@@ -88,7 +88,18 @@ pub(crate) fn park(reason: Reason) {
 /// beats that silent hang. Called by those waits only: a lock, a
 /// receive or a cell's initialisation may wait for a plain thread (a
 /// blocking job, another worker's hook), and ends.
+///
+/// A fiber is never in a hook (hooks run on the worker's own thread before
+/// its loop): on one, this is a look at the stack's header, inlined.
+#[inline]
 pub(crate) fn refuse_in_hook(reason: Reason) {
+    if Task::current().is_none() {
+        refuse_on_thread(reason);
+    }
+}
+
+#[inline(never)]
+fn refuse_on_thread(reason: Reason) {
     if super::thread::state().in_start_hook.get() {
         panic!(
             "{reason} in a thread start hook: its worker runs no fiber until the \

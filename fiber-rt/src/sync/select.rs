@@ -370,3 +370,57 @@ impl fmt::Debug for Select<'_> {
             .finish()
     }
 }
+
+/// What the channels' own tests share.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use std::time::Duration;
+
+    use super::{Select, Selectable};
+    use crate::Builder;
+
+    /// Selects on `rx` every way a round can end (timed out on a plain
+    /// thread, ready through another receiver, cancelled while it waits)
+    /// and checks after each that `parked` (the entries waiting on `rx`'s
+    /// channel) counts none left behind.
+    pub(crate) fn selects_leave_no_entries_behind<R>(rx: &R, parked: fn(&R) -> usize)
+    where
+        R: Selectable + Clone + Send + 'static,
+    {
+        let rt = Builder::new().workers(2).build().unwrap();
+        // Timed out, on a plain thread.
+        let mut sel = Select::new();
+        sel.recv(rx);
+        assert_eq!(sel.ready_timeout(Duration::from_millis(2)), None);
+        drop(sel);
+        assert_eq!(parked(rx), 0);
+        // Ready through the other receiver: the first one's entry goes.
+        let (other_tx, other) = crate::sync::oneshot::channel::<()>();
+        let probe = rx.clone();
+        let selector = rt.spawn(move || {
+            let mut sel = Select::new();
+            sel.recv(&probe);
+            let o = sel.recv(&other);
+            assert_eq!(sel.ready(), o);
+            parked(&probe)
+        });
+        while parked(rx) < 1 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        other_tx.send(()).unwrap();
+        assert_eq!(selector.join().unwrap(), 0);
+        // Cancelled while it waits.
+        let probe = rx.clone();
+        let waiting = rt.spawn(move || {
+            let mut sel = Select::new();
+            sel.recv(&probe);
+            sel.ready()
+        });
+        while parked(rx) < 1 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        waiting.cancel();
+        assert!(waiting.join().unwrap_err().is_cancelled());
+        assert_eq!(parked(rx), 0);
+    }
+}

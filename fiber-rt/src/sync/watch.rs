@@ -517,7 +517,6 @@ mod tests {
     use std::time::Duration;
 
     use super::channel;
-    use crate::sync::Select;
     use crate::Builder;
 
     #[test]
@@ -549,42 +548,11 @@ mod tests {
 
     #[test]
     fn selects_that_end_however_they_end_leave_no_entries_behind() {
-        let rt = Builder::new().workers(2).build().unwrap();
         let (tx, mut rx) = channel(0u32);
-        // Timed out, on a plain thread.
-        let mut sel = Select::new();
-        sel.recv(&rx);
-        assert_eq!(sel.ready_timeout(Duration::from_millis(2)), None);
-        drop(sel);
-        assert_eq!(rx.parked(), 0);
-        // Ready through the other receiver: the watch's entry goes.
-        let (other_tx, other) = crate::sync::oneshot::channel::<()>();
-        let probe = rx.clone();
-        let selector = rt.spawn(move || {
-            let mut sel = Select::new();
-            sel.recv(&probe);
-            let o = sel.recv(&other);
-            assert_eq!(sel.ready(), o);
-            probe.parked()
-        });
-        while rx.parked() < 1 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        other_tx.send(()).unwrap();
-        assert_eq!(selector.join().unwrap(), 0);
-        // Cancelled while it waits.
-        let probe = rx.clone();
-        let waiting = rt.spawn(move || {
-            let mut sel = Select::new();
-            sel.recv(&probe);
-            sel.ready()
-        });
-        while rx.parked() < 1 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        waiting.cancel();
-        assert!(waiting.join().unwrap_err().is_cancelled());
-        assert_eq!(rx.parked(), 0);
+        crate::sync::select::tests_support::selects_leave_no_entries_behind(
+            &rx,
+            super::Receiver::parked,
+        );
         tx.send(1).unwrap();
         assert_eq!(rx.changed(), Ok(()));
     }
