@@ -337,19 +337,18 @@ fn sigquit_child() {
     std::thread::sleep(Duration::from_secs(20));
 }
 
-#[test]
-fn sigquit_prints_a_dump_to_stderr_and_the_process_lives_on() {
-    if std::env::var_os("FIBER_SIGQUIT_CHILD").is_some() {
-        return sigquit_child();
-    }
+/// Runs `test` of this binary again as a child process with `env` set
+/// (so that it plays its child's part), and sends its standard error's
+/// lines as they come, up to and including `last` if given.
+fn child_stderr(
+    test: &str,
+    env: &str,
+    last: Option<&'static str>,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
     use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "sigquit_prints_a_dump_to_stderr_and_the_process_lives_on",
-            "--nocapture",
-        ])
-        .env("FIBER_SIGQUIT_CHILD", "1")
+        .args(["--exact", test, "--nocapture"])
+        .env(env, "1")
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -359,12 +358,25 @@ fn sigquit_prints_a_dump_to_stderr_and_the_process_lives_on() {
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
-            let end = line == "end of fiber dump";
+            let end = last == Some(line.as_str());
             if lines_tx.send(line).is_err() || end {
                 break;
             }
         }
     });
+    (child, lines_rx)
+}
+
+#[test]
+fn sigquit_prints_a_dump_to_stderr_and_the_process_lives_on() {
+    if std::env::var_os("FIBER_SIGQUIT_CHILD").is_some() {
+        return sigquit_child();
+    }
+    let (mut child, lines_rx) = child_stderr(
+        "sigquit_prints_a_dump_to_stderr_and_the_process_lives_on",
+        "FIBER_SIGQUIT_CHILD",
+        Some("end of fiber dump"),
+    );
     let mut report = String::new();
     let deadline = Instant::now() + Duration::from_secs(15);
     while let Ok(line) = lines_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
@@ -425,28 +437,11 @@ fn a_storm_of_sigquits_neither_blocks_the_process_nor_floods_stderr() {
     if std::env::var_os("FIBER_SIGQUIT_STORM_CHILD").is_some() {
         return sigquit_storm_child();
     }
-    use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "a_storm_of_sigquits_neither_blocks_the_process_nor_floods_stderr",
-            "--nocapture",
-        ])
-        .env("FIBER_SIGQUIT_STORM_CHILD", "1")
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut child, lines_rx) = child_stderr(
+        "a_storm_of_sigquits_neither_blocks_the_process_nor_floods_stderr",
+        "FIBER_SIGQUIT_STORM_CHILD",
+        None,
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut dumps, mut raised, mut done) = (0, false, false);
     while let Ok(line) = lines_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
