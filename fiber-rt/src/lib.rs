@@ -33,9 +33,9 @@
 //! [`dag::GraphBuilder`]. Beside graphs it is a complete fiber runtime:
 //! [`spawn`], [`JoinHandle::join`], [`yield_now`], [`sleep`], [`scope`],
 //! [`timeout`], [`spawn_blocking`], fiber-local values ([`fiber_local!`]),
-//! fiber-aware locks and channels in [`sync`], sockets in [`net`] and
-//! Unix signals in [`signal`], whose waits park the fiber, never its
-//! worker thread:
+//! fiber-aware locks and channels in [`sync`], sockets in [`net`], child
+//! processes in [`process`] and Unix signals in [`signal`], whose waits
+//! park the fiber, never its worker thread:
 //!
 //! ```
 //! use fiber_rt::{sync::mpsc, Runtime};
@@ -80,6 +80,7 @@ pub mod fiber;
 pub mod local;
 pub mod net;
 pub mod preempt;
+pub mod process;
 mod runtime;
 pub(crate) mod sched;
 pub mod signal;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fiber_rt::net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
-use fiber_rt::{Builder, JoinError, JoinHandle, Runtime};
+use fiber_rt::{Builder, JoinHandle, Runtime};
 
 /// Two workers, no preemption signal, the longest slice: the monitor's
 /// ticks, which also take sockets' events while every worker is busy, come
@@ -27,28 +27,13 @@ fn two_workers_with_rare_ticks() -> Runtime {
         .unwrap()
 }
 
-/// Joins `handle` from a plain thread. A fiber not done within a minute
-/// ends the test binary with an error: its worker may be blocked for good,
-/// and then dropping the runtime would hang too.
-fn join_within_a_minute<T: Send + 'static>(handle: JoinHandle<T>) -> Result<T, JoinError> {
-    let (tx, rx) = std_mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(handle.join());
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| {
-            eprintln!("a fiber did not finish within a minute: its worker is blocked");
-            std::process::exit(101)
-        })
-}
-
 /// Runs `f` as a fiber on `rt` and returns its result, within a minute.
 fn run<T: Send + 'static>(rt: &Runtime, f: impl FnOnce() -> T + Send + 'static) -> T {
     join_within_a_minute(rt.spawn(f)).unwrap()
 }
 
 mod common;
-use common::one_worker;
+use common::{join_within_a_minute, one_worker};
 
 /// A listener on a free local port.
 fn listener() -> (TcpListener, SocketAddr) {

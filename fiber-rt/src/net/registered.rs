@@ -32,9 +32,7 @@ pub(crate) struct Registered<S: AsRawFd> {
 impl<S: AsRawFd> Registered<S> {
     /// Switches `socket` to non-blocking mode.
     pub(crate) fn new(socket: S) -> io::Result<Self> {
-        let on: libc::c_int = 1;
-        // SAFETY: FIONBIO reads one int from a live local.
-        reactor::cvt(unsafe { libc::ioctl(socket.as_raw_fd(), libc::FIONBIO, &on) })?;
+        set_nonblocking(socket.as_raw_fd(), true)?;
         // Time-outs set on the socket before (std's `set_read_timeout`) do
         // nothing in non-blocking mode: they become ours.
         let read_timeout = socket_timeout(&socket, libc::SO_RCVTIMEO)?;
@@ -46,6 +44,42 @@ impl<S: AsRawFd> Registered<S> {
             read_timeout: AtomicU64::new(read_timeout),
             write_timeout: AtomicU64::new(write_timeout),
         })
+    }
+
+    /// Switches `fd`, a descriptor that is not a socket (a pipe, a
+    /// pidfd), to non-blocking mode. It starts with no time-outs.
+    pub(crate) fn non_socket(fd: S) -> io::Result<Self> {
+        set_nonblocking(fd.as_raw_fd(), true)?;
+        Ok(Registered {
+            socket: fd,
+            registration: OnceLock::new(),
+            registering: Mutex::new(()),
+            read_timeout: AtomicU64::new(0),
+            write_timeout: AtomicU64::new(0),
+        })
+    }
+
+    /// Takes the descriptor out of the epoll set, if a fiber registered
+    /// it, and gives it back, still in non-blocking mode.
+    pub(crate) fn into_inner(self) -> S {
+        let this = std::mem::ManuallyDrop::new(self);
+        this.deregister();
+        // SAFETY: `this` is never dropped nor used again, so the socket is
+        // moved out once. The fields left behind own no resource a skipped
+        // drop would leak: a futex mutex, atomics, and a `OnceLock` of a
+        // reference and an index.
+        unsafe { std::ptr::read(&this.socket) }
+    }
+
+    /// Takes the descriptor out of the epoll set if it was registered.
+    fn deregister(&self) {
+        // A registered socket found the reactor made; one never registered
+        // leaves it unmade (`get` is not called for it).
+        if let Some(&(_, index)) = self.registration.get() {
+            if let Ok(reactor) = reactor::get() {
+                reactor.deregister(self.socket.as_raw_fd(), index);
+            }
+        }
     }
 
     pub(crate) fn socket(&self) -> &S {
@@ -91,18 +125,41 @@ impl<S: AsRawFd> Registered<S> {
         self.io_retrying(interest, Retry::Edge, reason, op)
     }
 
+    /// [`io`](Self::io) with a deadline of its own in place of the
+    /// time-out set for `interest`.
+    pub(crate) fn io_until<T>(
+        &self,
+        interest: Interest,
+        deadline: Deadline,
+        reason: Reason,
+        op: impl FnMut(&S) -> io::Result<T>,
+    ) -> io::Result<T> {
+        self.io_with(interest, Retry::Edge, deadline, reason, op)
+    }
+
     /// [`io`](Self::io), waiting as `retry` says.
     pub(crate) fn io_retrying<T>(
         &self,
         interest: Interest,
         retry: Retry,
         reason: Reason,
-        mut op: impl FnMut(&S) -> io::Result<T>,
+        op: impl FnMut(&S) -> io::Result<T>,
     ) -> io::Result<T> {
         let deadline = match self.timeout(interest) {
             Some(timeout) => Deadline::After(timeout),
             None => Deadline::None,
         };
+        self.io_with(interest, retry, deadline, reason, op)
+    }
+
+    fn io_with<T>(
+        &self,
+        interest: Interest,
+        retry: Retry,
+        deadline: Deadline,
+        reason: Reason,
+        mut op: impl FnMut(&S) -> io::Result<T>,
+    ) -> io::Result<T> {
         let fd = self.socket.as_raw_fd();
         self.source()?
             .io(fd, interest, retry, deadline, reason, || op(&self.socket))
@@ -194,17 +251,18 @@ fn socket_timeout(socket: &impl AsRawFd, option: libc::c_int) -> io::Result<u64>
     Ok(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// Sets or clears `O_NONBLOCK` on `fd`'s open file description.
+pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
+    let on = libc::c_int::from(on);
+    // SAFETY: FIONBIO reads one int from a live local.
+    reactor::cvt(unsafe { libc::ioctl(fd, libc::FIONBIO, &on) }).map(drop)
+}
+
 impl<S: AsRawFd> Drop for Registered<S> {
     fn drop(&mut self) {
         // Before `socket` closes: the descriptor must be open to be taken
         // out, and a new socket may reuse its number at once.
-        // A registered socket found the reactor made; one never registered
-        // leaves it unmade (`get` is not called for it).
-        if let Some(&(_, index)) = self.registration.get() {
-            if let Ok(reactor) = reactor::get() {
-                reactor.deregister(self.socket.as_raw_fd(), index);
-            }
-        }
+        self.deregister();
     }
 }
 

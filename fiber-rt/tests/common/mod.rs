@@ -25,3 +25,20 @@ pub fn one_worker() -> fiber_rt::Runtime {
         .build()
         .unwrap()
 }
+
+/// Joins `handle` from a plain thread. A fiber not done within a minute
+/// ends the test binary with an error: its worker may be blocked for good,
+/// and then dropping the runtime would hang too.
+pub fn join_within_a_minute<T: Send + 'static>(
+    handle: fiber_rt::JoinHandle<T>,
+) -> Result<T, fiber_rt::JoinError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(handle.join());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|_| {
+            eprintln!("a fiber did not finish within a minute: its worker is blocked");
+            std::process::exit(101)
+        })
+}
