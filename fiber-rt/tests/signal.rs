@@ -230,3 +230,75 @@ fn refused_signals_are_named_in_the_error() {
         "cannot listen for SIGKILL: it cannot be caught"
     );
 }
+
+#[test]
+fn a_select_over_a_listener_and_a_channel_wakes_for_the_signal() {
+    use fiber_rt::sync::{mpsc, Select};
+    let _serial = serial();
+    let rt = runtime();
+    let mut usr2 = signal::signal(SignalKind::user_defined2()).unwrap();
+    let (_tx, rx) = mpsc::unbounded::<()>();
+    let (waiting_tx, waiting) = std_mpsc::channel();
+    let fiber = rt.spawn(move || {
+        let quiet = {
+            let mut sel = Select::new();
+            sel.recv(&usr2);
+            sel.recv(&rx);
+            sel.ready_timeout(Duration::from_millis(20))
+        };
+        waiting_tx.send(()).unwrap();
+        let i = {
+            let mut sel = Select::new();
+            sel.recv(&rx);
+            sel.recv(&usr2);
+            sel.ready()
+        };
+        (quiet, i, usr2.try_recv())
+    });
+    waiting.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    send(libc::SIGUSR2);
+    let (quiet, i, taken) = join(fiber).unwrap();
+    assert_eq!(quiet, None, "ready with no delivery");
+    assert_eq!(i, 1);
+    assert_eq!(taken, Ok(()));
+}
+
+#[test]
+fn a_select_never_misses_a_delivery_that_races_its_look() {
+    // A plain thread sends while the fiber looks at the listener and
+    // registers: a delivery lost between the two leaves the fiber waiting
+    // until GUARD.
+    use fiber_rt::sync::Select;
+    const ROUNDS: usize = 300;
+    let _serial = serial();
+    let rt = runtime();
+    let mut usr1 = signal::signal(SignalKind::user_defined1()).unwrap();
+    let (go_tx, go) = std_mpsc::channel::<()>();
+    let (done_tx, done) = std_mpsc::channel::<bool>();
+    let fiber = rt.spawn(move || {
+        for _ in 0..ROUNDS {
+            go_tx.send(()).unwrap();
+            let woke = {
+                let mut sel = Select::new();
+                sel.recv(&usr1);
+                sel.ready_timeout(GUARD).is_some()
+            };
+            assert_eq!(usr1.try_recv(), Ok(()));
+            done_tx.send(woke).unwrap();
+        }
+    });
+    for round in 0..ROUNDS {
+        go.recv().unwrap();
+        // Varying moments of the fiber's look.
+        for _ in 0..(round * 7919) % 2000 {
+            std::hint::spin_loop();
+        }
+        send(libc::SIGUSR1);
+        assert!(
+            done.recv().unwrap(),
+            "round {round}: the delivery was missed"
+        );
+    }
+    join(fiber).unwrap();
+}

@@ -7,7 +7,9 @@
 //! listener of a signal wakes for each delivery; deliveries that come
 //! while a listener is not waiting are kept for it, and several of them
 //! count as one. A listener sees only deliveries after it was made.
-//! [`ctrl_c`] waits for the next `SIGINT` in one call.
+//! [`ctrl_c`] waits for the next `SIGINT` in one call. A
+//! [`Select`](crate::sync::Select) waits on listeners beside channels and
+//! fibers' handles.
 //!
 //! ```
 //! use fiber_rt::signal::{signal, SignalKind};
@@ -65,11 +67,15 @@
 mod handler;
 mod kind;
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
+use crate::sync::select::sealed::{Watch, Watcher};
+use crate::sync::waiter::{self, Waiter};
 use crate::sync::{Condvar, Mutex};
 
 pub use kind::SignalKind;
@@ -84,10 +90,29 @@ static WOKEN: Condvar = Condvar::new();
 /// pipe fails: no wake-up comes after that.
 static CLOSED: AtomicBool = AtomicBool::new(false);
 
-/// Wakes every listener to look at its counter again.
+/// The waiters of `Select`s watching a listener: each wake-up of the
+/// listeners wakes and forgets them all.
+static WATCHERS: std::sync::Mutex<VecDeque<Arc<Waiter>>> = std::sync::Mutex::new(VecDeque::new());
+
+fn watchers() -> std::sync::MutexGuard<'static, VecDeque<Arc<Waiter>>> {
+    // Nothing under the lock can panic halfway.
+    WATCHERS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Wakes every listener to look at its counter again, and every `Select`
+/// watching one.
 fn wake_listeners() {
-    let _lock = LOCK.lock();
-    WOKEN.notify_all();
+    {
+        let _lock = LOCK.lock();
+        WOKEN.notify_all();
+    }
+    // Taken after the handler counted the deliveries (it wrote the byte
+    // this thread read after that): a watcher that looked at a counter
+    // under this lock before is woken here, one that looks after sees
+    // the new count.
+    for watcher in std::mem::take(&mut *watchers()) {
+        watcher.wake();
+    }
 }
 
 /// Tells every listener that no wake-up will come any more.
@@ -223,6 +248,32 @@ impl Signal {
     }
 }
 
+/// A listener in a [`Select`](crate::sync::Select) is ready when a
+/// delivery has come since it last took one (or its thread has stopped):
+/// its `try_recv` then does not say `Empty`. `try_recv` takes `&mut`, so
+/// build the `Select` in a block that returns the index, as for a `watch`
+/// receiver.
+impl Watch for Signal {
+    fn is_ready(&self) -> bool {
+        self.arrived() || closed()
+    }
+
+    fn watch(&self, watcher: &Watcher) -> bool {
+        let mut watchers = watchers();
+        if self.is_ready() {
+            return true;
+        }
+        watchers.push_back(watcher.0.clone());
+        false
+    }
+
+    fn unwatch(&self, watcher: &Watcher) {
+        waiter::remove(&mut watchers(), &watcher.0);
+    }
+}
+
+impl crate::sync::select::Selectable for Signal {}
+
 /// Why [`Signal::recv_timeout`] returned without a delivery.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum RecvTimeoutError {
@@ -261,3 +312,25 @@ impl fmt::Display for TryRecvError {
 
 impl std::error::Error for RecvTimeoutError {}
 impl std::error::Error for TryRecvError {}
+
+#[cfg(test)]
+mod tests {
+    //! A `Select` that stops watching a listener leaves no waiter behind.
+
+    use std::time::Duration;
+
+    use super::{signal, watchers, SignalKind};
+    use crate::sync::Select;
+
+    #[test]
+    fn a_select_that_times_out_leaves_no_watcher() {
+        // A signal no test here sends.
+        let listener = signal(SignalKind::window_change()).unwrap();
+        for _ in 0..3 {
+            let mut sel = Select::new();
+            sel.recv(&listener);
+            assert_eq!(sel.ready_timeout(Duration::from_millis(5)), None);
+        }
+        assert!(watchers().is_empty());
+    }
+}

@@ -30,6 +30,8 @@ use super::waiter::{self, Waiter};
 /// `changed`, `recv`, `try_recv`) take `&mut`, which the `Select`
 /// borrowing them rules out: build the `Select` in a block that returns
 /// the index, so that its borrows end there (the second example).
+/// A [`Signal`](crate::signal::Signal) listener is ready when a delivery
+/// has come since it last took one: its `try_recv` then says `Ok`.
 /// [`join`](Select::join) adds a fiber's handle, ready once the fiber has
 /// finished, the same way. A receiver whose sender is gone stays ready
 /// for good: stop selecting on it then (a `Select` made anew each time
