@@ -33,9 +33,10 @@
 //! [`dag::GraphBuilder`]. Beside graphs it is a complete fiber runtime:
 //! [`spawn`], [`JoinHandle::join`], [`yield_now`], [`sleep`], [`scope`],
 //! [`timeout`], [`spawn_blocking`], fiber-local values ([`fiber_local!`]),
-//! fiber-aware locks and channels in [`sync`], sockets in [`net`], child
-//! processes in [`process`] and Unix signals in [`signal`], whose waits
-//! park the fiber, never its worker thread:
+//! fiber-aware locks and channels in [`sync`], sockets in [`net`], other
+//! descriptors through [`io::Fd`], child processes in [`process`] and Unix
+//! signals in [`signal`], whose waits park the fiber, never its worker
+//! thread:
 //!
 //! ```
 //! use fiber_rt::{sync::mpsc, Runtime};
@@ -77,6 +78,7 @@
 pub mod dag;
 pub mod debug;
 pub mod fiber;
+pub mod io;
 pub mod local;
 pub mod net;
 pub mod preempt;

@@ -8,48 +8,25 @@ use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc as std_mpsc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fiber_rt::process::Command;
-use fiber_rt::{JoinHandle, Runtime};
+use fiber_rt::Runtime;
 
 mod common;
-use common::{join_within_a_minute, one_worker};
+use common::{join_within_a_minute, one_worker, with_ticker};
 
 /// Runs `f` as a fiber on `rt` and returns its result, within a minute.
 fn run<T: Send + 'static>(rt: &Runtime, f: impl FnOnce() -> T + Send + 'static) -> T {
     join_within_a_minute(rt.spawn(f)).unwrap()
 }
 
-/// Spawns a fiber that counts its rounds, 1 ms apart, until `stop`.
-fn ticker(stop: &Arc<AtomicBool>) -> (Arc<AtomicUsize>, JoinHandle<()>) {
-    let ticks = Arc::new(AtomicUsize::new(0));
-    let (t, s) = (ticks.clone(), stop.clone());
-    let handle = fiber_rt::spawn(move || {
-        while !s.load(SeqCst) {
-            t.fetch_add(1, SeqCst);
-            fiber_rt::sleep(Duration::from_millis(1));
-        }
-    });
-    (ticks, handle)
-}
-
 #[test]
 fn a_wait_parks_the_fiber_and_its_worker_runs_others() {
     let rt = one_worker();
     let (status, ticks) = run(&rt, || {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ticks, ticker) = ticker(&stop);
-        fiber_rt::yield_now(); // the ticker starts
-        let before = ticks.load(SeqCst);
-        let status = Command::new("sleep").arg("0.3").status().unwrap();
-        let during = ticks.load(SeqCst) - before;
-        stop.store(true, SeqCst);
-        ticker.join().unwrap();
-        (status, during)
+        with_ticker(|| Command::new("sleep").arg("0.3").status().unwrap())
     });
     assert!(status.success());
     // 300 ms of 1 ms rounds; a blocked worker would have run none.

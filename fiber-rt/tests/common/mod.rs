@@ -42,3 +42,29 @@ pub fn join_within_a_minute<T: Send + 'static>(
             std::process::exit(101)
         })
 }
+
+/// Runs `f` on the calling fiber while another fiber of its runtime counts
+/// rounds 1 ms apart; returns what `f` returned and the rounds counted
+/// meanwhile (none if `f` blocked the thread of a one-worker runtime).
+pub fn with_ticker<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let ticker = fiber_rt::spawn({
+        let (stop, ticks) = (stop.clone(), ticks.clone());
+        move || {
+            while !stop.load(SeqCst) {
+                ticks.fetch_add(1, SeqCst);
+                fiber_rt::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+    });
+    fiber_rt::yield_now(); // the ticker starts
+    let before = ticks.load(SeqCst);
+    let result = f();
+    let during = ticks.load(SeqCst) - before;
+    stop.store(true, SeqCst);
+    ticker.join().unwrap();
+    (result, during)
+}
