@@ -192,6 +192,28 @@ fn a_handle_is_ready_once_its_fiber_has_finished() {
     });
 }
 
+/// A `Select` is covariant in its borrows' lifetime, handles included: one
+/// made over longer borrows passes where one of shorter borrows is asked
+/// for. (Compiling is the test.)
+#[test]
+fn a_select_over_longer_borrows_passes_for_one_of_shorter_borrows() {
+    fn shorten<'short, 'long: 'short>(sel: Select<'long>) -> Select<'short> {
+        sel
+    }
+    let rt = Builder::new().workers(1).build().unwrap();
+    rt.block_on(|| {
+        let (_tx, idle) = mpsc::unbounded::<u32>();
+        let mut fiber = fiber_rt::spawn(|| 7);
+        let mut sel = Select::new();
+        sel.recv(&idle);
+        let j = sel.join(&mut fiber);
+        let mut sel = shorten(sel);
+        assert_eq!(sel.ready(), j);
+        drop(sel);
+        assert_eq!(fiber.join().unwrap(), 7);
+    });
+}
+
 #[test]
 fn a_plain_thread_selects_over_watch_broadcast_and_a_handle() {
     let rt = Builder::new().workers(2).build().unwrap();

@@ -120,8 +120,12 @@ enum Entry<'a> {
     /// list of watchers under its lock.
     Receiver(&'a dyn Selectable),
     /// A fiber's handle, borrowed mutably: its join slot has room for one
-    /// waker, which only the handle's owner may put there.
-    Join(&'a mut dyn sealed::WatchJoin),
+    /// waker, which only the handle's owner may put there. The handle's
+    /// own type is `'static` (as every `JoinHandle` a user holds is), so
+    /// that the trait object's lifetime is not `'a`: under `&mut` that
+    /// would make `Select` invariant in `'a`, and a `Select` of longer
+    /// borrows could not pass for one of shorter borrows.
+    Join(&'a mut (dyn sealed::WatchJoin + 'static)),
 }
 
 impl Entry<'_> {
@@ -264,7 +268,7 @@ impl<'a> Select<'a> {
     ///     assert_eq!(worker.join().unwrap(), "done");
     /// });
     /// ```
-    pub fn join<T>(&mut self, handle: &'a mut crate::JoinHandle<T>) -> usize {
+    pub fn join<T: 'static>(&mut self, handle: &'a mut crate::JoinHandle<T>) -> usize {
         handle.check_joinable();
         self.receivers.push(Entry::Join(handle));
         self.receivers.len() - 1
