@@ -184,3 +184,37 @@ fn into_inner_hands_the_descriptor_back_out_of_the_epoll_set() {
         writer.join().unwrap();
     });
 }
+
+#[test]
+fn readable_and_writable_wait_for_readiness_alone() {
+    let rt = one_worker();
+    let (read_end, write_end) = pipe();
+    let (reader, writer) = (Fd::new(read_end).unwrap(), Fd::new(write_end).unwrap());
+    let (got, ticks) = run(&rt, move || {
+        // An empty pipe has room: at once.
+        writer.writable().unwrap();
+        reader
+            .set_read_timeout(Some(Duration::from_millis(30)))
+            .unwrap();
+        assert_eq!(reader.readable().unwrap_err().kind(), ErrorKind::TimedOut);
+        reader.set_read_timeout(None).unwrap();
+        let sender = fiber_rt::spawn(move || {
+            fiber_rt::sleep(Duration::from_millis(100));
+            // SAFETY: writes one byte from a live array.
+            check(unsafe { libc::write(writer.as_raw_fd(), [9u8].as_ptr().cast(), 1) }).unwrap();
+        });
+        let woke = with_ticker(|| reader.readable().unwrap());
+        sender.join().unwrap();
+        // Still there: `readable` takes nothing. And ready now, at once.
+        reader.readable().unwrap();
+        let mut byte = [0u8; 1];
+        // SAFETY: reads one byte into a live array.
+        check(unsafe { libc::read(reader.as_raw_fd(), byte.as_mut_ptr().cast(), 1) }).unwrap();
+        (byte[0], woke.1)
+    });
+    assert_eq!(got, 9);
+    assert!(
+        ticks >= 10,
+        "the other fiber ran {ticks} rounds during the wait"
+    );
+}

@@ -79,6 +79,20 @@ impl<T: AsRawFd> Fd<T> {
         self.inner.io(Interest::Write, &"Fd::write_with", op)
     }
 
+    /// Waits until the descriptor is readable, or has hung up or failed,
+    /// within the read time-out: for code that makes its own calls (a C
+    /// library's). It looks with `poll` first, so a descriptor that is
+    /// ready already returns at once; `read_with` saves that call.
+    pub fn readable(&self) -> io::Result<()> {
+        self.read_with(|fd| poll_now(fd.as_raw_fd(), libc::POLLIN | libc::POLLRDHUP))
+    }
+
+    /// [`readable`](Self::readable) for writability, within the write
+    /// time-out.
+    pub fn writable(&self) -> io::Result<()> {
+        self.write_with(|fd| poll_now(fd.as_raw_fd(), libc::POLLOUT))
+    }
+
     /// Sets the time-out of [`read_with`](Self::read_with)'s waits:
     /// `None` waits for good; a zero duration is an error, as for sockets.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
@@ -109,6 +123,22 @@ impl<T: AsRawFd> Fd<T> {
     /// still in non-blocking mode.
     pub fn into_inner(self) -> T {
         self.inner.into_inner()
+    }
+}
+
+/// Whether `fd` has `events` (or a hang-up or an error) now: `Ok` if so,
+/// `WouldBlock` if not.
+fn poll_now(fd: RawFd, events: libc::c_short) -> io::Result<()> {
+    let mut pollfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; a zero time-out never blocks.
+    match unsafe { libc::poll(&mut pollfd, 1, 0) } {
+        0 => Err(io::ErrorKind::WouldBlock.into()),
+        n if n > 0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
     }
 }
 
