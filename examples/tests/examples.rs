@@ -189,3 +189,18 @@ fn echo_server_answers_every_line_of_every_client() {
         .unwrap_or_else(|| panic!("no 'at most' line in {out}"));
     assert!(busiest > 1, "{out}");
 }
+
+#[test]
+fn task_runner_feeds_each_task_its_inputs_and_names_a_failed_one() {
+    let out = run("task_runner", &[]);
+    assert!(out.contains("17 words fetched"), "{out}");
+    assert!(out.contains("10 tasks in "), "{out}");
+    let out = run("task_runner", &["fail"]);
+    assert!(
+        out.contains("fiber `fetch-3` returned an error")
+            && out.contains("fetch-3: host not found")
+            && out.contains("2 dependent fibers skipped"),
+        "{out}"
+    );
+    assert!(out.contains("finished: 7"), "{out}");
+}
