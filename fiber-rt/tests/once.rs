@@ -258,6 +258,62 @@ fn a_call_from_inside_its_own_initialisation_panics_instead_of_waiting_for_itsel
     assert_eq!(*cell.get_or_init(|| 7), 7);
 }
 
+/// Fibers on two workers race for cells whose every initialiser calls
+/// the cell again from inside: each call must panic, also that of an
+/// initialiser that won the cell just as the one before gave it up (whose
+/// clean-up once cleared the new one's name, and its re-entrant call
+/// then waited for itself).
+#[test]
+fn re_entrance_panics_also_in_an_initialiser_that_took_over_from_a_failed_one() {
+    const ROUNDS: usize = 10_000;
+    const MESSAGE: &str = "OnceLock waited on from inside its own initialisation";
+    // Thousands of these panics, each said on standard error otherwise.
+    let said = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload().downcast_ref::<&str>() != Some(&MESSAGE) {
+            said(info);
+        }
+    }));
+    let rt = Builder::new().workers(2).build().unwrap();
+    let rounds = Arc::new(AtomicUsize::new(0));
+    let racing = rt.spawn({
+        let rounds = rounds.clone();
+        move || {
+            for _ in 0..ROUNDS {
+                let cell: Arc<OnceLock<u32>> = Arc::new(OnceLock::new());
+                let racers: Vec<_> = (0..6)
+                    .map(|_| {
+                        let cell = cell.clone();
+                        fiber_rt::spawn(move || *cell.get_or_init(|| *cell.get_or_init(|| 1) + 1))
+                    })
+                    .collect();
+                for racer in racers {
+                    let error = racer.join().unwrap_err();
+                    assert_eq!(error.panic_message(), Some(MESSAGE));
+                }
+                rounds.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    // Stuck: a round that makes no progress for 2 s waits for good.
+    let mut racing = Some(racing);
+    let mut last = (0, std::time::Instant::now());
+    while let Some(handle) = racing.take() {
+        match handle.join_timeout(Duration::from_millis(100)) {
+            Ok(result) => result.unwrap(),
+            Err(handle) => racing = Some(handle),
+        }
+        let now = rounds.load(Ordering::Relaxed);
+        if now != last.0 {
+            last = (now, std::time::Instant::now());
+        }
+        assert!(
+            last.1.elapsed() < Duration::from_secs(2),
+            "a re-entrant initialiser waited for itself in round {now}"
+        );
+    }
+}
+
 #[test]
 fn clone_eq_and_the_lazy_value_s_mutable_access_work_as_std_s() {
     let cell = OnceLock::new();

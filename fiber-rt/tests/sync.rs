@@ -337,3 +337,46 @@ fn a_channel_tells_its_length_bound_and_whether_the_other_side_is_gone() {
     assert!(tx.is_closed(), "the receiver is gone");
     assert_eq!(mpsc::bounded::<u8>(0).0.capacity(), Some(0), "a rendezvous");
 }
+
+/// A fiber that takes the lock again right after each release, and keeps
+/// it across a park each time, must not keep a waiter out for good: the
+/// release wakes the waiter, but the holder, still running, takes the
+/// lock back before it runs.
+#[test]
+fn a_holder_that_locks_again_at_once_does_not_starve_a_waiter() {
+    const ROUNDS: usize = 300;
+    for workers in [1, 2] {
+        let rt = rt(workers);
+        let lock = Arc::new(Mutex::new(()));
+        // The holder's rounds so far; `ROUNDS` stops it.
+        let rounds = Arc::new(AtomicUsize::new(0));
+        let holder = {
+            let (lock, rounds) = (lock.clone(), rounds.clone());
+            rt.spawn(move || {
+                while rounds.load(Ordering::Relaxed) < ROUNDS {
+                    let _held = lock.lock();
+                    rounds.fetch_add(1, Ordering::Relaxed);
+                    fiber_rt::sleep(Duration::from_millis(1));
+                }
+            })
+        };
+        while rounds.load(Ordering::Relaxed) == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let start = rounds.load(Ordering::Relaxed);
+        let waiter = {
+            let (lock, rounds) = (lock.clone(), rounds.clone());
+            rt.spawn(move || {
+                let _held = lock.lock();
+                rounds.swap(ROUNDS, Ordering::Relaxed)
+            })
+        };
+        let seen = waiter.join().unwrap();
+        holder.join().unwrap();
+        assert!(
+            seen < start + 20,
+            "{workers} worker(s): the waiter got the lock after {} of the holder's rounds",
+            seen - start
+        );
+    }
+}

@@ -233,12 +233,16 @@ impl<T> OnceLock<T> {
 
     /// Leaves RUNNING for `state` and wakes every waiter.
     fn finish(&self, state: u8) {
-        // Release: publishes the value (for DONE). Stored before the
-        // waiters' lock is taken, so a party that registers after sees it
-        // (see the module's protocol).
-        self.state.store(state, Ordering::Release);
         let waiters = {
             let mut waiting = self.lock();
+            // Release: publishes the value (for DONE). Stored under the
+            // waiters' lock, so a party that registers after sees it (see
+            // the module's protocol), and so is the initialiser cleared:
+            // the next one, whose compare-and-swap comes after this store,
+            // names itself in `run` only once this lock is released,
+            // which then leaves its name alone (a name cleared there made
+            // its re-entrant call wait for itself, rather than panic).
+            self.state.store(state, Ordering::Release);
             waiting.initializer = None;
             std::mem::take(&mut waiting.waiters)
         };
