@@ -373,8 +373,10 @@ fn a_holder_that_locks_again_at_once_does_not_starve_a_waiter() {
         };
         let seen = waiter.join().unwrap();
         holder.join().unwrap();
+        // Without the hand-over the waiter got it only after the last of
+        // the 300 rounds; the bound leaves room for a loaded machine.
         assert!(
-            seen < start + 20,
+            seen < start + ROUNDS / 2,
             "{workers} worker(s): the waiter got the lock after {} of the holder's rounds",
             seen - start
         );
