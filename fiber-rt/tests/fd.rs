@@ -161,12 +161,39 @@ fn regular_files_and_directories_are_refused() {
 }
 
 #[test]
+fn a_descriptor_epoll_refuses_but_never_blocking_reads_on_a_fiber_as_on_a_thread() {
+    // `/dev/null` (a redirected standard input, say): not a regular file,
+    // yet epoll refuses it (EPERM). Its reads never wait, so they need no
+    // registration.
+    let read_one =
+        |null: &Fd<std::fs::File>| null.read_with(|f| io::Read::read(&mut &*f, &mut [0; 8]));
+    let null = Fd::new(std::fs::File::open("/dev/null").unwrap()).unwrap();
+    assert_eq!(read_one(&null).unwrap(), 0);
+    let rt = one_worker();
+    let got = run(&rt, move || {
+        (
+            read_one(&null).map_err(|e| e.to_string()),
+            read_one(&null).is_ok(),
+        )
+    });
+    assert_eq!(got, (Ok(0), true));
+}
+
+#[test]
 fn into_inner_hands_the_descriptor_back_out_of_the_epoll_set() {
     let rt = one_worker();
     run(&rt, || {
         let events = Fd::new(eventfd()).unwrap();
-        add_counter(&events, 1);
+        // A read that waits: it registers the descriptor.
+        let writer = fiber_rt::spawn({
+            let fd = events.as_raw_fd();
+            move || {
+                fiber_rt::sleep(Duration::from_millis(20));
+                add_counter(&fd, 1);
+            }
+        });
         assert_eq!(events.read_with(read_counter).unwrap(), 1);
+        writer.join().unwrap();
         let fd = events.into_inner();
         // Still non-blocking: an empty counter says so at once.
         assert_eq!(read_counter(&fd).unwrap_err().kind(), ErrorKind::WouldBlock);

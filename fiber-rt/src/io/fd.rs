@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use crate::net::registered::Registered;
 use crate::net::source::Interest;
+use crate::sched::park::Reason;
+use crate::sched::task::Task;
 
 /// A file descriptor whose waits park the calling fiber, never its worker
 /// thread: the operations given to [`read_with`](Self::read_with) and
@@ -70,13 +72,39 @@ impl<T: AsRawFd> Fd<T> {
     /// `WouldBlock` only when the kernel did (a wait for an edge that
     /// already came would last until the next one).
     pub fn read_with<R>(&self, op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
-        self.inner.io(Interest::Read, &"Fd::read_with", op)
+        self.run(Interest::Read, &"Fd::read_with", op)
     }
 
     /// [`read_with`](Self::read_with) for writability, with the write
     /// time-out.
     pub fn write_with<R>(&self, op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
-        self.inner.io(Interest::Write, &"Fd::write_with", op)
+        self.run(Interest::Write, &"Fd::write_with", op)
+    }
+
+    /// Runs `op` as [`read_with`](Self::read_with) says, for `interest`.
+    /// A fiber adds the descriptor to the epoll set only once `op` has
+    /// said `WouldBlock`: a descriptor that never blocks, and that epoll
+    /// may refuse (`/dev/null`, say, as a redirected standard input), is
+    /// never added, so its operations go ahead on a fiber as on a thread.
+    fn run<R>(
+        &self,
+        interest: Interest,
+        reason: Reason,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+    ) -> io::Result<R> {
+        if Task::current().is_some() && !self.inner.is_registered() {
+            loop {
+                match op(self.inner.socket()) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    done => return done,
+                }
+            }
+            // `io` registers the descriptor, then looks at its edges and
+            // runs `op` again before any wait: readiness that came since
+            // this `WouldBlock` is found by that run.
+        }
+        self.inner.io(interest, reason, op)
     }
 
     /// Waits until the descriptor is readable, or has hung up or failed,

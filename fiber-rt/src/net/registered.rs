@@ -82,6 +82,11 @@ impl<S: AsRawFd> Registered<S> {
         }
     }
 
+    /// Whether a fiber has added the descriptor to the epoll set.
+    pub(crate) fn is_registered(&self) -> bool {
+        self.registration.get().is_some()
+    }
+
     pub(crate) fn socket(&self) -> &S {
         &self.socket
     }
