@@ -158,6 +158,13 @@ fn regular_files_and_directories_are_refused() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     let dir = std::fs::File::open("/").unwrap();
     assert_eq!(Fd::new(dir).unwrap_err().kind(), ErrorKind::InvalidInput);
+    // `try_new` gives the file back, still readable.
+    let file = std::fs::File::open("/proc/self/exe").unwrap();
+    let (mut file, err) = Fd::try_new(file).expect_err("refused");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let mut magic = [0u8; 4];
+    std::io::Read::read_exact(&mut file, &mut magic).unwrap();
+    assert_eq!(&magic, b"\x7fELF");
 }
 
 #[test]

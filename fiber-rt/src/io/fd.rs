@@ -6,7 +6,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
-use crate::net::registered::Registered;
+use crate::net::registered::{set_nonblocking, Registered};
 use crate::net::source::Interest;
 use crate::sched::park::Reason;
 use crate::sched::task::Task;
@@ -59,10 +59,20 @@ impl<T: AsRawFd> Fd<T> {
     /// ready and which epoll refuses, is an `InvalidInput` error: read it
     /// directly.
     pub fn new(inner: T) -> io::Result<Fd<T>> {
-        refuse_files(inner.as_raw_fd())?;
-        Ok(Fd {
-            inner: Registered::non_socket(inner)?,
-        })
+        Fd::try_new(inner).map_err(|(_, e)| e)
+    }
+
+    /// [`new`](Self::new), giving `inner` back with the error, so that a
+    /// descriptor refused here can still be used (a regular file, read
+    /// directly).
+    pub fn try_new(inner: T) -> Result<Fd<T>, (T, io::Error)> {
+        let fd = inner.as_raw_fd();
+        match refuse_files(fd).and_then(|()| set_nonblocking(fd, true)) {
+            Ok(()) => Ok(Fd {
+                inner: Registered::non_blocking(inner),
+            }),
+            Err(e) => Err((inner, e)),
+        }
     }
 
     /// Runs `op` until it does anything but fail with `WouldBlock` (or

@@ -50,13 +50,19 @@ impl<S: AsRawFd> Registered<S> {
     /// pidfd), to non-blocking mode. It starts with no time-outs.
     pub(crate) fn non_socket(fd: S) -> io::Result<Self> {
         set_nonblocking(fd.as_raw_fd(), true)?;
-        Ok(Registered {
+        Ok(Registered::non_blocking(fd))
+    }
+
+    /// Takes `fd`, which the caller has switched to non-blocking mode, with
+    /// no time-outs.
+    pub(crate) fn non_blocking(fd: S) -> Self {
+        Registered {
             socket: fd,
             registration: OnceLock::new(),
             registering: Mutex::new(()),
             read_timeout: AtomicU64::new(0),
             write_timeout: AtomicU64::new(0),
-        })
+        }
     }
 
     /// Takes the descriptor out of the epoll set, if a fiber registered

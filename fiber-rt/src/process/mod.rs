@@ -175,8 +175,11 @@ impl Command {
     }
 
     /// The std command inside, for std's other settings (those of
-    /// `std::os::unix::process::CommandExt` included). Standard streams set
-    /// there count as unset for [`output`](Self::output).
+    /// `std::os::unix::process::CommandExt` included). Set the standard
+    /// streams with this `Command`'s own methods: std's command cannot say
+    /// which streams were set on it, so [`output`](Self::output) takes
+    /// those set here for unset, captures them, and leaves them inherited
+    /// for later spawns.
     pub fn as_std_mut(&mut self) -> &mut std::process::Command {
         &mut self.inner
     }
@@ -225,7 +228,8 @@ impl Command {
 
 impl From<std::process::Command> for Command {
     /// Takes over a std command; its standard streams count as unset for
-    /// [`output`](Command::output).
+    /// [`output`](Command::output), which replaces them (see
+    /// [`as_std_mut`](Command::as_std_mut)).
     fn from(inner: std::process::Command) -> Command {
         Command {
             inner,

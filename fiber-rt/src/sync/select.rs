@@ -31,7 +31,8 @@ use super::waiter::{self, Waiter};
 /// borrowing them rules out: build the `Select` in a block that returns
 /// the index, so that its borrows end there (the second example).
 /// A [`Signal`](crate::signal::Signal) listener is ready when a delivery
-/// has come since it last took one: its `try_recv` then says `Ok`.
+/// has come since it last took one: its `try_recv` then says `Ok` (or
+/// `Closed`, should the thread that wakes listeners have stopped).
 /// [`join`](Select::join) adds a fiber's handle, ready once the fiber has
 /// finished, the same way. A receiver whose sender is gone stays ready
 /// for good: stop selecting on it then (a `Select` made anew each time
