@@ -11,6 +11,7 @@ mod dag;
 mod harness;
 mod net;
 mod preempt;
+mod process;
 mod runtime;
 
 use harness::Report;
@@ -27,6 +28,7 @@ const WORKLOADS: &[Workload] = &[
     ("mutex", runtime::contended_mutex),
     ("tcp-pingpong", net::tcp_ping_pong),
     ("tcp-many", net::tcp_many),
+    ("process", process::spawn_wait),
     ("preempt-probes", preempt::probe_overhead),
     ("preempt-starve", preempt::starvation),
     ("dag-chain", dag::chain),
