@@ -268,3 +268,31 @@ fn a_protection_fault_near_the_guard_page_is_not_an_overflow() {
     );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("overflowed"));
 }
+
+#[test]
+fn idle_pooled_stacks_of_the_other_kind_do_not_fill_the_arena() {
+    if is_child("idle_pooled_stacks_of_the_other_kind_do_not_fill_the_arena") {
+        // The arena of 1 GiB stacks has room for 1024 of them.
+        let mut unguarded = Vec::new();
+        while let Ok(stack) = Stack::with_guard(1 << 30, false) {
+            unguarded.push(stack);
+        }
+        println!("UNGUARDED={}", unguarded.len());
+        // All of them idle in the pool now, none in use.
+        drop(unguarded);
+        match Stack::new(1 << 30) {
+            Ok(stack) => println!("GUARDED={}", stack.is_guarded()),
+            Err(e) => println!("GUARDED_ERROR={e}"),
+        }
+        return;
+    }
+    let out = run_child("idle_pooled_stacks_of_the_other_kind_do_not_fill_the_arena");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("UNGUARDED="), "{stdout}");
+    assert!(stdout.contains("GUARDED=true"), "{stdout}");
+}
