@@ -98,3 +98,31 @@ fn a_spawned_aligned_closure_too_big_for_its_stack_is_refused() {
         .unwrap_or_default();
     assert!(message.contains("does not fit"), "{message}");
 }
+
+#[test]
+fn a_spawned_closure_too_big_for_its_stack_is_an_error_not_a_panic() {
+    // 6000 bytes of capture leave too little of a 16 KiB stack (12 KiB
+    // usable) to run on: `FiberBuilder::spawn_on` says so with an error,
+    // as `Fiber::with_stack` does, and the runtime goes on.
+    let rt = fiber_rt::Builder::new().workers(1).build().unwrap();
+    let big = [7u8; 6000];
+    let spawned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        fiber_rt::FiberBuilder::new()
+            .stack_size(16 << 10)
+            .spawn_on(&rt, move || big[5])
+    }));
+    let Ok(spawned) = spawned else {
+        panic!("FiberBuilder::spawn_on panicked instead of returning an error");
+    };
+    let Err(error) = spawned else {
+        panic!("a closure that does not fit its stack was spawned");
+    };
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(error.to_string().contains("does not fit"), "{error}");
+    // The same closure on a stack with room for it runs.
+    let handle = fiber_rt::FiberBuilder::new()
+        .stack_size(1 << 20)
+        .spawn_on(&rt, move || big[5])
+        .unwrap();
+    assert_eq!(handle.join().unwrap(), 7);
+}

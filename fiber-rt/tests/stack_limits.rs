@@ -169,3 +169,130 @@ fn an_overflow_in_a_graph_node_names_the_node() {
         "stderr was: {stderr}"
     );
 }
+
+/// A handler installed without `SA_ONSTACK`, as `signal(3)` installs one.
+extern "C" fn on_usr1(_: libc::c_int) {
+    let msg = b"SIGUSR1 HANDLED\n";
+    // SAFETY: write(2) is async-signal-safe; the buffer is static.
+    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+}
+
+/// Recurses until the stack pointer is below `limit`, then raises SIGUSR1.
+#[inline(never)]
+fn raise_below(limit: usize) -> usize {
+    let here = 0u8;
+    let sp = std::hint::black_box(&here) as *const u8 as usize;
+    if sp < limit {
+        // SAFETY: raise(3) has no preconditions.
+        unsafe { libc::raise(libc::SIGUSR1) };
+        println!("WENT ON");
+        return sp;
+    }
+    let frame = std::hint::black_box([0u8; 64]);
+    raise_below(limit) + usize::from(std::hint::black_box(frame)[0])
+}
+
+#[test]
+fn a_signal_frame_that_does_not_fit_is_an_overflow() {
+    if is_child("a_signal_frame_that_does_not_fit_is_an_overflow") {
+        // SAFETY: installs a handler that only writes to stderr.
+        let old = unsafe { libc::signal(libc::SIGUSR1, on_usr1 as *const () as usize) };
+        assert_ne!(old, libc::SIG_ERR);
+        let stack = Stack::new(64 * 1024).unwrap();
+        let mut fib = Fiber::<(), (), usize>::with_stack(stack, "handler", |_, ()| {
+            let here = 0u8;
+            let sp = std::hint::black_box(&here) as *const u8 as usize;
+            let base = sp & !(64 * 1024 - 1);
+            // 1 KiB above the guard page: room for raise(3), none for the
+            // kernel's signal frame (over 1 KiB on any x86_64), let alone
+            // the handler.
+            raise_below(base + 4096 + 1024)
+        })
+        .unwrap();
+        let _ = fib.resume(());
+        unreachable!("the overflow aborts the process");
+    }
+    let out = run_child("a_signal_frame_that_does_not_fit_is_an_overflow");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stdout.contains("WENT ON"), "the fiber went on: {stdout}");
+    assert!(
+        stderr.contains("fiber 'handler' has overflowed its stack (64 KiB)"),
+        "stderr was: {stderr}"
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "status {:?}",
+        out.status
+    );
+}
+
+/// Recurses until the stack pointer is below `limit`, then writes through
+/// a non-canonical address: a general-protection fault, which also comes
+/// as a SIGSEGV from the kernel with no address.
+#[inline(never)]
+fn protection_fault_below(limit: usize) -> usize {
+    let here = 0u8;
+    let sp = std::hint::black_box(&here) as *const u8 as usize;
+    if sp < limit {
+        // SAFETY: deliberately not safe: the point is the fault.
+        unsafe { std::ptr::write_volatile(0x8000_0000_0000_0000_usize as *mut u64, 1) };
+        return sp;
+    }
+    let frame = std::hint::black_box([0u8; 64]);
+    protection_fault_below(limit) + usize::from(std::hint::black_box(frame)[0])
+}
+
+#[test]
+fn a_protection_fault_near_the_guard_page_is_not_an_overflow() {
+    if is_child("a_protection_fault_near_the_guard_page_is_not_an_overflow") {
+        let stack = Stack::new(64 * 1024).unwrap();
+        let mut fib = Fiber::<(), (), usize>::with_stack(stack, "wild", |_, ()| {
+            let here = 0u8;
+            let sp = std::hint::black_box(&here) as *const u8 as usize;
+            protection_fault_below((sp & !(64 * 1024 - 1)) + 4096 + 1024)
+        })
+        .unwrap();
+        let _ = fib.resume(());
+        unreachable!("the fault kills the process");
+    }
+    let out = run_child("a_protection_fault_near_the_guard_page_is_not_an_overflow");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGSEGV),
+        "status {:?}",
+        out.status
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("overflowed"));
+}
+
+#[test]
+fn idle_pooled_stacks_of_the_other_kind_do_not_fill_the_arena() {
+    if is_child("idle_pooled_stacks_of_the_other_kind_do_not_fill_the_arena") {
+        // The arena of 1 GiB stacks has room for 1024 of them.
+        let mut unguarded = Vec::new();
+        while let Ok(stack) = Stack::with_guard(1 << 30, false) {
+            unguarded.push(stack);
+        }
+        println!("UNGUARDED={}", unguarded.len());
+        // All of them idle in the pool now, none in use.
+        drop(unguarded);
+        match Stack::new(1 << 30) {
+            Ok(stack) => println!("GUARDED={}", stack.is_guarded()),
+            Err(e) => println!("GUARDED_ERROR={e}"),
+        }
+        return;
+    }
+    let out = run_child("idle_pooled_stacks_of_the_other_kind_do_not_fill_the_arena");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("UNGUARDED="), "{stdout}");
+    assert!(stdout.contains("GUARDED=true"), "{stdout}");
+}

@@ -305,7 +305,8 @@ impl FiberBuilder {
     ///
     /// If the stack size is larger than [`MAX_STACK_SIZE`], or if the
     /// closure is too large to wait in the fiber's control block (over 64
-    /// bytes) and no stack can be had for it now. A fiber with a smaller
+    /// bytes) and leaves too little room to run on its stack (where it is
+    /// laid) or no stack can be had for it now. A fiber with a smaller
     /// closure takes its stack when it first runs: if none can be had then,
     /// its [`JoinHandle::join`] says so ([`JoinError::stack_error`]).
     ///

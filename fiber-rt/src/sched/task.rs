@@ -152,6 +152,20 @@ pub(crate) enum Unrun {
 /// which never runs again.
 pub(crate) type CancelFn = unsafe fn(&Task, Unrun);
 
+/// The error of a spawn whose closure, `room` bytes at the top of its
+/// stack, leaves too little of a `stack_kind` stack to run on.
+#[cold]
+fn closure_too_large(room: usize, stack_kind: StackKind) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "a fiber's closure, which takes {room} bytes at the top of its stack \
+             (its alignment included), does not fit its stack of {} bytes",
+            stack_kind.usable_size()
+        ),
+    )
+}
+
 impl Task {
     /// A task that will run `f` on a stack of kind `stack_kind`.
     ///
@@ -182,12 +196,9 @@ impl Task {
             // (see `start::place`).
             let room = std::mem::size_of::<start::Block<F>>()
                 + std::mem::align_of::<start::Block<F>>().max(16);
-            assert!(
-                room + 8192 < stack_kind.usable_size(),
-                "a fiber's closure, which takes {room} bytes at the top of its stack \
-                 (its alignment included), does not fit its stack of {} bytes",
-                stack_kind.usable_size()
-            );
+            if room + 8192 >= stack_kind.usable_size() {
+                return Err(closure_too_large(room, stack_kind));
+            }
             Some(stack_kind.take()?)
         };
         let created = crate::debug::clock::coarse_now_ns();

@@ -167,8 +167,25 @@ impl StackKind {
         match pool::take(self.shift(), self.guarded) {
             // A pooled stack's header was reset when it was given back.
             Some(base) => Ok(Stack { base, kind: self }),
-            None => Stack::map(self),
+            None => self.map(),
         }
+    }
+
+    /// A freshly mapped stack of this kind. If the mapping fails for want
+    /// of room (the class's arena full, or the process's mappings used up)
+    /// while idle stacks of the class wait in the pool (the other kind's,
+    /// with or without a guard page), those are unmapped and the mapping
+    /// is tried once more.
+    #[cold]
+    #[inline(never)]
+    fn map(self) -> io::Result<Stack> {
+        Stack::map(self).or_else(|err| {
+            if err.kind() == io::ErrorKind::OutOfMemory && pool::release_idle(self.shift()) {
+                Stack::map(self)
+            } else {
+                Err(err)
+            }
+        })
     }
 
     /// log2 of the size: the size class.

@@ -10,11 +10,20 @@
 //! room left). Faults that are not in one of our guard pages go to whatever
 //! handler was installed before ours (std's own overflow handler, a
 //! sanitizer's, or the default action).
+//!
+//! A fiber stack also overflows when a signal whose handler runs on the
+//! interrupted stack (one installed without `SA_ONSTACK`) arrives with too
+//! little room left above the guard page for the frame the kernel pushes.
+//! Nothing faults in user code then: the kernel drops that signal and
+//! sends a SIGSEGV of its own, with no address. Handed on, that SIGSEGV
+//! would reset the handlers to the default action and return, and the
+//! fiber would go on with its signal lost and no overflow reported, ever
+//! again. It is reported as the overflow it is.
 
 use std::cell::Cell;
 use std::mem::MaybeUninit;
 use std::ptr;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Once;
 
 use super::arena;
@@ -28,6 +37,21 @@ static INSTALL: Once = Once::new();
 
 /// Size of the alternate signal stacks we create for threads that lack one.
 const ALT_STACK_SIZE: usize = 64 * 1024;
+
+/// Bytes below the interrupted stack pointer the kernel needs to push a
+/// signal frame: the red zone it skips, and the frame itself (its size
+/// depends on the CPU's extended state; the kernel tells it since Linux
+/// 5.14, `AT_MINSIGSTKSZ`). Set by [`install`].
+static FRAME_ROOM: AtomicUsize = AtomicUsize::new(0);
+/// What [`FRAME_ROOM`] is before it is set, and where the kernel does not
+/// tell the frame's size: room for a frame with AVX-512 state.
+const FRAME_ROOM_DEFAULT: usize = 128 + 4096;
+/// The red zone below the stack pointer that the kernel leaves alone when
+/// it pushes a signal frame.
+const RED_ZONE: usize = 128;
+/// The trap number of a general-protection fault, which also comes as a
+/// SIGSEGV from the kernel with no address.
+const TRAP_GP: libc::greg_t = 13;
 
 fn slot(sig: libc::c_int) -> usize {
     usize::from(sig == libc::SIGBUS)
@@ -46,6 +70,14 @@ pub(crate) fn ensure_handler() {
 }
 
 fn install() {
+    // SAFETY: getauxval has no preconditions; 0 means not told.
+    let frame = unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) } as usize;
+    if frame != 0 {
+        // Relaxed: read by the handler installed just below; one that
+        // misses it (on another thread, in the moment between) uses the
+        // default, which is as large.
+        FRAME_ROOM.store(RED_ZONE + frame, Ordering::Relaxed);
+    }
     for sig in [libc::SIGSEGV, libc::SIGBUS] {
         // SAFETY: a valid, zero-initialised action; PREVIOUS[slot] is
         // written once, here, and read only after `wait_written` on its
@@ -106,11 +138,46 @@ fn guard_hit(addr: usize) -> Option<*const StackHeader> {
     StackHeader::of_addr(addr)
 }
 
+/// If this SIGSEGV is the kernel's own, sent because a signal frame did
+/// not fit on the guarded fiber stack the thread was running on (see the
+/// module's docs), that stack's header.
+fn frame_did_not_fit(
+    sig: libc::c_int,
+    info: *const libc::siginfo_t,
+    ctx: *const libc::c_void,
+) -> Option<*const StackHeader> {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    if sig != libc::SIGSEGV || ctx.is_null() || unsafe { (*info).si_code } != libc::SI_KERNEL {
+        return None;
+    }
+    // SAFETY: for SA_SIGINFO handlers the third argument is the
+    // interrupted context, a `ucontext_t`.
+    let regs = unsafe { &(*ctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs };
+    if regs[libc::REG_TRAPNO as usize] == TRAP_GP {
+        return None; // a general-protection fault: not about room
+    }
+    let sp = regs[libc::REG_RSP as usize] as usize;
+    let k = arena::class_of(sp)?;
+    let lowest = (sp & !((1usize << k) - 1)) + arena::page_size();
+    // Relaxed: see `install`.
+    let room = match FRAME_ROOM.load(Ordering::Relaxed) {
+        0 => FRAME_ROOM_DEFAULT,
+        room => room,
+    };
+    // A stack pointer in the guard page itself counts too: nothing more
+    // fits there.
+    if sp >= lowest + room {
+        return None;
+    }
+    StackHeader::of_addr(sp)
+}
+
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
-    if let Some(header) = guard_hit(addr) {
-        // SAFETY: a fault in our guard page: the stack above is mapped, its
+    if let Some(header) = guard_hit(addr).or_else(|| frame_did_not_fit(sig, info, ctx)) {
+        // SAFETY: a fault in our guard page, or a frame that did not fit on
+        // the stack the thread was running on: the stack is mapped, its
         // header set, its names in the owner's data (and the run's plan),
         // alive while it runs.
         let (name, owner, node, size, guarded) = unsafe {

@@ -281,6 +281,39 @@ fn give_slow(base: usize, shift: u32, guard: bool) -> bool {
     kept || give_global(base, shift, guard)
 }
 
+/// Unmaps the idle stacks of class `shift` within this thread's reach
+/// (its own cache and the global pool, with and without guard pages), for
+/// a mapping that failed for want of room to be tried again; `false` if
+/// there were none. (Other threads' caches are theirs alone.)
+#[cold]
+pub(super) fn release_idle(shift: u32) -> bool {
+    let class = (shift - MIN_SHIFT) as usize;
+    let mut idle = Vec::new();
+    let _ = LOCAL.try_with(|l| {
+        let Ok(mut l) = l.try_borrow_mut() else {
+            return;
+        };
+        for guard in [true, false] {
+            let list = l.list(shift, guard);
+            let taken = list.len() as isize;
+            idle.append(list);
+            l.count(-taken);
+        }
+    });
+    for guard in [true, false] {
+        let mut list = global(guard).classes[class]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        idle.append(&mut list);
+    }
+    for &base in &idle {
+        // SAFETY: a pooled stack is owned by the pool alone, and these
+        // were just taken out of it.
+        unsafe { super::arena::unmap(base, shift) };
+    }
+    !idle.is_empty()
+}
+
 fn give_global(base: usize, shift: u32, guard: bool) -> bool {
     let class = (shift - MIN_SHIFT) as usize;
     let mut list = global(guard).classes[class]
