@@ -71,7 +71,27 @@ impl Monitor {
                     monitor.parked.store(false, Ordering::SeqCst);
                 } else {
                     while state.parked && !state.stop {
-                        state = monitor.cv.wait(state).unwrap_or_else(|e| e.into_inner());
+                        // Idle stacks' memory goes back to the kernel a
+                        // period after they went idle, also while the
+                        // runtime sleeps; then the monitor sleeps for good.
+                        // The pass runs without the lock, which a worker
+                        // that starts a fiber takes to wake the monitor: a
+                        // wake-up meanwhile is seen by the look above.
+                        drop(state);
+                        let untrimmed = crate::stack::trim_idle();
+                        state = monitor.state.lock().unwrap_or_else(|e| e.into_inner());
+                        if !state.parked || state.stop {
+                            break;
+                        }
+                        state = if untrimmed {
+                            monitor
+                                .cv
+                                .wait_timeout(state, crate::stack::TRIM_PERIOD)
+                                .unwrap_or_else(|e| e.into_inner())
+                                .0
+                        } else {
+                            monitor.cv.wait(state).unwrap_or_else(|e| e.into_inner())
+                        };
                     }
                     // Woken by a worker that has just started a fiber.
                     last_look = Instant::now();
@@ -87,6 +107,8 @@ impl Monitor {
             if state.stop {
                 return;
             }
+            // Rate-limited to a pass a period, for every runtime together.
+            crate::stack::trim_idle();
             // Sockets' events, for fibers whose workers are all busy: an
             // idle worker waits for them itself (`sched/sleep/driver.rs`).
             if let Some(reactor) = crate::net::reactor::in_use() {

@@ -3,10 +3,20 @@
 //! lock and no system call. Caches and the pool trade stacks in batches: a
 //! fiber spawned on one worker often ends on another, and one lock per
 //! [`BATCH`] stacks moved keeps that pattern off the pool's lock.
+//!
+//! A pooled stack keeps the memory its fiber touched, so after a burst of
+//! fibers with deep stacks the pool would hold that memory for good. The
+//! global pool gives it back: a stack that has stayed in it for a whole
+//! trimming period (about a second; see [`trim_idle`], which the
+//! preemption monitor calls) has its pages, all but the top one with its
+//! header, returned to the kernel with `madvise`, and comes back as zeroed
+//! pages if it is used again. Stacks in use, and those in the threads'
+//! caches (the stacks that are reused right away), are never trimmed.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::arena::{MAX_SHIFT, MIN_SHIFT};
 
@@ -18,16 +28,90 @@ const LOCAL_CAP: usize = 2 * BATCH;
 /// Stacks the global pool keeps per class before unmapping.
 const GLOBAL_CAP: usize = 4096;
 
+/// How long a stack stays idle in the global pool, at least, before its
+/// memory is given back (see [`trim_idle`]).
+pub(crate) const TRIM_PERIOD: Duration = Duration::from_secs(1);
+/// Stacks trimmed per call of [`trim_idle`] at most, so that a call takes
+/// a few milliseconds at worst (a `madvise` is a few microseconds).
+const TRIM_MAX: usize = 512;
+
 struct Global {
-    classes: [Mutex<Vec<usize>>; CLASSES],
+    classes: [Mutex<ClassPool>; CLASSES],
+}
+
+/// One class's stacks in the global pool.
+struct ClassPool {
+    /// Stacks that may hold touched memory, coldest first: taken from and
+    /// given to the back.
+    warm: Vec<usize>,
+    /// The fewest `warm` held since the last trimming pass: its first
+    /// `idle` stacks have been there since then.
+    idle: usize,
+    /// Stacks whose memory was given back, taken after the warm ones.
+    trimmed: Vec<usize>,
+}
+
+impl ClassPool {
+    const fn new() -> Self {
+        ClassPool {
+            warm: Vec::new(),
+            idle: 0,
+            trimmed: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.warm.len() + self.trimmed.len()
+    }
+
+    /// Adds `base` unless the pool is full.
+    fn push(&mut self, base: usize) -> bool {
+        if self.len() < GLOBAL_CAP {
+            self.warm.push(base);
+            // Relaxed: a hint for `trim_idle`, which looks under the lock.
+            UNTRIMMED.store(true, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn pop(&mut self) -> Option<usize> {
+        let found = self.warm.pop().or_else(|| self.trimmed.pop());
+        self.idle = self.idle.min(self.warm.len());
+        found
+    }
+
+    /// Moves up to `n` stacks into `into`, warm ones first.
+    fn take_batch(&mut self, n: usize, into: &mut Vec<usize>) {
+        let from = self.warm.len().saturating_sub(n);
+        let warm = self.warm.len() - from;
+        into.extend(self.warm.drain(from..));
+        self.idle = self.idle.min(self.warm.len());
+        let from = self.trimmed.len().saturating_sub(n - warm);
+        into.extend(self.trimmed.drain(from..));
+    }
+
+    /// Takes every stack out.
+    fn take_all(&mut self, into: &mut Vec<usize>) {
+        into.append(&mut self.warm);
+        into.append(&mut self.trimmed);
+        self.idle = 0;
+    }
 }
 
 static GUARDED: Global = Global {
-    classes: [const { Mutex::new(Vec::new()) }; CLASSES],
+    classes: [const { Mutex::new(ClassPool::new()) }; CLASSES],
 };
 static UNGUARDED: Global = Global {
-    classes: [const { Mutex::new(Vec::new()) }; CLASSES],
+    classes: [const { Mutex::new(ClassPool::new()) }; CLASSES],
 };
+/// Whether some global pool may hold a stack not trimmed yet: lets
+/// [`trim_idle`] return at once, and the monitor sleep for good, otherwise.
+static UNTRIMMED: AtomicBool = AtomicBool::new(false);
+/// When the last trimming pass began (nanoseconds from [`epoch`]), so that
+/// the monitors of several runtimes make one pass a period between them.
+static LAST_PASS: AtomicU64 = AtomicU64::new(0);
 // Relaxed counters: statistics only, read without ordering needs. Hits and
 // misses of threads that have exited (live threads count in their `Counts`).
 static HITS: AtomicU64 = AtomicU64::new(0);
@@ -53,6 +137,13 @@ fn global(guard: bool) -> &'static Global {
     } else {
         &UNGUARDED
     }
+}
+
+/// Class `class`'s global pool of the `guard` kind, locked.
+fn class_pool(guard: bool, class: usize) -> MutexGuard<'static, ClassPool> {
+    global(guard).classes[class]
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 /// A thread's cache; given to the global pool when the thread exits. Each
@@ -193,11 +284,7 @@ fn take_slow(shift: u32, guard: bool) -> Option<usize> {
             let mut l = l.try_borrow_mut().ok()?;
             let list = l.list(shift, guard);
             if list.is_empty() {
-                let mut global = global(guard).classes[class]
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                let from = global.len().saturating_sub(BATCH);
-                list.extend(global.drain(from..));
+                class_pool(guard, class).take_batch(BATCH, list);
                 let fetched = list.len() as isize;
                 l.count(fetched);
             }
@@ -213,10 +300,7 @@ fn take_slow(shift: u32, guard: bool) -> Option<usize> {
         .flatten();
     cached.unwrap_or_else(|| {
         // No thread cache (the thread is exiting): the global pool alone.
-        let found = global(guard).classes[class]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop();
+        let found = class_pool(guard, class).pop();
         let counter = if found.is_some() { &HITS } else { &MISSES };
         // Relaxed: a statistic.
         counter.fetch_add(1, Ordering::Relaxed);
@@ -257,13 +341,9 @@ fn give_slow(base: usize, shift: u32, guard: bool) -> bool {
                     // The coldest stacks go (the cache's bottom), under one
                     // lock for the batch.
                     let class = (shift - MIN_SHIFT) as usize;
-                    let mut global = global(guard).classes[class]
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner());
+                    let mut global = class_pool(guard, class);
                     for base in list.drain(..BATCH) {
-                        if global.len() < GLOBAL_CAP {
-                            global.push(base);
-                        } else {
+                        if !global.push(base) {
                             // SAFETY: a pooled stack is owned by the pool alone.
                             unsafe { super::arena::unmap(base, shift) };
                         }
@@ -301,10 +381,7 @@ pub(super) fn release_idle(shift: u32) -> bool {
         }
     });
     for guard in [true, false] {
-        let mut list = global(guard).classes[class]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        idle.append(&mut list);
+        class_pool(guard, class).take_all(&mut idle);
     }
     for &base in &idle {
         // SAFETY: a pooled stack is owned by the pool alone, and these
@@ -316,15 +393,107 @@ pub(super) fn release_idle(shift: u32) -> bool {
 
 fn give_global(base: usize, shift: u32, guard: bool) -> bool {
     let class = (shift - MIN_SHIFT) as usize;
-    let mut list = global(guard).classes[class]
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if list.len() < GLOBAL_CAP {
-        list.push(base);
-        true
-    } else {
-        false
+    class_pool(guard, class).push(base)
+}
+
+/// Gives back the memory of the global pool's stacks that have been idle
+/// there since the last pass, at most [`TRIM_MAX`] of them, if a
+/// [`TRIM_PERIOD`] has passed since that pass (one made by any caller);
+/// returns whether stacks not trimmed yet are left, for the caller to
+/// come back after another period. Called by the preemption monitors,
+/// while their runtime is busy and while it is idle.
+pub(crate) fn trim_idle() -> bool {
+    // Relaxed: a hint, set under a pool's lock with its stack; one missed
+    // here is seen at the next call.
+    if !UNTRIMMED.load(Ordering::Relaxed) {
+        return false;
     }
+    let now = epoch_nanos();
+    // Relaxed: only rate-limits the passes; the pools' locks order the rest.
+    let last = LAST_PASS.load(Ordering::Relaxed);
+    if now.saturating_sub(last) < TRIM_PERIOD.as_nanos() as u64
+        || LAST_PASS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return true;
+    }
+    trim_pass(TRIM_MAX)
+}
+
+/// One trimming pass (see [`trim_idle`]) over every class of both kinds,
+/// trimming `max` stacks at most; whether untrimmed stacks are left.
+fn trim_pass(max: usize) -> bool {
+    // Cleared first: a stack given meanwhile sets it again.
+    // Relaxed: see `trim_idle`.
+    UNTRIMMED.store(false, Ordering::Relaxed);
+    let mut budget = max;
+    let mut left = false;
+    for guard in [true, false] {
+        for class in 0..CLASSES {
+            let shift = class as u32 + MIN_SHIFT;
+            // The stacks idle since the last pass leave the pool while their
+            // memory goes, so that nobody takes one meanwhile.
+            let idle: Vec<usize> = {
+                let mut pool = class_pool(guard, class);
+                let n = pool.idle.min(budget);
+                let idle = pool.warm.drain(..n).collect();
+                // From now on, the stacks there are the next pass's idle ones.
+                pool.idle = pool.warm.len();
+                left |= !pool.warm.is_empty();
+                idle
+            };
+            budget -= idle.len();
+            for &base in &idle {
+                // SAFETY: the stack is the pool's alone, out of every list.
+                unsafe { trim(base, shift) };
+            }
+            if !idle.is_empty() {
+                class_pool(guard, class).trimmed.extend(idle);
+            }
+        }
+    }
+    if left {
+        // Relaxed: see `trim_idle`.
+        UNTRIMMED.store(true, Ordering::Relaxed);
+    }
+    left
+}
+
+/// Gives the memory of the idle stack at `base` of class `shift` back to
+/// the kernel, all but its lowest page (a guard page, or too little to
+/// matter) and its top page, which holds its header.
+///
+/// # Safety
+///
+/// The stack is mapped, and nobody uses it or reads its memory below the
+/// top page until it is taken from the pool again (pages given back read
+/// as zeroes).
+unsafe fn trim(base: usize, shift: u32) {
+    let page = super::arena::page_size();
+    let size = 1usize << shift;
+    if size <= 2 * page {
+        return;
+    }
+    // SAFETY: the range lies inside the stack's mapping, which the caller
+    // says nobody uses; MADV_DONTNEED on private anonymous memory only
+    // drops its pages. An error (none is expected) leaves them resident.
+    unsafe {
+        libc::madvise(
+            (base + page) as *mut libc::c_void,
+            size - 2 * page,
+            libc::MADV_DONTNEED,
+        )
+    };
+}
+
+/// Nanoseconds since the first call: a clock for [`LAST_PASS`], never 0
+/// for a pass.
+fn epoch_nanos() -> u64 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    // Offset by a period so that the first pass is never rate-limited.
+    u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX) + TRIM_PERIOD.as_nanos() as u64
 }
 
 /// How the stack pool has served requests so far, process-wide.
@@ -337,6 +506,9 @@ pub struct PoolStats {
     /// Stacks in the pool now (thread caches and global pool), ready for
     /// reuse.
     pub pooled: u64,
+    /// Of those, the stacks whose memory was given back to the kernel
+    /// after they had stayed idle in the global pool for a while.
+    pub trimmed: u64,
 }
 
 /// Process-wide stack pool counters.
@@ -354,14 +526,82 @@ pub fn pool_stats() -> PoolStats {
     hits += HITS.load(Ordering::Relaxed);
     misses += MISSES.load(Ordering::Relaxed);
     drop(list);
-    let global: usize = [&GUARDED, &UNGUARDED]
-        .iter()
-        .flat_map(|g| g.classes.iter())
-        .map(|c| c.lock().unwrap_or_else(|e| e.into_inner()).len())
-        .sum();
+    let (mut global, mut trimmed) = (0, 0);
+    for class in [&GUARDED, &UNGUARDED].iter().flat_map(|g| g.classes.iter()) {
+        let pool = class.lock().unwrap_or_else(|e| e.into_inner());
+        global += pool.len();
+        trimmed += pool.trimmed.len();
+    }
     PoolStats {
         hits,
         misses,
         pooled: (cached + global) as u64,
+        trimmed: trimmed as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Trimming: a stack idle in the global pool since the last pass has
+    //! its memory given back, all but its top page; one given since is
+    //! left alone, and warm stacks are taken before trimmed ones.
+
+    use super::{class_pool, trim_pass, MIN_SHIFT};
+    use crate::stack::arena;
+
+    /// A class no other test uses (128 MiB stacks), so that nobody takes
+    /// these stacks from the global pool meanwhile.
+    const SHIFT: u32 = 27;
+    const CLASS: usize = (SHIFT - MIN_SHIFT) as usize;
+
+    /// Writes `byte` to the stack's lowest usable page and its top page.
+    fn fill(base: usize, byte: u8) {
+        let page = arena::page_size();
+        let top_page = base + (1 << SHIFT) - page;
+        for addr in [base + page, base + page + 100, top_page + 8] {
+            // SAFETY: inside the stack's read-write mapping, unused.
+            unsafe { (addr as *mut u8).write_volatile(byte) };
+        }
+    }
+
+    /// The byte at `offset` from the stack's base.
+    fn read(base: usize, offset: usize) -> u8 {
+        // SAFETY: inside the stack's mapping.
+        unsafe { ((base + offset) as *const u8).read_volatile() }
+    }
+
+    #[test]
+    fn a_stack_idle_for_a_whole_pass_is_trimmed_and_its_top_page_kept() {
+        let page = arena::page_size();
+        let top = (1usize << SHIFT) - page + 8;
+        let old = arena::map(SHIFT).unwrap();
+        fill(old, 0xAB);
+        assert!(class_pool(false, CLASS).push(old));
+        // A pass (this one, or another runtime's monitor's) marks it idle.
+        trim_pass(usize::MAX);
+        let new = arena::map(SHIFT).unwrap();
+        fill(new, 0xCD);
+        assert!(class_pool(false, CLASS).push(new));
+        trim_pass(usize::MAX);
+        // The old one was there for a whole pass: its pages are gone, but
+        // for the top one; the new one was not.
+        assert_eq!((read(old, page), read(old, page + 100)), (0, 0));
+        assert_eq!(read(old, top), 0xAB);
+        assert_eq!((read(new, page), read(new, top)), (0xCD, 0xCD));
+        {
+            let pool = class_pool(false, CLASS);
+            assert_eq!(
+                (&pool.warm[..], &pool.trimmed[..]),
+                (&[new][..], &[old][..])
+            );
+        }
+        // Warm stacks are taken first.
+        let mut taken = Vec::new();
+        class_pool(false, CLASS).take_batch(8, &mut taken);
+        assert_eq!(taken, [new, old]);
+        for base in taken {
+            // SAFETY: made here, out of the pool again, used by nobody.
+            unsafe { arena::unmap(base, SHIFT) };
+        }
     }
 }
