@@ -109,7 +109,7 @@ static UNGUARDED: Global = Global {
 /// Whether some global pool may hold a stack not trimmed yet: lets
 /// [`trim_idle`] return at once, and the monitor sleep for good, otherwise.
 static UNTRIMMED: AtomicBool = AtomicBool::new(false);
-/// When the last trimming pass began (nanoseconds from [`epoch`]), so that
+/// When the last trimming pass began (see [`epoch_nanos`]), so that
 /// the monitors of several runtimes make one pass a period between them.
 static LAST_PASS: AtomicU64 = AtomicU64::new(0);
 // Relaxed counters: statistics only, read without ordering needs. Hits and
