@@ -95,6 +95,9 @@ pub(crate) struct Worker {
     until_global: Cell<u32>,
     /// The next scheduling decision looks at the global queue first.
     prefer_global: Cell<bool>,
+    /// The newest offer of help seen at this worker's last look at the
+    /// offers (see `offers`).
+    offers_seen: Cell<u64>,
 }
 
 // SAFETY: a worker's `Cell`s and local queue are used by the one thread
@@ -131,6 +134,7 @@ impl Worker {
             current: Cell::new(None),
             until_global: Cell::new(GLOBAL_QUEUE_INTERVAL),
             prefer_global: Cell::new(false),
+            offers_seen: Cell::new(0),
         }
     }
 
@@ -670,7 +674,7 @@ impl Worker {
     /// a fiber for it on the global queue. If no stack can be had, the
     /// helper is dropped, which its run takes as "no help".
     fn take_offer(&self) -> bool {
-        let Some(helper) = self.registry.offers.take_seen() else {
+        let Some(helper) = self.registry.offers.take_seen(&self.offers_seen) else {
             return false;
         };
         let _ = self.registry.spawn(None, None, move || {
