@@ -64,12 +64,11 @@ impl ClassPool {
         self.warm.len() + self.trimmed.len()
     }
 
-    /// Adds `base` unless the pool is full.
+    /// Adds `base` unless the pool is full. The caller calls
+    /// [`note_untrimmed`] once the pool's lock is released.
     fn push(&mut self, base: usize) -> bool {
         if self.len() < GLOBAL_CAP {
             self.warm.push(base);
-            // Relaxed: a hint for `trim_idle`, which looks under the lock.
-            UNTRIMMED.store(true, Ordering::Relaxed);
             true
         } else {
             false
@@ -108,6 +107,8 @@ static UNGUARDED: Global = Global {
 };
 /// Whether some global pool may hold a stack not trimmed yet: lets
 /// [`trim_idle`] return at once, and the monitor sleep for good, otherwise.
+/// Set after a stack is given to a global pool (see [`note_untrimmed`]),
+/// cleared by a pass and set again by it if it leaves stacks untrimmed.
 static UNTRIMMED: AtomicBool = AtomicBool::new(false);
 /// When the last trimming pass began (see [`epoch_nanos`]), so that
 /// the monitors of several runtimes make one pass a period between them.
@@ -349,6 +350,7 @@ fn give_slow(base: usize, shift: u32, guard: bool) -> bool {
                         }
                     }
                     drop(global);
+                    note_untrimmed();
                     l.count(-(BATCH as isize));
                 }
                 l.list(shift, guard).push(base);
@@ -393,7 +395,32 @@ pub(super) fn release_idle(shift: u32) -> bool {
 
 fn give_global(base: usize, shift: u32, guard: bool) -> bool {
     let class = (shift - MIN_SHIFT) as usize;
-    class_pool(guard, class).push(base)
+    let kept = class_pool(guard, class).push(base);
+    if kept {
+        note_untrimmed();
+    }
+    kept
+}
+
+/// Notes that a global pool holds a stack not trimmed yet, after the
+/// pool's lock is released (a monitor's lock is taken after a pool's).
+/// The first such stack since a pass cleared [`UNTRIMMED`] wakes the
+/// monitors that sleep with nothing to trim: the stacks would stay
+/// untrimmed for as long as every runtime is idle otherwise.
+fn note_untrimmed() {
+    // SeqCst: pairs with the look of a monitor that lists itself to
+    // sleep (`untrimmed`): either it sees the flag set, or this finds it
+    // listed and wakes it.
+    if !UNTRIMMED.swap(true, Ordering::SeqCst) {
+        crate::preempt::wake_for_trim();
+    }
+}
+
+/// Whether some global pool may hold a stack not trimmed yet, for a
+/// monitor about to sleep with nothing to trim (see [`note_untrimmed`]).
+pub(crate) fn untrimmed() -> bool {
+    // SeqCst: see `note_untrimmed`.
+    UNTRIMMED.load(Ordering::SeqCst)
 }
 
 /// Gives back the memory of the global pool's stacks that have been idle
