@@ -49,6 +49,9 @@ struct ClassPool {
     idle: usize,
     /// Stacks whose memory was given back, taken after the warm ones.
     trimmed: Vec<usize>,
+    /// Stacks out of the lists while a pass gives their memory back: still
+    /// the pool's, counted against [`GLOBAL_CAP`] and as pooled.
+    trimming: usize,
 }
 
 impl ClassPool {
@@ -57,11 +60,12 @@ impl ClassPool {
             warm: Vec::new(),
             idle: 0,
             trimmed: Vec::new(),
+            trimming: 0,
         }
     }
 
     fn len(&self) -> usize {
-        self.warm.len() + self.trimmed.len()
+        self.warm.len() + self.trimmed.len() + self.trimming
     }
 
     /// Adds `base` unless the pool is full. The caller calls
@@ -465,6 +469,9 @@ fn trim_pass(max: usize) -> bool {
                 let mut pool = class_pool(guard, class);
                 let n = pool.idle.min(budget);
                 let idle = pool.warm.drain(..n).collect();
+                // Counted still: a stack given meanwhile finds the pool as
+                // full as it is.
+                pool.trimming += n;
                 // From now on, the stacks there are the next pass's idle ones.
                 pool.idle = pool.warm.len();
                 left |= !pool.warm.is_empty();
@@ -476,7 +483,9 @@ fn trim_pass(max: usize) -> bool {
                 unsafe { trim(base, shift) };
             }
             if !idle.is_empty() {
-                class_pool(guard, class).trimmed.extend(idle);
+                let mut pool = class_pool(guard, class);
+                pool.trimming -= idle.len();
+                pool.trimmed.extend(idle);
             }
         }
     }
@@ -573,8 +582,15 @@ mod tests {
     //! its memory given back, all but its top page; one given since is
     //! left alone, and warm stacks are taken before trimmed ones.
 
-    use super::{class_pool, trim_pass, MIN_SHIFT};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use super::{class_pool, trim_pass, GLOBAL_CAP, MIN_SHIFT};
     use crate::stack::arena;
+
+    /// Taken by the tests here that make passes, each of which would trim
+    /// the other's stacks early.
+    static PASSES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     /// A class no other test uses (128 MiB stacks), so that nobody takes
     /// these stacks from the global pool meanwhile.
@@ -599,6 +615,7 @@ mod tests {
 
     #[test]
     fn a_stack_idle_for_a_whole_pass_is_trimmed_and_its_top_page_kept() {
+        let _passes = PASSES.lock().unwrap_or_else(|e| e.into_inner());
         let page = arena::page_size();
         let top = (1usize << SHIFT) - page + 8;
         let old = arena::map(SHIFT).unwrap();
@@ -630,5 +647,69 @@ mod tests {
             // SAFETY: made here, out of the pool again, used by nobody.
             unsafe { arena::unmap(base, SHIFT) };
         }
+    }
+
+    /// Stacks given to the global pool while a pass gives others' memory
+    /// back find it as full as it is: it never holds more than its cap.
+    #[test]
+    fn a_pass_keeps_the_pool_within_its_cap() {
+        let _passes = PASSES.lock().unwrap_or_else(|e| e.into_inner());
+        // A class no other test uses (64 MiB stacks; only address space).
+        const SHIFT: u32 = 26;
+        const CLASS: usize = (SHIFT - MIN_SHIFT) as usize;
+        const EXTRA: usize = 1024;
+        let map = || arena::map(SHIFT).unwrap();
+        {
+            let mut pool = class_pool(false, CLASS);
+            for _ in 0..GLOBAL_CAP {
+                assert!(pool.push(map()));
+            }
+        }
+        // Marks them idle: each later pass takes 512 out to trim them.
+        trim_pass(usize::MAX);
+        let extra: Vec<usize> = (0..EXTRA).map(|_| map()).collect();
+        let (started, stop) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        // Gives stacks as fast as the pool takes them; returns the refused.
+        let giver = {
+            let (started, stop) = (started.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut left = extra;
+                // Relaxed: plain flags; the join orders the rest.
+                started.store(true, Ordering::Relaxed);
+                while !stop.load(Ordering::Relaxed) && !left.is_empty() {
+                    let base = *left.last().unwrap();
+                    if class_pool(false, CLASS).push(base) {
+                        left.pop();
+                    }
+                }
+                left
+            })
+        };
+        // Relaxed: see above.
+        while !started.load(Ordering::Relaxed) {
+            std::hint::spin_loop();
+        }
+        let mut most = 0;
+        for _ in 0..100 {
+            trim_pass(512);
+            most = most.max(class_pool(false, CLASS).len());
+        }
+        // Relaxed: see above.
+        stop.store(true, Ordering::Relaxed);
+        let mut all = giver.join().unwrap();
+        let len = class_pool(false, CLASS).len();
+        class_pool(false, CLASS).take_all(&mut all);
+        for &base in &all {
+            // SAFETY: made here, out of the pool again, used by nobody.
+            unsafe { arena::unmap(base, SHIFT) };
+        }
+        assert!(
+            most.max(len) <= GLOBAL_CAP,
+            "the pool held {} stacks, more than its cap of {GLOBAL_CAP}",
+            most.max(len)
+        );
     }
 }
