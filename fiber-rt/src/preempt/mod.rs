@@ -57,7 +57,7 @@ mod monitor;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 pub(crate) use backstop::{ask_to_detach, current_thread, install as install_backstop};
-pub(crate) use monitor::Monitor;
+pub(crate) use monitor::{wake_for_trim, Monitor};
 
 use crate::stack::StackHeader;
 

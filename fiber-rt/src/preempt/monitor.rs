@@ -90,7 +90,21 @@ impl Monitor {
                                 .unwrap_or_else(|e| e.into_inner())
                                 .0
                         } else {
-                            monitor.cv.wait(state).unwrap_or_else(|e| e.into_inner())
+                            // Nothing to trim: until a worker starts a
+                            // fiber, or a stack comes to the global pool
+                            // (a thread's cache as it exits, another
+                            // runtime's stacks): listed for that, then a
+                            // look at the pool. A stack given since the
+                            // look is given by one that finds the monitor
+                            // listed, and notifies under this lock.
+                            list_for_trim(monitor);
+                            if crate::stack::untrimmed() {
+                                unlist_for_trim(monitor);
+                                continue;
+                            }
+                            let state = monitor.cv.wait(state).unwrap_or_else(|e| e.into_inner());
+                            unlist_for_trim(monitor);
+                            state
                         };
                     }
                     // Woken by a worker that has just started a fiber.
@@ -105,6 +119,12 @@ impl Monitor {
                     .0;
             }
             if state.stop {
+                drop(state);
+                // The stacks this monitor would have come back for go to
+                // the monitors that sleep with nothing to trim.
+                if crate::stack::untrimmed() {
+                    wake_for_trim();
+                }
                 return;
             }
             // Rate-limited to a pass a period, for every runtime together.
@@ -215,6 +235,41 @@ impl Monitor {
     pub(crate) fn stop(&self) {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
         self.cv.notify_all();
+    }
+}
+
+/// Monitors parked with nothing to trim (see `Monitor::run`), woken by
+/// [`wake_for_trim`].
+static TRIM_SLEEPERS: Mutex<Vec<Arc<Monitor>>> = Mutex::new(Vec::new());
+
+/// Lists `monitor` among those [`wake_for_trim`] wakes; called under its
+/// state's lock (which is taken before the list's, never after).
+fn list_for_trim(monitor: &Arc<Monitor>) {
+    let mut sleepers = TRIM_SLEEPERS.lock().unwrap_or_else(|e| e.into_inner());
+    if !sleepers.iter().any(|m| Arc::ptr_eq(m, monitor)) {
+        sleepers.push(monitor.clone());
+    }
+}
+
+/// Takes `monitor` off the list of [`list_for_trim`], if still there.
+fn unlist_for_trim(monitor: &Arc<Monitor>) {
+    TRIM_SLEEPERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|m| !Arc::ptr_eq(m, monitor));
+}
+
+/// Wakes the monitors parked with nothing to trim: a stack not trimmed
+/// yet came to the global pool (see `stack::pool`), or the monitor that
+/// would have come back for such stacks stopped. Called with no monitor's
+/// lock and no pool's lock held.
+pub(crate) fn wake_for_trim() {
+    let sleepers = std::mem::take(&mut *TRIM_SLEEPERS.lock().unwrap_or_else(|e| e.into_inner()));
+    for monitor in sleepers {
+        // Under its lock, which it holds from listing itself until it
+        // waits: the notification cannot come between.
+        let _state = monitor.state.lock().unwrap_or_else(|e| e.into_inner());
+        monitor.cv.notify_all();
     }
 }
 

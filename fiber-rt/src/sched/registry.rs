@@ -108,7 +108,9 @@ pub(crate) struct Registry {
     pub(crate) stats: Padded<Stats>,
     /// One per worker, read by the preemption monitor.
     pub(crate) clocks: Vec<WorkerClock>,
-    pub(crate) monitor: Monitor,
+    /// Shared with the list of monitors asleep with nothing to trim
+    /// (see `preempt::wake_for_trim`).
+    pub(crate) monitor: Arc<Monitor>,
     /// The workers, by index; emptied at shutdown (they refer back to us).
     workers: Mutex<Vec<Arc<Worker>>>,
     /// Per worker: its last hand-off found no thread (said once).
@@ -248,7 +250,7 @@ impl Registry {
             clocks: (0..config_workers)
                 .map(|_| WorkerClock::default())
                 .collect(),
-            monitor: Monitor::default(),
+            monitor: Arc::default(),
             workers: Mutex::new(Vec::new()),
             handoff_failing: (0..config_workers)
                 .map(|_| AtomicBool::new(false))

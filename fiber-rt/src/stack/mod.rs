@@ -26,7 +26,7 @@ use std::ptr::NonNull;
 use header::HEADER_SIZE;
 pub(crate) use header::{depth_here, StackHeader};
 pub use pool::{pool_stats, PoolStats};
-pub(crate) use pool::{trim_idle, TRIM_PERIOD};
+pub(crate) use pool::{trim_idle, untrimmed, TRIM_PERIOD};
 
 /// Default stack size: 256 KiB (of address space; only touched pages cost memory).
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;

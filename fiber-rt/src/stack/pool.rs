@@ -49,6 +49,9 @@ struct ClassPool {
     idle: usize,
     /// Stacks whose memory was given back, taken after the warm ones.
     trimmed: Vec<usize>,
+    /// Stacks out of the lists while a pass gives their memory back: still
+    /// the pool's, counted against [`GLOBAL_CAP`] and as pooled.
+    trimming: usize,
 }
 
 impl ClassPool {
@@ -57,19 +60,19 @@ impl ClassPool {
             warm: Vec::new(),
             idle: 0,
             trimmed: Vec::new(),
+            trimming: 0,
         }
     }
 
     fn len(&self) -> usize {
-        self.warm.len() + self.trimmed.len()
+        self.warm.len() + self.trimmed.len() + self.trimming
     }
 
-    /// Adds `base` unless the pool is full.
+    /// Adds `base` unless the pool is full. The caller calls
+    /// [`note_untrimmed`] once the pool's lock is released.
     fn push(&mut self, base: usize) -> bool {
         if self.len() < GLOBAL_CAP {
             self.warm.push(base);
-            // Relaxed: a hint for `trim_idle`, which looks under the lock.
-            UNTRIMMED.store(true, Ordering::Relaxed);
             true
         } else {
             false
@@ -108,6 +111,8 @@ static UNGUARDED: Global = Global {
 };
 /// Whether some global pool may hold a stack not trimmed yet: lets
 /// [`trim_idle`] return at once, and the monitor sleep for good, otherwise.
+/// Set after a stack is given to a global pool (see [`note_untrimmed`]),
+/// cleared by a pass and set again by it if it leaves stacks untrimmed.
 static UNTRIMMED: AtomicBool = AtomicBool::new(false);
 /// When the last trimming pass began (see [`epoch_nanos`]), so that
 /// the monitors of several runtimes make one pass a period between them.
@@ -349,6 +354,7 @@ fn give_slow(base: usize, shift: u32, guard: bool) -> bool {
                         }
                     }
                     drop(global);
+                    note_untrimmed();
                     l.count(-(BATCH as isize));
                 }
                 l.list(shift, guard).push(base);
@@ -393,7 +399,32 @@ pub(super) fn release_idle(shift: u32) -> bool {
 
 fn give_global(base: usize, shift: u32, guard: bool) -> bool {
     let class = (shift - MIN_SHIFT) as usize;
-    class_pool(guard, class).push(base)
+    let kept = class_pool(guard, class).push(base);
+    if kept {
+        note_untrimmed();
+    }
+    kept
+}
+
+/// Notes that a global pool holds a stack not trimmed yet, after the
+/// pool's lock is released (a monitor's lock is taken after a pool's).
+/// The first such stack since a pass cleared [`UNTRIMMED`] wakes the
+/// monitors that sleep with nothing to trim: the stacks would stay
+/// untrimmed for as long as every runtime is idle otherwise.
+fn note_untrimmed() {
+    // SeqCst: pairs with the look of a monitor that lists itself to
+    // sleep (`untrimmed`): either it sees the flag set, or this finds it
+    // listed and wakes it.
+    if !UNTRIMMED.swap(true, Ordering::SeqCst) {
+        crate::preempt::wake_for_trim();
+    }
+}
+
+/// Whether some global pool may hold a stack not trimmed yet, for a
+/// monitor about to sleep with nothing to trim (see [`note_untrimmed`]).
+pub(crate) fn untrimmed() -> bool {
+    // SeqCst: see `note_untrimmed`.
+    UNTRIMMED.load(Ordering::SeqCst)
 }
 
 /// Gives back the memory of the global pool's stacks that have been idle
@@ -438,6 +469,9 @@ fn trim_pass(max: usize) -> bool {
                 let mut pool = class_pool(guard, class);
                 let n = pool.idle.min(budget);
                 let idle = pool.warm.drain(..n).collect();
+                // Counted still: a stack given meanwhile finds the pool as
+                // full as it is.
+                pool.trimming += n;
                 // From now on, the stacks there are the next pass's idle ones.
                 pool.idle = pool.warm.len();
                 left |= !pool.warm.is_empty();
@@ -449,7 +483,9 @@ fn trim_pass(max: usize) -> bool {
                 unsafe { trim(base, shift) };
             }
             if !idle.is_empty() {
-                class_pool(guard, class).trimmed.extend(idle);
+                let mut pool = class_pool(guard, class);
+                pool.trimming -= idle.len();
+                pool.trimmed.extend(idle);
             }
         }
     }
@@ -546,8 +582,15 @@ mod tests {
     //! its memory given back, all but its top page; one given since is
     //! left alone, and warm stacks are taken before trimmed ones.
 
-    use super::{class_pool, trim_pass, MIN_SHIFT};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use super::{class_pool, trim_pass, GLOBAL_CAP, MIN_SHIFT};
     use crate::stack::arena;
+
+    /// Taken by the tests here that make passes, each of which would trim
+    /// the other's stacks early.
+    static PASSES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     /// A class no other test uses (128 MiB stacks), so that nobody takes
     /// these stacks from the global pool meanwhile.
@@ -572,6 +615,7 @@ mod tests {
 
     #[test]
     fn a_stack_idle_for_a_whole_pass_is_trimmed_and_its_top_page_kept() {
+        let _passes = PASSES.lock().unwrap_or_else(|e| e.into_inner());
         let page = arena::page_size();
         let top = (1usize << SHIFT) - page + 8;
         let old = arena::map(SHIFT).unwrap();
@@ -603,5 +647,69 @@ mod tests {
             // SAFETY: made here, out of the pool again, used by nobody.
             unsafe { arena::unmap(base, SHIFT) };
         }
+    }
+
+    /// Stacks given to the global pool while a pass gives others' memory
+    /// back find it as full as it is: it never holds more than its cap.
+    #[test]
+    fn a_pass_keeps_the_pool_within_its_cap() {
+        let _passes = PASSES.lock().unwrap_or_else(|e| e.into_inner());
+        // A class no other test uses (64 MiB stacks; only address space).
+        const SHIFT: u32 = 26;
+        const CLASS: usize = (SHIFT - MIN_SHIFT) as usize;
+        const EXTRA: usize = 1024;
+        let map = || arena::map(SHIFT).unwrap();
+        {
+            let mut pool = class_pool(false, CLASS);
+            for _ in 0..GLOBAL_CAP {
+                assert!(pool.push(map()));
+            }
+        }
+        // Marks them idle: each later pass takes 512 out to trim them.
+        trim_pass(usize::MAX);
+        let extra: Vec<usize> = (0..EXTRA).map(|_| map()).collect();
+        let (started, stop) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        // Gives stacks as fast as the pool takes them; returns the refused.
+        let giver = {
+            let (started, stop) = (started.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut left = extra;
+                // Relaxed: plain flags; the join orders the rest.
+                started.store(true, Ordering::Relaxed);
+                while !stop.load(Ordering::Relaxed) && !left.is_empty() {
+                    let base = *left.last().unwrap();
+                    if class_pool(false, CLASS).push(base) {
+                        left.pop();
+                    }
+                }
+                left
+            })
+        };
+        // Relaxed: see above.
+        while !started.load(Ordering::Relaxed) {
+            std::hint::spin_loop();
+        }
+        let mut most = 0;
+        for _ in 0..100 {
+            trim_pass(512);
+            most = most.max(class_pool(false, CLASS).len());
+        }
+        // Relaxed: see above.
+        stop.store(true, Ordering::Relaxed);
+        let mut all = giver.join().unwrap();
+        let len = class_pool(false, CLASS).len();
+        class_pool(false, CLASS).take_all(&mut all);
+        for &base in &all {
+            // SAFETY: made here, out of the pool again, used by nobody.
+            unsafe { arena::unmap(base, SHIFT) };
+        }
+        assert!(
+            most.max(len) <= GLOBAL_CAP,
+            "the pool held {} stacks, more than its cap of {GLOBAL_CAP}",
+            most.max(len)
+        );
     }
 }
