@@ -190,7 +190,7 @@ fn allocating_printing_spinners_survive_the_backstop() {
     check_hazards("2");
 }
 
-/// The same hazards for 12 seconds: `cargo test --release -- --ignored`.
+/// The same hazards for 12 seconds: `cargo test --release --test backstop -- --ignored`.
 #[test]
 #[ignore]
 fn allocating_printing_spinners_survive_the_backstop_for_long() {

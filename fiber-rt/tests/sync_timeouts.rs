@@ -375,7 +375,7 @@ fn lock_timeouts_racing_releases_lose_no_wake_up_and_never_share_the_lock() {
     lock_timeouts_race(16, 300);
 }
 
-/// The same race, longer: `cargo test --release -- --ignored`.
+/// The same race, longer: `cargo test --release --test sync_timeouts -- --ignored`.
 #[test]
 #[ignore]
 fn lock_timeouts_racing_releases_for_long() {
