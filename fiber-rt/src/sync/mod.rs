@@ -10,8 +10,9 @@
 //!   can wait for it to change.
 //! - [`broadcast`]: every message to every receiver, from a bounded ring.
 //!
-//! [`Select`] waits on several receivers of any of these kinds, and on
-//! fibers' [`JoinHandle`](crate::JoinHandle)s.
+//! [`Select`] waits on several receivers of any of these kinds, on
+//! [signal listeners](crate::signal::Signal), and on fibers'
+//! [`JoinHandle`](crate::JoinHandle)s.
 
 pub mod broadcast;
 mod channel_error;
