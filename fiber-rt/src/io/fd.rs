@@ -19,8 +19,10 @@ use crate::sched::task::Task;
 /// the same code blocks it.
 ///
 /// The descriptor is registered with the runtime's epoll set, edge
-/// triggered, by the first wait a fiber makes on it, as a socket is (see
-/// [`net`](crate::net)); an operation that can go ahead costs only itself.
+/// triggered, by the first operation of a fiber's that would block (a
+/// descriptor that never blocks is never registered); see
+/// [`net`](crate::net) for the protocol. An operation that can go ahead
+/// costs only itself.
 ///
 /// ```
 /// use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
