@@ -233,6 +233,30 @@ fn kill_on_drop_kills_a_child_not_waited_for() {
 }
 
 #[test]
+fn children_dropped_unwaited_are_reaped_by_a_later_spawn() {
+    let rt = one_worker();
+    run(&rt, || {
+        let pids: Vec<u32> = (0..20)
+            .map(|_| Command::new("true").spawn().unwrap().id())
+            .collect();
+        // Exited: zombies until someone reaps them (std never does), or
+        // reaped already by the drops and spawns that came after them.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pids
+            .iter()
+            .any(|&pid| matches!(process_state(pid), Some(state) if state != 'Z'))
+        {
+            assert!(Instant::now() < deadline, "the children did not exit");
+            fiber_rt::sleep(Duration::from_millis(5));
+        }
+        assert!(Command::new("true").status().unwrap().success());
+        for pid in pids {
+            assert_eq!(process_state(pid), None, "child {pid} is still a zombie");
+        }
+    });
+}
+
+#[test]
 fn a_pipe_hands_over_to_another_child_in_blocking_mode() {
     let rt = one_worker();
     run(&rt, || {

@@ -1,7 +1,9 @@
 //! A spawned child process whose waits park the calling fiber.
 
 use std::io::{self, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::{ExitStatus, Output};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::exit::ExitWatch;
@@ -14,8 +16,11 @@ use crate::sched::task::Task;
 ///
 /// Dropping a `Child` neither waits for the process nor kills it, as with
 /// std (unless [`Command::kill_on_drop`](super::Command::kill_on_drop)
-/// asked for it): a child that is never waited for stays a zombie until
-/// this process ends.
+/// asked for it). Unlike std, a child dropped before it was reaped does
+/// not stay a zombie for the rest of the process's life: once it has
+/// exited, the next spawn (or drop) of a `Child` reaps it, through its
+/// pidfd, so zombies do not pile up in a program that keeps spawning.
+/// (Without a pidfd, before Linux 5.3, it stays a zombie, as with std.)
 pub struct Child {
     /// The parent's end of the child's standard input, if piped.
     pub stdin: Option<ChildStdin>,
@@ -23,7 +28,8 @@ pub struct Child {
     pub stdout: Option<ChildStdout>,
     /// The parent's end of the child's standard error, if piped.
     pub stderr: Option<ChildStderr>,
-    child: std::process::Child,
+    /// `Some` until the drop, which hands it to the orphans if need be.
+    child: Option<std::process::Child>,
     exit: ExitWatch,
     /// The status once reaped.
     status: Option<ExitStatus>,
@@ -41,7 +47,7 @@ impl Child {
             stdin: None,
             stdout: None,
             stderr: None,
-            child,
+            child: Some(child),
             exit,
             status: None,
             kill_on_drop,
@@ -56,7 +62,15 @@ impl Child {
 
     /// The child's process id.
     pub fn id(&self) -> u32 {
-        self.child.id()
+        self.std_ref().id()
+    }
+
+    fn std_ref(&self) -> &std::process::Child {
+        self.child.as_ref().expect("taken only by the drop")
+    }
+
+    fn std(&mut self) -> &mut std::process::Child {
+        self.child.as_mut().expect("taken only by the drop")
     }
 
     /// Sends `SIGKILL` to the child, as std's `kill` does (which see for
@@ -66,7 +80,7 @@ impl Child {
             // Reaped: its id may name another process by now.
             return Ok(());
         }
-        self.child.kill()
+        self.std().kill()
     }
 
     /// The exit status if the child has exited (reaping it), without
@@ -75,7 +89,7 @@ impl Child {
         if let Some(status) = self.status {
             return Ok(Some(status));
         }
-        self.status = self.child.try_wait()?;
+        self.status = self.std().try_wait()?;
         Ok(self.status)
     }
 
@@ -102,7 +116,8 @@ impl Child {
         if let Some(status) = self.status {
             return Ok(Some(status));
         }
-        self.status = self.exit.wait(&mut self.child, deadline)?;
+        let child = self.child.as_mut().expect("taken only by the drop");
+        self.status = self.exit.wait(child, deadline)?;
         Ok(self.status)
     }
 
@@ -164,21 +179,75 @@ fn read_both(
 
 impl Drop for Child {
     fn drop(&mut self) {
-        if self.kill_on_drop && self.status.is_none() {
-            // Best effort, as in std's drop: an error (the child has
-            // been reaped by someone else) has nobody to go to. Reaped
-            // at once if it is dead already, to spare a zombie.
-            if self.child.kill().is_ok() {
-                let _ = self.child.try_wait();
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if self.status.is_none() {
+            if self.kill_on_drop {
+                // Best effort, as in std's drop: an error (the child has
+                // been reaped by someone else) has nobody to go to.
+                let _ = child.kill();
+            }
+            // Reaped now if it has exited; else an orphan, reaped later
+            // through its pidfd (without one, it stays a zombie, as
+            // std's children do).
+            if let Ok(None) = child.try_wait() {
+                if let ExitWatch::Pidfd(fd) = std::mem::replace(&mut self.exit, ExitWatch::Polling)
+                {
+                    orphans().push(fd.into_inner());
+                }
             }
         }
+        reap_orphans();
     }
+}
+
+/// The pidfds of children dropped before they were reaped (see
+/// [`reap_orphans`]).
+static ORPHANS: Mutex<Vec<OwnedFd>> = Mutex::new(Vec::new());
+
+fn orphans() -> std::sync::MutexGuard<'static, Vec<OwnedFd>> {
+    // Nothing under the lock can panic halfway.
+    ORPHANS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Reaps the orphans that have exited, so that a program that drops
+/// children without waiting for them does not collect zombies: called by
+/// each spawn and each drop of a [`Child`]. Each look is a `waitid` on
+/// the child's pidfd, which does not wait, and names that process alone:
+/// one reaped by another party meanwhile (whose number may now name
+/// another child) is only forgotten.
+pub(crate) fn reap_orphans() {
+    let mut orphans = orphans();
+    if !orphans.is_empty() {
+        orphans.retain(|pidfd| !exited(pidfd));
+    }
+}
+
+/// Reaps the child of `pidfd` if it has exited; whether it is gone (reaped
+/// here, or by someone else before).
+fn exited(pidfd: &OwnedFd) -> bool {
+    // SAFETY: an all-zero siginfo_t is a valid value to overwrite.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is live and writable; the pidfd is open.
+    let done = unsafe {
+        libc::waitid(
+            libc::P_PIDFD,
+            pidfd.as_raw_fd() as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG,
+        )
+    };
+    // With WNOHANG, a child still running leaves `si_pid` 0; an error
+    // (ECHILD: reaped by someone else) means gone too.
+    // SAFETY: reading a field waitid wrote (or the zeroes it left).
+    done != 0 || unsafe { info.si_pid() } != 0
 }
 
 impl std::fmt::Debug for Child {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Child")
-            .field("id", &self.child.id())
+            .field("id", &self.child.as_ref().map(std::process::Child::id))
             .field("status", &self.status)
             .field("stdin", &self.stdin)
             .field("stdout", &self.stdout)

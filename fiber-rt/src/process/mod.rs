@@ -187,6 +187,7 @@ impl Command {
     /// Starts the child. Its standard streams are the parent's unless set
     /// otherwise, as with std.
     pub fn spawn(&mut self) -> io::Result<Child> {
+        child::reap_orphans();
         Child::new(self.inner.spawn()?, self.kill_on_drop)
     }
 
