@@ -183,18 +183,26 @@ impl Drop for Child {
             return;
         };
         if self.status.is_none() {
-            if self.kill_on_drop {
-                // Best effort, as in std's drop: an error (the child has
-                // been reaped by someone else) has nobody to go to.
-                let _ = child.kill();
-            }
-            // Reaped now if it has exited; else an orphan, reaped later
-            // through its pidfd (without one, it stays a zombie, as
-            // std's children do).
-            if let Ok(None) = child.try_wait() {
-                if let ExitWatch::Pidfd(fd) = std::mem::replace(&mut self.exit, ExitWatch::Polling)
-                {
-                    orphans().push(fd.into_inner());
+            // Best effort, as in std's drop: an error (the child has been
+            // reaped by someone else) has nobody to go to.
+            let killed = self.kill_on_drop && child.kill().is_ok();
+            match std::mem::replace(&mut self.exit, ExitWatch::Polling) {
+                // Reaped now if it has exited, else an orphan, reaped
+                // later: through its pidfd, which names this process
+                // alone. Not by its number (std's `try_wait`), which names
+                // another child by now if someone else reaped this one.
+                ExitWatch::Pidfd(fd) => {
+                    let fd = fd.into_inner();
+                    if !exited(&fd) {
+                        orphans().push(fd);
+                    }
+                }
+                // Without a pidfd it stays a zombie, as std's children do,
+                // unless it was just killed and is dead already.
+                ExitWatch::Polling => {
+                    if killed {
+                        let _ = child.try_wait();
+                    }
                 }
             }
         }

@@ -1,0 +1,63 @@
+//! A `Child` whose process was reaped by someone else (a `waitpid(-1)`
+//! elsewhere, or `SIGCHLD` ignored) leaves its number free for the next
+//! child: dropping it must not reap that one. Alone in its file, since it
+//! steers the next process's number through `ns_last_pid` (where this
+//! process may write it, as root may; elsewhere it says so and passes).
+
+use std::process::Command as StdCommand;
+
+use fiber_rt::process::Command;
+
+/// Makes the next process of this pid namespace take the number `pid`;
+/// `false` where that is not allowed.
+fn next_pid_is(pid: i32) -> bool {
+    std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).is_ok()
+}
+
+/// Waits until `pid` has exited, leaving it a zombie.
+fn exited_unreaped(pid: i32) {
+    // SAFETY: an all-zero siginfo_t is a valid value to overwrite.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is live and writable; WNOWAIT leaves the child as it is.
+    let r = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOWAIT,
+        )
+    };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn a_drop_after_an_outside_reap_leaves_the_child_that_took_the_number() {
+    for _ in 0..20 {
+        let first = Command::new("true").spawn().unwrap();
+        let pid = first.id() as i32;
+        let mut status = 0;
+        // Reaped behind the `Child`'s back, as a `waitpid(-1)` would.
+        // SAFETY: `status` is live and writable.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        if !next_pid_is(pid) {
+            eprintln!("the next process's number cannot be chosen here: not tested");
+            return;
+        }
+        let mut second = StdCommand::new("true").spawn().unwrap();
+        if second.id() as i32 != pid {
+            // Another process took the number first: again.
+            second.wait().unwrap();
+            drop(first);
+            continue;
+        }
+        exited_unreaped(pid);
+        drop(first);
+        let reaped = second.wait();
+        assert!(
+            reaped.as_ref().is_ok_and(|s| s.success()),
+            "the child that took the number of a dropped one was reaped by the drop: {reaped:?}"
+        );
+        return;
+    }
+    eprintln!("no child took the number: not tested");
+}
