@@ -111,15 +111,21 @@ impl Monitor {
                     last_look = Instant::now();
                 }
                 idle_ticks = 0;
-            } else {
+            } else if !state.stop {
                 state = monitor
                     .cv
                     .wait_timeout(state, tick)
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
             }
-            if state.stop {
-                drop(state);
+            let stop = state.stop;
+            // The tick runs without the lock: it may wait for things (the
+            // join of a thread the backstop started, whose exit may give
+            // stacks to the pool and so wake the monitors that sleep with
+            // nothing to trim, this one's lock included). A `stop` meanwhile
+            // is seen before the next wait.
+            drop(state);
+            if stop {
                 // The stacks this monitor would have come back for go to
                 // the monitors that sleep with nothing to trim.
                 if crate::stack::untrimmed() {
@@ -214,6 +220,7 @@ impl Monitor {
                 balance(&registry);
             }
             idle_ticks = if any_running { 0 } else { idle_ticks + 1 };
+            state = monitor.state.lock().unwrap_or_else(|e| e.into_inner());
         }
     }
 

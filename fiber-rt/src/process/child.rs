@@ -20,7 +20,8 @@ use crate::sched::task::Task;
 /// not stay a zombie for the rest of the process's life: once it has
 /// exited, the next spawn (or drop) of a `Child` reaps it, through its
 /// pidfd, so zombies do not pile up in a program that keeps spawning.
-/// (Without a pidfd, before Linux 5.3, it stays a zombie, as with std.)
+/// (Before Linux 5.4, which can wait on a pidfd, it stays a zombie, as
+/// with std.)
 pub struct Child {
     /// The parent's end of the child's standard input, if piped.
     pub stdin: Option<ChildStdin>,
