@@ -1,6 +1,6 @@
 //! A `Child` whose process was reaped by someone else (a `waitpid(-1)`
 //! elsewhere, or `SIGCHLD` ignored) leaves its number free for the next
-//! child: dropping it must not reap that one. Alone in its file, since it
+//! child: dropping or killing it must not reap or kill that one. Alone in its file, since it
 //! steers the next process's number through `ns_last_pid` (where this
 //! process may write it, as root may; elsewhere it says so and passes).
 
@@ -56,6 +56,38 @@ fn a_drop_after_an_outside_reap_leaves_the_child_that_took_the_number() {
         assert!(
             reaped.as_ref().is_ok_and(|s| s.success()),
             "the child that took the number of a dropped one was reaped by the drop: {reaped:?}"
+        );
+        return;
+    }
+    eprintln!("no child took the number: not tested");
+}
+
+#[test]
+fn a_kill_after_an_outside_reap_leaves_the_child_that_took_the_number() {
+    for _ in 0..20 {
+        let mut first = Command::new("true").spawn().unwrap();
+        let pid = first.id() as i32;
+        let mut status = 0;
+        // Reaped behind the `Child`'s back, as a `waitpid(-1)` would.
+        // SAFETY: `status` is live and writable.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        if !next_pid_is(pid) {
+            eprintln!("the next process's number cannot be chosen here: not tested");
+            return;
+        }
+        let mut second = StdCommand::new("sleep").arg("0.3").spawn().unwrap();
+        if second.id() as i32 != pid {
+            // Another process took the number first: again.
+            second.kill().unwrap();
+            second.wait().unwrap();
+            continue;
+        }
+        // The first child is gone: a kill is no error, and reaches nobody.
+        first.kill().unwrap();
+        let status = second.wait().unwrap();
+        assert!(
+            status.success(),
+            "the child that took the number of a killed one was killed: {status:?}"
         );
         return;
     }

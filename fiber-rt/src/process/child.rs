@@ -74,14 +74,19 @@ impl Child {
         self.child.as_mut().expect("taken only by the drop")
     }
 
-    /// Sends `SIGKILL` to the child, as std's `kill` does (which see for
-    /// a child that has exited already). Does not wait for it to die.
+    /// Sends `SIGKILL` to the child, and does not wait for it to die. `Ok`
+    /// for a child that has exited, as std's `kill`. The signal goes
+    /// through the child's pidfd, which names that process alone: a child
+    /// reaped behind this `Child`'s back (a `waitpid(-1)` elsewhere) is
+    /// never confused with the process that took its number since (std's
+    /// `kill` goes by number).
     pub fn kill(&mut self) -> io::Result<()> {
         if self.status.is_some() {
             // Reaped: its id may name another process by now.
             return Ok(());
         }
-        self.std().kill()
+        let child = self.child.as_mut().expect("taken only by the drop");
+        kill(&self.exit, child)
     }
 
     /// The exit status if the child has exited (reaping it), without
@@ -186,7 +191,7 @@ impl Drop for Child {
         if self.status.is_none() {
             // Best effort, as in std's drop: an error (the child has been
             // reaped by someone else) has nobody to go to.
-            let killed = self.kill_on_drop && child.kill().is_ok();
+            let killed = self.kill_on_drop && kill(&self.exit, &mut child).is_ok();
             match std::mem::replace(&mut self.exit, ExitWatch::Polling) {
                 // Reaped now if it has exited, else an orphan, reaped
                 // later: through its pidfd, which names this process
@@ -208,6 +213,39 @@ impl Drop for Child {
             }
         }
         reap_orphans();
+    }
+}
+
+/// Sends `SIGKILL` to `child`: through its pidfd if it has one, which names
+/// that process alone, so that a child someone else reaped, whose number
+/// may name another process by now, is never mistaken for it (std's kill
+/// goes by number); `Ok` for a child that has exited, as std's.
+fn kill(exit: &ExitWatch, child: &mut std::process::Child) -> io::Result<()> {
+    let ExitWatch::Pidfd(fd) = exit else {
+        return child.kill();
+    };
+    // SAFETY: pidfd_send_signal takes a descriptor, a signal number, a
+    // null info (as `kill` would fill it) and no flags; it writes nothing.
+    let sent = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if sent == 0 {
+        return Ok(());
+    }
+    let error = io::Error::last_os_error();
+    match error.raw_os_error() {
+        // Exited and reaped, by someone else: as std's kill of a child that
+        // has exited. (A zombie takes the signal.)
+        Some(libc::ESRCH) => Ok(()),
+        // A kernel or a policy without the call: by number, as std does.
+        Some(libc::ENOSYS) => child.kill(),
+        _ => Err(error),
     }
 }
 
