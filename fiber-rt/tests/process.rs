@@ -53,6 +53,25 @@ fn the_exit_code_and_the_killing_signal_are_reported() {
         assert_eq!(child.try_wait().unwrap(), Some(status));
         assert_eq!(child.wait().unwrap(), status);
         child.kill().unwrap();
+        // Every exit code, and another signal, come back as std reads them.
+        let status = Command::new("sh")
+            .args(["-c", "exit 255"])
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(255));
+        let mut child = Command::new("sh")
+            .args(["-c", "kill -TERM $$; sleep 5"])
+            .spawn()
+            .unwrap();
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGTERM));
+        let mut child = Command::new("sh").args(["-c", "exit 9"]).spawn().unwrap();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            fiber_rt::sleep(Duration::from_millis(1));
+        };
+        assert_eq!((status.code(), status.signal()), (Some(9), None));
     });
 }
 

@@ -93,3 +93,38 @@ fn a_kill_after_an_outside_reap_leaves_the_child_that_took_the_number() {
     }
     eprintln!("no child took the number: not tested");
 }
+
+#[test]
+fn a_wait_after_an_outside_reap_leaves_the_child_that_took_the_number() {
+    for _ in 0..20 {
+        let mut first = Command::new("true").spawn().unwrap();
+        let pid = first.id() as i32;
+        let mut status = 0;
+        // Reaped behind the `Child`'s back, as a `waitpid(-1)` would.
+        // SAFETY: `status` is live and writable.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        if !next_pid_is(pid) {
+            eprintln!("the next process's number cannot be chosen here: not tested");
+            return;
+        }
+        let mut second = StdCommand::new("true").spawn().unwrap();
+        if second.id() as i32 != pid {
+            // Another process took the number first: again.
+            second.wait().unwrap();
+            continue;
+        }
+        exited_unreaped(pid);
+        // The first child is gone: its waits say so (as std's do while the
+        // number is free), and take nothing from the second.
+        let looked = first.try_wait();
+        assert!(looked.is_err(), "a wait on a gone child: {looked:?}");
+        assert!(first.wait().is_err());
+        let reaped = second.wait();
+        assert!(
+            reaped.as_ref().is_ok_and(|s| s.success()),
+            "the child that took the number was reaped by another's wait: {reaped:?}"
+        );
+        return;
+    }
+    eprintln!("no child took the number: not tested");
+}

@@ -70,10 +70,6 @@ impl Child {
         self.child.as_ref().expect("taken only by the drop")
     }
 
-    fn std(&mut self) -> &mut std::process::Child {
-        self.child.as_mut().expect("taken only by the drop")
-    }
-
     /// Sends `SIGKILL` to the child, and does not wait for it to die. `Ok`
     /// for a child that has exited, as std's `kill`. The signal goes
     /// through the child's pidfd, which names that process alone: a child
@@ -95,7 +91,8 @@ impl Child {
         if let Some(status) = self.status {
             return Ok(Some(status));
         }
-        self.status = self.std().try_wait()?;
+        let child = self.child.as_mut().expect("taken only by the drop");
+        self.status = self.exit.try_wait(child)?;
         Ok(self.status)
     }
 
@@ -272,23 +269,9 @@ pub(crate) fn reap_orphans() {
 }
 
 /// Reaps the child of `pidfd` if it has exited; whether it is gone (reaped
-/// here, or by someone else before).
+/// here, or by someone else before: an error, ECHILD).
 fn exited(pidfd: &OwnedFd) -> bool {
-    // SAFETY: an all-zero siginfo_t is a valid value to overwrite.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `info` is live and writable; the pidfd is open.
-    let done = unsafe {
-        libc::waitid(
-            libc::P_PIDFD,
-            pidfd.as_raw_fd() as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG,
-        )
-    };
-    // With WNOHANG, a child still running leaves `si_pid` 0; an error
-    // (ECHILD: reaped by someone else) means gone too.
-    // SAFETY: reading a field waitid wrote (or the zeroes it left).
-    done != 0 || unsafe { info.si_pid() } != 0
+    super::exit::reap(pidfd.as_raw_fd()).map_or(true, |status| status.is_some())
 }
 
 impl std::fmt::Debug for Child {

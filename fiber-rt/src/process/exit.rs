@@ -11,7 +11,8 @@
 //! the waiter looks again after pauses that grow from 1 ms to 16 ms.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,17 @@ impl ExitWatch {
         }
     }
 
+    /// The exit status if `child` has exited (reaping it), without waiting.
+    pub(crate) fn try_wait(
+        &self,
+        child: &mut std::process::Child,
+    ) -> io::Result<Option<ExitStatus>> {
+        match self {
+            ExitWatch::Pidfd(fd) => reap(fd.as_raw_fd()),
+            ExitWatch::Polling => child.try_wait(),
+        }
+    }
+
     /// Waits until `child` has exited, and reaps it; `None` if `deadline`
     /// came first. A cancelled fiber unwinds out of the wait.
     pub(crate) fn wait(
@@ -53,10 +65,8 @@ impl ExitWatch {
         match self {
             ExitWatch::Pidfd(fd) => {
                 let deadline = deadline.map_or(Deadline::None, Deadline::At);
-                let reaped = fd.io_until(Interest::Read, deadline, &"Child::wait", |_| {
-                    child
-                        .try_wait()?
-                        .ok_or_else(|| io::ErrorKind::WouldBlock.into())
+                let reaped = fd.io_until(Interest::Read, deadline, &"Child::wait", |fd| {
+                    reap(fd.as_raw_fd())?.ok_or_else(|| io::ErrorKind::WouldBlock.into())
                 });
                 match reaped {
                     Ok(status) => Ok(Some(status)),
@@ -88,6 +98,42 @@ impl ExitWatch {
             }
         }
     }
+}
+
+/// Reaps the child of `pidfd` if it has exited: its status, `None` while
+/// it runs. A `waitid` on the pidfd names that process alone, where std's
+/// `try_wait` goes by number: after someone else reaped the child (a
+/// `waitpid(-1)` elsewhere), the number may name another child, whose
+/// status it would take. Here that is an error (ECHILD), as it is to std
+/// while the number is free.
+pub(crate) fn reap(pidfd: RawFd) -> io::Result<Option<ExitStatus>> {
+    // SAFETY: an all-zero siginfo_t is a valid value to overwrite.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is live and writable; WNOHANG never waits.
+    let done = unsafe {
+        libc::waitid(
+            libc::P_PIDFD,
+            pidfd as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG,
+        )
+    };
+    if done != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fields waitid wrote, or the zeroes it left: with WNOHANG, a
+    // child still running leaves `si_pid` 0.
+    let (pid, code, status) = unsafe { (info.si_pid(), info.si_code, info.si_status()) };
+    if pid == 0 {
+        return Ok(None);
+    }
+    // The wait status std's `ExitStatus` is made of, from its parts.
+    let raw = match code {
+        libc::CLD_EXITED => (status & 0xff) << 8,
+        libc::CLD_DUMPED => (status & 0x7f) | 0x80,
+        _ => status & 0x7f, // CLD_KILLED: only exits are asked for
+    };
+    Ok(Some(ExitStatus::from_raw(raw)))
 }
 
 /// A pidfd for `pid`, close-on-exec (as every pidfd is).
