@@ -8,6 +8,12 @@ use std::process::Command as StdCommand;
 
 use fiber_rt::process::Command;
 
+/// The tests steer the same counter: one at a time.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Makes the next process of this pid namespace take the number `pid`;
 /// `false` where that is not allowed.
 fn next_pid_is(pid: i32) -> bool {
@@ -32,6 +38,7 @@ fn exited_unreaped(pid: i32) {
 
 #[test]
 fn a_drop_after_an_outside_reap_leaves_the_child_that_took_the_number() {
+    let _serial = serial();
     for _ in 0..20 {
         let first = Command::new("true").spawn().unwrap();
         let pid = first.id() as i32;
@@ -64,6 +71,7 @@ fn a_drop_after_an_outside_reap_leaves_the_child_that_took_the_number() {
 
 #[test]
 fn a_kill_after_an_outside_reap_leaves_the_child_that_took_the_number() {
+    let _serial = serial();
     for _ in 0..20 {
         let mut first = Command::new("true").spawn().unwrap();
         let pid = first.id() as i32;
@@ -96,6 +104,7 @@ fn a_kill_after_an_outside_reap_leaves_the_child_that_took_the_number() {
 
 #[test]
 fn a_wait_after_an_outside_reap_leaves_the_child_that_took_the_number() {
+    let _serial = serial();
     for _ in 0..20 {
         let mut first = Command::new("true").spawn().unwrap();
         let pid = first.id() as i32;
