@@ -50,7 +50,7 @@ impl ExitWatch {
         child: &mut std::process::Child,
     ) -> io::Result<Option<ExitStatus>> {
         match self {
-            ExitWatch::Pidfd(fd) => reap(fd.as_raw_fd()),
+            ExitWatch::Pidfd(fd) => reap_or_look(fd.as_raw_fd(), child),
             ExitWatch::Polling => child.try_wait(),
         }
     }
@@ -66,7 +66,8 @@ impl ExitWatch {
             ExitWatch::Pidfd(fd) => {
                 let deadline = deadline.map_or(Deadline::None, Deadline::At);
                 let reaped = fd.io_until(Interest::Read, deadline, &"Child::wait", |fd| {
-                    reap(fd.as_raw_fd())?.ok_or_else(|| io::ErrorKind::WouldBlock.into())
+                    reap_or_look(fd.as_raw_fd(), child)?
+                        .ok_or_else(|| io::ErrorKind::WouldBlock.into())
                 });
                 match reaped {
                     Ok(status) => Ok(Some(status)),
@@ -134,6 +135,15 @@ pub(crate) fn reap(pidfd: RawFd) -> io::Result<Option<ExitStatus>> {
         _ => status & 0x7f, // CLD_KILLED: only exits are asked for
     };
     Ok(Some(ExitStatus::from_raw(raw)))
+}
+
+/// [`reap`], or std's `try_wait` (by number) on Linux 5.3, which has
+/// pidfds but cannot wait on one (EINVAL).
+fn reap_or_look(pidfd: RawFd, child: &mut std::process::Child) -> io::Result<Option<ExitStatus>> {
+    match reap(pidfd) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => child.try_wait(),
+        reaped => reaped,
+    }
 }
 
 /// A pidfd for `pid`, close-on-exec (as every pidfd is).
