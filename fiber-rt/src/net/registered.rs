@@ -70,10 +70,9 @@ impl<S: AsRawFd> Registered<S> {
     pub(crate) fn into_inner(self) -> S {
         let this = std::mem::ManuallyDrop::new(self);
         this.deregister();
-        // SAFETY: `this` is never dropped nor used again, so the socket is
-        // moved out once. The fields left behind own no resource a skipped
-        // drop would leak: a futex mutex, atomics, and a `OnceLock` of a
-        // reference and an index.
+        // The fields left behind own no resource a skipped drop would leak:
+        // a futex mutex, atomics, and a `OnceLock` of a reference and an index.
+        // SAFETY: `this` is never dropped nor used again: one move out.
         unsafe { std::ptr::read(&this.socket) }
     }
 

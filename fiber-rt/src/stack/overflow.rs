@@ -176,10 +176,10 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
     if let Some(header) = guard_hit(addr).or_else(|| frame_did_not_fit(sig, info, ctx)) {
-        // SAFETY: a fault in our guard page, or a frame that did not fit on
-        // the stack the thread was running on: the stack is mapped, its
-        // header set, its names in the owner's data (and the run's plan),
-        // alive while it runs.
+        // A fault in our guard page, or a frame that did not fit on the
+        // stack the thread was running on.
+        // SAFETY: that stack is mapped, its header set, its names in the
+        // owner's data (and the run's plan), alive while it runs.
         let (name, owner, node, size, guarded) = unsafe {
             (
                 &*(*header).name.get(),
