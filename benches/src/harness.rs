@@ -68,6 +68,12 @@ pub fn ns_per_iter(iters: u64, rounds: u32, mut f: impl FnMut(u64)) -> f64 {
     best.as_nanos() as f64 / iters as f64
 }
 
+/// Best of three runs of `f`, which returns the cost of one operation:
+/// the least disturbed run on a shared machine.
+pub fn best(mut f: impl FnMut() -> f64) -> f64 {
+    (0..3).map(|_| f()).fold(f64::INFINITY, f64::min)
+}
+
 /// Resident memory of this process, in bytes.
 pub fn resident_bytes() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");

@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::time::Instant;
 
-use crate::harness::Report;
+use crate::harness::{best, Report};
 
 const WORKERS: usize = 2;
 /// The message each round trip sends and gets back.
@@ -26,11 +26,6 @@ fn ping(mut stream: impl Read + Write, rounds: u64) {
         stream.write_all(&MESSAGE).unwrap();
         stream.read_exact(&mut buf).unwrap();
     }
-}
-
-/// Best of three runs of `f`, which returns ns per operation.
-fn best(mut f: impl FnMut() -> f64) -> f64 {
-    (0..3).map(|_| f()).fold(f64::INFINITY, f64::min)
 }
 
 fn since(start: Instant, n: u64) -> f64 {

@@ -4,17 +4,12 @@
 
 use std::time::Instant;
 
-use crate::harness::Report;
+use crate::harness::{best, Report};
 
 const WORKERS: usize = 2;
 /// Tasks spawning children at once, and children each spawns.
 const TASKS: usize = 16;
 const EACH: usize = 25;
-
-/// Best of three runs of `f`, which returns microseconds per child.
-fn best(mut f: impl FnMut() -> f64) -> f64 {
-    (0..3).map(|_| f()).fold(f64::INFINITY, f64::min)
-}
 
 fn per_child(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e6 / (TASKS * EACH) as f64

@@ -8,7 +8,7 @@ use std::time::Instant;
 use fiber_rt::sync::{mpsc, Mutex};
 use fiber_rt::Builder;
 
-use crate::harness::Report;
+use crate::harness::{best, Report};
 
 const WORKERS: usize = 2;
 
@@ -36,11 +36,6 @@ fn ns_per(n: u64, f: impl FnOnce()) -> f64 {
     let start = Instant::now();
     f();
     start.elapsed().as_nanos() as f64 / n as f64
-}
-
-/// Best of three runs of `f`, which returns ns per operation.
-fn best(mut f: impl FnMut() -> f64) -> f64 {
-    (0..3).map(|_| f()).fold(f64::INFINITY, f64::min)
 }
 
 pub fn spawn_join() -> Report {

@@ -3,13 +3,13 @@
 //! resident memory falls again, with no call of the user's. A test binary
 //! of its own: resident memory and the pool are the process's.
 
-use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fiber_rt::stack::pool_stats;
-use fiber_rt::sync::Barrier;
-use fiber_rt::{Builder, FiberBuilder};
+use fiber_rt::Builder;
+
+mod common;
+use common::{deep_stack_burst, dig};
 
 /// Resident memory of this process, in bytes.
 fn resident() -> usize {
@@ -19,18 +19,6 @@ fn resident() -> usize {
     pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize
 }
 
-/// Touches `depth` KiB of the stack below this frame.
-#[inline(never)]
-fn dig(depth: usize) -> u8 {
-    let mut page = [0u8; 1024];
-    black_box(&mut page);
-    if depth <= 1 {
-        page[7]
-    } else {
-        dig(depth - 1).wrapping_add(page[depth % 1024])
-    }
-}
-
 #[test]
 fn idle_stacks_give_their_memory_back_after_a_burst() {
     const FIBERS: usize = 1000;
@@ -38,24 +26,7 @@ fn idle_stacks_give_their_memory_back_after_a_burst() {
     let rt = Builder::new().workers(2).build().unwrap();
     let before = resident();
     // All alive at once, each with 128 KiB of its 256 KiB stack touched.
-    let barrier = Arc::new(Barrier::new(FIBERS + 1));
-    let fibers: Vec<_> = (0..FIBERS)
-        .map(|_| {
-            let barrier = barrier.clone();
-            FiberBuilder::new()
-                .stack_size(256 << 10)
-                .spawn_on(&rt, move || {
-                    let byte = dig(DEPTH_KIB);
-                    barrier.wait();
-                    byte
-                })
-                .unwrap()
-        })
-        .collect();
-    barrier.wait();
-    for fiber in fibers {
-        fiber.join().unwrap();
-    }
+    deep_stack_burst(&rt, FIBERS, 256 << 10, DEPTH_KIB);
     let burst = resident();
     assert!(
         burst > before + (100 << 20),

@@ -68,3 +68,39 @@ pub fn with_ticker<T>(f: impl FnOnce() -> T) -> (T, usize) {
     ticker.join().unwrap();
     (result, during)
 }
+
+/// Touches `depth` KiB of the stack below this frame.
+#[inline(never)]
+pub fn dig(depth: usize) -> u8 {
+    let mut page = [0u8; 1024];
+    std::hint::black_box(&mut page);
+    if depth <= 1 {
+        page[7]
+    } else {
+        dig(depth - 1).wrapping_add(page[depth % 1024])
+    }
+}
+
+/// Runs `fibers` fibers on `rt`, all alive at once (so that each has a
+/// stack of its own), each with `stack` bytes of stack of which it touches
+/// `depth_kib` KiB; returns once all are done.
+pub fn deep_stack_burst(rt: &fiber_rt::Runtime, fibers: usize, stack: usize, depth_kib: usize) {
+    let barrier = std::sync::Arc::new(fiber_rt::sync::Barrier::new(fibers + 1));
+    let handles: Vec<_> = (0..fibers)
+        .map(|_| {
+            let barrier = barrier.clone();
+            fiber_rt::FiberBuilder::new()
+                .stack_size(stack)
+                .spawn_on(rt, move || {
+                    let byte = dig(depth_kib);
+                    barrier.wait();
+                    byte
+                })
+                .unwrap()
+        })
+        .collect();
+    barrier.wait();
+    for fiber in handles {
+        fiber.join().unwrap();
+    }
+}
