@@ -64,14 +64,15 @@ const YIELDS: u32 = 4;
 const FIRST_PAUSE: Duration = Duration::from_millis(1);
 const LONGEST_PAUSE: Duration = Duration::from_millis(16);
 
-/// The waits of one [`Retry::Pause`] operation.
-struct Backoff {
+/// The waits of one [`Retry::Pause`] operation (and of a child's exit
+/// where no pidfd tells it, `process::exit`).
+pub(crate) struct Backoff {
     refused: u32,
     pause: Duration,
 }
 
 impl Backoff {
-    fn new() -> Backoff {
+    pub(crate) fn new() -> Backoff {
         Backoff {
             refused: 0,
             pause: FIRST_PAUSE,
@@ -80,7 +81,7 @@ impl Backoff {
 
     /// Yields, or pauses (parking a fiber, sleeping a plain thread), up to
     /// `deadline`.
-    fn wait(&mut self, deadline: Option<Instant>) {
+    pub(crate) fn wait(&mut self, deadline: Option<Instant>) {
         self.refused += 1;
         if self.refused <= YIELDS {
             crate::yield_now();

@@ -8,20 +8,17 @@
 //! `try_wait`, so std's `Child` stays the one owner of the process.
 //!
 //! Where the kernel refuses a pidfd (an older kernel, a seccomp policy),
-//! the waiter looks again after pauses that grow from 1 ms to 16 ms.
+//! the waiter looks again after a few yields, then after pauses that grow
+//! from 1 ms to 16 ms, as a datagram sent to a full queue does.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::net::registered::Registered;
-use crate::net::source::{Deadline, Interest};
-
-/// The first pause of a wait without a pidfd, and the longest.
-const FIRST_PAUSE: Duration = Duration::from_millis(1);
-const LONGEST_PAUSE: Duration = Duration::from_millis(16);
+use crate::net::source::{Backoff, Deadline, Interest};
 
 /// How a child's exit is waited for.
 pub(crate) enum ExitWatch {
@@ -76,25 +73,17 @@ impl ExitWatch {
                 }
             }
             ExitWatch::Polling => {
-                let mut pause = FIRST_PAUSE;
+                let mut backoff = Backoff::new();
                 loop {
                     if let Some(status) = child.try_wait()? {
                         return Ok(Some(status));
                     }
-                    let nap = match deadline {
-                        Some(at) => {
-                            let left = at.saturating_duration_since(Instant::now());
-                            if left.is_zero() {
-                                return Ok(None);
-                            }
-                            pause.min(left)
-                        }
-                        None => pause,
-                    };
+                    if deadline.is_some_and(|at| Instant::now() >= at) {
+                        return Ok(None);
+                    }
                     // Parks a fiber (and unwinds a cancelled one); sleeps a
                     // plain thread.
-                    crate::sleep(nap);
-                    pause = (pause * 2).min(LONGEST_PAUSE);
+                    backoff.wait(deadline);
                 }
             }
         }
